@@ -1,0 +1,99 @@
+use serde::Serialize;
+
+use super::Severity;
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $severity:ident, $title:literal;)*) => {
+        /// Every kind of diagnostic, with its stable code. Each is documented,
+        /// with a wrong and a right example, in docs/errors.md (a test checks).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The stable code, such as `E0201`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self {
+                    $(Code::$variant => Severity::$severity,)*
+                }
+            }
+
+            /// A short title, used as the heading in docs/errors.md.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $title,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // Syntax.
+    Syntax = "E0101", Error, "syntax error";
+    UnterminatedString = "E0102", Error, "unterminated string";
+    InvalidEscape = "E0103", Error, "invalid escape in a string";
+    InvalidLiteral = "E0104", Error, "invalid literal";
+    ExternOutsideStdlib = "E0105", Error, "`extern` outside the standard library";
+    // Names.
+    UnknownEvent = "E0201", Error, "unknown event";
+    UnknownField = "E0202", Error, "unknown field";
+    UnknownMessage = "E0203", Error, "unknown message";
+    UnknownFunction = "E0204", Error, "unknown function or action";
+    UnknownType = "E0205", Error, "unknown type";
+    UnknownName = "E0206", Error, "unknown name";
+    Duplicate = "E0207", Error, "duplicate declaration";
+    DuplicateField = "E0208", Error, "duplicate field or argument";
+    ReservedName = "E0209", Error, "reserved name";
+    Shadowed = "E0210", Error, "name already defined";
+    Recursive = "E0211", Error, "recursive function";
+    // Types.
+    TypeMismatch = "E0301", Error, "mismatched types";
+    ConditionNotBool = "E0302", Error, "condition is not a `bool`";
+    InvalidOperands = "E0303", Error, "operator cannot apply to these types";
+    DecimalFloatMix = "E0304", Error, "`decimal` mixed with `float`";
+    UncheckedOptional = "E0305", Error, "optional value used without a check";
+    NotInUnion = "E0306", Error, "value outside a string union";
+    ArgumentCount = "E0307", Error, "wrong number of arguments";
+    BadArgument = "E0308", Error, "bad named argument";
+    UnboundParameter = "E0309", Error, "message parameter not in scope";
+    MessageShape = "E0310", Error, "bad message field";
+    EmitPayload = "E0311", Error, "emitted payload does not match its event";
+    NoFields = "E0312", Error, "field access on a value without fields";
+    WrongKindOfCall = "E0313", Error, "function used as an action, or action as a function";
+    // Time, schedules and other checked strings.
+    InvalidCron = "E0401", Error, "invalid cron expression";
+    UnknownTimeZone = "E0402", Error, "unknown time zone";
+    UnlessField = "E0403", Error, "`unless ... on` field missing";
+    InvalidRegex = "E0404", Error, "invalid regular expression";
+    InvalidTiming = "E0405", Error, "invalid count or duration";
+    DuplicateClause = "E0406", Error, "duplicate rule clause";
+    InvalidUrl = "E0407", Error, "invalid webhook URL";
+    RhaiFileMissing = "E0408", Error, "Rhai file not found";
+    // Warnings.
+    UnusedLet = "W0101", Warning, "unused `let`";
+    AlwaysFalse = "W0102", Warning, "condition is never true";
+    AlwaysTrue = "W0103", Warning, "condition is always true";
+    NeedlessDefault = "W0104", Warning, "`??` on a value that is never absent";
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}

@@ -1,0 +1,359 @@
+//! The syntax tree. Every node carries a byte [`Span`] into its file; nothing
+//! here knows about lines, columns, types or the engine.
+
+use crate::diag::Span;
+
+/// A name as written, with where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    pub text: String,
+    pub span: Span,
+}
+
+/// A string without interpolation: a URL, a cron expression, a union member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrLit {
+    pub value: String,
+    pub span: Span,
+}
+
+/// One parsed file: its items (broken items are [`Item::Error`]) and where its
+/// keywords are, for highlighting.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFile {
+    pub items: Vec<Item>,
+    pub keywords: Vec<Span>,
+    /// Every comment, `#` and `##`, in source order.
+    pub comments: Vec<Span>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Item {
+    Type(TypeDecl),
+    Event(EventDecl),
+    Message(MessageDecl),
+    Action(ActionDecl),
+    Fn(FnDecl),
+    ExternFn(ExternFnDecl),
+    ExternAction(ExternActionDecl),
+    Rule(RuleDecl),
+    /// An item that did not parse; its diagnostic was reported.
+    Error(Span),
+}
+
+impl Item {
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Type(d) => d.span,
+            Item::Event(d) => d.span,
+            Item::Message(d) => d.span,
+            Item::Action(d) => d.span,
+            Item::Fn(d) => d.span,
+            Item::ExternFn(d) => d.span,
+            Item::ExternAction(d) => d.span,
+            Item::Rule(d) => d.span,
+            Item::Error(span) => *span,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TypeDecl {
+    pub span: Span,
+    pub name: Name,
+    pub fields: Vec<FieldDecl>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EventDecl {
+    pub span: Span,
+    pub name: Name,
+    pub fields: Vec<FieldDecl>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FieldDecl {
+    pub span: Span,
+    pub name: Name,
+    pub ty: TypeExpr,
+}
+
+#[derive(Clone, Debug)]
+pub struct TypeExpr {
+    pub span: Span,
+    pub kind: TypeExprKind,
+    pub optional: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum TypeExprKind {
+    Named(Name),
+    List(Box<TypeExpr>),
+    Union(Vec<StrLit>),
+    Paren(Box<TypeExpr>),
+}
+
+#[derive(Clone, Debug)]
+pub struct MessageDecl {
+    pub span: Span,
+    pub name: Name,
+    pub fields: Vec<MessageField>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MessageField {
+    pub span: Span,
+    pub name: Name,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionDecl {
+    pub span: Span,
+    pub name: Name,
+    pub params: Vec<Param>,
+    pub url: StrLit,
+}
+
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub span: Span,
+    pub name: Name,
+    pub ty: TypeExpr,
+}
+
+#[derive(Clone, Debug)]
+pub struct FnDecl {
+    pub span: Span,
+    pub name: Name,
+    pub params: Vec<Param>,
+    pub ret: TypeExpr,
+    pub body: FnBody,
+}
+
+#[derive(Clone, Debug)]
+pub enum FnBody {
+    Expr(Expr),
+    /// `from rhai "file.rhai"`: the path as written, relative to the rule file.
+    Rhai(StrLit),
+}
+
+#[derive(Clone, Debug)]
+pub struct ExternFnDecl {
+    pub span: Span,
+    pub name: Name,
+    pub type_params: Vec<Name>,
+    pub params: Vec<Param>,
+    pub ret: TypeExpr,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExternActionDecl {
+    pub span: Span,
+    pub name: Name,
+    pub params: Vec<Param>,
+}
+
+/// A rule, in the full `rule ... end` form or the one-line `when ... then ...` form.
+#[derive(Clone, Debug)]
+pub struct RuleDecl {
+    pub span: Span,
+    /// `None` for the one-line form.
+    pub name: Option<Name>,
+    pub title: Option<StrLit>,
+    pub trigger: Trigger,
+    /// `throttle` and `if` clauses, in source order.
+    pub clauses: Vec<Clause>,
+    pub body: Block,
+}
+
+#[derive(Clone, Debug)]
+pub enum Trigger {
+    When { span: Span, event: Name },
+    Every { span: Span, schedule: Schedule },
+}
+
+#[derive(Clone, Debug)]
+pub enum Schedule {
+    Cron { expr: StrLit, zone: Option<StrLit> },
+    Interval(Expr),
+}
+
+#[derive(Clone, Debug)]
+pub enum Clause {
+    Throttle { span: Span, count: Expr, per: Expr, by: Option<Expr> },
+    Condition { span: Span, cond: Expr },
+}
+
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub span: Span,
+    pub stmts: Vec<Stmt>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub span: Span,
+    pub kind: StmtKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    After,
+    At,
+}
+
+#[derive(Clone, Debug)]
+pub struct Unless {
+    pub span: Span,
+    pub event: Name,
+    pub field: Name,
+}
+
+#[derive(Clone, Debug)]
+pub enum StmtKind {
+    Let { name: Name, ty: Option<TypeExpr>, value: Expr },
+    If { branches: Vec<(Expr, Block)>, otherwise: Option<Block> },
+    Send { message: Name },
+    Notify { role: Name, text: Expr },
+    CreateTask { title: Expr, role: Name, due: Option<Expr> },
+    Emit { event: Name, fields: Vec<RecordField>, record_span: Span },
+    Log { text: Expr },
+    Timer { kind: TimerKind, when: Expr, unless: Vec<Unless>, skip_late: bool, body: Block },
+    Approval { role: Name, within: Expr, body: Block, otherwise: Option<Block> },
+    Call { name: Name, args: Vec<Arg> },
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordField {
+    pub span: Span,
+    pub name: Name,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug)]
+pub struct Arg {
+    pub span: Span,
+    pub name: Option<Name>,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug)]
+pub struct Expr {
+    pub span: Span,
+    pub kind: ExprKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Coalesce,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+impl BinaryOp {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Or => "or",
+            And => "and",
+            Coalesce => "??",
+            Eq => "==",
+            Ne => "!=",
+            Lt => "<",
+            Le => "<=",
+            Gt => ">",
+            Ge => ">=",
+            In => "in",
+            NotIn => "not in",
+            Contains => "contains",
+            StartsWith => "starts_with",
+            EndsWith => "ends_with",
+            Matches => "matches",
+            Add => "+",
+            Sub => "-",
+            Mul => "*",
+            Div => "/",
+            Rem => "%",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Eq | Ne | Lt | Le | Gt | Ge)
+    }
+}
+
+/// A string literal: text and `{expr}` parts, or raw text for `r"..."`.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub parts: Vec<TemplatePart>,
+    pub raw: bool,
+}
+
+impl Template {
+    /// The literal text when the string has no interpolation.
+    pub fn as_plain(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(t) => out.push_str(t),
+                TemplatePart::Expr(_) => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum TemplatePart {
+    Text(String),
+    Expr(Expr),
+}
+
+#[derive(Clone, Debug)]
+pub enum ExprKind {
+    Int(i64),
+    /// A literal with a fractional part, kept as written (without `_`):
+    /// it becomes a `float` or an exact `decimal` depending on its use.
+    Number(String),
+    /// In milliseconds.
+    Duration(i64),
+    Date(chrono::NaiveDate),
+    DateTime(chrono::DateTime<chrono::FixedOffset>),
+    Str(Template),
+    Bool(bool),
+    None,
+    Name(Name),
+    Field(Box<Expr>, Name),
+    Call(Name, Vec<Arg>),
+    List(Vec<Expr>),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Paren(Box<Expr>),
+}

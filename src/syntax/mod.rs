@@ -1,0 +1,13 @@
+//! The syntax stage: the grammar (`grammar/steward.pest`), the tree, the
+//! parser that never fails, the formatter, and doc-comment lookup.
+//!
+//! Invariants: parsing never fails (a broken item becomes [`ast::Item::Error`]
+//! plus a diagnostic); spans are byte offsets; nothing here knows about types.
+
+pub mod ast;
+pub mod docs;
+pub mod format;
+mod parse;
+pub(crate) mod scan;
+
+pub use parse::{parse, MAX_DEPTH};

@@ -1,0 +1,894 @@
+//! Parsing: rule text to a syntax tree, never failing.
+//!
+//! pest stops at the first error, so recovery is built around it: a file is
+//! split into top-level items (a line starting with an item keyword starts an
+//! item), each item is parsed alone, and an item that fails becomes
+//! [`Item::Error`] with one diagnostic while the rest of the file still parses.
+
+use std::cell::{Cell, RefCell};
+use std::num::NonZeroUsize;
+use std::sync::{LazyLock, Once};
+
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+
+use super::ast::*;
+use super::scan;
+use crate::diag::{Code, Diagnostic, FileId, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/steward.pest"]
+struct StewardParser;
+
+/// How deeply expressions may nest (parentheses, operators, calls) before the
+/// parser refuses, so no later recursive pass can exhaust the stack.
+pub const MAX_DEPTH: u32 = 200;
+
+/// The budget of grammar rule calls for one item, against runaway input.
+const CALL_LIMIT: usize = 5_000_000;
+
+fn configure_pest() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT));
+        pest::set_error_detail(true);
+    });
+}
+
+static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    use Assoc::*;
+    PrattParser::new()
+        .op(Op::infix(Rule::or_op, Left))
+        .op(Op::infix(Rule::and_op, Left))
+        .op(Op::prefix(Rule::not_op))
+        .op(Op::infix(Rule::eq_op, Left)
+            | Op::infix(Rule::ne_op, Left)
+            | Op::infix(Rule::lt_op, Left)
+            | Op::infix(Rule::le_op, Left)
+            | Op::infix(Rule::gt_op, Left)
+            | Op::infix(Rule::ge_op, Left)
+            | Op::infix(Rule::in_op, Left)
+            | Op::infix(Rule::not_in_op, Left)
+            | Op::infix(Rule::contains_op, Left)
+            | Op::infix(Rule::starts_with_op, Left)
+            | Op::infix(Rule::ends_with_op, Left)
+            | Op::infix(Rule::matches_op, Left))
+        .op(Op::infix(Rule::coalesce_op, Right))
+        .op(Op::infix(Rule::add_op, Left) | Op::infix(Rule::sub_op, Left))
+        .op(Op::infix(Rule::mul_op, Left) | Op::infix(Rule::div_op, Left) | Op::infix(Rule::rem_op, Left))
+        .op(Op::prefix(Rule::neg_op))
+        .op(Op::postfix(Rule::field_access))
+});
+
+/// Parses one file. Always returns a tree; problems come back as diagnostics.
+pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
+    configure_pest();
+    let mut out = SourceFile { comments: scan::comments(src), ..SourceFile::default() };
+    let mut diags = Vec::new();
+    for range in scan::split_items(src) {
+        let chunk = &src[range.clone()];
+        let base = range.start as u32;
+        match StewardParser::parse(Rule::item_only, chunk) {
+            Ok(mut pairs) => {
+                let root = pairs.next().expect("item_only always yields its pair");
+                for p in root.clone().into_inner().flatten() {
+                    if is_keyword(p.as_rule()) {
+                        out.keywords.push(span_of(base, &p));
+                    }
+                }
+                let builder = Builder { file, base, diags: RefCell::new(Vec::new()), depth: Cell::new(0) };
+                let item = root.into_inner().find(|p| p.as_rule() != Rule::EOI).expect("item_only holds an item");
+                match builder.item(item) {
+                    Ok(item) => out.items.push(item),
+                    Err(diag) => {
+                        diags.push(*diag);
+                        out.items.push(Item::Error(scan::trimmed_span(src, range)));
+                    }
+                }
+                diags.extend(builder.diags.into_inner());
+            }
+            Err(err) => {
+                diags.push(syntax_error(file, src, base, chunk, &err));
+                out.items.push(Item::Error(scan::trimmed_span(src, range)));
+            }
+        }
+    }
+    (out, diags)
+}
+
+fn span_of(base: u32, pair: &Pair<Rule>) -> Span {
+    let s = pair.as_span();
+    Span { start: base + s.start() as u32, end: base + s.end() as u32 }
+}
+
+fn is_keyword(rule: Rule) -> bool {
+    use Rule::*;
+    matches!(
+        rule,
+        kw_action
+            | kw_after
+            | kw_and
+            | kw_approval
+            | kw_at
+            | kw_by
+            | kw_contains
+            | kw_create
+            | kw_do
+            | kw_due
+            | kw_else
+            | kw_emit
+            | kw_end
+            | kw_ends_with
+            | kw_event
+            | kw_every
+            | kw_extern
+            | kw_false
+            | kw_fn
+            | kw_for
+            | kw_from
+            | kw_if
+            | kw_in
+            | kw_late
+            | kw_let
+            | kw_log
+            | kw_matches
+            | kw_message
+            | kw_none
+            | kw_not
+            | kw_notify
+            | kw_on
+            | kw_or
+            | kw_per
+            | kw_require
+            | kw_rhai
+            | kw_role
+            | kw_rule
+            | kw_send
+            | kw_skip
+            | kw_starts_with
+            | kw_task
+            | kw_then
+            | kw_throttle
+            | kw_true
+            | kw_type
+            | kw_unless
+            | kw_via
+            | kw_webhook
+            | kw_when
+            | kw_within
+    )
+}
+
+/// What a grammar rule is called in a message, or `None` to leave it out.
+fn describe_rule(rule: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        expr | primary | if_expr | paren_expr | list_lit | call | name | true_lit | false_lit | none_lit
+        | prefix_op | not_op | neg_op => "an expression",
+        int_lit | decimal_lit => "a number",
+        duration_lit => "a duration such as `30m`",
+        date_lit | datetime_lit => "a date",
+        ident | named_type => "a name",
+        field_name => "a field name",
+        event_name => "an event name such as `reservation.created`",
+        type_expr | union_type | list_type | paren_type => "a type",
+        string | plain_string | interp_string | raw_string => "a string",
+        block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt | emit_stmt | log_stmt
+        | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
+        item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
+        | extern_action_decl | rule_decl | short_rule => "a declaration or a rule",
+        when_trigger => "`when`",
+        every_trigger => "`every`",
+        throttle_clause => "`throttle`",
+        condition_clause => "`if`",
+        record_lit => "`{`",
+        params => "`(`",
+        field_decl => "a field",
+        message_field => "a message field such as `subject:`",
+        role => "`role`",
+        unless_clause => "`unless`",
+        skip_late => "`skip if late`",
+        EOI => "the end of the item",
+        _ => return None,
+    })
+}
+
+fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match err.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let abs = base as usize + pos;
+
+    if let pest::error::ErrorVariant::CustomError { message } = &err.variant {
+        if message.contains("limit reached") {
+            let span = Span::new(base as usize, base as usize + chunk.trim_end().len());
+            return Diagnostic::error(Code::Syntax, file, span, "this item is too complex to parse")
+                .with_help("split it into smaller rules, or long expressions into `let`s");
+        }
+    }
+
+    // An open string at the end of a line.
+    if let Some(start) = scan::open_string_at(src, abs) {
+        let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
+        return Diagnostic::error(Code::UnterminatedString, file, Span::new(start, line_end), "unterminated string")
+            .with_label("this string is never closed")
+            .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)");
+    }
+
+    let expected = expected_list(err);
+    let rest = &src[abs..base as usize + chunk.len()];
+    let trimmed = scan::skip_trivia(rest);
+    let (span, found) = if trimmed.is_empty() {
+        // Nothing more in this item: point just after the last token.
+        let end = base as usize + scan::end_of_code(chunk, pos);
+        let next = scan::first_word(&src[base as usize + chunk.len()..]);
+        let found = match next {
+            Some(word) => format!("`{word}` starts the next item"),
+            None => "the file ends".to_string(),
+        };
+        (Span::new(end, end), found)
+    } else {
+        let len = scan::token_len(rest);
+        (Span::new(abs, abs + len), format!("found `{}`", &rest[..len]))
+    };
+
+    let message = match expected.as_slice() {
+        [] => format!("unexpected input: {found}"),
+        [one] => format!("expected {one}, but {found}"),
+        [init @ .., last] => format!("expected {} or {last}, but {found}", init.join(", ")),
+    };
+    let mut diag = Diagnostic::error(Code::Syntax, file, span, message);
+    if let Some(help) = syntax_help(&expected_summary(err), &src[abs..]) {
+        diag = diag.with_help(help);
+    }
+    diag
+}
+
+/// The literal tokens pest expected; character ranges and built-in rules are
+/// left out (pest prints those as `a..z` and `BUILTIN_RULE`).
+fn literal_tokens(err: &pest::error::Error<Rule>) -> Vec<String> {
+    let Some(attempts) = err.parse_attempts() else { return Vec::new() };
+    attempts
+        .expected_tokens()
+        .into_iter()
+        .map(|t| t.to_string())
+        .filter(|t| t != "BUILTIN_RULE" && !(t.len() > 2 && t.contains("..")))
+        .collect()
+}
+
+const STATEMENT_TOKENS: &[&str] =
+    &["let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require"];
+const EXPRESSION_TOKENS: &[&str] = &["(", "[", "true", "false", "none", "not", "-", "\"", "r\""];
+/// Tokens that close or continue a construct: the likeliest thing missing.
+const CLOSERS: &[&str] = &["end", "then", "do", "else", ")", "]", "}", ">", ":", "=", ",", "->", "per", "for", "on"];
+
+/// What the parser expected at the failure, most useful first: closing
+/// keywords, then kinds of things ("a statement"), then other tokens.
+fn expected_list(err: &pest::error::Error<Rule>) -> Vec<String> {
+    let tokens = literal_tokens(err);
+    let mut statement = false;
+    let mut expression = false;
+    let mut operator = false;
+    let mut closers = Vec::new();
+    let mut others = Vec::new();
+    for token in &tokens {
+        let t = token.as_str();
+        if t.trim().is_empty() || t == "#" {
+            continue;
+        }
+        if STATEMENT_TOKENS.contains(&t) && tokens.iter().any(|x| x == "send") {
+            statement = true;
+        } else if EXPRESSION_TOKENS.contains(&t) || (t == "if" && tokens.iter().any(|x| x == "true")) {
+            expression = true;
+        } else if is_operator_token(t) {
+            operator = true;
+        } else if CLOSERS.contains(&t) {
+            closers.push(format!("`{t}`"));
+        } else if t != "_" && !t.chars().all(|c| c.is_ascii_digit()) {
+            others.push(format!("`{t}`"));
+        }
+    }
+    closers.sort_by_key(|c| CLOSERS.iter().position(|k| format!("`{k}`") == *c));
+    let mut out = closers;
+    if let pest::error::ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        for rule in positives {
+            match describe_rule(*rule) {
+                Some("a statement") => statement = true,
+                Some("an expression") => expression = true,
+                Some(d) => {
+                    if !out.iter().any(|o| o == d) {
+                        out.push(d.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    if statement || expression {
+        // "an expression" or "a statement" already covers these.
+        const COVERED: &[&str] =
+            &["a name", "a number", "a duration such as `30m`", "a date", "a string"];
+        out.retain(|o| !COVERED.contains(&o.as_str()));
+    }
+    if operator {
+        out.push("an operator".into());
+    }
+    if statement {
+        out.push("a statement".into());
+    }
+    if expression {
+        out.push("an expression".into());
+    }
+    for o in others {
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    out.truncate(6);
+    out
+}
+
+fn is_operator_token(token: &str) -> bool {
+    matches!(
+        token,
+        "or" | "and"
+            | "??"
+            | "=="
+            | "!="
+            | "<"
+            | "<="
+            | ">"
+            | ">="
+            | "in"
+            | "not"
+            | "contains"
+            | "starts_with"
+            | "ends_with"
+            | "matches"
+            | "+"
+            | "-"
+            | "*"
+            | "/"
+            | "%"
+            | "."
+    )
+}
+
+fn expected_summary(err: &pest::error::Error<Rule>) -> Vec<String> {
+    literal_tokens(err)
+}
+
+/// Help for the half-typed forms people write most often.
+fn syntax_help(expected: &[String], rest: &str) -> Option<String> {
+    let has = |t: &str| expected.iter().any(|e| e == t);
+    let word = scan::first_word(rest).unwrap_or_default();
+    if word == "=" && has("==") {
+        return Some("compare with `==`; a single `=` only appears in `let` and `fn`".into());
+    }
+    if (word == "&&" || rest.starts_with("&&")) && has("and") {
+        return Some("write `and` instead of `&&`".into());
+    }
+    if rest.starts_with("||") && has("or") {
+        return Some("write `or` instead of `||`".into());
+    }
+    if rest.starts_with('!') && !rest.starts_with("!=") {
+        return Some("write `not` instead of `!`".into());
+    }
+    if rest.starts_with('\'') {
+        return Some("strings use double quotes: `\"...\"`".into());
+    }
+    if has("end") {
+        return Some("blocks opened by `rule`, `if ... then`, `do` and `require approval` close with `end`".into());
+    }
+    if has("then") {
+        return Some("a condition is followed by `then` and the actions".into());
+    }
+    None
+}
+
+/// Turns pest pairs into the syntax tree, with spans shifted by `base` (the
+/// item's offset in its file).
+struct Builder {
+    file: FileId,
+    base: u32,
+    diags: RefCell<Vec<Diagnostic>>,
+    depth: Cell<u32>,
+}
+
+type Built<T> = Result<T, Box<Diagnostic>>;
+
+/// The pairs under `pair`, keywords left out.
+fn kids(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        span_of(self.base, pair)
+    }
+
+    fn report(&self, diag: Diagnostic) {
+        self.diags.borrow_mut().push(diag);
+    }
+
+    fn name(&self, pair: Pair<Rule>) -> Name {
+        Name { text: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn item(&self, pair: Pair<Rule>) -> Built<Item> {
+        let span = self.span(&pair);
+        Ok(match pair.as_rule() {
+            Rule::type_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                Item::Type(TypeDecl { span, name, fields: it.map(|f| self.field_decl(f)).collect() })
+            }
+            Rule::event_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                Item::Event(EventDecl { span, name, fields: it.map(|f| self.field_decl(f)).collect() })
+            }
+            Rule::message_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                let mut fields = Vec::new();
+                for f in it {
+                    let fspan = self.span(&f);
+                    let mut fi = kids(f);
+                    let fname = self.name(fi.next().unwrap());
+                    fields.push(MessageField { span: fspan, name: fname, value: self.expr(fi.next().unwrap())? });
+                }
+                Item::Message(MessageDecl { span, name, fields })
+            }
+            Rule::action_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                let params = self.params(it.next().unwrap());
+                let url = self.plain_string(it.next().unwrap());
+                Item::Action(ActionDecl { span, name, params, url })
+            }
+            Rule::fn_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                let params = self.params(it.next().unwrap());
+                let ret = self.type_expr(it.next().unwrap());
+                let body = it.next().unwrap();
+                let body = match body.as_rule() {
+                    Rule::fn_body => FnBody::Expr(self.expr(kids(body).next().unwrap())?),
+                    _ => FnBody::Rhai(self.plain_string(kids(body).next().unwrap())),
+                };
+                Item::Fn(FnDecl { span, name, params, ret, body })
+            }
+            Rule::extern_fn_decl => {
+                let mut it = kids(pair).peekable();
+                let name = self.name(it.next().unwrap());
+                let type_params = match it.peek().map(|p| p.as_rule()) {
+                    Some(Rule::type_params) => kids(it.next().unwrap()).map(|p| self.name(p)).collect(),
+                    _ => Vec::new(),
+                };
+                let params = self.params(it.next().unwrap());
+                let ret = self.type_expr(it.next().unwrap());
+                Item::ExternFn(ExternFnDecl { span, name, type_params, params, ret })
+            }
+            Rule::extern_action_decl => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                let params = self.params(it.next().unwrap());
+                Item::ExternAction(ExternActionDecl { span, name, params })
+            }
+            Rule::rule_decl | Rule::short_rule => Item::Rule(self.rule(pair)?),
+            other => unreachable!("not an item: {other:?}"),
+        })
+    }
+
+    fn field_decl(&self, pair: Pair<Rule>) -> FieldDecl {
+        let span = self.span(&pair);
+        let mut it = kids(pair);
+        let name = self.name(it.next().unwrap());
+        FieldDecl { span, name, ty: self.type_expr(it.next().unwrap()) }
+    }
+
+    fn params(&self, pair: Pair<Rule>) -> Vec<Param> {
+        kids(pair)
+            .map(|p| {
+                let span = self.span(&p);
+                let mut it = kids(p);
+                let name = self.name(it.next().unwrap());
+                Param { span, name, ty: self.type_expr(it.next().unwrap()) }
+            })
+            .collect()
+    }
+
+    fn type_expr(&self, pair: Pair<Rule>) -> TypeExpr {
+        let span = self.span(&pair);
+        let mut it = kids(pair);
+        let atom = it.next().unwrap();
+        let optional = it.next().is_some();
+        let kind = match atom.as_rule() {
+            Rule::named_type => TypeExprKind::Named(self.name(kids(atom).next().unwrap())),
+            Rule::list_type => TypeExprKind::List(Box::new(self.type_expr(kids(atom).next().unwrap()))),
+            Rule::paren_type => TypeExprKind::Paren(Box::new(self.type_expr(kids(atom).next().unwrap()))),
+            Rule::union_type => TypeExprKind::Union(kids(atom).map(|s| self.plain_string(s)).collect()),
+            other => unreachable!("not a type: {other:?}"),
+        };
+        TypeExpr { span, kind, optional }
+    }
+
+    fn plain_string(&self, pair: Pair<Rule>) -> StrLit {
+        let span = self.span(&pair);
+        let mut value = String::new();
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::text => value.push_str(part.as_str()),
+                Rule::escape => self.escape(&part, &mut value),
+                _ => {}
+            }
+        }
+        StrLit { value, span }
+    }
+
+    fn escape(&self, pair: &Pair<Rule>, out: &mut String) {
+        let c = pair.as_str()[1..].chars().next().unwrap_or('\\');
+        match c {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            '"' | '\\' | '{' | '}' => out.push(c),
+            _ => self.report(
+                Diagnostic::error(Code::InvalidEscape, self.file, self.span(pair), format!("unknown escape `\\{c}`"))
+                    .with_help(
+                        "the escapes are `\\n`, `\\t`, `\\r`, `\\\"`, `\\\\`, `\\{` and `\\}`; for a regular expression use a raw string, `r\"...\"`",
+                    ),
+            ),
+        }
+    }
+
+    fn rule(&self, pair: Pair<Rule>) -> Built<RuleDecl> {
+        let span = self.span(&pair);
+        let full = pair.as_rule() == Rule::rule_decl;
+        let mut it = kids(pair).peekable();
+        let (mut name, mut title) = (None, None);
+        if full {
+            name = Some(self.name(it.next().unwrap()));
+            if it.peek().map(|p| p.as_rule()) == Some(Rule::plain_string) {
+                title = Some(self.plain_string(it.next().unwrap()));
+            }
+        }
+        let trigger = self.trigger(it.next().unwrap())?;
+        let mut clauses = Vec::new();
+        let mut body = None;
+        for p in it {
+            let cspan = self.span(&p);
+            match p.as_rule() {
+                Rule::throttle_clause => {
+                    let mut ci = kids(p);
+                    let count = self.expr(ci.next().unwrap())?;
+                    let per = self.expr(ci.next().unwrap())?;
+                    let by = ci.next().map(|e| self.expr(e)).transpose()?;
+                    clauses.push(Clause::Throttle { span: cspan, count, per, by });
+                }
+                Rule::condition_clause => {
+                    clauses.push(Clause::Condition { span: cspan, cond: self.expr(kids(p).next().unwrap())? })
+                }
+                Rule::block => body = Some(self.block(p)?),
+                other => unreachable!("not a rule part: {other:?}"),
+            }
+        }
+        Ok(RuleDecl { span, name, title, trigger, clauses, body: body.expect("a rule has a block") })
+    }
+
+    fn trigger(&self, pair: Pair<Rule>) -> Built<Trigger> {
+        let span = self.span(&pair);
+        Ok(match pair.as_rule() {
+            Rule::when_trigger => Trigger::When { span, event: self.name(kids(pair).next().unwrap()) },
+            _ => {
+                let mut it = kids(pair);
+                let first = it.next().unwrap();
+                let schedule = if first.as_rule() == Rule::duration_lit {
+                    Schedule::Interval(self.primary(first)?)
+                } else {
+                    Schedule::Cron { expr: self.plain_string(first), zone: it.next().map(|z| self.plain_string(z)) }
+                };
+                Trigger::Every { span, schedule }
+            }
+        })
+    }
+
+    fn block(&self, pair: Pair<Rule>) -> Built<Block> {
+        let span = self.span(&pair);
+        let stmts = kids(pair).map(|s| self.stmt(s)).collect::<Built<Vec<_>>>()?;
+        Ok(Block { span, stmts })
+    }
+
+    fn role(&self, pair: Pair<Rule>) -> Name {
+        self.name(kids(pair).next().unwrap())
+    }
+
+    fn stmt(&self, pair: Pair<Rule>) -> Built<Stmt> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut it = kids(pair).peekable();
+        let kind = match rule {
+            Rule::let_stmt => {
+                let name = self.name(it.next().unwrap());
+                let mut next = it.next().unwrap();
+                let ty = if next.as_rule() == Rule::type_expr {
+                    let ty = self.type_expr(next);
+                    next = it.next().unwrap();
+                    Some(ty)
+                } else {
+                    None
+                };
+                StmtKind::Let { name, ty, value: self.expr(next)? }
+            }
+            Rule::if_stmt => {
+                let cond = self.expr(it.next().unwrap())?;
+                let then = self.block(it.next().unwrap())?;
+                let mut branches = vec![(cond, then)];
+                let mut otherwise = None;
+                for p in it {
+                    if p.as_rule() == Rule::else_branch {
+                        let mut bi = kids(p);
+                        let c = self.expr(bi.next().unwrap())?;
+                        branches.push((c, self.block(bi.next().unwrap())?));
+                    } else {
+                        otherwise = Some(self.block(p)?);
+                    }
+                }
+                StmtKind::If { branches, otherwise }
+            }
+            Rule::send_stmt => StmtKind::Send { message: self.name(it.next().unwrap()) },
+            Rule::notify_stmt => {
+                let role = self.role(it.next().unwrap());
+                StmtKind::Notify { role, text: self.expr(it.next().unwrap())? }
+            }
+            Rule::task_stmt => {
+                let title = self.expr(it.next().unwrap())?;
+                let role = self.role(it.next().unwrap());
+                let due = it.next().map(|e| self.expr(e)).transpose()?;
+                StmtKind::CreateTask { title, role, due }
+            }
+            Rule::emit_stmt => {
+                let event = self.name(it.next().unwrap());
+                let record = it.next().unwrap();
+                let record_span = self.span(&record);
+                let mut fields = Vec::new();
+                for f in kids(record) {
+                    let fspan = self.span(&f);
+                    let mut fi = kids(f);
+                    let name = self.name(fi.next().unwrap());
+                    fields.push(RecordField { span: fspan, name, value: self.expr(fi.next().unwrap())? });
+                }
+                StmtKind::Emit { event, fields, record_span }
+            }
+            Rule::log_stmt => StmtKind::Log { text: self.expr(it.next().unwrap())? },
+            Rule::after_stmt | Rule::at_stmt => {
+                let when = self.expr(it.next().unwrap())?;
+                let mut unless = Vec::new();
+                let mut skip_late = false;
+                for opt in kids(it.next().unwrap()) {
+                    if opt.as_rule() == Rule::unless_clause {
+                        let uspan = self.span(&opt);
+                        let mut ui = kids(opt);
+                        let event = self.name(ui.next().unwrap());
+                        let field = self.name(ui.next().unwrap());
+                        unless.push(Unless { span: uspan, event, field });
+                    } else {
+                        skip_late = true;
+                    }
+                }
+                let kind = if rule == Rule::after_stmt { TimerKind::After } else { TimerKind::At };
+                StmtKind::Timer { kind, when, unless, skip_late, body: self.block(it.next().unwrap())? }
+            }
+            Rule::approval_stmt => {
+                let role = self.role(it.next().unwrap());
+                let within = self.expr(it.next().unwrap())?;
+                let body = self.block(it.next().unwrap())?;
+                let otherwise = it.next().map(|b| self.block(b)).transpose()?;
+                StmtKind::Approval { role, within, body, otherwise }
+            }
+            Rule::call_stmt => {
+                let name = self.name(it.next().unwrap());
+                StmtKind::Call { name, args: self.args(it.next().unwrap())? }
+            }
+            other => unreachable!("not a statement: {other:?}"),
+        };
+        Ok(Stmt { span, kind })
+    }
+
+    fn args(&self, pair: Pair<Rule>) -> Built<Vec<Arg>> {
+        kids(pair)
+            .map(|a| {
+                let span = self.span(&a);
+                let mut it = kids(a);
+                let first = it.next().unwrap();
+                Ok(match it.next() {
+                    Some(value) => Arg { span, name: Some(self.name(first)), value: self.expr(value)? },
+                    None => Arg { span, name: None, value: self.expr(first)? },
+                })
+            })
+            .collect()
+    }
+
+    fn expr(&self, pair: Pair<Rule>) -> Built<Expr> {
+        let operators = pair.clone().into_inner().count() as u32;
+        let depth = self.depth.get() + 1 + operators / 2;
+        if depth > MAX_DEPTH {
+            return Err(Box::new(
+                Diagnostic::error(Code::Syntax, self.file, self.span(&pair), "this expression is nested too deeply")
+                    .with_help(format!("split it with `let`; expressions may nest at most {MAX_DEPTH} levels")),
+            ));
+        }
+        let saved = self.depth.replace(depth);
+        let result = PRATT
+            .map_primary(|p| self.primary(p))
+            .map_prefix(|op, rhs| {
+                let rhs = rhs?;
+                let span = self.span(&op).to(rhs.span);
+                let op = if op.as_rule() == Rule::not_op { UnaryOp::Not } else { UnaryOp::Neg };
+                Ok(Expr { span, kind: ExprKind::Unary(op, Box::new(rhs)) })
+            })
+            .map_postfix(|lhs, op| {
+                let lhs = lhs?;
+                let span = lhs.span.to(self.span(&op));
+                let field = self.name(kids(op).next().unwrap());
+                Ok(Expr { span, kind: ExprKind::Field(Box::new(lhs), field) })
+            })
+            .map_infix(|lhs, op, rhs| {
+                let (lhs, rhs) = (lhs?, rhs?);
+                let span = lhs.span.to(rhs.span);
+                let op = match op.as_rule() {
+                    Rule::or_op => BinaryOp::Or,
+                    Rule::and_op => BinaryOp::And,
+                    Rule::coalesce_op => BinaryOp::Coalesce,
+                    Rule::eq_op => BinaryOp::Eq,
+                    Rule::ne_op => BinaryOp::Ne,
+                    Rule::lt_op => BinaryOp::Lt,
+                    Rule::le_op => BinaryOp::Le,
+                    Rule::gt_op => BinaryOp::Gt,
+                    Rule::ge_op => BinaryOp::Ge,
+                    Rule::in_op => BinaryOp::In,
+                    Rule::not_in_op => BinaryOp::NotIn,
+                    Rule::contains_op => BinaryOp::Contains,
+                    Rule::starts_with_op => BinaryOp::StartsWith,
+                    Rule::ends_with_op => BinaryOp::EndsWith,
+                    Rule::matches_op => BinaryOp::Matches,
+                    Rule::add_op => BinaryOp::Add,
+                    Rule::sub_op => BinaryOp::Sub,
+                    Rule::mul_op => BinaryOp::Mul,
+                    Rule::div_op => BinaryOp::Div,
+                    Rule::rem_op => BinaryOp::Rem,
+                    other => unreachable!("not an operator: {other:?}"),
+                };
+                Ok(Expr { span, kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)) })
+            })
+            .parse(pair.into_inner());
+        self.depth.set(saved);
+        result
+    }
+
+    fn invalid_literal(&self, span: Span, message: String, help: &str) {
+        self.report(Diagnostic::error(Code::InvalidLiteral, self.file, span, message).with_help(help));
+    }
+
+    fn primary(&self, pair: Pair<Rule>) -> Built<Expr> {
+        let span = self.span(&pair);
+        let text = pair.as_str();
+        let kind = match pair.as_rule() {
+            Rule::int_lit => match text.replace('_', "").parse::<i64>() {
+                Ok(n) => ExprKind::Int(n),
+                Err(_) => {
+                    self.invalid_literal(span, format!("`{text}` is too large for an `int`"), "an `int` holds values up to 9223372036854775807; use a `decimal` literal such as `1.0` for larger amounts");
+                    ExprKind::Int(0)
+                }
+            },
+            Rule::decimal_lit => ExprKind::Number(text.replace('_', "")),
+            Rule::duration_lit => ExprKind::Duration(self.duration(text, span)),
+            Rule::date_lit => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(d) => ExprKind::Date(d),
+                Err(e) => {
+                    self.invalid_literal(span, format!("`{text}` is not a valid date: {e}"), "write dates as `YYYY-MM-DD`, such as `2026-12-01`");
+                    ExprKind::Date(chrono::NaiveDate::default())
+                }
+            },
+            Rule::datetime_lit => {
+                let normalized = if text.len() == 17 || (text.len() == 22 && !text.ends_with('Z')) {
+                    // No seconds: `2026-12-01T10:00Z`.
+                    let (head, zone) = text.split_at(16);
+                    format!("{head}:00{zone}")
+                } else {
+                    text.to_string()
+                };
+                match chrono::DateTime::parse_from_rfc3339(&normalized) {
+                    Ok(d) => ExprKind::DateTime(d),
+                    Err(e) => {
+                        self.invalid_literal(span, format!("`{text}` is not a valid date and time: {e}"), "write times as RFC 3339, such as `2026-12-01T10:00:00Z` or `2026-12-01T10:00:00-05:00`");
+                        ExprKind::DateTime(chrono::DateTime::default())
+                    }
+                }
+            }
+            Rule::interp_string | Rule::raw_string => ExprKind::Str(self.template(pair)?),
+            Rule::true_lit => ExprKind::Bool(true),
+            Rule::false_lit => ExprKind::Bool(false),
+            Rule::none_lit => ExprKind::None,
+            Rule::name => ExprKind::Name(self.name(kids(pair).next().unwrap())),
+            Rule::call => {
+                let mut it = kids(pair);
+                let name = self.name(it.next().unwrap());
+                ExprKind::Call(name, self.args(it.next().unwrap())?)
+            }
+            Rule::list_lit => ExprKind::List(kids(pair).map(|e| self.expr(e)).collect::<Built<_>>()?),
+            Rule::paren_expr => ExprKind::Paren(Box::new(self.expr(kids(pair).next().unwrap())?)),
+            Rule::if_expr => {
+                let mut it = kids(pair);
+                let c = self.expr(it.next().unwrap())?;
+                let t = self.expr(it.next().unwrap())?;
+                let e = self.expr(it.next().unwrap())?;
+                ExprKind::If(Box::new(c), Box::new(t), Box::new(e))
+            }
+            other => unreachable!("not a primary: {other:?}"),
+        };
+        Ok(Expr { span, kind })
+    }
+
+    fn duration(&self, text: &str, span: Span) -> i64 {
+        let mut total: i64 = 0;
+        let mut digits = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            if c == '_' {
+                continue;
+            }
+            let unit: i64 = match c {
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                _ => 7 * 86_400_000,
+            };
+            let part = digits.parse::<i64>().ok().and_then(|n| n.checked_mul(unit));
+            match part.and_then(|p| total.checked_add(p)) {
+                Some(t) => total = t,
+                None => {
+                    self.invalid_literal(span, format!("the duration `{text}` is too long"), "durations can be at most about 292 million years");
+                    return 0;
+                }
+            }
+            digits.clear();
+        }
+        total
+    }
+
+    fn template(&self, pair: Pair<Rule>) -> Built<Template> {
+        let raw = pair.as_rule() == Rule::raw_string;
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::text | Rule::raw_text => text.push_str(part.as_str()),
+                Rule::escape => self.escape(&part, &mut text),
+                Rule::interpolation => {
+                    if !text.is_empty() {
+                        parts.push(TemplatePart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(TemplatePart::Expr(self.expr(kids(part).next().unwrap())?));
+                }
+                _ => {}
+            }
+        }
+        if !text.is_empty() || parts.is_empty() {
+            parts.push(TemplatePart::Text(text));
+        }
+        Ok(Template { parts, raw })
+    }
+}

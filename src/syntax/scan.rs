@@ -1,0 +1,257 @@
+//! Line-level scanning that does not need the grammar: where comments and
+//! strings are, and where top-level items start (for recovery). Strings cannot
+//! span lines, so every line starts outside a string and outside a comment.
+
+use std::ops::Range;
+
+use crate::diag::Span;
+
+/// What one line holds outside the grammar's view.
+struct LineScan {
+    /// Byte offset (in the line) of a `#` comment.
+    comment: Option<usize>,
+    /// Byte offset of a string still open at the end of the line.
+    open_string: Option<usize>,
+}
+
+fn scan_line(line: &str) -> LineScan {
+    // Each frame is a string (with the offset of its quote) or an
+    // interpolation's code (with its brace depth).
+    enum Frame {
+        Str(usize),
+        Code(u32),
+    }
+    let bytes = line.as_bytes();
+    let mut stack = vec![Frame::Code(0)];
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match stack.last_mut() {
+            Some(Frame::Code(depth)) => match b {
+                b'#' => return LineScan { comment: Some(i), open_string: None },
+                b'"' => {
+                    let raw = i > 0
+                        && bytes[i - 1] == b'r'
+                        && (i < 2 || !(bytes[i - 2].is_ascii_alphanumeric() || bytes[i - 2] == b'_'));
+                    if raw {
+                        match line[i + 1..].find('"') {
+                            Some(close) => i += close + 1,
+                            None => return LineScan { comment: None, open_string: Some(i - 1) },
+                        }
+                    } else {
+                        stack.push(Frame::Str(i));
+                    }
+                }
+                b'{' => *depth += 1,
+                b'}' => {
+                    if *depth == 0 {
+                        if stack.len() > 1 {
+                            stack.pop();
+                        }
+                    } else {
+                        *depth -= 1;
+                    }
+                }
+                _ => {}
+            },
+            Some(Frame::Str(_)) => match b {
+                b'\\' => i += 1,
+                b'"' => {
+                    stack.pop();
+                }
+                b'{' => stack.push(Frame::Code(0)),
+                _ => {}
+            },
+            None => unreachable!("the base frame is never popped"),
+        }
+        i += 1;
+    }
+    let open_string = stack.iter().find_map(|f| match f {
+        Frame::Str(at) => Some(*at),
+        Frame::Code(_) => None,
+    });
+    LineScan { comment: None, open_string }
+}
+
+fn lines(src: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    src.split_inclusive('\n').map(move |line| {
+        let at = start;
+        start += line.len();
+        (at, line.strip_suffix('\n').unwrap_or(line))
+    })
+}
+
+/// Every comment in the file, `#` to the end of its line.
+pub fn comments(src: &str) -> Vec<Span> {
+    lines(src)
+        .filter_map(|(at, line)| scan_line(line).comment.map(|c| Span::new(at + c, at + line.trim_end().len())))
+        .collect()
+}
+
+/// The start of a string that is still open at the end of the line holding
+/// `offset`, if the line has one before `offset`.
+pub fn open_string_at(src: &str, offset: usize) -> Option<usize> {
+    let line_start = src[..offset.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[line_start..].find('\n').map_or(src.len(), |i| line_start + i);
+    let open = scan_line(&src[line_start..line_end]).open_string? + line_start;
+    (open <= offset).then_some(open)
+}
+
+/// The line with strings and comments blanked, for looking for keywords.
+fn code_words(line: &str) -> Vec<&str> {
+    let end = scan_line(line).comment.unwrap_or(line.len());
+    let mut words = Vec::new();
+    let mut in_string = false;
+    for (i, part) in line[..end].split('"').enumerate() {
+        // Even parts are outside strings (nested strings in interpolations are rare
+        // enough that this approximation is fine for finding item keywords).
+        in_string = i % 2 == 1;
+        if !in_string {
+            words.extend(part.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()));
+        }
+    }
+    let _ = in_string;
+    words
+}
+
+const ITEM_KEYWORDS: &[&str] = &["rule", "event", "type", "message", "action", "fn", "extern"];
+
+/// Splits a file into the byte ranges of its top-level items. A line whose
+/// first word is an item keyword starts an item; so does a `when` or `every`
+/// in the first column, unless it is the trigger of a `rule` still missing one.
+pub fn split_items(src: &str) -> Vec<Range<usize>> {
+    let mut starts = Vec::new();
+    // Inside a `rule` item that has not yet seen its trigger.
+    let mut rule_needs_trigger = false;
+    for (at, line) in lines(src) {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let words = code_words(line);
+        let first = words.first().copied().filter(|w| trimmed.starts_with(w));
+        let mut starts_item = false;
+        match first {
+            Some(w) if ITEM_KEYWORDS.contains(&w) => {
+                starts_item = true;
+                rule_needs_trigger = w == "rule";
+            }
+            Some("when" | "every") if indent == 0 => {
+                if rule_needs_trigger {
+                    rule_needs_trigger = false;
+                } else {
+                    starts_item = true;
+                }
+            }
+            _ => {}
+        }
+        if starts_item {
+            starts.push(at + indent);
+        }
+        if rule_needs_trigger && words.iter().skip(usize::from(starts_item)).any(|w| *w == "when" || *w == "every") {
+            rule_needs_trigger = false;
+        }
+    }
+    if starts.is_empty() {
+        return if src.trim().is_empty() { Vec::new() } else { vec![0..src.len()] };
+    }
+    // Text before the first item keyword (other than comments) is an item too,
+    // so stray text is reported instead of silently ignored.
+    let mut ranges = Vec::new();
+    if !skip_trivia(&src[..starts[0]]).is_empty() {
+        ranges.push(0..starts[0]);
+    }
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(src.len());
+        ranges.push(start..end);
+    }
+    ranges
+}
+
+/// `text` without leading whitespace and comments.
+pub fn skip_trivia(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if text.starts_with('#') {
+            text = text.find('\n').map_or("", |i| &text[i..]);
+        } else {
+            return text;
+        }
+    }
+}
+
+/// The span of `range` in `src` without trailing whitespace and comments.
+pub fn trimmed_span(src: &str, range: Range<usize>) -> Span {
+    let end = range.start + end_of_code(&src[range.clone()], src[range.clone()].len());
+    Span::new(range.start, end.max(range.start))
+}
+
+/// The offset just after the last code (not whitespace or comment) in
+/// `text[..upto]`.
+pub fn end_of_code(text: &str, upto: usize) -> usize {
+    let mut end = 0;
+    for (at, line) in lines(&text[..upto]) {
+        let code = match scan_line(line).comment {
+            Some(c) => &line[..c],
+            None => line,
+        };
+        let code = code.trim_end();
+        if !code.is_empty() {
+            end = at + code.len();
+        }
+    }
+    end
+}
+
+/// The first word (or symbol run) of `text` after whitespace and comments.
+pub fn first_word(text: &str) -> Option<String> {
+    let text = skip_trivia(text);
+    let len = token_len(text);
+    (len > 0).then(|| text[..len].to_string())
+}
+
+/// The length of the token at the start of `text`: a word, a string up to its
+/// end on this line, or one character.
+pub fn token_len(text: &str) -> usize {
+    let mut chars = text.char_indices();
+    let Some((_, c)) = chars.next() else { return 0 };
+    if c.is_alphanumeric() || c == '_' {
+        return text.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(text.len());
+    }
+    if c == '"' {
+        let line = text.find('\n').unwrap_or(text.len());
+        return text[1..line].find('"').map_or(line, |i| i + 2);
+    }
+    let symbols = text.find(|c: char| !"=!<>&|?+-*/%".contains(c)).unwrap_or(text.len());
+    if symbols > 0 {
+        symbols
+    } else {
+        c.len_utf8()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_skip_hashes_in_strings() {
+        let src = "message m { subject: \"#1 {x ?? \"#\"}\" } # real\n## doc\n";
+        let found: Vec<&str> = comments(src).iter().map(|s| &src[s.range()]).collect();
+        assert_eq!(found, ["# real", "## doc"]);
+    }
+
+    #[test]
+    fn split_keeps_rule_trigger_in_the_rule() {
+        let src = "rule a\nwhen x.y\nthen log \"a\"\nend\nwhen x.y then log \"b\"\n";
+        let items: Vec<&str> = split_items(src).into_iter().map(|r| &src[r]).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[0].starts_with("rule a"));
+        assert!(items[1].starts_with("when x.y then"));
+    }
+
+    #[test]
+    fn open_strings_are_found() {
+        let src = "when a.b then log \"oops\nevent x {}";
+        assert_eq!(open_string_at(src, 23), Some(18));
+    }
+}
