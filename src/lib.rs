@@ -8,3 +8,5 @@
 pub mod check;
 pub mod diag;
 pub mod syntax;
+#[cfg(feature = "cli")]
+pub mod cli;

@@ -1,1 +1,166 @@
+//! The checker: names, types and schemas, for all files of a program at once.
+//!
+//! [`analyze`] parses the standard library and the given files, collects
+//! their declarations into a [`Program`], then checks every function, message
+//! and rule. It reports every problem in one pass and records what it learns
+//! (the type at each expression, what each name refers to) for the editor.
+//!
+//! Invariants: no IO (the caller supplies file texts, and answers whether a
+//! Rhai file exists); an [`Type::Error`] absorbs follow-on errors, so one
+//! mistake gives one diagnostic.
 
+mod decls;
+mod expr;
+mod rules;
+pub mod schedule;
+pub mod stdlib;
+mod suggest;
+pub mod types;
+
+use crate::diag::{self, Diagnostic, FileId, SourceMap, Span};
+use crate::syntax::ast::SourceFile;
+
+pub use types::{Loc, Program, Type};
+
+/// What a name in the source refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DefKind {
+    Type,
+    Event,
+    Field,
+    Message,
+    Action,
+    Function,
+    Param,
+    Let,
+}
+
+/// A use of a name, and the declaration it refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub at: Loc,
+    pub target: Loc,
+    pub kind: DefKind,
+}
+
+/// The type the checker gave an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeAt {
+    pub at: Loc,
+    pub ty: Type,
+}
+
+/// One parsed file of the program.
+#[derive(Clone, Debug)]
+pub struct ParsedFile {
+    pub id: FileId,
+    pub tree: SourceFile,
+    /// Whether the file is part of the embedded standard library.
+    pub stdlib: bool,
+}
+
+/// Everything the front end knows about a program.
+#[derive(Debug)]
+pub struct Analysis {
+    pub sources: SourceMap,
+    pub files: Vec<ParsedFile>,
+    pub program: Program,
+    /// Sorted by file and position, errors and warnings together.
+    pub diagnostics: Vec<Diagnostic>,
+    pub references: Vec<Reference>,
+    pub types: Vec<TypeAt>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// The user files (not the standard library).
+    pub fn user_files(&self) -> impl Iterator<Item = &ParsedFile> {
+        self.files.iter().filter(|f| !f.stdlib)
+    }
+}
+
+/// What the checker asks of its caller, which owns the file system.
+pub trait Host {
+    /// Whether the Rhai script `path`, written in `file`, exists.
+    fn rhai_file_exists(&self, file: &str, path: &str) -> bool;
+}
+
+/// A host that has every Rhai file (for checking text with no files behind it).
+pub struct NoFiles;
+
+impl Host for NoFiles {
+    fn rhai_file_exists(&self, _file: &str, _path: &str) -> bool {
+        true
+    }
+}
+
+/// Parses and checks `files` (name and text) together, with the standard library.
+pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
+    let mut sources = SourceMap::new();
+    let mut parsed = Vec::new();
+    let mut diagnostics = Vec::new();
+    for (name, text) in stdlib::FILES {
+        let id = sources.add(format!("<stdlib>/{name}"), *text);
+        let (tree, diags) = crate::syntax::parse(id, text);
+        diagnostics.extend(diags);
+        parsed.push(ParsedFile { id, tree, stdlib: true });
+    }
+    for (name, text) in files {
+        let id = sources.add(name.as_str(), text.as_str());
+        let (tree, diags) = crate::syntax::parse(id, text);
+        diagnostics.extend(diags);
+        parsed.push(ParsedFile { id, tree, stdlib: false });
+    }
+    let mut checker = Checker {
+        sources: &sources,
+        files: &parsed,
+        program: Program::default(),
+        diags: diagnostics,
+        references: Vec::new(),
+        types: Vec::new(),
+        host,
+    };
+    checker.run();
+    let Checker { program, mut diags, references, types, .. } = checker;
+    diag::sort(&mut diags);
+    diags.dedup_by(|a, b| a.code == b.code && a.primary == b.primary && a.message == b.message);
+    Analysis { sources, files: parsed, program, diagnostics: diags, references, types }
+}
+
+/// The checker's state while it walks one program.
+struct Checker<'a> {
+    sources: &'a SourceMap,
+    files: &'a [ParsedFile],
+    program: Program,
+    diags: Vec<Diagnostic>,
+    references: Vec<Reference>,
+    types: Vec<TypeAt>,
+    host: &'a dyn Host,
+}
+
+impl Checker<'_> {
+    fn run(&mut self) {
+        self.collect_declarations();
+        self.check_bodies();
+    }
+
+    fn report(&mut self, diag: Diagnostic) {
+        self.diags.push(diag);
+    }
+
+    /// The source text of a span, for quoting it in messages.
+    fn text(&self, file: FileId, span: Span) -> &str {
+        self.sources.text(file).get(span.range()).unwrap_or("")
+    }
+
+    fn refer(&mut self, file: FileId, span: Span, target: Loc, kind: DefKind) {
+        self.references.push(Reference { at: Loc { file, span }, target, kind });
+    }
+}

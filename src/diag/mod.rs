@@ -49,8 +49,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// An error at `span` of `file`; the label text defaults to empty.
-    pub fn error(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Self {
+    /// A diagnostic at `span` of `file`, its severity that of its code.
+    pub fn new(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: code.severity(),

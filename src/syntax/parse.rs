@@ -204,7 +204,7 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
     if let pest::error::ErrorVariant::CustomError { message } = &err.variant {
         if message.contains("limit reached") {
             let span = Span::new(base as usize, base as usize + chunk.trim_end().len());
-            return Diagnostic::error(Code::Syntax, file, span, "this item is too complex to parse")
+            return Diagnostic::new(Code::Syntax, file, span, "this item is too complex to parse")
                 .with_help("split it into smaller rules, or long expressions into `let`s");
         }
     }
@@ -212,7 +212,7 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
     // An open string at the end of a line.
     if let Some(start) = scan::open_string_at(src, abs) {
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-        return Diagnostic::error(Code::UnterminatedString, file, Span::new(start, line_end), "unterminated string")
+        return Diagnostic::new(Code::UnterminatedString, file, Span::new(start, line_end), "unterminated string")
             .with_label("this string is never closed")
             .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)");
     }
@@ -239,7 +239,7 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
         [one] => format!("expected {one}, but {found}"),
         [init @ .., last] => format!("expected {} or {last}, but {found}", init.join(", ")),
     };
-    let mut diag = Diagnostic::error(Code::Syntax, file, span, message);
+    let mut diag = Diagnostic::new(Code::Syntax, file, span, message);
     if let Some(help) = syntax_help(&expected_summary(err), &src[abs..]) {
         diag = diag.with_help(help);
     }
@@ -537,7 +537,7 @@ impl Builder {
             'r' => out.push('\r'),
             '"' | '\\' | '{' | '}' => out.push(c),
             _ => self.report(
-                Diagnostic::error(Code::InvalidEscape, self.file, self.span(pair), format!("unknown escape `\\{c}`"))
+                Diagnostic::new(Code::InvalidEscape, self.file, self.span(pair), format!("unknown escape `\\{c}`"))
                     .with_help(
                         "the escapes are `\\n`, `\\t`, `\\r`, `\\\"`, `\\\\`, `\\{` and `\\}`; for a regular expression use a raw string, `r\"...\"`",
                     ),
@@ -717,7 +717,7 @@ impl Builder {
         let depth = self.depth.get() + 1 + operators / 2;
         if depth > MAX_DEPTH {
             return Err(Box::new(
-                Diagnostic::error(Code::Syntax, self.file, self.span(&pair), "this expression is nested too deeply")
+                Diagnostic::new(Code::Syntax, self.file, self.span(&pair), "this expression is nested too deeply")
                     .with_help(format!("split it with `let`; expressions may nest at most {MAX_DEPTH} levels")),
             ));
         }
@@ -770,7 +770,7 @@ impl Builder {
     }
 
     fn invalid_literal(&self, span: Span, message: String, help: &str) {
-        self.report(Diagnostic::error(Code::InvalidLiteral, self.file, span, message).with_help(help));
+        self.report(Diagnostic::new(Code::InvalidLiteral, self.file, span, message).with_help(help));
     }
 
     fn primary(&self, pair: Pair<Rule>) -> Built<Expr> {

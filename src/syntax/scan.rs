@@ -128,7 +128,11 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         let words = code_words(line);
-        let first = words.first().copied().filter(|w| trimmed.starts_with(w));
+        // A keyword followed by `:` is a field named like one (`type: string`).
+        let first = words
+            .first()
+            .copied()
+            .filter(|w| trimmed.starts_with(w) && !trimmed[w.len()..].trim_start().starts_with(':'));
         let mut starts_item = false;
         match first {
             Some(w) if ITEM_KEYWORDS.contains(&w) => {

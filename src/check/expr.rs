@@ -1,0 +1,1031 @@
+//! Expressions: their types, constant values, and the checks on operators,
+//! names, fields, calls and optionals.
+
+use std::collections::HashMap;
+
+use super::stdlib;
+use super::suggest::did_you_mean;
+use super::types::*;
+use super::{Checker, DefKind, TypeAt};
+use crate::diag::{Code, Diagnostic, FileId, Span};
+use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, TemplatePart, UnaryOp};
+
+/// A value known while checking (for folding conditions and checking unions).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Const {
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Str(String),
+}
+
+impl Const {
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Const::Int(i) => Some(*i as f64),
+            Const::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// An expression's type, and its value when it is a constant.
+#[derive(Clone, Debug)]
+pub(super) struct Ty {
+    pub ty: Type,
+    pub konst: Option<Const>,
+}
+
+impl Ty {
+    pub fn of(ty: Type) -> Ty {
+        Ty { ty, konst: None }
+    }
+    fn konst(ty: Type, konst: Const) -> Ty {
+        Ty { ty, konst: Some(konst) }
+    }
+    fn error() -> Ty {
+        Ty::of(Type::Error)
+    }
+    pub fn str_konst(&self) -> Option<&str> {
+        match &self.konst {
+            Some(Const::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A `let` or a function parameter in scope.
+#[derive(Clone, Debug)]
+pub(super) struct Local {
+    pub name: String,
+    pub ty: Type,
+    pub loc: Loc,
+    pub used: bool,
+    pub is_param: bool,
+}
+
+/// Where a message is being sent from, while its fields are checked in the
+/// sending rule's scope.
+#[derive(Clone, Debug)]
+pub(super) struct SendSite {
+    pub file: FileId,
+    pub span: Span,
+    pub message: String,
+}
+
+/// The scope an expression is checked in.
+#[derive(Clone, Debug)]
+pub(super) struct Ctx {
+    pub file: FileId,
+    /// The triggering event's payload, in event-triggered rules.
+    pub event: Option<RecordId>,
+    pub locals: Vec<Local>,
+    /// Paths (`guest.phone`) known to be present here.
+    pub facts: Vec<String>,
+    pub send: Option<SendSite>,
+    /// Whether `envelope` and `event` exist (event-triggered rules).
+    pub in_rule: bool,
+    /// The trigger event is unknown (already reported): unknown names are
+    /// not reported again.
+    pub lenient: bool,
+}
+
+impl Ctx {
+    pub fn new(file: FileId) -> Ctx {
+        Ctx { file, event: None, locals: Vec::new(), facts: Vec::new(), send: None, in_rule: false, lenient: false }
+    }
+}
+
+/// The dotted path an expression reads (`guest.phone`), for narrowing optionals.
+pub(super) fn path(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Name(n) => Some(n.text.clone()),
+        ExprKind::Field(base, f) => path(base).map(|p| format!("{p}.{}", f.text)),
+        ExprKind::Paren(inner) => path(inner),
+        _ => None,
+    }
+}
+
+/// The paths a condition proves present when it has the value `when`.
+pub(super) fn facts(e: &Expr, when: bool, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Paren(inner) => facts(inner, when, out),
+        ExprKind::Unary(UnaryOp::Not, inner) => facts(inner, !when, out),
+        ExprKind::Binary(op @ (BinaryOp::Ne | BinaryOp::Eq), l, r) => {
+            let proves_present = (*op == BinaryOp::Ne) == when;
+            let other = match (&l.kind, &r.kind) {
+                (_, ExprKind::None) => Some(l),
+                (ExprKind::None, _) => Some(r),
+                _ => None,
+            };
+            match other {
+                Some(side) if proves_present => out.extend(path(side)),
+                // `x == "a"` is true only when `x` is present.
+                None if when && *op == BinaryOp::Eq => {
+                    out.extend(path(l));
+                    out.extend(path(r));
+                }
+                _ => {}
+            }
+        }
+        ExprKind::Binary(BinaryOp::And, l, r) if when => {
+            facts(l, true, out);
+            facts(r, true, out);
+        }
+        ExprKind::Binary(BinaryOp::Or, l, r) if !when => {
+            facts(l, false, out);
+            facts(r, false, out);
+        }
+        _ => {}
+    }
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match &e.kind {
+        ExprKind::Paren(inner) => strip_parens(inner),
+        _ => e,
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn expr(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
+        let ty = self.expr_inner(cx, e);
+        self.types.push(TypeAt { at: Loc { file: cx.file, span: e.span }, ty: ty.ty.clone() });
+        ty
+    }
+
+    /// Checks `e` where a value of type `expected` is needed; reports a
+    /// mismatch at `e`. `if` expressions are checked branch by branch, so
+    /// string literals can fill a union.
+    pub(super) fn expect(&mut self, cx: &mut Ctx, e: &Expr, expected: &Type, what: &str) -> Ty {
+        if let ExprKind::If(c, t, f) = &strip_parens(e).kind {
+            self.condition(cx, c);
+            let mut then_cx = cx.clone();
+            facts(c, true, &mut then_cx.facts);
+            self.expect(&mut then_cx, t, expected, what);
+            cx.locals = then_cx.locals;
+            let mut else_cx = cx.clone();
+            facts(c, false, &mut else_cx.facts);
+            self.expect(&mut else_cx, f, expected, what);
+            cx.locals = else_cx.locals;
+            return Ty::of(expected.clone());
+        }
+        let ty = self.expr(cx, e);
+        let ty = if expected.is_optional() { ty } else { self.present(cx, e, ty) };
+        if !self.program.assignable(&ty.ty, ty.str_konst(), expected) {
+            self.mismatch(cx.file, e, &ty, expected, what);
+            return Ty::of(expected.clone());
+        }
+        ty
+    }
+
+    fn mismatch(&mut self, file: FileId, e: &Expr, found: &Ty, expected: &Type, what: &str) {
+        let (code, message, help) = match (&found.ty, expected) {
+            (Type::Float | Type::Number, Type::Decimal) | (Type::Decimal, Type::Float) => (
+                Code::DecimalFloatMix,
+                format!("{what} must be a `{}`, but this is a `{}`", self.program.show(expected), self.program.show(&found.ty)),
+                "`decimal` is exact money and never mixes with `float` silently; convert with `to_decimal(x)` or `to_float(x)`".to_string(),
+            ),
+            (Type::String, Type::Union(members)) => {
+                let shown = self.program.show(expected);
+                match found.str_konst() {
+                    Some(k) => (
+                        Code::NotInUnion,
+                        format!("`\"{k}\"` is not one of {shown}"),
+                        format!("use one of {}", members.iter().map(|m| format!("`\"{m}\"`")).collect::<Vec<_>>().join(", ")),
+                    ),
+                    None => (
+                        Code::TypeMismatch,
+                        format!("{what} must be one of {shown}, but this is any `string`"),
+                        "choose the value with `if ... then \"a\" else \"b\"` so each branch is a member".to_string(),
+                    ),
+                }
+            }
+            (Type::Date, Type::DateTime) => (
+                Code::TypeMismatch,
+                format!("{what} must be a `datetime`, but this is a `date`"),
+                "a `date` has no time of day; pick one with `at_time(day, 9, 0, \"America/Toronto\")`".to_string(),
+            ),
+            _ => (
+                Code::TypeMismatch,
+                format!("{what} must be a `{}`, but this is a `{}`", self.program.show(expected), self.program.show(&found.ty)),
+                format!("give a `{}` here", self.program.show(expected)),
+            ),
+        };
+        let label = format!("this is a `{}`", self.program.show(&found.ty));
+        self.report(Diagnostic::new(code, file, e.span, message).with_label(label).with_help(help));
+    }
+
+    /// The value's type without `?`, reporting a use of an unchecked optional.
+    pub(super) fn present(&mut self, cx: &Ctx, e: &Expr, ty: Ty) -> Ty {
+        match ty.ty {
+            Type::Optional(inner) => {
+                let text = self.text(cx.file, e.span).to_string();
+                let default = match *inner {
+                    Type::String | Type::Union(_) => "\"\"",
+                    Type::Int => "0",
+                    Type::Float | Type::Decimal => "0.0",
+                    Type::Bool => "false",
+                    _ => "...",
+                };
+                self.report(
+                    Diagnostic::new(Code::UncheckedOptional, cx.file, e.span, format!("`{text}` may be absent"))
+                        .with_label(format!("this is a `{}`", self.program.show(&Type::Optional(inner.clone()))))
+                        .with_help(format!(
+                            "check it first (`{text} != none and ...`) or give a default with `??`, such as `({text} ?? {default})`"
+                        )),
+                );
+                Ty::of(*inner)
+            }
+            other => Ty { ty: other, konst: ty.konst },
+        }
+    }
+
+    /// A condition: a present `bool`.
+    pub(super) fn condition(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
+        let ty = self.expr(cx, e);
+        let ty = self.present(cx, e, ty);
+        if !matches!(ty.ty, Type::Bool | Type::Error) {
+            let shown = self.program.show(&ty.ty);
+            let text = self.text(cx.file, e.span).to_string();
+            let help = match ty.ty {
+                Type::String | Type::Union(_) => format!("compare it: `{text} == \"...\"`"),
+                _ if ty.ty.is_numeric() => format!("compare it: `{text} > 0`"),
+                Type::List(_) => format!("test its length: `len({text}) > 0`"),
+                _ => "a condition is a comparison or a `bool` field, joined with `and`, `or` and `not`".to_string(),
+            };
+            self.report(
+                Diagnostic::new(Code::ConditionNotBool, cx.file, e.span, format!("a condition must be a `bool`, but `{text}` is a `{shown}`"))
+                    .with_label(format!("this is a `{shown}`"))
+                    .with_help(help),
+            );
+            return Ty::of(Type::Error);
+        }
+        ty
+    }
+
+    fn expr_inner(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
+        match &e.kind {
+            ExprKind::Int(i) => Ty::konst(Type::Int, Const::Int(*i)),
+            ExprKind::Number(text) => match text.parse::<f64>() {
+                Ok(n) => Ty::konst(Type::Number, Const::Num(n)),
+                Err(_) => Ty::of(Type::Number),
+            },
+            ExprKind::Duration(_) => Ty::of(Type::Duration),
+            ExprKind::Date(_) => Ty::of(Type::Date),
+            ExprKind::DateTime(_) => Ty::of(Type::DateTime),
+            ExprKind::Bool(b) => Ty::konst(Type::Bool, Const::Bool(*b)),
+            ExprKind::None => Ty::of(Type::None),
+            ExprKind::Str(template) => {
+                for part in &template.parts {
+                    if let TemplatePart::Expr(inner) = part {
+                        let ty = self.expr(cx, inner);
+                        let ty = self.present(cx, inner, ty);
+                        if !ty.ty.is_displayable() {
+                            let shown = self.program.show(&ty.ty);
+                            self.report(
+                                Diagnostic::new(Code::TypeMismatch, cx.file, inner.span, format!("a `{shown}` cannot be shown in text"))
+                                    .with_label(format!("this is a `{shown}`"))
+                                    .with_help("show one of its fields, or for a list of strings use `join(list, \", \")`"),
+                            );
+                        }
+                    }
+                }
+                match template.as_plain() {
+                    Some(text) => Ty::konst(Type::String, Const::Str(text)),
+                    None => Ty::of(Type::String),
+                }
+            }
+            ExprKind::Paren(inner) => self.expr(cx, inner),
+            ExprKind::Name(name) => self.name(cx, name.text.as_str(), name.span, e),
+            ExprKind::Field(base, field) => {
+                let base_ty = self.expr(cx, base);
+                let base_ty = self.present(cx, base, base_ty);
+                let ty = match base_ty.ty {
+                    Type::Error => return Ty::error(),
+                    Type::Record(id) => {
+                        let record = self.program.record(id);
+                        match record.field(&field.text) {
+                            Some(f) => {
+                                let (ty, target) = (f.ty.clone(), f.loc);
+                                self.refer(cx.file, field.span, target, DefKind::Field);
+                                ty
+                            }
+                            None => {
+                                let what = if record.is_event { format!("the event `{}`", record.name) } else { format!("`{}`", record.name) };
+                                let help = did_you_mean(&field.text, record.fields.iter().map(|f| f.name.as_str()))
+                                    .unwrap_or_else(|| format!("the fields of {what} are {}", field_list(record)));
+                                self.report(
+                                    Diagnostic::new(Code::UnknownField, cx.file, field.span, format!("no field `{}` on {what}", field.text))
+                                        .with_label("unknown field")
+                                        .with_help(help),
+                                );
+                                return Ty::error();
+                            }
+                        }
+                    }
+                    other => {
+                        let shown = self.program.show(&other);
+                        let text = self.text(cx.file, base.span).to_string();
+                        self.report(
+                            Diagnostic::new(Code::NoFields, cx.file, field.span, format!("`{text}` is a `{shown}`, which has no fields"))
+                                .with_secondary(cx.file, base.span, format!("this is a `{shown}`"))
+                                .with_help("only records (declared with `type`) and events have fields"),
+                        );
+                        return Ty::error();
+                    }
+                };
+                self.narrow(cx, e, ty)
+            }
+            ExprKind::Call(name, args) => self.call(cx, name.text.as_str(), name.span, args, e.span),
+            ExprKind::List(items) => {
+                let mut elem: Option<Ty> = None;
+                for item in items {
+                    let ty = self.expr(cx, item);
+                    elem = Some(match elem {
+                        None => ty,
+                        Some(prev) => match self.join(&prev.ty, &ty.ty) {
+                            Some(t) => Ty::of(t),
+                            None => {
+                                let (a, b) = (self.program.show(&prev.ty), self.program.show(&ty.ty));
+                                self.report(
+                                    Diagnostic::new(Code::TypeMismatch, cx.file, item.span, format!("a list holds one type, but this is a `{b}` after a `{a}`"))
+                                        .with_label(format!("this is a `{b}`"))
+                                        .with_help(format!("make every item a `{a}`")),
+                                );
+                                Ty::error()
+                            }
+                        },
+                    });
+                }
+                Ty::of(Type::List(Box::new(elem.map_or(Type::Error, |t| t.ty))))
+            }
+            ExprKind::Unary(op, inner) => {
+                let ty = self.expr(cx, inner);
+                let ty = self.present(cx, inner, ty);
+                match op {
+                    UnaryOp::Not => {
+                        if !matches!(ty.ty, Type::Bool | Type::Error) {
+                            self.bad_operand(cx.file, inner, &ty.ty, "`not` applies to a `bool`");
+                            return Ty::error();
+                        }
+                        match ty.konst {
+                            Some(Const::Bool(b)) => Ty::konst(Type::Bool, Const::Bool(!b)),
+                            _ => Ty::of(Type::Bool),
+                        }
+                    }
+                    UnaryOp::Neg => {
+                        if !(ty.ty.is_numeric() || matches!(ty.ty, Type::Duration | Type::Error)) {
+                            self.bad_operand(cx.file, inner, &ty.ty, "`-` applies to numbers and durations");
+                            return Ty::error();
+                        }
+                        let konst = match ty.konst {
+                            Some(Const::Int(i)) => Some(Const::Int(-i)),
+                            Some(Const::Num(n)) => Some(Const::Num(-n)),
+                            _ => None,
+                        };
+                        Ty { ty: ty.ty, konst }
+                    }
+                }
+            }
+            ExprKind::Binary(op, l, r) => self.binary(cx, *op, l, r, e),
+            ExprKind::If(c, t, f) => {
+                let cond = self.condition(cx, c);
+                let mut then_cx = cx.clone();
+                facts(c, true, &mut then_cx.facts);
+                let a = self.expr(&mut then_cx, t);
+                cx.locals = then_cx.locals;
+                let mut else_cx = cx.clone();
+                facts(c, false, &mut else_cx.facts);
+                let b = self.expr(&mut else_cx, f);
+                cx.locals = else_cx.locals;
+                match self.join(&a.ty, &b.ty) {
+                    Some(ty) => match cond.konst {
+                        Some(Const::Bool(true)) => Ty { ty, konst: a.konst },
+                        Some(Const::Bool(false)) => Ty { ty, konst: b.konst },
+                        _ => Ty::of(ty),
+                    },
+                    None => {
+                        let (sa, sb) = (self.program.show(&a.ty), self.program.show(&b.ty));
+                        self.report(
+                            Diagnostic::new(Code::TypeMismatch, cx.file, f.span, format!("`then` gives a `{sa}` but `else` gives a `{sb}`"))
+                                .with_label(format!("this is a `{sb}`"))
+                                .with_secondary(cx.file, t.span, format!("this is a `{sa}`"))
+                                .with_help("both branches of an `if` expression must have the same type"),
+                        );
+                        Ty::error()
+                    }
+                }
+            }
+        }
+    }
+
+    /// An optional read at a path known to be present is not optional there.
+    fn narrow(&self, cx: &Ctx, e: &Expr, ty: Type) -> Ty {
+        if ty.is_optional() && path(e).is_some_and(|p| cx.facts.contains(&p)) {
+            return Ty::of(ty.present().clone());
+        }
+        Ty::of(ty)
+    }
+
+    fn name(&mut self, cx: &mut Ctx, name: &str, span: Span, e: &Expr) -> Ty {
+        if let Some(local) = cx.locals.iter_mut().rev().find(|l| l.name == name) {
+            local.used = true;
+            let (ty, loc, kind) = (local.ty.clone(), local.loc, if local.is_param { DefKind::Param } else { DefKind::Let });
+            self.refer(cx.file, span, loc, kind);
+            return self.narrow(cx, e, ty);
+        }
+        if let Some(id) = cx.event {
+            if let Some(field) = self.program.record(id).field(name) {
+                let (ty, loc) = (field.ty.clone(), field.loc);
+                self.refer(cx.file, span, loc, DefKind::Field);
+                return self.narrow(cx, e, ty);
+            }
+            if name == stdlib::EVENT {
+                let loc = self.program.record(id).loc;
+                self.refer(cx.file, span, loc, DefKind::Event);
+                return Ty::of(Type::Record(id));
+            }
+        }
+        if cx.in_rule && name == stdlib::ENVELOPE {
+            if let Some(&id) = self.program.types.get(stdlib::ENVELOPE_TYPE) {
+                let loc = self.program.record(id).loc;
+                self.refer(cx.file, span, loc, DefKind::Type);
+                return Ty::of(Type::Record(id));
+            }
+        }
+        self.unknown_name(cx, name, span);
+        Ty::error()
+    }
+
+    fn unknown_name(&mut self, cx: &Ctx, name: &str, span: Span) {
+        if cx.lenient {
+            return;
+        }
+        if let Some(site) = &cx.send {
+            let (what, fix) = match cx.event {
+                Some(id) => {
+                    let record = self.program.record(id);
+                    (format!("the event `{}` has no field `{name}`", record.name), format!("add `{name}` to `{}`, or send a message that does not use it", record.name))
+                }
+                None => (format!("this rule has no `{name}` in scope"), "bind it with `let` before the `send`, or send a message that does not use it".to_string()),
+            };
+            let diag = Diagnostic::new(Code::UnboundParameter, site.file, site.span, format!("the message `{}` uses `{name}`, which is not in scope here", site.message))
+                .with_label(what)
+                .with_secondary(cx.file, span, format!("`{name}` is used here"))
+                .with_help(fix);
+            self.report(diag);
+            return;
+        }
+        let mut candidates: Vec<String> = cx.locals.iter().map(|l| l.name.clone()).collect();
+        if let Some(id) = cx.event {
+            candidates.extend(self.program.record(id).fields.iter().map(|f| f.name.clone()));
+        }
+        let suggestion = did_you_mean(name, candidates.iter().map(String::as_str));
+        let is_fn = self.program.functions.contains_key(name);
+        let diag = match cx.event {
+            Some(id) if !is_fn => {
+                let record = self.program.record(id);
+                let help = suggestion.unwrap_or_else(|| format!("the fields of `{}` are {}", record.name, field_list(record)));
+                Diagnostic::new(Code::UnknownField, cx.file, span, format!("no field `{name}` on `{}`", record.name))
+                    .with_label("unknown field")
+                    .with_help(help)
+            }
+            _ => {
+                let help = if is_fn {
+                    Some(format!("`{name}` is a function: call it, `{name}(...)`"))
+                } else if !cx.in_rule && (name == stdlib::EVENT || name == stdlib::ENVELOPE) {
+                    Some(format!("`{name}` exists only in rules triggered by an event (`when ...`)"))
+                } else {
+                    suggestion
+                };
+                let diag = Diagnostic::new(Code::UnknownName, cx.file, span, format!("no `{name}` in scope")).with_label("unknown name");
+                match help {
+                    Some(h) => diag.with_help(h),
+                    None => diag,
+                }
+            }
+        };
+        self.report(diag);
+    }
+
+    fn bad_operand(&mut self, file: FileId, e: &Expr, ty: &Type, help: &str) {
+        let shown = self.program.show(ty);
+        let text = self.text(file, e.span).to_string();
+        self.report(
+            Diagnostic::new(Code::InvalidOperands, file, e.span, format!("`{text}` is a `{shown}`, which this operator does not take"))
+                .with_label(format!("this is a `{shown}`"))
+                .with_help(help.to_string()),
+        );
+    }
+
+    /// The common type of two values (if branches, list items, numbers).
+    fn join(&self, a: &Type, b: &Type) -> Option<Type> {
+        Some(match (a, b) {
+            (Type::Error, _) | (_, Type::Error) => Type::Error,
+            (a, b) if a == b => a.clone(),
+            (Type::None, Type::Optional(_)) => b.clone(),
+            (Type::Optional(_), Type::None) => a.clone(),
+            (Type::None, other) | (other, Type::None) => other.clone().optional(),
+            (Type::Optional(x), y) | (y, Type::Optional(x)) => self.join(x, y)?.optional(),
+            (Type::Union(x), Type::Union(y)) => {
+                let mut members: Vec<String> = x.to_vec();
+                members.extend(y.iter().filter(|m| !x.contains(m)).cloned());
+                Type::Union(members.into())
+            }
+            (Type::Union(_), Type::String) | (Type::String, Type::Union(_)) => Type::String,
+            (Type::List(x), Type::List(y)) => Type::List(Box::new(self.join(x, y)?)),
+            _ => return numeric_join(a, b).ok().flatten(),
+        })
+    }
+
+    fn binary(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, whole: &Expr) -> Ty {
+        use BinaryOp::*;
+        let file = cx.file;
+        match op {
+            And | Or => {
+                let a = self.condition(cx, l);
+                let mut rcx = cx.clone();
+                facts(l, op == And, &mut rcx.facts);
+                let b = self.condition(&mut rcx, r);
+                cx.locals = rcx.locals;
+                let konst = match (op, &a.konst, &b.konst) {
+                    (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => Some(Const::Bool(false)),
+                    (Or, Some(Const::Bool(true)), _) | (Or, _, Some(Const::Bool(true))) => Some(Const::Bool(true)),
+                    (_, Some(Const::Bool(x)), Some(Const::Bool(_))) => Some(Const::Bool(*x)).and(b.konst.clone()),
+                    _ => None,
+                };
+                return Ty { ty: Type::Bool, konst };
+            }
+            Coalesce => {
+                let a = self.expr(cx, l);
+                let b = self.expr(cx, r);
+                let inner = match &a.ty {
+                    Type::Optional(inner) => (**inner).clone(),
+                    Type::Error => return Ty::error(),
+                    other => {
+                        let text = self.text(file, l.span).to_string();
+                        self.report(
+                            Diagnostic::new(Code::NeedlessDefault, file, r.span, format!("`{text}` is never absent, so this default is never used"))
+                                .with_secondary(file, l.span, format!("this is a `{}`", self.program.show(other)))
+                                .with_help(format!("remove `?? {}`", self.text(file, r.span))),
+                        );
+                        return a;
+                    }
+                };
+                let b_present = if b.ty.is_optional() { b.ty.present().clone() } else { b.ty.clone() };
+                if !self.program.assignable(&b_present, b.str_konst(), &inner) {
+                    self.mismatch(file, r, &b, &inner, "the default");
+                    return Ty::of(inner);
+                }
+                let ty = self.join(&inner, &b_present).unwrap_or(inner);
+                return Ty::of(if b.ty.is_optional() { ty.optional() } else { ty });
+            }
+            _ => {}
+        }
+
+        let a = self.expr(cx, l);
+        let b = self.expr(cx, r);
+        if matches!(op, Eq | Ne) {
+            return self.equality(cx, op, l, r, a, b);
+        }
+        let a = self.present(cx, l, a);
+        let b = self.present(cx, r, b);
+        if a.ty == Type::Error || b.ty == Type::Error {
+            return Ty::error();
+        }
+        match op {
+            Lt | Le | Gt | Ge => {
+                let comparable = match numeric_join(&a.ty, &b.ty) {
+                    Ok(Some(_)) => true,
+                    Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
+                    Ok(None) => a.ty.is_ordered() && self.join(&a.ty, &b.ty).is_some() && !matches!(a.ty, Type::Bool),
+                };
+                if !comparable {
+                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+                }
+                let konst = match (a.konst.as_ref().and_then(Const::as_f64), b.konst.as_ref().and_then(Const::as_f64)) {
+                    (Some(x), Some(y)) => Some(Const::Bool(match op {
+                        Lt => x < y,
+                        Le => x <= y,
+                        Gt => x > y,
+                        _ => x >= y,
+                    })),
+                    _ => None,
+                };
+                Ty { ty: Type::Bool, konst }
+            }
+            In | NotIn => {
+                let elem = match &b.ty {
+                    Type::List(elem) => (**elem).clone(),
+                    Type::String | Type::Union(_) => {
+                        self.report(
+                            Diagnostic::new(Code::InvalidOperands, file, whole.span, format!("`{}` needs a list on its right", op.as_str()))
+                                .with_label("the right side is text")
+                                .with_help(format!("to look for text inside text, write `{} contains {}`", self.text(file, r.span), self.text(file, l.span))),
+                        );
+                        return Ty::error();
+                    }
+                    other => return self.operand_mismatch(file, op, l, r, &a.ty, &other.clone()),
+                };
+                let fits = matches!(elem, Type::Error)
+                    || self.program.assignable(&a.ty, a.str_konst(), &elem)
+                    || self.program.assignable(&elem, None, &a.ty);
+                if !fits {
+                    return self.operand_mismatch(file, op, l, &strip_parens(r).clone(), &a.ty, &b.ty);
+                }
+                if let (Type::Union(members), ExprKind::List(items)) = (&a.ty, &strip_parens(r).kind) {
+                    let text = self.text(file, l.span).to_string();
+                    for item in items {
+                        if let ExprKind::Str(t) = &item.kind {
+                            if let Some(v) = t.as_plain() {
+                                if !members.contains(&v) {
+                                    self.not_in_union(file, item.span, &text, &v, members, "this item never matches");
+                                }
+                            }
+                        }
+                    }
+                }
+                Ty::of(Type::Bool)
+            }
+            Contains => {
+                let ok = match &a.ty {
+                    Type::String | Type::Union(_) => b.ty.is_stringy(),
+                    Type::List(elem) => self.program.assignable(&b.ty, b.str_konst(), elem),
+                    _ => false,
+                };
+                if !ok {
+                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+                }
+                Ty::of(Type::Bool)
+            }
+            StartsWith | EndsWith | Matches => {
+                if !a.ty.is_stringy() || !b.ty.is_stringy() {
+                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+                }
+                if op == Matches {
+                    if let Some(pattern) = b.str_konst() {
+                        if let Err(err) = regex::Regex::new(pattern) {
+                            let detail = err.to_string();
+                            let reason = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim_start_matches("error: ").to_string();
+                            self.report(
+                                Diagnostic::new(Code::InvalidRegex, file, r.span, format!("invalid regular expression: {reason}"))
+                                    .with_help("the syntax is Rust's `regex` (like Perl's, without look-around); write patterns with `\\` or `{` as raw strings, `r\"\\d{3}\"`"),
+                            );
+                        }
+                    }
+                }
+                Ty::of(Type::Bool)
+            }
+            Add | Sub | Mul | Div | Rem => self.arithmetic(file, op, l, r, a, b),
+            And | Or | Coalesce | Eq | Ne => unreachable!("handled above"),
+        }
+    }
+
+    fn equality(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Ty {
+        let file = cx.file;
+        if a.ty == Type::Error || b.ty == Type::Error {
+            return Ty::of(Type::Bool);
+        }
+        // Comparing with `none` asks whether an optional is there.
+        if a.ty == Type::None || b.ty == Type::None {
+            let (side, ty) = if a.ty == Type::None { (r, &b.ty) } else { (l, &a.ty) };
+            if !ty.is_optional() && *ty != Type::None {
+                let text = self.text(file, side.span).to_string();
+                let always = if op == BinaryOp::Eq { Code::AlwaysFalse } else { Code::AlwaysTrue };
+                self.report(
+                    Diagnostic::new(always, file, l.span.to(r.span), format!("`{text}` is never absent, so this is always {}", op == BinaryOp::Ne))
+                        .with_secondary(file, side.span, format!("this is a `{}`", self.program.show(ty)))
+                        .with_help("only optional values (`T?`) can be `none`"),
+                );
+                return Ty::konst(Type::Bool, Const::Bool(op == BinaryOp::Ne));
+            }
+            return Ty::of(Type::Bool);
+        }
+        let (pa, pb) = (a.ty.present().clone(), b.ty.present().clone());
+        if let Err(()) = numeric_join(&pa, &pb) {
+            return self.decimal_float(file, l, r, &pa, &pb);
+        }
+        let compatible = self.join(&pa, &pb).is_some();
+        if !compatible {
+            return self.operand_mismatch(file, op, l, r, &pa, &pb);
+        }
+        // A union compared with text outside it.
+        for (u, other, other_ty) in [(&pa, r, &b), (&pb, l, &a)] {
+            if let (Type::Union(members), Some(k)) = (u, other_ty.str_konst()) {
+                if !members.iter().any(|m| m == k) {
+                    let union_side = if std::ptr::eq(other, r) { l } else { r };
+                    let text = self.text(file, union_side.span).to_string();
+                    let outcome = if op == BinaryOp::Eq { "this condition is always false" } else { "this condition is always true" };
+                    self.not_in_union(file, other.span, &text, k, members, outcome);
+                    // Reported once, not again as a constant condition.
+                    return Ty::of(Type::Bool);
+                }
+            }
+        }
+        if let (Type::Union(x), Type::Union(y)) = (&pa, &pb) {
+            if !x.iter().any(|m| y.contains(m)) {
+                self.operand_mismatch(file, op, l, r, &pa, &pb);
+                return Ty::error();
+            }
+        }
+        let konst = match (&a.konst, &b.konst) {
+            (Some(x), Some(y)) => {
+                let equal = match (x.as_f64(), y.as_f64()) {
+                    (Some(p), Some(q)) => p == q,
+                    _ => x == y,
+                };
+                Some(Const::Bool(equal == (op == BinaryOp::Eq)))
+            }
+            _ => None,
+        };
+        Ty { ty: Type::Bool, konst }
+    }
+
+    fn not_in_union(&mut self, file: FileId, span: Span, text: &str, value: &str, members: &[String], outcome: &str) {
+        let listed = members.iter().map(|m| format!("`\"{m}\"`")).collect::<Vec<_>>().join(", ");
+        let help = match did_you_mean(value, members.iter().map(String::as_str)) {
+            Some(dym) => format!("{dym} `{text}` is one of {listed}"),
+            None => format!("`{text}` is one of {listed}; if `\"{value}\"` can happen, add it to the declaration"),
+        };
+        self.report(
+            Diagnostic::new(Code::NotInUnion, file, span, format!("`{text}` is never `\"{value}\"`; {outcome}"))
+                .with_label(format!("not one of the values of `{text}`"))
+                .with_help(help),
+        );
+    }
+
+    fn decimal_float(&mut self, file: FileId, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Ty {
+        let (lt, rt) = (self.program.show(a), self.program.show(b));
+        let (ltext, rtext) = (self.text(file, l.span).to_string(), self.text(file, r.span).to_string());
+        self.report(
+            Diagnostic::new(Code::DecimalFloatMix, file, l.span.to(r.span), format!("`{ltext}` is a `{lt}` and `{rtext}` is a `{rt}`; `decimal` never mixes with `float`"))
+                .with_secondary(file, l.span, format!("this is a `{lt}`"))
+                .with_secondary(file, r.span, format!("this is a `{rt}`"))
+                .with_help("`decimal` is exact money; convert one side explicitly with `to_decimal(x)` or `to_float(x)`"),
+        );
+        Ty::error()
+    }
+
+    fn operand_mismatch(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Ty {
+        let (lt, rt) = (self.program.show(a), self.program.show(b));
+        let (ltext, rtext) = (self.text(file, l.span).to_string(), self.text(file, r.span).to_string());
+        let help = match op {
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                format!("`{}` compares two numbers, two strings, two dates, two datetimes or two durations; compare `{ltext}` with a `{lt}`", op.as_str())
+            }
+            BinaryOp::Eq | BinaryOp::Ne => format!("compare `{ltext}` with another `{lt}`"),
+            BinaryOp::In | BinaryOp::NotIn => format!("`{}` needs a list of `{lt}` on its right", op.as_str()),
+            BinaryOp::Contains => "`contains` looks for text in text, or an item in a list of that item's type".to_string(),
+            BinaryOp::StartsWith | BinaryOp::EndsWith | BinaryOp::Matches => format!("`{}` takes text on both sides", op.as_str()),
+            _ => format!("`{}` does not apply to a `{lt}` and a `{rt}`", op.as_str()),
+        };
+        self.report(
+            Diagnostic::new(Code::InvalidOperands, file, r.span, format!("mismatched types: `{ltext}` is a `{lt}`, `{rtext}` is a `{rt}`"))
+                .with_label(format!("this is a `{rt}`"))
+                .with_secondary(file, l.span, format!("this is a `{lt}`"))
+                .with_help(help),
+        );
+        Ty::error()
+    }
+
+    fn arithmetic(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Ty {
+        use BinaryOp::*;
+        match numeric_join(&a.ty, &b.ty) {
+            Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
+            Ok(Some(ty)) => {
+                if op == Rem && matches!(ty, Type::Float | Type::Number) {
+                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+                }
+                let konst = match (&a.konst, &b.konst) {
+                    (Some(Const::Int(x)), Some(Const::Int(y))) => match op {
+                        Add => x.checked_add(*y),
+                        Sub => x.checked_sub(*y),
+                        Mul => x.checked_mul(*y),
+                        _ => None,
+                    }
+                    .map(Const::Int),
+                    _ => None,
+                };
+                return Ty { ty, konst };
+            }
+            Ok(None) => {}
+        }
+        let ty = match (op, &a.ty, &b.ty) {
+            (Add, Type::String | Type::Union(_), Type::String | Type::Union(_)) => {
+                let konst = match (a.str_konst(), b.str_konst()) {
+                    (Some(x), Some(y)) => Some(Const::Str(format!("{x}{y}"))),
+                    _ => None,
+                };
+                return Ty { ty: Type::String, konst };
+            }
+            (Add, Type::DateTime, Type::Duration) | (Add, Type::Duration, Type::DateTime) | (Sub, Type::DateTime, Type::Duration) => Type::DateTime,
+            (Add, Type::Date, Type::Duration) | (Add, Type::Duration, Type::Date) | (Sub, Type::Date, Type::Duration) => Type::Date,
+            (Sub, Type::DateTime, Type::DateTime) | (Sub, Type::Date, Type::Date) => Type::Duration,
+            (Add | Sub, Type::Duration, Type::Duration) => Type::Duration,
+            (Mul, Type::Duration, Type::Int | Type::Float | Type::Number) | (Mul, Type::Int | Type::Float | Type::Number, Type::Duration) => Type::Duration,
+            (Div, Type::Duration, Type::Int | Type::Float | Type::Number) => Type::Duration,
+            (Div, Type::Duration, Type::Duration) => Type::Float,
+            (Add, Type::List(x), Type::List(y)) => match self.join(x, y) {
+                Some(t) => Type::List(Box::new(t)),
+                None => return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty),
+            },
+            _ => return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty),
+        };
+        Ty::of(ty)
+    }
+
+    /// A call of a function in an expression.
+    fn call(&mut self, cx: &mut Ctx, name: &str, name_span: Span, args: &[Arg], span: Span) -> Ty {
+        let arg_tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
+        let Some(sigs) = self.program.functions.get(name).cloned() else {
+            if let Some(action) = self.program.actions.get(name) {
+                let help = match action.kind {
+                    ActionKind::Webhook => format!("run it as a statement on its own line: `{name}(...)`"),
+                    ActionKind::Builtin => "built-in actions are statements: `send`, `notify role`, `create task`, `emit`, `log`".to_string(),
+                };
+                self.report(
+                    Diagnostic::new(Code::WrongKindOfCall, cx.file, name_span, format!("`{name}` is an action, not a function; it has no value"))
+                        .with_help(help),
+                );
+                return Ty::error();
+            }
+            let candidates: Vec<String> = self.program.functions.keys().cloned().collect();
+            let mut diag = Diagnostic::new(Code::UnknownFunction, cx.file, name_span, format!("no function `{name}`")).with_label("unknown function");
+            if let Some(help) = did_you_mean(name, candidates.iter().map(String::as_str)) {
+                diag = diag.with_help(help);
+            }
+            self.report(diag);
+            return Ty::error();
+        };
+        self.refer(cx.file, name_span, sigs[0].loc, DefKind::Function);
+        // The first signature whose parameters take the arguments.
+        for sig in &sigs {
+            if let Some(bound) = self.fits(sig, args, &arg_tys) {
+                return Ty::of(sig.ret.substitute(&bound));
+            }
+        }
+        if sigs.len() == 1 {
+            self.check_args(cx, &sigs[0].name, "function", &sigs[0].params, args, &arg_tys, span);
+            return Ty::of(sigs[0].ret.substitute(&HashMap::new()));
+        }
+        let given: Vec<String> = arg_tys.iter().map(|t| format!("`{}`", self.program.show(&t.ty))).collect();
+        let versions: Vec<String> = sigs.iter().map(|s| self.signature(s)).collect();
+        self.report(
+            Diagnostic::new(Code::TypeMismatch, cx.file, span, format!("no version of `{name}` takes ({})", given.join(", ")))
+                .with_label("no matching version")
+                .with_help(format!("the versions are: {}", versions.join("; "))),
+        );
+        Ty::error()
+    }
+
+    pub(super) fn signature(&self, sig: &FnSig) -> String {
+        let params: Vec<String> = sig.params.iter().map(|p| format!("{}: {}", p.name, self.program.show(&p.ty))).collect();
+        format!("{}({}) -> {}", sig.name, params.join(", "), self.program.show(&sig.ret))
+    }
+
+    /// Whether positional arguments fit a signature; the bound type parameters if so.
+    fn fits(&self, sig: &FnSig, args: &[Arg], tys: &[Ty]) -> Option<HashMap<u32, Type>> {
+        if args.iter().any(|a| a.name.is_some()) || args.len() != sig.params.len() {
+            return None;
+        }
+        let mut bound = HashMap::new();
+        for (param, ty) in sig.params.iter().zip(tys) {
+            if !self.bind(&param.ty, ty, &mut bound) {
+                return None;
+            }
+        }
+        Some(bound)
+    }
+
+    fn bind(&self, param: &Type, arg: &Ty, bound: &mut HashMap<u32, Type>) -> bool {
+        match param {
+            Type::Var(v) => match bound.get(v) {
+                Some(b) => self.program.assignable(&arg.ty, arg.str_konst(), b),
+                None => {
+                    if arg.ty.is_optional() {
+                        return false;
+                    }
+                    bound.insert(*v, arg.ty.clone());
+                    true
+                }
+            },
+            Type::List(p) => match &arg.ty {
+                Type::List(a) => self.bind(p, &Ty::of((**a).clone()), bound),
+                Type::Error => true,
+                _ => false,
+            },
+            other => self.program.assignable(&arg.ty, arg.str_konst(), other),
+        }
+    }
+
+    /// Matches arguments to parameters by position, then by name, reporting
+    /// what is missing, unknown, repeated or of the wrong type.
+    pub(super) fn check_args(&mut self, cx: &mut Ctx, callee: &str, kind: &str, params: &[ParamDef], args: &[Arg], tys: &[Ty], span: Span) {
+        let file = cx.file;
+        let mut filled: Vec<Option<usize>> = vec![None; params.len()];
+        let mut seen_named = false;
+        let mut bad = false;
+        for (i, arg) in args.iter().enumerate() {
+            let slot = match &arg.name {
+                None => {
+                    if seen_named {
+                        self.report(
+                            Diagnostic::new(Code::BadArgument, file, arg.span, "a positional argument cannot follow a named one")
+                                .with_help("put positional arguments first, or name this one too"),
+                        );
+                        bad = true;
+                        continue;
+                    }
+                    if i >= params.len() {
+                        let noun = if params.len() == 1 { "argument" } else { "arguments" };
+                        self.report(
+                            Diagnostic::new(Code::ArgumentCount, file, arg.span, format!("`{callee}` takes {} {noun}, but {} were given", params.len(), args.len()))
+                                .with_label("extra argument")
+                                .with_help(format!("the {kind} is `{callee}({})`", param_list(&self.program, params))),
+                        );
+                        bad = true;
+                        continue;
+                    }
+                    i
+                }
+                Some(name) => {
+                    seen_named = true;
+                    match params.iter().position(|p| p.name == name.text) {
+                        Some(p) => {
+                            if filled[p].is_some() {
+                                self.report(
+                                    Diagnostic::new(Code::BadArgument, file, name.span, format!("`{}` is given twice", name.text))
+                                        .with_help("give each argument once"),
+                                );
+                                bad = true;
+                                continue;
+                            }
+                            p
+                        }
+                        None => {
+                            let help = did_you_mean(&name.text, params.iter().map(|p| p.name.as_str()))
+                                .unwrap_or_else(|| format!("the parameters are {}", param_list(&self.program, params)));
+                            self.report(
+                                Diagnostic::new(Code::BadArgument, file, name.span, format!("`{callee}` has no parameter `{}`", name.text))
+                                    .with_help(help),
+                            );
+                            bad = true;
+                            continue;
+                        }
+                    }
+                }
+            };
+            filled[slot] = Some(i);
+        }
+        let missing: Vec<&ParamDef> = params.iter().zip(&filled).filter(|(_, f)| f.is_none()).map(|(p, _)| p).collect();
+        if !missing.is_empty() && !bad {
+            let noun = if params.len() == 1 { "argument" } else { "arguments" };
+            let given = args.len();
+            let described: Vec<String> = missing.iter().map(|p| format!("`{}: {}`", p.name, self.program.show(&p.ty))).collect();
+            let verb = if missing.len() == 1 { "is" } else { "are" };
+            self.report(
+                Diagnostic::new(Code::ArgumentCount, file, span, format!("`{callee}` takes {} {noun}, but {given} {} given", params.len(), if given == 1 { "was" } else { "were" }))
+                    .with_label(format!("{given} given"))
+                    .with_help(format!("{} {verb} missing", described.join(" and "))),
+            );
+        }
+        let mut bound = HashMap::new();
+        for (p, f) in params.iter().zip(&filled) {
+            if let Some(i) = f {
+                let (arg, ty) = (&args[*i], &tys[*i]);
+                if !self.bind(&p.ty, ty, &mut bound) {
+                    let expected = p.ty.substitute(&bound);
+                    let ty = if expected.is_optional() { ty.clone() } else { self.present(cx, &arg.value, ty.clone()) };
+                    if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
+                        self.mismatch(file, &arg.value, &ty, &expected, &format!("the argument `{}`", p.name));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Ok(Some(t))`: both numeric with common type `t`; `Ok(None)`: not both
+/// numeric; `Err`: `decimal` against `float`.
+fn numeric_join(a: &Type, b: &Type) -> Result<Option<Type>, ()> {
+    Ok(Some(match (a, b) {
+        (Type::Int, Type::Int) => Type::Int,
+        (Type::Number, Type::Number) | (Type::Number, Type::Int) | (Type::Int, Type::Number) => Type::Number,
+        (Type::Float, Type::Float | Type::Int | Type::Number) | (Type::Int | Type::Number, Type::Float) => Type::Float,
+        (Type::Decimal, Type::Decimal | Type::Int | Type::Number) | (Type::Int | Type::Number, Type::Decimal) => Type::Decimal,
+        (Type::Float, Type::Decimal) | (Type::Decimal, Type::Float) => return Err(()),
+        _ => return Ok(None),
+    }))
+}
+
+fn field_list(record: &RecordDef) -> String {
+    if record.fields.is_empty() {
+        return "none".to_string();
+    }
+    record.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+}
+
+fn param_list(program: &Program, params: &[ParamDef]) -> String {
+    params.iter().map(|p| format!("{}: {}", p.name, program.show(&p.ty))).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,759 @@
+//! The second pass: function bodies, message shapes, and rules with their
+//! statements, in the scope each one sees.
+
+use std::collections::{HashMap, HashSet};
+
+use super::expr::{facts, path, Const, Ctx, Local, SendSite, Ty};
+use super::schedule;
+use super::suggest::did_you_mean;
+use super::types::*;
+use super::{Checker, DefKind};
+use crate::diag::{Code, Diagnostic, FileId, Span};
+use crate::syntax::ast::*;
+
+/// The fields a message may have, and whether each is required.
+const MESSAGE_FIELDS: &[(&str, bool)] =
+    &[("to", true), ("subject", true), ("body", true), ("cc", false), ("bcc", false), ("reply_to", false)];
+
+impl Checker<'_> {
+    pub(super) fn check_bodies(&mut self) {
+        let files = self.files;
+        for f in files {
+            for item in &f.tree.items {
+                match item {
+                    Item::Message(m) => self.message_shape(f.id, m),
+                    Item::Fn(d) => self.function(f.id, d),
+                    Item::Rule(r) => self.rule(f.id, r),
+                    _ => {}
+                }
+            }
+        }
+        self.recursion();
+    }
+
+    fn message_shape(&mut self, file: FileId, m: &MessageDecl) {
+        let mut seen: Vec<&str> = Vec::new();
+        for field in &m.fields {
+            let name = field.name.text.as_str();
+            if !MESSAGE_FIELDS.iter().any(|(n, _)| *n == name) {
+                let help = did_you_mean(name, MESSAGE_FIELDS.iter().map(|(n, _)| *n))
+                    .unwrap_or_else(|| "a message has `to`, `subject` and `body`, and may have `cc`, `bcc` and `reply_to`".to_string());
+                self.report(
+                    Diagnostic::new(Code::MessageShape, file, field.name.span, format!("a message has no field `{name}`")).with_help(help),
+                );
+            } else if seen.contains(&name) {
+                self.report(
+                    Diagnostic::new(Code::DuplicateField, file, field.name.span, format!("`{name}` is given twice in `{}`", m.name.text))
+                        .with_help("give each field once"),
+                );
+            }
+            seen.push(name);
+        }
+        let missing: Vec<String> =
+            MESSAGE_FIELDS.iter().filter(|(n, req)| *req && !seen.contains(n)).map(|(n, _)| format!("`{n}`")).collect();
+        if !missing.is_empty() {
+            self.report(
+                Diagnostic::new(Code::MessageShape, file, m.name.span, format!("the message `{}` has no {}", m.name.text, missing.join(" or ")))
+                    .with_help("a message needs `to` (an email address), `subject` and `body`"),
+            );
+        }
+    }
+
+    fn function(&mut self, file: FileId, d: &FnDecl) {
+        let Some(sig) = self.program.functions.get(&d.name.text).and_then(|s| s.first()).cloned() else { return };
+        if sig.loc.span != d.name.span || sig.loc.file != file {
+            return; // a duplicate, already reported
+        }
+        match &d.body {
+            FnBody::Expr(body) => {
+                let mut cx = Ctx::new(file);
+                cx.locals = sig
+                    .params
+                    .iter()
+                    .map(|p| Local { name: p.name.clone(), ty: p.ty.clone(), loc: p.loc, used: false, is_param: true })
+                    .collect();
+                self.expect(&mut cx, body, &sig.ret, "the function's result");
+            }
+            FnBody::Rhai(path) => {
+                let file_name = self.sources.name(file).to_string();
+                if !self.host.rhai_file_exists(&file_name, &path.value) {
+                    self.report(
+                        Diagnostic::new(Code::RhaiFileMissing, file, path.span, format!("no Rhai file `{}`", path.value))
+                            .with_label("not found next to this file or in `stdlib/`")
+                            .with_help("Rhai files are found relative to the rule file that names them"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Steward functions may not call themselves, directly or through others:
+    /// evaluation must always end.
+    fn recursion(&mut self) {
+        let files = self.files;
+        let mut calls: HashMap<&str, (FileId, Span, Vec<&str>)> = HashMap::new();
+        for f in files {
+            for item in &f.tree.items {
+                if let Item::Fn(FnDecl { name, body: FnBody::Expr(body), .. }) = item {
+                    let mut called = Vec::new();
+                    calls_in(body, &mut called);
+                    calls.entry(name.text.as_str()).or_insert((f.id, name.span, called));
+                }
+            }
+        }
+        let mut names: Vec<&str> = calls.keys().copied().collect();
+        names.sort();
+        let mut reported = HashSet::new();
+        for start in names {
+            // Depth-first search for a path back to `start`.
+            let mut stack = vec![(start, vec![start])];
+            let mut visited = HashSet::new();
+            while let Some((at, trail)) = stack.pop() {
+                for &next in calls.get(at).map(|c| c.2.as_slice()).unwrap_or(&[]) {
+                    if next == start {
+                        if reported.insert(start) {
+                            let (file, span, _) = calls[start];
+                            let cycle = trail.iter().chain([&start]).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" calls ");
+                            self.report(
+                                Diagnostic::new(Code::Recursive, file, span, format!("`{start}` calls itself"))
+                                    .with_label(cycle)
+                                    .with_help("Steward functions cannot be recursive, so every rule finishes; write the logic without recursion, or in Rhai"),
+                            );
+                        }
+                    } else if calls.contains_key(next) && visited.insert(next) {
+                        let mut t = trail.clone();
+                        t.push(next);
+                        stack.push((next, t));
+                    }
+                }
+            }
+        }
+    }
+
+    fn rule(&mut self, file: FileId, r: &RuleDecl) {
+        let mut cx = Ctx::new(file);
+        match &r.trigger {
+            Trigger::When { event, .. } => match self.program.events.get(&event.text) {
+                Some(&id) => {
+                    let loc = self.program.record(id).loc;
+                    self.refer(file, event.span, loc, DefKind::Event);
+                    cx.event = Some(id);
+                    cx.in_rule = true;
+                }
+                None => {
+                    self.unknown_event(file, event);
+                    // Names cannot be known without the event: accept them
+                    // silently and check the rest.
+                    cx.in_rule = true;
+                    cx.lenient = true;
+                }
+            },
+            Trigger::Every { schedule: s, .. } => self.schedule(file, s),
+        }
+        self.rule_rest(&mut cx, r);
+    }
+
+    fn unknown_event(&mut self, file: FileId, event: &Name) {
+        let names: Vec<String> = self.program.events.keys().cloned().collect();
+        let help = did_you_mean(&event.text, names.iter().map(String::as_str))
+            .unwrap_or_else(|| format!("declare it: `event {} {{ ... }}`", event.text));
+        self.report(
+            Diagnostic::new(Code::UnknownEvent, file, event.span, format!("no event `{}`", event.text))
+                .with_label("unknown event")
+                .with_help(help),
+        );
+    }
+
+    fn schedule(&mut self, file: FileId, s: &Schedule) {
+        match s {
+            Schedule::Cron { expr, zone } => {
+                if let Err(err) = schedule::CronSchedule::parse(&expr.value) {
+                    // Point at the field inside the string when we know it.
+                    let span = match err.field {
+                        Some((start, end)) if expr.span.len() as usize == expr.value.len() + 2 => {
+                            Span::new(expr.span.start as usize + 1 + start, expr.span.start as usize + 1 + end)
+                        }
+                        _ => expr.span,
+                    };
+                    self.report(
+                        Diagnostic::new(Code::InvalidCron, file, span, format!("invalid cron expression: {}", err.message))
+                            .with_help(err.help),
+                    );
+                }
+                if let Some(zone) = zone {
+                    if zone.value.parse::<chrono_tz::Tz>().is_err() {
+                        let help = did_you_mean(&zone.value, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
+                            .unwrap_or_else(|| "use an IANA time zone name such as `\"America/Toronto\"` or `\"UTC\"`".to_string());
+                        self.report(
+                            Diagnostic::new(Code::UnknownTimeZone, file, zone.span, format!("unknown time zone `{}`", zone.value))
+                                .with_help(help),
+                        );
+                    }
+                }
+            }
+            Schedule::Interval(e) => {
+                if let ExprKind::Duration(ms) = e.kind {
+                    if ms <= 0 {
+                        self.report(
+                            Diagnostic::new(Code::InvalidTiming, file, e.span, "a schedule's interval must be longer than zero")
+                                .with_help("write a positive duration such as `every 15m`"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn rule_rest(&mut self, cx: &mut Ctx, r: &RuleDecl) {
+        let file = cx.file;
+        let mut seen_throttle: Option<Span> = None;
+        let mut seen_condition: Option<Span> = None;
+        for clause in &r.clauses {
+            match clause {
+                Clause::Throttle { span, count, per, by } => {
+                    if let Some(first) = seen_throttle.replace(*span) {
+                        self.duplicate_clause(file, *span, first, "throttle");
+                    }
+                    let c = self.expect(cx, count, &Type::Int, "the throttle's count");
+                    if matches!(c.konst, Some(Const::Int(n)) if n < 1) || (c.konst.is_none() && c.ty != Type::Error) {
+                        self.report(
+                            Diagnostic::new(Code::InvalidTiming, file, count.span, "a throttle's count must be a whole number of at least 1")
+                                .with_help("write a number such as `throttle 1 per 24h`"),
+                        );
+                    }
+                    self.positive_duration(cx, per, "the throttle's period");
+                    if let Some(by) = by {
+                        let ty = self.expr(cx, by);
+                        let ty = self.present(cx, by, ty);
+                        if !ty.ty.is_displayable() {
+                            let shown = self.program.show(&ty.ty);
+                            self.report(
+                                Diagnostic::new(Code::TypeMismatch, file, by.span, format!("a throttle key must be text, a number or a date, but this is a `{shown}`"))
+                                    .with_help("throttle by a field such as `guest.email`"),
+                            );
+                        }
+                    }
+                }
+                Clause::Condition { span, cond } => {
+                    if let Some(first) = seen_condition.replace(*span) {
+                        self.duplicate_clause(file, *span, first, "if");
+                    }
+                    let ty = self.condition(cx, cond);
+                    self.constant_condition(file, cond, &ty);
+                    facts(cond, true, &mut cx.facts);
+                }
+            }
+        }
+        self.block(cx, &r.body);
+    }
+
+    fn duplicate_clause(&mut self, file: FileId, span: Span, first: Span, what: &str) {
+        let help = if what == "if" { "join the conditions with `and`" } else { "keep one `throttle`" };
+        self.report(
+            Diagnostic::new(Code::DuplicateClause, file, span, format!("a rule has at most one `{what}` clause"))
+                .with_secondary(file, first, "the first one")
+                .with_help(help),
+        );
+    }
+
+    /// Warns about conditions whose value is known when checking.
+    fn constant_condition(&mut self, file: FileId, cond: &Expr, ty: &Ty) {
+        match ty.konst {
+            Some(Const::Bool(false)) => {
+                self.report(
+                    Diagnostic::new(Code::AlwaysFalse, file, cond.span, "this condition is never true")
+                        .with_label("always false")
+                        .with_help("the actions after it never run; fix the condition or remove the rule"),
+                );
+            }
+            Some(Const::Bool(true)) => {
+                self.report(
+                    Diagnostic::new(Code::AlwaysTrue, file, cond.span, "this condition is always true")
+                        .with_label("always true")
+                        .with_help("remove the condition, or fix it"),
+                );
+            }
+            _ => {
+                if let Some(why) = contradiction(cond) {
+                    self.report(
+                        Diagnostic::new(Code::AlwaysFalse, file, cond.span, "this condition is never true")
+                            .with_label(why)
+                            .with_help("the actions after it never run; did you mean `or`?"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, cx: &mut Ctx, e: &Expr, what: &str) {
+        self.expect(cx, e, &Type::Duration, what);
+        if let ExprKind::Duration(ms) = e.kind {
+            if ms <= 0 {
+                self.report(
+                    Diagnostic::new(Code::InvalidTiming, cx.file, e.span, format!("{what} must be longer than zero"))
+                        .with_help("write a positive duration such as `30m`, `24h` or `2d`"),
+                );
+            }
+        }
+    }
+
+    fn block(&mut self, cx: &mut Ctx, block: &Block) {
+        let mark = cx.locals.len();
+        let facts_mark = cx.facts.len();
+        for stmt in &block.stmts {
+            self.stmt(cx, stmt);
+        }
+        for local in cx.locals.drain(mark..) {
+            if !local.used && !local.is_param && !local.name.starts_with('_') {
+                self.report(
+                    Diagnostic::new(Code::UnusedLet, local.loc.file, local.loc.span, format!("`{}` is never used", local.name))
+                        .with_label("bound here")
+                        .with_help(format!("remove the `let`, or name it `_{}` to keep it", local.name)),
+                );
+            }
+        }
+        cx.facts.truncate(facts_mark);
+    }
+
+    fn stmt(&mut self, cx: &mut Ctx, stmt: &Stmt) {
+        let file = cx.file;
+        match &stmt.kind {
+            StmtKind::Let { name, ty, value } => {
+                let declared = ty.as_ref().map(|t| self.resolve_type(file, t, &[]));
+                let value_ty = match &declared {
+                    Some(d) => {
+                        self.expect(cx, value, d, &format!("`{}`", name.text));
+                        d.clone()
+                    }
+                    None => {
+                        let t = self.expr(cx, value);
+                        match t.ty {
+                            Type::Number => Type::Float,
+                            Type::None => {
+                                self.report(
+                                    Diagnostic::new(Code::TypeMismatch, file, value.span, format!("the type of `{}` cannot be known from `none`", name.text))
+                                        .with_help(format!("write its type: `let {}: string? = none`", name.text)),
+                                );
+                                Type::Error
+                            }
+                            other => other,
+                        }
+                    }
+                };
+                self.bind_let(cx, name, value_ty);
+            }
+            StmtKind::If { branches, otherwise } => {
+                let mut negated: Vec<String> = Vec::new();
+                for (cond, body) in branches {
+                    let mut bcx = cx.clone();
+                    bcx.facts.extend(negated.iter().cloned());
+                    let ty = self.condition(&mut bcx, cond);
+                    self.constant_condition(file, cond, &ty);
+                    facts(cond, true, &mut bcx.facts);
+                    self.block(&mut bcx, body);
+                    cx.locals = bcx.locals;
+                    facts(cond, false, &mut negated);
+                }
+                if let Some(body) = otherwise {
+                    let mut bcx = cx.clone();
+                    bcx.facts.extend(negated);
+                    self.block(&mut bcx, body);
+                    cx.locals = bcx.locals;
+                }
+            }
+            StmtKind::Send { message } => self.send(cx, message, stmt.span),
+            StmtKind::Notify { role: _, text } => {
+                let ty = self.builtin_param("notify", "text");
+                self.expect(cx, text, &ty, "the notification's text");
+            }
+            StmtKind::CreateTask { title, role: _, due } => {
+                let ty = self.builtin_param("create_task", "title");
+                self.expect(cx, title, &ty, "the task's title");
+                if let Some(due) = due {
+                    let ty = self.builtin_param("create_task", "due");
+                    self.expect(cx, due, ty.present(), "the task's due time");
+                }
+            }
+            StmtKind::Emit { event, fields, record_span } => self.emit(cx, event, fields, *record_span),
+            StmtKind::Log { text } => {
+                let ty = self.builtin_param("log", "text");
+                self.expect(cx, text, &ty, "the log line");
+            }
+            StmtKind::Timer { kind, when, unless, skip_late: _, body } => {
+                match kind {
+                    TimerKind::After => self.positive_duration(cx, when, "the delay"),
+                    TimerKind::At => {
+                        self.expect(cx, when, &Type::DateTime, "the time");
+                    }
+                }
+                for u in unless {
+                    self.unless(cx, u);
+                }
+                self.block(cx, body);
+            }
+            StmtKind::Approval { role: _, within, body, otherwise } => {
+                self.positive_duration(cx, within, "the approval's deadline");
+                self.block(cx, body);
+                if let Some(otherwise) = otherwise {
+                    self.block(cx, otherwise);
+                }
+            }
+            StmtKind::Call { name, args } => {
+                let tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
+                match self.program.actions.get(&name.text).cloned() {
+                    Some(action) if action.kind == ActionKind::Webhook => {
+                        self.refer(file, name.span, action.loc, DefKind::Action);
+                        self.check_args(cx, &name.text, "action", &action.params, args, &tys, stmt.span);
+                    }
+                    Some(_) => {
+                        self.report(
+                            Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is written as its own statement, not called", name.text))
+                                .with_help("write `send message_name`, `notify role r \"text\"`, `create task \"title\" for role r`, `emit event.type { ... }` or `log \"text\"`"),
+                        );
+                    }
+                    None if self.program.functions.contains_key(&name.text) => {
+                        self.report(
+                            Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is a function; calling it alone does nothing", name.text))
+                                .with_help(format!("use its value: `let x = {}(...)`, or in a condition", name.text)),
+                        );
+                    }
+                    None => {
+                        let names: Vec<String> = self
+                            .program
+                            .actions
+                            .values()
+                            .filter(|a| a.kind == ActionKind::Webhook)
+                            .map(|a| a.name.clone())
+                            .collect();
+                        let help = did_you_mean(&name.text, names.iter().map(String::as_str))
+                            .unwrap_or_else(|| format!("declare it: `action {}(...) via webhook \"https://...\"`", name.text));
+                        self.report(
+                            Diagnostic::new(Code::UnknownFunction, file, name.span, format!("no action `{}`", name.text))
+                                .with_label("unknown action")
+                                .with_help(help),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The type of a parameter of a built-in action, from `stdlib/actions.stw`.
+    fn builtin_param(&self, action: &str, param: &str) -> Type {
+        self.program
+            .actions
+            .get(action)
+            .and_then(|a| a.params.iter().find(|p| p.name == param))
+            .map_or(Type::Error, |p| p.ty.clone())
+    }
+
+    fn bind_let(&mut self, cx: &mut Ctx, name: &Name, ty: Type) {
+        let file = cx.file;
+        let reserved = [super::stdlib::EVENT, super::stdlib::ENVELOPE];
+        if reserved.contains(&name.text.as_str()) {
+            self.report(
+                Diagnostic::new(Code::ReservedName, file, name.span, format!("`{}` is reserved", name.text))
+                    .with_help("`event` is the whole payload and `envelope` the event's id, tenant, type and time; choose another name"),
+            );
+            return;
+        }
+        let field_loc = cx.event.and_then(|id| self.program.record(id).field(&name.text).map(|f| f.loc));
+        let earlier = cx.locals.iter().rev().find(|l| l.name == name.text).map(|l| l.loc).or(field_loc);
+        if let Some(earlier) = earlier {
+            let what = if field_loc.is_some() { "a field of the event" } else { "already bound" };
+            self.report(
+                Diagnostic::new(Code::Shadowed, file, name.span, format!("`{}` is {what}", name.text))
+                    .with_secondary(earlier.file, earlier.span, "defined here")
+                    .with_help("choose another name, so each name means one thing in a rule"),
+            );
+        }
+        cx.locals.push(Local { name: name.text.clone(), ty, loc: Loc { file, span: name.span }, used: false, is_param: false });
+    }
+
+    fn send(&mut self, cx: &mut Ctx, message: &Name, span: Span) {
+        let Some(&(mfile, index)) = self.program.messages.get(&message.text) else {
+            let names: Vec<String> = self.program.messages.keys().cloned().collect();
+            let help = did_you_mean(&message.text, names.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("declare it: `message {} {{ to: ..., subject: \"...\", body: \"...\" }}`", message.text));
+            self.report(
+                Diagnostic::new(Code::UnknownMessage, cx.file, message.span, format!("no message `{}`", message.text))
+                    .with_label("unknown message")
+                    .with_help(help),
+            );
+            return;
+        };
+        let Some(Item::Message(decl)) = self.files.iter().find(|f| f.id == mfile).and_then(|f| f.tree.items.get(index)) else {
+            return;
+        };
+        self.refer(cx.file, message.span, Loc { file: mfile, span: decl.name.span }, DefKind::Message);
+        // The message's fields, in the scope of this rule at this `send`.
+        let saved_file = std::mem::replace(&mut cx.file, mfile);
+        let saved_send = cx.send.replace(SendSite { file: saved_file, span, message: message.text.clone() });
+        for field in &decl.fields {
+            let expected = match field.name.text.as_str() {
+                "to" | "cc" | "bcc" | "reply_to" | "subject" | "body" => Type::String,
+                _ => continue,
+            };
+            let ty = self.expr(cx, &field.value);
+            if ty.ty == Type::Error {
+                continue;
+            }
+            let multi = matches!(field.name.text.as_str(), "to" | "cc" | "bcc");
+            let ok_list = multi && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
+            if !ok_list {
+                let ty = self.present(cx, &field.value, ty);
+                if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
+                    let what = format!("the message's `{}`", field.name.text);
+                    let shown = self.program.show(&ty.ty);
+                    self.report(
+                        Diagnostic::new(Code::TypeMismatch, mfile, field.value.span, format!("{what} must be a `string`, but this is a `{shown}`"))
+                            .with_label(format!("this is a `{shown}`"))
+                            .with_secondary(saved_file, span, "sent here")
+                            .with_help("show values inside text with `{...}`, such as `\"{nights} nights\"`"),
+                    );
+                }
+            }
+        }
+        cx.file = saved_file;
+        cx.send = saved_send;
+    }
+
+    fn emit(&mut self, cx: &mut Ctx, event: &Name, fields: &[RecordField], record_span: Span) {
+        let file = cx.file;
+        let Some(&id) = self.program.events.get(&event.text) else {
+            self.unknown_event(file, event);
+            for f in fields {
+                self.expr(cx, &f.value);
+            }
+            return;
+        };
+        let loc = self.program.record(id).loc;
+        self.refer(file, event.span, loc, DefKind::Event);
+        let record = self.program.record(id).clone();
+        let mut given: Vec<&str> = Vec::new();
+        for f in fields {
+            match record.field(&f.name.text) {
+                Some(def) => {
+                    if given.contains(&f.name.text.as_str()) {
+                        self.report(
+                            Diagnostic::new(Code::DuplicateField, file, f.name.span, format!("`{}` is given twice", f.name.text))
+                                .with_help("give each field once"),
+                        );
+                    }
+                    given.push(&f.name.text);
+                    self.refer(file, f.name.span, def.loc, DefKind::Field);
+                    self.expect(cx, &f.value, &def.ty, &format!("the field `{}`", f.name.text));
+                }
+                None => {
+                    self.expr(cx, &f.value);
+                    let help = did_you_mean(&f.name.text, record.fields.iter().map(|f| f.name.as_str()))
+                        .unwrap_or_else(|| format!("the fields of `{}` are {}", record.name, record.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")));
+                    self.report(
+                        Diagnostic::new(Code::EmitPayload, file, f.name.span, format!("the event `{}` has no field `{}`", record.name, f.name.text))
+                            .with_help(help),
+                    );
+                }
+            }
+        }
+        let missing: Vec<String> = record
+            .fields
+            .iter()
+            .filter(|f| !f.ty.is_optional() && !given.contains(&f.name.as_str()))
+            .map(|f| format!("`{}: {}`", f.name, self.program.show(&f.ty)))
+            .collect();
+        if !missing.is_empty() {
+            self.report(
+                Diagnostic::new(Code::EmitPayload, file, record_span, format!("the payload of `{}` is missing {}", record.name, missing.join(", ")))
+                    .with_secondary(loc.file, loc.span, "the event is declared here")
+                    .with_help("give every field that is not optional (`T?`)"),
+            );
+        }
+    }
+
+    fn unless(&mut self, cx: &mut Ctx, u: &Unless) {
+        let file = cx.file;
+        let Some(&cancel_id) = self.program.events.get(&u.event.text) else {
+            self.unknown_event(file, &u.event);
+            return;
+        };
+        let loc = self.program.record(cancel_id).loc;
+        self.refer(file, u.event.span, loc, DefKind::Event);
+        let Some(trigger_id) = cx.event else {
+            if cx.in_rule {
+                return; // unknown trigger event, already reported
+            }
+            self.report(
+                Diagnostic::new(Code::UnlessField, file, u.span, "`unless ... on` needs a triggering event")
+                    .with_help("a scheduled rule (`every`) has no event whose field could be matched; cancel timers only in rules that start with `when`"),
+            );
+            return;
+        };
+        let trigger = self.program.record(trigger_id).clone();
+        let cancel = self.program.record(cancel_id).clone();
+        let on_trigger = trigger.field(&u.field.text);
+        let on_cancel = cancel.field(&u.field.text);
+        for (record, field) in [(&trigger, on_trigger), (&cancel, on_cancel)] {
+            if field.is_none() {
+                let help = did_you_mean(&u.field.text, record.fields.iter().map(|f| f.name.as_str()))
+                    .unwrap_or_else(|| format!("match on a field that both `{}` and `{}` have", trigger.name, cancel.name));
+                self.report(
+                    Diagnostic::new(Code::UnlessField, file, u.field.span, format!("the event `{}` has no field `{}`", record.name, u.field.text))
+                        .with_secondary(record.loc.file, record.loc.span, "declared here")
+                        .with_help(help),
+                );
+            }
+        }
+        if let (Some(a), Some(b)) = (on_trigger, on_cancel) {
+            self.refer(file, u.field.span, a.loc, DefKind::Field);
+            let (ta, tb) = (a.ty.present(), b.ty.present());
+            if !(self.program.assignable(ta, None, tb) || self.program.assignable(tb, None, ta)) {
+                self.report(
+                    Diagnostic::new(
+                        Code::UnlessField,
+                        file,
+                        u.field.span,
+                        format!("`{}` is a `{}` on `{}` but a `{}` on `{}`", u.field.text, self.program.show(&a.ty), trigger.name, self.program.show(&b.ty), cancel.name),
+                    )
+                    .with_help("match on a field with the same type on both events"),
+                );
+            }
+        }
+    }
+}
+
+/// The functions a Steward expression calls.
+fn calls_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+    match &e.kind {
+        ExprKind::Call(name, args) => {
+            out.push(&name.text);
+            for a in args {
+                calls_in(&a.value, out);
+            }
+        }
+        ExprKind::Field(base, _) | ExprKind::Paren(base) | ExprKind::Unary(_, base) => calls_in(base, out),
+        ExprKind::Binary(_, l, r) => {
+            calls_in(l, out);
+            calls_in(r, out);
+        }
+        ExprKind::If(c, t, f) => {
+            calls_in(c, out);
+            calls_in(t, out);
+            calls_in(f, out);
+        }
+        ExprKind::List(items) => items.iter().for_each(|i| calls_in(i, out)),
+        ExprKind::Str(t) => {
+            for p in &t.parts {
+                if let TemplatePart::Expr(inner) = p {
+                    calls_in(inner, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why a conjunction of comparisons with constants can never hold
+/// (`nights < 2 and nights > 5`, `channel == "a" and channel == "b"`).
+fn contradiction(cond: &Expr) -> Option<String> {
+    #[derive(Default)]
+    struct Bounds {
+        low: Option<(f64, bool)>,
+        high: Option<(f64, bool)>,
+        eq_num: Option<f64>,
+        eq_str: Option<String>,
+        ne_str: Vec<String>,
+    }
+    fn atoms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+        match &e.kind {
+            ExprKind::Paren(inner) => atoms(inner, out),
+            ExprKind::Binary(BinaryOp::And, l, r) => {
+                atoms(l, out);
+                atoms(r, out);
+            }
+            _ => out.push(e),
+        }
+    }
+    fn constant(e: &Expr) -> Option<Result<f64, String>> {
+        match &e.kind {
+            ExprKind::Int(i) => Some(Ok(*i as f64)),
+            ExprKind::Number(n) => n.parse().ok().map(Ok),
+            ExprKind::Str(t) => t.as_plain().map(Err),
+            ExprKind::Paren(inner) => constant(inner),
+            _ => None,
+        }
+    }
+    let mut list = Vec::new();
+    atoms(cond, &mut list);
+    if list.len() < 2 {
+        return None;
+    }
+    let mut bounds: HashMap<String, Bounds> = HashMap::new();
+    for atom in list {
+        let ExprKind::Binary(op, l, r) = &atom.kind else { continue };
+        let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
+            (Some(p), Some(v), _, _) => (p, v, *op),
+            (_, _, Some(p), Some(v)) => {
+                let flipped = match op {
+                    BinaryOp::Lt => BinaryOp::Gt,
+                    BinaryOp::Le => BinaryOp::Ge,
+                    BinaryOp::Gt => BinaryOp::Lt,
+                    BinaryOp::Ge => BinaryOp::Le,
+                    other => *other,
+                };
+                (p, v, flipped)
+            }
+            _ => continue,
+        };
+        let b = bounds.entry(p.clone()).or_default();
+        match (op, value) {
+            (BinaryOp::Eq, Ok(n)) => {
+                if b.eq_num.is_some_and(|m| m != n) {
+                    return Some(format!("`{p}` cannot equal two different numbers"));
+                }
+                b.eq_num = Some(n);
+            }
+            (BinaryOp::Eq, Err(s)) => {
+                if b.eq_str.as_ref().is_some_and(|m| *m != s) || b.ne_str.contains(&s) {
+                    return Some(format!("`{p}` cannot be both of these"));
+                }
+                b.eq_str = Some(s);
+            }
+            (BinaryOp::Ne, Err(s)) => {
+                if b.eq_str.as_ref() == Some(&s) {
+                    return Some(format!("`{p}` cannot be both of these"));
+                }
+                b.ne_str.push(s);
+            }
+            (BinaryOp::Gt, Ok(n)) => b.low = Some(tighter_low(b.low, (n, false))),
+            (BinaryOp::Ge, Ok(n)) => b.low = Some(tighter_low(b.low, (n, true))),
+            (BinaryOp::Lt, Ok(n)) => b.high = Some(tighter_high(b.high, (n, false))),
+            (BinaryOp::Le, Ok(n)) => b.high = Some(tighter_high(b.high, (n, true))),
+            _ => continue,
+        }
+        let empty_range = match (b.low, b.high) {
+            (Some((lo, lo_incl)), Some((hi, hi_incl))) => lo > hi || (lo == hi && !(lo_incl && hi_incl)),
+            _ => false,
+        };
+        let eq_outside = b.eq_num.is_some_and(|n| {
+            b.low.is_some_and(|(lo, incl)| n < lo || (n == lo && !incl)) || b.high.is_some_and(|(hi, incl)| n > hi || (n == hi && !incl))
+        });
+        if empty_range || eq_outside {
+            return Some(format!("no value of `{p}` satisfies all of these"));
+        }
+    }
+    None
+}
+
+fn tighter_low(old: Option<(f64, bool)>, new: (f64, bool)) -> (f64, bool) {
+    match old {
+        Some(o) if o.0 > new.0 || (o.0 == new.0 && !o.1) => o,
+        _ => new,
+    }
+}
+
+fn tighter_high(old: Option<(f64, bool)>, new: (f64, bool)) -> (f64, bool) {
+    match old {
+        Some(o) if o.0 < new.0 || (o.0 == new.0 && !o.1) => o,
+        _ => new,
+    }
+}

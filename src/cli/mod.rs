@@ -1,0 +1,139 @@
+//! The `steward` command line: `check`, `fmt`. The only module of the
+//! language crate that touches files, the terminal and the process exit code.
+
+mod files;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::check::{analyze, Analysis};
+use crate::diag::{render_human, JsonDiagnostic};
+
+/// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O.
+const PROBLEMS: u8 = 1;
+const FAILURE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "steward", version, about = "Steward: business automation rules you can read aloud")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check rule files (all given together form one program).
+    Check {
+        /// Files, or folders searched recursively for `.stw` files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Rewrite rule files in the canonical layout.
+    Fmt {
+        /// Files, or folders searched recursively for `.stw` files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that would change and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Rendered for people, on stderr.
+    Human,
+    /// A JSON array on stdout, one object per diagnostic.
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { paths, format } => check(&paths, format),
+        Command::Fmt { paths, check } => fmt(&paths, check),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn check(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
+    let sources = files::read_all(paths)?;
+    let analysis = analyze(&sources, &files::FsHost);
+    match format {
+        Format::Human => print_human(&analysis, sources.len()),
+        Format::Json => {
+            let json: Vec<JsonDiagnostic> =
+                analysis.diagnostics.iter().map(|d| JsonDiagnostic::new(d, &analysis.sources)).collect();
+            let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+            println!("{text}");
+        }
+    }
+    Ok(if analysis.has_errors() { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS })
+}
+
+fn print_human(analysis: &Analysis, file_count: usize) {
+    let color = use_color();
+    let mut err = std::io::stderr().lock();
+    for diag in &analysis.diagnostics {
+        let _ = write!(err, "{}", render_human(diag, &analysis.sources, color));
+    }
+    let errors = analysis.errors().count();
+    let warnings = analysis.diagnostics.len() - errors;
+    let files = if file_count == 1 { "1 file".to_string() } else { format!("{file_count} files") };
+    let plural = |n: usize, word: &str| if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") };
+    let _ = match (errors, warnings) {
+        (0, 0) => writeln!(err, "checked {files}: no problems"),
+        (0, w) => writeln!(err, "checked {files}: {}", plural(w, "warning")),
+        (e, 0) => writeln!(err, "checked {files}: {}", plural(e, "error")),
+        (e, w) => writeln!(err, "checked {files}: {}, {}", plural(e, "error"), plural(w, "warning")),
+    };
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
+    let sources = files::read_all(paths)?;
+    let mut changed = Vec::new();
+    let mut broken = 0;
+    for (name, text) in &sources {
+        match crate::syntax::format::format_source(text) {
+            Ok(formatted) => {
+                if formatted != *text {
+                    if !check_only {
+                        std::fs::write(name, &formatted).map_err(|e| format!("cannot write `{name}`: {e}"))?;
+                    }
+                    changed.push(name.clone());
+                }
+            }
+            Err(diags) => {
+                broken += 1;
+                let mut map = crate::diag::SourceMap::new();
+                map.add(name.as_str(), text.as_str());
+                let mut err = std::io::stderr().lock();
+                for d in &diags {
+                    let _ = write!(err, "{}", render_human(d, &map, use_color()));
+                }
+                let _ = writeln!(err, "not formatted: `{name}` has syntax errors");
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for name in &changed {
+        let _ = writeln!(out, "{}{name}", if check_only { "would reformat " } else { "formatted " });
+    }
+    Ok(if broken > 0 || (check_only && !changed.is_empty()) { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS })
+}
