@@ -97,9 +97,16 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
     (out, diags)
 }
 
+/// The pair's span in the file. pest leaves the whitespace and comments it
+/// skipped before a failed trailing optional inside a pair; they are cut off.
 fn span_of(base: u32, pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
-    Span { start: base + s.start() as u32, end: base + s.end() as u32 }
+    let text = s.as_str();
+    let len = match text.as_bytes().last() {
+        Some(b) if b.is_ascii_whitespace() || text.contains('#') => scan::trim_trailing_trivia(text),
+        _ => text.len(),
+    };
+    Span { start: base + s.start() as u32, end: base + (s.start() + len) as u32 }
 }
 
 fn is_keyword(rule: Rule) -> bool {

@@ -183,6 +183,21 @@ pub fn skip_trivia(mut text: &str) -> &str {
     }
 }
 
+/// The length of `text` without trailing whitespace and comments. `text`
+/// must start outside a string (at a token).
+pub fn trim_trailing_trivia(text: &str) -> usize {
+    let mut end = text.len();
+    loop {
+        let trimmed = text[..end].trim_end();
+        end = trimmed.len();
+        let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+        match scan_line(&trimmed[line_start..]).comment {
+            Some(c) => end = line_start + c,
+            None => return end,
+        }
+    }
+}
+
 /// The span of `range` in `src` without trailing whitespace and comments.
 pub fn trimmed_span(src: &str, range: Range<usize>) -> Span {
     let end = range.start + end_of_code(&src[range.clone()], src[range.clone()].len());
