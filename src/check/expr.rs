@@ -299,9 +299,10 @@ impl Checker<'_> {
             ExprKind::Paren(inner) => self.expr(cx, inner),
             ExprKind::Name(name) => self.name(cx, name.text.as_str(), name.span, e),
             ExprKind::Field(base, field) => {
+                // A field of an optional record is optional: absent when the record is.
                 let base_ty = self.expr(cx, base);
-                let base_ty = self.present(cx, base, base_ty);
-                let ty = match base_ty.ty {
+                let through_optional = base_ty.ty.is_optional();
+                let ty = match base_ty.ty.present().clone() {
                     Type::Error => return Ty::error(),
                     Type::Record(id) => {
                         let record = self.program.record(id);
@@ -309,7 +310,11 @@ impl Checker<'_> {
                             Some(f) => {
                                 let (ty, target) = (f.ty.clone(), f.loc);
                                 self.refer(cx.file, field.span, target, DefKind::Field);
-                                ty
+                                if through_optional {
+                                    ty.optional()
+                                } else {
+                                    ty
+                                }
                             }
                             None => {
                                 let what = if record.is_event { format!("the event `{}`", record.name) } else { format!("`{}`", record.name) };
@@ -759,9 +764,9 @@ impl Checker<'_> {
         let (lt, rt) = (self.program.show(a), self.program.show(b));
         let (ltext, rtext) = (self.text(file, l.span).to_string(), self.text(file, r.span).to_string());
         self.report(
-            Diagnostic::new(Code::DecimalFloatMix, file, l.span.to(r.span), format!("`{ltext}` is a `{lt}` and `{rtext}` is a `{rt}`; `decimal` never mixes with `float`"))
+            Diagnostic::new(Code::DecimalFloatMix, file, r.span, format!("`{ltext}` is a `{lt}` and `{rtext}` is a `{rt}`; `decimal` never mixes with `float`"))
+                .with_label(format!("this is a `{rt}`"))
                 .with_secondary(file, l.span, format!("this is a `{lt}`"))
-                .with_secondary(file, r.span, format!("this is a `{rt}`"))
                 .with_help("`decimal` is exact money; convert one side explicitly with `to_decimal(x)` or `to_float(x)`"),
         );
         Ty::error()

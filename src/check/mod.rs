@@ -151,7 +151,19 @@ impl Checker<'_> {
         self.check_bodies();
     }
 
-    fn report(&mut self, diag: Diagnostic) {
+    fn report(&mut self, mut diag: Diagnostic) {
+        // "a `int`" reads wrong: types are shown after "a" throughout.
+        let fix = |text: &mut String| {
+            if text.contains("a `int") || text.contains("a `{unknown}`") {
+                *text = text.replace("a `int", "an `int").replace(" a `{unknown}`", " an unknown value");
+            }
+        };
+        fix(&mut diag.message);
+        fix(&mut diag.primary.text);
+        diag.secondary.iter_mut().for_each(|l| fix(&mut l.text));
+        if let Some(help) = &mut diag.help {
+            fix(help);
+        }
         self.diags.push(diag);
     }
 

@@ -79,7 +79,7 @@ impl Checker<'_> {
                 if !self.host.rhai_file_exists(&file_name, &path.value) {
                     self.report(
                         Diagnostic::new(Code::RhaiFileMissing, file, path.span, format!("no Rhai file `{}`", path.value))
-                            .with_label("not found next to this file or in `stdlib/`")
+                            .with_label("not found next to this file")
                             .with_help("Rhai files are found relative to the rule file that names them"),
                     );
                 }

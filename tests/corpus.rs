@@ -1,0 +1,154 @@
+//! Corpus tests: one folder of `.stw` files per stage; a new case is a new file.
+//!
+//! - `check-pass/`: must check with no diagnostics at all.
+//! - `check-fail/`: named `CODE_what.stw`; must produce that code. The rendered
+//!   diagnostics are snapshots.
+//! - `parse/`: the syntax tree (with spans) and parse diagnostics are snapshots.
+//! - `format/`: the formatted output is a snapshot.
+//!
+//! Cases are checked together with the example declarations in `rules/`.
+
+use std::path::Path;
+
+use steward::check::{analyze, Analysis, Host, NoFiles};
+use steward::diag::{render_human, without_spans, Code};
+use steward::syntax::{format::format_source, parse};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn prelude() -> Vec<(String, String)> {
+    ["rules/declarations.stw", "rules/functions.stw"]
+        .iter()
+        .map(|p| (p.to_string(), read(Path::new(p))))
+        .collect()
+}
+
+/// Finds Rhai files next to the rule file, as the CLI does.
+struct Files;
+
+impl Host for Files {
+    fn rhai_file_exists(&self, file: &str, path: &str) -> bool {
+        Path::new(file).parent().unwrap().join(path).is_file()
+    }
+}
+
+fn analyze_case(path: &Path) -> Analysis {
+    let mut files = prelude();
+    let dir = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let name = format!("tests/data/{dir}/{}", path.file_name().unwrap().to_str().unwrap());
+    files.push((name, read(path)));
+    analyze(&files, &Files)
+}
+
+fn rendered(analysis: &Analysis) -> String {
+    analysis.diagnostics.iter().map(|d| render_human(d, &analysis.sources, false)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn check_pass() {
+    insta::glob!("data/check-pass/*.stw", |path| {
+        let analysis = analyze_case(path);
+        assert!(analysis.diagnostics.is_empty(), "{}", rendered(&analysis));
+    });
+}
+
+#[test]
+fn check_fail() {
+    insta::glob!("data/check-fail/*.stw", |path| {
+        let analysis = analyze_case(path);
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        let code = name.split('_').next().unwrap();
+        assert!(
+            analysis.diagnostics.iter().any(|d| d.code.as_str() == code),
+            "{name} should produce {code}, got:\n{}",
+            rendered(&analysis)
+        );
+        // The prelude itself is clean: every diagnostic is about the case.
+        assert!(analysis.diagnostics.iter().all(|d| analysis.sources.name(d.primary.file).contains("check-fail")));
+        insta::assert_snapshot!(rendered(&analysis));
+    });
+}
+
+#[test]
+fn every_code_has_a_failing_case() {
+    let names: Vec<String> = std::fs::read_dir("tests/data/check-fail")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut missing = Vec::new();
+    for code in Code::ALL {
+        if !names.iter().any(|n| n.starts_with(code.as_str())) {
+            missing.push(code.as_str());
+        }
+    }
+    assert!(missing.is_empty(), "no case in tests/data/check-fail for {missing:?}");
+    assert!(names.len() >= 40, "only {} failing cases", names.len());
+}
+
+#[test]
+fn parse_snapshots() {
+    insta::glob!("data/parse/*.stw", |path| {
+        let text = read(path);
+        let (tree, diags) = parse(0, &text);
+        let codes: Vec<String> = diags.iter().map(|d| format!("{} {:?} {}", d.code, d.primary.span, d.message)).collect();
+        insta::assert_snapshot!(format!("{}\n{tree:#?}", codes.join("\n")));
+    });
+}
+
+#[test]
+fn format_snapshots() {
+    insta::glob!("data/format/*.stw", |path| {
+        let formatted = format_source(&read(path)).unwrap();
+        insta::assert_snapshot!(formatted);
+    });
+}
+
+/// Every `.stw` file of the project.
+fn all_corpus_files() -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["rules", "tests/data/check-pass", "tests/data/check-fail", "tests/data/parse", "tests/data/format", "stdlib"] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "stw") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn formatting_is_idempotent_and_keeps_meaning() {
+    let mut formatted_count = 0;
+    for path in all_corpus_files() {
+        let text = read(&path);
+        let Ok(once) = format_source(&text) else { continue };
+        formatted_count += 1;
+        let twice = format_source(&once).unwrap_or_else(|d| panic!("{}: formatted output does not parse: {d:?}\n{once}", path.display()));
+        assert_eq!(once, twice, "{}: formatting is not idempotent", path.display());
+        let before = without_spans(|| format!("{:#?}", parse(0, &text).0.items));
+        let after = without_spans(|| format!("{:#?}", parse(0, &once).0.items));
+        assert_eq!(before, after, "{}: formatting changed the meaning", path.display());
+        // No comment is lost.
+        assert_eq!(parse(0, &text).0.comments.len(), parse(0, &once).0.comments.len(), "{}: a comment was lost", path.display());
+    }
+    assert!(formatted_count > 20);
+}
+
+#[test]
+fn example_rules_are_formatted_and_check_clean() {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir("rules").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "stw") {
+            let text = read(&path);
+            assert_eq!(format_source(&text).unwrap(), text, "{} is not formatted", path.display());
+            files.push((path.display().to_string(), text));
+        }
+    }
+    let analysis = analyze(&files, &NoFiles);
+    assert!(analysis.diagnostics.is_empty(), "{}", rendered(&analysis));
+}
