@@ -189,7 +189,7 @@ mod tests {
         let s = CronSchedule::parse("0 8 * * *").unwrap();
         let tz: chrono_tz::Tz = "America/Toronto".parse().unwrap();
         // Across the end of daylight saving time (2026-11-01), 08:00 stays 08:00 local.
-        let start = tz.with_ymd_and_hms(2026, 10, 31, 12, 0, 0).unwrap();
+        let start = tz.with_ymd_and_hms(2026, 10, 31, 7, 0, 0).unwrap();
         let times: Vec<_> = s.after(&start).take(2).collect();
         assert!(times.iter().all(|t| t.hour() == 8));
         assert_eq!((times[1].clone() - times[0].clone()).num_hours(), 25);
