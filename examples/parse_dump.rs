@@ -6,6 +6,8 @@ fn main() {
         for d in &diags {
             println!("  {} {:?} {}", d.code, d.primary.span, d.message);
         }
-        if std::env::var("DUMP").is_ok() { println!("{tree:#?}"); }
+        if std::env::var("DUMP").is_ok() {
+            println!("{tree:#?}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! the API and the language server print. See ARCHITECTURE.md.
 
 pub mod check;
-pub mod diag;
-pub mod syntax;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod diag;
+pub mod syntax;

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn steward(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_steward")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -16,7 +19,11 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn check_rules_passes() {
     let out = steward(&["check", "rules/"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no problems"));
 }
 
@@ -25,12 +32,25 @@ fn json_columns_count_characters_after_non_ascii_text() {
     let dir = temp_dir("json");
     let file = dir.join("bad.stw");
     // `riks` comes after `é` and an emoji on the same line.
-    std::fs::write(&file, "when reservation.created if \"é🎉\" == \"x\" and riks < 0.5 then send welcome\n").unwrap();
-    let out = steward(&["check", "--format", "json", "rules/declarations.stw", file.to_str().unwrap()]);
+    std::fs::write(
+        &file,
+        "when reservation.created if \"é🎉\" == \"x\" and riks < 0.5 then send welcome\n",
+    )
+    .unwrap();
+    let out = steward(&[
+        "check",
+        "--format",
+        "json",
+        "rules/declarations.stw",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let diags = json.as_array().unwrap();
-    let d = diags.iter().find(|d| d["code"] == "E0202").expect("unknown field reported");
+    let d = diags
+        .iter()
+        .find(|d| d["code"] == "E0202")
+        .expect("unknown field reported");
     assert_eq!(d["line"], 1);
     // 1-based character columns: `riks` is the 45th character (the 49th byte).
     assert_eq!(d["column"], 45);
@@ -46,9 +66,18 @@ fn json_columns_count_characters_after_non_ascii_text() {
 fn warnings_alone_exit_zero_and_usage_errors_exit_two() {
     let dir = temp_dir("warn");
     let file = dir.join("warn.stw");
-    std::fs::write(&file, "when reservation.created if 1 > 2 then send welcome\n").unwrap();
+    std::fs::write(
+        &file,
+        "when reservation.created if 1 > 2 then send welcome\n",
+    )
+    .unwrap();
     let out = steward(&["check", "rules/declarations.stw", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("W0102"));
 
     let out = steward(&["check", "no/such/path.stw"]);
@@ -61,12 +90,24 @@ fn warnings_alone_exit_zero_and_usage_errors_exit_two() {
 fn fmt_check_names_files_and_fmt_rewrites_them() {
     let dir = temp_dir("fmt");
     let file = dir.join("messy.stw");
-    std::fs::write(&file, "when reservation.created   if risk<0.5 then send welcome\n").unwrap();
+    std::fs::write(
+        &file,
+        "when reservation.created   if risk<0.5 then send welcome\n",
+    )
+    .unwrap();
     let out = steward(&["fmt", "--check", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("messy.stw"));
     let out = steward(&["fmt", dir.to_str().unwrap()]);
     assert!(out.status.success());
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "when reservation.created if risk < 0.5 then send welcome\n");
-    assert_eq!(steward(&["fmt", "--check", dir.to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "when reservation.created if risk < 0.5 then send welcome\n"
+    );
+    assert_eq!(
+        steward(&["fmt", "--check", dir.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
 }

@@ -36,14 +36,28 @@ impl Host for Files {
 
 fn analyze_case(path: &Path) -> Analysis {
     let mut files = prelude();
-    let dir = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
-    let name = format!("tests/data/{dir}/{}", path.file_name().unwrap().to_str().unwrap());
+    let dir = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let name = format!(
+        "tests/data/{dir}/{}",
+        path.file_name().unwrap().to_str().unwrap()
+    );
     files.push((name, read(path)));
     analyze(&files, &Files)
 }
 
 fn rendered(analysis: &Analysis) -> String {
-    analysis.diagnostics.iter().map(|d| render_human(d, &analysis.sources, false)).collect::<Vec<_>>().join("\n")
+    analysis
+        .diagnostics
+        .iter()
+        .map(|d| render_human(d, &analysis.sources, false))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -66,7 +80,10 @@ fn check_fail() {
             rendered(&analysis)
         );
         // The prelude itself is clean: every diagnostic is about the case.
-        assert!(analysis.diagnostics.iter().all(|d| analysis.sources.name(d.primary.file).contains("check-fail")));
+        assert!(analysis
+            .diagnostics
+            .iter()
+            .all(|d| analysis.sources.name(d.primary.file).contains("check-fail")));
         insta::assert_snapshot!(rendered(&analysis));
     });
 }
@@ -83,7 +100,10 @@ fn every_code_has_a_failing_case() {
             missing.push(code.as_str());
         }
     }
-    assert!(missing.is_empty(), "no case in tests/data/check-fail for {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "no case in tests/data/check-fail for {missing:?}"
+    );
     assert!(names.len() >= 40, "only {} failing cases", names.len());
 }
 
@@ -92,7 +112,10 @@ fn parse_snapshots() {
     insta::glob!("data/parse/*.stw", |path| {
         let text = read(path);
         let (tree, diags) = parse(0, &text);
-        let codes: Vec<String> = diags.iter().map(|d| format!("{} {:?} {}", d.code, d.primary.span, d.message)).collect();
+        let codes: Vec<String> = diags
+            .iter()
+            .map(|d| format!("{} {:?} {}", d.code, d.primary.span, d.message))
+            .collect();
         insta::assert_snapshot!(format!("{}\n{tree:#?}", codes.join("\n")));
     });
 }
@@ -108,7 +131,14 @@ fn format_snapshots() {
 /// Every `.stw` file of the project.
 fn all_corpus_files() -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    for dir in ["rules", "tests/data/check-pass", "tests/data/check-fail", "tests/data/parse", "tests/data/format", "stdlib"] {
+    for dir in [
+        "rules",
+        "tests/data/check-pass",
+        "tests/data/check-fail",
+        "tests/data/parse",
+        "tests/data/format",
+        "stdlib",
+    ] {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "stw") {
@@ -125,15 +155,37 @@ fn formatting_is_idempotent_and_keeps_meaning() {
     let mut formatted_count = 0;
     for path in all_corpus_files() {
         let text = read(&path);
-        let Ok(once) = format_source(&text) else { continue };
+        let Ok(once) = format_source(&text) else {
+            continue;
+        };
         formatted_count += 1;
-        let twice = format_source(&once).unwrap_or_else(|d| panic!("{}: formatted output does not parse: {d:?}\n{once}", path.display()));
-        assert_eq!(once, twice, "{}: formatting is not idempotent", path.display());
+        let twice = format_source(&once).unwrap_or_else(|d| {
+            panic!(
+                "{}: formatted output does not parse: {d:?}\n{once}",
+                path.display()
+            )
+        });
+        assert_eq!(
+            once,
+            twice,
+            "{}: formatting is not idempotent",
+            path.display()
+        );
         let before = without_spans(|| format!("{:#?}", parse(0, &text).0.items));
         let after = without_spans(|| format!("{:#?}", parse(0, &once).0.items));
-        assert_eq!(before, after, "{}: formatting changed the meaning", path.display());
+        assert_eq!(
+            before,
+            after,
+            "{}: formatting changed the meaning",
+            path.display()
+        );
         // No comment is lost.
-        assert_eq!(parse(0, &text).0.comments.len(), parse(0, &once).0.comments.len(), "{}: a comment was lost", path.display());
+        assert_eq!(
+            parse(0, &text).0.comments.len(),
+            parse(0, &once).0.comments.len(),
+            "{}: a comment was lost",
+            path.display()
+        );
     }
     assert!(formatted_count > 20);
 }
@@ -145,7 +197,12 @@ fn example_rules_are_formatted_and_check_clean() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "stw") {
             let text = read(&path);
-            assert_eq!(format_source(&text).unwrap(), text, "{} is not formatted", path.display());
+            assert_eq!(
+                format_source(&text).unwrap(),
+                text,
+                "{} is not formatted",
+                path.display()
+            );
             files.push((path.display().to_string(), text));
         }
     }

@@ -7,12 +7,85 @@ use steward::syntax::{format::format_source, parse};
 
 /// Tokens of the language, so generated text gets deep into the grammar.
 const TOKENS: &[&str] = &[
-    "when", "rule", "event", "type", "message", "action", "fn", "if", "then", "else", "end", "do", "let",
-    "send", "notify", "role", "create", "task", "for", "due", "emit", "log", "after", "at", "unless", "on",
-    "require", "approval", "from", "within", "every", "in", "throttle", "per", "by", "and", "or", "not",
-    "??", "==", "!=", "<", ">=", "+", "-", "*", "/", "(", ")", "[", "]", "{", "}", ",", ":", ".", "?", "|",
-    "reservation.created", "risk", "nights", "guest", "email", "welcome", "0.5", "2", "2d", "30m",
-    "2026-12-01", "\"text {risk}\"", "\"a\"", "r\"x\"", "none", "true", "#c\n", "\n", " ", "->", "=",
+    "when",
+    "rule",
+    "event",
+    "type",
+    "message",
+    "action",
+    "fn",
+    "if",
+    "then",
+    "else",
+    "end",
+    "do",
+    "let",
+    "send",
+    "notify",
+    "role",
+    "create",
+    "task",
+    "for",
+    "due",
+    "emit",
+    "log",
+    "after",
+    "at",
+    "unless",
+    "on",
+    "require",
+    "approval",
+    "from",
+    "within",
+    "every",
+    "in",
+    "throttle",
+    "per",
+    "by",
+    "and",
+    "or",
+    "not",
+    "??",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    ".",
+    "?",
+    "|",
+    "reservation.created",
+    "risk",
+    "nights",
+    "guest",
+    "email",
+    "welcome",
+    "0.5",
+    "2",
+    "2d",
+    "30m",
+    "2026-12-01",
+    "\"text {risk}\"",
+    "\"a\"",
+    "r\"x\"",
+    "none",
+    "true",
+    "#c\n",
+    "\n",
+    " ",
+    "->",
+    "=",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
@@ -22,13 +95,23 @@ fn token_soup() -> impl Strategy<Value = String> {
 fn exercise(text: &str) {
     let (_tree, _diags) = parse(0, text);
     let declarations = std::fs::read_to_string("rules/declarations.stw").unwrap();
-    let analysis = analyze(&[("decl.stw".into(), declarations), ("input.stw".into(), text.to_string())], &NoFiles);
+    let analysis = analyze(
+        &[
+            ("decl.stw".into(), declarations),
+            ("input.stw".into(), text.to_string()),
+        ],
+        &NoFiles,
+    );
     // Every diagnostic points inside its file.
     for d in &analysis.diagnostics {
         assert!(d.primary.span.end as usize <= analysis.sources.text(d.primary.file).len());
     }
     if let Ok(formatted) = format_source(text) {
-        assert_eq!(format_source(&formatted).ok().as_deref(), Some(formatted.as_str()), "not idempotent for {text:?}");
+        assert_eq!(
+            format_source(&formatted).ok().as_deref(),
+            Some(formatted.as_str()),
+            "not idempotent for {text:?}"
+        );
     }
 }
 
@@ -48,12 +131,21 @@ proptest! {
 
 #[test]
 fn deep_nesting_is_refused_not_overflowed() {
-    let deep = format!("fn f() -> int = {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+    let deep = format!(
+        "fn f() -> int = {}1{}",
+        "(".repeat(5_000),
+        ")".repeat(5_000)
+    );
     let (_, diags) = parse(0, &deep);
     assert!(!diags.is_empty());
     let long = format!("fn f() -> int = {}1", "1 + ".repeat(20_000));
     let (_, diags) = parse(0, &long);
-    assert!(diags.iter().any(|d| d.message.contains("nested too deeply")), "{diags:?}");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("nested too deeply")),
+        "{diags:?}"
+    );
 }
 
 #[test]
@@ -62,6 +154,10 @@ fn three_broken_items_give_three_diagnostics_and_keep_the_rest() {
     let (tree, diags) = parse(0, text);
     assert_eq!(diags.len(), 3, "{diags:?}");
     assert_eq!(tree.items.len(), 5);
-    let errors = tree.items.iter().filter(|i| matches!(i, steward::syntax::ast::Item::Error(_))).count();
+    let errors = tree
+        .items
+        .iter()
+        .filter(|i| matches!(i, steward::syntax::ast::Item::Error(_)))
+        .count();
     assert_eq!(errors, 3);
 }

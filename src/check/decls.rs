@@ -11,7 +11,9 @@ use super::{Checker, DefKind};
 use crate::diag::{Code, Diagnostic, FileId};
 use crate::syntax::ast::{self, Item, TypeExprKind};
 
-const BUILTIN_TYPES: &[&str] = &["int", "float", "decimal", "bool", "string", "date", "datetime", "duration"];
+const BUILTIN_TYPES: &[&str] = &[
+    "int", "float", "decimal", "bool", "string", "date", "datetime", "duration",
+];
 
 impl Checker<'_> {
     pub(super) fn collect_declarations(&mut self) {
@@ -35,7 +37,10 @@ impl Checker<'_> {
                     },
                     Item::Error(_) => continue,
                 };
-                let loc = Loc { file: f.id, span: name.span };
+                let loc = Loc {
+                    file: f.id,
+                    span: name.span,
+                };
                 if let Some(first) = seen.get(&(space, name.text.clone())) {
                     let first = *first;
                     self.report(
@@ -57,7 +62,9 @@ impl Checker<'_> {
                         self.program.events.insert(d.name.text.clone(), id);
                     }
                     Item::Message(d) => {
-                        self.program.messages.insert(d.name.text.clone(), (f.id, index));
+                        self.program
+                            .messages
+                            .insert(d.name.text.clone(), (f.id, index));
                     }
                     _ => {}
                 }
@@ -72,7 +79,12 @@ impl Checker<'_> {
     }
 
     fn new_record(&mut self, name: &str, loc: Loc, is_event: bool) -> RecordId {
-        self.program.records.push(RecordDef { name: name.to_string(), loc, fields: Vec::new(), is_event });
+        self.program.records.push(RecordDef {
+            name: name.to_string(),
+            loc,
+            fields: Vec::new(),
+            is_event,
+        });
         (self.program.records.len() - 1) as RecordId
     }
 
@@ -80,7 +92,9 @@ impl Checker<'_> {
         match item {
             Item::Type(d) => {
                 if let Some(&id) = self.program.types.get(&d.name.text) {
-                    if self.program.record(id).loc.span == d.name.span && self.program.record(id).loc.file == file {
+                    if self.program.record(id).loc.span == d.name.span
+                        && self.program.record(id).loc.file == file
+                    {
                         let fields = self.fields(file, &d.fields, false);
                         self.program.records[id as usize].fields = fields;
                     }
@@ -88,7 +102,9 @@ impl Checker<'_> {
             }
             Item::Event(d) => {
                 if let Some(&id) = self.program.events.get(&d.name.text) {
-                    if self.program.record(id).loc.span == d.name.span && self.program.record(id).loc.file == file {
+                    if self.program.record(id).loc.span == d.name.span
+                        && self.program.record(id).loc.file == file
+                    {
                         let fields = self.fields(file, &d.fields, true);
                         self.program.records[id as usize].fields = fields;
                     }
@@ -100,8 +116,16 @@ impl Checker<'_> {
                 }
                 let params = self.params(file, &d.params, &[]);
                 self.check_url(file, &d.url);
-                let loc = Loc { file, span: d.name.span };
-                let sig = ActionSig { name: d.name.text.clone(), loc, kind: ActionKind::Webhook, params };
+                let loc = Loc {
+                    file,
+                    span: d.name.span,
+                };
+                let sig = ActionSig {
+                    name: d.name.text.clone(),
+                    loc,
+                    kind: ActionKind::Webhook,
+                    params,
+                };
                 self.program.actions.insert(d.name.text.clone(), sig);
             }
             Item::ExternAction(d) => {
@@ -110,8 +134,16 @@ impl Checker<'_> {
                     return;
                 }
                 let params = self.params(file, &d.params, &[]);
-                let loc = Loc { file, span: d.name.span };
-                let sig = ActionSig { name: d.name.text.clone(), loc, kind: ActionKind::Builtin, params };
+                let loc = Loc {
+                    file,
+                    span: d.name.span,
+                };
+                let sig = ActionSig {
+                    name: d.name.text.clone(),
+                    loc,
+                    kind: ActionKind::Builtin,
+                    params,
+                };
                 self.program.actions.insert(d.name.text.clone(), sig);
             }
             Item::Fn(d) => {
@@ -124,9 +156,21 @@ impl Checker<'_> {
                     ast::FnBody::Expr(_) => FnKind::Steward,
                     ast::FnBody::Rhai(_) => FnKind::Rhai,
                 };
-                let loc = Loc { file, span: d.name.span };
-                let sig = FnSig { name: d.name.text.clone(), loc, kind, params, ret, type_params: 0 };
-                self.program.functions.insert(d.name.text.clone(), vec![sig]);
+                let loc = Loc {
+                    file,
+                    span: d.name.span,
+                };
+                let sig = FnSig {
+                    name: d.name.text.clone(),
+                    loc,
+                    kind,
+                    params,
+                    ret,
+                    type_params: 0,
+                };
+                self.program
+                    .functions
+                    .insert(d.name.text.clone(), vec![sig]);
             }
             Item::ExternFn(d) => {
                 if !stdlib {
@@ -135,7 +179,10 @@ impl Checker<'_> {
                 }
                 let params = self.params(file, &d.params, &d.type_params);
                 let ret = self.resolve_type(file, &d.ret, &d.type_params);
-                let loc = Loc { file, span: d.name.span };
+                let loc = Loc {
+                    file,
+                    span: d.name.span,
+                };
                 let sig = FnSig {
                     name: d.name.text.clone(),
                     loc,
@@ -144,7 +191,11 @@ impl Checker<'_> {
                     ret,
                     type_params: d.type_params.len() as u32,
                 };
-                self.program.functions.entry(d.name.text.clone()).or_default().push(sig);
+                self.program
+                    .functions
+                    .entry(d.name.text.clone())
+                    .or_default()
+                    .push(sig);
             }
             Item::Message(_) | Item::Rule(_) | Item::Error(_) => {}
         }
@@ -164,9 +215,14 @@ impl Checker<'_> {
             if let Some(first) = out.iter().find(|f| f.name == d.name.text) {
                 let first = first.loc;
                 self.report(
-                    Diagnostic::new(Code::DuplicateField, file, d.name.span, format!("the field `{}` is declared twice", d.name.text))
-                        .with_secondary(first.file, first.span, "first declared here")
-                        .with_help("remove one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateField,
+                        file,
+                        d.name.span,
+                        format!("the field `{}` is declared twice", d.name.text),
+                    )
+                    .with_secondary(first.file, first.span, "first declared here")
+                    .with_help("remove one of them"),
                 );
                 continue;
             }
@@ -178,29 +234,58 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            out.push(FieldDef { name: d.name.text.clone(), ty, loc: Loc { file, span: d.name.span } });
+            out.push(FieldDef {
+                name: d.name.text.clone(),
+                ty,
+                loc: Loc {
+                    file,
+                    span: d.name.span,
+                },
+            });
         }
         out
     }
 
-    fn params(&mut self, file: FileId, decls: &[ast::Param], type_params: &[ast::Name]) -> Vec<ParamDef> {
+    fn params(
+        &mut self,
+        file: FileId,
+        decls: &[ast::Param],
+        type_params: &[ast::Name],
+    ) -> Vec<ParamDef> {
         let mut out: Vec<ParamDef> = Vec::new();
         for p in decls {
             let ty = self.resolve_type(file, &p.ty, type_params);
             if out.iter().any(|q| q.name == p.name.text) {
                 self.report(
-                    Diagnostic::new(Code::DuplicateField, file, p.name.span, format!("the parameter `{}` is declared twice", p.name.text))
-                        .with_help("give each parameter its own name"),
+                    Diagnostic::new(
+                        Code::DuplicateField,
+                        file,
+                        p.name.span,
+                        format!("the parameter `{}` is declared twice", p.name.text),
+                    )
+                    .with_help("give each parameter its own name"),
                 );
                 continue;
             }
-            out.push(ParamDef { name: p.name.text.clone(), ty, loc: Loc { file, span: p.name.span } });
+            out.push(ParamDef {
+                name: p.name.text.clone(),
+                ty,
+                loc: Loc {
+                    file,
+                    span: p.name.span,
+                },
+            });
         }
         out
     }
 
     /// The type a type expression names; unknown names are reported.
-    pub(super) fn resolve_type(&mut self, file: FileId, texpr: &ast::TypeExpr, type_params: &[ast::Name]) -> Type {
+    pub(super) fn resolve_type(
+        &mut self,
+        file: FileId,
+        texpr: &ast::TypeExpr,
+        type_params: &[ast::Name],
+    ) -> Type {
         let base = match &texpr.kind {
             TypeExprKind::Named(name) => {
                 let n = name.text.as_str();
@@ -230,15 +315,22 @@ impl Checker<'_> {
                     }
                 }
             }
-            TypeExprKind::List(inner) => Type::List(Box::new(self.resolve_type(file, inner, type_params))),
+            TypeExprKind::List(inner) => {
+                Type::List(Box::new(self.resolve_type(file, inner, type_params)))
+            }
             TypeExprKind::Paren(inner) => self.resolve_type(file, inner, type_params),
             TypeExprKind::Union(members) => {
                 let mut names: Vec<String> = Vec::new();
                 for m in members {
                     if names.contains(&m.value) {
                         self.report(
-                            Diagnostic::new(Code::DuplicateField, file, m.span, format!("`\"{}\"` appears twice in this union", m.value))
-                                .with_help("list each member once"),
+                            Diagnostic::new(
+                                Code::DuplicateField,
+                                file,
+                                m.span,
+                                format!("`\"{}\"` appears twice in this union", m.value),
+                            )
+                            .with_help("list each member once"),
                         );
                     } else {
                         names.push(m.value.clone());
@@ -255,11 +347,23 @@ impl Checker<'_> {
     }
 
     fn unknown_type(&mut self, file: FileId, name: &ast::Name) {
-        let mut diag = Diagnostic::new(Code::UnknownType, file, name.span, format!("no type `{}`", name.text)).with_label("unknown type");
+        let mut diag = Diagnostic::new(
+            Code::UnknownType,
+            file,
+            name.span,
+            format!("no type `{}`", name.text),
+        )
+        .with_label("unknown type");
         let declared: Vec<String> = self.program.types.keys().cloned().collect();
-        let candidates = BUILTIN_TYPES.iter().copied().chain(declared.iter().map(String::as_str));
+        let candidates = BUILTIN_TYPES
+            .iter()
+            .copied()
+            .chain(declared.iter().map(String::as_str));
         let help = if self.program.events.contains_key(&name.text) {
-            Some(format!("`{}` is an event; to hold its fields, declare a `type` with them", name.text))
+            Some(format!(
+                "`{}` is an event; to hold its fields, declare a `type` with them",
+                name.text
+            ))
         } else if name.text == "list" {
             Some("a list needs its element type: `list<string>`".to_string())
         } else {
@@ -275,7 +379,10 @@ impl Checker<'_> {
 
     fn check_url(&mut self, file: FileId, url: &ast::StrLit) {
         let problem = match url::Url::parse(&url.value) {
-            Ok(u) if u.scheme() != "http" && u.scheme() != "https" => Some(format!("the scheme `{}` is not `http` or `https`", u.scheme())),
+            Ok(u) if u.scheme() != "http" && u.scheme() != "https" => Some(format!(
+                "the scheme `{}` is not `http` or `https`",
+                u.scheme()
+            )),
             Ok(u) if u.host().is_none() => Some("it has no host".to_string()),
             Ok(_) => None,
             Err(e) => Some(e.to_string()),

@@ -10,6 +10,14 @@ use super::{Checker, DefKind, TypeAt};
 use crate::diag::{Code, Diagnostic, FileId, Span};
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, TemplatePart, UnaryOp};
 
+/// What is being called, for matching arguments to parameters.
+pub(super) struct Callee<'p> {
+    pub name: &'p str,
+    /// "function" or "action", for messages.
+    pub kind: &'p str,
+    pub params: &'p [ParamDef],
+}
+
 /// A value known while checking (for folding conditions and checking unions).
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Const {
@@ -41,7 +49,10 @@ impl Ty {
         Ty { ty, konst: None }
     }
     fn konst(ty: Type, konst: Const) -> Ty {
-        Ty { ty, konst: Some(konst) }
+        Ty {
+            ty,
+            konst: Some(konst),
+        }
     }
     fn error() -> Ty {
         Ty::of(Type::Error)
@@ -92,7 +103,15 @@ pub(super) struct Ctx {
 
 impl Ctx {
     pub fn new(file: FileId) -> Ctx {
-        Ctx { file, event: None, locals: Vec::new(), facts: Vec::new(), send: None, in_rule: false, lenient: false }
+        Ctx {
+            file,
+            event: None,
+            locals: Vec::new(),
+            facts: Vec::new(),
+            send: None,
+            in_rule: false,
+            lenient: false,
+        }
     }
 }
 
@@ -150,7 +169,13 @@ fn strip_parens(e: &Expr) -> &Expr {
 impl Checker<'_> {
     pub(super) fn expr(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
         let ty = self.expr_inner(cx, e);
-        self.types.push(TypeAt { at: Loc { file: cx.file, span: e.span }, ty: ty.ty.clone() });
+        self.types.push(TypeAt {
+            at: Loc {
+                file: cx.file,
+                span: e.span,
+            },
+            ty: ty.ty.clone(),
+        });
         ty
     }
 
@@ -171,7 +196,11 @@ impl Checker<'_> {
             return Ty::of(expected.clone());
         }
         let ty = self.expr(cx, e);
-        let ty = if expected.is_optional() { ty } else { self.present(cx, e, ty) };
+        let ty = if expected.is_optional() {
+            ty
+        } else {
+            self.present(cx, e, ty)
+        };
         if !self.program.assignable(&ty.ty, ty.str_konst(), expected) {
             self.mismatch(cx.file, e, &ty, expected, what);
             return Ty::of(expected.clone());
@@ -213,7 +242,11 @@ impl Checker<'_> {
             ),
         };
         let label = format!("this is a `{}`", self.program.show(&found.ty));
-        self.report(Diagnostic::new(code, file, e.span, message).with_label(label).with_help(help));
+        self.report(
+            Diagnostic::new(code, file, e.span, message)
+                .with_label(label)
+                .with_help(help),
+        );
     }
 
     /// The value's type without `?`, reporting a use of an unchecked optional.
@@ -237,7 +270,10 @@ impl Checker<'_> {
                 );
                 Ty::of(*inner)
             }
-            other => Ty { ty: other, konst: ty.konst },
+            other => Ty {
+                ty: other,
+                konst: ty.konst,
+            },
         }
     }
 
@@ -255,9 +291,14 @@ impl Checker<'_> {
                 _ => "a condition is a comparison or a `bool` field, joined with `and`, `or` and `not`".to_string(),
             };
             self.report(
-                Diagnostic::new(Code::ConditionNotBool, cx.file, e.span, format!("a condition must be a `bool`, but `{text}` is a `{shown}`"))
-                    .with_label(format!("this is a `{shown}`"))
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::ConditionNotBool,
+                    cx.file,
+                    e.span,
+                    format!("a condition must be a `bool`, but `{text}` is a `{shown}`"),
+                )
+                .with_label(format!("this is a `{shown}`"))
+                .with_help(help),
             );
             return Ty::of(Type::Error);
         }
@@ -317,13 +358,27 @@ impl Checker<'_> {
                                 }
                             }
                             None => {
-                                let what = if record.is_event { format!("the event `{}`", record.name) } else { format!("`{}`", record.name) };
-                                let help = did_you_mean(&field.text, record.fields.iter().map(|f| f.name.as_str()))
-                                    .unwrap_or_else(|| format!("the fields of {what} are {}", field_list(record)));
+                                let what = if record.is_event {
+                                    format!("the event `{}`", record.name)
+                                } else {
+                                    format!("`{}`", record.name)
+                                };
+                                let help = did_you_mean(
+                                    &field.text,
+                                    record.fields.iter().map(|f| f.name.as_str()),
+                                )
+                                .unwrap_or_else(|| {
+                                    format!("the fields of {what} are {}", field_list(record))
+                                });
                                 self.report(
-                                    Diagnostic::new(Code::UnknownField, cx.file, field.span, format!("no field `{}` on {what}", field.text))
-                                        .with_label("unknown field")
-                                        .with_help(help),
+                                    Diagnostic::new(
+                                        Code::UnknownField,
+                                        cx.file,
+                                        field.span,
+                                        format!("no field `{}` on {what}", field.text),
+                                    )
+                                    .with_label("unknown field")
+                                    .with_help(help),
                                 );
                                 return Ty::error();
                             }
@@ -333,16 +388,25 @@ impl Checker<'_> {
                         let shown = self.program.show(&other);
                         let text = self.text(cx.file, base.span).to_string();
                         self.report(
-                            Diagnostic::new(Code::NoFields, cx.file, field.span, format!("`{text}` is a `{shown}`, which has no fields"))
-                                .with_secondary(cx.file, base.span, format!("this is a `{shown}`"))
-                                .with_help("only records (declared with `type`) and events have fields"),
+                            Diagnostic::new(
+                                Code::NoFields,
+                                cx.file,
+                                field.span,
+                                format!("`{text}` is a `{shown}`, which has no fields"),
+                            )
+                            .with_secondary(cx.file, base.span, format!("this is a `{shown}`"))
+                            .with_help(
+                                "only records (declared with `type`) and events have fields",
+                            ),
                         );
                         return Ty::error();
                     }
                 };
                 self.narrow(cx, e, ty)
             }
-            ExprKind::Call(name, args) => self.call(cx, name.text.as_str(), name.span, args, e.span),
+            ExprKind::Call(name, args) => {
+                self.call(cx, name.text.as_str(), name.span, args, e.span)
+            }
             ExprKind::List(items) => {
                 let mut elem: Option<Ty> = None;
                 for item in items {
@@ -352,7 +416,8 @@ impl Checker<'_> {
                         Some(prev) => match self.join(&prev.ty, &ty.ty) {
                             Some(t) => Ty::of(t),
                             None => {
-                                let (a, b) = (self.program.show(&prev.ty), self.program.show(&ty.ty));
+                                let (a, b) =
+                                    (self.program.show(&prev.ty), self.program.show(&ty.ty));
                                 self.report(
                                     Diagnostic::new(Code::TypeMismatch, cx.file, item.span, format!("a list holds one type, but this is a `{b}` after a `{a}`"))
                                         .with_label(format!("this is a `{b}`"))
@@ -381,7 +446,12 @@ impl Checker<'_> {
                     }
                     UnaryOp::Neg => {
                         if !(ty.ty.is_numeric() || matches!(ty.ty, Type::Duration | Type::Error)) {
-                            self.bad_operand(cx.file, inner, &ty.ty, "`-` applies to numbers and durations");
+                            self.bad_operand(
+                                cx.file,
+                                inner,
+                                &ty.ty,
+                                "`-` applies to numbers and durations",
+                            );
                             return Ty::error();
                         }
                         let konst = match ty.konst {
@@ -413,10 +483,17 @@ impl Checker<'_> {
                     None => {
                         let (sa, sb) = (self.program.show(&a.ty), self.program.show(&b.ty));
                         self.report(
-                            Diagnostic::new(Code::TypeMismatch, cx.file, f.span, format!("`then` gives a `{sa}` but `else` gives a `{sb}`"))
-                                .with_label(format!("this is a `{sb}`"))
-                                .with_secondary(cx.file, t.span, format!("this is a `{sa}`"))
-                                .with_help("both branches of an `if` expression must have the same type"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                cx.file,
+                                f.span,
+                                format!("`then` gives a `{sa}` but `else` gives a `{sb}`"),
+                            )
+                            .with_label(format!("this is a `{sb}`"))
+                            .with_secondary(cx.file, t.span, format!("this is a `{sa}`"))
+                            .with_help(
+                                "both branches of an `if` expression must have the same type",
+                            ),
                         );
                         Ty::error()
                     }
@@ -436,7 +513,15 @@ impl Checker<'_> {
     fn name(&mut self, cx: &mut Ctx, name: &str, span: Span, e: &Expr) -> Ty {
         if let Some(local) = cx.locals.iter_mut().rev().find(|l| l.name == name) {
             local.used = true;
-            let (ty, loc, kind) = (local.ty.clone(), local.loc, if local.is_param { DefKind::Param } else { DefKind::Let });
+            let (ty, loc, kind) = (
+                local.ty.clone(),
+                local.loc,
+                if local.is_param {
+                    DefKind::Param
+                } else {
+                    DefKind::Let
+                },
+            );
             self.refer(cx.file, span, loc, kind);
             return self.narrow(cx, e, ty);
         }
@@ -471,40 +556,79 @@ impl Checker<'_> {
             let (what, fix) = match cx.event {
                 Some(id) => {
                     let record = self.program.record(id);
-                    (format!("the event `{}` has no field `{name}`", record.name), format!("add `{name}` to `{}`, or send a message that does not use it", record.name))
+                    (
+                        format!("the event `{}` has no field `{name}`", record.name),
+                        format!(
+                            "add `{name}` to `{}`, or send a message that does not use it",
+                            record.name
+                        ),
+                    )
                 }
-                None => (format!("this rule has no `{name}` in scope"), "bind it with `let` before the `send`, or send a message that does not use it".to_string()),
+                None => (
+                    format!("this rule has no `{name}` in scope"),
+                    "bind it with `let` before the `send`, or send a message that does not use it"
+                        .to_string(),
+                ),
             };
-            let diag = Diagnostic::new(Code::UnboundParameter, site.file, site.span, format!("the message `{}` uses `{name}`, which is not in scope here", site.message))
-                .with_label(what)
-                .with_secondary(cx.file, span, format!("`{name}` is used here"))
-                .with_help(fix);
+            let diag = Diagnostic::new(
+                Code::UnboundParameter,
+                site.file,
+                site.span,
+                format!(
+                    "the message `{}` uses `{name}`, which is not in scope here",
+                    site.message
+                ),
+            )
+            .with_label(what)
+            .with_secondary(cx.file, span, format!("`{name}` is used here"))
+            .with_help(fix);
             self.report(diag);
             return;
         }
         let mut candidates: Vec<String> = cx.locals.iter().map(|l| l.name.clone()).collect();
         if let Some(id) = cx.event {
-            candidates.extend(self.program.record(id).fields.iter().map(|f| f.name.clone()));
+            candidates.extend(
+                self.program
+                    .record(id)
+                    .fields
+                    .iter()
+                    .map(|f| f.name.clone()),
+            );
         }
         let suggestion = did_you_mean(name, candidates.iter().map(String::as_str));
         let is_fn = self.program.functions.contains_key(name);
         let diag = match cx.event {
             Some(id) if !is_fn => {
                 let record = self.program.record(id);
-                let help = suggestion.unwrap_or_else(|| format!("the fields of `{}` are {}", record.name, field_list(record)));
-                Diagnostic::new(Code::UnknownField, cx.file, span, format!("no field `{name}` on `{}`", record.name))
-                    .with_label("unknown field")
-                    .with_help(help)
+                let help = suggestion.unwrap_or_else(|| {
+                    format!("the fields of `{}` are {}", record.name, field_list(record))
+                });
+                Diagnostic::new(
+                    Code::UnknownField,
+                    cx.file,
+                    span,
+                    format!("no field `{name}` on `{}`", record.name),
+                )
+                .with_label("unknown field")
+                .with_help(help)
             }
             _ => {
                 let help = if is_fn {
                     Some(format!("`{name}` is a function: call it, `{name}(...)`"))
                 } else if !cx.in_rule && (name == stdlib::EVENT || name == stdlib::ENVELOPE) {
-                    Some(format!("`{name}` exists only in rules triggered by an event (`when ...`)"))
+                    Some(format!(
+                        "`{name}` exists only in rules triggered by an event (`when ...`)"
+                    ))
                 } else {
                     suggestion
                 };
-                let diag = Diagnostic::new(Code::UnknownName, cx.file, span, format!("no `{name}` in scope")).with_label("unknown name");
+                let diag = Diagnostic::new(
+                    Code::UnknownName,
+                    cx.file,
+                    span,
+                    format!("no `{name}` in scope"),
+                )
+                .with_label("unknown name");
                 match help {
                     Some(h) => diag.with_help(h),
                     None => diag,
@@ -518,9 +642,14 @@ impl Checker<'_> {
         let shown = self.program.show(ty);
         let text = self.text(file, e.span).to_string();
         self.report(
-            Diagnostic::new(Code::InvalidOperands, file, e.span, format!("`{text}` is a `{shown}`, which this operator does not take"))
-                .with_label(format!("this is a `{shown}`"))
-                .with_help(help.to_string()),
+            Diagnostic::new(
+                Code::InvalidOperands,
+                file,
+                e.span,
+                format!("`{text}` is a `{shown}`, which this operator does not take"),
+            )
+            .with_label(format!("this is a `{shown}`"))
+            .with_help(help.to_string()),
         );
     }
 
@@ -555,12 +684,21 @@ impl Checker<'_> {
                 let b = self.condition(&mut rcx, r);
                 cx.locals = rcx.locals;
                 let konst = match (op, &a.konst, &b.konst) {
-                    (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => Some(Const::Bool(false)),
-                    (Or, Some(Const::Bool(true)), _) | (Or, _, Some(Const::Bool(true))) => Some(Const::Bool(true)),
-                    (_, Some(Const::Bool(x)), Some(Const::Bool(_))) => Some(Const::Bool(*x)).and(b.konst.clone()),
+                    (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => {
+                        Some(Const::Bool(false))
+                    }
+                    (Or, Some(Const::Bool(true)), _) | (Or, _, Some(Const::Bool(true))) => {
+                        Some(Const::Bool(true))
+                    }
+                    (_, Some(Const::Bool(x)), Some(Const::Bool(_))) => {
+                        Some(Const::Bool(*x)).and(b.konst.clone())
+                    }
                     _ => None,
                 };
-                return Ty { ty: Type::Bool, konst };
+                return Ty {
+                    ty: Type::Bool,
+                    konst,
+                };
             }
             Coalesce => {
                 let a = self.expr(cx, l);
@@ -571,20 +709,37 @@ impl Checker<'_> {
                     other => {
                         let text = self.text(file, l.span).to_string();
                         self.report(
-                            Diagnostic::new(Code::NeedlessDefault, file, r.span, format!("`{text}` is never absent, so this default is never used"))
-                                .with_secondary(file, l.span, format!("this is a `{}`", self.program.show(other)))
-                                .with_help(format!("remove `?? {}`", self.text(file, r.span))),
+                            Diagnostic::new(
+                                Code::NeedlessDefault,
+                                file,
+                                r.span,
+                                format!("`{text}` is never absent, so this default is never used"),
+                            )
+                            .with_secondary(
+                                file,
+                                l.span,
+                                format!("this is a `{}`", self.program.show(other)),
+                            )
+                            .with_help(format!("remove `?? {}`", self.text(file, r.span))),
                         );
                         return a;
                     }
                 };
-                let b_present = if b.ty.is_optional() { b.ty.present().clone() } else { b.ty.clone() };
+                let b_present = if b.ty.is_optional() {
+                    b.ty.present().clone()
+                } else {
+                    b.ty.clone()
+                };
                 if !self.program.assignable(&b_present, b.str_konst(), &inner) {
                     self.mismatch(file, r, &b, &inner, "the default");
                     return Ty::of(inner);
                 }
                 let ty = self.join(&inner, &b_present).unwrap_or(inner);
-                return Ty::of(if b.ty.is_optional() { ty.optional() } else { ty });
+                return Ty::of(if b.ty.is_optional() {
+                    ty.optional()
+                } else {
+                    ty
+                });
             }
             _ => {}
         }
@@ -604,12 +759,19 @@ impl Checker<'_> {
                 let comparable = match numeric_join(&a.ty, &b.ty) {
                     Ok(Some(_)) => true,
                     Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
-                    Ok(None) => a.ty.is_ordered() && self.join(&a.ty, &b.ty).is_some() && !matches!(a.ty, Type::Bool),
+                    Ok(None) => {
+                        a.ty.is_ordered()
+                            && self.join(&a.ty, &b.ty).is_some()
+                            && !matches!(a.ty, Type::Bool)
+                    }
                 };
                 if !comparable {
                     return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
                 }
-                let konst = match (a.konst.as_ref().and_then(Const::as_f64), b.konst.as_ref().and_then(Const::as_f64)) {
+                let konst = match (
+                    a.konst.as_ref().and_then(Const::as_f64),
+                    b.konst.as_ref().and_then(Const::as_f64),
+                ) {
                     (Some(x), Some(y)) => Some(Const::Bool(match op {
                         Lt => x < y,
                         Le => x <= y,
@@ -618,16 +780,28 @@ impl Checker<'_> {
                     })),
                     _ => None,
                 };
-                Ty { ty: Type::Bool, konst }
+                Ty {
+                    ty: Type::Bool,
+                    konst,
+                }
             }
             In | NotIn => {
                 let elem = match &b.ty {
                     Type::List(elem) => (**elem).clone(),
                     Type::String | Type::Union(_) => {
                         self.report(
-                            Diagnostic::new(Code::InvalidOperands, file, whole.span, format!("`{}` needs a list on its right", op.as_str()))
-                                .with_label("the right side is text")
-                                .with_help(format!("to look for text inside text, write `{} contains {}`", self.text(file, r.span), self.text(file, l.span))),
+                            Diagnostic::new(
+                                Code::InvalidOperands,
+                                file,
+                                whole.span,
+                                format!("`{}` needs a list on its right", op.as_str()),
+                            )
+                            .with_label("the right side is text")
+                            .with_help(format!(
+                                "to look for text inside text, write `{} contains {}`",
+                                self.text(file, r.span),
+                                self.text(file, l.span)
+                            )),
                         );
                         return Ty::error();
                     }
@@ -637,15 +811,31 @@ impl Checker<'_> {
                     || self.program.assignable(&a.ty, a.str_konst(), &elem)
                     || self.program.assignable(&elem, None, &a.ty);
                 if !fits {
-                    return self.operand_mismatch(file, op, l, &strip_parens(r).clone(), &a.ty, &b.ty);
+                    return self.operand_mismatch(
+                        file,
+                        op,
+                        l,
+                        &strip_parens(r).clone(),
+                        &a.ty,
+                        &b.ty,
+                    );
                 }
-                if let (Type::Union(members), ExprKind::List(items)) = (&a.ty, &strip_parens(r).kind) {
+                if let (Type::Union(members), ExprKind::List(items)) =
+                    (&a.ty, &strip_parens(r).kind)
+                {
                     let text = self.text(file, l.span).to_string();
                     for item in items {
                         if let ExprKind::Str(t) = &item.kind {
                             if let Some(v) = t.as_plain() {
                                 if !members.contains(&v) {
-                                    self.not_in_union(file, item.span, &text, &v, members, "this item never matches");
+                                    self.not_in_union(
+                                        file,
+                                        item.span,
+                                        &text,
+                                        &v,
+                                        members,
+                                        "this item never matches",
+                                    );
                                 }
                             }
                         }
@@ -672,7 +862,13 @@ impl Checker<'_> {
                     if let Some(pattern) = b.str_konst() {
                         if let Err(err) = regex::Regex::new(pattern) {
                             let detail = err.to_string();
-                            let reason = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim_start_matches("error: ").to_string();
+                            let reason = detail
+                                .lines()
+                                .rev()
+                                .find(|l| !l.trim().is_empty())
+                                .unwrap_or("")
+                                .trim_start_matches("error: ")
+                                .to_string();
                             self.report(
                                 Diagnostic::new(Code::InvalidRegex, file, r.span, format!("invalid regular expression: {reason}"))
                                     .with_help("the syntax is Rust's `regex` (like Perl's, without look-around); write patterns with `\\` or `{` as raw strings, `r\"\\d{3}\"`"),
@@ -694,14 +890,34 @@ impl Checker<'_> {
         }
         // Comparing with `none` asks whether an optional is there.
         if a.ty == Type::None || b.ty == Type::None {
-            let (side, ty) = if a.ty == Type::None { (r, &b.ty) } else { (l, &a.ty) };
+            let (side, ty) = if a.ty == Type::None {
+                (r, &b.ty)
+            } else {
+                (l, &a.ty)
+            };
             if !ty.is_optional() && *ty != Type::None {
                 let text = self.text(file, side.span).to_string();
-                let always = if op == BinaryOp::Eq { Code::AlwaysFalse } else { Code::AlwaysTrue };
+                let always = if op == BinaryOp::Eq {
+                    Code::AlwaysFalse
+                } else {
+                    Code::AlwaysTrue
+                };
                 self.report(
-                    Diagnostic::new(always, file, l.span.to(r.span), format!("`{text}` is never absent, so this is always {}", op == BinaryOp::Ne))
-                        .with_secondary(file, side.span, format!("this is a `{}`", self.program.show(ty)))
-                        .with_help("only optional values (`T?`) can be `none`"),
+                    Diagnostic::new(
+                        always,
+                        file,
+                        l.span.to(r.span),
+                        format!(
+                            "`{text}` is never absent, so this is always {}",
+                            op == BinaryOp::Ne
+                        ),
+                    )
+                    .with_secondary(
+                        file,
+                        side.span,
+                        format!("this is a `{}`", self.program.show(ty)),
+                    )
+                    .with_help("only optional values (`T?`) can be `none`"),
                 );
                 return Ty::konst(Type::Bool, Const::Bool(op == BinaryOp::Ne));
             }
@@ -721,7 +937,11 @@ impl Checker<'_> {
                 if !members.iter().any(|m| m == k) {
                     let union_side = if std::ptr::eq(other, r) { l } else { r };
                     let text = self.text(file, union_side.span).to_string();
-                    let outcome = if op == BinaryOp::Eq { "this condition is always false" } else { "this condition is always true" };
+                    let outcome = if op == BinaryOp::Eq {
+                        "this condition is always false"
+                    } else {
+                        "this condition is always true"
+                    };
                     self.not_in_union(file, other.span, &text, k, members, outcome);
                     // Reported once, not again as a constant condition.
                     return Ty::of(Type::Bool);
@@ -744,25 +964,48 @@ impl Checker<'_> {
             }
             _ => None,
         };
-        Ty { ty: Type::Bool, konst }
+        Ty {
+            ty: Type::Bool,
+            konst,
+        }
     }
 
-    fn not_in_union(&mut self, file: FileId, span: Span, text: &str, value: &str, members: &[String], outcome: &str) {
-        let listed = members.iter().map(|m| format!("`\"{m}\"`")).collect::<Vec<_>>().join(", ");
+    fn not_in_union(
+        &mut self,
+        file: FileId,
+        span: Span,
+        text: &str,
+        value: &str,
+        members: &[String],
+        outcome: &str,
+    ) {
+        let listed = members
+            .iter()
+            .map(|m| format!("`\"{m}\"`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let help = match did_you_mean(value, members.iter().map(String::as_str)) {
             Some(dym) => format!("{dym} `{text}` is one of {listed}"),
             None => format!("`{text}` is one of {listed}; if `\"{value}\"` can happen, add it to the declaration"),
         };
         self.report(
-            Diagnostic::new(Code::NotInUnion, file, span, format!("`{text}` is never `\"{value}\"`; {outcome}"))
-                .with_label(format!("not one of the values of `{text}`"))
-                .with_help(help),
+            Diagnostic::new(
+                Code::NotInUnion,
+                file,
+                span,
+                format!("`{text}` is never `\"{value}\"`; {outcome}"),
+            )
+            .with_label(format!("not one of the values of `{text}`"))
+            .with_help(help),
         );
     }
 
     fn decimal_float(&mut self, file: FileId, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Ty {
         let (lt, rt) = (self.program.show(a), self.program.show(b));
-        let (ltext, rtext) = (self.text(file, l.span).to_string(), self.text(file, r.span).to_string());
+        let (ltext, rtext) = (
+            self.text(file, l.span).to_string(),
+            self.text(file, r.span).to_string(),
+        );
         self.report(
             Diagnostic::new(Code::DecimalFloatMix, file, r.span, format!("`{ltext}` is a `{lt}` and `{rtext}` is a `{rt}`; `decimal` never mixes with `float`"))
                 .with_label(format!("this is a `{rt}`"))
@@ -772,24 +1015,47 @@ impl Checker<'_> {
         Ty::error()
     }
 
-    fn operand_mismatch(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Ty {
+    fn operand_mismatch(
+        &mut self,
+        file: FileId,
+        op: BinaryOp,
+        l: &Expr,
+        r: &Expr,
+        a: &Type,
+        b: &Type,
+    ) -> Ty {
         let (lt, rt) = (self.program.show(a), self.program.show(b));
-        let (ltext, rtext) = (self.text(file, l.span).to_string(), self.text(file, r.span).to_string());
+        let (ltext, rtext) = (
+            self.text(file, l.span).to_string(),
+            self.text(file, r.span).to_string(),
+        );
         let help = match op {
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                 format!("`{}` compares two numbers, two strings, two dates, two datetimes or two durations; compare `{ltext}` with a `{lt}`", op.as_str())
             }
             BinaryOp::Eq | BinaryOp::Ne => format!("compare `{ltext}` with another `{lt}`"),
-            BinaryOp::In | BinaryOp::NotIn => format!("`{}` needs a list of `{lt}` on its right", op.as_str()),
-            BinaryOp::Contains => "`contains` looks for text in text, or an item in a list of that item's type".to_string(),
-            BinaryOp::StartsWith | BinaryOp::EndsWith | BinaryOp::Matches => format!("`{}` takes text on both sides", op.as_str()),
+            BinaryOp::In | BinaryOp::NotIn => {
+                format!("`{}` needs a list of `{lt}` on its right", op.as_str())
+            }
+            BinaryOp::Contains => {
+                "`contains` looks for text in text, or an item in a list of that item's type"
+                    .to_string()
+            }
+            BinaryOp::StartsWith | BinaryOp::EndsWith | BinaryOp::Matches => {
+                format!("`{}` takes text on both sides", op.as_str())
+            }
             _ => format!("`{}` does not apply to a `{lt}` and a `{rt}`", op.as_str()),
         };
         self.report(
-            Diagnostic::new(Code::InvalidOperands, file, r.span, format!("mismatched types: `{ltext}` is a `{lt}`, `{rtext}` is a `{rt}`"))
-                .with_label(format!("this is a `{rt}`"))
-                .with_secondary(file, l.span, format!("this is a `{lt}`"))
-                .with_help(help),
+            Diagnostic::new(
+                Code::InvalidOperands,
+                file,
+                r.span,
+                format!("mismatched types: `{ltext}` is a `{lt}`, `{rtext}` is a `{rt}`"),
+            )
+            .with_label(format!("this is a `{rt}`"))
+            .with_secondary(file, l.span, format!("this is a `{lt}`"))
+            .with_help(help),
         );
         Ty::error()
     }
@@ -822,13 +1088,21 @@ impl Checker<'_> {
                     (Some(x), Some(y)) => Some(Const::Str(format!("{x}{y}"))),
                     _ => None,
                 };
-                return Ty { ty: Type::String, konst };
+                return Ty {
+                    ty: Type::String,
+                    konst,
+                };
             }
-            (Add, Type::DateTime, Type::Duration) | (Add, Type::Duration, Type::DateTime) | (Sub, Type::DateTime, Type::Duration) => Type::DateTime,
-            (Add, Type::Date, Type::Duration) | (Add, Type::Duration, Type::Date) | (Sub, Type::Date, Type::Duration) => Type::Date,
+            (Add, Type::DateTime, Type::Duration)
+            | (Add, Type::Duration, Type::DateTime)
+            | (Sub, Type::DateTime, Type::Duration) => Type::DateTime,
+            (Add, Type::Date, Type::Duration)
+            | (Add, Type::Duration, Type::Date)
+            | (Sub, Type::Date, Type::Duration) => Type::Date,
             (Sub, Type::DateTime, Type::DateTime) | (Sub, Type::Date, Type::Date) => Type::Duration,
             (Add | Sub, Type::Duration, Type::Duration) => Type::Duration,
-            (Mul, Type::Duration, Type::Int | Type::Float | Type::Number) | (Mul, Type::Int | Type::Float | Type::Number, Type::Duration) => Type::Duration,
+            (Mul, Type::Duration, Type::Int | Type::Float | Type::Number)
+            | (Mul, Type::Int | Type::Float | Type::Number, Type::Duration) => Type::Duration,
             (Div, Type::Duration, Type::Int | Type::Float | Type::Number) => Type::Duration,
             (Div, Type::Duration, Type::Duration) => Type::Float,
             (Add, Type::List(x), Type::List(y)) => match self.join(x, y) {
@@ -850,13 +1124,24 @@ impl Checker<'_> {
                     ActionKind::Builtin => "built-in actions are statements: `send`, `notify role`, `create task`, `emit`, `log`".to_string(),
                 };
                 self.report(
-                    Diagnostic::new(Code::WrongKindOfCall, cx.file, name_span, format!("`{name}` is an action, not a function; it has no value"))
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::WrongKindOfCall,
+                        cx.file,
+                        name_span,
+                        format!("`{name}` is an action, not a function; it has no value"),
+                    )
+                    .with_help(help),
                 );
                 return Ty::error();
             }
             let candidates: Vec<String> = self.program.functions.keys().cloned().collect();
-            let mut diag = Diagnostic::new(Code::UnknownFunction, cx.file, name_span, format!("no function `{name}`")).with_label("unknown function");
+            let mut diag = Diagnostic::new(
+                Code::UnknownFunction,
+                cx.file,
+                name_span,
+                format!("no function `{name}`"),
+            )
+            .with_label("unknown function");
             if let Some(help) = did_you_mean(name, candidates.iter().map(String::as_str)) {
                 diag = diag.with_help(help);
             }
@@ -871,22 +1156,49 @@ impl Checker<'_> {
             }
         }
         if sigs.len() == 1 {
-            self.check_args(cx, &sigs[0].name, "function", &sigs[0].params, args, &arg_tys, span);
+            self.check_args(
+                cx,
+                Callee {
+                    name: &sigs[0].name,
+                    kind: "function",
+                    params: &sigs[0].params,
+                },
+                args,
+                &arg_tys,
+                span,
+            );
             return Ty::of(sigs[0].ret.substitute(&HashMap::new()));
         }
-        let given: Vec<String> = arg_tys.iter().map(|t| format!("`{}`", self.program.show(&t.ty))).collect();
+        let given: Vec<String> = arg_tys
+            .iter()
+            .map(|t| format!("`{}`", self.program.show(&t.ty)))
+            .collect();
         let versions: Vec<String> = sigs.iter().map(|s| self.signature(s)).collect();
         self.report(
-            Diagnostic::new(Code::TypeMismatch, cx.file, span, format!("no version of `{name}` takes ({})", given.join(", ")))
-                .with_label("no matching version")
-                .with_help(format!("the versions are: {}", versions.join("; "))),
+            Diagnostic::new(
+                Code::TypeMismatch,
+                cx.file,
+                span,
+                format!("no version of `{name}` takes ({})", given.join(", ")),
+            )
+            .with_label("no matching version")
+            .with_help(format!("the versions are: {}", versions.join("; "))),
         );
         Ty::error()
     }
 
     pub(super) fn signature(&self, sig: &FnSig) -> String {
-        let params: Vec<String> = sig.params.iter().map(|p| format!("{}: {}", p.name, self.program.show(&p.ty))).collect();
-        format!("{}({}) -> {}", sig.name, params.join(", "), self.program.show(&sig.ret))
+        let params: Vec<String> = sig
+            .params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, self.program.show(&p.ty)))
+            .collect();
+        format!(
+            "{}({}) -> {}",
+            sig.name,
+            params.join(", "),
+            self.program.show(&sig.ret)
+        )
     }
 
     /// Whether positional arguments fit a signature; the bound type parameters if so.
@@ -926,7 +1238,19 @@ impl Checker<'_> {
 
     /// Matches arguments to parameters by position, then by name, reporting
     /// what is missing, unknown, repeated or of the wrong type.
-    pub(super) fn check_args(&mut self, cx: &mut Ctx, callee: &str, kind: &str, params: &[ParamDef], args: &[Arg], tys: &[Ty], span: Span) {
+    pub(super) fn check_args(
+        &mut self,
+        cx: &mut Ctx,
+        callee: Callee<'_>,
+        args: &[Arg],
+        tys: &[Ty],
+        span: Span,
+    ) {
+        let Callee {
+            name: callee,
+            kind,
+            params,
+        } = callee;
         let file = cx.file;
         let mut filled: Vec<Option<usize>> = vec![None; params.len()];
         let mut seen_named = false;
@@ -936,18 +1260,39 @@ impl Checker<'_> {
                 None => {
                     if seen_named {
                         self.report(
-                            Diagnostic::new(Code::BadArgument, file, arg.span, "a positional argument cannot follow a named one")
-                                .with_help("put positional arguments first, or name this one too"),
+                            Diagnostic::new(
+                                Code::BadArgument,
+                                file,
+                                arg.span,
+                                "a positional argument cannot follow a named one",
+                            )
+                            .with_help("put positional arguments first, or name this one too"),
                         );
                         bad = true;
                         continue;
                     }
                     if i >= params.len() {
-                        let noun = if params.len() == 1 { "argument" } else { "arguments" };
+                        let noun = if params.len() == 1 {
+                            "argument"
+                        } else {
+                            "arguments"
+                        };
                         self.report(
-                            Diagnostic::new(Code::ArgumentCount, file, arg.span, format!("`{callee}` takes {} {noun}, but {} were given", params.len(), args.len()))
-                                .with_label("extra argument")
-                                .with_help(format!("the {kind} is `{callee}({})`", param_list(&self.program, params))),
+                            Diagnostic::new(
+                                Code::ArgumentCount,
+                                file,
+                                arg.span,
+                                format!(
+                                    "`{callee}` takes {} {noun}, but {} were given",
+                                    params.len(),
+                                    args.len()
+                                ),
+                            )
+                            .with_label("extra argument")
+                            .with_help(format!(
+                                "the {kind} is `{callee}({})`",
+                                param_list(&self.program, params)
+                            )),
                         );
                         bad = true;
                         continue;
@@ -960,8 +1305,13 @@ impl Checker<'_> {
                         Some(p) => {
                             if filled[p].is_some() {
                                 self.report(
-                                    Diagnostic::new(Code::BadArgument, file, name.span, format!("`{}` is given twice", name.text))
-                                        .with_help("give each argument once"),
+                                    Diagnostic::new(
+                                        Code::BadArgument,
+                                        file,
+                                        name.span,
+                                        format!("`{}` is given twice", name.text),
+                                    )
+                                    .with_help("give each argument once"),
                                 );
                                 bad = true;
                                 continue;
@@ -969,11 +1319,22 @@ impl Checker<'_> {
                             p
                         }
                         None => {
-                            let help = did_you_mean(&name.text, params.iter().map(|p| p.name.as_str()))
-                                .unwrap_or_else(|| format!("the parameters are {}", param_list(&self.program, params)));
+                            let help =
+                                did_you_mean(&name.text, params.iter().map(|p| p.name.as_str()))
+                                    .unwrap_or_else(|| {
+                                        format!(
+                                            "the parameters are {}",
+                                            param_list(&self.program, params)
+                                        )
+                                    });
                             self.report(
-                                Diagnostic::new(Code::BadArgument, file, name.span, format!("`{callee}` has no parameter `{}`", name.text))
-                                    .with_help(help),
+                                Diagnostic::new(
+                                    Code::BadArgument,
+                                    file,
+                                    name.span,
+                                    format!("`{callee}` has no parameter `{}`", name.text),
+                                )
+                                .with_help(help),
                             );
                             bad = true;
                             continue;
@@ -983,16 +1344,37 @@ impl Checker<'_> {
             };
             filled[slot] = Some(i);
         }
-        let missing: Vec<&ParamDef> = params.iter().zip(&filled).filter(|(_, f)| f.is_none()).map(|(p, _)| p).collect();
+        let missing: Vec<&ParamDef> = params
+            .iter()
+            .zip(&filled)
+            .filter(|(_, f)| f.is_none())
+            .map(|(p, _)| p)
+            .collect();
         if !missing.is_empty() && !bad {
-            let noun = if params.len() == 1 { "argument" } else { "arguments" };
+            let noun = if params.len() == 1 {
+                "argument"
+            } else {
+                "arguments"
+            };
             let given = args.len();
-            let described: Vec<String> = missing.iter().map(|p| format!("`{}: {}`", p.name, self.program.show(&p.ty))).collect();
+            let described: Vec<String> = missing
+                .iter()
+                .map(|p| format!("`{}: {}`", p.name, self.program.show(&p.ty)))
+                .collect();
             let verb = if missing.len() == 1 { "is" } else { "are" };
             self.report(
-                Diagnostic::new(Code::ArgumentCount, file, span, format!("`{callee}` takes {} {noun}, but {given} {} given", params.len(), if given == 1 { "was" } else { "were" }))
-                    .with_label(format!("{given} given"))
-                    .with_help(format!("{} {verb} missing", described.join(" and "))),
+                Diagnostic::new(
+                    Code::ArgumentCount,
+                    file,
+                    span,
+                    format!(
+                        "`{callee}` takes {} {noun}, but {given} {} given",
+                        params.len(),
+                        if given == 1 { "was" } else { "were" }
+                    ),
+                )
+                .with_label(format!("{given} given"))
+                .with_help(format!("{} {verb} missing", described.join(" and "))),
             );
         }
         let mut bound = HashMap::new();
@@ -1001,9 +1383,19 @@ impl Checker<'_> {
                 let (arg, ty) = (&args[*i], &tys[*i]);
                 if !self.bind(&p.ty, ty, &mut bound) {
                     let expected = p.ty.substitute(&bound);
-                    let ty = if expected.is_optional() { ty.clone() } else { self.present(cx, &arg.value, ty.clone()) };
+                    let ty = if expected.is_optional() {
+                        ty.clone()
+                    } else {
+                        self.present(cx, &arg.value, ty.clone())
+                    };
                     if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
-                        self.mismatch(file, &arg.value, &ty, &expected, &format!("the argument `{}`", p.name));
+                        self.mismatch(
+                            file,
+                            &arg.value,
+                            &ty,
+                            &expected,
+                            &format!("the argument `{}`", p.name),
+                        );
                     }
                 }
             }
@@ -1016,9 +1408,13 @@ impl Checker<'_> {
 fn numeric_join(a: &Type, b: &Type) -> Result<Option<Type>, ()> {
     Ok(Some(match (a, b) {
         (Type::Int, Type::Int) => Type::Int,
-        (Type::Number, Type::Number) | (Type::Number, Type::Int) | (Type::Int, Type::Number) => Type::Number,
-        (Type::Float, Type::Float | Type::Int | Type::Number) | (Type::Int | Type::Number, Type::Float) => Type::Float,
-        (Type::Decimal, Type::Decimal | Type::Int | Type::Number) | (Type::Int | Type::Number, Type::Decimal) => Type::Decimal,
+        (Type::Number, Type::Number) | (Type::Number, Type::Int) | (Type::Int, Type::Number) => {
+            Type::Number
+        }
+        (Type::Float, Type::Float | Type::Int | Type::Number)
+        | (Type::Int | Type::Number, Type::Float) => Type::Float,
+        (Type::Decimal, Type::Decimal | Type::Int | Type::Number)
+        | (Type::Int | Type::Number, Type::Decimal) => Type::Decimal,
         (Type::Float, Type::Decimal) | (Type::Decimal, Type::Float) => return Err(()),
         _ => return Ok(None),
     }))
@@ -1028,9 +1424,18 @@ fn field_list(record: &RecordDef) -> String {
     if record.fields.is_empty() {
         return "none".to_string();
     }
-    record.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+    record
+        .fields
+        .iter()
+        .map(|f| format!("`{}`", f.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn param_list(program: &Program, params: &[ParamDef]) -> String {
-    params.iter().map(|p| format!("{}: {}", p.name, program.show(&p.ty))).collect::<Vec<_>>().join(", ")
+    params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, program.show(&p.ty)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -110,13 +110,21 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         let id = sources.add(format!("<stdlib>/{name}"), *text);
         let (tree, diags) = crate::syntax::parse(id, text);
         diagnostics.extend(diags);
-        parsed.push(ParsedFile { id, tree, stdlib: true });
+        parsed.push(ParsedFile {
+            id,
+            tree,
+            stdlib: true,
+        });
     }
     for (name, text) in files {
         let id = sources.add(name.as_str(), text.as_str());
         let (tree, diags) = crate::syntax::parse(id, text);
         diagnostics.extend(diags);
-        parsed.push(ParsedFile { id, tree, stdlib: false });
+        parsed.push(ParsedFile {
+            id,
+            tree,
+            stdlib: false,
+        });
     }
     let mut checker = Checker {
         sources: &sources,
@@ -128,10 +136,23 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         host,
     };
     checker.run();
-    let Checker { program, mut diags, references, types, .. } = checker;
+    let Checker {
+        program,
+        mut diags,
+        references,
+        types,
+        ..
+    } = checker;
     diag::sort(&mut diags);
     diags.dedup_by(|a, b| a.code == b.code && a.primary == b.primary && a.message == b.message);
-    Analysis { sources, files: parsed, program, diagnostics: diags, references, types }
+    Analysis {
+        sources,
+        files: parsed,
+        program,
+        diagnostics: diags,
+        references,
+        types,
+    }
 }
 
 /// The checker's state while it walks one program.
@@ -155,7 +176,9 @@ impl Checker<'_> {
         // "a `int`" reads wrong: types are shown after "a" throughout.
         let fix = |text: &mut String| {
             if text.contains("a `int") || text.contains("a `{unknown}`") {
-                *text = text.replace("a `int", "an `int").replace(" a `{unknown}`", " an unknown value");
+                *text = text
+                    .replace("a `int", "an `int")
+                    .replace(" a `{unknown}`", " an unknown value");
             }
         };
         fix(&mut diag.message);
@@ -173,6 +196,10 @@ impl Checker<'_> {
     }
 
     fn refer(&mut self, file: FileId, span: Span, target: Loc, kind: DefKind) {
-        self.references.push(Reference { at: Loc { file, span }, target, kind });
+        self.references.push(Reference {
+            at: Loc { file, span },
+            target,
+            kind,
+        });
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expr::{facts, path, Const, Ctx, Local, SendSite, Ty};
+use super::expr::{facts, path, Callee, Const, Ctx, Local, SendSite, Ty};
 use super::schedule;
 use super::suggest::did_you_mean;
 use super::types::*;
@@ -12,8 +12,14 @@ use crate::diag::{Code, Diagnostic, FileId, Span};
 use crate::syntax::ast::*;
 
 /// The fields a message may have, and whether each is required.
-const MESSAGE_FIELDS: &[(&str, bool)] =
-    &[("to", true), ("subject", true), ("body", true), ("cc", false), ("bcc", false), ("reply_to", false)];
+const MESSAGE_FIELDS: &[(&str, bool)] = &[
+    ("to", true),
+    ("subject", true),
+    ("body", true),
+    ("cc", false),
+    ("bcc", false),
+    ("reply_to", false),
+];
 
 impl Checker<'_> {
     pub(super) fn check_bodies(&mut self) {
@@ -39,28 +45,59 @@ impl Checker<'_> {
                 let help = did_you_mean(name, MESSAGE_FIELDS.iter().map(|(n, _)| *n))
                     .unwrap_or_else(|| "a message has `to`, `subject` and `body`, and may have `cc`, `bcc` and `reply_to`".to_string());
                 self.report(
-                    Diagnostic::new(Code::MessageShape, file, field.name.span, format!("a message has no field `{name}`")).with_help(help),
+                    Diagnostic::new(
+                        Code::MessageShape,
+                        file,
+                        field.name.span,
+                        format!("a message has no field `{name}`"),
+                    )
+                    .with_help(help),
                 );
             } else if seen.contains(&name) {
                 self.report(
-                    Diagnostic::new(Code::DuplicateField, file, field.name.span, format!("`{name}` is given twice in `{}`", m.name.text))
-                        .with_help("give each field once"),
+                    Diagnostic::new(
+                        Code::DuplicateField,
+                        file,
+                        field.name.span,
+                        format!("`{name}` is given twice in `{}`", m.name.text),
+                    )
+                    .with_help("give each field once"),
                 );
             }
             seen.push(name);
         }
-        let missing: Vec<String> =
-            MESSAGE_FIELDS.iter().filter(|(n, req)| *req && !seen.contains(n)).map(|(n, _)| format!("`{n}`")).collect();
+        let missing: Vec<String> = MESSAGE_FIELDS
+            .iter()
+            .filter(|(n, req)| *req && !seen.contains(n))
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
         if !missing.is_empty() {
             self.report(
-                Diagnostic::new(Code::MessageShape, file, m.name.span, format!("the message `{}` has no {}", m.name.text, missing.join(" or ")))
-                    .with_help("a message needs `to` (an email address), `subject` and `body`"),
+                Diagnostic::new(
+                    Code::MessageShape,
+                    file,
+                    m.name.span,
+                    format!(
+                        "the message `{}` has no {}",
+                        m.name.text,
+                        missing.join(" or ")
+                    ),
+                )
+                .with_help("a message needs `to` (an email address), `subject` and `body`"),
             );
         }
     }
 
     fn function(&mut self, file: FileId, d: &FnDecl) {
-        let Some(sig) = self.program.functions.get(&d.name.text).and_then(|s| s.first()).cloned() else { return };
+        let Some(sig) = self
+            .program
+            .functions
+            .get(&d.name.text)
+            .and_then(|s| s.first())
+            .cloned()
+        else {
+            return;
+        };
         if sig.loc.span != d.name.span || sig.loc.file != file {
             return; // a duplicate, already reported
         }
@@ -70,7 +107,13 @@ impl Checker<'_> {
                 cx.locals = sig
                     .params
                     .iter()
-                    .map(|p| Local { name: p.name.clone(), ty: p.ty.clone(), loc: p.loc, used: false, is_param: true })
+                    .map(|p| Local {
+                        name: p.name.clone(),
+                        ty: p.ty.clone(),
+                        loc: p.loc,
+                        used: false,
+                        is_param: true,
+                    })
                     .collect();
                 self.expect(&mut cx, body, &sig.ret, "the function's result");
             }
@@ -78,9 +121,16 @@ impl Checker<'_> {
                 let file_name = self.sources.name(file).to_string();
                 if !self.host.rhai_file_exists(&file_name, &path.value) {
                     self.report(
-                        Diagnostic::new(Code::RhaiFileMissing, file, path.span, format!("no Rhai file `{}`", path.value))
-                            .with_label("not found next to this file")
-                            .with_help("Rhai files are found relative to the rule file that names them"),
+                        Diagnostic::new(
+                            Code::RhaiFileMissing,
+                            file,
+                            path.span,
+                            format!("no Rhai file `{}`", path.value),
+                        )
+                        .with_label("not found next to this file")
+                        .with_help(
+                            "Rhai files are found relative to the rule file that names them",
+                        ),
                     );
                 }
             }
@@ -94,10 +144,17 @@ impl Checker<'_> {
         let mut calls: HashMap<&str, (FileId, Span, Vec<&str>)> = HashMap::new();
         for f in files {
             for item in &f.tree.items {
-                if let Item::Fn(FnDecl { name, body: FnBody::Expr(body), .. }) = item {
+                if let Item::Fn(FnDecl {
+                    name,
+                    body: FnBody::Expr(body),
+                    ..
+                }) = item
+                {
                     let mut called = Vec::new();
                     calls_in(body, &mut called);
-                    calls.entry(name.text.as_str()).or_insert((f.id, name.span, called));
+                    calls
+                        .entry(name.text.as_str())
+                        .or_insert((f.id, name.span, called));
                 }
             }
         }
@@ -113,7 +170,12 @@ impl Checker<'_> {
                     if next == start {
                         if reported.insert(start) {
                             let (file, span, _) = calls[start];
-                            let cycle = trail.iter().chain([&start]).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" calls ");
+                            let cycle = trail
+                                .iter()
+                                .chain([&start])
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(" calls ");
                             self.report(
                                 Diagnostic::new(Code::Recursive, file, span, format!("`{start}` calls itself"))
                                     .with_label(cycle)
@@ -158,9 +220,14 @@ impl Checker<'_> {
         let help = did_you_mean(&event.text, names.iter().map(String::as_str))
             .unwrap_or_else(|| format!("declare it: `event {} {{ ... }}`", event.text));
         self.report(
-            Diagnostic::new(Code::UnknownEvent, file, event.span, format!("no event `{}`", event.text))
-                .with_label("unknown event")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownEvent,
+                file,
+                event.span,
+                format!("no event `{}`", event.text),
+            )
+            .with_label("unknown event")
+            .with_help(help),
         );
     }
 
@@ -171,22 +238,41 @@ impl Checker<'_> {
                     // Point at the field inside the string when we know it.
                     let span = match err.field {
                         Some((start, end)) if expr.span.len() as usize == expr.value.len() + 2 => {
-                            Span::new(expr.span.start as usize + 1 + start, expr.span.start as usize + 1 + end)
+                            Span::new(
+                                expr.span.start as usize + 1 + start,
+                                expr.span.start as usize + 1 + end,
+                            )
                         }
                         _ => expr.span,
                     };
                     self.report(
-                        Diagnostic::new(Code::InvalidCron, file, span, format!("invalid cron expression: {}", err.message))
-                            .with_help(err.help),
+                        Diagnostic::new(
+                            Code::InvalidCron,
+                            file,
+                            span,
+                            format!("invalid cron expression: {}", err.message),
+                        )
+                        .with_help(err.help),
                     );
                 }
                 if let Some(zone) = zone {
                     if zone.value.parse::<chrono_tz::Tz>().is_err() {
-                        let help = did_you_mean(&zone.value, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
-                            .unwrap_or_else(|| "use an IANA time zone name such as `\"America/Toronto\"` or `\"UTC\"`".to_string());
+                        let help = did_you_mean(
+                            &zone.value,
+                            chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
+                        )
+                        .unwrap_or_else(|| {
+                            "use an IANA time zone name such as `\"America/Toronto\"` or `\"UTC\"`"
+                                .to_string()
+                        });
                         self.report(
-                            Diagnostic::new(Code::UnknownTimeZone, file, zone.span, format!("unknown time zone `{}`", zone.value))
-                                .with_help(help),
+                            Diagnostic::new(
+                                Code::UnknownTimeZone,
+                                file,
+                                zone.span,
+                                format!("unknown time zone `{}`", zone.value),
+                            )
+                            .with_help(help),
                         );
                     }
                 }
@@ -195,8 +281,13 @@ impl Checker<'_> {
                 if let ExprKind::Duration(ms) = e.kind {
                     if ms <= 0 {
                         self.report(
-                            Diagnostic::new(Code::InvalidTiming, file, e.span, "a schedule's interval must be longer than zero")
-                                .with_help("write a positive duration such as `every 15m`"),
+                            Diagnostic::new(
+                                Code::InvalidTiming,
+                                file,
+                                e.span,
+                                "a schedule's interval must be longer than zero",
+                            )
+                            .with_help("write a positive duration such as `every 15m`"),
                         );
                     }
                 }
@@ -210,15 +301,27 @@ impl Checker<'_> {
         let mut seen_condition: Option<Span> = None;
         for clause in &r.clauses {
             match clause {
-                Clause::Throttle { span, count, per, by } => {
+                Clause::Throttle {
+                    span,
+                    count,
+                    per,
+                    by,
+                } => {
                     if let Some(first) = seen_throttle.replace(*span) {
                         self.duplicate_clause(file, *span, first, "throttle");
                     }
                     let c = self.expect(cx, count, &Type::Int, "the throttle's count");
-                    if matches!(c.konst, Some(Const::Int(n)) if n < 1) || (c.konst.is_none() && c.ty != Type::Error) {
+                    if matches!(c.konst, Some(Const::Int(n)) if n < 1)
+                        || (c.konst.is_none() && c.ty != Type::Error)
+                    {
                         self.report(
-                            Diagnostic::new(Code::InvalidTiming, file, count.span, "a throttle's count must be a whole number of at least 1")
-                                .with_help("write a number such as `throttle 1 per 24h`"),
+                            Diagnostic::new(
+                                Code::InvalidTiming,
+                                file,
+                                count.span,
+                                "a throttle's count must be a whole number of at least 1",
+                            )
+                            .with_help("write a number such as `throttle 1 per 24h`"),
                         );
                     }
                     self.positive_duration(cx, per, "the throttle's period");
@@ -248,11 +351,20 @@ impl Checker<'_> {
     }
 
     fn duplicate_clause(&mut self, file: FileId, span: Span, first: Span, what: &str) {
-        let help = if what == "if" { "join the conditions with `and`" } else { "keep one `throttle`" };
+        let help = if what == "if" {
+            "join the conditions with `and`"
+        } else {
+            "keep one `throttle`"
+        };
         self.report(
-            Diagnostic::new(Code::DuplicateClause, file, span, format!("a rule has at most one `{what}` clause"))
-                .with_secondary(file, first, "the first one")
-                .with_help(help),
+            Diagnostic::new(
+                Code::DuplicateClause,
+                file,
+                span,
+                format!("a rule has at most one `{what}` clause"),
+            )
+            .with_secondary(file, first, "the first one")
+            .with_help(help),
         );
     }
 
@@ -261,24 +373,41 @@ impl Checker<'_> {
         match ty.konst {
             Some(Const::Bool(false)) => {
                 self.report(
-                    Diagnostic::new(Code::AlwaysFalse, file, cond.span, "this condition is never true")
-                        .with_label("always false")
-                        .with_help("the actions after it never run; fix the condition or remove the rule"),
+                    Diagnostic::new(
+                        Code::AlwaysFalse,
+                        file,
+                        cond.span,
+                        "this condition is never true",
+                    )
+                    .with_label("always false")
+                    .with_help(
+                        "the actions after it never run; fix the condition or remove the rule",
+                    ),
                 );
             }
             Some(Const::Bool(true)) => {
                 self.report(
-                    Diagnostic::new(Code::AlwaysTrue, file, cond.span, "this condition is always true")
-                        .with_label("always true")
-                        .with_help("remove the condition, or fix it"),
+                    Diagnostic::new(
+                        Code::AlwaysTrue,
+                        file,
+                        cond.span,
+                        "this condition is always true",
+                    )
+                    .with_label("always true")
+                    .with_help("remove the condition, or fix it"),
                 );
             }
             _ => {
                 if let Some(why) = contradiction(cond) {
                     self.report(
-                        Diagnostic::new(Code::AlwaysFalse, file, cond.span, "this condition is never true")
-                            .with_label(why)
-                            .with_help("the actions after it never run; did you mean `or`?"),
+                        Diagnostic::new(
+                            Code::AlwaysFalse,
+                            file,
+                            cond.span,
+                            "this condition is never true",
+                        )
+                        .with_label(why)
+                        .with_help("the actions after it never run; did you mean `or`?"),
                     );
                 }
             }
@@ -290,8 +419,13 @@ impl Checker<'_> {
         if let ExprKind::Duration(ms) = e.kind {
             if ms <= 0 {
                 self.report(
-                    Diagnostic::new(Code::InvalidTiming, cx.file, e.span, format!("{what} must be longer than zero"))
-                        .with_help("write a positive duration such as `30m`, `24h` or `2d`"),
+                    Diagnostic::new(
+                        Code::InvalidTiming,
+                        cx.file,
+                        e.span,
+                        format!("{what} must be longer than zero"),
+                    )
+                    .with_help("write a positive duration such as `30m`, `24h` or `2d`"),
                 );
             }
         }
@@ -306,9 +440,17 @@ impl Checker<'_> {
         for local in cx.locals.drain(mark..) {
             if !local.used && !local.is_param && !local.name.starts_with('_') {
                 self.report(
-                    Diagnostic::new(Code::UnusedLet, local.loc.file, local.loc.span, format!("`{}` is never used", local.name))
-                        .with_label("bound here")
-                        .with_help(format!("remove the `let`, or name it `_{}` to keep it", local.name)),
+                    Diagnostic::new(
+                        Code::UnusedLet,
+                        local.loc.file,
+                        local.loc.span,
+                        format!("`{}` is never used", local.name),
+                    )
+                    .with_label("bound here")
+                    .with_help(format!(
+                        "remove the `let`, or name it `_{}` to keep it",
+                        local.name
+                    )),
                 );
             }
         }
@@ -331,8 +473,19 @@ impl Checker<'_> {
                             Type::Number => Type::Float,
                             Type::None => {
                                 self.report(
-                                    Diagnostic::new(Code::TypeMismatch, file, value.span, format!("the type of `{}` cannot be known from `none`", name.text))
-                                        .with_help(format!("write its type: `let {}: string? = none`", name.text)),
+                                    Diagnostic::new(
+                                        Code::TypeMismatch,
+                                        file,
+                                        value.span,
+                                        format!(
+                                            "the type of `{}` cannot be known from `none`",
+                                            name.text
+                                        ),
+                                    )
+                                    .with_help(format!(
+                                        "write its type: `let {}: string? = none`",
+                                        name.text
+                                    )),
                                 );
                                 Type::Error
                             }
@@ -342,7 +495,10 @@ impl Checker<'_> {
                 };
                 self.bind_let(cx, name, value_ty);
             }
-            StmtKind::If { branches, otherwise } => {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
                 let mut negated: Vec<String> = Vec::new();
                 for (cond, body) in branches {
                     let mut bcx = cx.clone();
@@ -366,7 +522,11 @@ impl Checker<'_> {
                 let ty = self.builtin_param("notify", "text");
                 self.expect(cx, text, &ty, "the notification's text");
             }
-            StmtKind::CreateTask { title, role: _, due } => {
+            StmtKind::CreateTask {
+                title,
+                role: _,
+                due,
+            } => {
                 let ty = self.builtin_param("create_task", "title");
                 self.expect(cx, title, &ty, "the task's title");
                 if let Some(due) = due {
@@ -374,12 +534,22 @@ impl Checker<'_> {
                     self.expect(cx, due, ty.present(), "the task's due time");
                 }
             }
-            StmtKind::Emit { event, fields, record_span } => self.emit(cx, event, fields, *record_span),
+            StmtKind::Emit {
+                event,
+                fields,
+                record_span,
+            } => self.emit(cx, event, fields, *record_span),
             StmtKind::Log { text } => {
                 let ty = self.builtin_param("log", "text");
                 self.expect(cx, text, &ty, "the log line");
             }
-            StmtKind::Timer { kind, when, unless, skip_late: _, body } => {
+            StmtKind::Timer {
+                kind,
+                when,
+                unless,
+                skip_late: _,
+                body,
+            } => {
                 match kind {
                     TimerKind::After => self.positive_duration(cx, when, "the delay"),
                     TimerKind::At => {
@@ -391,7 +561,12 @@ impl Checker<'_> {
                 }
                 self.block(cx, body);
             }
-            StmtKind::Approval { role: _, within, body, otherwise } => {
+            StmtKind::Approval {
+                role: _,
+                within,
+                body,
+                otherwise,
+            } => {
                 self.positive_duration(cx, within, "the approval's deadline");
                 self.block(cx, body);
                 if let Some(otherwise) = otherwise {
@@ -403,7 +578,17 @@ impl Checker<'_> {
                 match self.program.actions.get(&name.text).cloned() {
                     Some(action) if action.kind == ActionKind::Webhook => {
                         self.refer(file, name.span, action.loc, DefKind::Action);
-                        self.check_args(cx, &name.text, "action", &action.params, args, &tys, stmt.span);
+                        self.check_args(
+                            cx,
+                            Callee {
+                                name: &name.text,
+                                kind: "action",
+                                params: &action.params,
+                            },
+                            args,
+                            &tys,
+                            stmt.span,
+                        );
                     }
                     Some(_) => {
                         self.report(
@@ -413,8 +598,19 @@ impl Checker<'_> {
                     }
                     None if self.program.functions.contains_key(&name.text) => {
                         self.report(
-                            Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is a function; calling it alone does nothing", name.text))
-                                .with_help(format!("use its value: `let x = {}(...)`, or in a condition", name.text)),
+                            Diagnostic::new(
+                                Code::WrongKindOfCall,
+                                file,
+                                name.span,
+                                format!(
+                                    "`{}` is a function; calling it alone does nothing",
+                                    name.text
+                                ),
+                            )
+                            .with_help(format!(
+                                "use its value: `let x = {}(...)`, or in a condition",
+                                name.text
+                            )),
                         );
                     }
                     None => {
@@ -426,11 +622,21 @@ impl Checker<'_> {
                             .map(|a| a.name.clone())
                             .collect();
                         let help = did_you_mean(&name.text, names.iter().map(String::as_str))
-                            .unwrap_or_else(|| format!("declare it: `action {}(...) via webhook \"https://...\"`", name.text));
+                            .unwrap_or_else(|| {
+                                format!(
+                                    "declare it: `action {}(...) via webhook \"https://...\"`",
+                                    name.text
+                                )
+                            });
                         self.report(
-                            Diagnostic::new(Code::UnknownFunction, file, name.span, format!("no action `{}`", name.text))
-                                .with_label("unknown action")
-                                .with_help(help),
+                            Diagnostic::new(
+                                Code::UnknownFunction,
+                                file,
+                                name.span,
+                                format!("no action `{}`", name.text),
+                            )
+                            .with_label("unknown action")
+                            .with_help(help),
                         );
                     }
                 }
@@ -457,38 +663,91 @@ impl Checker<'_> {
             );
             return;
         }
-        let field_loc = cx.event.and_then(|id| self.program.record(id).field(&name.text).map(|f| f.loc));
-        let earlier = cx.locals.iter().rev().find(|l| l.name == name.text).map(|l| l.loc).or(field_loc);
+        let field_loc = cx
+            .event
+            .and_then(|id| self.program.record(id).field(&name.text).map(|f| f.loc));
+        let earlier = cx
+            .locals
+            .iter()
+            .rev()
+            .find(|l| l.name == name.text)
+            .map(|l| l.loc)
+            .or(field_loc);
         if let Some(earlier) = earlier {
-            let what = if field_loc.is_some() { "a field of the event" } else { "already bound" };
+            let what = if field_loc.is_some() {
+                "a field of the event"
+            } else {
+                "already bound"
+            };
             self.report(
-                Diagnostic::new(Code::Shadowed, file, name.span, format!("`{}` is {what}", name.text))
-                    .with_secondary(earlier.file, earlier.span, "defined here")
-                    .with_help("choose another name, so each name means one thing in a rule"),
+                Diagnostic::new(
+                    Code::Shadowed,
+                    file,
+                    name.span,
+                    format!("`{}` is {what}", name.text),
+                )
+                .with_secondary(earlier.file, earlier.span, "defined here")
+                .with_help("choose another name, so each name means one thing in a rule"),
             );
         }
-        cx.locals.push(Local { name: name.text.clone(), ty, loc: Loc { file, span: name.span }, used: false, is_param: false });
+        cx.locals.push(Local {
+            name: name.text.clone(),
+            ty,
+            loc: Loc {
+                file,
+                span: name.span,
+            },
+            used: false,
+            is_param: false,
+        });
     }
 
     fn send(&mut self, cx: &mut Ctx, message: &Name, span: Span) {
         let Some(&(mfile, index)) = self.program.messages.get(&message.text) else {
             let names: Vec<String> = self.program.messages.keys().cloned().collect();
             let help = did_you_mean(&message.text, names.iter().map(String::as_str))
-                .unwrap_or_else(|| format!("declare it: `message {} {{ to: ..., subject: \"...\", body: \"...\" }}`", message.text));
+                .unwrap_or_else(|| {
+                    format!(
+                        "declare it: `message {} {{ to: ..., subject: \"...\", body: \"...\" }}`",
+                        message.text
+                    )
+                });
             self.report(
-                Diagnostic::new(Code::UnknownMessage, cx.file, message.span, format!("no message `{}`", message.text))
-                    .with_label("unknown message")
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::UnknownMessage,
+                    cx.file,
+                    message.span,
+                    format!("no message `{}`", message.text),
+                )
+                .with_label("unknown message")
+                .with_help(help),
             );
             return;
         };
-        let Some(Item::Message(decl)) = self.files.iter().find(|f| f.id == mfile).and_then(|f| f.tree.items.get(index)) else {
+        let Some(Item::Message(decl)) = self
+            .files
+            .iter()
+            .find(|f| f.id == mfile)
+            .and_then(|f| f.tree.items.get(index))
+        else {
             return;
         };
-        self.refer(cx.file, message.span, Loc { file: mfile, span: decl.name.span }, DefKind::Message);
+        self.refer(
+            cx.file,
+            message.span,
+            Loc {
+                file: mfile,
+                span: decl.name.span,
+            },
+            DefKind::Message,
+        );
         // The message's fields, in the scope of this rule at this `send`.
         let saved_file = std::mem::replace(&mut cx.file, mfile);
-        let saved_send = cx.send.replace(SendSite { file: saved_file, span, message: message.text.clone() });
+        let saved_send = cx.send.replace(SendSite {
+            file: saved_file,
+            span,
+            message: message.text.clone(),
+        });
         for field in &decl.fields {
             let expected = match field.name.text.as_str() {
                 "to" | "cc" | "bcc" | "reply_to" | "subject" | "body" => Type::String,
@@ -499,17 +758,25 @@ impl Checker<'_> {
                 continue;
             }
             let multi = matches!(field.name.text.as_str(), "to" | "cc" | "bcc");
-            let ok_list = multi && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
+            let ok_list =
+                multi && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
             if !ok_list {
                 let ty = self.present(cx, &field.value, ty);
                 if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
                     let what = format!("the message's `{}`", field.name.text);
                     let shown = self.program.show(&ty.ty);
                     self.report(
-                        Diagnostic::new(Code::TypeMismatch, mfile, field.value.span, format!("{what} must be a `string`, but this is a `{shown}`"))
-                            .with_label(format!("this is a `{shown}`"))
-                            .with_secondary(saved_file, span, "sent here")
-                            .with_help("show values inside text with `{...}`, such as `\"{nights} nights\"`"),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            mfile,
+                            field.value.span,
+                            format!("{what} must be a `string`, but this is a `{shown}`"),
+                        )
+                        .with_label(format!("this is a `{shown}`"))
+                        .with_secondary(saved_file, span, "sent here")
+                        .with_help(
+                            "show values inside text with `{...}`, such as `\"{nights} nights\"`",
+                        ),
                     );
                 }
             }
@@ -536,21 +803,48 @@ impl Checker<'_> {
                 Some(def) => {
                     if given.contains(&f.name.text.as_str()) {
                         self.report(
-                            Diagnostic::new(Code::DuplicateField, file, f.name.span, format!("`{}` is given twice", f.name.text))
-                                .with_help("give each field once"),
+                            Diagnostic::new(
+                                Code::DuplicateField,
+                                file,
+                                f.name.span,
+                                format!("`{}` is given twice", f.name.text),
+                            )
+                            .with_help("give each field once"),
                         );
                     }
                     given.push(&f.name.text);
                     self.refer(file, f.name.span, def.loc, DefKind::Field);
-                    self.expect(cx, &f.value, &def.ty, &format!("the field `{}`", f.name.text));
+                    self.expect(
+                        cx,
+                        &f.value,
+                        &def.ty,
+                        &format!("the field `{}`", f.name.text),
+                    );
                 }
                 None => {
                     self.expr(cx, &f.value);
-                    let help = did_you_mean(&f.name.text, record.fields.iter().map(|f| f.name.as_str()))
-                        .unwrap_or_else(|| format!("the fields of `{}` are {}", record.name, record.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")));
+                    let help =
+                        did_you_mean(&f.name.text, record.fields.iter().map(|f| f.name.as_str()))
+                            .unwrap_or_else(|| {
+                                format!(
+                                    "the fields of `{}` are {}",
+                                    record.name,
+                                    record
+                                        .fields
+                                        .iter()
+                                        .map(|f| format!("`{}`", f.name))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            });
                     self.report(
-                        Diagnostic::new(Code::EmitPayload, file, f.name.span, format!("the event `{}` has no field `{}`", record.name, f.name.text))
-                            .with_help(help),
+                        Diagnostic::new(
+                            Code::EmitPayload,
+                            file,
+                            f.name.span,
+                            format!("the event `{}` has no field `{}`", record.name, f.name.text),
+                        )
+                        .with_help(help),
                     );
                 }
             }
@@ -563,9 +857,18 @@ impl Checker<'_> {
             .collect();
         if !missing.is_empty() {
             self.report(
-                Diagnostic::new(Code::EmitPayload, file, record_span, format!("the payload of `{}` is missing {}", record.name, missing.join(", ")))
-                    .with_secondary(loc.file, loc.span, "the event is declared here")
-                    .with_help("give every field that is not optional (`T?`)"),
+                Diagnostic::new(
+                    Code::EmitPayload,
+                    file,
+                    record_span,
+                    format!(
+                        "the payload of `{}` is missing {}",
+                        record.name,
+                        missing.join(", ")
+                    ),
+                )
+                .with_secondary(loc.file, loc.span, "the event is declared here")
+                .with_help("give every field that is not optional (`T?`)"),
             );
         }
     }
@@ -594,12 +897,26 @@ impl Checker<'_> {
         let on_cancel = cancel.field(&u.field.text);
         for (record, field) in [(&trigger, on_trigger), (&cancel, on_cancel)] {
             if field.is_none() {
-                let help = did_you_mean(&u.field.text, record.fields.iter().map(|f| f.name.as_str()))
-                    .unwrap_or_else(|| format!("match on a field that both `{}` and `{}` have", trigger.name, cancel.name));
+                let help =
+                    did_you_mean(&u.field.text, record.fields.iter().map(|f| f.name.as_str()))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "match on a field that both `{}` and `{}` have",
+                                trigger.name, cancel.name
+                            )
+                        });
                 self.report(
-                    Diagnostic::new(Code::UnlessField, file, u.field.span, format!("the event `{}` has no field `{}`", record.name, u.field.text))
-                        .with_secondary(record.loc.file, record.loc.span, "declared here")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnlessField,
+                        file,
+                        u.field.span,
+                        format!(
+                            "the event `{}` has no field `{}`",
+                            record.name, u.field.text
+                        ),
+                    )
+                    .with_secondary(record.loc.file, record.loc.span, "declared here")
+                    .with_help(help),
                 );
             }
         }
@@ -612,7 +929,14 @@ impl Checker<'_> {
                         Code::UnlessField,
                         file,
                         u.field.span,
-                        format!("`{}` is a `{}` on `{}` but a `{}` on `{}`", u.field.text, self.program.show(&a.ty), trigger.name, self.program.show(&b.ty), cancel.name),
+                        format!(
+                            "`{}` is a `{}` on `{}` but a `{}` on `{}`",
+                            u.field.text,
+                            self.program.show(&a.ty),
+                            trigger.name,
+                            self.program.show(&b.ty),
+                            cancel.name
+                        ),
                     )
                     .with_help("match on a field with the same type on both events"),
                 );
@@ -630,7 +954,9 @@ fn calls_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
                 calls_in(&a.value, out);
             }
         }
-        ExprKind::Field(base, _) | ExprKind::Paren(base) | ExprKind::Unary(_, base) => calls_in(base, out),
+        ExprKind::Field(base, _) | ExprKind::Paren(base) | ExprKind::Unary(_, base) => {
+            calls_in(base, out)
+        }
         ExprKind::Binary(_, l, r) => {
             calls_in(l, out);
             calls_in(r, out);
@@ -689,7 +1015,9 @@ fn contradiction(cond: &Expr) -> Option<String> {
     }
     let mut bounds: HashMap<String, Bounds> = HashMap::new();
     for atom in list {
-        let ExprKind::Binary(op, l, r) = &atom.kind else { continue };
+        let ExprKind::Binary(op, l, r) = &atom.kind else {
+            continue;
+        };
         let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
             (Some(p), Some(v), _, _) => (p, v, *op),
             (_, _, Some(p), Some(v)) => {
@@ -731,11 +1059,15 @@ fn contradiction(cond: &Expr) -> Option<String> {
             _ => continue,
         }
         let empty_range = match (b.low, b.high) {
-            (Some((lo, lo_incl)), Some((hi, hi_incl))) => lo > hi || (lo == hi && !(lo_incl && hi_incl)),
+            (Some((lo, lo_incl)), Some((hi, hi_incl))) => {
+                lo > hi || (lo == hi && !(lo_incl && hi_incl))
+            }
             _ => false,
         };
         let eq_outside = b.eq_num.is_some_and(|n| {
-            b.low.is_some_and(|(lo, incl)| n < lo || (n == lo && !incl)) || b.high.is_some_and(|(hi, incl)| n > hi || (n == hi && !incl))
+            b.low.is_some_and(|(lo, incl)| n < lo || (n == lo && !incl))
+                || b.high
+                    .is_some_and(|(hi, incl)| n > hi || (n == hi && !incl))
         });
         if empty_range || eq_outside {
             return Some(format!("no value of `{p}` satisfies all of these"));

@@ -31,20 +31,53 @@ struct Field {
 }
 
 const FIELDS: [Field; 5] = [
-    Field { name: "minute", plural: "minutes", min: 0, max: 59, names: &[] },
-    Field { name: "hour", plural: "hours", min: 0, max: 23, names: &[] },
-    Field { name: "day of month", plural: "days of the month", min: 1, max: 31, names: &[] },
+    Field {
+        name: "minute",
+        plural: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    Field {
+        name: "hour",
+        plural: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    Field {
+        name: "day of month",
+        plural: "days of the month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
     Field {
         name: "month",
         plural: "months",
         min: 1,
         max: 12,
-        names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+        names: &[
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ],
     },
-    Field { name: "day of week", plural: "days of the week", min: 0, max: 7, names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"] },
+    Field {
+        name: "day of week",
+        plural: "days of the week",
+        min: 0,
+        max: 7,
+        names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+    },
 ];
 
-const MACROS: &[&str] = &["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"];
+const MACROS: &[&str] = &[
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
 const DAY_NAMES: [&str; 8] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 impl CronSchedule {
@@ -81,7 +114,11 @@ impl CronSchedule {
             })?;
             converted.push(match days {
                 // The crate numbers weekdays from 1 = Sunday: name them instead.
-                Some(days) if i == 4 => days.iter().map(|d| DAY_NAMES[*d as usize]).collect::<Vec<_>>().join(","),
+                Some(days) if i == 4 => days
+                    .iter()
+                    .map(|d| DAY_NAMES[*d as usize])
+                    .collect::<Vec<_>>()
+                    .join(","),
                 _ => text.to_string(),
             });
         }
@@ -90,20 +127,31 @@ impl CronSchedule {
     }
 
     /// The fire times strictly after `after`, in its time zone.
-    pub fn after<'a, Z: TimeZone + 'a>(&'a self, after: &DateTime<Z>) -> impl Iterator<Item = DateTime<Z>> + 'a {
+    pub fn after<'a, Z: TimeZone + 'a>(
+        &'a self,
+        after: &DateTime<Z>,
+    ) -> impl Iterator<Item = DateTime<Z>> + 'a {
         self.schedule.after(after)
     }
 }
 
 fn crate_error(err: cron::error::Error) -> CronError {
-    CronError { message: err.to_string(), field: None, help: "see docs/language.md for the cron syntax".into() }
+    CronError {
+        message: err.to_string(),
+        field: None,
+        help: "see docs/language.md for the cron syntax".into(),
+    }
 }
 
 /// Checks one field. For the day-of-week field, returns the days it selects
 /// (0 = Sunday) unless it is `*`.
 fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, String)> {
     let range_help = || {
-        let names = if spec.names.is_empty() { String::new() } else { format!(", or names such as `{}`", spec.names[1]) };
+        let names = if spec.names.is_empty() {
+            String::new()
+        } else {
+            format!(", or names such as `{}`", spec.names[1])
+        };
         format!(
             "{} go from {} to {}{names}; the fields are minute, hour, day of month, month, day of week",
             spec.plural, spec.min, spec.max
@@ -113,7 +161,9 @@ fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, St
         if let Some(i) = spec.names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
             return Ok(i as u32 + u32::from(spec.min == 1));
         }
-        let n: u32 = v.parse().map_err(|_| (format!("`{v}` is not a valid {}", spec.name), range_help()))?;
+        let n: u32 = v
+            .parse()
+            .map_err(|_| (format!("`{v}` is not a valid {}", spec.name), range_help()))?;
         if n < spec.min || n > spec.max {
             return Err((format!("{} {n} is out of range", spec.name), range_help()));
         }
@@ -123,11 +173,12 @@ fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, St
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| (format!("`{s}` is not a valid step in the {} field", spec.name), "a step is a whole number of at least 1, as in `*/15`".to_string()))?;
+                let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    (
+                        format!("`{s}` is not a valid step in the {} field", spec.name),
+                        "a step is a whole number of at least 1, as in `*/15`".to_string(),
+                    )
+                })?;
                 (r, step)
             }
             None => (part, 1),
@@ -137,7 +188,13 @@ fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, St
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (value(a)?, value(b)?);
             if a > b {
-                return Err((format!("the range `{range}` in the {} field runs backwards", spec.name), format!("write the smaller value first, as in `{b}-{a}`")));
+                return Err((
+                    format!(
+                        "the range `{range}` in the {} field runs backwards",
+                        spec.name
+                    ),
+                    format!("write the smaller value first, as in `{b}-{a}`"),
+                ));
             }
             (a, b)
         } else if part.contains('/') {
@@ -147,9 +204,18 @@ fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, St
             (v, v)
         };
         if range.is_empty() {
-            return Err((format!("the {} field has an empty part", spec.name), range_help()));
+            return Err((
+                format!("the {} field has an empty part", spec.name),
+                range_help(),
+            ));
         }
-        selected.extend((lo..=hi).step_by(step as usize).map(|d| if spec.max == 7 { d % 7 } else { d }));
+        selected.extend((lo..=hi).step_by(step as usize).map(|d| {
+            if spec.max == 7 {
+                d % 7
+            } else {
+                d
+            }
+        }));
     }
     if spec.max != 7 || text == "*" {
         return Ok(None);
@@ -180,7 +246,11 @@ mod tests {
         let sat = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
         let next = s.after(&sat).next().unwrap();
         assert_eq!((next.day(), next.hour()), (30, 8));
-        let sunday = CronSchedule::parse("0 8 * * 7").unwrap().after(&sat).next().unwrap();
+        let sunday = CronSchedule::parse("0 8 * * 7")
+            .unwrap()
+            .after(&sat)
+            .next()
+            .unwrap();
         assert_eq!(sunday.weekday(), chrono::Weekday::Sun);
     }
 
@@ -192,6 +262,6 @@ mod tests {
         let start = tz.with_ymd_and_hms(2026, 10, 31, 7, 0, 0).unwrap();
         let times: Vec<_> = s.after(&start).take(2).collect();
         assert!(times.iter().all(|t| t.hour() == 8));
-        assert_eq!((times[1].clone() - times[0].clone()).num_hours(), 25);
+        assert_eq!((times[1] - times[0]).num_hours(), 25);
     }
 }

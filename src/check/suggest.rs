@@ -19,7 +19,10 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
 }
 
 /// `did you mean `x`?` for the closest candidate, if any.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(wrong, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
@@ -30,8 +33,17 @@ mod tests {
     #[test]
     fn finds_transpositions_and_typos() {
         assert_eq!(closest("riks", ["risk", "nights", "total"]), Some("risk"));
-        assert_eq!(closest("reservation.craeted", ["reservation.created", "reservation.cancelled"]), Some("reservation.created"));
-        assert_eq!(closest("welcom", ["welcome", "arrival_guide"]), Some("welcome"));
+        assert_eq!(
+            closest(
+                "reservation.craeted",
+                ["reservation.created", "reservation.cancelled"]
+            ),
+            Some("reservation.created")
+        );
+        assert_eq!(
+            closest("welcom", ["welcome", "arrival_guide"]),
+            Some("welcome")
+        );
         assert_eq!(closest("zzz", ["risk", "nights"]), None);
     }
 }

@@ -91,7 +91,11 @@ impl Type {
 
     /// Whether `<`, `<=`, `>`, `>=` order values of this type.
     pub fn is_ordered(&self) -> bool {
-        self.is_numeric() || matches!(self, Type::String | Type::Date | Type::DateTime | Type::Duration | Type::Error)
+        self.is_numeric()
+            || matches!(
+                self,
+                Type::String | Type::Date | Type::DateTime | Type::Duration | Type::Error
+            )
     }
 
     /// Replaces type parameters by what they were bound to.
@@ -202,7 +206,8 @@ impl Program {
         match (from, to) {
             (Type::Error, _) | (_, Type::Error) => true,
             (a, b) if a == b => true,
-            (Type::Int, Type::Float | Type::Decimal) | (Type::Number, Type::Float | Type::Decimal) => true,
+            (Type::Int, Type::Float | Type::Decimal)
+            | (Type::Number, Type::Float | Type::Decimal) => true,
             (Type::None, Type::Optional(_)) => true,
             (Type::Optional(a), Type::Optional(b)) => self.assignable(a, konst, b),
             (a, Type::Optional(b)) => self.assignable(a, konst, b),
@@ -222,7 +227,10 @@ struct ShowType<'a> {
 
 impl fmt::Display for ShowType<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |ty| ShowType { program: self.program, ty };
+        let show = |ty| ShowType {
+            program: self.program,
+            ty,
+        };
         match self.ty {
             Type::Int => f.write_str("int"),
             Type::Float | Type::Number => f.write_str("float"),

@@ -19,7 +19,8 @@ pub fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
     found
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
             Ok((p.display().to_string(), text))
         })
         .collect()

@@ -17,7 +17,11 @@ const PROBLEMS: u8 = 1;
 const FAILURE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "steward", version, about = "Steward: business automation rules you can read aloud")]
+#[command(
+    name = "steward",
+    version,
+    about = "Steward: business automation rules you can read aloud"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,13 +82,20 @@ fn check(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
     match format {
         Format::Human => print_human(&analysis, sources.len()),
         Format::Json => {
-            let json: Vec<JsonDiagnostic> =
-                analysis.diagnostics.iter().map(|d| JsonDiagnostic::new(d, &analysis.sources)).collect();
+            let json: Vec<JsonDiagnostic> = analysis
+                .diagnostics
+                .iter()
+                .map(|d| JsonDiagnostic::new(d, &analysis.sources))
+                .collect();
             let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
             println!("{text}");
         }
     }
-    Ok(if analysis.has_errors() { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS })
+    Ok(if analysis.has_errors() {
+        ExitCode::from(PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_human(analysis: &Analysis, file_count: usize) {
@@ -95,13 +106,28 @@ fn print_human(analysis: &Analysis, file_count: usize) {
     }
     let errors = analysis.errors().count();
     let warnings = analysis.diagnostics.len() - errors;
-    let files = if file_count == 1 { "1 file".to_string() } else { format!("{file_count} files") };
-    let plural = |n: usize, word: &str| if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") };
+    let files = if file_count == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{file_count} files")
+    };
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
     let _ = match (errors, warnings) {
         (0, 0) => writeln!(err, "checked {files}: no problems"),
         (0, w) => writeln!(err, "checked {files}: {}", plural(w, "warning")),
         (e, 0) => writeln!(err, "checked {files}: {}", plural(e, "error")),
-        (e, w) => writeln!(err, "checked {files}: {}, {}", plural(e, "error"), plural(w, "warning")),
+        (e, w) => writeln!(
+            err,
+            "checked {files}: {}, {}",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
     };
 }
 
@@ -114,7 +140,8 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
             Ok(formatted) => {
                 if formatted != *text {
                     if !check_only {
-                        std::fs::write(name, &formatted).map_err(|e| format!("cannot write `{name}`: {e}"))?;
+                        std::fs::write(name, &formatted)
+                            .map_err(|e| format!("cannot write `{name}`: {e}"))?;
                     }
                     changed.push(name.clone());
                 }
@@ -133,7 +160,19 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
     }
     let mut out = std::io::stdout().lock();
     for name in &changed {
-        let _ = writeln!(out, "{}{name}", if check_only { "would reformat " } else { "formatted " });
+        let _ = writeln!(
+            out,
+            "{}{name}",
+            if check_only {
+                "would reformat "
+            } else {
+                "formatted "
+            }
+        );
     }
-    Ok(if broken > 0 || (check_only && !changed.is_empty()) { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS })
+    Ok(if broken > 0 || (check_only && !changed.is_empty()) {
+        ExitCode::from(PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

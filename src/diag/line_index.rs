@@ -63,14 +63,20 @@ impl LineIndex {
     /// CLI prints: a `ë` or an emoji counts as one).
     pub fn line_col(&self, offset: u32) -> LineCol {
         let line = self.line_of(offset);
-        LineCol { line: line as u32, col: self.count(line, offset, |_| 1) }
+        LineCol {
+            line: line as u32,
+            col: self.count(line, offset, |_| 1),
+        }
     }
 
     /// Line and column, the column counted in UTF-16 code units (what the
     /// language server protocol requires).
     pub fn line_col_utf16(&self, offset: u32) -> LineCol {
         let line = self.line_of(offset);
-        LineCol { line: line as u32, col: self.count(line, offset, |c| c.len_utf16() as u32) }
+        LineCol {
+            line: line as u32,
+            col: self.count(line, offset, |c| c.len_utf16() as u32),
+        }
     }
 
     /// The byte offset of a UTF-16 line and column; past the end of a line
@@ -79,7 +85,10 @@ impl LineIndex {
         let Some(&start) = self.starts.get(pos.line as usize) else {
             return self.text_len;
         };
-        let end = self.starts.get(pos.line as usize + 1).map_or(self.text_len, |&s| s);
+        let end = self
+            .starts
+            .get(pos.line as usize + 1)
+            .map_or(self.text_len, |&s| s);
         match &self.text {
             None => (start + pos.col).min(end),
             Some(text) => {

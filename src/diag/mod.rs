@@ -55,7 +55,11 @@ impl Diagnostic {
             code,
             severity: code.severity(),
             message: message.into(),
-            primary: Label { file, span, text: String::new() },
+            primary: Label {
+                file,
+                span,
+                text: String::new(),
+            },
             secondary: Vec::new(),
             help: None,
         }
@@ -69,7 +73,11 @@ impl Diagnostic {
 
     /// Another place that explains the problem, possibly in another file.
     pub fn with_secondary(mut self, file: FileId, span: Span, text: impl Into<String>) -> Self {
-        self.secondary.push(Label { file, span, text: text.into() });
+        self.secondary.push(Label {
+            file,
+            span,
+            text: text.into(),
+        });
         self
     }
 
@@ -86,7 +94,17 @@ impl Diagnostic {
 /// Sorts diagnostics by file and position, the order people read them in.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
-        (a.primary.file, a.primary.span.start, a.primary.span.end, a.code)
-            .cmp(&(b.primary.file, b.primary.span.start, b.primary.span.end, b.code))
+        (
+            a.primary.file,
+            a.primary.span.start,
+            a.primary.span.end,
+            a.code,
+        )
+            .cmp(&(
+                b.primary.file,
+                b.primary.span.start,
+                b.primary.span.end,
+                b.code,
+            ))
     });
 }

@@ -61,13 +61,17 @@ impl std::error::Error for Report {}
 
 impl miette::Diagnostic for Report {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.code.as_ref().map(|c| Box::new(c) as Box<dyn std::fmt::Display>)
+        self.code
+            .as_ref()
+            .map(|c| Box::new(c) as Box<dyn std::fmt::Display>)
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(self.severity)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.source)
@@ -79,7 +83,9 @@ impl miette::Diagnostic for Report {
         if self.related.is_empty() {
             return None;
         }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
     }
 }
 
@@ -106,8 +112,17 @@ fn report(diag: &Diagnostic, sources: &SourceMap) -> Report {
                 code: None,
                 severity: miette::Severity::Advice,
                 help: None,
-                source: NamedSource::new(sources.name(label.file), sources.text(label.file).to_string()),
-                labels: vec![labeled(&Label { text: String::new(), ..label.clone() }, true)],
+                source: NamedSource::new(
+                    sources.name(label.file),
+                    sources.text(label.file).to_string(),
+                ),
+                labels: vec![labeled(
+                    &Label {
+                        text: String::new(),
+                        ..label.clone()
+                    },
+                    true,
+                )],
                 related: Vec::new(),
             });
         }
@@ -129,8 +144,14 @@ fn report(diag: &Diagnostic, sources: &SourceMap) -> Report {
 /// Renders a diagnostic the miette way: the message, the code, the source
 /// lines with the spans underlined, and the help. `color` adds ANSI colours.
 pub fn render_human(diag: &Diagnostic, sources: &SourceMap, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = handler.render_report(&mut out, &report(diag, sources));

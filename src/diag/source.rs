@@ -14,12 +14,18 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn len(self) -> u32 {
@@ -84,7 +90,11 @@ impl SourceMap {
     pub fn add(&mut self, name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> FileId {
         let text: Arc<str> = text.into();
         let lines = LineIndex::new(&text);
-        self.files.push(SourceFile { name: name.into(), text, lines });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+            lines,
+        });
         (self.files.len() - 1) as FileId
     }
 

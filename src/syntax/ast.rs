@@ -181,8 +181,16 @@ pub enum Schedule {
 
 #[derive(Clone, Debug)]
 pub enum Clause {
-    Throttle { span: Span, count: Expr, per: Expr, by: Option<Expr> },
-    Condition { span: Span, cond: Expr },
+    Throttle {
+        span: Span,
+        count: Expr,
+        per: Expr,
+        by: Option<Expr>,
+    },
+    Condition {
+        span: Span,
+        cond: Expr,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -212,16 +220,52 @@ pub struct Unless {
 
 #[derive(Clone, Debug)]
 pub enum StmtKind {
-    Let { name: Name, ty: Option<TypeExpr>, value: Expr },
-    If { branches: Vec<(Expr, Block)>, otherwise: Option<Block> },
-    Send { message: Name },
-    Notify { role: Name, text: Expr },
-    CreateTask { title: Expr, role: Name, due: Option<Expr> },
-    Emit { event: Name, fields: Vec<RecordField>, record_span: Span },
-    Log { text: Expr },
-    Timer { kind: TimerKind, when: Expr, unless: Vec<Unless>, skip_late: bool, body: Block },
-    Approval { role: Name, within: Expr, body: Block, otherwise: Option<Block> },
-    Call { name: Name, args: Vec<Arg> },
+    Let {
+        name: Name,
+        ty: Option<TypeExpr>,
+        value: Expr,
+    },
+    If {
+        branches: Vec<(Expr, Block)>,
+        otherwise: Option<Block>,
+    },
+    Send {
+        message: Name,
+    },
+    Notify {
+        role: Name,
+        text: Expr,
+    },
+    CreateTask {
+        title: Expr,
+        role: Name,
+        due: Option<Expr>,
+    },
+    Emit {
+        event: Name,
+        fields: Vec<RecordField>,
+        record_span: Span,
+    },
+    Log {
+        text: Expr,
+    },
+    Timer {
+        kind: TimerKind,
+        when: Expr,
+        unless: Vec<Unless>,
+        skip_late: bool,
+        body: Block,
+    },
+    Approval {
+        role: Name,
+        within: Expr,
+        body: Block,
+        otherwise: Option<Block>,
+    },
+    Call {
+        name: Name,
+        args: Vec<Arg>,
+    },
 }
 
 #[derive(Clone, Debug)]

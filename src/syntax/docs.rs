@@ -30,7 +30,10 @@ mod tests {
     fn reads_consecutive_doc_lines() {
         let src = "# not a doc\n## First.\n## Second.\nevent a.b {}\n";
         let at = src.find("event").unwrap() as u32;
-        assert_eq!(super::doc_before(src, at).as_deref(), Some("First.\nSecond."));
+        assert_eq!(
+            super::doc_before(src, at).as_deref(),
+            Some("First.\nSecond.")
+        );
         assert_eq!(super::doc_before(src, 0), None);
     }
 }

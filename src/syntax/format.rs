@@ -21,7 +21,14 @@ pub fn format_source(text: &str) -> Result<String, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    let mut p = Printer { src: text, comments: &tree.comments, next: 0, out: String::new(), indent: 0, last_end: 0 };
+    let mut p = Printer {
+        src: text,
+        comments: &tree.comments,
+        next: 0,
+        out: String::new(),
+        indent: 0,
+        last_end: 0,
+    };
     for (i, item) in tree.items.iter().enumerate() {
         if i > 0 {
             p.blank();
@@ -63,9 +70,15 @@ impl Printer<'_> {
 
     /// Whether the source has an empty line between the last printed thing and `start`.
     fn blank_in_source(&self, start: u32) -> bool {
-        let gap = self.src.get(self.last_end as usize..start as usize).unwrap_or("");
+        let gap = self
+            .src
+            .get(self.last_end as usize..start as usize)
+            .unwrap_or("");
         let lines: Vec<&str> = gap.split('\n').collect();
-        lines.len() > 2 && lines[1..lines.len() - 1].iter().any(|l| l.trim().is_empty())
+        lines.len() > 2
+            && lines[1..lines.len() - 1]
+                .iter()
+                .any(|l| l.trim().is_empty())
     }
 
     fn keep_blank_line(&mut self, start: u32) {
@@ -131,7 +144,11 @@ impl Printer<'_> {
             Item::Message(d) => {
                 let head = format!("message {} {{", d.name.text);
                 if d.fields.is_empty() && !self.has_comment_in(d.span) {
-                    return self.line(d.span.start, &format!("message {} {{}}", d.name.text), d.span.end);
+                    return self.line(
+                        d.span.start,
+                        &format!("message {} {{}}", d.name.text),
+                        d.span.end,
+                    );
                 }
                 self.line(d.span.start, &head, d.name.span.end);
                 self.indent += 1;
@@ -142,11 +159,21 @@ impl Printer<'_> {
                 self.close(d.span, "}");
             }
             Item::Action(d) => {
-                let text = format!("action {}({}) via webhook {}", d.name.text, self.params(&d.params), self.slice(d.url.span));
+                let text = format!(
+                    "action {}({}) via webhook {}",
+                    d.name.text,
+                    self.params(&d.params),
+                    self.slice(d.url.span)
+                );
                 self.line(d.span.start, &text, d.span.end);
             }
             Item::Fn(d) => {
-                let head = format!("fn {}({}) -> {}", d.name.text, self.params(&d.params), self.ty(&d.ret));
+                let head = format!(
+                    "fn {}({}) -> {}",
+                    d.name.text,
+                    self.params(&d.params),
+                    self.ty(&d.ret)
+                );
                 match &d.body {
                     FnBody::Rhai(path) => {
                         let text = format!("{head} from rhai {}", self.slice(path.span));
@@ -170,9 +197,21 @@ impl Printer<'_> {
                 let generics = if d.type_params.is_empty() {
                     String::new()
                 } else {
-                    format!("<{}>", d.type_params.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "<{}>",
+                        d.type_params
+                            .iter()
+                            .map(|t| t.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
-                let text = format!("extern fn {}{generics}({}) -> {}", d.name.text, self.params(&d.params), self.ty(&d.ret));
+                let text = format!(
+                    "extern fn {}{generics}({}) -> {}",
+                    d.name.text,
+                    self.params(&d.params),
+                    self.ty(&d.ret)
+                );
                 self.line(d.span.start, &text, d.span.end);
             }
             Item::ExternAction(d) => {
@@ -211,14 +250,20 @@ impl Printer<'_> {
     }
 
     fn has_comment_in(&self, span: Span) -> bool {
-        self.comments[self.next..].iter().any(|c| c.start > span.start && c.end < span.end)
+        self.comments[self.next..]
+            .iter()
+            .any(|c| c.start > span.start && c.end < span.end)
     }
 
     fn record(&mut self, kw: &str, name: &str, fields: &[FieldDecl], span: Span) {
         if fields.is_empty() && !self.has_comment_in(span) {
             return self.line(span.start, &format!("{kw} {name} {{}}"), span.end);
         }
-        self.line(span.start, &format!("{kw} {name} {{"), span.start + kw.len() as u32 + 1 + name.len() as u32);
+        self.line(
+            span.start,
+            &format!("{kw} {name} {{"),
+            span.start + kw.len() as u32 + 1 + name.len() as u32,
+        );
         self.indent += 1;
         for f in fields {
             let text = format!("{}: {}", f.name.text, self.ty(&f.ty));
@@ -236,7 +281,11 @@ impl Printer<'_> {
     }
 
     fn params(&self, params: &[Param]) -> String {
-        params.iter().map(|p| format!("{}: {}", p.name.text, self.ty(&p.ty))).collect::<Vec<_>>().join(", ")
+        params
+            .iter()
+            .map(|p| format!("{}: {}", p.name.text, self.ty(&p.ty)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn ty(&self, t: &TypeExpr) -> String {
@@ -244,7 +293,11 @@ impl Printer<'_> {
             TypeExprKind::Named(n) => n.text.clone(),
             TypeExprKind::List(inner) => format!("list<{}>", self.ty(inner)),
             TypeExprKind::Paren(inner) => format!("({})", self.ty(inner)),
-            TypeExprKind::Union(members) => members.iter().map(|m| self.slice(m.span)).collect::<Vec<_>>().join(" | "),
+            TypeExprKind::Union(members) => members
+                .iter()
+                .map(|m| self.slice(m.span))
+                .collect::<Vec<_>>()
+                .join(" | "),
         };
         if t.optional {
             format!("{base}?")
@@ -258,8 +311,17 @@ impl Printer<'_> {
             Trigger::When { span, event } => (format!("when {}", event.text), *span),
             Trigger::Every { span, schedule } => {
                 let text = match schedule {
-                    Schedule::Cron { expr, zone: Some(zone) } => format!("every {} in {}", self.slice(expr.span), self.slice(zone.span)),
-                    Schedule::Cron { expr, zone: None } => format!("every {}", self.slice(expr.span)),
+                    Schedule::Cron {
+                        expr,
+                        zone: Some(zone),
+                    } => format!(
+                        "every {} in {}",
+                        self.slice(expr.span),
+                        self.slice(zone.span)
+                    ),
+                    Schedule::Cron { expr, zone: None } => {
+                        format!("every {}", self.slice(expr.span))
+                    }
                     Schedule::Interval(e) => format!("every {}", self.expr(e)),
                 };
                 (text, *span)
@@ -269,9 +331,20 @@ impl Printer<'_> {
 
     fn clause(&self, c: &Clause) -> (String, Span) {
         match c {
-            Clause::Throttle { span, count, per, by } => {
-                let by = by.as_ref().map(|b| format!(" by {}", self.expr(b))).unwrap_or_default();
-                (format!("throttle {} per {}{by}", self.expr(count), self.expr(per)), *span)
+            Clause::Throttle {
+                span,
+                count,
+                per,
+                by,
+            } => {
+                let by = by
+                    .as_ref()
+                    .map(|b| format!(" by {}", self.expr(b)))
+                    .unwrap_or_default();
+                (
+                    format!("throttle {} per {}{by}", self.expr(count), self.expr(per)),
+                    *span,
+                )
             }
             Clause::Condition { span, cond } => (format!("if {}", self.expr(cond)), *span),
         }
@@ -281,7 +354,13 @@ impl Printer<'_> {
     /// no block of its own and no comment.
     fn inline_body(&self, body: &Block) -> Option<String> {
         match body.stmts.as_slice() {
-            [stmt] if !is_block_stmt(stmt) && !self.has_comment_in(Span { start: body.span.start.saturating_sub(1), end: body.span.end + 1 }) => {
+            [stmt]
+                if !is_block_stmt(stmt)
+                    && !self.has_comment_in(Span {
+                        start: body.span.start.saturating_sub(1),
+                        end: body.span.end + 1,
+                    }) =>
+            {
                 Some(self.simple_stmt(stmt))
             }
             _ => None,
@@ -323,7 +402,12 @@ impl Printer<'_> {
         }
     }
 
-    fn clauses_and_body(&mut self, clauses: &[(String, Span)], body: &Block, inline: Option<String>) {
+    fn clauses_and_body(
+        &mut self,
+        clauses: &[(String, Span)],
+        body: &Block,
+        inline: Option<String>,
+    ) {
         for (text, span) in clauses {
             self.line(span.start, text, span.end);
         }
@@ -333,7 +417,9 @@ impl Printer<'_> {
                 self.line(start, &format!("then {stmt}"), body.span.end);
             }
             None => {
-                let then_at = self.src[..body.span.start as usize].rfind("then").map_or(body.span.start, |i| i as u32);
+                let then_at = self.src[..body.span.start as usize]
+                    .rfind("then")
+                    .map_or(body.span.start, |i| i as u32);
                 self.line(then_at, "then", then_at + 4);
                 self.indent += 1;
                 self.block(body);
@@ -350,16 +436,36 @@ impl Printer<'_> {
 
     fn simple_stmt(&self, stmt: &Stmt) -> String {
         match &stmt.kind {
-            StmtKind::Let { name, ty: Some(t), value } => format!("let {}: {} = {}", name.text, self.ty(t), self.expr(value)),
-            StmtKind::Let { name, ty: None, value } => format!("let {} = {}", name.text, self.expr(value)),
+            StmtKind::Let {
+                name,
+                ty: Some(t),
+                value,
+            } => format!("let {}: {} = {}", name.text, self.ty(t), self.expr(value)),
+            StmtKind::Let {
+                name,
+                ty: None,
+                value,
+            } => format!("let {} = {}", name.text, self.expr(value)),
             StmtKind::Send { message } => format!("send {}", message.text),
-            StmtKind::Notify { role, text } => format!("notify role {} {}", role.text, self.expr(text)),
+            StmtKind::Notify { role, text } => {
+                format!("notify role {} {}", role.text, self.expr(text))
+            }
             StmtKind::CreateTask { title, role, due } => {
-                let due = due.as_ref().map(|d| format!(" due {}", self.expr(d))).unwrap_or_default();
-                format!("create task {} for role {}{due}", self.expr(title), role.text)
+                let due = due
+                    .as_ref()
+                    .map(|d| format!(" due {}", self.expr(d)))
+                    .unwrap_or_default();
+                format!(
+                    "create task {} for role {}{due}",
+                    self.expr(title),
+                    role.text
+                )
             }
             StmtKind::Emit { event, fields, .. } => {
-                let fields: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.name.text, self.expr(&f.value))).collect();
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name.text, self.expr(&f.value)))
+                    .collect();
                 if fields.is_empty() {
                     format!("emit {} {{}}", event.text)
                 } else {
@@ -368,20 +474,33 @@ impl Printer<'_> {
             }
             StmtKind::Log { text } => format!("log {}", self.expr(text)),
             StmtKind::Call { name, args } => format!("{}({})", name.text, self.args(args)),
-            StmtKind::If { .. } | StmtKind::Timer { .. } | StmtKind::Approval { .. } => unreachable!("block statements are not simple"),
+            StmtKind::If { .. } | StmtKind::Timer { .. } | StmtKind::Approval { .. } => {
+                unreachable!("block statements are not simple")
+            }
         }
     }
 
     fn stmt(&mut self, stmt: &Stmt) {
         match &stmt.kind {
-            StmtKind::If { branches, otherwise } => {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
                 for (i, (cond, body)) in branches.iter().enumerate() {
                     let kw = if i == 0 { "if" } else { "else if" };
-                    let start = if i == 0 { stmt.span.start } else { self.keyword_before(cond.span.start, "else") };
+                    let start = if i == 0 {
+                        stmt.span.start
+                    } else {
+                        self.keyword_before(cond.span.start, "else")
+                    };
                     if i > 0 {
                         self.indent -= 1;
                     }
-                    self.line(start, &format!("{kw} {} then", self.expr(cond)), cond.span.end);
+                    self.line(
+                        start,
+                        &format!("{kw} {} then", self.expr(cond)),
+                        cond.span.end,
+                    );
                     self.indent += 1;
                     self.block(body);
                 }
@@ -395,8 +514,22 @@ impl Printer<'_> {
                 }
                 self.close(stmt.span, "end");
             }
-            StmtKind::Timer { kind, when, unless, skip_late, body } => {
-                let mut head = format!("{} {}", if *kind == TimerKind::After { "after" } else { "at" }, self.expr(when));
+            StmtKind::Timer {
+                kind,
+                when,
+                unless,
+                skip_late,
+                body,
+            } => {
+                let mut head = format!(
+                    "{} {}",
+                    if *kind == TimerKind::After {
+                        "after"
+                    } else {
+                        "at"
+                    },
+                    self.expr(when)
+                );
                 for u in unless {
                     head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
                 }
@@ -410,8 +543,17 @@ impl Printer<'_> {
                 self.block(body);
                 self.close(stmt.span, "end");
             }
-            StmtKind::Approval { role, within, body, otherwise } => {
-                let head = format!("require approval from role {} within {} do", role.text, self.expr(within));
+            StmtKind::Approval {
+                role,
+                within,
+                body,
+                otherwise,
+            } => {
+                let head = format!(
+                    "require approval from role {} within {} do",
+                    role.text,
+                    self.expr(within)
+                );
                 self.line(stmt.span.start, &head, within.span.end);
                 self.indent += 1;
                 self.block(body);
@@ -437,8 +579,15 @@ impl Printer<'_> {
         let mut at = offset as usize;
         while let Some(i) = self.src[..at].rfind(kw) {
             let before_ok = i == 0 || !is_ident_byte(self.src.as_bytes()[i - 1]);
-            let after_ok = self.src.as_bytes().get(i + kw.len()).is_none_or(|b| !is_ident_byte(*b));
-            let in_comment = self.comments.iter().any(|c| c.start as usize <= i && i < c.end as usize);
+            let after_ok = self
+                .src
+                .as_bytes()
+                .get(i + kw.len())
+                .is_none_or(|b| !is_ident_byte(*b));
+            let in_comment = self
+                .comments
+                .iter()
+                .any(|c| c.start as usize <= i && i < c.end as usize);
             if before_ok && after_ok && !in_comment {
                 return i as u32;
             }
@@ -470,11 +619,25 @@ impl Printer<'_> {
             | ExprKind::Name(_) => self.slice(e.span).to_string(),
             ExprKind::Field(base, f) => format!("{}.{}", self.expr(base), f.text),
             ExprKind::Call(name, args) => format!("{}({})", name.text, self.args(args)),
-            ExprKind::List(items) => format!("[{}]", items.iter().map(|i| self.expr(i)).collect::<Vec<_>>().join(", ")),
+            ExprKind::List(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|i| self.expr(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             ExprKind::Unary(UnaryOp::Not, inner) => format!("not {}", self.expr(inner)),
             ExprKind::Unary(UnaryOp::Neg, inner) => format!("-{}", self.expr(inner)),
-            ExprKind::Binary(op, l, r) => format!("{} {} {}", self.expr(l), op.as_str(), self.expr(r)),
-            ExprKind::If(c, t, f) => format!("if {} then {} else {}", self.expr(c), self.expr(t), self.expr(f)),
+            ExprKind::Binary(op, l, r) => {
+                format!("{} {} {}", self.expr(l), op.as_str(), self.expr(r))
+            }
+            ExprKind::If(c, t, f) => format!(
+                "if {} then {} else {}",
+                self.expr(c),
+                self.expr(t),
+                self.expr(f)
+            ),
             ExprKind::Paren(inner) => format!("({})", self.expr(inner)),
         }
     }
@@ -485,5 +648,8 @@ fn is_ident_byte(b: u8) -> bool {
 }
 
 fn is_block_stmt(stmt: &Stmt) -> bool {
-    matches!(stmt.kind, StmtKind::If { .. } | StmtKind::Timer { .. } | StmtKind::Approval { .. })
+    matches!(
+        stmt.kind,
+        StmtKind::If { .. } | StmtKind::Timer { .. } | StmtKind::Approval { .. }
+    )
 }

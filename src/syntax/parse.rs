@@ -56,7 +56,9 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::matches_op, Left))
         .op(Op::infix(Rule::coalesce_op, Right))
         .op(Op::infix(Rule::add_op, Left) | Op::infix(Rule::sub_op, Left))
-        .op(Op::infix(Rule::mul_op, Left) | Op::infix(Rule::div_op, Left) | Op::infix(Rule::rem_op, Left))
+        .op(Op::infix(Rule::mul_op, Left)
+            | Op::infix(Rule::div_op, Left)
+            | Op::infix(Rule::rem_op, Left))
         .op(Op::prefix(Rule::neg_op))
         .op(Op::postfix(Rule::field_access))
 });
@@ -64,7 +66,10 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses one file. Always returns a tree; problems come back as diagnostics.
 pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
     configure_pest();
-    let mut out = SourceFile { comments: scan::comments(src), ..SourceFile::default() };
+    let mut out = SourceFile {
+        comments: scan::comments(src),
+        ..SourceFile::default()
+    };
     let mut diags = Vec::new();
     for range in scan::split_items(src) {
         let chunk = &src[range.clone()];
@@ -77,8 +82,16 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                         out.keywords.push(span_of(base, &p));
                     }
                 }
-                let builder = Builder { file, base, diags: RefCell::new(Vec::new()), depth: Cell::new(0) };
-                let item = root.into_inner().find(|p| p.as_rule() != Rule::EOI).expect("item_only holds an item");
+                let builder = Builder {
+                    file,
+                    base,
+                    diags: RefCell::new(Vec::new()),
+                    depth: Cell::new(0),
+                };
+                let item = root
+                    .into_inner()
+                    .find(|p| p.as_rule() != Rule::EOI)
+                    .expect("item_only holds an item");
                 match builder.item(item) {
                     Ok(item) => out.items.push(item),
                     Err(diag) => {
@@ -103,10 +116,15 @@ fn span_of(base: u32, pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
     let text = s.as_str();
     let len = match text.as_bytes().last() {
-        Some(b) if b.is_ascii_whitespace() || text.contains('#') => scan::trim_trailing_trivia(text),
+        Some(b) if b.is_ascii_whitespace() || text.contains('#') => {
+            scan::trim_trailing_trivia(text)
+        }
         _ => text.len(),
     };
-    Span { start: base + s.start() as u32, end: base + (s.start() + len) as u32 }
+    Span {
+        start: base + s.start() as u32,
+        end: base + (s.start() + len) as u32,
+    }
 }
 
 fn is_keyword(rule: Rule) -> bool {
@@ -171,8 +189,8 @@ fn is_keyword(rule: Rule) -> bool {
 fn describe_rule(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
-        expr | primary | if_expr | paren_expr | list_lit | call | name | true_lit | false_lit | none_lit
-        | prefix_op | not_op | neg_op => "an expression",
+        expr | primary | if_expr | paren_expr | list_lit | call | name | true_lit | false_lit
+        | none_lit | prefix_op | not_op | neg_op => "an expression",
         int_lit | decimal_lit => "a number",
         duration_lit => "a duration such as `30m`",
         date_lit | datetime_lit => "a date",
@@ -181,8 +199,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         event_name => "an event name such as `reservation.created`",
         type_expr | union_type | list_type | paren_type => "a type",
         string | plain_string | interp_string | raw_string => "a string",
-        block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt | emit_stmt | log_stmt
-        | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
+        block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt
+        | emit_stmt | log_stmt | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
         item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
         | extern_action_decl | rule_decl | short_rule => "a declaration or a rule",
         when_trigger => "`when`",
@@ -201,7 +219,13 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
     })
 }
 
-fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    src: &str,
+    base: u32,
+    chunk: &str,
+    err: &pest::error::Error<Rule>,
+) -> Diagnostic {
     let pos = match err.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
@@ -211,8 +235,13 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
     if let pest::error::ErrorVariant::CustomError { message } = &err.variant {
         if message.contains("limit reached") {
             let span = Span::new(base as usize, base as usize + chunk.trim_end().len());
-            return Diagnostic::new(Code::Syntax, file, span, "this item is too complex to parse")
-                .with_help("split it into smaller rules, or long expressions into `let`s");
+            return Diagnostic::new(
+                Code::Syntax,
+                file,
+                span,
+                "this item is too complex to parse",
+            )
+            .with_help("split it into smaller rules, or long expressions into `let`s");
         }
     }
 
@@ -238,7 +267,10 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
         (Span::new(end, end), found)
     } else {
         let len = scan::token_len(rest);
-        (Span::new(abs, abs + len), format!("found `{}`", &rest[..len]))
+        (
+            Span::new(abs, abs + len),
+            format!("found `{}`", &rest[..len]),
+        )
     };
 
     let message = match expected.as_slice() {
@@ -256,7 +288,9 @@ fn syntax_error(file: FileId, src: &str, base: u32, chunk: &str, err: &pest::err
 /// The literal tokens pest expected; character ranges and built-in rules are
 /// left out (pest prints those as `a..z` and `BUILTIN_RULE`).
 fn literal_tokens(err: &pest::error::Error<Rule>) -> Vec<String> {
-    let Some(attempts) = err.parse_attempts() else { return Vec::new() };
+    let Some(attempts) = err.parse_attempts() else {
+        return Vec::new();
+    };
     attempts
         .expected_tokens()
         .into_iter()
@@ -265,11 +299,14 @@ fn literal_tokens(err: &pest::error::Error<Rule>) -> Vec<String> {
         .collect()
 }
 
-const STATEMENT_TOKENS: &[&str] =
-    &["let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require"];
+const STATEMENT_TOKENS: &[&str] = &[
+    "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require",
+];
 const EXPRESSION_TOKENS: &[&str] = &["(", "[", "true", "false", "none", "not", "-", "\"", "r\""];
 /// Tokens that close or continue a construct: the likeliest thing missing.
-const CLOSERS: &[&str] = &["end", "then", "do", "else", ")", "]", "}", ">", ":", "=", ",", "->", "per", "for", "on"];
+const CLOSERS: &[&str] = &[
+    "end", "then", "do", "else", ")", "]", "}", ">", ":", "=", ",", "->", "per", "for", "on",
+];
 
 /// What the parser expected at the failure, most useful first: closing
 /// keywords, then kinds of things ("a statement"), then other tokens.
@@ -287,7 +324,9 @@ fn expected_list(err: &pest::error::Error<Rule>) -> Vec<String> {
         }
         if STATEMENT_TOKENS.contains(&t) && tokens.iter().any(|x| x == "send") {
             statement = true;
-        } else if EXPRESSION_TOKENS.contains(&t) || (t == "if" && tokens.iter().any(|x| x == "true")) {
+        } else if EXPRESSION_TOKENS.contains(&t)
+            || (t == "if" && tokens.iter().any(|x| x == "true"))
+        {
             expression = true;
         } else if is_operator_token(t) {
             operator = true;
@@ -304,19 +343,21 @@ fn expected_list(err: &pest::error::Error<Rule>) -> Vec<String> {
             match describe_rule(*rule) {
                 Some("a statement") => statement = true,
                 Some("an expression") => expression = true,
-                Some(d) => {
-                    if !out.iter().any(|o| o == d) {
-                        out.push(d.to_string());
-                    }
-                }
+                Some(d) if !out.iter().any(|o| o == d) => out.push(d.to_string()),
+                Some(_) => {}
                 None => {}
             }
         }
     }
     if statement || expression {
         // "an expression" or "a statement" already covers these.
-        const COVERED: &[&str] =
-            &["a name", "a number", "a duration such as `30m`", "a date", "a string"];
+        const COVERED: &[&str] = &[
+            "a name",
+            "a number",
+            "a duration such as `30m`",
+            "a date",
+            "a string",
+        ];
         out.retain(|o| !COVERED.contains(&o.as_str()));
     }
     if operator {
@@ -387,7 +428,10 @@ fn syntax_help(expected: &[String], rest: &str) -> Option<String> {
         return Some("strings use double quotes: `\"...\"`".into());
     }
     if has("end") {
-        return Some("blocks opened by `rule`, `if ... then`, `do` and `require approval` close with `end`".into());
+        return Some(
+            "blocks opened by `rule`, `if ... then`, `do` and `require approval` close with `end`"
+                .into(),
+        );
     }
     if has("then") {
         return Some("a condition is followed by `then` and the actions".into());
@@ -421,7 +465,10 @@ impl Builder {
     }
 
     fn name(&self, pair: Pair<Rule>) -> Name {
-        Name { text: pair.as_str().to_string(), span: self.span(&pair) }
+        Name {
+            text: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
     }
 
     fn item(&self, pair: Pair<Rule>) -> Built<Item> {
@@ -430,12 +477,20 @@ impl Builder {
             Rule::type_decl => {
                 let mut it = kids(pair);
                 let name = self.name(it.next().unwrap());
-                Item::Type(TypeDecl { span, name, fields: it.map(|f| self.field_decl(f)).collect() })
+                Item::Type(TypeDecl {
+                    span,
+                    name,
+                    fields: it.map(|f| self.field_decl(f)).collect(),
+                })
             }
             Rule::event_decl => {
                 let mut it = kids(pair);
                 let name = self.name(it.next().unwrap());
-                Item::Event(EventDecl { span, name, fields: it.map(|f| self.field_decl(f)).collect() })
+                Item::Event(EventDecl {
+                    span,
+                    name,
+                    fields: it.map(|f| self.field_decl(f)).collect(),
+                })
             }
             Rule::message_decl => {
                 let mut it = kids(pair);
@@ -445,7 +500,11 @@ impl Builder {
                     let fspan = self.span(&f);
                     let mut fi = kids(f);
                     let fname = self.name(fi.next().unwrap());
-                    fields.push(MessageField { span: fspan, name: fname, value: self.expr(fi.next().unwrap())? });
+                    fields.push(MessageField {
+                        span: fspan,
+                        name: fname,
+                        value: self.expr(fi.next().unwrap())?,
+                    });
                 }
                 Item::Message(MessageDecl { span, name, fields })
             }
@@ -454,7 +513,12 @@ impl Builder {
                 let name = self.name(it.next().unwrap());
                 let params = self.params(it.next().unwrap());
                 let url = self.plain_string(it.next().unwrap());
-                Item::Action(ActionDecl { span, name, params, url })
+                Item::Action(ActionDecl {
+                    span,
+                    name,
+                    params,
+                    url,
+                })
             }
             Rule::fn_decl => {
                 let mut it = kids(pair);
@@ -466,18 +530,32 @@ impl Builder {
                     Rule::fn_body => FnBody::Expr(self.expr(kids(body).next().unwrap())?),
                     _ => FnBody::Rhai(self.plain_string(kids(body).next().unwrap())),
                 };
-                Item::Fn(FnDecl { span, name, params, ret, body })
+                Item::Fn(FnDecl {
+                    span,
+                    name,
+                    params,
+                    ret,
+                    body,
+                })
             }
             Rule::extern_fn_decl => {
                 let mut it = kids(pair).peekable();
                 let name = self.name(it.next().unwrap());
                 let type_params = match it.peek().map(|p| p.as_rule()) {
-                    Some(Rule::type_params) => kids(it.next().unwrap()).map(|p| self.name(p)).collect(),
+                    Some(Rule::type_params) => {
+                        kids(it.next().unwrap()).map(|p| self.name(p)).collect()
+                    }
                     _ => Vec::new(),
                 };
                 let params = self.params(it.next().unwrap());
                 let ret = self.type_expr(it.next().unwrap());
-                Item::ExternFn(ExternFnDecl { span, name, type_params, params, ret })
+                Item::ExternFn(ExternFnDecl {
+                    span,
+                    name,
+                    type_params,
+                    params,
+                    ret,
+                })
             }
             Rule::extern_action_decl => {
                 let mut it = kids(pair);
@@ -494,7 +572,11 @@ impl Builder {
         let span = self.span(&pair);
         let mut it = kids(pair);
         let name = self.name(it.next().unwrap());
-        FieldDecl { span, name, ty: self.type_expr(it.next().unwrap()) }
+        FieldDecl {
+            span,
+            name,
+            ty: self.type_expr(it.next().unwrap()),
+        }
     }
 
     fn params(&self, pair: Pair<Rule>) -> Vec<Param> {
@@ -503,7 +585,11 @@ impl Builder {
                 let span = self.span(&p);
                 let mut it = kids(p);
                 let name = self.name(it.next().unwrap());
-                Param { span, name, ty: self.type_expr(it.next().unwrap()) }
+                Param {
+                    span,
+                    name,
+                    ty: self.type_expr(it.next().unwrap()),
+                }
             })
             .collect()
     }
@@ -515,12 +601,22 @@ impl Builder {
         let optional = it.next().is_some();
         let kind = match atom.as_rule() {
             Rule::named_type => TypeExprKind::Named(self.name(kids(atom).next().unwrap())),
-            Rule::list_type => TypeExprKind::List(Box::new(self.type_expr(kids(atom).next().unwrap()))),
-            Rule::paren_type => TypeExprKind::Paren(Box::new(self.type_expr(kids(atom).next().unwrap()))),
-            Rule::union_type => TypeExprKind::Union(kids(atom).map(|s| self.plain_string(s)).collect()),
+            Rule::list_type => {
+                TypeExprKind::List(Box::new(self.type_expr(kids(atom).next().unwrap())))
+            }
+            Rule::paren_type => {
+                TypeExprKind::Paren(Box::new(self.type_expr(kids(atom).next().unwrap())))
+            }
+            Rule::union_type => {
+                TypeExprKind::Union(kids(atom).map(|s| self.plain_string(s)).collect())
+            }
             other => unreachable!("not a type: {other:?}"),
         };
-        TypeExpr { span, kind, optional }
+        TypeExpr {
+            span,
+            kind,
+            optional,
+        }
     }
 
     fn plain_string(&self, pair: Pair<Rule>) -> StrLit {
@@ -574,29 +670,48 @@ impl Builder {
                     let count = self.expr(ci.next().unwrap())?;
                     let per = self.expr(ci.next().unwrap())?;
                     let by = ci.next().map(|e| self.expr(e)).transpose()?;
-                    clauses.push(Clause::Throttle { span: cspan, count, per, by });
+                    clauses.push(Clause::Throttle {
+                        span: cspan,
+                        count,
+                        per,
+                        by,
+                    });
                 }
-                Rule::condition_clause => {
-                    clauses.push(Clause::Condition { span: cspan, cond: self.expr(kids(p).next().unwrap())? })
-                }
+                Rule::condition_clause => clauses.push(Clause::Condition {
+                    span: cspan,
+                    cond: self.expr(kids(p).next().unwrap())?,
+                }),
                 Rule::block => body = Some(self.block(p)?),
                 other => unreachable!("not a rule part: {other:?}"),
             }
         }
-        Ok(RuleDecl { span, name, title, trigger, clauses, body: body.expect("a rule has a block") })
+        Ok(RuleDecl {
+            span,
+            name,
+            title,
+            trigger,
+            clauses,
+            body: body.expect("a rule has a block"),
+        })
     }
 
     fn trigger(&self, pair: Pair<Rule>) -> Built<Trigger> {
         let span = self.span(&pair);
         Ok(match pair.as_rule() {
-            Rule::when_trigger => Trigger::When { span, event: self.name(kids(pair).next().unwrap()) },
+            Rule::when_trigger => Trigger::When {
+                span,
+                event: self.name(kids(pair).next().unwrap()),
+            },
             _ => {
                 let mut it = kids(pair);
                 let first = it.next().unwrap();
                 let schedule = if first.as_rule() == Rule::duration_lit {
                     Schedule::Interval(self.primary(first)?)
                 } else {
-                    Schedule::Cron { expr: self.plain_string(first), zone: it.next().map(|z| self.plain_string(z)) }
+                    Schedule::Cron {
+                        expr: self.plain_string(first),
+                        zone: it.next().map(|z| self.plain_string(z)),
+                    }
                 };
                 Trigger::Every { span, schedule }
             }
@@ -605,7 +720,9 @@ impl Builder {
 
     fn block(&self, pair: Pair<Rule>) -> Built<Block> {
         let span = self.span(&pair);
-        let stmts = kids(pair).map(|s| self.stmt(s)).collect::<Built<Vec<_>>>()?;
+        let stmts = kids(pair)
+            .map(|s| self.stmt(s))
+            .collect::<Built<Vec<_>>>()?;
         Ok(Block { span, stmts })
     }
 
@@ -628,7 +745,11 @@ impl Builder {
                 } else {
                     None
                 };
-                StmtKind::Let { name, ty, value: self.expr(next)? }
+                StmtKind::Let {
+                    name,
+                    ty,
+                    value: self.expr(next)?,
+                }
             }
             Rule::if_stmt => {
                 let cond = self.expr(it.next().unwrap())?;
@@ -644,12 +765,20 @@ impl Builder {
                         otherwise = Some(self.block(p)?);
                     }
                 }
-                StmtKind::If { branches, otherwise }
+                StmtKind::If {
+                    branches,
+                    otherwise,
+                }
             }
-            Rule::send_stmt => StmtKind::Send { message: self.name(it.next().unwrap()) },
+            Rule::send_stmt => StmtKind::Send {
+                message: self.name(it.next().unwrap()),
+            },
             Rule::notify_stmt => {
                 let role = self.role(it.next().unwrap());
-                StmtKind::Notify { role, text: self.expr(it.next().unwrap())? }
+                StmtKind::Notify {
+                    role,
+                    text: self.expr(it.next().unwrap())?,
+                }
             }
             Rule::task_stmt => {
                 let title = self.expr(it.next().unwrap())?;
@@ -666,11 +795,21 @@ impl Builder {
                     let fspan = self.span(&f);
                     let mut fi = kids(f);
                     let name = self.name(fi.next().unwrap());
-                    fields.push(RecordField { span: fspan, name, value: self.expr(fi.next().unwrap())? });
+                    fields.push(RecordField {
+                        span: fspan,
+                        name,
+                        value: self.expr(fi.next().unwrap())?,
+                    });
                 }
-                StmtKind::Emit { event, fields, record_span }
+                StmtKind::Emit {
+                    event,
+                    fields,
+                    record_span,
+                }
             }
-            Rule::log_stmt => StmtKind::Log { text: self.expr(it.next().unwrap())? },
+            Rule::log_stmt => StmtKind::Log {
+                text: self.expr(it.next().unwrap())?,
+            },
             Rule::after_stmt | Rule::at_stmt => {
                 let when = self.expr(it.next().unwrap())?;
                 let mut unless = Vec::new();
@@ -681,24 +820,46 @@ impl Builder {
                         let mut ui = kids(opt);
                         let event = self.name(ui.next().unwrap());
                         let field = self.name(ui.next().unwrap());
-                        unless.push(Unless { span: uspan, event, field });
+                        unless.push(Unless {
+                            span: uspan,
+                            event,
+                            field,
+                        });
                     } else {
                         skip_late = true;
                     }
                 }
-                let kind = if rule == Rule::after_stmt { TimerKind::After } else { TimerKind::At };
-                StmtKind::Timer { kind, when, unless, skip_late, body: self.block(it.next().unwrap())? }
+                let kind = if rule == Rule::after_stmt {
+                    TimerKind::After
+                } else {
+                    TimerKind::At
+                };
+                StmtKind::Timer {
+                    kind,
+                    when,
+                    unless,
+                    skip_late,
+                    body: self.block(it.next().unwrap())?,
+                }
             }
             Rule::approval_stmt => {
                 let role = self.role(it.next().unwrap());
                 let within = self.expr(it.next().unwrap())?;
                 let body = self.block(it.next().unwrap())?;
                 let otherwise = it.next().map(|b| self.block(b)).transpose()?;
-                StmtKind::Approval { role, within, body, otherwise }
+                StmtKind::Approval {
+                    role,
+                    within,
+                    body,
+                    otherwise,
+                }
             }
             Rule::call_stmt => {
                 let name = self.name(it.next().unwrap());
-                StmtKind::Call { name, args: self.args(it.next().unwrap())? }
+                StmtKind::Call {
+                    name,
+                    args: self.args(it.next().unwrap())?,
+                }
             }
             other => unreachable!("not a statement: {other:?}"),
         };
@@ -712,8 +873,16 @@ impl Builder {
                 let mut it = kids(a);
                 let first = it.next().unwrap();
                 Ok(match it.next() {
-                    Some(value) => Arg { span, name: Some(self.name(first)), value: self.expr(value)? },
-                    None => Arg { span, name: None, value: self.expr(first)? },
+                    Some(value) => Arg {
+                        span,
+                        name: Some(self.name(first)),
+                        value: self.expr(value)?,
+                    },
+                    None => Arg {
+                        span,
+                        name: None,
+                        value: self.expr(first)?,
+                    },
                 })
             })
             .collect()
@@ -724,8 +893,15 @@ impl Builder {
         let depth = self.depth.get() + 1 + operators / 2;
         if depth > MAX_DEPTH {
             return Err(Box::new(
-                Diagnostic::new(Code::Syntax, self.file, self.span(&pair), "this expression is nested too deeply")
-                    .with_help(format!("split it with `let`; expressions may nest at most {MAX_DEPTH} levels")),
+                Diagnostic::new(
+                    Code::Syntax,
+                    self.file,
+                    self.span(&pair),
+                    "this expression is nested too deeply",
+                )
+                .with_help(format!(
+                    "split it with `let`; expressions may nest at most {MAX_DEPTH} levels"
+                )),
             ));
         }
         let saved = self.depth.replace(depth);
@@ -734,14 +910,24 @@ impl Builder {
             .map_prefix(|op, rhs| {
                 let rhs = rhs?;
                 let span = self.span(&op).to(rhs.span);
-                let op = if op.as_rule() == Rule::not_op { UnaryOp::Not } else { UnaryOp::Neg };
-                Ok(Expr { span, kind: ExprKind::Unary(op, Box::new(rhs)) })
+                let op = if op.as_rule() == Rule::not_op {
+                    UnaryOp::Not
+                } else {
+                    UnaryOp::Neg
+                };
+                Ok(Expr {
+                    span,
+                    kind: ExprKind::Unary(op, Box::new(rhs)),
+                })
             })
             .map_postfix(|lhs, op| {
                 let lhs = lhs?;
                 let span = lhs.span.to(self.span(&op));
                 let field = self.name(kids(op).next().unwrap());
-                Ok(Expr { span, kind: ExprKind::Field(Box::new(lhs), field) })
+                Ok(Expr {
+                    span,
+                    kind: ExprKind::Field(Box::new(lhs), field),
+                })
             })
             .map_infix(|lhs, op, rhs| {
                 let (lhs, rhs) = (lhs?, rhs?);
@@ -769,7 +955,10 @@ impl Builder {
                     Rule::rem_op => BinaryOp::Rem,
                     other => unreachable!("not an operator: {other:?}"),
                 };
-                Ok(Expr { span, kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)) })
+                Ok(Expr {
+                    span,
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                })
             })
             .parse(pair.into_inner());
         self.depth.set(saved);
@@ -777,7 +966,9 @@ impl Builder {
     }
 
     fn invalid_literal(&self, span: Span, message: String, help: &str) {
-        self.report(Diagnostic::new(Code::InvalidLiteral, self.file, span, message).with_help(help));
+        self.report(
+            Diagnostic::new(Code::InvalidLiteral, self.file, span, message).with_help(help),
+        );
     }
 
     fn primary(&self, pair: Pair<Rule>) -> Built<Expr> {
@@ -796,7 +987,11 @@ impl Builder {
             Rule::date_lit => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
                 Ok(d) => ExprKind::Date(d),
                 Err(e) => {
-                    self.invalid_literal(span, format!("`{text}` is not a valid date: {e}"), "write dates as `YYYY-MM-DD`, such as `2026-12-01`");
+                    self.invalid_literal(
+                        span,
+                        format!("`{text}` is not a valid date: {e}"),
+                        "write dates as `YYYY-MM-DD`, such as `2026-12-01`",
+                    );
                     ExprKind::Date(chrono::NaiveDate::default())
                 }
             },
@@ -826,7 +1021,9 @@ impl Builder {
                 let name = self.name(it.next().unwrap());
                 ExprKind::Call(name, self.args(it.next().unwrap())?)
             }
-            Rule::list_lit => ExprKind::List(kids(pair).map(|e| self.expr(e)).collect::<Built<_>>()?),
+            Rule::list_lit => {
+                ExprKind::List(kids(pair).map(|e| self.expr(e)).collect::<Built<_>>()?)
+            }
             Rule::paren_expr => ExprKind::Paren(Box::new(self.expr(kids(pair).next().unwrap())?)),
             Rule::if_expr => {
                 let mut it = kids(pair);
@@ -867,7 +1064,11 @@ impl Builder {
             match part.and_then(|p| total.checked_add(p)) {
                 Some(t) => total = t,
                 None => {
-                    self.invalid_literal(span, format!("the duration `{text}` is too long"), "durations can be at most about 292 million years");
+                    self.invalid_literal(
+                        span,
+                        format!("the duration `{text}` is too long"),
+                        "durations can be at most about 292 million years",
+                    );
                     return 0;
                 }
             }

@@ -28,15 +28,26 @@ fn scan_line(line: &str) -> LineScan {
         let b = bytes[i];
         match stack.last_mut() {
             Some(Frame::Code(depth)) => match b {
-                b'#' => return LineScan { comment: Some(i), open_string: None },
+                b'#' => {
+                    return LineScan {
+                        comment: Some(i),
+                        open_string: None,
+                    }
+                }
                 b'"' => {
                     let raw = i > 0
                         && bytes[i - 1] == b'r'
-                        && (i < 2 || !(bytes[i - 2].is_ascii_alphanumeric() || bytes[i - 2] == b'_'));
+                        && (i < 2
+                            || !(bytes[i - 2].is_ascii_alphanumeric() || bytes[i - 2] == b'_'));
                     if raw {
                         match line[i + 1..].find('"') {
                             Some(close) => i += close + 1,
-                            None => return LineScan { comment: None, open_string: Some(i - 1) },
+                            None => {
+                                return LineScan {
+                                    comment: None,
+                                    open_string: Some(i - 1),
+                                }
+                            }
                         }
                     } else {
                         stack.push(Frame::Str(i));
@@ -70,7 +81,10 @@ fn scan_line(line: &str) -> LineScan {
         Frame::Str(at) => Some(*at),
         Frame::Code(_) => None,
     });
-    LineScan { comment: None, open_string }
+    LineScan {
+        comment: None,
+        open_string,
+    }
 }
 
 fn lines(src: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -85,15 +99,23 @@ fn lines(src: &str) -> impl Iterator<Item = (usize, &str)> {
 /// Every comment in the file, `#` to the end of its line.
 pub fn comments(src: &str) -> Vec<Span> {
     lines(src)
-        .filter_map(|(at, line)| scan_line(line).comment.map(|c| Span::new(at + c, at + line.trim_end().len())))
+        .filter_map(|(at, line)| {
+            scan_line(line)
+                .comment
+                .map(|c| Span::new(at + c, at + line.trim_end().len()))
+        })
         .collect()
 }
 
 /// The start of a string that is still open at the end of the line holding
 /// `offset`, if the line has one before `offset`.
 pub fn open_string_at(src: &str, offset: usize) -> Option<usize> {
-    let line_start = src[..offset.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = src[line_start..].find('\n').map_or(src.len(), |i| line_start + i);
+    let line_start = src[..offset.min(src.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line_end = src[line_start..]
+        .find('\n')
+        .map_or(src.len(), |i| line_start + i);
     let open = scan_line(&src[line_start..line_end]).open_string? + line_start;
     (open <= offset).then_some(open)
 }
@@ -108,7 +130,10 @@ fn code_words(line: &str) -> Vec<&str> {
         // enough that this approximation is fine for finding item keywords).
         in_string = i % 2 == 1;
         if !in_string {
-            words.extend(part.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()));
+            words.extend(
+                part.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| !w.is_empty()),
+            );
         }
     }
     let _ = in_string;
@@ -129,10 +154,9 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         let indent = line.len() - trimmed.len();
         let words = code_words(line);
         // A keyword followed by `:` is a field named like one (`type: string`).
-        let first = words
-            .first()
-            .copied()
-            .filter(|w| trimmed.starts_with(w) && !trimmed[w.len()..].trim_start().starts_with(':'));
+        let first = words.first().copied().filter(|w| {
+            trimmed.starts_with(w) && !trimmed[w.len()..].trim_start().starts_with(':')
+        });
         let mut starts_item = false;
         match first {
             Some(w) if ITEM_KEYWORDS.contains(&w) => {
@@ -151,12 +175,21 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         if starts_item {
             starts.push(at + indent);
         }
-        if rule_needs_trigger && words.iter().skip(usize::from(starts_item)).any(|w| *w == "when" || *w == "every") {
+        if rule_needs_trigger
+            && words
+                .iter()
+                .skip(usize::from(starts_item))
+                .any(|w| *w == "when" || *w == "every")
+        {
             rule_needs_trigger = false;
         }
     }
     if starts.is_empty() {
-        return if src.trim().is_empty() { Vec::new() } else { vec![0..src.len()] };
+        return if src.trim().is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(0..src.len()).collect()
+        };
     }
     // Text before the first item keyword (other than comments) is an item too,
     // so stray text is reported instead of silently ignored.
@@ -234,13 +267,17 @@ pub fn token_len(text: &str) -> usize {
     let mut chars = text.char_indices();
     let Some((_, c)) = chars.next() else { return 0 };
     if c.is_alphanumeric() || c == '_' {
-        return text.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(text.len());
+        return text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(text.len());
     }
     if c == '"' {
         let line = text.find('\n').unwrap_or(text.len());
         return text[1..line].find('"').map_or(line, |i| i + 2);
     }
-    let symbols = text.find(|c: char| !"=!<>&|?+-*/%".contains(c)).unwrap_or(text.len());
+    let symbols = text
+        .find(|c: char| !"=!<>&|?+-*/%".contains(c))
+        .unwrap_or(text.len());
     if symbols > 0 {
         symbols
     } else {

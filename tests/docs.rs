@@ -1,0 +1,39 @@
+//! The documentation stays true: every code in docs/errors.md has a wrong
+//! example that produces it and a right example that checks clean.
+
+use steward::check::{analyze, Host};
+use steward::diag::Code;
+
+struct RulesDir;
+
+impl Host for RulesDir {
+    fn rhai_file_exists(&self, _file: &str, path: &str) -> bool {
+        std::path::Path::new("rules").join(path).is_file()
+    }
+}
+
+fn check(text: &str) -> Vec<String> {
+    let mut files: Vec<(String, String)> = ["rules/declarations.stw", "rules/functions.stw"]
+        .iter()
+        .map(|p| (p.to_string(), std::fs::read_to_string(p).unwrap()))
+        .collect();
+    files.push(("example.stw".into(), text.into()));
+    analyze(&files, &RulesDir).diagnostics.iter().map(|d| format!("{} {}", d.code, d.message)).collect()
+}
+
+#[test]
+fn every_code_is_documented_with_examples_that_hold() {
+    let doc = std::fs::read_to_string("docs/errors.md").unwrap();
+    for code in Code::ALL {
+        let heading = format!("## {}\n", code.as_str());
+        let Some(start) = doc.find(&heading) else { panic!("{code} is not in docs/errors.md") };
+        let section = &doc[start + heading.len()..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let blocks: Vec<&str> = section.split("```stw\n").skip(1).map(|b| &b[..b.find("```").unwrap()]).collect();
+        assert_eq!(blocks.len(), 2, "{code}: expected a wrong and a right example");
+        let wrong = check(blocks[0]);
+        assert!(wrong.iter().any(|d| d.starts_with(code.as_str())), "{code}: the wrong example gives {wrong:?}");
+        let right = check(blocks[1]);
+        assert!(right.is_empty(), "{code}: the right example gives {right:?}");
+    }
+}
