@@ -32,7 +32,6 @@ fn configure_pest() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT));
-        pest::set_error_detail(true);
     });
 }
 
@@ -101,7 +100,14 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                 }
                 diags.extend(builder.diags.into_inner());
             }
-            Err(err) => {
+            Err(_) => {
+                // Tracking what was expected slows parsing several times over, so
+                // only an item that failed is parsed again with it. The switch is
+                // global; a parse on another thread at the same moment at worst
+                // gets a less detailed message.
+                pest::set_error_detail(true);
+                let err = StewardParser::parse(Rule::item_only, chunk).expect_err("the item failed once");
+                pest::set_error_detail(false);
                 diags.push(syntax_error(file, src, base, chunk, &err));
                 out.items.push(Item::Error(scan::trimmed_span(src, range)));
             }
