@@ -25,14 +25,22 @@ fn generate(bytes: usize) -> String {
 fn bench(c: &mut Criterion) {
     let declarations = std::fs::read_to_string("rules/declarations.stw").unwrap();
     let text = generate(5 * 1024 * 1024);
-    let files = vec![("declarations.stw".to_string(), declarations), ("generated.stw".to_string(), text.clone())];
-    assert!(!analyze(&files, &NoFiles).has_errors(), "the generated rules must check");
+    let files = vec![
+        ("declarations.stw".to_string(), declarations),
+        ("generated.stw".to_string(), text.clone()),
+    ];
+    assert!(
+        !analyze(&files, &NoFiles).has_errors(),
+        "the generated rules must check"
+    );
 
     let mut group = c.benchmark_group("B5");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("parse 5 MB", |b| b.iter(|| parse(0, &text)));
-    group.bench_function("parse + check 5 MB", |b| b.iter(|| analyze(&files, &NoFiles)));
+    group.bench_function("parse + check 5 MB", |b| {
+        b.iter(|| analyze(&files, &NoFiles))
+    });
     group.finish();
 }
 

@@ -18,7 +18,11 @@ fn check(text: &str) -> Vec<String> {
         .map(|p| (p.to_string(), std::fs::read_to_string(p).unwrap()))
         .collect();
     files.push(("example.stw".into(), text.into()));
-    analyze(&files, &RulesDir).diagnostics.iter().map(|d| format!("{} {}", d.code, d.message)).collect()
+    analyze(&files, &RulesDir)
+        .diagnostics
+        .iter()
+        .map(|d| format!("{} {}", d.code, d.message))
+        .collect()
 }
 
 #[test]
@@ -26,14 +30,30 @@ fn every_code_is_documented_with_examples_that_hold() {
     let doc = std::fs::read_to_string("docs/errors.md").unwrap();
     for code in Code::ALL {
         let heading = format!("## {}\n", code.as_str());
-        let Some(start) = doc.find(&heading) else { panic!("{code} is not in docs/errors.md") };
+        let Some(start) = doc.find(&heading) else {
+            panic!("{code} is not in docs/errors.md")
+        };
         let section = &doc[start + heading.len()..];
         let section = &section[..section.find("\n## ").unwrap_or(section.len())];
-        let blocks: Vec<&str> = section.split("```stw\n").skip(1).map(|b| &b[..b.find("```").unwrap()]).collect();
-        assert_eq!(blocks.len(), 2, "{code}: expected a wrong and a right example");
+        let blocks: Vec<&str> = section
+            .split("```stw\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").unwrap()])
+            .collect();
+        assert_eq!(
+            blocks.len(),
+            2,
+            "{code}: expected a wrong and a right example"
+        );
         let wrong = check(blocks[0]);
-        assert!(wrong.iter().any(|d| d.starts_with(code.as_str())), "{code}: the wrong example gives {wrong:?}");
+        assert!(
+            wrong.iter().any(|d| d.starts_with(code.as_str())),
+            "{code}: the wrong example gives {wrong:?}"
+        );
         let right = check(blocks[1]);
-        assert!(right.is_empty(), "{code}: the right example gives {right:?}");
+        assert!(
+            right.is_empty(),
+            "{code}: the right example gives {right:?}"
+        );
     }
 }

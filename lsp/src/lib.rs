@@ -28,14 +28,25 @@ pub struct DocumentDiagnostic {
 }
 
 fn position(lc: LineCol) -> Position {
-    Position { line: lc.line, character: lc.col }
+    Position {
+        line: lc.line,
+        character: lc.col,
+    }
 }
 
 /// Checks `documents` (name and text) together as one program and returns
 /// the diagnostics of the document named `name`, in UTF-16 ranges.
-pub fn document_diagnostics(documents: &[(String, String)], name: &str, host: &dyn Host) -> Vec<DocumentDiagnostic> {
+pub fn document_diagnostics(
+    documents: &[(String, String)],
+    name: &str,
+    host: &dyn Host,
+) -> Vec<DocumentDiagnostic> {
     let analysis = analyze(documents, host);
-    let Some(file) = analysis.sources.ids().find(|&id| analysis.sources.name(id) == name) else {
+    let Some(file) = analysis
+        .sources
+        .ids()
+        .find(|&id| analysis.sources.name(id) == name)
+    else {
         return Vec::new();
     };
     let lines = &analysis.sources.get(file).lines;
@@ -62,14 +73,35 @@ mod tests {
     #[test]
     fn ranges_count_utf16_units_after_emoji() {
         let docs = vec![
-            ("decl.stw".to_string(), "event a.b { risk: float }\n".to_string()),
-            ("doc.stw".to_string(), "when a.b if \"🎉\" == \"x\" or riks < 0.5 then log \"x\"\n".to_string()),
+            (
+                "decl.stw".to_string(),
+                "event a.b { risk: float }\n".to_string(),
+            ),
+            (
+                "doc.stw".to_string(),
+                "when a.b if \"🎉\" == \"x\" or riks < 0.5 then log \"x\"\n".to_string(),
+            ),
         ];
         let diags = document_diagnostics(&docs, "doc.stw", &NoFiles);
-        let d = diags.iter().find(|d| d.code == "E0202").expect("unknown field");
+        let d = diags
+            .iter()
+            .find(|d| d.code == "E0202")
+            .expect("unknown field");
         // `riks` is at character 26, but the emoji takes two UTF-16 units.
-        assert_eq!(d.start, Position { line: 0, character: 27 });
-        assert_eq!(d.end, Position { line: 0, character: 31 });
+        assert_eq!(
+            d.start,
+            Position {
+                line: 0,
+                character: 27
+            }
+        );
+        assert_eq!(
+            d.end,
+            Position {
+                line: 0,
+                character: 31
+            }
+        );
         assert_eq!(d.help.as_deref(), Some("did you mean `risk`?"));
     }
 }

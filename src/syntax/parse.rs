@@ -106,7 +106,8 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                 // global; a parse on another thread at the same moment at worst
                 // gets a less detailed message.
                 pest::set_error_detail(true);
-                let err = StewardParser::parse(Rule::item_only, chunk).expect_err("the item failed once");
+                let err =
+                    StewardParser::parse(Rule::item_only, chunk).expect_err("the item failed once");
                 pest::set_error_detail(false);
                 diags.push(syntax_error(file, src, base, chunk, &err));
                 out.items.push(Item::Error(scan::trimmed_span(src, range)));
