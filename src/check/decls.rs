@@ -114,37 +114,15 @@ impl Checker<'_> {
                 if self.program.actions.contains_key(&d.name.text) {
                     return;
                 }
-                let params = self.params(file, &d.params, &[]);
                 self.check_url(file, &d.url);
-                let loc = Loc {
-                    file,
-                    span: d.name.span,
-                };
-                let sig = ActionSig {
-                    name: d.name.text.clone(),
-                    loc,
-                    kind: ActionKind::Webhook,
-                    params,
-                };
-                self.program.actions.insert(d.name.text.clone(), sig);
+                self.add_action(file, &d.name, &d.params, ActionKind::Webhook);
             }
             Item::ExternAction(d) => {
                 if !stdlib {
                     self.extern_outside_stdlib(file, d.span);
                     return;
                 }
-                let params = self.params(file, &d.params, &[]);
-                let loc = Loc {
-                    file,
-                    span: d.name.span,
-                };
-                let sig = ActionSig {
-                    name: d.name.text.clone(),
-                    loc,
-                    kind: ActionKind::Builtin,
-                    params,
-                };
-                self.program.actions.insert(d.name.text.clone(), sig);
+                self.add_action(file, &d.name, &d.params, ActionKind::Builtin);
             }
             Item::Fn(d) => {
                 if self.program.functions.contains_key(&d.name.text) {
@@ -199,6 +177,27 @@ impl Checker<'_> {
             }
             Item::Message(_) | Item::Rule(_) | Item::Error(_) => {}
         }
+    }
+
+    fn add_action(
+        &mut self,
+        file: FileId,
+        name: &ast::Name,
+        params: &[ast::Param],
+        kind: ActionKind,
+    ) {
+        let params = self.params(file, params, &[]);
+        let loc = Loc {
+            file,
+            span: name.span,
+        };
+        let sig = ActionSig {
+            name: name.text.clone(),
+            loc,
+            kind,
+            params,
+        };
+        self.program.actions.insert(name.text.clone(), sig);
     }
 
     fn extern_outside_stdlib(&mut self, file: FileId, span: crate::diag::Span) {
