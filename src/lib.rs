@@ -9,4 +9,5 @@ pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod syntax;

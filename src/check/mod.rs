@@ -17,6 +17,8 @@ pub mod stdlib;
 mod suggest;
 pub mod types;
 
+use std::collections::HashMap;
+
 use crate::diag::{self, Diagnostic, FileId, SourceMap, Span};
 use crate::syntax::ast::SourceFile;
 
@@ -69,6 +71,9 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     pub references: Vec<Reference>,
     pub types: Vec<TypeAt>,
+    /// The text of each Rhai script (by the file naming it and the path as
+    /// written), when the host supplied it.
+    pub rhai: HashMap<(FileId, String), String>,
 }
 
 impl Analysis {
@@ -90,6 +95,12 @@ impl Analysis {
 pub trait Host {
     /// Whether the Rhai script `path`, written in `file`, exists.
     fn rhai_file_exists(&self, file: &str, path: &str) -> bool;
+
+    /// The text of that script, if the host can read it. The checker
+    /// compiles it (syntax errors are reported) and keeps it for the engine.
+    fn rhai_source(&self, _file: &str, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A host that has every Rhai file (for checking text with no files behind it).
@@ -133,6 +144,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         diags: diagnostics,
         references: Vec::new(),
         types: Vec::new(),
+        rhai: HashMap::new(),
         host,
     };
     checker.run();
@@ -141,6 +153,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         mut diags,
         references,
         types,
+        rhai,
         ..
     } = checker;
     diag::sort(&mut diags);
@@ -152,6 +165,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         diagnostics: diags,
         references,
         types,
+        rhai,
     }
 }
 
@@ -163,6 +177,7 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
     references: Vec<Reference>,
     types: Vec<TypeAt>,
+    rhai: HashMap<(FileId, String), String>,
     host: &'a dyn Host,
 }
 

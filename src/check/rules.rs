@@ -132,6 +132,22 @@ impl Checker<'_> {
                             "Rhai files are found relative to the rule file that names them",
                         ),
                     );
+                } else if let Some(text) = self.host.rhai_source(&file_name, &path.value) {
+                    if let Err(err) =
+                        crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text)
+                    {
+                        self.report(
+                            Diagnostic::new(
+                                Code::RhaiSyntax,
+                                file,
+                                path.span,
+                                format!("the Rhai script `{}` does not compile: {err}", path.value),
+                            )
+                            .with_label("this script")
+                            .with_help("the script is a Rhai expression whose value is the function's result; its parameters are variables"),
+                        );
+                    }
+                    self.rhai.insert((file, path.value.clone()), text);
                 }
             }
         }

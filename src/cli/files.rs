@@ -50,4 +50,9 @@ impl crate::check::Host for FsHost {
         let base = Path::new(file).parent().unwrap_or(Path::new("."));
         base.join(path).is_file()
     }
+
+    fn rhai_source(&self, file: &str, path: &str) -> Option<String> {
+        let base = Path::new(file).parent().unwrap_or(Path::new("."));
+        std::fs::read_to_string(base.join(path)).ok()
+    }
 }

@@ -1,16 +1,20 @@
-//! The `steward` command line: `check`, `fmt`. The only module of the
-//! language crate that touches files, the terminal and the process exit code.
+//! The `steward` command line: `check`, `fmt`, `replay`, `explain`, `test`.
+//! The only module of the crate that touches files, the terminal and the
+//! process exit code.
 
 mod files;
+mod replay;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::check::{analyze, Analysis};
 use crate::diag::{render_human, JsonDiagnostic};
+use crate::engine::AutoDecide;
 
 /// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O.
 const PROBLEMS: u8 = 1;
@@ -47,6 +51,55 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run rules over recorded events (JSONL envelopes) on a virtual clock and
+    /// print one JSON line per action they would perform. No mail, no HTTP.
+    Replay {
+        /// Rule files, or folders searched recursively for `.stw` files.
+        #[arg(long, required = true, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// The events, one JSON envelope per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Run timers and schedules up to this time (RFC 3339); by default
+        /// the last event's time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
+        /// What happens to approval requests.
+        #[arg(long, value_enum, default_value_t = Approvals::None)]
+        approvals: Approvals,
+        /// Explain how the rules treated this event (on stderr).
+        #[arg(long, value_name = "EVENT_ID")]
+        explain: Option<String>,
+    },
+    /// Show which rules an event meets, and each condition's value with the
+    /// fields it read.
+    Explain {
+        /// Rule files, or folders searched recursively for `.stw` files.
+        #[arg(long, required = true, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// A file holding one event envelope, or `-` for stdin.
+        #[arg(long)]
+        event: PathBuf,
+        /// How to print the explanation.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Approvals {
+    /// Approve every request at once.
+    Approve,
+    /// Reject every request at once (the `else` branch runs).
+    Reject,
+    /// Leave requests pending; they expire at their deadline.
+    None,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-20T10:00:00Z: {e}"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +115,29 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { paths, format } => check(&paths, format),
         Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Replay {
+            rules,
+            events,
+            until,
+            approvals,
+            explain,
+        } => replay::replay(replay::ReplayOptions {
+            rules: &rules,
+            events: &events,
+            until,
+            approvals: match approvals {
+                Approvals::Approve => AutoDecide::Approve,
+                Approvals::Reject => AutoDecide::Reject,
+                Approvals::None => AutoDecide::None,
+            },
+            explain,
+        })
+        .map(ran),
+        Command::Explain {
+            rules,
+            event,
+            format,
+        } => replay::explain(&rules, &event, matches!(format, Format::Json)).map(ran),
     };
     match result {
         Ok(code) => code,
@@ -69,6 +145,14 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(FAILURE)
         }
+    }
+}
+
+fn ran(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PROBLEMS)
     }
 }
 

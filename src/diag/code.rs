@@ -79,6 +79,7 @@ codes! {
     DuplicateClause = "E0406", Error, "duplicate rule clause";
     InvalidUrl = "E0407", Error, "invalid webhook URL";
     RhaiFileMissing = "E0408", Error, "Rhai file not found";
+    RhaiSyntax = "E0409", Error, "Rhai script does not compile";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -1,0 +1,302 @@
+//! `steward replay` and `steward explain`: rules run over recorded events on
+//! a virtual clock, printing what they would do. No mail, no HTTP.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::files;
+use crate::check::analyze;
+use crate::diag::render_human;
+use crate::engine::runtime::Trace;
+use crate::engine::{
+    compile, decode_event, Action, AutoDecide, Engine, MemoryStore, RuleError, Ruleset, Sink, Store,
+};
+
+/// Files at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_BYTES: u64 = 32 << 20;
+
+/// Checks and compiles the rules; prints diagnostics and returns `None` when
+/// they have errors.
+pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
+    let sources = files::read_all(paths)?;
+    let analysis = analyze(&sources, &files::FsHost);
+    let color = super::use_color();
+    let mut err = std::io::stderr().lock();
+    for d in analysis.errors() {
+        let _ = write!(err, "{}", render_human(d, &analysis.sources, color));
+    }
+    if analysis.has_errors() {
+        let _ = writeln!(err, "the rules have errors; nothing was run");
+        return Ok(None);
+    }
+    match compile(&analysis) {
+        Ok(rules) => Ok(Some(Arc::new(rules))),
+        Err(diags) => {
+            for d in &diags {
+                let _ = write!(err, "{}", render_human(d, &analysis.sources, color));
+            }
+            Ok(None)
+        }
+    }
+}
+
+struct Printer<W: Write> {
+    out: W,
+    io_error: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink for Printer<W> {
+    fn action(&mut self, action: Action) {
+        if self.io_error.is_some() {
+            return;
+        }
+        let result = serde_json::to_writer(&mut self.out, &action.to_json())
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        if let Err(e) = result {
+            self.io_error = Some(e);
+        }
+    }
+
+    fn error(&mut self, error: RuleError) {
+        eprintln!(
+            "error: rule `{}` on event `{}` at {}: {}",
+            error.rule,
+            error.event,
+            crate::engine::value::show_datetime(&error.at),
+            error.message
+        );
+    }
+}
+
+pub struct ReplayOptions<'a> {
+    pub rules: &'a [PathBuf],
+    pub events: &'a Path,
+    pub until: Option<DateTime<Utc>>,
+    pub approvals: AutoDecide,
+    pub explain: Option<String>,
+}
+
+/// Returns whether it ran (false: the rules did not check).
+pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
+    let Some(rules) = load_rules(opts.rules)? else {
+        return Ok(false);
+    };
+    let file = File::open(opts.events)
+        .map_err(|e| format!("cannot open `{}`: {e}", opts.events.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = (std::io::stderr().is_terminal() && size >= PROGRESS_BYTES).then(|| {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut engine = Engine::new(rules.clone(), MemoryStore::new());
+    engine.auto_decide = opts.approvals;
+    engine.explain = opts.explain.clone();
+    let stdout = std::io::stdout();
+    let mut printer = Printer {
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        io_error: None,
+    };
+    let mut line = String::new();
+    let mut line_no = 0u64;
+    let mut rejected = 0u64;
+    let mut last: Option<DateTime<Utc>> = None;
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read `{}`: {e}", opts.events.display()))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if let Some(bar) = &progress {
+            bar.inc(n as u64);
+        }
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match decode_event(rules.shapes(), text) {
+            Ok(event) => {
+                if first {
+                    engine.tenant = event.tenant.clone();
+                    first = false;
+                }
+                last = Some(last.map_or(event.occurred_at, |l| l.max(event.occurred_at)));
+                engine.handle(event, &mut printer);
+            }
+            Err(e) => {
+                rejected += 1;
+                let id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
+                match id {
+                    Some(id) => eprintln!("rejected: line {line_no} (event `{id}`): {e}"),
+                    None => eprintln!("rejected: line {line_no}: {e}"),
+                }
+            }
+        }
+        if let Some(e) = printer.io_error.take() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(true);
+            }
+            return Err(format!("cannot write the actions: {e}"));
+        }
+    }
+    if let Some(until) = opts.until.or(last) {
+        engine.advance_to(until, &mut printer);
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    printer
+        .out
+        .flush()
+        .map_err(|e| format!("cannot write the actions: {e}"))?;
+    for trace in &engine.traces {
+        eprint!("{}", show_trace(trace));
+    }
+    if let Some(id) = &opts.explain {
+        if engine.traces.is_empty() {
+            eprintln!("explain: no event `{id}` was handled");
+        }
+    }
+    let s = engine.stats;
+    eprintln!(
+        "replayed {} events{} ({} rejected): {} actions, {} rule errors, {} timers fired, {} cancelled; pending: {} timers, {} approvals",
+        s.events,
+        if s.duplicates > 0 {
+            format!(", {} duplicates skipped", s.duplicates)
+        } else {
+            String::new()
+        },
+        rejected,
+        s.actions,
+        s.errors,
+        s.timers_fired,
+        s.timers_cancelled,
+        engine.store.pending_timers(),
+        engine.store.pending_approvals().len(),
+    );
+    Ok(true)
+}
+
+/// `steward explain`: one event against the rules, on an empty store.
+pub fn explain(rules: &[PathBuf], event: &Path, json: bool) -> Result<bool, String> {
+    let Some(rules) = load_rules(rules)? else {
+        return Ok(false);
+    };
+    let mut text = String::new();
+    if event == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the event: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(event)
+            .map_err(|e| format!("cannot read `{}`: {e}", event.display()))?;
+    }
+    let event = decode_event(rules.shapes(), text.trim())
+        .map_err(|e| format!("the event is rejected: {e}"))?;
+    let mut engine = Engine::new(rules, MemoryStore::new());
+    engine.explain = Some(event.id.to_string());
+    let mut sink = crate::engine::Collect::default();
+    engine.handle(event, &mut sink);
+    let trace = engine.traces.pop().unwrap_or_default();
+    if json {
+        let value = serde_json::json!({
+            "trace": trace,
+            "actions": sink.actions.iter().map(Action::to_json).collect::<Vec<_>>(),
+            "errors": sink.errors.iter().map(|e| serde_json::json!({"rule": &*e.rule, "message": e.message})).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", show_trace(&trace));
+        for a in &sink.actions {
+            println!(
+                "  would {}: {}",
+                a.action,
+                serde_json::Value::Object(a.args.clone())
+            );
+        }
+        for e in &sink.errors {
+            println!("  error in `{}`: {}", e.rule, e.message);
+        }
+    }
+    Ok(true)
+}
+
+/// A trace for people.
+pub fn show_trace(trace: &Trace) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "explain {} ({} at {}): {} rule(s) for this type",
+        trace.event,
+        trace.event_type,
+        trace.at,
+        trace.rules.len()
+    );
+    for r in &trace.rules {
+        if !r.considered {
+            let _ = writeln!(
+                out,
+                "  rule {}: not considered ({})",
+                r.rule,
+                r.skipped.as_deref().unwrap_or("")
+            );
+            continue;
+        }
+        let verdict = if r.matched {
+            "matched"
+        } else {
+            "did not match"
+        };
+        let _ = writeln!(out, "  rule {}: {verdict}", r.rule);
+        for c in &r.conditions {
+            let reads: Vec<String> = c.reads.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            let _ = writeln!(
+                out,
+                "    if {}  =>  {}{}",
+                c.condition,
+                c.value,
+                if reads.is_empty() {
+                    String::new()
+                } else {
+                    format!("   ({})", reads.join(", "))
+                }
+            );
+        }
+        if let Some(t) = r.throttled {
+            let _ = writeln!(
+                out,
+                "    throttle  =>  {}",
+                if t {
+                    "limit reached, skipped"
+                } else {
+                    "within the limit"
+                }
+            );
+        }
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+    }
+    out
+}

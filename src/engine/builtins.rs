@@ -1,0 +1,285 @@
+//! The built-in functions declared `extern fn` in `stdlib/functions.stw`.
+//! One implementation per name and arity; overloads that differ only by
+//! type share it and dispatch on the values.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{Datelike, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::eval::{arith, as_f64, compare, fault, Fault, Frame};
+use super::value::Value;
+use crate::syntax::ast::BinaryOp;
+
+pub type Builtin = fn(&[Value], &Frame) -> Result<Value, Fault>;
+
+/// The implementation of `name` with `arity` arguments.
+pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
+    Some(match (name, arity) {
+        ("abs", 1) => abs,
+        ("round", 1) => |a, _| round_to(&a[0], 0),
+        ("round", 2) => |a, _| match &a[1] {
+            Value::Int(p) if (0..=28).contains(p) => round_to(&a[0], *p as u32),
+            other => fault(format!("round: `places` must be 0 to 28, not {other}")),
+        },
+        ("floor", 1) => |a, _| match &a[0] {
+            Value::Float(x) => Ok(Value::Float(x.floor())),
+            Value::Decimal(d) => Ok(Value::Decimal(d.floor())),
+            v => Ok(v.clone()),
+        },
+        ("ceil", 1) => |a, _| match &a[0] {
+            Value::Float(x) => Ok(Value::Float(x.ceil())),
+            Value::Decimal(d) => Ok(Value::Decimal(d.ceil())),
+            v => Ok(v.clone()),
+        },
+        ("min", 2) => |a, _| pick(a, std::cmp::Ordering::Less),
+        ("max", 2) => |a, _| pick(a, std::cmp::Ordering::Greater),
+        ("to_float", 1) => |a, _| Ok(Value::Float(as_f64(&a[0]))),
+        ("to_decimal", 1) => |a, _| match &a[0] {
+            Value::Int(i) => Ok(Value::Decimal(Decimal::from(*i))),
+            Value::Float(x) => Decimal::from_str(&x.to_string())
+                .ok()
+                .or_else(|| Decimal::from_f64(*x))
+                .map(Value::Decimal)
+                .ok_or_else(|| Fault(format!("to_decimal: {x} does not fit a decimal"))),
+            v => Ok(v.clone()),
+        },
+        ("to_int", 1) => |a, _| match &a[0] {
+            Value::Float(x) if x.is_finite() && x.abs() < 9.2e18 => {
+                Ok(Value::Int(x.trunc() as i64))
+            }
+            Value::Decimal(d) => d
+                .trunc()
+                .to_i64()
+                .map(Value::Int)
+                .ok_or_else(|| Fault(format!("to_int: {d} does not fit an int"))),
+            Value::Int(i) => Ok(Value::Int(*i)),
+            v => fault(format!("to_int: {v} does not fit an int")),
+        },
+        ("to_string", 1) => |a, _| Ok(Value::Str(Arc::from(a[0].to_string()))),
+        ("parse_int", 1) => |a, _| {
+            Ok(text(&a[0])
+                .trim()
+                .parse::<i64>()
+                .map_or(Value::None, Value::Int))
+        },
+        ("parse_decimal", 1) => |a, _| {
+            Ok(Decimal::from_str_exact(text(&a[0]).trim()).map_or(Value::None, Value::Decimal))
+        },
+        ("lower", 1) => |a, _| Ok(Value::Str(Arc::from(text(&a[0]).to_lowercase()))),
+        ("upper", 1) => |a, _| Ok(Value::Str(Arc::from(text(&a[0]).to_uppercase()))),
+        ("trim", 1) => |a, _| Ok(Value::str(text(&a[0]).trim())),
+        ("len", 1) => |a, _| {
+            Ok(Value::Int(match &a[0] {
+                Value::List(items) => items.len() as i64,
+                v => text(v).chars().count() as i64,
+            }))
+        },
+        ("replace", 3) => |a, _| {
+            let from = text(&a[1]);
+            if from.is_empty() {
+                return Ok(a[0].clone());
+            }
+            Ok(Value::Str(Arc::from(
+                text(&a[0]).replace(from, text(&a[2])),
+            )))
+        },
+        ("split", 2) => |a, _| {
+            let sep = text(&a[1]);
+            let parts: Vec<Value> = if sep.is_empty() {
+                text(&a[0])
+                    .chars()
+                    .map(|c| Value::str(&c.to_string()))
+                    .collect()
+            } else {
+                text(&a[0]).split(sep).map(Value::str).collect()
+            };
+            Ok(Value::List(Arc::from(parts)))
+        },
+        ("join", 2) => |a, _| {
+            let Value::List(items) = &a[0] else {
+                return fault("join: expected a list");
+            };
+            let parts: Vec<String> = items.iter().map(Value::to_string).collect();
+            Ok(Value::Str(Arc::from(parts.join(text(&a[1])))))
+        },
+        ("first", 1) => |a, _| match &a[0] {
+            Value::List(items) => Ok(items.first().cloned().unwrap_or(Value::None)),
+            _ => fault("first: expected a list"),
+        },
+        ("sum", 1) => |a, _| {
+            let Value::List(items) = &a[0] else {
+                return fault("sum: expected a list");
+            };
+            let mut total = match items.first() {
+                Some(Value::Decimal(_)) => Value::Decimal(Decimal::ZERO),
+                Some(Value::Float(_)) => Value::Float(0.0),
+                _ => Value::Int(0),
+            };
+            for item in items.iter() {
+                total = arith(BinaryOp::Add, &total, item)?;
+            }
+            Ok(total)
+        },
+        ("now", 0) => |_, f| Ok(Value::DateTime(f.now)),
+        ("today", 0) => |_, f| Ok(Value::Date(f.now.date_naive())),
+        ("today", 1) => |a, f| Ok(Value::Date(f.now.with_timezone(&zone(&a[0])?).date_naive())),
+        ("date_of", 1) => |a, _| Ok(Value::Date(time(&a[0])?.date_naive())),
+        ("date_of", 2) => |a, _| {
+            Ok(Value::Date(
+                time(&a[0])?.with_timezone(&zone(&a[1])?).date_naive(),
+            ))
+        },
+        ("at_time", 4) => at_time,
+        ("hour_of", 2) => |a, _| {
+            Ok(Value::Int(
+                time(&a[0])?.with_timezone(&zone(&a[1])?).hour() as i64
+            ))
+        },
+        ("weekday", 1) => |a, _| {
+            let Value::Date(d) = &a[0] else {
+                return fault("weekday: expected a date");
+            };
+            const NAMES: [&str; 7] = [
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ];
+            Ok(Value::str(
+                NAMES[d.weekday().num_days_from_monday() as usize],
+            ))
+        },
+        ("days_between", 2) => |a, _| match (&a[0], &a[1]) {
+            (Value::Date(x), Value::Date(y)) => Ok(Value::Int((*y - *x).num_days())),
+            _ => fault("days_between: expected two dates"),
+        },
+        ("in_hours", 1) => |a, _| span(&a[0], 3_600_000.0),
+        ("in_days", 1) => |a, _| span(&a[0], 86_400_000.0),
+        ("in_minutes", 1) => |a, _| span(&a[0], 60_000.0),
+        ("format_date", 2) => |a, _| match &a[0] {
+            Value::Date(d) => format_with(text(&a[1]), |items| d.format_with_items(items)),
+            v => {
+                let t = time(v)?;
+                format_with(text(&a[1]), |items| t.format_with_items(items))
+            }
+        },
+        ("format_date", 3) => |a, _| {
+            let t = time(&a[0])?.with_timezone(&zone(&a[2])?);
+            format_with(text(&a[1]), |items| t.format_with_items(items))
+        },
+        _ => return None,
+    })
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+fn zone(v: &Value) -> Result<Tz, Fault> {
+    let name = text(v);
+    Tz::from_str(name).map_err(|_| Fault(format!("unknown time zone \"{name}\"")))
+}
+
+fn time(v: &Value) -> Result<chrono::DateTime<Utc>, Fault> {
+    match v {
+        Value::DateTime(t) => Ok(*t),
+        other => fault(format!("expected a datetime, found a {}", other.kind())),
+    }
+}
+
+fn span(v: &Value, unit: f64) -> Result<Value, Fault> {
+    match v {
+        Value::Duration(ms) => Ok(Value::Float(*ms as f64 / unit)),
+        other => fault(format!("expected a duration, found a {}", other.kind())),
+    }
+}
+
+fn abs(a: &[Value], _: &Frame) -> Result<Value, Fault> {
+    match &a[0] {
+        Value::Int(i) => i
+            .checked_abs()
+            .map(Value::Int)
+            .ok_or_else(|| Fault("abs: overflow".into())),
+        Value::Float(x) => Ok(Value::Float(x.abs())),
+        Value::Decimal(d) => Ok(Value::Decimal(d.abs())),
+        Value::Duration(ms) => Ok(Value::Duration(ms.saturating_abs())),
+        v => fault(format!("abs: expected a number, found a {}", v.kind())),
+    }
+}
+
+fn round_to(v: &Value, places: u32) -> Result<Value, Fault> {
+    match v {
+        Value::Float(x) => {
+            let factor = 10f64.powi(places as i32);
+            Ok(Value::Float((x * factor).round() / factor))
+        }
+        Value::Decimal(d) => Ok(Value::Decimal(
+            d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero),
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+fn pick(a: &[Value], want: std::cmp::Ordering) -> Result<Value, Fault> {
+    match compare(&a[1], &a[0]) {
+        Some(o) if o == want => Ok(a[1].clone()),
+        Some(_) => Ok(a[0].clone()),
+        None => fault(format!(
+            "cannot compare a {} with a {}",
+            a[0].kind(),
+            a[1].kind()
+        )),
+    }
+}
+
+fn at_time(a: &[Value], _: &Frame) -> Result<Value, Fault> {
+    let (Value::Date(day), Value::Int(h), Value::Int(m)) = (&a[0], &a[1], &a[2]) else {
+        return fault("at_time: expected a date, an hour and a minute");
+    };
+    let tz = zone(&a[3])?;
+    let Some(t) = u32::try_from(*h)
+        .ok()
+        .zip(u32::try_from(*m).ok())
+        .and_then(|(h, m)| NaiveTime::from_hms_opt(h, m, 0))
+    else {
+        return fault(format!("at_time: {h}:{m:02} is not a time of day"));
+    };
+    let local = day.and_time(t);
+    // In a gap (clocks spring forward) the time does not exist: take the
+    // first instant after it; in an overlap, the earlier of the two.
+    let resolved = match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => t,
+        chrono::LocalResult::Ambiguous(early, _) => early,
+        chrono::LocalResult::None => {
+            let later = local + chrono::Duration::hours(1);
+            match tz.from_local_datetime(&later).earliest() {
+                Some(t) => t,
+                None => return fault(format!("at_time: {local} does not exist in {tz}")),
+            }
+        }
+    };
+    Ok(Value::DateTime(resolved.with_timezone(&Utc)))
+}
+
+fn format_with<'a, F, D>(pattern: &'a str, render: F) -> Result<Value, Fault>
+where
+    F: FnOnce(std::vec::IntoIter<Item<'a>>) -> D,
+    D: std::fmt::Display,
+{
+    let items: Vec<Item> = StrftimeItems::new(pattern).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return fault(format!("format_date: invalid pattern \"{pattern}\""));
+    }
+    let mut out = String::new();
+    std::fmt::Write::write_fmt(&mut out, format_args!("{}", render(items.into_iter())))
+        .map_err(|_| Fault(format!("format_date: cannot format with \"{pattern}\"")))?;
+    Ok(Value::Str(Arc::from(out)))
+}

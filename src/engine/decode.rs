@@ -1,0 +1,624 @@
+//! From JSON text straight to slot-laid-out records, by the declared schema.
+//!
+//! There is no intermediate `serde_json::Value`: a [`serde::de::DeserializeSeed`]
+//! walks the text with the shape of the event in hand, puts each field in its
+//! slot, skips fields the schema does not declare, and stops at the first
+//! mismatch with its path (`payload.guest.risk: expected float, found string`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::value::{Record, Value};
+use crate::check::stdlib;
+use crate::check::types::{Program, RecordId, Type};
+
+/// The layout of a value of a declared type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    Bool,
+    Int,
+    Float,
+    Decimal,
+    Str,
+    Union(Arc<[String]>),
+    Date,
+    DateTime,
+    Duration,
+    List(Box<Shape>),
+    Record(RecordId),
+    Optional(Box<Shape>),
+}
+
+impl Shape {
+    pub fn of(ty: &Type) -> Shape {
+        match ty {
+            Type::Int => Shape::Int,
+            Type::Float | Type::Number => Shape::Float,
+            Type::Decimal => Shape::Decimal,
+            Type::Bool => Shape::Bool,
+            Type::String => Shape::Str,
+            Type::Union(m) => Shape::Union(m.clone()),
+            Type::Date => Shape::Date,
+            Type::DateTime => Shape::DateTime,
+            Type::Duration => Shape::Duration,
+            Type::List(t) => Shape::List(Box::new(Shape::of(t))),
+            Type::Record(id) => Shape::Record(*id),
+            Type::Optional(t) => Shape::Optional(Box::new(Shape::of(t))),
+            // Not the type of a declared field; the checker rejects these.
+            Type::None | Type::Var(_) | Type::Error => Shape::Str,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordShape {
+    pub name: String,
+    pub fields: Vec<(Arc<str>, Shape)>,
+}
+
+impl RecordShape {
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|(n, _)| &**n == name)
+    }
+}
+
+/// Every record layout of a program, and which one each event type uses.
+#[derive(Clone, Debug)]
+pub struct Shapes {
+    pub records: Vec<RecordShape>,
+    pub events: HashMap<String, RecordId>,
+    pub envelope: RecordId,
+}
+
+impl Shapes {
+    pub fn new(program: &Program) -> Shapes {
+        let records = program
+            .records
+            .iter()
+            .map(|r| RecordShape {
+                name: r.name.clone(),
+                fields: r
+                    .fields
+                    .iter()
+                    .map(|f| (Arc::from(f.name.as_str()), Shape::of(&f.ty)))
+                    .collect(),
+            })
+            .collect();
+        Shapes {
+            records,
+            events: program.events.clone(),
+            envelope: program
+                .types
+                .get(stdlib::ENVELOPE_TYPE)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn record(&self, id: RecordId) -> &RecordShape {
+        &self.records[id as usize]
+    }
+
+    /// The value a partial test payload gets for a field it leaves out.
+    pub fn zero(&self, shape: &Shape) -> Value {
+        match shape {
+            Shape::Bool => Value::Bool(false),
+            Shape::Int => Value::Int(0),
+            Shape::Float => Value::Float(0.0),
+            Shape::Decimal => Value::Decimal(Decimal::ZERO),
+            Shape::Str => Value::str(""),
+            Shape::Union(members) => Value::str(members.first().map_or("", |m| m.as_str())),
+            Shape::Date => Value::Date(NaiveDate::default()),
+            Shape::DateTime => Value::DateTime(DateTime::<Utc>::default()),
+            Shape::Duration => Value::Duration(0),
+            Shape::List(_) => Value::List(Arc::from(Vec::new())),
+            Shape::Optional(_) => Value::None,
+            Shape::Record(id) => {
+                let rec = self.record(*id);
+                Value::Record(Arc::new(Record {
+                    shape: *id,
+                    slots: rec.fields.iter().map(|(_, s)| self.zero(s)).collect(),
+                }))
+            }
+        }
+    }
+
+    /// A value as JSON, for action arguments and emitted payloads. Decimals
+    /// are strings (exact); dates, times and durations are strings as well.
+    pub fn to_json(&self, value: &Value) -> serde_json::Value {
+        use serde_json::Value as J;
+        match value {
+            Value::None => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
+            Value::Decimal(_)
+            | Value::Str(_)
+            | Value::Date(_)
+            | Value::DateTime(_)
+            | Value::Duration(_) => J::String(value.to_string()),
+            Value::List(items) => J::Array(items.iter().map(|v| self.to_json(v)).collect()),
+            Value::Record(r) => {
+                let shape = self.record(r.shape);
+                J::Object(
+                    shape
+                        .fields
+                        .iter()
+                        .zip(r.slots.iter())
+                        .map(|((name, _), v)| (name.to_string(), self.to_json(v)))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Why a payload or an envelope was rejected: where, and what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A decoded event: the envelope's fields and the typed payload.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: Arc<str>,
+    pub tenant: Arc<str>,
+    pub event_type: Arc<str>,
+    pub occurred_at: DateTime<Utc>,
+    pub key: Option<Arc<str>>,
+    pub payload: Arc<Record>,
+}
+
+impl Event {
+    /// The key timers and ordering use: the envelope's `key`, else the id.
+    pub fn timer_key(&self) -> &Arc<str> {
+        self.key.as_ref().unwrap_or(&self.id)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    id: String,
+    tenant: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    occurred_at: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// Decodes one envelope (DESIGN.md) and its payload by the declared schema.
+pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
+    let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| DecodeError {
+        path: "envelope".to_string(),
+        reason: serde_reason(&e),
+    })?;
+    let occurred_at = DateTime::parse_from_rfc3339(&raw.occurred_at)
+        .map_err(|_| DecodeError {
+            path: "occurred_at".to_string(),
+            reason: format!(
+                "expected an RFC 3339 time such as \"2026-11-20T10:00:00Z\", found \"{}\"",
+                raw.occurred_at
+            ),
+        })?
+        .with_timezone(&Utc);
+    let Some(&record) = shapes.events.get(raw.event_type.as_str()) else {
+        return Err(DecodeError {
+            path: "type".to_string(),
+            reason: format!("no event `{}` is declared", raw.event_type),
+        });
+    };
+    let payload = decode_payload(shapes, record, raw.payload.get(), false)?;
+    Ok(Event {
+        id: Arc::from(raw.id),
+        tenant: Arc::from(raw.tenant),
+        event_type: Arc::from(raw.event_type),
+        occurred_at,
+        key: raw.key.map(Arc::from),
+        payload,
+    })
+}
+
+/// Decodes a payload of the record `record`. With `partial`, fields left out
+/// get zero values (`""`, `0`, `false`, the first union member) instead of
+/// being an error: for tests that only care about a few fields.
+pub fn decode_payload(
+    shapes: &Shapes,
+    record: RecordId,
+    text: &str,
+    partial: bool,
+) -> Result<Arc<Record>, DecodeError> {
+    let cx = Cx {
+        shapes,
+        partial,
+        error: RefCell::new(None),
+    };
+    let shape = Shape::Record(record);
+    let root = Path::Root("payload");
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = Seed {
+        cx: &cx,
+        shape: &shape,
+        path: &root,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match result {
+        Ok(Value::Record(r)) => Ok(r),
+        Ok(other) => Err(DecodeError {
+            path: "payload".to_string(),
+            reason: format!("expected an object, found {}", other.kind()),
+        }),
+        Err(e) => Err(cx.error.into_inner().unwrap_or_else(|| DecodeError {
+            path: "payload".to_string(),
+            reason: serde_reason(&e),
+        })),
+    }
+}
+
+/// serde_json's message without its " at line 1 column 9" tail.
+fn serde_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+struct Cx<'s> {
+    shapes: &'s Shapes,
+    partial: bool,
+    /// The first error, with its path; serde's own error only unwinds.
+    error: RefCell<Option<DecodeError>>,
+}
+
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    cx: &'a Cx<'a>,
+    shape: &'a Shape,
+    path: &'a Path<'a>,
+}
+
+impl Seed<'_> {
+    fn fail<E: de::Error>(&self, reason: String) -> E {
+        let mut slot = self.cx.error.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(DecodeError {
+                path: self.path.to_string(),
+                reason,
+            });
+        }
+        E::custom("rejected")
+    }
+
+    fn expected(&self) -> String {
+        match self.shape {
+            Shape::Bool => "bool".into(),
+            Shape::Int => "int".into(),
+            Shape::Float => "float".into(),
+            Shape::Decimal => "decimal".into(),
+            Shape::Str => "string".into(),
+            Shape::Union(m) => format!(
+                "one of {}",
+                m.iter()
+                    .map(|m| format!("\"{m}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Shape::Date => "date".into(),
+            Shape::DateTime => "datetime".into(),
+            Shape::Duration => "duration".into(),
+            Shape::List(_) => "list".into(),
+            Shape::Record(id) => format!("object ({})", self.cx.shapes.record(*id).name),
+            Shape::Optional(_) => "optional".into(),
+        }
+    }
+
+    fn mismatch<E: de::Error>(&self, found: &str) -> E {
+        self.fail(format!("expected {}, found {found}", self.expected()))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.shape {
+            Shape::Optional(inner) => d.deserialize_option(OptionVisitor(Seed {
+                shape: inner,
+                ..self
+            })),
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+struct OptionVisitor<'a>(Seed<'a>);
+
+impl<'de> Visitor<'de> for OptionVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an optional value")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::None)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.0.deserialize(d)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.expected())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        match self.shape {
+            Shape::Bool => Ok(Value::Bool(v)),
+            _ => Err(self.mismatch("bool")),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        match self.shape {
+            Shape::Int => Ok(Value::Int(v)),
+            Shape::Float => Ok(Value::Float(v as f64)),
+            Shape::Decimal => Ok(Value::Decimal(Decimal::from(v))),
+            _ => Err(self.mismatch("number")),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        match self.shape {
+            Shape::Int => i64::try_from(v)
+                .map(Value::Int)
+                .map_err(|_| self.fail(format!("{v} is too large for an int"))),
+            Shape::Float => Ok(Value::Float(v as f64)),
+            Shape::Decimal => Ok(Value::Decimal(Decimal::from(v))),
+            _ => Err(self.mismatch("number")),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        match self.shape {
+            Shape::Float => Ok(Value::Float(v)),
+            // The shortest text that reads back as `v` is the literal as
+            // written for any number with up to 15 significant digits.
+            Shape::Decimal => Decimal::from_str(&v.to_string())
+                .or_else(|_| Decimal::from_scientific(&format!("{v:e}")))
+                .map(Value::Decimal)
+                .map_err(|_| self.fail(format!("{v} does not fit a decimal"))),
+            Shape::Int => Err(self.fail(format!("expected int, found {v}"))),
+            _ => Err(self.mismatch("number")),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.shape {
+            Shape::Str => Ok(Value::str(v)),
+            Shape::Union(members) => {
+                if members.iter().any(|m| m == v) {
+                    Ok(Value::str(v))
+                } else {
+                    Err(self.mismatch(&format!("\"{v}\"")))
+                }
+            }
+            Shape::Decimal => Decimal::from_str_exact(v)
+                .map(Value::Decimal)
+                .map_err(|_| self.fail(format!("expected decimal, found \"{v}\""))),
+            Shape::Date => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(Value::Date)
+                .map_err(|_| self.fail(format!("expected a date (YYYY-MM-DD), found \"{v}\""))),
+            Shape::DateTime => DateTime::parse_from_rfc3339(v)
+                .map(|t| Value::DateTime(t.with_timezone(&Utc)))
+                .map_err(|_| {
+                    self.fail(format!(
+                        "expected an RFC 3339 datetime such as \"2026-11-20T10:00:00Z\", found \"{v}\""
+                    ))
+                }),
+            Shape::Duration => parse_duration(v).map(Value::Duration).ok_or_else(|| {
+                self.fail(format!("expected a duration such as \"2h30m\", found \"{v}\""))
+            }),
+            _ => Err(self.mismatch("string")),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Err(self.mismatch("null"))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Err(self.mismatch("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let Shape::List(item) = self.shape else {
+            return Err(self.mismatch("list"));
+        };
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        loop {
+            let path = Path::Index(self.path, items.len());
+            let seed = Seed {
+                cx: self.cx,
+                shape: item,
+                path: &path,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(v) => items.push(v),
+                None => break,
+            }
+        }
+        Ok(Value::List(Arc::from(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let Shape::Record(id) = self.shape else {
+            return Err(self.mismatch("object"));
+        };
+        let shape = self.cx.shapes.record(*id);
+        let mut slots: Vec<Option<Value>> = vec![None; shape.fields.len()];
+        while let Some(slot) = map.next_key_seed(FieldKey(shape))? {
+            match slot {
+                Some(i) => {
+                    let (name, field_shape) = &shape.fields[i];
+                    let path = Path::Field(self.path, name);
+                    let seed = Seed {
+                        cx: self.cx,
+                        shape: field_shape,
+                        path: &path,
+                    };
+                    slots[i] = Some(map.next_value_seed(seed)?);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            let (name, field_shape) = &shape.fields[i];
+            out.push(match slot {
+                Some(v) => v,
+                None => match field_shape {
+                    Shape::Optional(_) => Value::None,
+                    _ if self.cx.partial => self.cx.shapes.zero(field_shape),
+                    _ => {
+                        let path = Path::Field(self.path, name);
+                        let seed = Seed {
+                            shape: field_shape,
+                            path: &path,
+                            ..self
+                        };
+                        return Err(seed.fail("required field is missing".to_string()));
+                    }
+                },
+            });
+        }
+        Ok(Value::Record(Arc::new(Record {
+            shape: *id,
+            slots: out.into_boxed_slice(),
+        })))
+    }
+}
+
+/// A key of a JSON object: the slot of the field it names, if declared.
+struct FieldKey<'a>(&'a RecordShape);
+
+impl<'de> DeserializeSeed<'de> for FieldKey<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldKey<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.slot(v))
+    }
+}
+
+/// Reads a duration as the language writes it: `2h30m`, `45s`, `1500ms`, `1w`.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            let size = match rest.as_bytes()[0] {
+                b's' => 1_000,
+                b'm' => 60_000,
+                b'h' => 3_600_000,
+                b'd' => 86_400_000,
+                b'w' => 7 * 86_400_000,
+                _ => return None,
+            };
+            (size, 1)
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        rest = &rest[len..];
+    }
+    Some(if negative { -total } else { total })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("2h30m"), Some(9_000_000));
+        assert_eq!(parse_duration("1500ms"), Some(1_500));
+        assert_eq!(parse_duration("-1d"), Some(-86_400_000));
+        assert_eq!(parse_duration("2x"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

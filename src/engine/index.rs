@@ -1,0 +1,191 @@
+//! The rule index: which rules an event can match, without testing them all.
+//!
+//! Rules are grouped by event type. Within a type, a rule whose conditions
+//! include `field == constant` or `field in [constants]` (on a field that is
+//! always present) is filed under those constants, so an event with
+//! `channel: "airbnb"` only meets the rules filed under `"airbnb"` plus the
+//! rules that have no such test. Cost per event is a few hash lookups,
+//! whatever the number of rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::compile::{Place, Root, Rule, RuleTrigger};
+use super::value::{Record, Value};
+
+/// A constant a rule can be filed under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    Str(Arc<str>),
+    Int(i64),
+    Bool(bool),
+}
+
+impl IndexKey {
+    pub fn of(v: &Value) -> Option<IndexKey> {
+        match v {
+            Value::Str(s) => Some(IndexKey::Str(s.clone())),
+            Value::Int(i) => Some(IndexKey::Int(*i)),
+            Value::Bool(b) => Some(IndexKey::Bool(*b)),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, v: &Value) -> bool {
+        match (self, v) {
+            (IndexKey::Str(k), Value::Str(s)) => k == s,
+            (IndexKey::Int(k), Value::Int(i)) => k == i,
+            (IndexKey::Bool(k), Value::Bool(b)) => k == b,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct TypeIndex {
+    /// Every rule triggered by this type, in source order.
+    all: Vec<usize>,
+    /// Rules with no indexable test: always candidates.
+    scan: Vec<usize>,
+    /// Rules filed by the value of a field.
+    keyed: Vec<Keyed>,
+}
+
+struct Keyed {
+    place: Place,
+    text: String,
+    rules: HashMap<KeyLookup, Vec<usize>>,
+}
+
+/// Hashes like [`IndexKey`] but can be built from a borrowed value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyLookup {
+    Str(Arc<str>),
+    Int(i64),
+    Bool(bool),
+}
+
+#[derive(Default)]
+pub struct RuleIndex {
+    by_type: HashMap<Arc<str>, TypeIndex>,
+    /// Rules triggered by `every`.
+    pub schedules: Vec<usize>,
+}
+
+/// Why the index left a rule out, for `explain`.
+pub struct Skipped {
+    pub rule: usize,
+    pub field: String,
+    pub wanted: Vec<IndexKey>,
+}
+
+impl RuleIndex {
+    pub fn build(rules: &[Rule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            match &rule.trigger {
+                RuleTrigger::Event { event_type, .. } => {
+                    let entry = index.by_type.entry(event_type.clone()).or_default();
+                    entry.all.push(i);
+                    match &rule.index_key {
+                        Some((place, text, keys)) if matches!(place.root, Root::Event) => {
+                            let at = match entry.keyed.iter().position(|k| k.place == *place) {
+                                Some(at) => at,
+                                None => {
+                                    entry.keyed.push(Keyed {
+                                        place: place.clone(),
+                                        text: text.clone(),
+                                        rules: HashMap::new(),
+                                    });
+                                    entry.keyed.len() - 1
+                                }
+                            };
+                            for key in keys {
+                                let lookup = match key {
+                                    IndexKey::Str(s) => KeyLookup::Str(s.clone()),
+                                    IndexKey::Int(n) => KeyLookup::Int(*n),
+                                    IndexKey::Bool(b) => KeyLookup::Bool(*b),
+                                };
+                                let list = entry.keyed[at].rules.entry(lookup).or_default();
+                                if list.last() != Some(&i) {
+                                    list.push(i);
+                                }
+                            }
+                        }
+                        _ => entry.scan.push(i),
+                    }
+                }
+                RuleTrigger::Cron { .. } | RuleTrigger::Interval(_) => index.schedules.push(i),
+            }
+        }
+        index
+    }
+
+    /// The rules an event of `event_type` with `payload` can match, in
+    /// source order, into `out` (cleared first).
+    pub fn candidates(&self, event_type: &str, payload: &Record, out: &mut Vec<usize>) {
+        out.clear();
+        let Some(entry) = self.by_type.get(event_type) else {
+            return;
+        };
+        out.extend_from_slice(&entry.scan);
+        for keyed in &entry.keyed {
+            let lookup = match keyed.place.get_in(payload) {
+                Value::Str(s) => KeyLookup::Str(s.clone()),
+                Value::Int(n) => KeyLookup::Int(*n),
+                Value::Bool(b) => KeyLookup::Bool(*b),
+                _ => continue,
+            };
+            if let Some(rules) = keyed.rules.get(&lookup) {
+                out.extend_from_slice(rules);
+            }
+        }
+        if !entry.keyed.is_empty() {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+
+    /// Every rule triggered by `event_type`, in source order.
+    pub fn all(&self, event_type: &str) -> &[usize] {
+        self.by_type.get(event_type).map_or(&[], |e| &e.all)
+    }
+
+    /// The rules of `event_type` the index left out for this payload, and why.
+    pub fn skipped(&self, rules: &[Rule], event_type: &str, payload: &Record) -> Vec<Skipped> {
+        let mut considered = Vec::new();
+        self.candidates(event_type, payload, &mut considered);
+        let Some(entry) = self.by_type.get(event_type) else {
+            return Vec::new();
+        };
+        entry
+            .all
+            .iter()
+            .filter(|r| !considered.contains(r))
+            .map(|&r| {
+                let (field, wanted) = match &rules[r].index_key {
+                    Some((_, text, keys)) => (text.clone(), keys.clone()),
+                    None => (String::new(), Vec::new()),
+                };
+                Skipped {
+                    rule: r,
+                    field,
+                    wanted,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `key` matches the value (for tests of the index itself).
+    pub fn key_matches(key: &IndexKey, v: &Value) -> bool {
+        key.matches(v)
+    }
+
+    /// How many fields the index files rules of `event_type` by.
+    pub fn keyed_fields(&self, event_type: &str) -> Vec<&str> {
+        self.by_type
+            .get(event_type)
+            .map(|e| e.keyed.iter().map(|k| k.text.as_str()).collect())
+            .unwrap_or_default()
+    }
+}

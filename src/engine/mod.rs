@@ -1,0 +1,27 @@
+//! The engine core: compiled rules and the runtime that runs them, with no
+//! IO of its own. Time comes from the caller (a virtual clock in `replay` and
+//! `test`), state lives behind [`store::Store`], and what the rules do comes
+//! out through [`runtime::Sink`]. The database-backed engines reuse all of it.
+//!
+//! - [`decode`]: JSON text to slot-laid-out records, by the declared schema.
+//! - [`compile`]: checked program to closures, blocks and the rule index.
+//! - [`eval`], [`builtins`], [`rhai`]: what compiled code runs on.
+//! - [`index`]: which rules an event can match.
+//! - [`store`]: timers, approvals, throttles, schedules; in memory here.
+//! - [`runtime`]: events, timers, approvals and schedules, in time order.
+
+pub mod builtins;
+pub mod compile;
+pub mod decode;
+pub mod eval;
+pub mod index;
+pub mod rhai;
+pub mod runtime;
+pub mod store;
+pub mod value;
+
+pub use compile::{compile, Ruleset};
+pub use decode::{decode_event, DecodeError, Event};
+pub use runtime::{Action, AutoDecide, Collect, Engine, RuleError, Sink};
+pub use store::{MemoryStore, Store};
+pub use value::Value;

@@ -1,0 +1,803 @@
+//! The runtime: what rules do with events, timers, approvals and schedules,
+//! on any [`Store`] and on the clock it is given (a virtual one in replay and
+//! tests). The engine never reads the wall clock.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Map;
+
+use super::compile::{Op, Rule, RuleTrigger, Ruleset};
+use super::decode::Event;
+use super::eval::{Fault, Frame};
+use super::store::{Approval, CancelKey, Continuation, Decision, Due, Store, Timer, TimerKey};
+use super::value::{show_datetime, Record, Value};
+use crate::syntax::ast::TimerKind;
+
+/// How long a chain of events emitting events may get before it is stopped.
+pub const MAX_CHAIN: u32 = 16;
+
+/// An action the engine performed (in replay and tests: would perform).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    pub at: DateTime<Utc>,
+    /// The id of the event that triggered the rule.
+    pub event: Arc<str>,
+    pub rule: Arc<str>,
+    pub action: Arc<str>,
+    pub args: Map<String, serde_json::Value>,
+    /// (rule, version, event, position): at most one performance per key.
+    pub key: String,
+}
+
+impl Action {
+    /// The JSON line `steward replay` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "at": show_datetime(&self.at),
+            "event": &*self.event,
+            "rule": &*self.rule,
+            "action": &*self.action,
+            "args": self.args,
+        })
+    }
+}
+
+/// A runtime error in one rule for one event: recorded, never fatal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub at: DateTime<Utc>,
+    pub event: Arc<str>,
+    pub rule: Arc<str>,
+    pub message: String,
+}
+
+/// Where the engine reports what it did.
+pub trait Sink {
+    fn action(&mut self, action: Action);
+    fn error(&mut self, error: RuleError);
+}
+
+/// Collects everything (tests, explain).
+#[derive(Default, Debug)]
+pub struct Collect {
+    pub actions: Vec<Action>,
+    pub errors: Vec<RuleError>,
+}
+
+impl Sink for Collect {
+    fn action(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+    fn error(&mut self, error: RuleError) {
+        self.errors.push(error);
+    }
+}
+
+/// What to do with approval requests when nobody is there to decide (replay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoDecide {
+    Approve,
+    Reject,
+    /// Leave them pending until decided or expired.
+    None,
+}
+
+/// What `explain` shows for one event.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Trace {
+    pub event: String,
+    pub event_type: String,
+    pub at: String,
+    pub rules: Vec<RuleTrace>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    /// Whether the rule index put the rule forward.
+    pub considered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    pub conditions: Vec<CondTrace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<bool>,
+    pub matched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CondTrace {
+    pub condition: String,
+    /// `true`, `false`, or the error it raised.
+    pub value: serde_json::Value,
+    pub reads: Map<String, serde_json::Value>,
+}
+
+/// Counters, for summaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub duplicates: u64,
+    pub actions: u64,
+    pub errors: u64,
+    pub timers_fired: u64,
+    pub timers_cancelled: u64,
+    pub approvals_expired: u64,
+    pub ticks: u64,
+}
+
+pub struct Engine<S: Store> {
+    pub rules: Arc<Ruleset>,
+    pub store: S,
+    /// The tenant that schedule-triggered rules run for.
+    pub tenant: Arc<str>,
+    pub auto_decide: AutoDecide,
+    /// Explain the event with this id when it is handled.
+    pub explain: Option<String>,
+    pub traces: Vec<Trace>,
+    pub stats: Stats,
+    clock: Option<DateTime<Utc>>,
+    scratch: Vec<usize>,
+}
+
+/// The event being handled and where its chain stands.
+struct Ctx {
+    rule: usize,
+    event: Arc<Event>,
+    envelope: Arc<Record>,
+    now: DateTime<Utc>,
+    depth: u32,
+}
+
+type Queue = VecDeque<(Arc<Event>, u32)>;
+
+impl<S: Store> Engine<S> {
+    pub fn new(rules: Arc<Ruleset>, store: S) -> Engine<S> {
+        Engine {
+            rules,
+            store,
+            tenant: Arc::from("default"),
+            auto_decide: AutoDecide::None,
+            explain: None,
+            traces: Vec::new(),
+            stats: Stats::default(),
+            clock: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The engine's current time: the latest event, timer or advance.
+    pub fn now(&self) -> Option<DateTime<Utc>> {
+        self.clock
+    }
+
+    /// Handles one event at its `occurred_at` (or the current time, if that
+    /// is earlier): first everything due before it, then the event and the
+    /// events its rules emit. An event id seen before is skipped.
+    pub fn handle(&mut self, event: Event, sink: &mut dyn Sink) {
+        let at = match self.clock {
+            Some(c) if c > event.occurred_at => c,
+            _ => event.occurred_at,
+        };
+        self.advance_to(at, sink);
+        if !self.store.claim_event(&event.tenant, &event.id) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let mut queue = Queue::new();
+        queue.push_back((Arc::new(event), 0));
+        self.drain(&mut queue, at, sink);
+    }
+
+    fn drain(&mut self, queue: &mut Queue, now: DateTime<Utc>, sink: &mut dyn Sink) {
+        while let Some((event, depth)) = queue.pop_front() {
+            self.process(event, depth, now, sink, queue);
+        }
+    }
+
+    /// Moves the clock to `to`, firing timers, approval deadlines and
+    /// schedules due by then, in time order.
+    pub fn advance_to(&mut self, to: DateTime<Utc>, sink: &mut dyn Sink) {
+        let start = self.clock.unwrap_or(to);
+        if self.clock.is_none() {
+            self.clock = Some(to);
+        }
+        let rules = self.rules.clone();
+        for &r in &rules.index.schedules {
+            if self.store.next_tick(&rules.rules[r].name).is_none() {
+                if let Some(t) = next_tick(&rules.rules[r], start) {
+                    self.store.set_next_tick(&rules.rules[r].name, t);
+                }
+            }
+        }
+        loop {
+            let due = self.store.next_due().filter(|t| *t <= to);
+            let tick = rules
+                .index
+                .schedules
+                .iter()
+                .filter_map(|&r| {
+                    self.store
+                        .next_tick(&rules.rules[r].name)
+                        .filter(|t| *t <= to)
+                        .map(|t| (t, r))
+                })
+                .min();
+            match (due, tick) {
+                (Some(d), Some((t, _))) if d <= t => self.fire_due(d, sink),
+                (Some(d), None) => self.fire_due(d, sink),
+                (_, Some((t, r))) => {
+                    self.clock = Some(t.max(self.clock.unwrap_or(t)));
+                    let rule = &rules.rules[r];
+                    let after = next_tick(rule, t).unwrap_or(t + Duration::days(36_500));
+                    self.store.set_next_tick(&rule.name, after);
+                    self.stats.ticks += 1;
+                    self.tick(r, t, sink);
+                }
+                (None, None) => break,
+            }
+        }
+        if self.clock.is_none_or(|c| c < to) {
+            self.clock = Some(to);
+        }
+    }
+
+    fn fire_due(&mut self, at: DateTime<Utc>, sink: &mut dyn Sink) {
+        self.clock = Some(at.max(self.clock.unwrap_or(at)));
+        let Some(due) = self.store.pop_due(at) else {
+            return;
+        };
+        let mut queue = Queue::new();
+        match due {
+            Due::Timer(t) => {
+                self.stats.timers_fired += 1;
+                self.resume(t.cont, None, at, sink, &mut queue);
+            }
+            Due::Deadline(a) => {
+                self.stats.approvals_expired += 1;
+                if let Some(block) = a.otherwise {
+                    self.resume(a.cont, Some(block), at, sink, &mut queue);
+                }
+            }
+        }
+        self.drain(&mut queue, at, sink);
+    }
+
+    /// Runs a suspended block; `block` overrides the continuation's own.
+    fn resume(
+        &mut self,
+        cont: Continuation,
+        block: Option<usize>,
+        now: DateTime<Utc>,
+        sink: &mut dyn Sink,
+        queue: &mut Queue,
+    ) {
+        let cx = Ctx {
+            rule: cont.rule,
+            event: cont.event,
+            envelope: cont.envelope,
+            now,
+            depth: cont.depth,
+        };
+        let mut locals = cont.locals;
+        let rules = self.rules.clone();
+        let block = &rules.rules[cx.rule].blocks[block.unwrap_or(cont.block)];
+        if let Err(fault) = self.exec(&cx, block, &mut locals, sink, queue) {
+            self.fault(&cx, fault, sink);
+        }
+    }
+
+    fn tick(&mut self, r: usize, at: DateTime<Utc>, sink: &mut dyn Sink) {
+        let rules = self.rules.clone();
+        let rule = &rules.rules[r];
+        let event = Arc::new(Event {
+            id: Arc::from(format!("{}@{}", rule.name, show_datetime(&at))),
+            tenant: self.tenant.clone(),
+            event_type: Arc::from("schedule"),
+            occurred_at: at,
+            key: None,
+            payload: rules.empty.clone(),
+        });
+        let mut queue = Queue::new();
+        self.run_rule(r, &event, 0, at, sink, &mut queue, None);
+        self.drain(&mut queue, at, sink);
+    }
+
+    /// Approves or rejects a pending approval; false if there is none.
+    pub fn decide(
+        &mut self,
+        id: &str,
+        approved: bool,
+        by: &str,
+        at: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) -> bool {
+        self.advance_to(at, sink);
+        let Some(a) = self.store.take_approval(id) else {
+            return false;
+        };
+        let now = self.clock.unwrap_or(at);
+        self.store.record_decision(Decision {
+            approval: id.to_string(),
+            approved,
+            by: by.to_string(),
+            at: now,
+        });
+        let block = if approved {
+            Some(a.approve)
+        } else {
+            a.otherwise
+        };
+        let mut queue = Queue::new();
+        if let Some(block) = block {
+            self.resume(a.cont, Some(block), now, sink, &mut queue);
+        }
+        self.drain(&mut queue, now, sink);
+        true
+    }
+
+    fn envelope_of(&self, event: &Event) -> Arc<Record> {
+        let shapes = self.rules.shapes();
+        let shape = shapes.record(shapes.envelope);
+        let slots = shape
+            .fields
+            .iter()
+            .map(|(name, _)| match &**name {
+                "id" => Value::Str(event.id.clone()),
+                "tenant" => Value::Str(event.tenant.clone()),
+                "type" => Value::Str(event.event_type.clone()),
+                "occurred_at" => Value::DateTime(event.occurred_at),
+                "key" => event.key.clone().map_or(Value::None, Value::Str),
+                _ => Value::None,
+            })
+            .collect();
+        Arc::new(Record {
+            shape: shapes.envelope,
+            slots,
+        })
+    }
+
+    fn process(
+        &mut self,
+        event: Arc<Event>,
+        depth: u32,
+        now: DateTime<Utc>,
+        sink: &mut dyn Sink,
+        queue: &mut Queue,
+    ) {
+        self.stats.events += 1;
+        let rules = self.rules.clone();
+        if let Some(fields) = rules.cancel_fields.get(&*event.event_type) {
+            for (field, slot) in fields {
+                let value = &event.payload.slots[*slot];
+                if matches!(value, Value::None) {
+                    continue;
+                }
+                let key = CancelKey {
+                    tenant: event.tenant.clone(),
+                    event_type: event.event_type.clone(),
+                    field: field.clone(),
+                    value: value.to_string(),
+                };
+                self.stats.timers_cancelled += self.store.cancel_timers(&key).len() as u64;
+            }
+        }
+        let mut trace = (self.explain.as_deref() == Some(&*event.id)).then(|| Trace {
+            event: event.id.to_string(),
+            event_type: event.event_type.to_string(),
+            at: show_datetime(&now),
+            rules: Vec::new(),
+        });
+        let mut candidates = std::mem::take(&mut self.scratch);
+        rules
+            .index
+            .candidates(&event.event_type, &event.payload, &mut candidates);
+        if let Some(trace) = &mut trace {
+            for skipped in rules
+                .index
+                .skipped(&rules.rules, &event.event_type, &event.payload)
+            {
+                let wanted: Vec<String> = skipped.wanted.iter().map(|k| format!("{k:?}")).collect();
+                trace.rules.push(RuleTrace {
+                    rule: rules.rules[skipped.rule].name.to_string(),
+                    considered: false,
+                    skipped: Some(format!(
+                        "the index filed it under `{}` in [{}]",
+                        skipped.field,
+                        wanted.join(", ")
+                    )),
+                    conditions: Vec::new(),
+                    throttled: None,
+                    matched: false,
+                    error: None,
+                });
+            }
+        }
+        for &r in &candidates {
+            self.run_rule(r, &event, depth, now, sink, queue, trace.as_mut());
+        }
+        self.scratch = candidates;
+        if let Some(trace) = trace {
+            self.traces.push(trace);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_rule(
+        &mut self,
+        r: usize,
+        event: &Arc<Event>,
+        depth: u32,
+        now: DateTime<Utc>,
+        sink: &mut dyn Sink,
+        queue: &mut Queue,
+        trace: Option<&mut Trace>,
+    ) {
+        let rules = self.rules.clone();
+        let rule = &rules.rules[r];
+        let envelope = self.envelope_of(event);
+        let cx = Ctx {
+            rule: r,
+            event: event.clone(),
+            envelope,
+            now,
+            depth,
+        };
+        let frame = Frame {
+            event: &event.payload,
+            envelope: &cx.envelope,
+            locals: &[],
+            now,
+            lib: &rules.lib,
+        };
+        let mut trace = trace;
+        if let Some(trace) = trace.as_deref_mut() {
+            let mut rt = RuleTrace {
+                rule: rule.name.to_string(),
+                considered: true,
+                skipped: None,
+                conditions: Vec::new(),
+                throttled: None,
+                matched: true,
+                error: None,
+            };
+            for c in &rule.conditions {
+                let value = (c.cond)(&frame);
+                let reads = c
+                    .reads
+                    .iter()
+                    .map(|(text, place)| (text.clone(), rules.shapes().to_json(place.get(&frame))))
+                    .collect();
+                rt.matched &= value == Ok(true);
+                rt.conditions.push(CondTrace {
+                    condition: c.text.clone(),
+                    value: match value {
+                        Ok(b) => serde_json::Value::Bool(b),
+                        Err(f) => serde_json::Value::String(format!("error: {f}")),
+                    },
+                    reads,
+                });
+            }
+            trace.rules.push(rt);
+        }
+        for c in &rule.conditions {
+            match (c.cond)(&frame) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(fault) => {
+                    if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
+                        last.error = Some(fault.0.clone());
+                    }
+                    self.fault(&cx, fault, sink);
+                    return;
+                }
+            }
+        }
+        if let Some(throttle) = &rule.throttle {
+            let result = self.throttled(rule, throttle, &frame, &event.tenant, now);
+            if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
+                match &result {
+                    Ok(throttled) => {
+                        last.throttled = Some(*throttled);
+                        last.matched &= !throttled;
+                    }
+                    Err(fault) => last.error = Some(fault.0.clone()),
+                }
+            }
+            match result {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(fault) => {
+                    self.fault(&cx, fault, sink);
+                    return;
+                }
+            }
+        }
+        let mut locals = Vec::new();
+        if let Err(fault) = self.exec(&cx, &rule.blocks[0], &mut locals, sink, queue) {
+            self.fault(&cx, fault, sink);
+        }
+    }
+
+    fn throttled(
+        &mut self,
+        rule: &Rule,
+        throttle: &super::compile::Throttle,
+        frame: &Frame,
+        tenant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Fault> {
+        let limit = match (throttle.count)(frame)? {
+            Value::Int(n) if n >= 0 => n as u64,
+            other => {
+                return Err(Fault(format!(
+                    "throttle count must be a positive int, not {other}"
+                )))
+            }
+        };
+        let window = match (throttle.per)(frame)? {
+            Value::Duration(ms) => ms,
+            other => {
+                return Err(Fault(format!(
+                    "throttle window must be a duration, not {other}"
+                )))
+            }
+        };
+        let by = match &throttle.by {
+            Some(by) => by(frame)?.to_string(),
+            None => String::new(),
+        };
+        let key = format!("{tenant}\u{1f}{}\u{1f}{by}", rule.name);
+        Ok(!self.store.throttle(&key, limit, window, now))
+    }
+
+    fn fault(&mut self, cx: &Ctx, fault: Fault, sink: &mut dyn Sink) {
+        self.stats.errors += 1;
+        sink.error(RuleError {
+            at: cx.now,
+            event: cx.event.id.clone(),
+            rule: self.rules.rules[cx.rule].name.clone(),
+            message: fault.0,
+        });
+    }
+
+    fn exec(
+        &mut self,
+        cx: &Ctx,
+        ops: &[Op],
+        locals: &mut Vec<Value>,
+        sink: &mut dyn Sink,
+        queue: &mut Queue,
+    ) -> Result<(), Fault> {
+        let rules = self.rules.clone();
+        let rule = &rules.rules[cx.rule];
+        for op in ops {
+            let frame = Frame {
+                event: &cx.event.payload,
+                envelope: &cx.envelope,
+                locals,
+                now: cx.now,
+                lib: &rules.lib,
+            };
+            match op {
+                Op::Let(e) => {
+                    let v = e(&frame)?;
+                    locals.push(v);
+                }
+                Op::If {
+                    branches,
+                    otherwise,
+                } => {
+                    let mut chosen = otherwise;
+                    for (cond, body) in branches {
+                        if cond(&frame)? {
+                            chosen = body;
+                            break;
+                        }
+                    }
+                    let mark = locals.len();
+                    self.exec(cx, chosen, locals, sink, queue)?;
+                    locals.truncate(mark);
+                }
+                Op::Act(act) => {
+                    let values = act
+                        .args
+                        .iter()
+                        .map(|(_, e)| e(&frame))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let shapes = rules.shapes();
+                    let args: Map<String, serde_json::Value> = match &act.emit {
+                        Some((event_type, record)) => {
+                            let payload = Arc::new(Record {
+                                shape: *record,
+                                slots: values.into_boxed_slice(),
+                            });
+                            let mut args = Map::new();
+                            args.insert("type".into(), event_type.to_string().into());
+                            args.insert(
+                                "payload".into(),
+                                shapes.to_json(&Value::Record(payload.clone())),
+                            );
+                            if cx.depth + 1 > MAX_CHAIN {
+                                return Err(Fault(format!(
+                                    "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
+                                     (a rule that triggers itself?) started at event `{}`",
+                                    cx.event.id
+                                )));
+                            }
+                            queue.push_back((
+                                Arc::new(Event {
+                                    id: Arc::from(format!(
+                                        "{}~{}~{}",
+                                        cx.event.id, rule.name, act.pos
+                                    )),
+                                    tenant: cx.event.tenant.clone(),
+                                    event_type: event_type.clone(),
+                                    occurred_at: cx.now,
+                                    key: cx.event.key.clone(),
+                                    payload,
+                                }),
+                                cx.depth + 1,
+                            ));
+                            args
+                        }
+                        None => act
+                            .args
+                            .iter()
+                            .zip(values.iter())
+                            .map(|((name, _), v)| (name.to_string(), shapes.to_json(v)))
+                            .collect(),
+                    };
+                    self.perform(cx, act.pos, act.action.clone(), args, sink);
+                }
+                Op::Timer(t) => {
+                    let due = match (t.kind, t.when.as_ref()(&frame)?) {
+                        (TimerKind::At, Value::DateTime(at)) => at,
+                        (TimerKind::After, Value::Duration(ms)) => cx
+                            .now
+                            .checked_add_signed(Duration::milliseconds(ms))
+                            .ok_or_else(|| Fault("timer is out of range".into()))?,
+                        (_, other) => {
+                            return Err(Fault(format!(
+                                "a timer cannot wait for a {}",
+                                other.kind()
+                            )))
+                        }
+                    };
+                    let key = TimerKey {
+                        tenant: cx.event.tenant.clone(),
+                        rule: rule.name.clone(),
+                        key: cx.event.timer_key().clone(),
+                        pos: t.pos,
+                    };
+                    if due <= cx.now {
+                        // Already past (a last-minute booking): now, unless the
+                        // rule says to skip it. A pending timer for the same
+                        // key is superseded either way.
+                        self.store.remove_timer(&key);
+                        if !t.skip_late {
+                            let mark = locals.len();
+                            self.exec(cx, &rule.blocks[t.block], locals, sink, queue)?;
+                            locals.truncate(mark);
+                        }
+                        continue;
+                    }
+                    let mut cancel = Vec::new();
+                    for (event_type, field, value) in &t.unless {
+                        let v = value(&frame)?;
+                        cancel.push(CancelKey {
+                            tenant: cx.event.tenant.clone(),
+                            event_type: event_type.clone(),
+                            field: field.clone(),
+                            value: v.to_string(),
+                        });
+                    }
+                    let cont = self.continuation(cx, t.block, locals);
+                    self.store.put_timer(Timer {
+                        key,
+                        due,
+                        cancel,
+                        cont,
+                    });
+                }
+                Op::Approval(a) => {
+                    let within = match (a.within)(&frame)? {
+                        Value::Duration(ms) => ms,
+                        other => {
+                            return Err(Fault(format!("`within` needs a duration, not {other}")))
+                        }
+                    };
+                    let deadline = cx.now + Duration::milliseconds(within);
+                    let id = format!("{}/{}/{}", rule.name, cx.event.id, a.pos);
+                    let mut args = Map::new();
+                    args.insert("approval".into(), id.clone().into());
+                    args.insert("role".into(), a.role.to_string().into());
+                    args.insert("deadline".into(), show_datetime(&deadline).into());
+                    self.perform(cx, a.pos, Arc::from("approval_requested"), args, sink);
+                    let approval = Approval {
+                        id: id.clone(),
+                        role: a.role.clone(),
+                        requested_at: cx.now,
+                        deadline,
+                        approve: a.block,
+                        otherwise: a.otherwise,
+                        cont: self.continuation(cx, a.block, locals),
+                    };
+                    match self.auto_decide {
+                        AutoDecide::None => self.store.put_approval(approval),
+                        decision => {
+                            let approved = decision == AutoDecide::Approve;
+                            self.store.record_decision(Decision {
+                                approval: id,
+                                approved,
+                                by: "replay".into(),
+                                at: cx.now,
+                            });
+                            let block = if approved { Some(a.block) } else { a.otherwise };
+                            if let Some(block) = block {
+                                let mark = locals.len();
+                                self.exec(cx, &rule.blocks[block], locals, sink, queue)?;
+                                locals.truncate(mark);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn continuation(&self, cx: &Ctx, block: usize, locals: &[Value]) -> Continuation {
+        Continuation {
+            rule: cx.rule,
+            block,
+            event: cx.event.clone(),
+            envelope: cx.envelope.clone(),
+            locals: locals.to_vec(),
+            depth: cx.depth,
+        }
+    }
+
+    fn perform(
+        &mut self,
+        cx: &Ctx,
+        pos: u32,
+        action: Arc<str>,
+        args: Map<String, serde_json::Value>,
+        sink: &mut dyn Sink,
+    ) {
+        let rule = &self.rules.rules[cx.rule];
+        self.stats.actions += 1;
+        sink.action(Action {
+            at: cx.now,
+            event: cx.event.id.clone(),
+            rule: rule.name.clone(),
+            action,
+            args,
+            key: format!(
+                "{}/{}/{}/{}",
+                rule.name, self.rules.version, cx.event.id, pos
+            ),
+        });
+    }
+}
+
+/// The first tick of a schedule-triggered rule strictly after `after`.
+fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match &rule.trigger {
+        RuleTrigger::Cron { schedule, zone } => schedule
+            .after(&after.with_timezone(zone))
+            .next()
+            .map(|t| t.with_timezone(&Utc)),
+        RuleTrigger::Interval(ms) => {
+            // Aligned to the epoch, so `every 15m` fires at :00, :15, :30, :45.
+            let now = after.timestamp_millis();
+            let next = (now.div_euclid(*ms) + 1) * ms;
+            DateTime::from_timestamp_millis(next)
+        }
+        RuleTrigger::Event { .. } => None,
+    }
+}
