@@ -32,6 +32,10 @@ impl Host for Files {
     fn rhai_file_exists(&self, file: &str, path: &str) -> bool {
         Path::new(file).parent().unwrap().join(path).is_file()
     }
+
+    fn rhai_source(&self, file: &str, path: &str) -> Option<String> {
+        std::fs::read_to_string(Path::new(file).parent().unwrap().join(path)).ok()
+    }
 }
 
 fn analyze_case(path: &Path) -> Analysis {

@@ -7,8 +7,14 @@ use steward::diag::Code;
 struct RulesDir;
 
 impl Host for RulesDir {
-    fn rhai_file_exists(&self, _file: &str, path: &str) -> bool {
-        std::path::Path::new("rules").join(path).is_file()
+    fn rhai_file_exists(&self, file: &str, path: &str) -> bool {
+        self.rhai_source(file, path).is_some()
+    }
+
+    fn rhai_source(&self, _file: &str, path: &str) -> Option<String> {
+        ["rules", "tests/data/check-fail"]
+            .iter()
+            .find_map(|dir| std::fs::read_to_string(std::path::Path::new(dir).join(path)).ok())
     }
 }
 

@@ -35,7 +35,7 @@ impl Checker<'_> {
                         Some(name) => ("rule", name),
                         None => continue,
                     },
-                    Item::Error(_) => continue,
+                    Item::Error(_) | Item::Test(_) => continue,
                 };
                 let loc = Loc {
                     file: f.id,
@@ -175,7 +175,7 @@ impl Checker<'_> {
                     .or_default()
                     .push(sig);
             }
-            Item::Message(_) | Item::Rule(_) | Item::Error(_) => {}
+            Item::Message(_) | Item::Rule(_) | Item::Test(_) | Item::Error(_) => {}
         }
     }
 

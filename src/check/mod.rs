@@ -15,7 +15,10 @@ mod rules;
 pub mod schedule;
 pub mod stdlib;
 mod suggest;
+mod tests;
 pub mod types;
+
+pub use tests::TEST_ACTIONS;
 
 use std::collections::HashMap;
 

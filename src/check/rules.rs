@@ -30,6 +30,7 @@ impl Checker<'_> {
                     Item::Message(m) => self.message_shape(f.id, m),
                     Item::Fn(d) => self.function(f.id, d),
                     Item::Rule(r) => self.rule(f.id, r),
+                    Item::Test(t) => self.test_decl(f.id, t),
                     _ => {}
                 }
             }
@@ -231,7 +232,7 @@ impl Checker<'_> {
         self.rule_rest(&mut cx, r);
     }
 
-    fn unknown_event(&mut self, file: FileId, event: &Name) {
+    pub(super) fn unknown_event(&mut self, file: FileId, event: &Name) {
         let names: Vec<String> = self.program.events.keys().cloned().collect();
         let help = did_you_mean(&event.text, names.iter().map(String::as_str))
             .unwrap_or_else(|| format!("declare it: `event {} {{ ... }}`", event.text));

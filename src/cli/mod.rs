@@ -71,6 +71,13 @@ enum Command {
         #[arg(long, value_name = "EVENT_ID")]
         explain: Option<String>,
     },
+    /// Run the `test` blocks of rule files against their rules.
+    Test {
+        /// Files, or folders searched recursively for `.stw` files (rules and
+        /// tests together form one program).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Show which rules an event meets, and each condition's value with the
     /// fields it read.
     Explain {
@@ -133,6 +140,7 @@ pub fn main() -> ExitCode {
             explain,
         })
         .map(ran),
+        Command::Test { paths } => replay::test(&paths),
         Command::Explain {
             rules,
             event,

@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::files;
-use crate::check::analyze;
+use crate::check::{analyze, Analysis};
 use crate::diag::render_human;
 use crate::engine::runtime::Trace;
 use crate::engine::{
@@ -22,6 +23,10 @@ const PROGRESS_BYTES: u64 = 32 << 20;
 /// Checks and compiles the rules; prints diagnostics and returns `None` when
 /// they have errors.
 pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
+    Ok(load(paths)?.map(|(_, rules)| rules))
+}
+
+fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
     let sources = files::read_all(paths)?;
     let analysis = analyze(&sources, &files::FsHost);
     let color = super::use_color();
@@ -34,7 +39,7 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
         return Ok(None);
     }
     match compile(&analysis) {
-        Ok(rules) => Ok(Some(Arc::new(rules))),
+        Ok(rules) => Ok(Some((analysis, Arc::new(rules)))),
         Err(diags) => {
             for d in &diags {
                 let _ = write!(err, "{}", render_human(d, &analysis.sources, color));
@@ -299,4 +304,39 @@ pub fn show_trace(trace: &Trace) -> String {
         }
     }
     out
+}
+
+/// `steward test`: every `test` block; the last line is `N passed, N failed`.
+pub fn test(paths: &[PathBuf]) -> Result<ExitCode, String> {
+    let Some((analysis, rules)) = load(paths)? else {
+        return Ok(ExitCode::from(super::PROBLEMS));
+    };
+    let results = crate::engine::testing::run_tests(&analysis, &rules);
+    let mut out = std::io::stdout().lock();
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    for r in &results {
+        let verdict = if r.passed() { "ok" } else { "FAILED" };
+        let _ = writeln!(out, "test {} \"{}\" ... {verdict}", r.location, r.name);
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\nfailures:");
+        for r in &failed {
+            let _ = writeln!(out, "\n  {} \"{}\"", r.location, r.name);
+            for f in &r.failures {
+                let _ = writeln!(out, "    {f}");
+            }
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "{} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::PROBLEMS)
+    })
 }

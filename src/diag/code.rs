@@ -70,6 +70,7 @@ codes! {
     EmitPayload = "E0311", Error, "emitted payload does not match its event";
     NoFields = "E0312", Error, "field access on a value without fields";
     WrongKindOfCall = "E0313", Error, "function used as an action, or action as a function";
+    TestPayload = "E0314", Error, "test payload does not match its event";
     // Time, schedules and other checked strings.
     InvalidCron = "E0401", Error, "invalid cron expression";
     UnknownTimeZone = "E0402", Error, "unknown time zone";

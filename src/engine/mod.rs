@@ -9,6 +9,7 @@
 //! - [`index`]: which rules an event can match.
 //! - [`store`]: timers, approvals, throttles, schedules; in memory here.
 //! - [`runtime`]: events, timers, approvals and schedules, in time order.
+//! - [`testing`]: `test` blocks.
 
 pub mod builtins;
 pub mod compile;
@@ -18,6 +19,7 @@ pub mod index;
 pub mod rhai;
 pub mod runtime;
 pub mod store;
+pub mod testing;
 pub mod value;
 
 pub use compile::{compile, Ruleset};

@@ -37,6 +37,7 @@ pub enum Item {
     ExternFn(ExternFnDecl),
     ExternAction(ExternActionDecl),
     Rule(RuleDecl),
+    Test(TestDecl),
     /// An item that did not parse; its diagnostic was reported.
     Error(Span),
 }
@@ -52,9 +53,68 @@ impl Item {
             Item::ExternFn(d) => d.span,
             Item::ExternAction(d) => d.span,
             Item::Rule(d) => d.span,
+            Item::Test(d) => d.span,
             Item::Error(span) => *span,
         }
     }
+}
+
+/// `test "name" ... end`: steps run in order against the program's rules.
+#[derive(Clone, Debug)]
+pub struct TestDecl {
+    pub span: Span,
+    pub name: StrLit,
+    pub steps: Vec<TestStep>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestStep {
+    pub span: Span,
+    pub kind: TestStepKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum TestStepKind {
+    /// `given [partial] event.type [key "k"] { field: value, ... }`
+    Given {
+        partial: bool,
+        event: Name,
+        key: Option<Expr>,
+        payload: TestRecord,
+    },
+    /// `wait 2d` or `wait until 2026-12-01T09:00:00Z`
+    Wait { until: bool, value: Expr },
+    /// `approve` or `reject` the oldest pending approval.
+    Decide { approve: bool },
+    /// `expect [no] action [target] [{ arg: value, ... }]`
+    Expect {
+        negated: bool,
+        action: Name,
+        target: Option<Name>,
+        args: Option<TestRecord>,
+    },
+    /// `expect nothing`: no action left unmatched.
+    ExpectNothing,
+}
+
+/// `{ field: value, ... }` in a test, where values may be records again.
+#[derive(Clone, Debug)]
+pub struct TestRecord {
+    pub span: Span,
+    pub fields: Vec<TestField>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestField {
+    pub span: Span,
+    pub name: Name,
+    pub value: TestValue,
+}
+
+#[derive(Clone, Debug)]
+pub enum TestValue {
+    Expr(Expr),
+    Record(TestRecord),
 }
 
 #[derive(Clone, Debug)]

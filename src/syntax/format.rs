@@ -219,12 +219,94 @@ impl Printer<'_> {
                 self.line(d.span.start, &text, d.span.end);
             }
             Item::Rule(r) => self.rule(r),
+            Item::Test(t) => self.test(t),
             Item::Error(span) => {
                 // Not reached: files with syntax errors are not formatted.
                 let text = self.slice(*span).to_string();
                 self.line(span.start, &text, span.end);
             }
         }
+    }
+
+    fn test(&mut self, t: &TestDecl) {
+        self.line(
+            t.span.start,
+            &format!("test {}", self.slice(t.name.span)),
+            t.name.span.end,
+        );
+        self.indent += 1;
+        for step in &t.steps {
+            let text = match &step.kind {
+                TestStepKind::Given {
+                    partial,
+                    event,
+                    key,
+                    payload,
+                } => {
+                    let mut text = String::from("given ");
+                    if *partial {
+                        text.push_str("partial ");
+                    }
+                    text.push_str(&event.text);
+                    if let Some(k) = key {
+                        text.push_str(&format!(" key {}", self.expr(k)));
+                    }
+                    format!("{text} {}", self.test_record(payload))
+                }
+                TestStepKind::Wait { until, value } => {
+                    format!(
+                        "wait {}{}",
+                        if *until { "until " } else { "" },
+                        self.expr(value)
+                    )
+                }
+                TestStepKind::Decide { approve } => {
+                    (if *approve { "approve" } else { "reject" }).to_string()
+                }
+                TestStepKind::Expect {
+                    negated,
+                    action,
+                    target,
+                    args,
+                } => {
+                    let mut text = String::from("expect ");
+                    if *negated {
+                        text.push_str("no ");
+                    }
+                    text.push_str(&action.text);
+                    if let Some(t) = target {
+                        text.push(' ');
+                        text.push_str(&t.text);
+                    }
+                    if let Some(a) = args {
+                        text.push(' ');
+                        text.push_str(&self.test_record(a));
+                    }
+                    text
+                }
+                TestStepKind::ExpectNothing => "expect nothing".to_string(),
+            };
+            self.line(step.span.start, &text, step.span.end);
+        }
+        self.close(t.span, "end");
+    }
+
+    fn test_record(&self, r: &TestRecord) -> String {
+        if r.fields.is_empty() {
+            return "{}".to_string();
+        }
+        let fields: Vec<String> = r
+            .fields
+            .iter()
+            .map(|f| {
+                let value = match &f.value {
+                    TestValue::Expr(e) => self.expr(e),
+                    TestValue::Record(inner) => self.test_record(inner),
+                };
+                format!("{}: {value}", f.name.text)
+            })
+            .collect();
+        format!("{{ {} }}", fields.join(", "))
     }
 
     /// An expression `if` laid out one branch per line.

@@ -139,6 +139,17 @@ fn is_keyword(rule: Rule) -> bool {
     matches!(
         rule,
         kw_action
+            | kw_expect
+            | kw_given
+            | kw_key
+            | kw_test
+            | kw_wait
+            | kw_partial
+            | kw_until
+            | kw_approve
+            | kw_reject
+            | kw_nothing
+            | kw_no
             | kw_after
             | kw_and
             | kw_approval
@@ -571,8 +582,97 @@ impl Builder {
                 Item::ExternAction(ExternActionDecl { span, name, params })
             }
             Rule::rule_decl | Rule::short_rule => Item::Rule(self.rule(pair)?),
+            Rule::test_decl => Item::Test(self.test(pair)?),
             other => unreachable!("not an item: {other:?}"),
         })
+    }
+
+    fn test(&self, pair: Pair<Rule>) -> Built<TestDecl> {
+        let span = self.span(&pair);
+        let mut it = kids(pair);
+        let name = self.plain_string(it.next().unwrap());
+        let mut steps = Vec::new();
+        for step in it {
+            let sspan = self.span(&step);
+            let rule = step.as_rule();
+            let mut parts = kids(step).peekable();
+            let kind = match rule {
+                Rule::given_step => {
+                    let partial = parts
+                        .next_if(|p| p.as_rule() == Rule::partial_mark)
+                        .is_some();
+                    let event = self.name(parts.next().unwrap());
+                    let next = parts.next().unwrap();
+                    let (key, record) = if next.as_rule() == Rule::expr {
+                        (Some(self.expr(next)?), parts.next().unwrap())
+                    } else {
+                        (None, next)
+                    };
+                    TestStepKind::Given {
+                        partial,
+                        event,
+                        key,
+                        payload: self.test_record(record)?,
+                    }
+                }
+                Rule::wait_step => {
+                    let until = parts.next_if(|p| p.as_rule() == Rule::until_mark).is_some();
+                    TestStepKind::Wait {
+                        until,
+                        value: self.expr(parts.next().unwrap())?,
+                    }
+                }
+                Rule::decide_step => TestStepKind::Decide {
+                    approve: parts.next().unwrap().as_rule() == Rule::approve_mark,
+                },
+                Rule::expect_step => {
+                    if parts
+                        .next_if(|p| p.as_rule() == Rule::nothing_mark)
+                        .is_some()
+                    {
+                        TestStepKind::ExpectNothing
+                    } else {
+                        let negated = parts.next_if(|p| p.as_rule() == Rule::no_mark).is_some();
+                        let action = self.name(parts.next().unwrap());
+                        let target = parts
+                            .next_if(|p| p.as_rule() == Rule::test_target)
+                            .map(|p| self.name(kids(p).next().unwrap()));
+                        let args = parts.next().map(|r| self.test_record(r)).transpose()?;
+                        TestStepKind::Expect {
+                            negated,
+                            action,
+                            target,
+                            args,
+                        }
+                    }
+                }
+                other => unreachable!("not a test step: {other:?}"),
+            };
+            steps.push(TestStep { span: sspan, kind });
+        }
+        Ok(TestDecl { span, name, steps })
+    }
+
+    fn test_record(&self, pair: Pair<Rule>) -> Built<TestRecord> {
+        let span = self.span(&pair);
+        let mut fields = Vec::new();
+        for f in kids(pair) {
+            let fspan = self.span(&f);
+            let mut fi = kids(f);
+            let name = self.name(fi.next().unwrap());
+            let value = fi.next().unwrap();
+            let value = if value.as_rule() == Rule::test_record {
+                TestValue::Record(self.test_record(value)?)
+            } else {
+                TestValue::Expr(self.expr(value)?)
+            };
+            fields.push(TestField {
+                span: fspan,
+                name,
+                value,
+            });
+        }
+        Ok(TestRecord { span, fields })
     }
 
     fn field_decl(&self, pair: Pair<Rule>) -> FieldDecl {

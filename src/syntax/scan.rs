@@ -163,6 +163,11 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
                 starts_item = true;
                 rule_needs_trigger = w == "rule";
             }
+            // `test` is contextual: an item only as `test "name"` in the first column.
+            Some("test") if indent == 0 && trimmed[4..].trim_start().starts_with('"') => {
+                starts_item = true;
+                rule_needs_trigger = false;
+            }
             Some("when" | "every") if indent == 0 => {
                 if rule_needs_trigger {
                     rule_needs_trigger = false;

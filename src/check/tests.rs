@@ -1,0 +1,263 @@
+//! `test` blocks: the events they give exist and their payloads fit the
+//! schema, clock steps are durations or times, and expectations name real
+//! actions, messages, events and arguments.
+
+use super::expr::Ctx;
+use super::suggest::did_you_mean;
+use super::types::{RecordId, Type};
+use super::Checker;
+use crate::diag::{Code, Diagnostic, FileId};
+use crate::syntax::ast::{Name, TestDecl, TestRecord, TestStepKind, TestValue};
+
+/// The built-in actions a test can expect, with the arguments they carry.
+pub const TEST_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "send",
+        &["message", "to", "subject", "body", "cc", "bcc", "reply_to"],
+    ),
+    ("notify", &["role", "text"]),
+    ("create_task", &["title", "role", "due"]),
+    ("emit", &[]),
+    ("log", &["text"]),
+    ("approval_requested", &["approval", "role", "deadline"]),
+];
+
+impl Checker<'_> {
+    pub(super) fn test_decl(&mut self, file: FileId, t: &TestDecl) {
+        for step in &t.steps {
+            match &step.kind {
+                TestStepKind::Given {
+                    partial,
+                    event,
+                    key,
+                    payload,
+                } => {
+                    let Some(&id) = self.program.events.get(&event.text) else {
+                        self.unknown_event(file, event);
+                        continue;
+                    };
+                    if let Some(k) = key {
+                        let mut cx = Ctx::new(file);
+                        self.expect(&mut cx, k, &Type::String, "an event key");
+                    }
+                    self.test_payload(file, id, payload, *partial, &event.text);
+                }
+                TestStepKind::Wait { until, value } => {
+                    let mut cx = Ctx::new(file);
+                    let (ty, what) = if *until {
+                        (Type::DateTime, "`wait until`")
+                    } else {
+                        (Type::Duration, "`wait`")
+                    };
+                    self.expect(&mut cx, value, &ty, what);
+                }
+                TestStepKind::Decide { .. } | TestStepKind::ExpectNothing => {}
+                TestStepKind::Expect {
+                    action,
+                    target,
+                    args,
+                    ..
+                } => self.test_expect(file, action, target.as_ref(), args.as_ref()),
+            }
+        }
+    }
+
+    fn test_payload(
+        &mut self,
+        file: FileId,
+        id: RecordId,
+        record: &TestRecord,
+        partial: bool,
+        what: &str,
+    ) {
+        let def = self.program.record(id).clone();
+        for field in &record.fields {
+            let Some(decl) = def.field(&field.name.text) else {
+                let help =
+                    did_you_mean(&field.name.text, def.fields.iter().map(|f| f.name.as_str()))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "the fields of `{}` are {}",
+                                def.name,
+                                def.fields
+                                    .iter()
+                                    .map(|f| format!("`{}`", f.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        });
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        file,
+                        field.name.span,
+                        format!("no field `{}` on `{}`", field.name.text, def.name),
+                    )
+                    .with_label("unknown field")
+                    .with_help(help),
+                );
+                continue;
+            };
+            match (&field.value, decl.ty.present()) {
+                (TestValue::Record(inner), Type::Record(rid)) => {
+                    self.test_payload(file, *rid, inner, partial, what);
+                }
+                (TestValue::Record(inner), other) => {
+                    let shown = self.program.show(other);
+                    self.report(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            file,
+                            inner.span,
+                            format!("`{}` is a `{shown}`, not a record", field.name.text),
+                        )
+                        .with_help(format!("give a `{shown}` here")),
+                    );
+                }
+                (TestValue::Expr(e), _) => {
+                    let mut cx = Ctx::new(file);
+                    let ty = decl.ty.clone();
+                    self.expect(&mut cx, e, &ty, &format!("`{}`", field.name.text));
+                }
+            }
+        }
+        if partial {
+            return;
+        }
+        let missing: Vec<String> = def
+            .fields
+            .iter()
+            .filter(|f| !f.ty.is_optional())
+            .filter(|f| !record.fields.iter().any(|g| g.name.text == f.name))
+            .map(|f| format!("`{}`", f.name))
+            .collect();
+        if !missing.is_empty() {
+            self.report(
+                Diagnostic::new(
+                    Code::TestPayload,
+                    file,
+                    record.span,
+                    format!("the payload of `{what}` is missing {}", missing.join(", ")),
+                )
+                .with_label("incomplete payload")
+                .with_help("give every required field, or write `given partial ...` to fill the rest with empty values"),
+            );
+        }
+    }
+
+    fn test_expect(
+        &mut self,
+        file: FileId,
+        action: &Name,
+        target: Option<&Name>,
+        args: Option<&TestRecord>,
+    ) {
+        let builtin = TEST_ACTIONS.iter().find(|(n, _)| *n == action.text);
+        let custom = self
+            .program
+            .actions
+            .get(&action.text)
+            .filter(|a| a.kind == super::types::ActionKind::Webhook)
+            .cloned();
+        let allowed: Vec<String> = match (builtin, &custom) {
+            (Some((_, names)), _) => names.iter().map(|s| s.to_string()).collect(),
+            (None, Some(sig)) => sig.params.iter().map(|p| p.name.clone()).collect(),
+            (None, None) => {
+                let mut names: Vec<String> =
+                    TEST_ACTIONS.iter().map(|(n, _)| n.to_string()).collect();
+                names.extend(
+                    self.program
+                        .actions
+                        .iter()
+                        .filter(|(_, a)| a.kind == super::types::ActionKind::Webhook)
+                        .map(|(n, _)| n.clone()),
+                );
+                let help = did_you_mean(&action.text, names.iter().map(String::as_str))
+                    .unwrap_or_else(|| format!("the actions are {}", names.join(", ")));
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownFunction,
+                        file,
+                        action.span,
+                        format!("no action `{}`", action.text),
+                    )
+                    .with_label("unknown action")
+                    .with_help(help),
+                );
+                return;
+            }
+        };
+        let mut allowed = allowed;
+        match (action.text.as_str(), target) {
+            ("send", Some(t)) => {
+                if !self.program.messages.contains_key(&t.text) {
+                    let names: Vec<String> = self.program.messages.keys().cloned().collect();
+                    let help = did_you_mean(&t.text, names.iter().map(String::as_str))
+                        .unwrap_or_else(|| "name a declared message".to_string());
+                    self.report(
+                        Diagnostic::new(
+                            Code::UnknownMessage,
+                            file,
+                            t.span,
+                            format!("no message `{}`", t.text),
+                        )
+                        .with_label("unknown message")
+                        .with_help(help),
+                    );
+                }
+            }
+            ("emit", Some(t)) => match self.program.events.get(&t.text) {
+                Some(&id) => {
+                    allowed = self
+                        .program
+                        .record(id)
+                        .fields
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .collect();
+                }
+                None => self.unknown_event(file, t),
+            },
+            ("notify" | "create_task" | "approval_requested", Some(_)) | (_, None) => {}
+            (name, Some(t)) => {
+                self.report(
+                    Diagnostic::new(Code::BadArgument, file, t.span, format!("`expect {name}` takes no target"))
+                        .with_help("only `send` (a message), `emit` (an event), `notify`, `create_task` and `approval_requested` (a role) name a target; match arguments with `{ name: value }`"),
+                );
+            }
+        }
+        let Some(args) = args else { return };
+        for field in &args.fields {
+            if action.text == "emit" && target.is_none() {
+                continue;
+            }
+            if field.name.text != "at" && !allowed.iter().any(|a| *a == field.name.text) {
+                let help = did_you_mean(&field.name.text, allowed.iter().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "`{}` has {}",
+                            action.text,
+                            allowed
+                                .iter()
+                                .map(|a| format!("`{a}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                self.report(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        file,
+                        field.name.span,
+                        format!("`{}` has no argument `{}`", action.text, field.name.text),
+                    )
+                    .with_label("unknown argument")
+                    .with_help(help),
+                );
+            } else if let TestValue::Expr(e) = &field.value {
+                let mut cx = Ctx::new(file);
+                self.expr(&mut cx, e);
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Runs `test` blocks: each test gets a fresh engine on an in-memory store,
+//! with the virtual clock at [`TEST_START`], and runs its steps in order.
+//! Expectations consume the actions they match, so `expect send welcome`
+//! twice needs two welcomes; `expect no ...` and `expect nothing` look at the
+//! actions not matched yet. A rule error during a test fails it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value as Json};
+
+use super::decode::{decode_payload, Event};
+use super::runtime::{Action, Collect, Engine};
+use super::store::{MemoryStore, Store};
+use super::value::{show_datetime, show_duration};
+use super::Ruleset;
+use crate::check::Analysis;
+use crate::syntax::ast::{
+    Expr, ExprKind, Item, TestDecl, TestRecord, TestStepKind, TestValue, UnaryOp,
+};
+
+/// Where the virtual clock of every test starts.
+pub const TEST_START: &str = "2026-01-01T00:00:00Z";
+
+/// The tenant test events belong to.
+pub const TEST_TENANT: &str = "test";
+
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    pub name: String,
+    /// `file:line` of the test.
+    pub location: String,
+    pub failures: Vec<String>,
+}
+
+impl TestResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs every test of the program's user files.
+pub fn run_tests(analysis: &Analysis, rules: &Arc<Ruleset>) -> Vec<TestResult> {
+    let mut results = Vec::new();
+    for file in analysis.user_files() {
+        let source = analysis.sources.get(file.id);
+        for item in &file.tree.items {
+            if let Item::Test(t) = item {
+                let line = |offset: u32| source.lines.line_col(offset).line + 1;
+                let mut runner = Runner::new(rules.clone());
+                runner.run(t, &line, source.text.as_ref());
+                results.push(TestResult {
+                    name: t.name.value.clone(),
+                    location: format!("{}:{}", source.name, line(t.span.start)),
+                    failures: runner.failures,
+                });
+            }
+        }
+    }
+    results
+}
+
+struct Runner {
+    engine: Engine<MemoryStore>,
+    sink: Collect,
+    /// Which of `sink.actions` an expectation has matched.
+    matched: Vec<bool>,
+    errors_seen: usize,
+    events: u32,
+    failures: Vec<String>,
+}
+
+impl Runner {
+    fn new(rules: Arc<Ruleset>) -> Runner {
+        let mut engine = Engine::new(rules, MemoryStore::new());
+        engine.tenant = Arc::from(TEST_TENANT);
+        let mut sink = Collect::default();
+        let start = DateTime::parse_from_rfc3339(TEST_START)
+            .expect("a valid time")
+            .with_timezone(&Utc);
+        engine.advance_to(start, &mut sink);
+        Runner {
+            engine,
+            sink,
+            matched: Vec::new(),
+            errors_seen: 0,
+            events: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.engine.now().unwrap_or_default()
+    }
+
+    fn run(&mut self, t: &TestDecl, line: &dyn Fn(u32) -> u32, text: &str) {
+        for step in &t.steps {
+            let at = line(step.span.start);
+            let written = text.get(step.span.range()).unwrap_or("").trim();
+            if let Err(message) = self.step(&step.kind) {
+                self.failures
+                    .push(format!("line {at}: `{written}`\n      {message}"));
+            }
+            self.matched.resize(self.sink.actions.len(), false);
+            for e in &self.sink.errors[self.errors_seen..] {
+                self.failures.push(format!(
+                    "line {at}: rule `{}` failed on event `{}`: {}",
+                    e.rule, e.event, e.message
+                ));
+            }
+            self.errors_seen = self.sink.errors.len();
+        }
+    }
+
+    fn step(&mut self, step: &TestStepKind) -> Result<(), String> {
+        match step {
+            TestStepKind::Given {
+                partial,
+                event,
+                key,
+                payload,
+            } => {
+                let shapes = self.engine.rules.shapes();
+                let record = *shapes
+                    .events
+                    .get(&event.text)
+                    .ok_or_else(|| format!("no event `{}`", event.text))?;
+                let json = record_json(payload)?;
+                let payload =
+                    decode_payload(shapes, record, &Json::Object(json).to_string(), *partial)
+                        .map_err(|e| format!("the payload is rejected: {e}"))?;
+                let key = match key {
+                    Some(k) => match literal(k)? {
+                        Json::String(s) => Some(Arc::from(s.as_str())),
+                        other => return Err(format!("a key is text, not {other}")),
+                    },
+                    None => None,
+                };
+                self.events += 1;
+                let event = Event {
+                    id: Arc::from(format!("test-{}", self.events)),
+                    tenant: Arc::from(TEST_TENANT),
+                    event_type: Arc::from(event.text.as_str()),
+                    occurred_at: self.now(),
+                    key,
+                    payload,
+                };
+                self.engine.handle(event, &mut self.sink);
+                Ok(())
+            }
+            TestStepKind::Wait { until, value } => {
+                let to = match (until, literal(value)?) {
+                    (false, Json::String(d)) => {
+                        let ms = super::decode::parse_duration(&d)
+                            .ok_or_else(|| format!("`{d}` is not a duration"))?;
+                        self.now() + chrono::Duration::milliseconds(ms)
+                    }
+                    (true, Json::String(t)) => DateTime::parse_from_rfc3339(&t)
+                        .map_err(|_| format!("`{t}` is not a time"))?
+                        .with_timezone(&Utc),
+                    (_, other) => return Err(format!("cannot wait for {other}")),
+                };
+                if to < self.now() {
+                    return Err(format!(
+                        "the clock is already at {}; tests cannot go back in time",
+                        show_datetime(&self.now())
+                    ));
+                }
+                self.engine.advance_to(to, &mut self.sink);
+                Ok(())
+            }
+            TestStepKind::Decide { approve } => {
+                let pending = self.engine.store.pending_approvals();
+                let Some(first) = pending.first() else {
+                    return Err("no approval is pending".to_string());
+                };
+                let now = self.now();
+                self.engine
+                    .decide(&first.id, *approve, "test", now, &mut self.sink);
+                Ok(())
+            }
+            TestStepKind::Expect {
+                negated,
+                action,
+                target,
+                args,
+            } => {
+                let args = args.as_ref().map(record_json).transpose()?;
+                let want = Want {
+                    action: &action.text,
+                    target: target.as_ref().map(|t| t.text.as_str()),
+                    args: args.as_ref(),
+                };
+                self.matched.resize(self.sink.actions.len(), false);
+                let found = self
+                    .sink
+                    .actions
+                    .iter()
+                    .enumerate()
+                    .find(|(i, a)| !self.matched[*i] && want.matches(a))
+                    .map(|(i, _)| i);
+                match (negated, found) {
+                    (false, Some(i)) => {
+                        self.matched[i] = true;
+                        Ok(())
+                    }
+                    (false, None) => Err(format!(
+                        "no such action was performed. {}",
+                        self.unmatched_list()
+                    )),
+                    (true, None) => Ok(()),
+                    (true, Some(i)) => Err(format!(
+                        "it was performed: {}",
+                        show_action(&self.sink.actions[i])
+                    )),
+                }
+            }
+            TestStepKind::ExpectNothing => {
+                self.matched.resize(self.sink.actions.len(), false);
+                if self.matched.iter().all(|m| *m) {
+                    Ok(())
+                } else {
+                    Err(format!("actions were performed. {}", self.unmatched_list()))
+                }
+            }
+        }
+    }
+
+    fn unmatched_list(&self) -> String {
+        let list: Vec<String> = self
+            .sink
+            .actions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.matched.get(*i).copied().unwrap_or(false))
+            .map(|(_, a)| format!("\n        {}", show_action(a)))
+            .collect();
+        let total = list.len();
+        let mut list = list;
+        if total > 10 {
+            list.truncate(10);
+            list.push(format!("\n        ... and {} more", total - 10));
+        }
+        if list.is_empty() {
+            "No action is left unmatched.".to_string()
+        } else {
+            format!("Actions not matched yet:{}", list.join(""))
+        }
+    }
+}
+
+fn show_action(a: &Action) -> String {
+    format!(
+        "{} {} at {} (rule `{}`, event `{}`)",
+        a.action,
+        Json::Object(a.args.clone()),
+        show_datetime(&a.at),
+        a.rule,
+        a.event
+    )
+}
+
+struct Want<'a> {
+    action: &'a str,
+    target: Option<&'a str>,
+    args: Option<&'a Map<String, Json>>,
+}
+
+impl Want<'_> {
+    fn matches(&self, a: &Action) -> bool {
+        if &*a.action != self.action {
+            return false;
+        }
+        let (target_field, actual) = match self.action {
+            "send" => (Some("message"), &a.args),
+            "emit" => (
+                Some("type"),
+                match a.args.get("payload") {
+                    Some(Json::Object(p)) => p,
+                    _ => &a.args,
+                },
+            ),
+            "notify" | "create_task" | "approval_requested" => (Some("role"), &a.args),
+            _ => (None, &a.args),
+        };
+        if let (Some(t), Some(field)) = (self.target, target_field) {
+            if a.args.get(field).and_then(Json::as_str) != Some(t) {
+                return false;
+            }
+        }
+        self.args.is_none_or(|want| {
+            want.iter().all(|(k, v)| match actual.get(k) {
+                Some(got) => json_match(v, got),
+                // `at` is when the action was performed.
+                None if k == "at" => json_match(v, &Json::String(show_datetime(&a.at))),
+                None => false,
+            })
+        })
+    }
+}
+
+/// Whether `got` is what `want` asks for: objects by their given fields,
+/// numbers by value (decimals travel as text).
+fn json_match(want: &Json, got: &Json) -> bool {
+    let number = |j: &Json| -> Option<Decimal> {
+        match j {
+            Json::Number(n) => n.to_string().parse().ok(),
+            Json::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    };
+    match (want, got) {
+        (Json::Object(w), Json::Object(g)) => w
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|x| json_match(v, x))),
+        (Json::Array(w), Json::Array(g)) => {
+            w.len() == g.len() && w.iter().zip(g).all(|(a, b)| json_match(a, b))
+        }
+        (Json::Number(_), _) => number(want).is_some() && number(want) == number(got),
+        (Json::String(w), Json::Number(_)) => {
+            number(got).is_some() && w.parse().ok() == number(got)
+        }
+        _ => want == got,
+    }
+}
+
+fn record_json(r: &TestRecord) -> Result<Map<String, Json>, String> {
+    let mut map = Map::new();
+    for f in &r.fields {
+        let v = match &f.value {
+            TestValue::Expr(e) => literal(e)?,
+            TestValue::Record(inner) => Json::Object(record_json(inner)?),
+        };
+        map.insert(f.name.text.clone(), v);
+    }
+    Ok(map)
+}
+
+/// A test value: a literal, as JSON (what an event source would send).
+fn literal(e: &Expr) -> Result<Json, String> {
+    Ok(match &e.kind {
+        ExprKind::Int(i) => Json::from(*i),
+        ExprKind::Number(text) => {
+            serde_json::from_str(text).map_err(|_| format!("`{text}` is not a number"))?
+        }
+        ExprKind::Str(t) => match t.as_plain() {
+            Some(s) => Json::String(s),
+            None => return Err("test values are literals: no `{...}` in text".to_string()),
+        },
+        ExprKind::Bool(b) => Json::Bool(*b),
+        ExprKind::None => Json::Null,
+        ExprKind::Date(d) => Json::String(d.format("%Y-%m-%d").to_string()),
+        ExprKind::DateTime(t) => Json::String(show_datetime(&t.with_timezone(&Utc))),
+        ExprKind::Duration(ms) => Json::String(show_duration(*ms)),
+        ExprKind::List(items) => Json::Array(items.iter().map(literal).collect::<Result<_, _>>()?),
+        ExprKind::Paren(inner) => literal(inner)?,
+        ExprKind::Unary(UnaryOp::Neg, inner) => match literal(inner)? {
+            Json::Number(n) => serde_json::from_str(&format!("-{n}"))
+                .map_err(|_| format!("`-{n}` is not a number"))?,
+            Json::String(d) if super::decode::parse_duration(&d).is_some() => {
+                Json::String(format!("-{d}"))
+            }
+            _ => return Err("only numbers and durations can be negated".to_string()),
+        },
+        _ => {
+            return Err(
+                "test values are literals (text, numbers, dates, times, durations, lists, records)"
+                    .to_string(),
+            )
+        }
+    })
+}
