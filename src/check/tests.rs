@@ -231,7 +231,7 @@ impl Checker<'_> {
             if action.text == "emit" && target.is_none() {
                 continue;
             }
-            if field.name.text != "at" && !allowed.iter().any(|a| *a == field.name.text) {
+            if field.name.text != "at" && !allowed.contains(&field.name.text) {
                 let help = did_you_mean(&field.name.text, allowed.iter().map(String::as_str))
                     .unwrap_or_else(|| {
                         format!(

@@ -1372,7 +1372,7 @@ impl Compiler<'_> {
             ExprKind::Binary(..) | ExprKind::Unary(UnaryOp::Not, _) => {
                 // Fold a condition made of constants.
                 let c = self.cond(scope, e);
-                let folded = self.is_constant(scope, e).then(|| {
+                let folded = Self::is_constant(e).then(|| {
                     let empty = Arc::new(Record {
                         shape: 0,
                         slots: Box::new([]),
@@ -1429,7 +1429,7 @@ impl Compiler<'_> {
     }
 
     /// Whether an expression reads nothing from the event, locals or clock.
-    fn is_constant(&self, scope: &Scope, e: &Expr) -> bool {
+    fn is_constant(e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Int(_)
             | ExprKind::Number(_)
@@ -1440,15 +1440,13 @@ impl Compiler<'_> {
             | ExprKind::None => true,
             ExprKind::Str(t) => t.parts.iter().all(|p| match p {
                 TemplatePart::Text(_) => true,
-                TemplatePart::Expr(x) => self.is_constant(scope, x),
+                TemplatePart::Expr(x) => Self::is_constant(x),
             }),
-            ExprKind::Paren(x) | ExprKind::Unary(_, x) => self.is_constant(scope, x),
-            ExprKind::Binary(_, l, r) => self.is_constant(scope, l) && self.is_constant(scope, r),
-            ExprKind::List(items) => items.iter().all(|i| self.is_constant(scope, i)),
+            ExprKind::Paren(x) | ExprKind::Unary(_, x) => Self::is_constant(x),
+            ExprKind::Binary(_, l, r) => Self::is_constant(l) && Self::is_constant(r),
+            ExprKind::List(items) => items.iter().all(Self::is_constant),
             ExprKind::If(c, t, f) => {
-                self.is_constant(scope, c)
-                    && self.is_constant(scope, t)
-                    && self.is_constant(scope, f)
+                Self::is_constant(c) && Self::is_constant(t) && Self::is_constant(f)
             }
             ExprKind::Name(_) | ExprKind::Field(..) | ExprKind::Call(..) => false,
         }

@@ -1,0 +1,269 @@
+//! The engine's contracts: rejected payloads with their path, faults that stay
+//! in their rule, runaway emit chains stopped, Rhai sandboxed and typed,
+//! duplicate events skipped, the rule index, and `steward replay` end to end.
+
+use std::sync::Arc;
+
+use steward::check::{analyze, NoFiles};
+use steward::engine::decode::decode_payload;
+use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Ruleset};
+
+struct Scripts(&'static [(&'static str, &'static str)]);
+
+impl steward::check::Host for Scripts {
+    fn rhai_file_exists(&self, _file: &str, path: &str) -> bool {
+        self.0.iter().any(|(p, _)| *p == path)
+    }
+    fn rhai_source(&self, _file: &str, path: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, t)| t.to_string())
+    }
+}
+
+const DECLS: &str = r#"
+type Guest { email: string  vip: bool  phone: string? }
+event booking { id: string  guest: Guest  risk: float  nights: int  total: decimal  channel: "airbnb" | "vrbo" }
+event ping { n: int }
+"#;
+
+fn rules_with(text: &str, host: &dyn steward::check::Host) -> Arc<Ruleset> {
+    let files = vec![
+        ("decls.stw".to_string(), DECLS.to_string()),
+        ("rules.stw".to_string(), text.to_string()),
+    ];
+    let analysis = analyze(&files, host);
+    let errors: Vec<String> = analysis.errors().map(|d| d.message.clone()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(compile(&analysis).unwrap_or_else(|d| panic!("{d:?}")))
+}
+
+fn rules(text: &str) -> Arc<Ruleset> {
+    rules_with(text, &NoFiles)
+}
+
+fn booking(id: &str, payload: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","tenant":"t1","type":"booking","occurred_at":"2026-11-20T10:00:00Z","payload":{payload}}}"#
+    )
+}
+
+const GOOD: &str = r#"{"id":"b1","guest":{"email":"a@b.com","vip":false},"risk":0.2,"nights":3,"total":412.50,"channel":"airbnb"}"#;
+
+fn run(rules: &Arc<Ruleset>, events: &[String]) -> Collect {
+    let mut engine = Engine::new(rules.clone(), MemoryStore::new());
+    let mut sink = Collect::default();
+    for e in events {
+        engine.handle(decode_event(rules.shapes(), e).unwrap(), &mut sink);
+    }
+    sink
+}
+
+#[test]
+fn payloads_that_do_not_match_are_rejected_with_the_path() {
+    let r = rules("when booking if risk < 0.5 then log \"ok\"");
+    let shapes = r.shapes();
+    let cases = [
+        (
+            r#""risk":0.2"#,
+            r#""risk":"high""#,
+            "payload.risk: expected float, found string",
+        ),
+        (
+            r#""nights":3"#,
+            r#""nights":3.5"#,
+            "payload.nights: expected int, found 3.5",
+        ),
+        (
+            r#""email":"a@b.com","#,
+            "",
+            "payload.guest.email: required field is missing",
+        ),
+        (
+            r#""airbnb""#,
+            r#""expedia""#,
+            r#"payload.channel: expected one of "airbnb", "vrbo", found "expedia""#,
+        ),
+        (
+            r#""total":412.50"#,
+            r#""total":"12,5""#,
+            r#"payload.total: expected decimal, found "12,5""#,
+        ),
+    ];
+    for (from, to, reason) in cases {
+        let text = booking("e1", &GOOD.replace(from, to));
+        let err = decode_event(shapes, &text).unwrap_err();
+        assert_eq!(err.to_string(), reason);
+    }
+    let err = decode_event(shapes, "{\"id\": 1}").unwrap_err();
+    assert!(err.to_string().starts_with("envelope: "), "{err}");
+    let err = decode_event(shapes, &booking("e1", GOOD).replace("booking", "bookin")).unwrap_err();
+    assert_eq!(err.to_string(), "type: no event `bookin` is declared");
+}
+
+#[test]
+fn decimals_decode_exactly_and_unknown_fields_are_ignored() {
+    let r = rules("when booking then log \"{total + 0.1}\"");
+    let text = booking(
+        "e1",
+        &GOOD
+            .replace("412.50", "0.2")
+            .replace("\"risk\"", "\"extra\":[1,{}],\"risk\""),
+    );
+    let out = run(&r, &[text]);
+    assert_eq!(out.actions[0].args["text"], "0.3");
+    let id = *r.shapes().events.get("booking").unwrap();
+    assert!(decode_payload(r.shapes(), id, r#"{"id":"x"}"#, true).is_ok());
+}
+
+#[test]
+fn a_fault_stays_in_its_rule_and_event() {
+    let r = rules(
+        "rule divide when booking then log \"{total / (total - total)}\" end\n\
+         rule fine when booking then log \"fine\" end",
+    );
+    let out = run(&r, &[booking("e1", GOOD), booking("e2", GOOD)]);
+    assert_eq!(out.errors.len(), 2);
+    assert_eq!(out.errors[0].message, "division by zero");
+    assert_eq!(&*out.errors[0].rule, "divide");
+    assert_eq!(out.actions.len(), 2, "the other rule ran for both events");
+}
+
+#[test]
+fn a_rule_that_triggers_itself_is_stopped() {
+    let r = rules("rule echo when ping then emit ping { n: n + 1 } end");
+    let text = r#"{"id":"p","tenant":"t1","type":"ping","occurred_at":"2026-11-20T10:00:00Z","payload":{"n":0}}"#;
+    let out = run(&r, &[text.to_string()]);
+    assert_eq!(
+        out.actions.len(),
+        steward::engine::runtime::MAX_CHAIN as usize
+    );
+    assert_eq!(out.errors.len(), 1);
+    assert!(
+        out.errors[0].message.contains("chain"),
+        "{}",
+        out.errors[0].message
+    );
+}
+
+#[test]
+fn a_duplicate_event_is_handled_once() {
+    let r = rules("when booking then log \"once\"");
+    let out = run(&r, &[booking("e1", GOOD), booking("e1", GOOD)]);
+    assert_eq!(out.actions.len(), 1);
+    assert_eq!(
+        out.actions[0].key,
+        format!("rules.stw:1/{}/e1/1", r.version)
+    );
+}
+
+#[test]
+fn rhai_results_of_the_wrong_type_and_runaway_scripts_are_faults() {
+    let host = Scripts(&[
+        ("wrong.rhai", "42"),
+        ("spin.rhai", "let x = 0; loop { x += 1; }"),
+        ("band.rhai", "if risk < 0.5 { \"low\" } else { \"high\" }"),
+    ]);
+    let r = rules_with(
+        "fn wrong(risk: float) -> string from rhai \"wrong.rhai\"\n\
+         fn spin(risk: float) -> int from rhai \"spin.rhai\"\n\
+         fn band(risk: float) -> string from rhai \"band.rhai\"\n\
+         rule a when booking then log wrong(risk) end\n\
+         rule b when booking then log \"{spin(risk)}\" end\n\
+         rule c when booking then log band(risk) end",
+        &host,
+    );
+    let out = run(&r, &[booking("e1", GOOD)]);
+    let messages: Vec<&str> = out.errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages[0].contains("`wrong`") && messages[0].contains("declared to return a string"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("`spin`") && messages[1].contains("operations"),
+        "{messages:?}"
+    );
+    assert_eq!(out.actions.len(), 1);
+    assert_eq!(out.actions[0].args["text"], "low");
+}
+
+#[test]
+fn the_index_finds_rules_by_equality_tests() {
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!(
+            "rule r{i} when booking if channel == \"c{i}\" then log \"{i}\" end\n"
+        ));
+    }
+    // The union stops these rules from checking; use a plain string field.
+    let text = text.replace("channel ==", "guest.email ==");
+    let r = rules(&text);
+    let mut out = Vec::new();
+    let event = decode_event(r.shapes(), &booking("e1", &GOOD.replace("a@b.com", "c42"))).unwrap();
+    r.index.candidates("booking", &event.payload, &mut out);
+    assert_eq!(out, vec![42]);
+    let got = run(&r, &[booking("e1", &GOOD.replace("a@b.com", "c7"))]);
+    assert_eq!(got.actions.len(), 1);
+    assert_eq!(got.actions[0].args["text"], "7");
+}
+
+#[test]
+fn replay_prints_actions_and_reports_rejections() {
+    let dir = std::env::temp_dir().join(format!("steward-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        [
+            r#"{"id":"w1","tenant":"acme","type":"work_order.created","occurred_at":"2026-11-21T09:00:00Z","payload":{"id":"w1","listing_id":"l1","description":"Kitchen leak"}}"#,
+            r#"{"id":"bad","tenant":"acme","type":"work_order.created","occurred_at":"2026-11-21T09:30:00Z","payload":{"id":7}}"#,
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["replay", "--rules", "rules", "--events"])
+        .arg(&events)
+        .args(["--until", "2026-11-21T14:00:00Z", "--explain", "w1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let notify = lines
+        .iter()
+        .find(|l| l["action"] == "notify")
+        .expect(&stdout);
+    assert_eq!(notify["at"], "2026-11-21T13:00:00Z");
+    assert_eq!(notify["rule"], "work_order_sla");
+    assert_eq!(notify["args"]["text"], "Work order w1 unresolved after 4h");
+    assert!(
+        stderr
+            .contains("rejected: line 2 (event `bad`): payload.id: expected string, found number"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rule work_order_sla: matched"), "{stderr}");
+    assert!(
+        stderr.contains("(description = \"Kitchen leak\")"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_rules_folder_passes_its_own_tests() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["test", "rules"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
