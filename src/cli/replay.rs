@@ -59,10 +59,7 @@ impl<W: Write> Sink for Printer<W> {
         if self.io_error.is_some() {
             return;
         }
-        let result = serde_json::to_writer(&mut self.out, &action.to_json())
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
-        if let Err(e) = result {
+        if let Err(e) = action.write_line(&mut self.out) {
             self.io_error = Some(e);
         }
     }

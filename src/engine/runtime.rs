@@ -32,6 +32,29 @@ pub struct Action {
 }
 
 impl Action {
+    /// The line `steward replay` prints, written without copying the arguments.
+    pub fn write_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            action: &'a str,
+            args: &'a Map<String, serde_json::Value>,
+            at: String,
+            event: &'a str,
+            rule: &'a str,
+        }
+        serde_json::to_writer(
+            &mut *out,
+            &Line {
+                action: &self.action,
+                args: &self.args,
+                at: show_datetime(&self.at),
+                event: &self.event,
+                rule: &self.rule,
+            },
+        )?;
+        out.write_all(b"\n")
+    }
+
     /// The JSON line `steward replay` prints.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -302,7 +325,8 @@ impl<S: Store> Engine<S> {
             payload: rules.empty.clone(),
         });
         let mut queue = Queue::new();
-        self.run_rule(r, &event, 0, at, sink, &mut queue, None);
+        let envelope = self.envelope_of(&event);
+        self.run_rule(r, &event, &envelope, 0, at, sink, &mut queue, None);
         self.drain(&mut queue, at, sink);
     }
 
@@ -416,8 +440,18 @@ impl<S: Store> Engine<S> {
                 });
             }
         }
+        let envelope = self.envelope_of(&event);
         for &r in &candidates {
-            self.run_rule(r, &event, depth, now, sink, queue, trace.as_mut());
+            self.run_rule(
+                r,
+                &event,
+                &envelope,
+                depth,
+                now,
+                sink,
+                queue,
+                trace.as_mut(),
+            );
         }
         self.scratch = candidates;
         if let Some(trace) = trace {
@@ -430,6 +464,7 @@ impl<S: Store> Engine<S> {
         &mut self,
         r: usize,
         event: &Arc<Event>,
+        envelope: &Arc<Record>,
         depth: u32,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
@@ -438,11 +473,10 @@ impl<S: Store> Engine<S> {
     ) {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
-        let envelope = self.envelope_of(event);
         let cx = Ctx {
             rule: r,
             event: event.clone(),
-            envelope,
+            envelope: envelope.clone(),
             now,
             depth,
         };

@@ -88,7 +88,7 @@ pub enum Due {
 
 pub trait Store {
     /// Records that an event is being handled; false if it already was.
-    fn claim_event(&mut self, tenant: &str, id: &str) -> bool;
+    fn claim_event(&mut self, tenant: &Arc<str>, id: &Arc<str>) -> bool;
     /// Adds a timer, replacing (moving) a pending one with the same key.
     /// Returns whether one was replaced.
     fn put_timer(&mut self, timer: Timer) -> bool;
@@ -152,8 +152,8 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn claim_event(&mut self, tenant: &str, id: &str) -> bool {
-        self.events.insert((Arc::from(tenant), Arc::from(id)))
+    fn claim_event(&mut self, tenant: &Arc<str>, id: &Arc<str>) -> bool {
+        self.events.insert((tenant.clone(), id.clone()))
     }
 
     fn put_timer(&mut self, timer: Timer) -> bool {
