@@ -291,16 +291,9 @@ impl Checker<'_> {
                 if let Some(i) = type_params.iter().position(|p| p.text == n) {
                     Type::Var(i as u32)
                 } else {
-                    match n {
-                        "int" => Type::Int,
-                        "float" => Type::Float,
-                        "decimal" => Type::Decimal,
-                        "bool" => Type::Bool,
-                        "string" => Type::String,
-                        "date" => Type::Date,
-                        "datetime" => Type::DateTime,
-                        "duration" => Type::Duration,
-                        _ => match self.program.types.get(n) {
+                    match Type::builtin(n) {
+                        Some(ty) => ty,
+                        None => match self.program.types.get(n) {
                             Some(&id) => {
                                 let target = self.program.record(id).loc;
                                 self.refer(file, name.span, target, DefKind::Type);

@@ -44,6 +44,21 @@ pub enum Type {
 }
 
 impl Type {
+    /// The built-in type a name such as `int` or `datetime` names.
+    pub fn builtin(name: &str) -> Option<Type> {
+        Some(match name {
+            "int" => Type::Int,
+            "float" => Type::Float,
+            "decimal" => Type::Decimal,
+            "bool" => Type::Bool,
+            "string" => Type::String,
+            "date" => Type::Date,
+            "datetime" => Type::DateTime,
+            "duration" => Type::Duration,
+            _ => return None,
+        })
+    }
+
     pub fn optional(self) -> Type {
         match self {
             Type::Optional(_) | Type::Error => self,
@@ -218,6 +233,15 @@ impl Program {
             _ => false,
         }
     }
+}
+
+/// Union members as written in messages: `"airbnb", "vrbo"`.
+pub fn quoted_members(members: &[String]) -> String {
+    members
+        .iter()
+        .map(|m| format!("\"{m}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct ShowType<'a> {

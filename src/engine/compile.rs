@@ -546,17 +546,13 @@ impl Compiler<'_> {
             return None;
         }
         let hint = Some(&ty);
-        let value = self.expr_const(scope, other, hint)?;
+        let value = self.expr(scope, other, hint).konst?;
         let keys: Option<Vec<IndexKey>> = match (op, &value) {
             (BinaryOp::In, Value::List(items)) => items.iter().map(IndexKey::of).collect(),
             (BinaryOp::Eq, v) => IndexKey::of(v).map(|k| vec![k]),
             _ => None,
         };
         Some((place, self.text(scope.file, place_side.span), keys?))
-    }
-
-    fn expr_const(&self, scope: &Scope, e: &Expr, hint: Option<&Type>) -> Option<Value> {
-        self.expr(scope, e, hint).konst
     }
 
     fn reads(&self, scope: &Scope, e: &Expr, out: &mut Vec<(String, Place)>) {
@@ -799,21 +795,12 @@ impl Compiler<'_> {
 
     fn resolve_type(&self, t: &ast::TypeExpr) -> Type {
         let base = match &t.kind {
-            ast::TypeExprKind::Named(n) => match n.text.as_str() {
-                "int" => Type::Int,
-                "float" => Type::Float,
-                "decimal" => Type::Decimal,
-                "bool" => Type::Bool,
-                "string" => Type::String,
-                "date" => Type::Date,
-                "datetime" => Type::DateTime,
-                "duration" => Type::Duration,
-                other => self
-                    .program
+            ast::TypeExprKind::Named(n) => Type::builtin(&n.text).unwrap_or_else(|| {
+                self.program
                     .types
-                    .get(other)
-                    .map_or(Type::Error, |id| Type::Record(*id)),
-            },
+                    .get(&n.text)
+                    .map_or(Type::Error, |id| Type::Record(*id))
+            }),
             ast::TypeExprKind::List(inner) => Type::List(Box::new(self.resolve_type(inner))),
             ast::TypeExprKind::Union(members) => {
                 Type::Union(members.iter().map(|m| m.value.clone()).collect())

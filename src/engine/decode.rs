@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use super::value::{Record, Value};
 use crate::check::stdlib;
-use crate::check::types::{Program, RecordId, Type};
+use crate::check::types::{quoted_members, Program, RecordId, Type};
 
 /// The layout of a value of a declared type.
 #[derive(Clone, Debug, PartialEq)]
@@ -336,13 +336,7 @@ impl Seed<'_> {
             Shape::Float => "float".into(),
             Shape::Decimal => "decimal".into(),
             Shape::Str => "string".into(),
-            Shape::Union(m) => format!(
-                "one of {}",
-                m.iter()
-                    .map(|m| format!("\"{m}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Shape::Union(m) => format!("one of {}", quoted_members(m)),
             Shape::Date => "date".into(),
             Shape::DateTime => "datetime".into(),
             Shape::Duration => "duration".into(),

@@ -30,15 +30,6 @@ impl IndexKey {
             _ => None,
         }
     }
-
-    fn matches(&self, v: &Value) -> bool {
-        match (self, v) {
-            (IndexKey::Str(k), Value::Str(s)) => k == s,
-            (IndexKey::Int(k), Value::Int(i)) => k == i,
-            (IndexKey::Bool(k), Value::Bool(b)) => k == b,
-            _ => false,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -53,7 +44,6 @@ struct TypeIndex {
 
 struct Keyed {
     place: Place,
-    text: String,
     rules: HashMap<KeyLookup, Vec<usize>>,
 }
 
@@ -88,13 +78,12 @@ impl RuleIndex {
                     let entry = index.by_type.entry(event_type.clone()).or_default();
                     entry.all.push(i);
                     match &rule.index_key {
-                        Some((place, text, keys)) if matches!(place.root, Root::Event) => {
+                        Some((place, _, keys)) if matches!(place.root, Root::Event) => {
                             let at = match entry.keyed.iter().position(|k| k.place == *place) {
                                 Some(at) => at,
                                 None => {
                                     entry.keyed.push(Keyed {
                                         place: place.clone(),
-                                        text: text.clone(),
                                         rules: HashMap::new(),
                                     });
                                     entry.keyed.len() - 1
@@ -174,18 +163,5 @@ impl RuleIndex {
                 }
             })
             .collect()
-    }
-
-    /// Whether `key` matches the value (for tests of the index itself).
-    pub fn key_matches(key: &IndexKey, v: &Value) -> bool {
-        key.matches(v)
-    }
-
-    /// How many fields the index files rules of `event_type` by.
-    pub fn keyed_fields(&self, event_type: &str) -> Vec<&str> {
-        self.by_type
-            .get(event_type)
-            .map(|e| e.keyed.iter().map(|k| k.text.as_str()).collect())
-            .unwrap_or_default()
     }
 }

@@ -14,6 +14,7 @@ use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
 use super::decode::{parse_duration, Shape, Shapes};
 use super::eval::Fault;
 use super::value::{show_datetime, Record, Value};
+use crate::check::types::quoted_members;
 
 /// How many Rhai operations one call may take.
 pub const MAX_OPERATIONS: u64 = 200_000;
@@ -200,13 +201,7 @@ fn shape_name(shapes: &Shapes, shape: &Shape) -> String {
         Shape::Float => "a float".into(),
         Shape::Decimal => "a decimal".into(),
         Shape::Str => "a string".into(),
-        Shape::Union(m) => format!(
-            "one of {}",
-            m.iter()
-                .map(|m| format!("\"{m}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Shape::Union(m) => format!("one of {}", quoted_members(m)),
         Shape::Date => "a date".into(),
         Shape::DateTime => "a datetime".into(),
         Shape::Duration => "a duration".into(),
