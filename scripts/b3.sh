@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
-cargo build --release --quiet --bin steward --example gen_events --example parse_jsonl
+cargo build --release --quiet -p steward-cli --bin steward
+cargo build --release --quiet --example gen_events --example parse_jsonl
 file="$(mktemp -d)/events.jsonl"
 target/release/examples/gen_events "$n" > "$file"
 echo "B3: $n events, $(du -h "$file" | cut -f1)"

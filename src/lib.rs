@@ -1,13 +1,14 @@
 //! Steward: an automation language and engine.
 //!
-//! The language core (this crate without the `cli` feature) is IO-free:
-//! [`syntax`] parses and formats, [`check`] resolves names and types against
-//! the standard library, and [`diag`] is the one diagnostic type that the CLI,
-//! the API and the language server print. See ARCHITECTURE.md.
+//! The language core is IO-free: [`syntax`] parses and formats, [`check`]
+//! resolves names and types against the standard library, [`diag`] is the one
+//! diagnostic type that the CLI, the API and the language server print, and
+//! [`engine`] runs checked rules against a store and a clock it is given.
+//! [`files`] is the only module that reads the file system, for the command
+//! line (`cli/`) and the language server (`lsp/`). See ARCHITECTURE.md.
 
 pub mod check;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod diag;
 pub mod engine;
+pub mod files;
 pub mod syntax;

@@ -21,6 +21,7 @@ pub mod types;
 pub use tests::TEST_ACTIONS;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic, FileId, SourceMap, Span};
 use crate::syntax::ast::SourceFile;
@@ -59,7 +60,7 @@ pub struct TypeAt {
 #[derive(Clone, Debug)]
 pub struct ParsedFile {
     pub id: FileId,
-    pub tree: SourceFile,
+    pub tree: Arc<SourceFile>,
     /// Whether the file is part of the embedded standard library.
     pub stdlib: bool,
 }
@@ -74,6 +75,9 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     pub references: Vec<Reference>,
     pub types: Vec<TypeAt>,
+    /// The type of each `let`, at its name (for the editor's hover, completion
+    /// and inlay hints).
+    pub lets: Vec<TypeAt>,
     /// The text of each Rhai script (by the file naming it and the path as
     /// written), when the host supplied it.
     pub rhai: HashMap<(FileId, String), String>,
@@ -117,29 +121,72 @@ impl Host for NoFiles {
 
 /// Parses and checks `files` (name and text) together, with the standard library.
 pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
+    analyze_cached(files, host, &mut ParseCache::default())
+}
+
+/// Syntax trees kept between analyses of the same files, so that an editor
+/// re-parses only the file that changed. A tree is reused when its file has
+/// the same text and the same [`FileId`] as before.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    trees: HashMap<FileId, CachedTree>,
+}
+
+#[derive(Debug)]
+struct CachedTree {
+    text: String,
+    tree: Arc<SourceFile>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl ParseCache {
+    fn parse(&mut self, id: FileId, text: &str) -> (Arc<SourceFile>, Vec<Diagnostic>) {
+        if let Some(cached) = self.trees.get(&id) {
+            if cached.text == text {
+                return (cached.tree.clone(), cached.diagnostics.clone());
+            }
+        }
+        let (tree, diagnostics) = crate::syntax::parse(id, text);
+        let tree = Arc::new(tree);
+        self.trees.insert(
+            id,
+            CachedTree {
+                text: text.to_string(),
+                tree: tree.clone(),
+                diagnostics: diagnostics.clone(),
+            },
+        );
+        (tree, diagnostics)
+    }
+}
+
+/// [`analyze`], reusing the trees of files that did not change since the
+/// last call with the same cache.
+pub fn analyze_cached(
+    files: &[(String, String)],
+    host: &dyn Host,
+    cache: &mut ParseCache,
+) -> Analysis {
     let mut sources = SourceMap::new();
     let mut parsed = Vec::new();
     let mut diagnostics = Vec::new();
-    for (name, text) in stdlib::FILES {
-        let id = sources.add(format!("<stdlib>/{name}"), *text);
-        let (tree, diags) = crate::syntax::parse(id, text);
+    let all = stdlib::FILES
+        .iter()
+        .map(|(name, text)| (format!("<stdlib>/{name}"), *text, true))
+        .chain(
+            files
+                .iter()
+                .map(|(name, text)| (name.clone(), text.as_str(), false)),
+        );
+    for (name, text, stdlib) in all {
+        let id = sources.add(name, text);
+        let (tree, diags) = cache.parse(id, text);
         diagnostics.extend(diags);
-        parsed.push(ParsedFile {
-            id,
-            tree,
-            stdlib: true,
-        });
+        parsed.push(ParsedFile { id, tree, stdlib });
     }
-    for (name, text) in files {
-        let id = sources.add(name.as_str(), text.as_str());
-        let (tree, diags) = crate::syntax::parse(id, text);
-        diagnostics.extend(diags);
-        parsed.push(ParsedFile {
-            id,
-            tree,
-            stdlib: false,
-        });
-    }
+    cache
+        .trees
+        .retain(|id, _| (*id as usize) < stdlib::FILES.len() + files.len());
     let mut checker = Checker {
         sources: &sources,
         files: &parsed,
@@ -147,6 +194,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         diags: diagnostics,
         references: Vec::new(),
         types: Vec::new(),
+        lets: Vec::new(),
         rhai: HashMap::new(),
         host,
     };
@@ -156,6 +204,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         mut diags,
         references,
         types,
+        lets,
         rhai,
         ..
     } = checker;
@@ -168,6 +217,7 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
         diagnostics: diags,
         references,
         types,
+        lets,
         rhai,
     }
 }
@@ -180,6 +230,7 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
     references: Vec<Reference>,
     types: Vec<TypeAt>,
+    lets: Vec<TypeAt>,
     rhai: HashMap<(FileId, String), String>,
     host: &'a dyn Host,
 }
@@ -205,12 +256,61 @@ impl Checker<'_> {
         if let Some(help) = &mut diag.help {
             fix(help);
         }
+        if diag.fix.is_none() {
+            diag = self.suggestion_fix(diag);
+        }
         self.diags.push(diag);
+    }
+
+    /// A "did you mean `x`?" help at a misspelled name (or string literal)
+    /// becomes a fix that replaces it.
+    fn suggestion_fix(&self, diag: Diagnostic) -> Diagnostic {
+        let Some(name) = diag
+            .help
+            .as_deref()
+            .and_then(|h| h.strip_prefix("did you mean `"))
+            .and_then(|h| h.split_once("`?"))
+            .map(|(name, _)| name.to_string())
+        else {
+            return diag;
+        };
+        let span = diag.primary.span;
+        let text = self.text(diag.primary.file, span);
+        let is_name = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        };
+        let replacement = if is_name(text) {
+            name.clone()
+        } else if text.len() >= 2
+            && text.starts_with('"')
+            && text.ends_with('"')
+            && !text.contains('{')
+        {
+            format!("\"{name}\"")
+        } else {
+            return diag;
+        };
+        diag.with_fix(format!("replace with `{name}`"), span, replacement)
     }
 
     /// The source text of a span, for quoting it in messages.
     fn text(&self, file: FileId, span: Span) -> &str {
         self.sources.text(file).get(span.range()).unwrap_or("")
+    }
+
+    /// Where the message `name` is declared (its name).
+    fn message_loc(&self, name: &str) -> Option<Loc> {
+        let &(file, index) = self.program.messages.get(name)?;
+        let f = self.files.iter().find(|f| f.id == file)?;
+        match f.tree.items.get(index)? {
+            crate::syntax::ast::Item::Message(m) => Some(Loc {
+                file,
+                span: m.name.span,
+            }),
+            _ => None,
+        }
     }
 
     fn refer(&mut self, file: FileId, span: Span, target: Loc, kind: DefKind) {

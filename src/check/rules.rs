@@ -510,6 +510,15 @@ impl Checker<'_> {
                         }
                     }
                 };
+                if value_ty != Type::Error {
+                    self.lets.push(super::TypeAt {
+                        at: Loc {
+                            file,
+                            span: name.span,
+                        },
+                        ty: value_ty.clone(),
+                    });
+                }
                 self.bind_let(cx, name, value_ty);
             }
             StmtKind::If {

@@ -5,7 +5,7 @@
 use super::expr::Ctx;
 use super::suggest::did_you_mean;
 use super::types::{RecordId, Type};
-use super::Checker;
+use super::{Checker, DefKind};
 use crate::diag::{Code, Diagnostic, FileId};
 use crate::syntax::ast::{Name, TestDecl, TestRecord, TestStepKind, TestValue};
 
@@ -36,6 +36,8 @@ impl Checker<'_> {
                         self.unknown_event(file, event);
                         continue;
                     };
+                    let loc = self.program.record(id).loc;
+                    self.refer(file, event.span, loc, DefKind::Event);
                     if let Some(k) = key {
                         let mut cx = Ctx::new(file);
                         self.expect(&mut cx, k, &Type::String, "an event key");
@@ -98,6 +100,7 @@ impl Checker<'_> {
                 );
                 continue;
             };
+            self.refer(file, field.name.span, decl.loc, DefKind::Field);
             match (&field.value, decl.ty.present()) {
                 (TestValue::Record(inner), Type::Record(rid)) => {
                     self.test_payload(file, *rid, inner, partial, what);
@@ -187,6 +190,14 @@ impl Checker<'_> {
                 return;
             }
         };
+        if let Some(sig) = &custom {
+            self.refer(file, action.span, sig.loc, DefKind::Action);
+        }
+        if let (Some(t), "send") = (target, action.text.as_str()) {
+            if let Some(loc) = self.message_loc(&t.text) {
+                self.refer(file, t.span, loc, DefKind::Message);
+            }
+        }
         let mut allowed = allowed;
         match (action.text.as_str(), target) {
             ("send", Some(t)) => {

@@ -35,8 +35,19 @@ pub struct Label {
     pub text: String,
 }
 
+/// An edit that fixes a problem mechanically: replace the text at `span` (in
+/// the primary label's file) by `replacement`. Editors offer it as a quick fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fix {
+    /// What the edit does, shown to the user: "replace with `risk`".
+    pub title: String,
+    pub span: Span,
+    pub replacement: String,
+}
+
 /// A problem found in rule text: a stable code, a one-line message, the
-/// primary place, secondary places, and help saying how to fix it.
+/// primary place, secondary places, help saying how to fix it, and the fix
+/// itself when it is mechanical.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Diagnostic {
@@ -46,6 +57,7 @@ pub struct Diagnostic {
     pub primary: Label,
     pub secondary: Vec<Label>,
     pub help: Option<String>,
+    pub fix: Option<Fix>,
 }
 
 impl Diagnostic {
@@ -62,6 +74,7 @@ impl Diagnostic {
             },
             secondary: Vec::new(),
             help: None,
+            fix: None,
         }
     }
 
@@ -83,6 +96,21 @@ impl Diagnostic {
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// A mechanical fix: replace `span` of the primary file by `replacement`.
+    pub fn with_fix(
+        mut self,
+        title: impl Into<String>,
+        span: Span,
+        replacement: impl Into<String>,
+    ) -> Self {
+        self.fix = Some(Fix {
+            title: title.into(),
+            span,
+            replacement: replacement.into(),
+        });
         self
     }
 

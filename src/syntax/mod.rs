@@ -10,4 +10,4 @@ pub mod format;
 mod parse;
 pub(crate) mod scan;
 
-pub use parse::{parse, MAX_DEPTH};
+pub use parse::{is_event_name, is_name, parse, MAX_DEPTH};

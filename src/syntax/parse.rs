@@ -21,6 +21,22 @@ use crate::diag::{Code, Diagnostic, FileId, Span};
 #[grammar = "../grammar/steward.pest"]
 struct StewardParser;
 
+/// Whether `text` is a name the grammar accepts for a type, field, message,
+/// action, function or `let` (a reserved word is not).
+pub fn is_name(text: &str) -> bool {
+    matches_whole(Rule::ident, text)
+}
+
+/// Whether `text` is a valid event type name, such as `reservation.created`.
+pub fn is_event_name(text: &str) -> bool {
+    matches_whole(Rule::event_name, text)
+}
+
+fn matches_whole(rule: Rule, text: &str) -> bool {
+    StewardParser::parse(rule, text)
+        .is_ok_and(|mut pairs| pairs.next().is_some_and(|p| p.as_str().len() == text.len()))
+}
+
 /// How deeply expressions may nest (parentheses, operators, calls) before the
 /// parser refuses, so no later recursive pass can exhaust the stack.
 pub const MAX_DEPTH: u32 = 200;

@@ -1,9 +1,12 @@
-//! Finding and reading rule files.
+//! Finding and reading rule files, and answering the checker's questions
+//! about Rhai scripts from the file system: what the command line and the
+//! language server share.
 
 use std::path::{Path, PathBuf};
 
 /// Reads the `.stw` files named by `paths` (folders are searched
-/// recursively, in name order), as (name, text) pairs.
+/// recursively, in name order, skipping hidden folders and build output), as
+/// (name, text) pairs.
 pub fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
     for path in paths {
@@ -26,6 +29,20 @@ pub fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// The `.stw` files under `dir`, in name order.
+pub fn find(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    Ok(found)
+}
+
+/// Folders never searched: hidden ones (`.git`), and build and package output.
+fn skipped(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') || n == "target" || n == "node_modules")
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?
@@ -34,7 +51,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            if !skipped(&path) {
+                walk(&path, out)?;
+            }
         } else if path.extension().is_some_and(|e| e == "stw") {
             out.push(path);
         }

@@ -4,6 +4,7 @@ use std::process::Command;
 
 fn steward(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(args)
         .output()
         .unwrap()

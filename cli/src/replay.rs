@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::files;
-use crate::check::{analyze, Analysis};
-use crate::diag::render_human;
-use crate::engine::runtime::Trace;
-use crate::engine::{
+use steward::check::{analyze, Analysis};
+use steward::diag::render_human;
+use steward::engine::runtime::Trace;
+use steward::engine::{
     compile, decode_event, Action, AutoDecide, Engine, MemoryStore, RuleError, Ruleset, Sink, Store,
 };
+use steward::files;
 
 /// Files at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_BYTES: u64 = 32 << 20;
@@ -69,7 +69,7 @@ impl<W: Write> Sink for Printer<W> {
             "error: rule `{}` on event `{}` at {}: {}",
             error.rule,
             error.event,
-            crate::engine::value::show_datetime(&error.at),
+            steward::engine::value::show_datetime(&error.at),
             error.message
         );
     }
@@ -214,7 +214,7 @@ pub fn explain(rules: &[PathBuf], event: &Path, json: bool) -> Result<bool, Stri
         .map_err(|e| format!("the event is rejected: {e}"))?;
     let mut engine = Engine::new(rules, MemoryStore::new());
     engine.explain = Some(event.id.to_string());
-    let mut sink = crate::engine::Collect::default();
+    let mut sink = steward::engine::Collect::default();
     engine.handle(event, &mut sink);
     let trace = engine.traces.pop().unwrap_or_default();
     if json {
@@ -308,7 +308,7 @@ pub fn test(paths: &[PathBuf]) -> Result<ExitCode, String> {
     let Some((analysis, rules)) = load(paths)? else {
         return Ok(ExitCode::from(super::PROBLEMS));
     };
-    let results = crate::engine::testing::run_tests(&analysis, &rules);
+    let results = steward::engine::testing::run_tests(&analysis, &rules);
     let mut out = std::io::stdout().lock();
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
     for r in &results {

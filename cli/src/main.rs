@@ -1,8 +1,7 @@
-//! The `steward` command line: `check`, `fmt`, `replay`, `explain`, `test`.
-//! The only module of the crate that touches files, the terminal and the
-//! process exit code.
+//! The `steward` command line: `check`, `fmt`, `replay`, `explain`, `test`
+//! and `lsp`. The one place that touches the terminal and the process exit
+//! code; the work is done by the `steward` library and the language server.
 
-mod files;
 mod replay;
 
 use std::io::{IsTerminal, Write};
@@ -12,9 +11,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::check::{analyze, Analysis};
-use crate::diag::{render_human, JsonDiagnostic};
-use crate::engine::AutoDecide;
+use steward::check::{analyze, Analysis};
+use steward::diag::{render_human, JsonDiagnostic};
+use steward::engine::AutoDecide;
 
 /// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O.
 const PROBLEMS: u8 = 1;
@@ -78,6 +77,9 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run the language server on stdin and stdout, for editors (see
+    /// docs/editor.md).
+    Lsp,
     /// Show which rules an event meets, and each condition's value with the
     /// fields it read.
     Explain {
@@ -117,7 +119,7 @@ enum Format {
     Json,
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths, format } => check(&paths, format),
@@ -141,6 +143,7 @@ pub fn main() -> ExitCode {
         })
         .map(ran),
         Command::Test { paths } => replay::test(&paths),
+        Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),
         Command::Explain {
             rules,
             event,
@@ -169,8 +172,8 @@ fn use_color() -> bool {
 }
 
 fn check(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
-    let sources = files::read_all(paths)?;
-    let analysis = analyze(&sources, &files::FsHost);
+    let sources = steward::files::read_all(paths)?;
+    let analysis = analyze(&sources, &steward::files::FsHost);
     match format {
         Format::Human => print_human(&analysis, sources.len()),
         Format::Json => {
@@ -224,11 +227,11 @@ fn print_human(analysis: &Analysis, file_count: usize) {
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
-    let sources = files::read_all(paths)?;
+    let sources = steward::files::read_all(paths)?;
     let mut changed = Vec::new();
     let mut broken = 0;
     for (name, text) in &sources {
-        match crate::syntax::format::format_source(text) {
+        match steward::syntax::format::format_source(text) {
             Ok(formatted) => {
                 if formatted != *text {
                     if !check_only {
@@ -240,7 +243,7 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
             }
             Err(diags) => {
                 broken += 1;
-                let mut map = crate::diag::SourceMap::new();
+                let mut map = steward::diag::SourceMap::new();
                 map.add(name.as_str(), text.as_str());
                 let mut err = std::io::stderr().lock();
                 for d in &diags {

@@ -1,0 +1,66 @@
+//! `steward replay` and `steward test` end to end, on the repository's rules.
+
+/// The repository root, where `rules/` is.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+#[test]
+fn replay_prints_actions_and_reports_rejections() {
+    let dir = std::env::temp_dir().join(format!("steward-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        [
+            r#"{"id":"w1","tenant":"acme","type":"work_order.created","occurred_at":"2026-11-21T09:00:00Z","payload":{"id":"w1","listing_id":"l1","description":"Kitchen leak"}}"#,
+            r#"{"id":"bad","tenant":"acme","type":"work_order.created","occurred_at":"2026-11-21T09:30:00Z","payload":{"id":7}}"#,
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args(["replay", "--rules", "rules", "--events"])
+        .arg(&events)
+        .args(["--until", "2026-11-21T14:00:00Z", "--explain", "w1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let notify = lines
+        .iter()
+        .find(|l| l["action"] == "notify")
+        .expect(&stdout);
+    assert_eq!(notify["at"], "2026-11-21T13:00:00Z");
+    assert_eq!(notify["rule"], "work_order_sla");
+    assert_eq!(notify["args"]["text"], "Work order w1 unresolved after 4h");
+    assert!(
+        stderr
+            .contains("rejected: line 2 (event `bad`): payload.id: expected string, found number"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rule work_order_sla: matched"), "{stderr}");
+    assert!(
+        stderr.contains("(description = \"Kitchen leak\")"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_rules_folder_passes_its_own_tests() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args(["test", "rules"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}

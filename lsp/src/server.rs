@@ -1,0 +1,560 @@
+//! The protocol loop. One thread reads messages in order and handles each to
+//! the end before the next, so edits are applied in the order they were sent
+//! and every answer is about the text as it is at that point.
+//!
+//! Diagnostics are debounced: an edit schedules a publication `debounce`
+//! later, and further edits before then push it back, so a burst of edits is
+//! analysed once, for its final text. A request in between (hover,
+//! completion...) analyses the current text at once if it changed.
+//!
+//! Handlers run under `catch_unwind`: a bug answers `null` and is logged,
+//! and the server goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::{
+    DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
+    LogMessage, Notification as _, PublishDiagnostics,
+};
+use lsp_types::request::{
+    CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest,
+    InlayHintRequest, PrepareRenameRequest, References, RegisterCapability, Rename, Request as _,
+    SemanticTokensFullRequest,
+};
+use lsp_types::{
+    CodeActionKind, CodeActionOptions, CodeActionProviderCapability, CompletionOptions,
+    CompletionResponse, DidChangeWatchedFilesRegistrationOptions, DocumentSymbolResponse,
+    FileSystemWatcher, GlobPattern, GotoDefinitionResponse, HoverProviderCapability,
+    InitializeParams, InitializeResult, LogMessageParams, MessageType, OneOf,
+    PrepareRenameResponse, PublishDiagnosticsParams, Registration, RegistrationParams,
+    RenameOptions, SemanticTokens, SemanticTokensFullOptions, SemanticTokensOptions,
+    SemanticTokensServerCapabilities, ServerCapabilities, ServerInfo, TextDocumentPositionParams,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, Url,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use steward::check::Analysis;
+use steward::diag::{FileId, Span};
+
+use crate::convert;
+use crate::features::{actions, completion, diagnostics, hover, navigation, symbols, tokens};
+use crate::workspace::Workspace;
+
+/// How long after the last edit diagnostics are published, unless the client
+/// sets `debounceMs` in its initialization options.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// What the server announces it can do.
+pub fn capabilities() -> ServerCapabilities {
+    ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Options(
+            TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::INCREMENTAL),
+                ..Default::default()
+            },
+        )),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec![".".into(), "\"".into()]),
+            ..Default::default()
+        }),
+        definition_provider: Some(OneOf::Left(true)),
+        references_provider: Some(OneOf::Left(true)),
+        rename_provider: Some(OneOf::Right(RenameOptions {
+            prepare_provider: Some(true),
+            work_done_progress_options: Default::default(),
+        })),
+        document_symbol_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
+            SemanticTokensOptions {
+                legend: tokens::legend(),
+                full: Some(SemanticTokensFullOptions::Bool(true)),
+                range: None,
+                work_done_progress_options: Default::default(),
+            },
+        )),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+            ..Default::default()
+        })),
+        inlay_hint_provider: Some(OneOf::Left(true)),
+        ..Default::default()
+    }
+}
+
+/// Runs the server over stdin and stdout until the client says `exit`.
+pub fn run_stdio() -> Result<(), String> {
+    let (connection, io) = Connection::stdio();
+    run(&connection)?;
+    drop(connection);
+    io.join().map_err(|e| e.to_string())
+}
+
+/// Runs the server on a connection: the `initialize` handshake, then the
+/// message loop.
+pub fn run(connection: &Connection) -> Result<(), String> {
+    let (id, params) = connection.initialize_start().map_err(|e| e.to_string())?;
+    let params: InitializeParams = serde_json::from_value(params).map_err(|e| e.to_string())?;
+    let result = InitializeResult {
+        capabilities: capabilities(),
+        server_info: Some(ServerInfo {
+            name: "steward".into(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+        }),
+    };
+    connection
+        .initialize_finish(id, serde_json::to_value(result).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let mut server = Server::new(connection, &params);
+    server.run()
+}
+
+#[allow(deprecated)] // `root_uri` is how older clients give the root.
+fn root_of(params: &InitializeParams) -> Option<std::path::PathBuf> {
+    params
+        .workspace_folders
+        .as_ref()
+        .and_then(|f| f.first())
+        .map(|f| f.uri.clone())
+        .or_else(|| params.root_uri.clone())
+        .and_then(|uri| uri.to_file_path().ok())
+}
+
+/// Why a request got no answer.
+enum Failure {
+    /// The parameters did not fit the method.
+    Invalid(String),
+    /// The request was understood and refused (a rename onto a taken name).
+    Refused(String),
+    Unknown,
+}
+
+struct Server<'a> {
+    connection: &'a Connection,
+    workspace: Workspace,
+    /// The latest analysis in which every file parsed: the types of `let`s
+    /// in an item being typed come from it.
+    earlier: Option<Arc<Analysis>>,
+    debounce: Duration,
+    /// When to publish diagnostics, if an edit is waiting for it.
+    deadline: Option<Instant>,
+    /// Documents edited since the last publication: they get diagnostics
+    /// (for their new version) even if unchanged.
+    edited: HashSet<Url>,
+    published: HashMap<Url, Vec<lsp_types::Diagnostic>>,
+    watch_files: bool,
+    next_request: i32,
+}
+
+impl<'a> Server<'a> {
+    fn new(connection: &'a Connection, params: &InitializeParams) -> Server<'a> {
+        let debounce = params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get("debounceMs"))
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_DEBOUNCE, Duration::from_millis);
+        let watch_files = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|w| w.dynamic_registration)
+            .unwrap_or(false);
+        let (workspace, problems) = Workspace::new(root_of(params));
+        let server = Server {
+            connection,
+            workspace,
+            earlier: None,
+            debounce,
+            deadline: None,
+            edited: HashSet::new(),
+            published: HashMap::new(),
+            watch_files,
+            next_request: 0,
+        };
+        for problem in problems {
+            server.log(MessageType::WARNING, problem);
+        }
+        server
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        // The files on disk get their diagnostics at once.
+        if self.workspace.documents().next().is_some() {
+            self.deadline = Some(Instant::now());
+        }
+        loop {
+            let message = match self.deadline {
+                Some(deadline) => match self.connection.receiver.recv_deadline(deadline) {
+                    Ok(message) => message,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.publish();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                },
+                None => match self.connection.receiver.recv() {
+                    Ok(message) => message,
+                    Err(_) => return Ok(()),
+                },
+            };
+            match message {
+                Message::Request(request) => {
+                    match self.connection.handle_shutdown(&request) {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                    self.request(request);
+                }
+                Message::Notification(n) if n.method == "exit" => return Ok(()),
+                Message::Notification(n) => self.notification(n),
+                Message::Response(_) => {}
+            }
+        }
+    }
+
+    fn send(&self, message: Message) {
+        // A closed channel means the client is gone; the loop ends on its own.
+        let _ = self.connection.sender.send(message);
+    }
+
+    fn log(&self, typ: MessageType, message: String) {
+        self.send(Message::Notification(Notification::new(
+            LogMessage::METHOD.into(),
+            LogMessageParams { typ, message },
+        )));
+    }
+
+    fn schedule(&mut self) {
+        self.deadline = Some(Instant::now() + self.debounce);
+    }
+
+    /// Publishes the diagnostics of every file that was edited or whose
+    /// diagnostics changed, and clears those of files that are gone.
+    fn publish(&mut self) {
+        self.deadline = None;
+        let analysis = self.workspace.analysis();
+        if !analysis
+            .diagnostics
+            .iter()
+            .any(|d| d.code.as_str().starts_with("E01"))
+        {
+            self.earlier = Some(analysis.clone());
+        }
+        let uri_of = |file: FileId| self.workspace.uri(&analysis, file);
+        let mut current = HashMap::new();
+        for doc in self.workspace.documents() {
+            let Some(file) = self.workspace.file_id(&analysis, &doc.uri) else {
+                continue;
+            };
+            let diagnostics = diagnostics::of_file(&analysis, file, &uri_of);
+            let changed = self.published.get(&doc.uri) != Some(&diagnostics);
+            if changed || self.edited.contains(&doc.uri) {
+                self.send(Message::Notification(Notification::new(
+                    PublishDiagnostics::METHOD.into(),
+                    PublishDiagnosticsParams {
+                        uri: doc.uri.clone(),
+                        diagnostics: diagnostics.clone(),
+                        version: doc.version,
+                    },
+                )));
+            }
+            current.insert(doc.uri.clone(), diagnostics);
+        }
+        for uri in self.published.keys() {
+            if !current.contains_key(uri) {
+                self.send(Message::Notification(Notification::new(
+                    PublishDiagnostics::METHOD.into(),
+                    PublishDiagnosticsParams {
+                        uri: uri.clone(),
+                        diagnostics: Vec::new(),
+                        version: None,
+                    },
+                )));
+            }
+        }
+        self.published = current;
+        self.edited.clear();
+    }
+
+    fn notification(&mut self, n: Notification) {
+        let method = n.method.clone();
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.handle_notification(n)));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(problem)) => self.log(MessageType::WARNING, format!("{method}: {problem}")),
+            Err(panic) => self.log(
+                MessageType::ERROR,
+                format!("{method}: internal error: {}", panic_text(&panic)),
+            ),
+        }
+    }
+
+    fn handle_notification(&mut self, n: Notification) -> Result<(), String> {
+        match n.method.as_str() {
+            "initialized" if self.watch_files => self.register_watcher(),
+            DidOpenTextDocument::METHOD => {
+                let p: lsp_types::DidOpenTextDocumentParams = params(n.params)?;
+                let doc = p.text_document;
+                self.edited.insert(doc.uri.clone());
+                self.workspace.open(doc.uri, doc.text, doc.version);
+                self.schedule();
+            }
+            DidChangeTextDocument::METHOD => {
+                let p: lsp_types::DidChangeTextDocumentParams = params(n.params)?;
+                let doc = p.text_document;
+                self.workspace
+                    .change(&doc.uri, doc.version, p.content_changes)?;
+                self.edited.insert(doc.uri);
+                self.schedule();
+            }
+            DidCloseTextDocument::METHOD => {
+                let p: lsp_types::DidCloseTextDocumentParams = params(n.params)?;
+                self.workspace.close(&p.text_document.uri);
+                self.schedule();
+            }
+            DidChangeWatchedFiles::METHOD => {
+                let p: lsp_types::DidChangeWatchedFilesParams = params(n.params)?;
+                for change in p.changes {
+                    self.workspace.file_changed(&change.uri);
+                }
+                self.schedule();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Asks the client to report `.stw` files created, changed or deleted
+    /// outside the editor.
+    fn register_watcher(&mut self) {
+        let options = DidChangeWatchedFilesRegistrationOptions {
+            watchers: vec![FileSystemWatcher {
+                glob_pattern: GlobPattern::String("**/*.stw".into()),
+                kind: None,
+            }],
+        };
+        let params = RegistrationParams {
+            registrations: vec![Registration {
+                id: "steward-watch-stw".into(),
+                method: DidChangeWatchedFiles::METHOD.into(),
+                register_options: serde_json::to_value(options).ok(),
+            }],
+        };
+        self.next_request += 1;
+        self.send(Message::Request(Request::new(
+            RequestId::from(format!("steward-{}", self.next_request)),
+            RegisterCapability::METHOD.into(),
+            params,
+        )));
+    }
+
+    fn request(&mut self, request: Request) {
+        let id = request.id.clone();
+        let method = request.method.clone();
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.handle_request(request)));
+        let response = match outcome {
+            Ok(Ok(value)) => Response::new_ok(id, value),
+            Ok(Err(Failure::Invalid(problem))) => {
+                Response::new_err(id, ErrorCode::InvalidParams as i32, problem)
+            }
+            Ok(Err(Failure::Refused(problem))) => {
+                Response::new_err(id, ErrorCode::RequestFailed as i32, problem)
+            }
+            Ok(Err(Failure::Unknown)) => Response::new_err(
+                id,
+                ErrorCode::MethodNotFound as i32,
+                format!("`{method}` is not supported"),
+            ),
+            Err(panic) => {
+                self.log(
+                    MessageType::ERROR,
+                    format!("{method}: internal error: {}", panic_text(&panic)),
+                );
+                Response::new_ok(id, Value::Null)
+            }
+        };
+        self.send(Message::Response(response));
+    }
+
+    /// The analysis, the file and the byte offset a position request is about.
+    fn at(
+        &mut self,
+        position: &TextDocumentPositionParams,
+    ) -> Option<(Arc<Analysis>, FileId, u32)> {
+        let analysis = self.workspace.analysis();
+        let file = self
+            .workspace
+            .file_id(&analysis, &position.text_document.uri)?;
+        let offset = convert::offset(&analysis.sources.get(file).lines, position.position);
+        Some((analysis, file, offset))
+    }
+
+    fn file(&mut self, uri: &Url) -> Option<(Arc<Analysis>, FileId)> {
+        let analysis = self.workspace.analysis();
+        let file = self.workspace.file_id(&analysis, uri)?;
+        Some((analysis, file))
+    }
+
+    fn handle_request(&mut self, request: Request) -> Result<Value, Failure> {
+        let p = request.params;
+        let value = match request.method.as_str() {
+            HoverRequest::METHOD => {
+                let p: lsp_types::HoverParams = params(p).map_err(Failure::Invalid)?;
+                let found = self.at(&p.text_document_position_params).and_then(
+                    |(analysis, file, offset)| {
+                        hover::hover(&analysis, file, offset, chrono::Utc::now())
+                    },
+                );
+                to_json(found)
+            }
+            Completion::METHOD => {
+                let p: lsp_types::CompletionParams = params(p).map_err(Failure::Invalid)?;
+                let earlier = self.earlier.clone();
+                let items = self
+                    .at(&p.text_document_position)
+                    .map(|(analysis, file, offset)| {
+                        completion::complete(&analysis, earlier.as_deref(), file, offset)
+                    })
+                    .unwrap_or_default();
+                to_json(CompletionResponse::Array(items))
+            }
+            GotoDefinition::METHOD => {
+                let p: lsp_types::GotoDefinitionParams = params(p).map_err(Failure::Invalid)?;
+                let found = self.at(&p.text_document_position_params).and_then(
+                    |(analysis, file, offset)| {
+                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                        navigation::definition(&analysis, file, offset, &uri_of)
+                    },
+                );
+                to_json(found.map(GotoDefinitionResponse::Scalar))
+            }
+            References::METHOD => {
+                let p: lsp_types::ReferenceParams = params(p).map_err(Failure::Invalid)?;
+                let found = self
+                    .at(&p.text_document_position)
+                    .map(|(analysis, file, offset)| {
+                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                        navigation::references(
+                            &analysis,
+                            file,
+                            offset,
+                            p.context.include_declaration,
+                            &uri_of,
+                        )
+                    })
+                    .unwrap_or_default();
+                to_json(found)
+            }
+            PrepareRenameRequest::METHOD => {
+                let p: TextDocumentPositionParams = params(p).map_err(Failure::Invalid)?;
+                match self.at(&p) {
+                    None => Value::Null,
+                    Some((analysis, file, offset)) => {
+                        let range = navigation::prepare_rename(&analysis, file, offset)
+                            .map_err(Failure::Refused)?;
+                        to_json(PrepareRenameResponse::Range(range))
+                    }
+                }
+            }
+            Rename::METHOD => {
+                let p: lsp_types::RenameParams = params(p).map_err(Failure::Invalid)?;
+                match self.at(&p.text_document_position) {
+                    None => Value::Null,
+                    Some((analysis, file, offset)) => {
+                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                        let edit =
+                            navigation::rename(&analysis, file, offset, &p.new_name, &uri_of)
+                                .map_err(Failure::Refused)?;
+                        to_json(edit)
+                    }
+                }
+            }
+            DocumentSymbolRequest::METHOD => {
+                let p: lsp_types::DocumentSymbolParams = params(p).map_err(Failure::Invalid)?;
+                let found = self
+                    .file(&p.text_document.uri)
+                    .map(|(analysis, file)| symbols::document_symbols(&analysis, file))
+                    .unwrap_or_default();
+                to_json(DocumentSymbolResponse::Nested(found))
+            }
+            Formatting::METHOD => {
+                let p: lsp_types::DocumentFormattingParams = params(p).map_err(Failure::Invalid)?;
+                let edits = self
+                    .workspace
+                    .document(&p.text_document.uri)
+                    .map(|doc| actions::format(&doc.text))
+                    .unwrap_or_default();
+                to_json(edits)
+            }
+            SemanticTokensFullRequest::METHOD => {
+                let p: lsp_types::SemanticTokensParams = params(p).map_err(Failure::Invalid)?;
+                let data = self
+                    .file(&p.text_document.uri)
+                    .map(|(analysis, file)| tokens::semantic_tokens(&analysis, file))
+                    .unwrap_or_default();
+                to_json(SemanticTokens {
+                    result_id: None,
+                    data,
+                })
+            }
+            CodeActionRequest::METHOD => {
+                let p: lsp_types::CodeActionParams = params(p).map_err(Failure::Invalid)?;
+                let found = self
+                    .file(&p.text_document.uri)
+                    .map(|(analysis, file)| {
+                        let lines = &analysis.sources.get(file).lines;
+                        let span = Span {
+                            start: convert::offset(lines, p.range.start),
+                            end: convert::offset(lines, p.range.end),
+                        };
+                        actions::code_actions(&analysis, file, span, &p.text_document.uri)
+                    })
+                    .unwrap_or_default();
+                to_json(found)
+            }
+            InlayHintRequest::METHOD => {
+                let p: lsp_types::InlayHintParams = params(p).map_err(Failure::Invalid)?;
+                let found = self
+                    .file(&p.text_document.uri)
+                    .map(|(analysis, file)| {
+                        let lines = &analysis.sources.get(file).lines;
+                        let span = Span {
+                            start: convert::offset(lines, p.range.start),
+                            end: convert::offset(lines, p.range.end),
+                        };
+                        actions::inlay_hints(&analysis, file, span)
+                    })
+                    .unwrap_or_default();
+                to_json(found)
+            }
+            _ => return Err(Failure::Unknown),
+        };
+        Ok(value)
+    }
+}
+
+fn params<P: DeserializeOwned>(value: Value) -> Result<P, String> {
+    serde_json::from_value(value).map_err(|e| format!("invalid parameters: {e}"))
+}
+
+fn to_json(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
