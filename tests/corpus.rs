@@ -6,12 +6,16 @@
 //! - `parse/`: the syntax tree (with spans) and parse diagnostics are snapshots.
 //! - `format/`: the formatted output is a snapshot.
 //!
+//! A diagnostic's mechanical fix (what the editor offers as a quick fix) must
+//! make that diagnostic go away.
+//!
 //! Cases are checked together with the example declarations in `rules/`.
 
 use std::path::Path;
 
-use steward::check::{analyze, Analysis, Host, NoFiles};
+use steward::check::{analyze, Analysis, NoFiles};
 use steward::diag::{render_human, without_spans, Code};
+use steward::files::FsHost;
 use steward::syntax::{format::format_source, parse};
 
 fn read(path: &Path) -> String {
@@ -23,19 +27,6 @@ fn prelude() -> Vec<(String, String)> {
         .iter()
         .map(|p| (p.to_string(), read(Path::new(p))))
         .collect()
-}
-
-/// Finds Rhai files next to the rule file, as the CLI does.
-struct Files;
-
-impl Host for Files {
-    fn rhai_file_exists(&self, file: &str, path: &str) -> bool {
-        Path::new(file).parent().unwrap().join(path).is_file()
-    }
-
-    fn rhai_source(&self, file: &str, path: &str) -> Option<String> {
-        std::fs::read_to_string(Path::new(file).parent().unwrap().join(path)).ok()
-    }
 }
 
 fn analyze_case(path: &Path) -> Analysis {
@@ -52,7 +43,7 @@ fn analyze_case(path: &Path) -> Analysis {
         path.file_name().unwrap().to_str().unwrap()
     );
     files.push((name, read(path)));
-    analyze(&files, &Files)
+    analyze(&files, &FsHost)
 }
 
 fn rendered(analysis: &Analysis) -> String {
@@ -212,4 +203,47 @@ fn example_rules_are_formatted_and_check_clean() {
     }
     let analysis = analyze(&files, &NoFiles);
     assert!(analysis.diagnostics.is_empty(), "{}", rendered(&analysis));
+}
+
+#[test]
+fn every_fix_removes_its_diagnostic() {
+    let mut fixed = 0;
+    for path in std::fs::read_dir("tests/data/check-fail").unwrap() {
+        let path = path.unwrap().path();
+        if path.extension().is_none_or(|e| e != "stw") {
+            continue;
+        }
+        let analysis = analyze_case(&path);
+        let file = analysis.user_files().last().unwrap().id;
+        let text = analysis.sources.text(file).to_string();
+        for d in analysis
+            .diagnostics
+            .iter()
+            .filter(|d| d.primary.file == file)
+        {
+            let Some(fix) = &d.fix else { continue };
+            let mut repaired = text.clone();
+            repaired.replace_range(fix.span.range(), &fix.replacement);
+            let mut files = prelude();
+            files.push((analysis.sources.name(file).to_string(), repaired));
+            let after = analyze(&files, &FsHost);
+            let after_file = after.user_files().last().unwrap().id;
+            let still = after.diagnostics.iter().any(|a| {
+                a.primary.file == after_file
+                    && a.code == d.code
+                    && a.primary.span.start == d.primary.span.start
+            });
+            assert!(
+                !still,
+                "{}: the fix `{}` leaves {} in place",
+                path.display(),
+                fix.title,
+                d.code.as_str()
+            );
+            fixed += 1;
+        }
+    }
+    // The did-you-mean cases (events, fields, messages, functions, union
+    // members...) and the unchecked optionals.
+    assert!(fixed >= 8, "only {fixed} fixes in the corpus");
 }

@@ -261,13 +261,19 @@ impl Checker<'_> {
                     Type::Bool => "false",
                     _ => "...",
                 };
-                self.report(
-                    Diagnostic::new(Code::UncheckedOptional, cx.file, e.span, format!("`{text}` may be absent"))
-                        .with_label(format!("this is a `{}`", self.program.show(&Type::Optional(inner.clone()))))
-                        .with_help(format!(
-                            "check it first (`{text} != none and ...`) or give a default with `??`, such as `({text} ?? {default})`"
-                        )),
-                );
+                let mut diag = Diagnostic::new(Code::UncheckedOptional, cx.file, e.span, format!("`{text}` may be absent"))
+                    .with_label(format!("this is a `{}`", self.program.show(&Type::Optional(inner.clone()))))
+                    .with_help(format!(
+                        "check it first (`{text} != none and ...`) or give a default with `??`, such as `({text} ?? {default})`"
+                    ));
+                if default != "..." {
+                    diag = diag.with_fix(
+                        format!("give a default: `{text} ?? {default}`"),
+                        e.span,
+                        format!("({text} ?? {default})"),
+                    );
+                }
+                self.report(diag);
                 Ty::of(*inner)
             }
             other => Ty {
