@@ -47,7 +47,7 @@ use crate::workspace::Workspace;
 
 /// How long after the last edit diagnostics are published, unless the client
 /// sets `debounceMs` in its initialization options.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// What the server announces it can do.
 pub fn capabilities() -> ServerCapabilities {

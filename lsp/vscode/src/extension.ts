@@ -16,7 +16,7 @@ let client: LanguageClient | undefined;
 function createClient(): LanguageClient {
   const config = vscode.workspace.getConfiguration("steward");
   const command = config.get<string>("server.path", "steward");
-  const debounceMs = config.get<number>("server.debounceMs", 20);
+  const debounceMs = config.get<number>("server.debounceMs", 10);
   const serverOptions: ServerOptions = {
     command,
     args: ["lsp"],
