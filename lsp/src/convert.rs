@@ -29,6 +29,14 @@ pub fn offset(lines: &LineIndex, pos: Position) -> u32 {
     })
 }
 
+/// The byte span of a protocol range.
+pub fn span(lines: &LineIndex, range: Range) -> Span {
+    Span {
+        start: offset(lines, range.start),
+        end: offset(lines, range.end),
+    }
+}
+
 /// The range of `span` in `file` of an analysis.
 pub fn file_range(analysis: &Analysis, file: FileId, span: Span) -> Range {
     range(&analysis.sources.get(file).lines, span)

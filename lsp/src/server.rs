@@ -39,7 +39,7 @@ use lsp_types::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use steward::check::Analysis;
-use steward::diag::{FileId, Span};
+use steward::diag::FileId;
 
 use crate::convert;
 use crate::features::{actions, completion, diagnostics, hover, navigation, symbols, tokens};
@@ -512,11 +512,7 @@ impl<'a> Server<'a> {
                 let found = self
                     .file(&p.text_document.uri)
                     .map(|(analysis, file)| {
-                        let lines = &analysis.sources.get(file).lines;
-                        let span = Span {
-                            start: convert::offset(lines, p.range.start),
-                            end: convert::offset(lines, p.range.end),
-                        };
+                        let span = convert::span(&analysis.sources.get(file).lines, p.range);
                         actions::code_actions(&analysis, file, span, &p.text_document.uri)
                     })
                     .unwrap_or_default();
@@ -527,11 +523,7 @@ impl<'a> Server<'a> {
                 let found = self
                     .file(&p.text_document.uri)
                     .map(|(analysis, file)| {
-                        let lines = &analysis.sources.get(file).lines;
-                        let span = Span {
-                            start: convert::offset(lines, p.range.start),
-                            end: convert::offset(lines, p.range.end),
-                        };
+                        let span = convert::span(&analysis.sources.get(file).lines, p.range);
                         actions::inlay_hints(&analysis, file, span)
                     })
                     .unwrap_or_default();

@@ -379,6 +379,7 @@ fn formatting_symbols_tokens_and_inlay_hints() {
     assert_eq!(hints.as_array().unwrap().len(), 1, "{hints}");
     assert_eq!(hints[0]["label"], ": int");
     assert_eq!(hints[0]["position"], pos(RULES, " = max(", 0));
+    assert_eq!(hints[0]["textEdits"][0]["newText"], ": int");
     client.shutdown();
 }
 

@@ -81,11 +81,20 @@ pub fn inlay_hints(analysis: &Analysis, file: FileId, span: Span) -> Vec<InlayHi
                 .get(l.at.span.end as usize..)
                 .is_some_and(|rest| rest.trim_start().starts_with(':'))
         })
-        .map(|l| InlayHint {
-            position: position(lines, l.at.span.end),
-            label: InlayHintLabel::String(format!(": {}", analysis.program.show(&l.ty))),
+        .map(|l| {
+            let at = position(lines, l.at.span.end);
+            let label = format!(": {}", analysis.program.show(&l.ty));
+            (at, label)
+        })
+        .map(|(at, label)| InlayHint {
+            position: at,
+            label: InlayHintLabel::String(label.clone()),
             kind: Some(InlayHintKind::TYPE),
-            text_edits: None,
+            // Accepting the hint writes the type into the source.
+            text_edits: Some(vec![TextEdit {
+                range: Range { start: at, end: at },
+                new_text: label,
+            }]),
             tooltip: None,
             padding_left: None,
             padding_right: None,
