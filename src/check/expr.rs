@@ -1426,7 +1426,8 @@ fn numeric_join(a: &Type, b: &Type) -> Result<Option<Type>, ()> {
     }))
 }
 
-fn field_list(record: &RecordDef) -> String {
+/// The fields of a record for messages: `` `a`, `b` ``, or `none`.
+pub(super) fn field_list(record: &RecordDef) -> String {
     if record.fields.is_empty() {
         return "none".to_string();
     }

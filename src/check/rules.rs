@@ -855,12 +855,7 @@ impl Checker<'_> {
                                 format!(
                                     "the fields of `{}` are {}",
                                     record.name,
-                                    record
-                                        .fields
-                                        .iter()
-                                        .map(|f| format!("`{}`", f.name))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    super::expr::field_list(&record)
                                 )
                             });
                     self.report(

@@ -81,11 +81,7 @@ impl Checker<'_> {
                             format!(
                                 "the fields of `{}` are {}",
                                 def.name,
-                                def.fields
-                                    .iter()
-                                    .map(|f| format!("`{}`", f.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                super::expr::field_list(&def)
                             )
                         });
                 self.report(
