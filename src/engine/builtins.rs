@@ -45,7 +45,7 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
                 .ok()
                 .or_else(|| Decimal::from_f64(*x))
                 .map(Value::Decimal)
-                .ok_or_else(|| Fault(format!("to_decimal: {x} does not fit a decimal"))),
+                .ok_or_else(|| Fault::new(format!("to_decimal: {x} does not fit a decimal"))),
             v => Ok(v.clone()),
         },
         ("to_int", 1) => |a, _| match &a[0] {
@@ -56,7 +56,7 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
                 .trunc()
                 .to_i64()
                 .map(Value::Int)
-                .ok_or_else(|| Fault(format!("to_int: {d} does not fit an int"))),
+                .ok_or_else(|| Fault::new(format!("to_int: {d} does not fit an int"))),
             Value::Int(i) => Ok(Value::Int(*i)),
             v => fault(format!("to_int: {v} does not fit an int")),
         },
@@ -185,7 +185,7 @@ fn text(v: &Value) -> &str {
 
 fn zone(v: &Value) -> Result<Tz, Fault> {
     let name = text(v);
-    Tz::from_str(name).map_err(|_| Fault(format!("unknown time zone \"{name}\"")))
+    Tz::from_str(name).map_err(|_| Fault::new(format!("unknown time zone \"{name}\"")))
 }
 
 fn time(v: &Value) -> Result<chrono::DateTime<Utc>, Fault> {
@@ -207,7 +207,7 @@ fn abs(a: &[Value], _: &Frame) -> Result<Value, Fault> {
         Value::Int(i) => i
             .checked_abs()
             .map(Value::Int)
-            .ok_or_else(|| Fault("abs: overflow".into())),
+            .ok_or_else(|| Fault::new("abs: overflow")),
         Value::Float(x) => Ok(Value::Float(x.abs())),
         Value::Decimal(d) => Ok(Value::Decimal(d.abs())),
         Value::Duration(ms) => Ok(Value::Duration(ms.saturating_abs())),
@@ -280,6 +280,6 @@ where
     }
     let mut out = String::new();
     std::fmt::Write::write_fmt(&mut out, format_args!("{}", render(items.into_iter())))
-        .map_err(|_| Fault(format!("format_date: cannot format with \"{pattern}\"")))?;
+        .map_err(|_| Fault::new(format!("format_date: cannot format with \"{pattern}\"")))?;
     Ok(Value::Str(Arc::from(out)))
 }

@@ -24,6 +24,7 @@ use super::builtins;
 use super::decode::{Shape, Shapes};
 use super::eval::{arith, equal, fault, test, Cond, Eval, Fault, Frame};
 use super::index::{IndexKey, RuleIndex};
+use super::pred::{Access, Pred};
 use super::rhai::{self as rhai_fns, RhaiFn};
 use super::value::{Record, Value};
 use crate::check::schedule::CronSchedule;
@@ -50,13 +51,27 @@ pub enum FnImpl {
 }
 
 impl Library {
+    /// A library with nothing in it, for folding constants.
+    pub fn empty() -> Library {
+        Library {
+            functions: Vec::new(),
+            rhai: ::rhai::Engine::new_raw(),
+            shapes: Shapes {
+                records: Vec::new(),
+                events: HashMap::new(),
+                envelope: 0,
+            },
+            regexes: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn regex(&self, pattern: &str) -> Result<Regex, Fault> {
         let mut cache = self.regexes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(re) = cache.get(pattern) {
             return Ok(re.clone());
         }
         let re = Regex::new(pattern)
-            .map_err(|e| Fault(format!("invalid regular expression \"{pattern}\": {e}")))?;
+            .map_err(|e| Fault::new(format!("invalid regular expression \"{pattern}\": {e}")))?;
         if cache.len() >= 1_024 {
             cache.clear();
         }
@@ -128,7 +143,10 @@ pub struct Rule {
     pub name: Arc<str>,
     pub title: Option<String>,
     pub trigger: RuleTrigger,
+    /// The `if` clauses split at their `and`s, for `explain`.
     pub conditions: Vec<Condition>,
+    /// All of the conditions as one test: what the engine runs.
+    pub test: Cond,
     pub throttle: Option<Throttle>,
     /// Block 0 is the body; timers and approvals refer to the others.
     pub blocks: Vec<Vec<Op>>,
@@ -478,6 +496,7 @@ impl Compiler<'_> {
         };
         let scope = Scope::new(file, event);
         let mut conditions = Vec::new();
+        let mut test = Pred::Const(true);
         let mut throttle = None;
         let mut index_key = None;
         for clause in &r.clauses {
@@ -496,6 +515,10 @@ impl Compiler<'_> {
                             cond: self.cond(&scope, part),
                             reads,
                         });
+                        test = match test {
+                            Pred::Const(true) => self.pred(&scope, part),
+                            test => Pred::all(test, self.pred(&scope, part)),
+                        };
                     }
                 }
                 Clause::Throttle { count, per, by, .. } => {
@@ -512,6 +535,7 @@ impl Compiler<'_> {
             title: r.title.as_ref().map(|t| t.value.clone()),
             trigger,
             conditions,
+            test: test.into_cond(),
             throttle,
             blocks: vec![Vec::new()],
             index_key,
@@ -879,25 +903,23 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles a condition, with fast paths for the common shapes.
+    /// Compiles a condition.
     fn cond(&self, scope: &Scope, e: &Expr) -> Cond {
+        self.pred(scope, e).into_cond()
+    }
+
+    /// Compiles a condition to a [`Pred`], with inline leaves for the common
+    /// shapes (a field against a constant, a bool field).
+    fn pred(&self, scope: &Scope, e: &Expr) -> Pred {
         let e = strip(e);
         match &e.kind {
-            ExprKind::Bool(b) => {
-                let b = *b;
-                Box::new(move |_| Ok(b))
-            }
-            ExprKind::Unary(UnaryOp::Not, inner) => {
-                let c = self.cond(scope, inner);
-                Box::new(move |f| Ok(!c(f)?))
-            }
+            ExprKind::Bool(b) => Pred::Const(*b),
+            ExprKind::Unary(UnaryOp::Not, inner) => !self.pred(scope, inner),
             ExprKind::Binary(BinaryOp::And, l, r) => {
-                let (a, b) = (self.cond(scope, l), self.cond(scope, r));
-                Box::new(move |f| Ok(a(f)? && b(f)?))
+                Pred::all(self.pred(scope, l), self.pred(scope, r))
             }
             ExprKind::Binary(BinaryOp::Or, l, r) => {
-                let (a, b) = (self.cond(scope, l), self.cond(scope, r));
-                Box::new(move |f| Ok(a(f)? || b(f)?))
+                Pred::any(self.pred(scope, l), self.pred(scope, r))
             }
             ExprKind::Binary(op, l, r) if op.is_comparison() => {
                 let (lt, rt) = (self.infer(scope, l), self.infer(scope, r));
@@ -905,17 +927,17 @@ impl Compiler<'_> {
                 // A field compared with a constant: read the slot, compare in place.
                 if let Some((place, _)) = self.place(scope, l) {
                     if let Some(k) = self.expr(scope, r, Some(&lt)).konst {
-                        return compare_place(place, op, k);
+                        return Pred::compare(place, op, k);
                     }
                 }
                 if let Some((place, _)) = self.place(scope, r) {
                     if let Some(k) = self.expr(scope, l, Some(&rt)).konst {
-                        return compare_place(place, flip(op), k);
+                        return Pred::compare(place, flip(op), k);
                     }
                 }
                 let a = self.expr(scope, l, Some(&rt)).eval;
                 let b = self.expr(scope, r, Some(&lt)).eval;
-                Box::new(move |f| Ok(test(op, &a(f)?, &b(f)?)))
+                Pred::Other(Box::new(move |f| Ok(test(op, &a(f)?, &b(f)?))))
             }
             ExprKind::Binary(op @ (BinaryOp::In | BinaryOp::NotIn), l, r) => {
                 let negate = *op == BinaryOp::NotIn;
@@ -924,22 +946,32 @@ impl Compiler<'_> {
                 if let (Some((place, _)), Some(Value::List(items))) =
                     (self.place(scope, l), &list.konst)
                 {
+                    let texts: Option<Vec<Arc<str>>> = items
+                        .iter()
+                        .map(|i| match i {
+                            Value::Str(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(texts) = texts {
+                        return Pred::text_in(place, texts, negate);
+                    }
                     let items = items.clone();
-                    return Box::new(move |f| {
+                    return Pred::Other(Box::new(move |f| {
                         let v = place.get(f);
                         Ok(items.iter().any(|i| equal(v, i)) != negate)
-                    });
+                    }));
                 }
                 let a = self.expr(scope, l, None).eval;
                 let b = list.eval;
-                Box::new(move |f| {
+                Pred::Other(Box::new(move |f| {
                     let v = a(f)?;
                     let found = match b(f)? {
                         Value::List(items) => items.iter().any(|i| equal(&v, i)),
                         _ => false,
                     };
                     Ok(found != negate)
-                })
+                }))
             }
             ExprKind::Binary(
                 op @ (BinaryOp::StartsWith | BinaryOp::EndsWith | BinaryOp::Contains),
@@ -950,52 +982,59 @@ impl Compiler<'_> {
                 let b = self.expr(scope, r, None);
                 if let (Some((place, _)), Some(Value::Str(k))) = (self.place(scope, l), &b.konst) {
                     let k = k.clone();
-                    return Box::new(move |f| {
+                    return Pred::Other(Box::new(move |f| {
                         Ok(match place.get(f) {
                             Value::Str(s) => text_test(op, s, &k),
                             Value::List(items) => items.iter().any(|i| i.as_str() == Some(&k)),
                             _ => false,
                         })
-                    });
+                    }));
                 }
                 let a = self.expr(scope, l, None).eval;
                 let b = b.eval;
-                Box::new(move |f| {
+                Pred::Other(Box::new(move |f| {
                     let (x, y) = (a(f)?, b(f)?);
                     Ok(match (&x, &y) {
                         (Value::Str(s), Value::Str(k)) => text_test(op, s, k),
                         (Value::List(items), v) => items.iter().any(|i| equal(i, v)),
                         _ => false,
                     })
-                })
+                }))
             }
             ExprKind::Binary(BinaryOp::Matches, l, r) => {
                 let a = self.expr(scope, l, None).eval;
                 let b = self.expr(scope, r, None);
                 if let Some(Value::Str(pattern)) = &b.konst {
                     if let Ok(re) = Regex::new(pattern) {
-                        return Box::new(move |f| {
+                        return Pred::Other(Box::new(move |f| {
                             Ok(a(f)?.as_str().is_some_and(|s| re.is_match(s)))
-                        });
+                        }));
                     }
                 }
                 let b = b.eval;
-                Box::new(move |f| {
+                Pred::Other(Box::new(move |f| {
                     let (x, y) = (a(f)?, b(f)?);
                     let re = f.lib.regex(y.as_str().unwrap_or(""))?;
                     Ok(x.as_str().is_some_and(|s| re.is_match(s)))
-                })
+                }))
+            }
+            ExprKind::Name(_) | ExprKind::Field(..) if self.place(scope, e).is_some() => {
+                let (place, _) = self.place(scope, e).expect("a place");
+                Pred::Bool {
+                    at: Access::of(place),
+                    want: true,
+                }
             }
             _ => {
                 let c = self.expr(scope, e, Some(&Type::Bool));
                 if let Some(Value::Bool(b)) = c.konst {
-                    return Box::new(move |_| Ok(b));
+                    return Pred::Const(b);
                 }
                 let eval = c.eval;
-                Box::new(move |f| match eval(f)? {
+                Pred::Other(Box::new(move |f| match eval(f)? {
                     Value::Bool(b) => Ok(b),
                     other => fault(format!("expected a bool, found a {}", other.kind())),
-                })
+                }))
             }
         }
     }
@@ -1288,7 +1327,7 @@ impl Compiler<'_> {
                         Value::Int(i) => i
                             .checked_neg()
                             .map(Value::Int)
-                            .ok_or_else(|| Fault("arithmetic overflow".into())),
+                            .ok_or_else(|| Fault::new("arithmetic overflow")),
                         Value::Float(x) => Ok(Value::Float(-x)),
                         Value::Decimal(d) => Ok(Value::Decimal(-d)),
                         Value::Duration(ms) => Ok(Value::Duration(-ms)),
@@ -1364,16 +1403,7 @@ impl Compiler<'_> {
                         shape: 0,
                         slots: Box::new([]),
                     });
-                    let lib = Library {
-                        functions: Vec::new(),
-                        rhai: ::rhai::Engine::new_raw(),
-                        shapes: Shapes {
-                            records: Vec::new(),
-                            events: HashMap::new(),
-                            envelope: 0,
-                        },
-                        regexes: Mutex::new(HashMap::new()),
-                    };
+                    let lib = Library::empty();
                     let frame = Frame {
                         event: &empty,
                         envelope: &empty,
@@ -1548,47 +1578,6 @@ fn text_test(op: BinaryOp, s: &str, k: &str) -> bool {
         BinaryOp::StartsWith => s.starts_with(k),
         BinaryOp::EndsWith => s.ends_with(k),
         _ => s.contains(k),
-    }
-}
-
-/// `place op constant`, reading the slot in place. The common cases (a float,
-/// an int or a text compared with a constant of its kind) skip the general
-/// comparison.
-fn compare_place(place: Place, op: BinaryOp, k: Value) -> Cond {
-    use std::cmp::Ordering::*;
-    let holds = move |o: std::cmp::Ordering| match op {
-        BinaryOp::Lt => o == Less,
-        BinaryOp::Le => o != Greater,
-        BinaryOp::Gt => o == Greater,
-        BinaryOp::Ge => o != Less,
-        BinaryOp::Eq => o == Equal,
-        _ => o != Equal,
-    };
-    match (place.root, place.path.as_slice(), k) {
-        (Root::Event, [slot], Value::Float(c)) => {
-            let slot = *slot;
-            Box::new(move |f| match &f.event.slots[slot] {
-                Value::Float(x) => Ok(x.partial_cmp(&c).is_some_and(holds)),
-                other => Ok(test(op, other, &Value::Float(c))),
-            })
-        }
-        (Root::Event, [slot], Value::Int(c)) => {
-            let slot = *slot;
-            Box::new(move |f| match &f.event.slots[slot] {
-                Value::Int(x) => Ok(holds(x.cmp(&c))),
-                other => Ok(test(op, other, &Value::Int(c))),
-            })
-        }
-        (_, _, Value::Str(c)) if matches!(op, BinaryOp::Eq | BinaryOp::Ne) => {
-            let want = op == BinaryOp::Eq;
-            Box::new(move |f| {
-                Ok(match place.get(f) {
-                    Value::Str(s) => (**s == *c) == want,
-                    other => test(op, other, &Value::Str(c.clone())),
-                })
-            })
-        }
-        (_, _, k) => Box::new(move |f| Ok(test(op, place.get(f), &k))),
     }
 }
 

@@ -27,8 +27,20 @@ pub struct Frame<'a> {
 }
 
 /// A runtime error: recorded against the rule and the event, never fatal.
+/// Boxed, so that `Result<bool, Fault>` (what every condition returns) fits
+/// in two registers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fault(pub String);
+pub struct Fault(Box<str>);
+
+impl Fault {
+    pub fn new(message: impl Into<String>) -> Fault {
+        Fault(message.into().into_boxed_str())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,7 +49,7 @@ impl fmt::Display for Fault {
 }
 
 pub fn fault<T>(message: impl Into<String>) -> Result<T, Fault> {
-    Err(Fault(message.into()))
+    Err(Fault::new(message))
 }
 
 /// A compiled expression.
@@ -106,7 +118,7 @@ const DAY_MS: i64 = 86_400_000;
 pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
     use BinaryOp::*;
     use Value as V;
-    let overflow = || Fault(format!("arithmetic overflow in `{a} {} {b}`", op.as_str()));
+    let overflow = || Fault::new(format!("arithmetic overflow in `{a} {} {b}`", op.as_str()));
     match (a, b) {
         (V::Int(x), V::Int(y)) => {
             let (x, y) = (*x, *y);

@@ -5,6 +5,7 @@
 //!
 //! - [`decode`]: JSON text to slot-laid-out records, by the declared schema.
 //! - [`compile`]: checked program to closures, blocks and the rule index.
+//! - [`pred`]: conditions as trees with inline leaves.
 //! - [`eval`], [`builtins`], [`rhai`]: what compiled code runs on.
 //! - [`index`]: which rules an event can match.
 //! - [`store`]: timers, approvals, throttles, schedules; in memory here.
@@ -16,6 +17,7 @@ pub mod compile;
 pub mod decode;
 pub mod eval;
 pub mod index;
+pub mod pred;
 pub mod rhai;
 pub mod runtime;
 pub mod store;

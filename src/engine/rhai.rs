@@ -55,13 +55,13 @@ impl RhaiFn {
         let result = engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
             .map_err(|e| {
-                Fault(format!(
+                Fault::new(format!(
                     "Rhai function `{}` ({}) failed: {e}",
                     self.name, self.file
                 ))
             })?;
         from_dynamic(shapes, &self.ret, result).map_err(|found| {
-            Fault(format!(
+            Fault::new(format!(
                 "Rhai function `{}` ({}) returned {found}, but it is declared to return {}",
                 self.name,
                 self.file,

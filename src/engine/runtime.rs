@@ -517,17 +517,15 @@ impl<S: Store> Engine<S> {
             }
             trace.rules.push(rt);
         }
-        for c in &rule.conditions {
-            match (c.cond)(&frame) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(fault) => {
-                    if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
-                        last.error = Some(fault.0.clone());
-                    }
-                    self.fault(&cx, fault, sink);
-                    return;
+        match (rule.test)(&frame) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(fault) => {
+                if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
+                    last.error = Some(fault.to_string());
                 }
+                self.fault(&cx, fault, sink);
+                return;
             }
         }
         if let Some(throttle) = &rule.throttle {
@@ -538,7 +536,7 @@ impl<S: Store> Engine<S> {
                         last.throttled = Some(*throttled);
                         last.matched &= !throttled;
                     }
-                    Err(fault) => last.error = Some(fault.0.clone()),
+                    Err(fault) => last.error = Some(fault.to_string()),
                 }
             }
             match result {
@@ -567,7 +565,7 @@ impl<S: Store> Engine<S> {
         let limit = match (throttle.count)(frame)? {
             Value::Int(n) if n >= 0 => n as u64,
             other => {
-                return Err(Fault(format!(
+                return Err(Fault::new(format!(
                     "throttle count must be a positive int, not {other}"
                 )))
             }
@@ -575,7 +573,7 @@ impl<S: Store> Engine<S> {
         let window = match (throttle.per)(frame)? {
             Value::Duration(ms) => ms,
             other => {
-                return Err(Fault(format!(
+                return Err(Fault::new(format!(
                     "throttle window must be a duration, not {other}"
                 )))
             }
@@ -594,7 +592,7 @@ impl<S: Store> Engine<S> {
             at: cx.now,
             event: cx.event.id.clone(),
             rule: self.rules.rules[cx.rule].name.clone(),
-            message: fault.0,
+            message: fault.to_string(),
         });
     }
 
@@ -656,7 +654,7 @@ impl<S: Store> Engine<S> {
                                 shapes.to_json(&Value::Record(payload.clone())),
                             );
                             if cx.depth + 1 > MAX_CHAIN {
-                                return Err(Fault(format!(
+                                return Err(Fault::new(format!(
                                     "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
                                      (a rule that triggers itself?) started at event `{}`",
                                     cx.event.id
@@ -693,9 +691,9 @@ impl<S: Store> Engine<S> {
                         (TimerKind::After, Value::Duration(ms)) => cx
                             .now
                             .checked_add_signed(Duration::milliseconds(ms))
-                            .ok_or_else(|| Fault("timer is out of range".into()))?,
+                            .ok_or_else(|| Fault::new("timer is out of range"))?,
                         (_, other) => {
-                            return Err(Fault(format!(
+                            return Err(Fault::new(format!(
                                 "a timer cannot wait for a {}",
                                 other.kind()
                             )))
@@ -741,7 +739,9 @@ impl<S: Store> Engine<S> {
                     let within = match (a.within)(&frame)? {
                         Value::Duration(ms) => ms,
                         other => {
-                            return Err(Fault(format!("`within` needs a duration, not {other}")))
+                            return Err(Fault::new(format!(
+                                "`within` needs a duration, not {other}"
+                            )))
                         }
                     };
                     let deadline = cx.now + Duration::milliseconds(within);
