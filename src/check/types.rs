@@ -236,10 +236,10 @@ impl Program {
 }
 
 /// Union members as written in messages: `"airbnb", "vrbo"`.
-pub fn quoted_members(members: &[String]) -> String {
+pub fn quoted_members<S: AsRef<str>>(members: &[S]) -> String {
     members
         .iter()
-        .map(|m| format!("\"{m}\""))
+        .map(|m| format!("\"{}\"", m.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

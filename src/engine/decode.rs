@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::value::{Record, Value};
+use super::value::{same_text, Record, Value};
 use crate::check::stdlib;
 use crate::check::types::{quoted_members, Program, RecordId, Type};
 
@@ -29,7 +29,8 @@ pub enum Shape {
     Float,
     Decimal,
     Str,
-    Union(Arc<[String]>),
+    /// Members are shared, so a decoded member is a reference count, not a copy.
+    Union(Arc<[Arc<str>]>),
     Date,
     DateTime,
     Duration,
@@ -46,7 +47,7 @@ impl Shape {
             Type::Decimal => Shape::Decimal,
             Type::Bool => Shape::Bool,
             Type::String => Shape::Str,
-            Type::Union(m) => Shape::Union(m.clone()),
+            Type::Union(m) => Shape::Union(m.iter().map(|m| Arc::from(m.as_str())).collect()),
             Type::Date => Shape::Date,
             Type::DateTime => Shape::DateTime,
             Type::Duration => Shape::Duration,
@@ -67,7 +68,9 @@ pub struct RecordShape {
 
 impl RecordShape {
     pub fn slot(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|(n, _)| &**n == name)
+        self.fields
+            .iter()
+            .position(|(n, _)| same_text(n.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -116,7 +119,9 @@ impl Shapes {
             Shape::Float => Value::Float(0.0),
             Shape::Decimal => Value::Decimal(Decimal::ZERO),
             Shape::Str => Value::str(""),
-            Shape::Union(members) => Value::str(members.first().map_or("", |m| m.as_str())),
+            Shape::Union(members) => {
+                Value::Str(members.first().cloned().unwrap_or_else(|| "".into()))
+            }
             Shape::Date => Value::Date(NaiveDate::default()),
             Shape::DateTime => Value::DateTime(DateTime::<Utc>::default()),
             Shape::Duration => Value::Duration(0),
@@ -439,18 +444,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
         match self.shape {
             Shape::Str => Ok(Value::str(v)),
             Shape::Union(members) => {
-                if members.iter().any(|m| m == v) {
-                    Ok(Value::str(v))
-                } else {
-                    Err(self.mismatch(&format!("\"{v}\"")))
+                match members.iter().find(|m| same_text(m.as_bytes(), v.as_bytes())) {
+                    Some(m) => Ok(Value::Str(m.clone())),
+                    None => Err(self.mismatch(&format!("\"{v}\""))),
                 }
             }
             Shape::Decimal => Decimal::from_str_exact(v)
                 .map(Value::Decimal)
                 .map_err(|_| self.fail(format!("expected decimal, found \"{v}\""))),
-            Shape::Date => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            Shape::Date => parse_date(v)
                 .map(Value::Date)
-                .map_err(|_| self.fail(format!("expected a date (YYYY-MM-DD), found \"{v}\""))),
+                .ok_or_else(|| self.fail(format!("expected a date (YYYY-MM-DD), found \"{v}\""))),
             Shape::DateTime => DateTime::parse_from_rfc3339(v)
                 .map(|t| Value::DateTime(t.with_timezone(&Utc)))
                 .map_err(|_| {
@@ -498,7 +502,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
             return Err(self.mismatch("object"));
         };
         let shape = self.cx.shapes.record(*id);
-        let mut slots: Vec<Option<Value>> = vec![None; shape.fields.len()];
+        let n = shape.fields.len();
+        let mut slots: Vec<Value> = vec![Value::None; n];
+        // Which slots the object filled; records of more than 64 fields keep
+        // the rest of the mask on the heap.
+        let mut seen = Seen::new(n);
         while let Some(slot) = map.next_key_seed(FieldKey(shape))? {
             match slot {
                 Some(i) => {
@@ -509,19 +517,20 @@ impl<'de> Visitor<'de> for Seed<'_> {
                         shape: field_shape,
                         path: &path,
                     };
-                    slots[i] = Some(map.next_value_seed(seed)?);
+                    slots[i] = map.next_value_seed(seed)?;
+                    seen.set(i);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let mut out = Vec::with_capacity(slots.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            let (name, field_shape) = &shape.fields[i];
-            out.push(match slot {
-                Some(v) => v,
-                None => match field_shape {
+        if !seen.all(n) {
+            for (i, (name, field_shape)) in shape.fields.iter().enumerate() {
+                if seen.get(i) {
+                    continue;
+                }
+                slots[i] = match field_shape {
                     Shape::Optional(_) => Value::None,
                     _ if self.cx.partial => self.cx.shapes.zero(field_shape),
                     _ => {
@@ -533,14 +542,68 @@ impl<'de> Visitor<'de> for Seed<'_> {
                         };
                         return Err(seed.fail("required field is missing".to_string()));
                     }
-                },
-            });
+                };
+            }
         }
         Ok(Value::Record(Arc::new(Record {
             shape: *id,
-            slots: out.into_boxed_slice(),
+            slots: slots.into_boxed_slice(),
         })))
     }
+}
+
+/// A set of slot numbers: a word for the usual record, a vector beyond 64.
+enum Seen {
+    Word(u64),
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Seen {
+        if n <= 64 {
+            Seen::Word(0)
+        } else {
+            Seen::Many(vec![false; n])
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        match self {
+            Seen::Word(w) => *w |= 1 << i,
+            Seen::Many(v) => v[i] = true,
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Seen::Word(w) => *w & (1 << i) != 0,
+            Seen::Many(v) => v[i],
+        }
+    }
+
+    fn all(&self, n: usize) -> bool {
+        match self {
+            Seen::Word(w) => w.count_ones() as usize == n,
+            Seen::Many(v) => v.iter().all(|b| *b),
+        }
+    }
+}
+
+/// `YYYY-MM-DD`. The usual form is read digit by digit; anything else goes
+/// to chrono, which also takes one-digit months and days.
+pub fn parse_date(v: &str) -> Option<NaiveDate> {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+            return NaiveDate::from_ymd_opt(y as i32, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()
 }
 
 /// A key of a JSON object: the slot of the field it names, if declared.
@@ -605,6 +668,19 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_fast_and_slow() {
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(parse_date("2026-12-01"), ymd(2026, 12, 1));
+        assert_eq!(parse_date("2028-02-29"), ymd(2028, 2, 29));
+        assert_eq!(parse_date("2026-02-29"), None);
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("2026-1-5"), ymd(2026, 1, 5));
+        assert_eq!(parse_date("2026-12-0x"), None);
+        assert_eq!(parse_date("12/01/2026"), None);
+        assert_eq!(parse_date(""), None);
+    }
 
     #[test]
     fn durations_parse() {

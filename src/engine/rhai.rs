@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
 
-use super::decode::{parse_duration, Shape, Shapes};
+use super::decode::{parse_date, parse_duration, Shape, Shapes};
 use super::eval::Fault;
 use super::value::{show_datetime, Record, Value};
 use crate::check::types::quoted_members;
@@ -134,17 +134,16 @@ fn from_dynamic(shapes: &Shapes, shape: &Shape, d: Dynamic) -> Result<Value, Str
             .map_err(|t| format!("a {t}")),
         Shape::Union(members) => {
             let s = d.clone().into_immutable_string().map_err(|_| found())?;
-            if members.iter().any(|m| m == s.as_str()) {
-                Ok(Value::Str(Arc::from(s.as_str())))
-            } else {
-                Err(format!("\"{s}\""))
+            match members.iter().find(|m| ***m == *s.as_str()) {
+                Some(m) => Ok(Value::Str(m.clone())),
+                None => Err(format!("\"{s}\"")),
             }
         }
         Shape::Date => {
             let s = d.clone().into_immutable_string().map_err(|_| found())?;
-            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+            parse_date(&s)
                 .map(Value::Date)
-                .map_err(|_| format!("\"{s}\""))
+                .ok_or_else(|| format!("\"{s}\""))
         }
         Shape::DateTime => {
             let s = d.clone().into_immutable_string().map_err(|_| found())?;
