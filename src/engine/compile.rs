@@ -58,7 +58,8 @@ impl Library {
             rhai: ::rhai::Engine::new_raw(),
             shapes: Shapes {
                 records: Vec::new(),
-                events: HashMap::new(),
+                events: Default::default(),
+                type_names: Vec::new(),
                 envelope: 0,
             },
             regexes: Mutex::new(HashMap::new()),
@@ -228,7 +229,7 @@ pub struct Ruleset {
     pub lib: Library,
     pub index: RuleIndex,
     /// For each event type, the fields that cancel timers (`unless E on k`).
-    pub cancel_fields: HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
+    pub cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
     /// The payload of schedule-triggered rules.
     pub empty: Arc<Record>,
 }
@@ -330,7 +331,7 @@ pub fn compile(analysis: &Analysis) -> Result<Ruleset, Vec<Diagnostic>> {
         return Err(cx.diags);
     }
 
-    let mut cancel_fields: HashMap<Arc<str>, Vec<(Arc<str>, usize)>> = HashMap::new();
+    let mut cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>> = Default::default();
     for rule in &rules {
         for block in &rule.blocks {
             visit_ops(block, &mut |op| {

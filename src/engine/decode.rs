@@ -5,8 +5,9 @@
 //! slot, skips fields the schema does not declare, and stops at the first
 //! mismatch with its path (`payload.guest.risk: expected float, found string`).
 
+use foldhash::HashMap;
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ impl Shape {
 pub struct RecordShape {
     pub name: String,
     pub fields: Vec<(Arc<str>, Shape)>,
+    /// Slot numbers in the order of the fields' names, for JSON output.
+    pub sorted: Vec<usize>,
 }
 
 impl RecordShape {
@@ -79,6 +82,8 @@ impl RecordShape {
 pub struct Shapes {
     pub records: Vec<RecordShape>,
     pub events: HashMap<String, RecordId>,
+    /// The event type of each event's record, shared by its decoded events.
+    pub type_names: Vec<Option<Arc<str>>>,
     pub envelope: RecordId,
 }
 
@@ -87,18 +92,34 @@ impl Shapes {
         let records = program
             .records
             .iter()
-            .map(|r| RecordShape {
-                name: r.name.clone(),
-                fields: r
-                    .fields
-                    .iter()
-                    .map(|f| (Arc::from(f.name.as_str()), Shape::of(&f.ty)))
-                    .collect(),
+            .map(|r| {
+                let mut sorted: Vec<usize> = (0..r.fields.len()).collect();
+                sorted.sort_by(|a, b| r.fields[*a].name.cmp(&r.fields[*b].name));
+                RecordShape {
+                    name: r.name.clone(),
+                    fields: r
+                        .fields
+                        .iter()
+                        .map(|f| (Arc::from(f.name.as_str()), Shape::of(&f.ty)))
+                        .collect(),
+                    sorted,
+                }
             })
             .collect();
+        let mut type_names = vec![None; program.records.len()];
+        for (name, id) in &program.events {
+            if let Some(slot) = type_names.get_mut(*id as usize) {
+                *slot = Some(Arc::from(name.as_str()));
+            }
+        }
         Shapes {
             records,
-            events: program.events.clone(),
+            type_names,
+            events: program
+                .events
+                .iter()
+                .map(|(name, id)| (name.clone(), *id))
+                .collect(),
             envelope: program
                 .types
                 .get(stdlib::ENVELOPE_TYPE)
@@ -140,28 +161,55 @@ impl Shapes {
     /// A value as JSON, for action arguments and emitted payloads. Decimals
     /// are strings (exact); dates, times and durations are strings as well.
     pub fn to_json(&self, value: &Value) -> serde_json::Value {
-        use serde_json::Value as J;
-        match value {
-            Value::None => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::Int(i) => J::from(*i),
-            Value::Float(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
-            Value::Decimal(_)
-            | Value::Str(_)
-            | Value::Date(_)
-            | Value::DateTime(_)
-            | Value::Duration(_) => J::String(value.to_string()),
-            Value::List(items) => J::Array(items.iter().map(|v| self.to_json(v)).collect()),
+        serde_json::to_value(self.json(value)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A value as JSON to serialize without building a `serde_json::Value`:
+    /// what `to_json` gives, written straight to the output.
+    pub fn json<'a>(&'a self, value: &'a Value) -> Json<'a> {
+        Json {
+            value,
+            shapes: self,
+        }
+    }
+}
+
+/// See [`Shapes::json`]. Object keys come out sorted, as in a
+/// `serde_json::Map`.
+pub struct Json<'a> {
+    value: &'a Value,
+    shapes: &'a Shapes,
+}
+
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.value {
+            Value::None => s.serialize_none(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(x) if x.is_finite() => s.serialize_f64(*x),
+            Value::Float(_) => s.serialize_none(),
+            Value::Str(text) => s.serialize_str(text),
+            Value::Decimal(_) | Value::Date(_) | Value::DateTime(_) | Value::Duration(_) => {
+                s.collect_str(self.value)
+            }
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items.iter() {
+                    seq.serialize_element(&self.shapes.json(item))?;
+                }
+                seq.end()
+            }
             Value::Record(r) => {
-                let shape = self.record(r.shape);
-                J::Object(
-                    shape
-                        .fields
-                        .iter()
-                        .zip(r.slots.iter())
-                        .map(|((name, _), v)| (name.to_string(), self.to_json(v)))
-                        .collect(),
-                )
+                let shape = self.shapes.record(r.shape);
+                let mut map = s.serialize_map(Some(r.slots.len()))?;
+                for &i in &shape.sorted {
+                    if let (Some((name, _)), Some(v)) = (shape.fields.get(i), r.slots.get(i)) {
+                        map.serialize_entry(&**name, &self.shapes.json(v))?;
+                    }
+                }
+                map.end()
             }
         }
     }
@@ -200,15 +248,19 @@ impl Event {
     }
 }
 
+/// Texts are borrowed from the line unless they have escapes.
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
-    id: String,
-    tenant: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    occurred_at: String,
-    #[serde(default)]
-    key: Option<String>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    tenant: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     payload: &'a RawValue,
 }
@@ -228,7 +280,7 @@ pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
             ),
         })?
         .with_timezone(&Utc);
-    let Some(&record) = shapes.events.get(raw.event_type.as_str()) else {
+    let Some(&record) = shapes.events.get(&*raw.event_type) else {
         return Err(DecodeError {
             path: "type".to_string(),
             reason: format!("no event `{}` is declared", raw.event_type),
@@ -236,11 +288,14 @@ pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
     };
     let payload = decode_payload(shapes, record, raw.payload.get(), false)?;
     Ok(Event {
-        id: Arc::from(raw.id),
-        tenant: Arc::from(raw.tenant),
-        event_type: Arc::from(raw.event_type),
+        id: Arc::from(&*raw.id),
+        tenant: Arc::from(&*raw.tenant),
+        event_type: match shapes.type_names.get(record as usize) {
+            Some(Some(name)) => name.clone(),
+            _ => Arc::from(&*raw.event_type),
+        },
         occurred_at,
-        key: raw.key.map(Arc::from),
+        key: raw.key.as_deref().map(Arc::from),
         payload,
     })
 }

@@ -7,7 +7,7 @@
 //! rules that have no such test. Cost per event is a few hash lookups,
 //! whatever the number of rules.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Place, Root, Rule, RuleTrigger};
@@ -84,7 +84,7 @@ impl RuleIndex {
                                 None => {
                                     entry.keyed.push(Keyed {
                                         place: place.clone(),
-                                        rules: HashMap::new(),
+                                        rules: HashMap::default(),
                                     });
                                     entry.keyed.len() - 1
                                 }

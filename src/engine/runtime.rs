@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 
 use super::compile::{Op, Rule, RuleTrigger, Ruleset};
-use super::decode::Event;
+use super::decode::{Event, Shapes};
 use super::eval::{Fault, Frame};
 use super::store::{Approval, CancelKey, Continuation, Decision, Due, Store, Timer, TimerKey};
 use super::value::{show_datetime, Record, Value};
@@ -32,29 +32,6 @@ pub struct Action {
 }
 
 impl Action {
-    /// The line `steward replay` prints, written without copying the arguments.
-    pub fn write_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        #[derive(serde::Serialize)]
-        struct Line<'a> {
-            action: &'a str,
-            args: &'a Map<String, serde_json::Value>,
-            at: String,
-            event: &'a str,
-            rule: &'a str,
-        }
-        serde_json::to_writer(
-            &mut *out,
-            &Line {
-                action: &self.action,
-                args: &self.args,
-                at: show_datetime(&self.at),
-                event: &self.event,
-                rule: &self.rule,
-            },
-        )?;
-        out.write_all(b"\n")
-    }
-
     /// The JSON line `steward replay` prints.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -64,6 +41,97 @@ impl Action {
             "action": &*self.action,
             "args": self.args,
         })
+    }
+}
+
+/// An action as the engine performs it, lent to the [`Sink`]: the arguments
+/// are runtime values, and become JSON only if the sink wants JSON.
+pub struct Performed<'a> {
+    pub at: DateTime<Utc>,
+    /// The id of the event that triggered the rule.
+    pub event: &'a Arc<str>,
+    pub rule: &'a Arc<str>,
+    pub action: &'a Arc<str>,
+    pub args: &'a [(Arc<str>, Value)],
+    pub key: ActionKey<'a>,
+    pub shapes: &'a Shapes,
+}
+
+/// (rule, version, event, position): at most one performance per key.
+/// Shown as `rule/version/event/position`.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionKey<'a> {
+    pub rule: &'a str,
+    pub version: &'a str,
+    pub event: &'a str,
+    pub pos: u32,
+}
+
+impl std::fmt::Display for ActionKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.rule, self.version, self.event, self.pos
+        )
+    }
+}
+
+impl Performed<'_> {
+    /// The line `steward replay` prints (the JSON of [`Action::to_json`]),
+    /// written straight from the values.
+    pub fn write_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        struct Args<'a>(&'a Performed<'a>);
+        impl serde::Serialize for Args<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let args = self.0.args;
+                // Sorted by name, as a JSON map is.
+                let mut order: Vec<usize> = (0..args.len()).collect();
+                order.sort_by(|a, b| args[*a].0.cmp(&args[*b].0));
+                let mut map = s.serialize_map(Some(args.len()))?;
+                for i in order {
+                    let (name, value) = &args[i];
+                    map.serialize_entry(&**name, &self.0.shapes.json(value))?;
+                }
+                map.end()
+            }
+        }
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            action: &'a str,
+            args: Args<'a>,
+            at: String,
+            event: &'a str,
+            rule: &'a str,
+        }
+        serde_json::to_writer(
+            &mut *out,
+            &Line {
+                action: self.action,
+                args: Args(self),
+                at: show_datetime(&self.at),
+                event: self.event,
+                rule: self.rule,
+            },
+        )?;
+        out.write_all(b"\n")
+    }
+
+    /// An owned copy, with the arguments as JSON.
+    pub fn to_action(&self) -> Action {
+        Action {
+            at: self.at,
+            event: self.event.clone(),
+            rule: self.rule.clone(),
+            action: self.action.clone(),
+            args: self
+                .args
+                .iter()
+                .map(|(name, v)| (name.to_string(), self.shapes.to_json(v)))
+                .collect(),
+            key: self.key.to_string(),
+        }
     }
 }
 
@@ -78,7 +146,7 @@ pub struct RuleError {
 
 /// Where the engine reports what it did.
 pub trait Sink {
-    fn action(&mut self, action: Action);
+    fn action(&mut self, action: Performed<'_>);
     fn error(&mut self, error: RuleError);
 }
 
@@ -90,8 +158,8 @@ pub struct Collect {
 }
 
 impl Sink for Collect {
-    fn action(&mut self, action: Action) {
-        self.actions.push(action);
+    fn action(&mut self, action: Performed<'_>) {
+        self.actions.push(action.to_action());
     }
     fn error(&mut self, error: RuleError) {
         self.errors.push(error);
@@ -164,6 +232,8 @@ pub struct Engine<S: Store> {
     pub stats: Stats,
     clock: Option<DateTime<Utc>>,
     scratch: Vec<usize>,
+    /// The arguments of the action being performed, reused.
+    args: Vec<(Arc<str>, Value)>,
 }
 
 /// The event being handled and where its chain stands.
@@ -189,6 +259,7 @@ impl<S: Store> Engine<S> {
             stats: Stats::default(),
             clock: None,
             scratch: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -635,24 +706,19 @@ impl<S: Store> Engine<S> {
                     locals.truncate(mark);
                 }
                 Op::Act(act) => {
-                    let values = act
-                        .args
-                        .iter()
-                        .map(|(_, e)| e(&frame))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let shapes = rules.shapes();
-                    let args: Map<String, serde_json::Value> = match &act.emit {
+                    let mut args = std::mem::take(&mut self.args);
+                    args.clear();
+                    match &act.emit {
                         Some((event_type, record)) => {
+                            let values = act.args.iter().map(|(_, e)| e(&frame)).collect::<Result<
+                                Vec<_>,
+                                _,
+                            >>(
+                            )?;
                             let payload = Arc::new(Record {
                                 shape: *record,
                                 slots: values.into_boxed_slice(),
                             });
-                            let mut args = Map::new();
-                            args.insert("type".into(), event_type.to_string().into());
-                            args.insert(
-                                "payload".into(),
-                                shapes.to_json(&Value::Record(payload.clone())),
-                            );
                             if cx.depth + 1 > MAX_CHAIN {
                                 return Err(Fault::new(format!(
                                     "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
@@ -660,6 +726,8 @@ impl<S: Store> Engine<S> {
                                     cx.event.id
                                 )));
                             }
+                            args.push((Arc::from("type"), Value::Str(event_type.clone())));
+                            args.push((Arc::from("payload"), Value::Record(payload.clone())));
                             queue.push_back((
                                 Arc::new(Event {
                                     id: Arc::from(format!(
@@ -674,16 +742,21 @@ impl<S: Store> Engine<S> {
                                 }),
                                 cx.depth + 1,
                             ));
-                            args
                         }
-                        None => act
-                            .args
-                            .iter()
-                            .zip(values.iter())
-                            .map(|((name, _), v)| (name.to_string(), shapes.to_json(v)))
-                            .collect(),
-                    };
-                    self.perform(cx, act.pos, act.action.clone(), args, sink);
+                        None => {
+                            for (name, e) in &act.args {
+                                match e(&frame) {
+                                    Ok(v) => args.push((name.clone(), v)),
+                                    Err(fault) => {
+                                        self.args = args;
+                                        return Err(fault);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    self.perform(cx, act.pos, &act.action, &args, sink);
+                    self.args = args;
                 }
                 Op::Timer(t) => {
                     let due = match (t.kind, t.when.as_ref()(&frame)?) {
@@ -746,11 +819,12 @@ impl<S: Store> Engine<S> {
                     };
                     let deadline = cx.now + Duration::milliseconds(within);
                     let id = format!("{}/{}/{}", rule.name, cx.event.id, a.pos);
-                    let mut args = Map::new();
-                    args.insert("approval".into(), id.clone().into());
-                    args.insert("role".into(), a.role.to_string().into());
-                    args.insert("deadline".into(), show_datetime(&deadline).into());
-                    self.perform(cx, a.pos, Arc::from("approval_requested"), args, sink);
+                    let args = [
+                        (Arc::from("approval"), Value::str(&id)),
+                        (Arc::from("role"), Value::Str(a.role.clone())),
+                        (Arc::from("deadline"), Value::DateTime(deadline)),
+                    ];
+                    self.perform(cx, a.pos, &Arc::from("approval_requested"), &args, sink);
                     let approval = Approval {
                         id: id.clone(),
                         role: a.role.clone(),
@@ -799,22 +873,25 @@ impl<S: Store> Engine<S> {
         &mut self,
         cx: &Ctx,
         pos: u32,
-        action: Arc<str>,
-        args: Map<String, serde_json::Value>,
+        action: &Arc<str>,
+        args: &[(Arc<str>, Value)],
         sink: &mut dyn Sink,
     ) {
         let rule = &self.rules.rules[cx.rule];
         self.stats.actions += 1;
-        sink.action(Action {
+        sink.action(Performed {
             at: cx.now,
-            event: cx.event.id.clone(),
-            rule: rule.name.clone(),
+            event: &cx.event.id,
+            rule: &rule.name,
             action,
             args,
-            key: format!(
-                "{}/{}/{}/{}",
-                rule.name, self.rules.version, cx.event.id, pos
-            ),
+            key: ActionKey {
+                rule: &rule.name,
+                version: &self.rules.version,
+                event: &cx.event.id,
+                pos,
+            },
+            shapes: self.rules.shapes(),
         });
     }
 }

@@ -9,7 +9,9 @@
 //! in a time-ordered structure apart from the due work, so their number does
 //! not slow claiming what is due.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
