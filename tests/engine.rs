@@ -208,3 +208,62 @@ fn the_index_finds_rules_by_equality_tests() {
     assert_eq!(got.actions.len(), 1);
     assert_eq!(got.actions[0].args["text"], "7");
 }
+
+/// What `steward replay` prints is streamed from the runtime values; it must
+/// be the JSON an owned `Action` gives, key order included.
+#[test]
+fn replay_lines_are_the_json_of_the_actions() {
+    use steward::engine::{Performed, RuleError, Sink};
+
+    #[derive(Default)]
+    struct Both {
+        lines: Vec<String>,
+        json: Vec<serde_json::Value>,
+    }
+    impl Sink for Both {
+        fn action(&mut self, action: Performed<'_>) {
+            let mut line = Vec::new();
+            action.write_line(&mut line).unwrap();
+            self.lines.push(String::from_utf8(line).unwrap());
+            self.json.push(action.to_action().to_json());
+        }
+        fn error(&mut self, error: RuleError) {
+            panic!("{}", error.message)
+        }
+    }
+
+    let r = rules(
+        r#"
+event copied { of: Guest  tags: list<string>  ratio: float  when: datetime }
+rule copy when booking then
+  emit copied { of: guest, tags: ["a", "b\"q"], ratio: risk / 3.0, when: now() }
+  log "{guest.email} paid {total} for {nights} nights"
+  require approval from role owner within 2d do
+    log "approved"
+  end
+end
+"#,
+    );
+    let mut engine = Engine::new(r.clone(), MemoryStore::new());
+    let mut sink = Both::default();
+    engine.handle(
+        decode_event(r.shapes(), &booking("b1", GOOD)).unwrap(),
+        &mut sink,
+    );
+    assert_eq!(sink.lines.len(), 3, "{:?}", sink.lines);
+    for (line, json) in sink.lines.iter().zip(&sink.json) {
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.trim_end(), json.to_string());
+    }
+    assert!(sink.lines[0].contains(r#""of":{"email":"a@b.com","phone":null,"vip":false}"#));
+    assert!(
+        sink.lines[1].contains("a@b.com paid 412.5"),
+        "{}",
+        sink.lines[1]
+    );
+    assert!(
+        sink.lines[0].contains(r#""tags":["a","b\"q"]"#),
+        "{}",
+        sink.lines[0]
+    );
+}
