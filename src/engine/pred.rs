@@ -216,6 +216,18 @@ impl Pred {
     pub fn into_cond(self) -> Cond {
         match self {
             Pred::Const(b) => Box::new(move |_| Ok(b)),
+            // The shape of `risk < 0.5`: straight to the slot, the operator fixed.
+            Pred::Float {
+                at: Access::Slot(slot),
+                op,
+                k,
+            } => match op {
+                BinaryOp::Lt => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Lt, k))),
+                BinaryOp::Le => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Le, k))),
+                BinaryOp::Gt => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Gt, k))),
+                BinaryOp::Ge => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Ge, k))),
+                op => Box::new(move |f| Ok(float(&f.event.slots[slot], op, k))),
+            },
             Pred::Float { at, op, k } => Box::new(move |f| Ok(float(at.get(f), op, k))),
             Pred::Int { at, op, k } => Box::new(move |f| Ok(int(at.get(f), op, k))),
             Pred::Text { at, set, negate } => {
