@@ -7,25 +7,11 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use steward::check::{analyze, NoFiles};
-use steward::engine::{compile, Collect, Engine, MemoryStore, Ruleset};
+use steward::engine::{Collect, Engine, MemoryStore};
 
-const EVENT: &str = r#"{"type":"reservation.created","tenant":"t1","risk":0.31,"nights":3,"total":412.5,"guest":{"email":"a@b.com","country":"US","vip":false,"first_name":"Ana"},"channel":"airbnb","check_in":"2026-12-01"}"#;
-
-const DECLS: &str = r#"
-type Guest { email: string  country: string  vip: bool  first_name: string }
-event reservation.created { risk: float  nights: int  total: float  guest: Guest  channel: string  check_in: date }
-"#;
-
-fn ruleset(rules: &str) -> Arc<Ruleset> {
-    let files = vec![
-        ("decls.stw".to_string(), DECLS.to_string()),
-        ("rules.stw".to_string(), rules.to_string()),
-    ];
-    let analysis = analyze(&files, &NoFiles);
-    assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
-    Arc::new(compile(&analysis).unwrap_or_else(|_| panic!("compiles")))
-}
+#[path = "support/ruleset.rs"]
+mod support;
+use support::{ruleset, EVENT};
 
 /// N rules over distinct event types, or N rules on one type that differ by
 /// an equality test; one event through the whole engine.

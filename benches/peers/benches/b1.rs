@@ -14,19 +14,14 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use serde::Deserialize;
-use steward::check::{analyze, NoFiles};
 use steward::engine::compile::Rule;
 use steward::engine::decode::decode_payload;
 use steward::engine::eval::Frame;
 use steward::engine::value::Record;
-use steward::engine::{compile, Ruleset};
 
-const EVENT: &str = r#"{"type":"reservation.created","tenant":"t1","risk":0.31,"nights":3,"total":412.5,"guest":{"email":"a@b.com","country":"US","vip":false,"first_name":"Ana"},"channel":"airbnb","check_in":"2026-12-01"}"#;
-
-const DECLS: &str = r#"
-type Guest { email: string  country: string  vip: bool  first_name: string }
-event reservation.created { risk: float  nights: int  total: float  guest: Guest  channel: string  check_in: date }
-"#;
+#[path = "../../support/ruleset.rs"]
+mod support;
+use support::{ruleset, EVENT};
 
 /// A condition as each engine writes it.
 struct Condition {
@@ -101,16 +96,6 @@ fn native(which: &str) -> fn(&Native) -> bool {
                 && ["US", "CA", "MX"].contains(&e.guest.country.as_str())
         },
     }
-}
-
-fn ruleset(rules: &str) -> Arc<Ruleset> {
-    let files = vec![
-        ("decls.stw".to_string(), DECLS.to_string()),
-        ("rules.stw".to_string(), rules.to_string()),
-    ];
-    let analysis = analyze(&files, &NoFiles);
-    assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
-    Arc::new(compile(&analysis).unwrap_or_else(|_| panic!("compiles")))
 }
 
 fn decide(rule: &Rule, frame: &Frame) -> bool {
