@@ -1019,14 +1019,15 @@ impl Compiler<'_> {
                     Ok(x.as_str().is_some_and(|s| re.is_match(s)))
                 }))
             }
-            ExprKind::Name(_) | ExprKind::Field(..) if self.place(scope, e).is_some() => {
-                let (place, _) = self.place(scope, e).expect("a place");
-                Pred::Bool {
-                    at: Access::of(place),
-                    want: true,
-                }
-            }
             _ => {
+                if let (ExprKind::Name(_) | ExprKind::Field(..), Some((place, _))) =
+                    (&e.kind, self.place(scope, e))
+                {
+                    return Pred::Bool {
+                        at: Access::of(place),
+                        want: true,
+                    };
+                }
                 let c = self.expr(scope, e, Some(&Type::Bool));
                 if let Some(Value::Bool(b)) = c.konst {
                     return Pred::Const(b);

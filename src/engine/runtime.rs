@@ -744,14 +744,10 @@ impl<S: Store> Engine<S> {
                             ));
                         }
                         None => {
+                            // On a fault the buffer is dropped; the next action
+                            // starts a new one.
                             for (name, e) in &act.args {
-                                match e(&frame) {
-                                    Ok(v) => args.push((name.clone(), v)),
-                                    Err(fault) => {
-                                        self.args = args;
-                                        return Err(fault);
-                                    }
-                                }
+                                args.push((name.clone(), e(&frame)?));
                             }
                         }
                     }
