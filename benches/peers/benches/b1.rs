@@ -18,6 +18,7 @@ use steward::engine::compile::Rule;
 use steward::engine::decode::decode_payload;
 use steward::engine::eval::Frame;
 use steward::engine::value::Record;
+use steward::engine::Ruleset;
 
 #[path = "../../support/ruleset.rs"]
 mod support;
@@ -102,6 +103,17 @@ fn decide(rule: &Rule, frame: &Frame) -> bool {
     (rule.test)(frame).unwrap_or(false)
 }
 
+/// What a rule's conditions read: the payload, no envelope, no locals.
+fn frame_of<'a>(payload: &'a Arc<Record>, empty: &'a Arc<Record>, rules: &'a Ruleset) -> Frame<'a> {
+    Frame {
+        event: payload,
+        envelope: empty,
+        locals: &[],
+        now: Default::default(),
+        lib: &rules.lib,
+    }
+}
+
 fn steward(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, c: &Condition) {
     let rules = ruleset(&format!(
         "rule r when reservation.created if {} then log \"x\" end",
@@ -114,13 +126,7 @@ fn steward(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, c: 
         slots: Box::new([]),
     });
     let rule = &rules.rules[0];
-    let frame = Frame {
-        event: &payload,
-        envelope: &empty,
-        locals: &[],
-        now: Default::default(),
-        lib: &rules.lib,
-    };
+    let frame = frame_of(&payload, &empty, &rules);
     assert!(decide(rule, &frame));
     group.bench_function(format!("{} steward eval", c.name), |b| {
         b.iter(|| decide(rule, black_box(&frame)))
@@ -128,14 +134,7 @@ fn steward(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, c: 
     group.bench_function(format!("{} steward json", c.name), |b| {
         b.iter(|| {
             let payload = decode_payload(rules.shapes(), id, black_box(EVENT), false).unwrap();
-            let frame = Frame {
-                event: &payload,
-                envelope: &empty,
-                locals: &[],
-                now: Default::default(),
-                lib: &rules.lib,
-            };
-            decide(rule, &frame)
+            decide(rule, &frame_of(&payload, &empty, &rules))
         })
     });
 }
