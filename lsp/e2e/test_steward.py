@@ -13,6 +13,8 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pygls.protocol import default_converter
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "rules"
 STEWARD = os.environ.get("STEWARD", "steward")
@@ -22,7 +24,28 @@ def uri(name: str) -> str:
     return (ROOT / name).as_uri()
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[STEWARD, "lsp"]))
+def make_client() -> LanguageClient:
+    """pytest-lsp's test client, whose diagnostics handler also keeps the
+    version each publication was for, and wakes whoever waits for one."""
+    client = LanguageClient(converter_factory=default_converter)
+    client.published = {}  # uri -> (version, diagnostics)
+    client.published_changed = asyncio.Condition()
+
+    async def publish_diagnostics(client: LanguageClient, params):
+        client.diagnostics[params.uri] = params.diagnostics
+        client.published[params.uri] = (params.version, params.diagnostics)
+        async with client.published_changed:
+            client.published_changed.notify_all()
+
+    features = dict(DEFAULT_CLIENT_FEATURES)
+    features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish_diagnostics
+    register_lsp_features(client, features)
+    return client
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[STEWARD, "lsp"], client_factory=make_client)
+)
 async def client(lsp_client: LanguageClient):
     await lsp_client.initialize_session(
         types.InitializeParams(
@@ -48,18 +71,18 @@ def open_doc(client: LanguageClient, name: str, text: str, version: int = 1) -> 
 
 
 async def diagnostics_for(client: LanguageClient, doc: str, version: int):
-    """Waits for the diagnostics of `doc` at `version`. Call it right after
-    the edit, before awaiting anything else, so that none is missed."""
+    """The diagnostics the client holds for `doc` once they are for `version`.
+    It waits on the client's stored state, not on the next notification, so a
+    publication that arrived in a burst (or before this call) is not missed.
+    The timeout only turns a server that never publishes into a failure."""
 
-    async def wait():
-        while True:
-            params = await client.wait_for_notification(
-                types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS
-            )
-            if params.uri == doc and params.version == version:
-                return params.diagnostics
+    def current():
+        published = client.published.get(doc)
+        return published is not None and published[0] == version
 
-    return await asyncio.wait_for(wait(), timeout=20)
+    async with client.published_changed:
+        await asyncio.wait_for(client.published_changed.wait_for(current), timeout=60)
+    return client.published[doc][1]
 
 
 async def test_diagnostics_use_utf16_ranges_and_offer_the_fix(client: LanguageClient):
