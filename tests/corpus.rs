@@ -18,8 +18,10 @@ use steward::diag::{render_human, without_spans, Code};
 use steward::files::FsHost;
 use steward::syntax::{format::format_source, parse};
 
+/// A corpus file's text (a case that is not UTF-8 reads as `steward check`
+/// reads it).
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
+    String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned()
 }
 
 fn prelude() -> Vec<(String, String)> {
@@ -29,21 +31,20 @@ fn prelude() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The case as `steward check` reads it (a file that is not UTF-8
+/// included), with the example declarations.
 fn analyze_case(path: &Path) -> Analysis {
-    let mut files = prelude();
-    let dir = path
-        .parent()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap();
+    let dir = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
     let name = format!(
         "tests/data/{dir}/{}",
         path.file_name().unwrap().to_str().unwrap()
     );
-    files.push((name, read(path)));
-    analyze(&files, &FsHost)
+    let mut paths: Vec<std::path::PathBuf> = ["rules/declarations.stw", "rules/functions.stw"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    paths.push(name.into());
+    steward::files::read_all(&paths).unwrap().analyze()
 }
 
 fn rendered(analysis: &Analysis) -> String {
@@ -226,7 +227,7 @@ fn every_fix_removes_its_diagnostic() {
             repaired.replace_range(fix.span.range(), &fix.replacement);
             let mut files = prelude();
             files.push((analysis.sources.name(file).to_string(), repaired));
-            let after = analyze(&files, &FsHost);
+            let after = analyze(&files, &FsHost::default());
             let after_file = after.user_files().last().unwrap().id;
             let still = after.diagnostics.iter().any(|a| {
                 a.primary.file == after_file

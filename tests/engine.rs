@@ -12,14 +12,16 @@ use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Rules
 struct Scripts(&'static [(&'static str, &'static str)]);
 
 impl steward::check::Host for Scripts {
-    fn rhai_file_exists(&self, _file: &str, path: &str) -> bool {
-        self.0.iter().any(|(p, _)| *p == path)
-    }
-    fn rhai_source(&self, _file: &str, path: &str) -> Option<String> {
+    fn rhai_source(
+        &self,
+        _file: &str,
+        path: &str,
+    ) -> Result<String, steward::check::RhaiSourceError> {
         self.0
             .iter()
             .find(|(p, _)| *p == path)
             .map(|(_, t)| t.to_string())
+            .ok_or(steward::check::RhaiSourceError::Missing)
     }
 }
 
@@ -56,7 +58,9 @@ fn run(rules: &Arc<Ruleset>, events: &[String]) -> Collect {
     let mut engine = Engine::new(rules.clone(), MemoryStore::new());
     let mut sink = Collect::default();
     for e in events {
-        engine.handle(decode_event(rules.shapes(), e).unwrap(), &mut sink);
+        engine
+            .handle(decode_event(rules.shapes(), e).unwrap(), &mut sink)
+            .unwrap();
     }
     sink
 }
@@ -246,10 +250,12 @@ end
     );
     let mut engine = Engine::new(r.clone(), MemoryStore::new());
     let mut sink = Both::default();
-    engine.handle(
-        decode_event(r.shapes(), &booking("b1", GOOD)).unwrap(),
-        &mut sink,
-    );
+    engine
+        .handle(
+            decode_event(r.shapes(), &booking("b1", GOOD)).unwrap(),
+            &mut sink,
+        )
+        .unwrap();
     assert_eq!(sink.lines.len(), 3, "{:?}", sink.lines);
     for (line, json) in sink.lines.iter().zip(&sink.json) {
         assert!(line.ends_with('\n'));

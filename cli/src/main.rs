@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use steward::check::{analyze, Analysis};
+use steward::check::Analysis;
 use steward::diag::{render_human, JsonDiagnostic};
 use steward::engine::AutoDecide;
 
@@ -69,6 +69,14 @@ enum Command {
         /// Explain how the rules treated this event (on stderr).
         #[arg(long, value_name = "EVENT_ID")]
         explain: Option<String>,
+        /// Refuse an event this far ahead of the clock (a duration such as
+        /// `366d`): a wrong year must not move time on by centuries.
+        #[arg(long, value_parser = parse_positive_duration, default_value = "366d")]
+        horizon: i64,
+        /// The most schedule ticks one move of the clock may fire; the rest
+        /// are skipped and reported.
+        #[arg(long, default_value_t = 100_000)]
+        max_ticks: u64,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -105,6 +113,13 @@ enum Approvals {
     None,
 }
 
+fn parse_positive_duration(text: &str) -> Result<i64, String> {
+    match steward::engine::decode::parse_duration(text) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err("expected a positive duration such as 30d or 12h".to_string()),
+    }
+}
+
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -130,6 +145,8 @@ fn main() -> ExitCode {
             until,
             approvals,
             explain,
+            horizon,
+            max_ticks,
         } => replay::replay(replay::ReplayOptions {
             rules: &rules,
             events: &events,
@@ -140,6 +157,11 @@ fn main() -> ExitCode {
                 Approvals::None => AutoDecide::None,
             },
             explain,
+            limits: steward::engine::Limits {
+                horizon: chrono::Duration::milliseconds(horizon),
+                max_ticks,
+                ..steward::engine::Limits::default()
+            },
         })
         .map(ran),
         Command::Test { paths } => replay::test(&paths),
@@ -172,10 +194,10 @@ fn use_color() -> bool {
 }
 
 fn check(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
-    let sources = steward::files::read_all(paths)?;
-    let analysis = analyze(&sources, &steward::files::FsHost);
+    let loaded = steward::files::read_all(paths)?;
+    let analysis = loaded.analyze();
     match format {
-        Format::Human => print_human(&analysis, sources.len()),
+        Format::Human => print_human(&analysis, loaded.sources.len()),
         Format::Json => {
             let json: Vec<JsonDiagnostic> = analysis
                 .diagnostics
@@ -227,10 +249,16 @@ fn print_human(analysis: &Analysis, file_count: usize) {
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
-    let sources = steward::files::read_all(paths)?;
+    let loaded = steward::files::read_all(paths)?;
     let mut changed = Vec::new();
     let mut broken = 0;
-    for (name, text) in &sources {
+    for (index, (name, text)) in loaded.sources.iter().enumerate() {
+        if loaded.not_utf8.iter().any(|&(i, _)| i == index) {
+            // Rewriting it would replace its bad bytes for good.
+            broken += 1;
+            eprintln!("not formatted: `{name}` is not valid UTF-8");
+            continue;
+        }
         match steward::syntax::format::format_source(text) {
             Ok(formatted) => {
                 if formatted != *text {

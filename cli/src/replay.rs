@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use steward::check::{analyze, Analysis};
+use steward::check::Analysis;
 use steward::diag::render_human;
 use steward::engine::runtime::Trace;
 use steward::engine::{
-    compile, decode_event, Action, AutoDecide, Engine, MemoryStore, Performed, RuleError, Ruleset,
-    Sink, Store,
+    compile, decode_event, Action, AutoDecide, Engine, Handled, Limits, MemoryStore, Performed,
+    RuleError, Ruleset, Sink, Store,
 };
 use steward::files;
 
@@ -28,8 +28,7 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
 }
 
 fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
-    let sources = files::read_all(paths)?;
-    let analysis = analyze(&sources, &files::FsHost);
+    let analysis = files::read_all(paths)?.analyze();
     let color = super::use_color();
     let mut err = std::io::stderr().lock();
     for d in analysis.errors() {
@@ -76,12 +75,39 @@ impl<W: Write> Sink for Printer<W> {
     }
 }
 
+/// What became of the lines of an events file: `lines` is always
+/// `handled + rejected + blank + duplicates.len()`.
+#[derive(Default)]
+struct Counts {
+    lines: u64,
+    handled: u64,
+    rejected: u64,
+    blank: u64,
+    /// The line numbers of events whose id was handled before.
+    duplicates: Vec<u64>,
+}
+
+/// A message cut to a length a terminal can show (a 10 MB line must not be
+/// echoed whole).
+fn cut(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len())
+}
+
 pub struct ReplayOptions<'a> {
     pub rules: &'a [PathBuf],
     pub events: &'a Path,
     pub until: Option<DateTime<Utc>>,
     pub approvals: AutoDecide,
     pub explain: Option<String>,
+    pub limits: Limits,
 }
 
 /// Returns whether it ran (false: the rules did not check).
@@ -105,49 +131,81 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut engine = Engine::new(rules.clone(), MemoryStore::new());
     engine.auto_decide = opts.approvals;
+    engine.limits = opts.limits;
     engine.explain = opts.explain.clone();
     let stdout = std::io::stdout();
     let mut printer = Printer {
         out: BufWriter::with_capacity(1 << 16, stdout.lock()),
         io_error: None,
     };
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let mut rejected = 0u64;
+    let mut counts = Counts::default();
     let mut last: Option<DateTime<Utc>> = None;
     let mut first = true;
     loop {
-        line.clear();
+        buf.clear();
         let n = reader
-            .read_line(&mut line)
+            .read_until(b'\n', &mut buf)
             .map_err(|e| format!("cannot read `{}`: {e}", opts.events.display()))?;
         if n == 0 {
             break;
         }
         line_no += 1;
+        counts.lines += 1;
         if let Some(bar) = &progress {
             bar.inc(n as u64);
         }
-        let text = line.trim();
+        let Ok(text) = std::str::from_utf8(&buf) else {
+            counts.rejected += 1;
+            eprintln!("rejected: line {line_no}: not valid UTF-8");
+            continue;
+        };
+        let text = text.trim();
         if text.is_empty() {
+            counts.blank += 1;
             continue;
         }
         match decode_event(rules.shapes(), text) {
             Ok(event) => {
+                if let Some(until) = opts.until.filter(|u| event.occurred_at > *u) {
+                    return Err(format!(
+                        "line {line_no} (event `{}`) occurred at {}, after --until {}: \
+                         --until must not be earlier than the last event",
+                        event.id,
+                        steward::engine::value::show_datetime(&event.occurred_at),
+                        steward::engine::value::show_datetime(&until)
+                    ));
+                }
                 if first {
                     engine.tenant = event.tenant.clone();
                     first = false;
                 }
-                last = Some(last.map_or(event.occurred_at, |l| l.max(event.occurred_at)));
-                engine.handle(event, &mut printer);
+                let id = event.id.clone();
+                let at = event.occurred_at;
+                match engine.handle(event, &mut printer) {
+                    Ok(Handled::Ran) => {
+                        counts.handled += 1;
+                        last = Some(last.map_or(at, |l| l.max(at)));
+                    }
+                    Ok(Handled::Duplicate) => {
+                        counts.duplicates.push(line_no);
+                        eprintln!("duplicate: line {line_no} (event `{id}`): an event with this id was handled before; skipped");
+                    }
+                    Err(refused) => {
+                        counts.rejected += 1;
+                        eprintln!("rejected: line {line_no} (event `{id}`): {refused}");
+                    }
+                }
             }
             Err(e) => {
-                rejected += 1;
+                counts.rejected += 1;
                 let id = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from));
+                let e = cut(&e.to_string());
                 match id {
-                    Some(id) => eprintln!("rejected: line {line_no} (event `{id}`): {e}"),
+                    Some(id) => eprintln!("rejected: line {line_no} (event `{}`): {e}", cut(&id)),
                     None => eprintln!("rejected: line {line_no}: {e}"),
                 }
             }
@@ -160,7 +218,9 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         }
     }
     if let Some(until) = opts.until.or(last) {
-        engine.advance_to(until, &mut printer);
+        if let Err(refused) = engine.advance_to(until, &mut printer) {
+            return Err(format!("cannot run the clock to {until}: {refused}"));
+        }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -178,19 +238,33 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         }
     }
     let s = engine.stats;
+    let duplicates = match counts.duplicates.len() {
+        0 => String::new(),
+        n => {
+            let shown: Vec<String> = counts.duplicates.iter().take(10).map(u64::to_string).collect();
+            let more = if n > 10 { ", ..." } else { "" };
+            format!(", {n} duplicates (lines {}{more})", shown.join(", "))
+        }
+    };
     eprintln!(
-        "replayed {} events{} ({} rejected): {} actions, {} rule errors, {} timers fired, {} cancelled; pending: {} timers, {} approvals",
-        s.events,
-        if s.duplicates > 0 {
-            format!(", {} duplicates skipped", s.duplicates)
-        } else {
-            String::new()
-        },
-        rejected,
+        "read {} lines: {} events handled, {} rejected, {} blank{duplicates}; \
+         {} events emitted by rules; {} actions, {} rule errors, {} timers fired, {} cancelled, {} schedule ticks{}; \
+         pending: {} timers, {} approvals",
+        counts.lines,
+        counts.handled,
+        counts.rejected,
+        counts.blank,
+        s.emitted,
         s.actions,
         s.errors,
         s.timers_fired,
         s.timers_cancelled,
+        s.ticks,
+        if s.ticks_skipped > 0 {
+            format!(" ({} skipped)", s.ticks_skipped)
+        } else {
+            String::new()
+        },
         engine.store.pending_timers(),
         engine.store.pending_approvals().len(),
     );
@@ -220,7 +294,9 @@ pub fn explain(rules: &[PathBuf], event: &Path, json: bool) -> Result<bool, Stri
     let mut engine = Engine::new(rules, MemoryStore::new());
     engine.explain = Some(event.id.to_string());
     let mut sink = steward::engine::Collect::default();
-    engine.handle(event, &mut sink);
+    engine
+        .handle(event, &mut sink)
+        .map_err(|e| format!("the event is rejected: {e}"))?;
     let trace = engine.traces.pop().unwrap_or_default();
     if json {
         let value = serde_json::json!({

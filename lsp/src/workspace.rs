@@ -197,7 +197,10 @@ impl Workspace {
             .iter()
             .map(|(name, doc)| (name.clone(), doc.text.clone()))
             .collect();
-        let analysis = Arc::new(analyze_cached(&files, &FsHost, &mut self.cache));
+        let host = FsHost {
+            roots: self.root.iter().filter_map(|r| r.canonicalize().ok()).collect(),
+        };
+        let analysis = Arc::new(analyze_cached(&files, &host, &mut self.cache));
         self.analysis = Some(analysis.clone());
         analysis
     }

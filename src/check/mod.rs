@@ -100,22 +100,36 @@ impl Analysis {
 
 /// What the checker asks of its caller, which owns the file system.
 pub trait Host {
-    /// Whether the Rhai script `path`, written in `file`, exists.
-    fn rhai_file_exists(&self, file: &str, path: &str) -> bool;
+    /// The text of the Rhai script `path`, written in `file`. The checker
+    /// compiles it (syntax errors are reported) and keeps it for the engine,
+    /// so the checker's answer is the engine's: a script is read once.
+    fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError>;
+}
 
-    /// The text of that script, if the host can read it. The checker
-    /// compiles it (syntax errors are reported) and keeps it for the engine.
-    fn rhai_source(&self, _file: &str, _path: &str) -> Option<String> {
-        None
-    }
+/// Why a Rhai script could not be had.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RhaiSourceError {
+    #[error("not found")]
+    Missing,
+    /// An absolute path, or one that resolves outside the rule files' folders.
+    #[error("outside the rule files' folders")]
+    Outside,
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("cannot be read ({0})")]
+    Unreadable(std::io::ErrorKind),
+    /// The host has no files (checking text alone): the script is taken to
+    /// exist, and is not compiled.
+    #[error("not available")]
+    Unavailable,
 }
 
 /// A host that has every Rhai file (for checking text with no files behind it).
 pub struct NoFiles;
 
 impl Host for NoFiles {
-    fn rhai_file_exists(&self, _file: &str, _path: &str) -> bool {
-        true
+    fn rhai_source(&self, _file: &str, _path: &str) -> Result<String, RhaiSourceError> {
+        Err(RhaiSourceError::Unavailable)
     }
 }
 

@@ -7,7 +7,7 @@ use super::expr::{facts, path, Callee, Const, Ctx, Local, SendSite, Ty};
 use super::schedule;
 use super::suggest::did_you_mean;
 use super::types::*;
-use super::{Checker, DefKind};
+use super::{Checker, DefKind, RhaiSourceError};
 use crate::diag::{Code, Diagnostic, FileId, Span};
 use crate::syntax::ast::*;
 
@@ -120,8 +120,36 @@ impl Checker<'_> {
             }
             FnBody::Rhai(path) => {
                 let file_name = self.sources.name(file).to_string();
-                if !self.host.rhai_file_exists(&file_name, &path.value) {
-                    self.report(
+                match self.host.rhai_source(&file_name, &path.value) {
+                    Ok(text) => {
+                        if let Err(err) =
+                            crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text)
+                        {
+                            self.report(
+                                Diagnostic::new(
+                                    Code::RhaiSyntax,
+                                    file,
+                                    path.span,
+                                    format!("the Rhai script `{}` does not compile: {err}", path.value),
+                                )
+                                .with_label("this script")
+                                .with_help("the script is a Rhai expression whose value is the function's result; its parameters are variables"),
+                            );
+                        }
+                        self.rhai.insert((file, path.value.clone()), text);
+                    }
+                    Err(RhaiSourceError::Unavailable) => {}
+                    Err(RhaiSourceError::Outside) => self.report(
+                        Diagnostic::new(
+                            Code::RhaiFileOutside,
+                            file,
+                            path.span,
+                            format!("the Rhai file `{}` is outside the rule files' folders", path.value),
+                        )
+                        .with_label("not read")
+                        .with_help("a script must be named by a relative path that stays inside the folder of the rule files (after links)"),
+                    ),
+                    Err(RhaiSourceError::Missing) => self.report(
                         Diagnostic::new(
                             Code::RhaiFileMissing,
                             file,
@@ -132,23 +160,17 @@ impl Checker<'_> {
                         .with_help(
                             "Rhai files are found relative to the rule file that names them",
                         ),
-                    );
-                } else if let Some(text) = self.host.rhai_source(&file_name, &path.value) {
-                    if let Err(err) =
-                        crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text)
-                    {
-                        self.report(
-                            Diagnostic::new(
-                                Code::RhaiSyntax,
-                                file,
-                                path.span,
-                                format!("the Rhai script `{}` does not compile: {err}", path.value),
-                            )
-                            .with_label("this script")
-                            .with_help("the script is a Rhai expression whose value is the function's result; its parameters are variables"),
-                        );
-                    }
-                    self.rhai.insert((file, path.value.clone()), text);
+                    ),
+                    Err(e) => self.report(
+                        Diagnostic::new(
+                            Code::RhaiFileMissing,
+                            file,
+                            path.span,
+                            format!("the Rhai file `{}` {e}", path.value),
+                        )
+                        .with_label("this script")
+                        .with_help("a Rhai script must be a readable UTF-8 file"),
+                    ),
                 }
             }
         }

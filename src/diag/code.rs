@@ -44,6 +44,7 @@ codes! {
     InvalidEscape = "E0103", Error, "invalid escape in a string";
     InvalidLiteral = "E0104", Error, "invalid literal";
     ExternOutsideStdlib = "E0105", Error, "`extern` outside the standard library";
+    NotUtf8 = "E0106", Error, "file is not UTF-8";
     // Names.
     UnknownEvent = "E0201", Error, "unknown event";
     UnknownField = "E0202", Error, "unknown field";
@@ -81,6 +82,7 @@ codes! {
     InvalidUrl = "E0407", Error, "invalid webhook URL";
     RhaiFileMissing = "E0408", Error, "Rhai file not found";
     RhaiSyntax = "E0409", Error, "Rhai script does not compile";
+    RhaiFileOutside = "E0410", Error, "Rhai file outside the rules' folders";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::value::{Record, Value};
@@ -184,8 +184,8 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             if op == Sub && matches!(a, V::Duration(_)) {
                 return fault("cannot subtract a datetime from a duration");
             }
-            let d = ChronoDuration::milliseconds(if op == Sub { -*d } else { *d });
-            t.checked_add_signed(d)
+            let d = if op == Sub { d.checked_neg() } else { Some(*d) };
+            d.and_then(|d| super::value::add_ms(*t, d))
                 .map(V::DateTime)
                 .ok_or_else(overflow)
         }
@@ -194,7 +194,7 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
         {
             let days = d / DAY_MS;
             let days = if op == Sub { -days } else { days };
-            day.checked_add_signed(ChronoDuration::days(days))
+            super::value::add_days(*day, days)
                 .map(V::Date)
                 .ok_or_else(overflow)
         }

@@ -26,6 +26,9 @@ pub mod value;
 
 pub use compile::{compile, Ruleset};
 pub use decode::{decode_event, DecodeError, Event};
-pub use runtime::{Action, ActionKey, AutoDecide, Collect, Engine, Performed, RuleError, Sink};
+pub use runtime::{
+    Action, ActionKey, AutoDecide, Collect, Engine, Handled, Limits, Performed, Refused, RuleError,
+    Sink,
+};
 pub use store::{MemoryStore, Store};
 pub use value::Value;

@@ -211,6 +211,26 @@ fn shape_name(shapes: &Shapes, shape: &Shape) -> String {
 }
 
 /// Compiles a script for the sandbox.
+/// The error says what is wrong and where, never the script's text (a
+/// script named by mistake could be any file).
 pub fn compile(engine: &Engine, text: &str) -> Result<AST, String> {
-    engine.compile(text).map_err(|e| e.to_string())
+    engine.compile(text).map_err(|e| {
+        let kind = format!("{:?}", e.0);
+        let variant = kind.split(['(', ' ', '{']).next().unwrap_or("");
+        let mut words = String::new();
+        for c in variant.chars() {
+            if c.is_uppercase() && !words.is_empty() {
+                words.push(' ');
+            }
+            words.extend(c.to_lowercase());
+        }
+        if words.is_empty() {
+            words.push_str("syntax error");
+        }
+        match (e.1.line(), e.1.position()) {
+            (Some(line), Some(col)) => format!("{words} at line {line}, column {col}"),
+            (Some(line), None) => format!("{words} at line {line}"),
+            _ => words,
+        }
+    })
 }

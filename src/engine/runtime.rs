@@ -12,11 +12,60 @@ use super::compile::{Op, Rule, RuleTrigger, Ruleset};
 use super::decode::{Event, Shapes};
 use super::eval::{Fault, Frame};
 use super::store::{Approval, CancelKey, Continuation, Decision, Due, Store, Timer, TimerKey};
-use super::value::{show_datetime, Record, Value};
+use super::value::{add_ms, show_datetime, show_duration, Record, Value};
 use crate::syntax::ast::TimerKind;
 
 /// How long a chain of events emitting events may get before it is stopped.
 pub const MAX_CHAIN: u32 = 16;
+
+/// Bounds that keep one input from taking the engine over. Each can be set
+/// by the caller (the CLI has flags for the horizon and the ticks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How far ahead of the clock an event may be (or the clock be moved)
+    /// in one step: a year-9999 `occurred_at` is refused, not obeyed.
+    pub horizon: Duration,
+    /// How many schedule ticks one advance of the clock may fire; the rest
+    /// of a schedule's ticks in that span are skipped and reported.
+    pub max_ticks: u64,
+    /// How many events one input event (or one due timer or tick) may cause
+    /// through `emit`, in all its chains together.
+    pub max_caused: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            horizon: Duration::days(366),
+            max_ticks: 100_000,
+            max_caused: 1_000,
+        }
+    }
+}
+
+/// Why the engine refused to handle an event or to move its clock. Nothing
+/// was done: the store is as it was.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "occurred_at {at} is more than {} ahead of the engine's clock ({clock}); \
+         the event was not handled (a wrong year? the horizon can be raised)",
+        super::value::show_duration(.horizon.num_milliseconds())
+    )]
+    BeyondHorizon {
+        at: String,
+        clock: String,
+        horizon: Duration,
+    },
+}
+
+/// What became of an event given to [`Engine::handle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Ran,
+    /// Its id was handled before: skipped.
+    Duplicate,
+}
 
 /// An action the engine performed (in replay and tests: would perform).
 #[derive(Clone, Debug, PartialEq)]
@@ -150,19 +199,47 @@ pub trait Sink {
     fn error(&mut self, error: RuleError);
 }
 
-/// Collects everything (tests, explain).
-#[derive(Default, Debug)]
+/// Collects everything (tests, explain), up to `limit` actions and as many
+/// rule errors; what comes after is counted in `dropped`, not kept.
+#[derive(Debug)]
 pub struct Collect {
     pub actions: Vec<Action>,
     pub errors: Vec<RuleError>,
+    pub limit: usize,
+    pub dropped: u64,
+}
+
+impl Default for Collect {
+    fn default() -> Collect {
+        Collect::with_limit(usize::MAX)
+    }
+}
+
+impl Collect {
+    pub fn with_limit(limit: usize) -> Collect {
+        Collect {
+            actions: Vec::new(),
+            errors: Vec::new(),
+            limit,
+            dropped: 0,
+        }
+    }
 }
 
 impl Sink for Collect {
     fn action(&mut self, action: Performed<'_>) {
-        self.actions.push(action.to_action());
+        if self.actions.len() < self.limit {
+            self.actions.push(action.to_action());
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
     }
     fn error(&mut self, error: RuleError) {
-        self.errors.push(error);
+        if self.errors.len() < self.limit {
+            self.errors.push(error);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
     }
 }
 
@@ -210,7 +287,9 @@ pub struct CondTrace {
 /// Counters, for summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Input events handled (emitted ones are counted in `emitted`).
     pub events: u64,
+    pub emitted: u64,
     pub duplicates: u64,
     pub actions: u64,
     pub errors: u64,
@@ -218,6 +297,7 @@ pub struct Stats {
     pub timers_cancelled: u64,
     pub approvals_expired: u64,
     pub ticks: u64,
+    pub ticks_skipped: u64,
 }
 
 pub struct Engine<S: Store> {
@@ -230,7 +310,10 @@ pub struct Engine<S: Store> {
     pub explain: Option<String>,
     pub traces: Vec<Trace>,
     pub stats: Stats,
+    pub limits: Limits,
     clock: Option<DateTime<Utc>>,
+    /// Events caused so far by the input being handled (see `Limits::max_caused`).
+    caused: u32,
     scratch: Vec<usize>,
     /// The arguments of the action being performed, reused.
     args: Vec<(Arc<str>, Value)>,
@@ -257,7 +340,9 @@ impl<S: Store> Engine<S> {
             explain: None,
             traces: Vec::new(),
             stats: Stats::default(),
+            limits: Limits::default(),
             clock: None,
+            caused: 0,
             scratch: Vec::new(),
             args: Vec::new(),
         }
@@ -270,20 +355,39 @@ impl<S: Store> Engine<S> {
 
     /// Handles one event at its `occurred_at` (or the current time, if that
     /// is earlier): first everything due before it, then the event and the
-    /// events its rules emit. An event id seen before is skipped.
-    pub fn handle(&mut self, event: Event, sink: &mut dyn Sink) {
+    /// events its rules emit. An event id seen before is skipped; an event
+    /// beyond the horizon is refused, and nothing is done.
+    pub fn handle(&mut self, event: Event, sink: &mut dyn Sink) -> Result<Handled, Refused> {
         let at = match self.clock {
             Some(c) if c > event.occurred_at => c,
             _ => event.occurred_at,
         };
-        self.advance_to(at, sink);
+        self.within_horizon(at)?;
+        self.advance_to(at, sink)?;
         if !self.store.claim_event(&event.tenant, &event.id) {
             self.stats.duplicates += 1;
-            return;
+            return Ok(Handled::Duplicate);
         }
         let mut queue = Queue::new();
         queue.push_back((Arc::new(event), 0));
+        self.caused = 0;
         self.drain(&mut queue, at, sink);
+        Ok(Handled::Ran)
+    }
+
+    /// Refuses a time more than the horizon ahead of the clock.
+    fn within_horizon(&self, at: DateTime<Utc>) -> Result<(), Refused> {
+        let Some(clock) = self.clock else {
+            return Ok(());
+        };
+        match clock.checked_add_signed(self.limits.horizon) {
+            Some(limit) if at > limit => Err(Refused::BeyondHorizon {
+                at: show_datetime(&at),
+                clock: show_datetime(&clock),
+                horizon: self.limits.horizon,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn drain(&mut self, queue: &mut Queue, now: DateTime<Utc>, sink: &mut dyn Sink) {
@@ -293,9 +397,13 @@ impl<S: Store> Engine<S> {
     }
 
     /// Moves the clock to `to`, firing timers, approval deadlines and
-    /// schedules due by then, in time order.
-    pub fn advance_to(&mut self, to: DateTime<Utc>, sink: &mut dyn Sink) {
+    /// schedules due by then, in time order. A time beyond the horizon is
+    /// refused; more than `limits.max_ticks` schedule ticks are skipped and
+    /// reported as a rule error of the schedule's rule.
+    pub fn advance_to(&mut self, to: DateTime<Utc>, sink: &mut dyn Sink) -> Result<(), Refused> {
+        self.within_horizon(to)?;
         let start = self.clock.unwrap_or(to);
+        let mut ticks = 0u64;
         if self.clock.is_none() {
             self.clock = Some(to);
         }
@@ -326,7 +434,13 @@ impl<S: Store> Engine<S> {
                 (_, Some((t, r))) => {
                     self.clock = Some(t.max(self.clock.unwrap_or(t)));
                     let rule = &rules.rules[r];
-                    let after = next_tick(rule, t).unwrap_or(t + Duration::days(36_500));
+                    if ticks >= self.limits.max_ticks {
+                        self.skip_ticks(r, t, to, sink);
+                        continue;
+                    }
+                    ticks += 1;
+                    // No tick after this one (a cron's last year): never again.
+                    let after = next_tick(rule, t).unwrap_or(DateTime::<Utc>::MAX_UTC);
                     self.store.set_next_tick(&rule.name, after);
                     self.stats.ticks += 1;
                     self.tick(r, t, sink);
@@ -337,6 +451,35 @@ impl<S: Store> Engine<S> {
         if self.clock.is_none_or(|c| c < to) {
             self.clock = Some(to);
         }
+        Ok(())
+    }
+
+    /// Moves schedule `r` from its tick `from` to its first tick after `to`
+    /// without firing, and says how many were skipped.
+    fn skip_ticks(&mut self, r: usize, from: DateTime<Utc>, to: DateTime<Utc>, sink: &mut dyn Sink) {
+        let rules = self.rules.clone();
+        let rule = &rules.rules[r];
+        let next = next_tick(rule, to).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.store.set_next_tick(&rule.name, next);
+        let skipped = match &rule.trigger {
+            RuleTrigger::Interval(ms) if *ms > 0 => {
+                (next.timestamp_millis().saturating_sub(from.timestamp_millis()) / ms).max(1) as u64
+            }
+            _ => 1,
+        };
+        self.stats.ticks_skipped = self.stats.ticks_skipped.saturating_add(skipped);
+        self.stats.errors += 1;
+        sink.error(RuleError {
+            at: from,
+            event: Arc::from(format!("{}@{}", rule.name, show_datetime(&from))),
+            rule: rule.name.clone(),
+            message: format!(
+                "{skipped} ticks from {} to {} skipped: one advance of the clock may fire at most {} ticks",
+                show_datetime(&from),
+                show_datetime(&to),
+                self.limits.max_ticks
+            ),
+        });
     }
 
     fn fire_due(&mut self, at: DateTime<Utc>, sink: &mut dyn Sink) {
@@ -345,6 +488,7 @@ impl<S: Store> Engine<S> {
             return;
         };
         let mut queue = Queue::new();
+        self.caused = 0;
         match due {
             Due::Timer(t) => {
                 self.stats.timers_fired += 1;
@@ -396,6 +540,7 @@ impl<S: Store> Engine<S> {
             payload: rules.empty.clone(),
         });
         let mut queue = Queue::new();
+        self.caused = 0;
         let envelope = self.envelope_of(&event);
         self.run_rule(r, &event, &envelope, 0, at, sink, &mut queue, None);
         self.drain(&mut queue, at, sink);
@@ -409,10 +554,10 @@ impl<S: Store> Engine<S> {
         by: &str,
         at: DateTime<Utc>,
         sink: &mut dyn Sink,
-    ) -> bool {
-        self.advance_to(at, sink);
+    ) -> Result<bool, Refused> {
+        self.advance_to(at, sink)?;
         let Some(a) = self.store.take_approval(id) else {
-            return false;
+            return Ok(false);
         };
         let now = self.clock.unwrap_or(at);
         self.store.record_decision(Decision {
@@ -427,11 +572,12 @@ impl<S: Store> Engine<S> {
             a.otherwise
         };
         let mut queue = Queue::new();
+        self.caused = 0;
         if let Some(block) = block {
             self.resume(a.cont, Some(block), now, sink, &mut queue);
         }
         self.drain(&mut queue, now, sink);
-        true
+        Ok(true)
     }
 
     fn envelope_of(&self, event: &Event) -> Arc<Record> {
@@ -463,7 +609,11 @@ impl<S: Store> Engine<S> {
         sink: &mut dyn Sink,
         queue: &mut Queue,
     ) {
-        self.stats.events += 1;
+        if depth == 0 {
+            self.stats.events += 1;
+        } else {
+            self.stats.emitted += 1;
+        }
         let rules = self.rules.clone();
         if let Some(fields) = rules.cancel_fields.get(&*event.event_type) {
             for (field, slot) in fields {
@@ -642,7 +792,13 @@ impl<S: Store> Engine<S> {
             }
         };
         let window = match (throttle.per)(frame)? {
-            Value::Duration(ms) => ms,
+            Value::Duration(ms) if ms > 0 => ms,
+            Value::Duration(ms) => {
+                return Err(Fault::new(format!(
+                    "throttle window must be a positive duration, not {}",
+                    show_duration(ms)
+                )))
+            }
             other => {
                 return Err(Fault::new(format!(
                     "throttle window must be a duration, not {other}"
@@ -726,6 +882,14 @@ impl<S: Store> Engine<S> {
                                     cx.event.id
                                 )));
                             }
+                            if self.caused >= self.limits.max_caused {
+                                return Err(Fault::new(format!(
+                                    "`emit {event_type}` stopped: one event may cause at most {} emitted events, \
+                                     and event `{}` reached that",
+                                    self.limits.max_caused, cx.event.id
+                                )));
+                            }
+                            self.caused += 1;
                             args.push((Arc::from("type"), Value::Str(event_type.clone())));
                             args.push((Arc::from("payload"), Value::Record(payload.clone())));
                             queue.push_back((
@@ -757,10 +921,14 @@ impl<S: Store> Engine<S> {
                 Op::Timer(t) => {
                     let due = match (t.kind, t.when.as_ref()(&frame)?) {
                         (TimerKind::At, Value::DateTime(at)) => at,
-                        (TimerKind::After, Value::Duration(ms)) => cx
-                            .now
-                            .checked_add_signed(Duration::milliseconds(ms))
-                            .ok_or_else(|| Fault::new("timer is out of range"))?,
+                        (TimerKind::After, Value::Duration(ms)) => add_ms(cx.now, ms)
+                            .ok_or_else(|| {
+                                Fault::new(format!(
+                                    "`after {}` from {} is past the end of the calendar",
+                                    show_duration(ms),
+                                    show_datetime(&cx.now)
+                                ))
+                            })?,
                         (_, other) => {
                             return Err(Fault::new(format!(
                                 "a timer cannot wait for a {}",
@@ -806,14 +974,26 @@ impl<S: Store> Engine<S> {
                 }
                 Op::Approval(a) => {
                     let within = match (a.within)(&frame)? {
-                        Value::Duration(ms) => ms,
+                        Value::Duration(ms) if ms > 0 => ms,
+                        Value::Duration(ms) => {
+                            return Err(Fault::new(format!(
+                                "`within` needs a positive duration, not {}",
+                                show_duration(ms)
+                            )))
+                        }
                         other => {
                             return Err(Fault::new(format!(
                                 "`within` needs a duration, not {other}"
                             )))
                         }
                     };
-                    let deadline = cx.now + Duration::milliseconds(within);
+                    let deadline = add_ms(cx.now, within).ok_or_else(|| {
+                        Fault::new(format!(
+                            "`within {}` from {} is past the end of the calendar",
+                            show_duration(within),
+                            show_datetime(&cx.now)
+                        ))
+                    })?;
                     let id = format!("{}/{}/{}", rule.name, cx.event.id, a.pos);
                     let args = [
                         (Arc::from("approval"), Value::str(&id)),

@@ -257,7 +257,9 @@ impl Store for MemoryStore {
 
     fn throttle(&mut self, key: &str, limit: u64, window_ms: i64, now: DateTime<Utc>) -> bool {
         let window = self.throttles.entry(key.to_string()).or_default();
-        let start = now - chrono::Duration::milliseconds(window_ms);
+        // The engine refuses windows that are not positive; one reaching back
+        // before the calendar starts counts everything kept.
+        let start = super::value::add_ms(now, window_ms.saturating_neg()).unwrap_or(DateTime::<Utc>::MIN_UTC);
         while window.front().is_some_and(|t| *t <= start) {
             window.pop_front();
         }

@@ -23,6 +23,17 @@ use crate::syntax::ast::{
 /// Where the virtual clock of every test starts.
 pub const TEST_START: &str = "2026-01-01T00:00:00Z";
 
+/// How many actions (and rule errors) one test may produce before it fails:
+/// a test that schedules millions of ticks fails clearly instead of filling
+/// the memory.
+pub const MAX_KEPT: usize = 10_000;
+
+fn test_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(TEST_START)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
 /// The tenant test events belong to.
 pub const TEST_TENANT: &str = "test";
 
@@ -75,11 +86,12 @@ impl Runner {
     fn new(rules: Arc<Ruleset>) -> Runner {
         let mut engine = Engine::new(rules, MemoryStore::new());
         engine.tenant = Arc::from(TEST_TENANT);
-        let mut sink = Collect::default();
-        let start = DateTime::parse_from_rfc3339(TEST_START)
-            .expect("a valid time")
-            .with_timezone(&Utc);
-        engine.advance_to(start, &mut sink);
+        // A test may wait for years; what it may keep is bounded instead.
+        engine.limits.horizon = chrono::Duration::days(36_600);
+        let mut sink = Collect::with_limit(MAX_KEPT);
+        let start = test_start();
+        // The clock is unset: there is no horizon to pass.
+        let _ = engine.advance_to(start, &mut sink);
         Runner {
             engine,
             sink,
@@ -110,6 +122,13 @@ impl Runner {
                 ));
             }
             self.errors_seen = self.sink.errors.len();
+            if self.sink.dropped > 0 {
+                self.failures.push(format!(
+                    "line {at}: the test stopped here: it performed more than {MAX_KEPT} actions \
+                     and rule errors (a schedule firing through a long wait?)"
+                ));
+                return;
+            }
         }
     }
 
@@ -146,7 +165,9 @@ impl Runner {
                     key,
                     payload,
                 };
-                self.engine.handle(event, &mut self.sink);
+                self.engine
+                    .handle(event, &mut self.sink)
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
             TestStepKind::Wait { until, value } => {
@@ -154,7 +175,8 @@ impl Runner {
                     (false, Json::String(d)) => {
                         let ms = super::decode::parse_duration(&d)
                             .ok_or_else(|| format!("`{d}` is not a duration"))?;
-                        self.now() + chrono::Duration::milliseconds(ms)
+                        super::value::add_ms(self.now(), ms)
+                            .ok_or_else(|| format!("`wait {d}` goes past the end of the calendar"))?
                     }
                     (true, Json::String(t)) => DateTime::parse_from_rfc3339(&t)
                         .map_err(|_| format!("`{t}` is not a time"))?
@@ -167,7 +189,9 @@ impl Runner {
                         show_datetime(&self.now())
                     ));
                 }
-                self.engine.advance_to(to, &mut self.sink);
+                self.engine
+                    .advance_to(to, &mut self.sink)
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
             TestStepKind::Decide { approve } => {
@@ -177,7 +201,8 @@ impl Runner {
                 };
                 let now = self.now();
                 self.engine
-                    .decide(&first.id, *approve, "test", now, &mut self.sink);
+                    .decide(&first.id, *approve, "test", now, &mut self.sink)
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
             TestStepKind::Expect {

@@ -119,6 +119,18 @@ pub fn show_duration(ms: i64) -> String {
     out
 }
 
+/// `t` plus `ms` milliseconds (negative: earlier), or `None` when the result
+/// is outside the calendar chrono can represent. Every time computation of
+/// the engine goes through this or [`add_days`]: none can panic.
+pub fn add_ms(t: DateTime<Utc>, ms: i64) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(chrono::TimeDelta::try_milliseconds(ms)?)
+}
+
+/// `day` plus `days` days, or `None` out of range.
+pub fn add_days(day: NaiveDate, days: i64) -> Option<NaiveDate> {
+    day.checked_add_signed(chrono::TimeDelta::try_days(days)?)
+}
+
 /// RFC 3339 in UTC, with milliseconds only when there are some.
 pub fn show_datetime(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
