@@ -186,9 +186,7 @@ impl Host for FsHost {
         let Ok(resolved) = base.join(path).canonicalize() else {
             return Err(RhaiSourceError::Missing);
         };
-        let allowed = base
-            .canonicalize()
-            .is_ok_and(|b| resolved.starts_with(b))
+        let allowed = base.canonicalize().is_ok_and(|b| resolved.starts_with(b))
             || self.roots.iter().any(|r| resolved.starts_with(r));
         if !allowed {
             return Err(RhaiSourceError::Outside);

@@ -34,7 +34,13 @@ fn prelude() -> Vec<(String, String)> {
 /// The case as `steward check` reads it (a file that is not UTF-8
 /// included), with the example declarations.
 fn analyze_case(path: &Path) -> Analysis {
-    let dir = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
+    let dir = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     let name = format!(
         "tests/data/{dir}/{}",
         path.file_name().unwrap().to_str().unwrap()

@@ -241,7 +241,12 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     let duplicates = match counts.duplicates.len() {
         0 => String::new(),
         n => {
-            let shown: Vec<String> = counts.duplicates.iter().take(10).map(u64::to_string).collect();
+            let shown: Vec<String> = counts
+                .duplicates
+                .iter()
+                .take(10)
+                .map(u64::to_string)
+                .collect();
             let more = if n > 10 { ", ..." } else { "" };
             format!(", {n} duplicates (lines {}{more})", shown.join(", "))
         }

@@ -198,7 +198,11 @@ impl Workspace {
             .map(|(name, doc)| (name.clone(), doc.text.clone()))
             .collect();
         let host = FsHost {
-            roots: self.root.iter().filter_map(|r| r.canonicalize().ok()).collect(),
+            roots: self
+                .root
+                .iter()
+                .filter_map(|r| r.canonicalize().ok())
+                .collect(),
         };
         let analysis = Arc::new(analyze_cached(&files, &host, &mut self.cache));
         self.analysis = Some(analysis.clone());

@@ -456,15 +456,23 @@ impl<S: Store> Engine<S> {
 
     /// Moves schedule `r` from its tick `from` to its first tick after `to`
     /// without firing, and says how many were skipped.
-    fn skip_ticks(&mut self, r: usize, from: DateTime<Utc>, to: DateTime<Utc>, sink: &mut dyn Sink) {
+    fn skip_ticks(
+        &mut self,
+        r: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let next = next_tick(rule, to).unwrap_or(DateTime::<Utc>::MAX_UTC);
         self.store.set_next_tick(&rule.name, next);
         let skipped = match &rule.trigger {
-            RuleTrigger::Interval(ms) if *ms > 0 => {
-                (next.timestamp_millis().saturating_sub(from.timestamp_millis()) / ms).max(1) as u64
-            }
+            RuleTrigger::Interval(ms) if *ms > 0 => (next
+                .timestamp_millis()
+                .saturating_sub(from.timestamp_millis())
+                / ms)
+                .max(1) as u64,
             _ => 1,
         };
         self.stats.ticks_skipped = self.stats.ticks_skipped.saturating_add(skipped);
@@ -921,14 +929,15 @@ impl<S: Store> Engine<S> {
                 Op::Timer(t) => {
                     let due = match (t.kind, t.when.as_ref()(&frame)?) {
                         (TimerKind::At, Value::DateTime(at)) => at,
-                        (TimerKind::After, Value::Duration(ms)) => add_ms(cx.now, ms)
-                            .ok_or_else(|| {
+                        (TimerKind::After, Value::Duration(ms)) => {
+                            add_ms(cx.now, ms).ok_or_else(|| {
                                 Fault::new(format!(
                                     "`after {}` from {} is past the end of the calendar",
                                     show_duration(ms),
                                     show_datetime(&cx.now)
                                 ))
-                            })?,
+                            })?
+                        }
                         (_, other) => {
                             return Err(Fault::new(format!(
                                 "a timer cannot wait for a {}",

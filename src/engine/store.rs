@@ -259,7 +259,8 @@ impl Store for MemoryStore {
         let window = self.throttles.entry(key.to_string()).or_default();
         // The engine refuses windows that are not positive; one reaching back
         // before the calendar starts counts everything kept.
-        let start = super::value::add_ms(now, window_ms.saturating_neg()).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let start = super::value::add_ms(now, window_ms.saturating_neg())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         while window.front().is_some_and(|t| *t <= start) {
             window.pop_front();
         }

@@ -175,8 +175,9 @@ impl Runner {
                     (false, Json::String(d)) => {
                         let ms = super::decode::parse_duration(&d)
                             .ok_or_else(|| format!("`{d}` is not a duration"))?;
-                        super::value::add_ms(self.now(), ms)
-                            .ok_or_else(|| format!("`wait {d}` goes past the end of the calendar"))?
+                        super::value::add_ms(self.now(), ms).ok_or_else(|| {
+                            format!("`wait {d}` goes past the end of the calendar")
+                        })?
                     }
                     (true, Json::String(t)) => DateTime::parse_from_rfc3339(&t)
                         .map_err(|_| format!("`{t}` is not a time"))?
