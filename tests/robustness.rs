@@ -161,3 +161,102 @@ fn three_broken_items_give_three_diagnostics_and_keep_the_rest() {
         .count();
     assert_eq!(errors, 3);
 }
+
+/// Runs `f` on a thread with a small stack (the size of a language server's
+/// worker), so a recursion that would overflow fails this test, not CI.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn deep_statement_nesting_and_deep_types_are_refused_not_overflowed() {
+    on_small_stack(|| {
+        let decls = "event e { n: int }\n";
+        for (open, close) in [
+            ("  if n > 0 then\n", "  end\n"),
+            ("  after 1m do\n", "  end\n"),
+        ] {
+            for depth in [3_000, 65] {
+                let text = format!(
+                    "{decls}rule r when e then\n{}  log \"x\"\n{}end\n",
+                    open.repeat(depth),
+                    close.repeat(depth)
+                );
+                let (_, diags) = parse(0, &text);
+                assert!(
+                    diags
+                        .iter()
+                        .any(|d| d.message.contains("more than 64 levels")),
+                    "{depth}: {diags:?}"
+                );
+                exercise(&text);
+            }
+        }
+        let types = format!(
+            "type T {{ a: {}int{} }}",
+            "list<".repeat(30_000),
+            ">".repeat(30_000)
+        );
+        let (_, diags) = parse(0, &types);
+        assert!(
+            diags.iter().any(|d| d.message.contains("levels deep")),
+            "{diags:?}"
+        );
+        exercise(&types);
+        // Just inside the limits (the rule's own block is one level)
+        // everything still works, on a small stack.
+        let ok = format!(
+            "{decls}rule r when e then\n{}  log \"x\"\n{}end\n",
+            "  after 1m do\n".repeat(63),
+            "  end\n".repeat(63)
+        );
+        let analysis = analyze(&[("a.stw".into(), ok.clone())], &NoFiles);
+        assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
+        format_source(&ok).unwrap();
+    });
+}
+
+#[test]
+fn a_file_of_comments_only_is_an_empty_program() {
+    let analysis = analyze(
+        &[("a.stw".into(), "# nothing yet\n\n# still nothing\n".into())],
+        &NoFiles,
+    );
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:?}",
+        analysis.diagnostics
+    );
+}
+
+#[test]
+fn a_lone_carriage_return_ends_a_line_and_a_comment() {
+    let text = "event e { n: int }\rwhen e then log \"a\" # one\rwhen e then log \"b\"\r";
+    let (tree, diags) = parse(0, text);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(tree.items.len(), 3);
+    let analysis = analyze(
+        &[("a.stw".into(), format!("{text}when e then log nope\r"))],
+        &NoFiles,
+    );
+    let d = analysis.diagnostics.first().expect("a diagnostic");
+    let file = analysis.sources.get(d.primary.file);
+    // Line 4 for the CLI, the JSON and the language server alike.
+    assert_eq!(file.lines.line_col(d.primary.span.start).line, 3);
+    let human = steward::diag::render_human(d, &analysis.sources, false);
+    assert!(human.contains("a.stw:4:"), "{human}");
+}
+
+#[test]
+fn a_continuation_line_starting_with_event_is_not_a_new_item() {
+    let text =
+        "event e { n: int }\nwhen e\n  if n > 1 and\n    event.id != \"x\"\n  then log \"a\"\n";
+    let (tree, diags) = parse(0, text);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(tree.items.len(), 2);
+}

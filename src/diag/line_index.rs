@@ -4,6 +4,8 @@
 pub struct LineIndex {
     /// Byte offset of the start of each line.
     starts: Vec<u32>,
+    /// Byte offset of the end of each line's text (before its line break).
+    ends: Vec<u32>,
     text_len: u32,
     /// Whether the text is pure ASCII, where every column count is the byte count.
     ascii: bool,
@@ -19,16 +21,33 @@ pub struct LineCol {
 }
 
 impl LineIndex {
+    /// Lines end at `\n`, `\r\n` or a lone `\r`, as the language server
+    /// protocol counts them; the parser reads a lone `\r` as a line break
+    /// too ([`crate::syntax::parse`]), so every tool agrees on line numbers.
     pub fn new(text: &str) -> Self {
         let mut starts = vec![0];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                starts.push(i as u32 + 1);
+        let mut ends = Vec::new();
+        let bytes = text.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let at = i as u32;
+            match b {
+                b'\n' => {
+                    let crlf = i > 0 && bytes[i - 1] == b'\r';
+                    ends.push(if crlf { at - 1 } else { at });
+                    starts.push(at + 1);
+                }
+                b'\r' if bytes.get(i + 1) != Some(&b'\n') => {
+                    ends.push(at);
+                    starts.push(at + 1);
+                }
+                _ => {}
             }
         }
+        ends.push(text.len() as u32);
         let ascii = text.is_ascii();
         LineIndex {
             starts,
+            ends,
             text_len: text.len() as u32,
             ascii,
             text: if ascii { None } else { Some(text.into()) },
@@ -80,21 +99,22 @@ impl LineIndex {
     }
 
     /// The byte offset of a UTF-16 line and column; past the end of a line
-    /// clamps to the line's end.
+    /// clamps to the line's end (before its line break, never after it).
     pub fn offset_utf16(&self, pos: LineCol) -> u32 {
         let Some(&start) = self.starts.get(pos.line as usize) else {
             return self.text_len;
         };
         let end = self
-            .starts
-            .get(pos.line as usize + 1)
-            .map_or(self.text_len, |&s| s);
+            .ends
+            .get(pos.line as usize)
+            .copied()
+            .unwrap_or(self.text_len);
         match &self.text {
-            None => (start + pos.col).min(end),
+            None => start.saturating_add(pos.col).min(end),
             Some(text) => {
                 let mut units = 0;
                 for (i, c) in text[start as usize..end as usize].char_indices() {
-                    if units >= pos.col || c == '\n' {
+                    if units >= pos.col {
                         return start + i as u32;
                     }
                     units += c.len_utf16() as u32;
@@ -133,5 +153,31 @@ mod tests {
         assert_eq!(idx.line_col(y).col, 12);
         assert_eq!(idx.line_col_utf16(y).col, 13);
         assert_eq!(idx.offset_utf16(LineCol { line: 0, col: 13 }), y);
+    }
+
+    #[test]
+    fn a_column_past_the_end_of_a_line_clamps_before_its_break() {
+        let idx = LineIndex::new("ab\ncd\r\nef\rgh");
+        assert_eq!(idx.offset_utf16(LineCol { line: 0, col: 99 }), 2);
+        assert_eq!(idx.offset_utf16(LineCol { line: 1, col: 99 }), 5);
+        assert_eq!(
+            idx.offset_utf16(LineCol {
+                line: 2,
+                col: u32::MAX
+            }),
+            9
+        );
+        assert_eq!(idx.offset_utf16(LineCol { line: 3, col: 1 }), 11);
+        let idx = LineIndex::new("é\nx");
+        assert_eq!(idx.offset_utf16(LineCol { line: 0, col: 5 }), 2);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        let idx = LineIndex::new("a\rb\r\nc\nd");
+        assert_eq!(idx.line_count(), 4);
+        assert_eq!(idx.line_col(2), LineCol { line: 1, col: 0 });
+        assert_eq!(idx.line_col(5), LineCol { line: 2, col: 0 });
+        assert_eq!(idx.line_col(7), LineCol { line: 3, col: 0 });
     }
 }

@@ -1,7 +1,10 @@
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
-use super::{Diagnostic, Label, Severity, SourceMap};
+use super::{Diagnostic, Label, Severity, SourceMap, Span};
 
 /// One diagnostic as the CLI's `--format json` and the HTTP API print it.
 /// Lines and columns are 1-based; columns count characters, and the end is
@@ -46,7 +49,7 @@ struct Report {
     code: Option<String>,
     severity: miette::Severity,
     help: Option<String>,
-    source: NamedSource<String>,
+    source: Excerpt,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
@@ -99,26 +102,157 @@ fn labeled(label: &Label, primary: bool) -> LabeledSpan {
     }
 }
 
+/// The most of a label's span that is underlined: a span over a 10 MB line
+/// shows its start.
+const MAX_LABEL: u32 = 160;
+
+/// How much text around the labels a report may carry; past this, lines
+/// are cut (a 10 MB line is not echoed whole).
+const MAX_EXCERPT: usize = 1024;
+
+/// `span` cut to [`MAX_LABEL`] bytes, at a character boundary of `text`.
+fn clip(text: &str, span: Span) -> Span {
+    let mut end = (span.end.min(span.start.saturating_add(MAX_LABEL)) as usize).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    Span {
+        start: span.start,
+        end: end as u32,
+    }
+}
+
+/// The part of a file a report shows: the lines around its labels, cut
+/// short when they are long, with line numbers as in the whole file.
+#[derive(Debug)]
+struct Excerpt {
+    name: String,
+    text: String,
+    /// Where `text` starts in the file.
+    offset: usize,
+    /// The line and column (0-based) where `text` starts.
+    line: usize,
+    column: usize,
+}
+
+impl Excerpt {
+    fn around(sources: &SourceMap, file: super::FileId, spans: &[Span]) -> Excerpt {
+        let source = sources.get(file);
+        let text: &str = &source.text;
+        let bytes = text.as_bytes();
+        let start = spans.iter().map(|s| s.start as usize).min().unwrap_or(0);
+        let end = spans
+            .iter()
+            .map(|s| clip(text, *s).end as usize)
+            .max()
+            .unwrap_or(0);
+        let start = start.min(text.len());
+        let end = end.min(text.len()).max(start);
+        // Context lines either side, as miette shows, but never more than a
+        // bounded number of bytes.
+        let mut from = start;
+        for _ in 0..3 {
+            from = bytes[..from.saturating_sub(1)]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            if from == 0 {
+                break;
+            }
+        }
+        let mut to = end;
+        for _ in 0..3 {
+            to = bytes[to..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |i| to + i + 1);
+            if to >= text.len() {
+                break;
+            }
+        }
+        if end - start > MAX_EXCERPT || start - from > MAX_EXCERPT / 2 {
+            from = start.saturating_sub(MAX_EXCERPT / 4);
+        }
+        if to.saturating_sub(end) > MAX_EXCERPT / 2 {
+            to = end.saturating_add(MAX_EXCERPT / 4).min(text.len());
+        }
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !text.is_char_boundary(to) {
+            to += 1;
+        }
+        let at = source.lines.line_col(from as u32);
+        let line_start = source.lines.line_start(at.line as usize) as usize;
+        Excerpt {
+            name: source.name.to_string(),
+            // miette breaks lines at `\n` only; a lone `\r` is a break too.
+            text: crate::syntax::scan::lone_cr_as_lf(&text[from..to]).into_owned(),
+            offset: from,
+            line: at.line as usize,
+            column: text[line_start..from].chars().count(),
+        }
+    }
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let local = SourceSpan::new(span.offset().saturating_sub(self.offset).into(), span.len());
+        let inner = self.text.read_span(&local, before, after)?;
+        let column = if inner.line() == 0 {
+            inner.column() + self.column
+        } else {
+            inner.column()
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            SourceSpan::new(
+                (inner.span().offset() + self.offset).into(),
+                inner.span().len(),
+            ),
+            inner.line() + self.line,
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
 fn report(diag: &Diagnostic, sources: &SourceMap) -> Report {
     let file = diag.primary.file;
-    let mut labels = vec![labeled(&diag.primary, true)];
+    let primary = Label {
+        span: clip(sources.text(file), diag.primary.span),
+        ..diag.primary.clone()
+    };
+    let mut labels = vec![labeled(&primary, true)];
+    let mut spans = vec![diag.primary.span];
     let mut related = Vec::new();
     for label in &diag.secondary {
         if label.file == file {
-            labels.push(labeled(label, false));
+            labels.push(labeled(
+                &Label {
+                    span: clip(sources.text(label.file), label.span),
+                    ..label.clone()
+                },
+                false,
+            ));
+            spans.push(label.span);
         } else {
             related.push(Report {
                 message: label.text.clone(),
                 code: None,
                 severity: miette::Severity::Advice,
                 help: None,
-                source: NamedSource::new(
-                    sources.name(label.file),
-                    sources.text(label.file).to_string(),
-                ),
+                source: Excerpt::around(sources, label.file, &[label.span]),
                 labels: vec![labeled(
                     &Label {
                         text: String::new(),
+                        span: clip(sources.text(label.file), label.span),
                         ..label.clone()
                     },
                     true,
@@ -135,7 +269,7 @@ fn report(diag: &Diagnostic, sources: &SourceMap) -> Report {
             Severity::Warning => miette::Severity::Warning,
         },
         help: diag.help.clone(),
-        source: NamedSource::new(sources.name(file), sources.text(file).to_string()),
+        source: Excerpt::around(sources, file, &spans),
         labels,
         related,
     }

@@ -41,6 +41,9 @@ fn matches_whole(rule: Rule, text: &str) -> bool {
 /// parser refuses, so no later recursive pass can exhaust the stack.
 pub const MAX_DEPTH: u32 = 200;
 
+/// How deeply blocks (`if ... then`, `after ... do`, ...) may nest in one item.
+pub const MAX_BLOCK_DEPTH: u32 = 64;
+
 /// The budget of grammar rule calls for one item, against runaway input.
 const CALL_LIMIT: usize = 5_000_000;
 
@@ -81,6 +84,10 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses one file. Always returns a tree; problems come back as diagnostics.
 pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
     configure_pest();
+    // A lone `\r` is a line break, as for `diag::LineIndex` and editors.
+    // Replacing it by `\n` keeps every byte offset.
+    let normalized = scan::lone_cr_as_lf(src);
+    let src: &str = &normalized;
     let mut out = SourceFile {
         comments: scan::comments(src),
         ..SourceFile::default()
@@ -89,6 +96,29 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
     for range in scan::split_items(src) {
         let chunk = &src[range.clone()];
         let base = range.start as u32;
+        let (blocks, brackets) = scan::nesting(chunk);
+        if blocks > MAX_BLOCK_DEPTH || brackets > MAX_DEPTH {
+            let span = scan::trimmed_span(src, range.clone());
+            let (what, limit) = if blocks > MAX_BLOCK_DEPTH {
+                ("blocks", MAX_BLOCK_DEPTH)
+            } else {
+                ("brackets (types, lists, calls, parentheses)", MAX_DEPTH)
+            };
+            diags.push(
+                Diagnostic::new(
+                    Code::Syntax,
+                    file,
+                    Span::new(span.start as usize, span.start as usize),
+                    format!("this item nests {what} more than {limit} levels deep"),
+                )
+                .with_label("in this item")
+                .with_help(
+                    "split it into smaller rules or functions, or long expressions into `let`s",
+                ),
+            );
+            out.items.push(Item::Error(span));
+            continue;
+        }
         match StewardParser::parse(Rule::item_only, chunk) {
             Ok(mut pairs) => {
                 let root = pairs.next().expect("item_only always yields its pair");

@@ -153,9 +153,18 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         let words = code_words(line);
-        // A keyword followed by `:` is a field named like one (`type: string`).
+        // An item keyword is followed by a space and a name: `type: string`
+        // is a field named like one, `event.id` a continuation line.
         let first = words.first().copied().filter(|w| {
-            trimmed.starts_with(w) && !trimmed[w.len()..].trim_start().starts_with(':')
+            trimmed.starts_with(w) && {
+                let rest = &trimmed[w.len()..];
+                !rest.trim_start().starts_with(':')
+                    && (!ITEM_KEYWORDS.contains(w)
+                        || rest.starts_with([' ', '\t'])
+                            && rest
+                                .trim_start()
+                                .starts_with(|c: char| c.is_alphabetic() || c == '_'))
+            }
         });
         let mut starts_item = false;
         match first {
@@ -190,7 +199,8 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         }
     }
     if starts.is_empty() {
-        return if src.trim().is_empty() {
+        // Only comments and blank lines: an empty program.
+        return if skip_trivia(src).is_empty() {
             Vec::new()
         } else {
             std::iter::once(0..src.len()).collect()
@@ -315,4 +325,66 @@ mod tests {
         let src = "when a.b then log \"oops\nevent x {}";
         assert_eq!(open_string_at(src, 23), Some(18));
     }
+}
+
+/// `text` with each lone `\r` (one not followed by `\n`) replaced by `\n`:
+/// the same length, so every byte offset stays. Old Mac line endings then
+/// read as line breaks, and a `#` comment ends at one.
+pub fn lone_cr_as_lf(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// How deeply an item's blocks (`then`/`do` ... `end`) and brackets nest, as
+/// a line scan sees it, before any recursive pass runs: the parser refuses an
+/// item nested deeper than its limits instead of overflowing the stack.
+/// Returns (blocks, brackets).
+pub fn nesting(item: &str) -> (u32, u32) {
+    let (mut blocks, mut brackets) = (0u32, 0u32);
+    let (mut max_blocks, mut max_brackets) = (0u32, 0u32);
+    for (_, line) in lines(item) {
+        let end = scan_line(line).comment.unwrap_or(line.len());
+        for (i, part) in line[..end].split('"').enumerate() {
+            if i % 2 == 1 {
+                continue;
+            }
+            let mut prev = ' ';
+            for c in part.chars() {
+                match c {
+                    '(' | '[' | '{' => brackets = brackets.saturating_add(1),
+                    '<' if prev.is_alphanumeric() || prev == '_' || prev == '<' => {
+                        brackets = brackets.saturating_add(1)
+                    }
+                    ')' | ']' | '}' | '>' => brackets = brackets.saturating_sub(1),
+                    _ => {}
+                }
+                max_brackets = max_brackets.max(brackets);
+                prev = c;
+            }
+        }
+        let words = code_words(line);
+        for w in &words {
+            if *w == "end" {
+                blocks = blocks.saturating_sub(1);
+            }
+        }
+        if matches!(words.last(), Some(&"then" | &"do")) {
+            blocks = blocks.saturating_add(1);
+            max_blocks = max_blocks.max(blocks);
+        }
+    }
+    (max_blocks, max_brackets)
 }
