@@ -9,12 +9,14 @@
 //! - [`features`]: each request answered from one analysis, in protocol
 //!   types; no IO.
 //! - [`convert`]: byte spans to protocol positions (UTF-16 columns).
+//! - [`transport`]: stdio framing that answers malformed frames and reads on.
 //!
 //! It uses the language core only: no CLI, database or web crates.
 
 pub mod convert;
 pub mod features;
 pub mod server;
+pub mod transport;
 pub mod workspace;
 
 pub use server::{run, run_stdio};

@@ -91,10 +91,16 @@ pub fn capabilities() -> ServerCapabilities {
 
 /// Runs the server over stdin and stdout until the client says `exit`.
 pub fn run_stdio() -> Result<(), String> {
-    let (connection, io) = Connection::stdio();
-    run(&connection)?;
+    let (connection, reader, writer) = crate::transport::stdio();
+    let result = run(&connection);
     drop(connection);
-    io.join().map_err(|e| e.to_string())
+    // The reader may be blocked on stdin after a server error; only the
+    // writer must finish (it flushes what is left).
+    let _ = writer.join();
+    if result.is_ok() {
+        let _ = reader.join();
+    }
+    result
 }
 
 /// Runs the server on a connection: the `initialize` handshake, then the
