@@ -176,3 +176,104 @@ fn ticks_in_one_advance_are_bounded_and_reported() {
         "the event after the skipped ticks is handled"
     );
 }
+
+#[test]
+fn a_payload_field_given_twice_is_rejected_with_its_path() {
+    let r = rules("rule seen when hold then log \"{id}\" end");
+    let text = r#"{"id":"h1","tenant":"t1","type":"hold","occurred_at":"2026-11-20T10:00:00Z","payload":{"id":"h1","span":"1h","n":1,"n":2}}"#;
+    let error = decode_event(r.shapes(), text).unwrap_err().to_string();
+    assert!(
+        error.contains("payload.n") && error.contains("twice"),
+        "{error}"
+    );
+}
+
+mod jsonl {
+    //! The short, default-suite run of the `events` fuzz target: mutated
+    //! envelopes through the decoder and the engine on the example rules.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn example_rules() -> Arc<Ruleset> {
+        static RULES: std::sync::OnceLock<Arc<Ruleset>> = std::sync::OnceLock::new();
+        RULES
+            .get_or_init(|| {
+                let loaded = steward::files::read_all(&["rules".into()]).unwrap();
+                let analysis = analyze(&loaded.sources, &loaded.host());
+                Arc::new(compile(&analysis).unwrap())
+            })
+            .clone()
+    }
+
+    fn seeds() -> Vec<String> {
+        std::fs::read_to_string("examples/events.jsonl")
+            .unwrap()
+            .lines()
+            .take(200)
+            .map(String::from)
+            .collect()
+    }
+
+    /// A seed line with a byte range replaced by a fragment of JSON.
+    fn mutated() -> impl Strategy<Value = String> {
+        let fragments = prop::sample::select(vec![
+            "",
+            "\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "null",
+            "1e309",
+            "-9223372036854775808",
+            "\"9999-12-31T23:59:59Z\"",
+            "\"100000000d\"",
+            "\"-1h\"",
+            "0.1",
+            "\"\\u0000\"",
+            "\"payload\":{}",
+            "\"risk\":",
+            "\"total\":412.50",
+            "\"x\":1,\"x\":2",
+            "true",
+        ]);
+        (
+            prop::sample::select(seeds()),
+            any::<prop::sample::Index>(),
+            0..8usize,
+            fragments,
+        )
+            .prop_map(|(line, at, len, fragment)| {
+                let mut start = at.index(line.len() + 1);
+                while !line.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let mut end = (start + len).min(line.len());
+                while !line.is_char_boundary(end) {
+                    end += 1;
+                }
+                format!("{}{fragment}{}", &line[..start], &line[end..])
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn mutated_envelopes_never_panic_the_decoder_or_the_engine(
+            lines in prop::collection::vec(mutated(), 1..12)
+        ) {
+            let rules = example_rules();
+            let mut engine = Engine::new(rules.clone(), MemoryStore::new());
+            engine.limits.max_ticks = 1_000;
+            let mut sink = Collect::with_limit(10_000);
+            for line in &lines {
+                if let Ok(event) = decode_event(rules.shapes(), line) {
+                    let _ = engine.handle(event, &mut sink);
+                }
+            }
+        }
+    }
+}

@@ -572,6 +572,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
                         shape: field_shape,
                         path: &path,
                     };
+                    if seen.get(i) {
+                        // The last would win silently; the sender meant one.
+                        return Err(seed.fail("the field appears twice".to_string()));
+                    }
                     slots[i] = map.next_value_seed(seed)?;
                     seen.set(i);
                 }

@@ -300,33 +300,6 @@ pub fn token_len(text: &str) -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn comments_skip_hashes_in_strings() {
-        let src = "message m { subject: \"#1 {x ?? \"#\"}\" } # real\n## doc\n";
-        let found: Vec<&str> = comments(src).iter().map(|s| &src[s.range()]).collect();
-        assert_eq!(found, ["# real", "## doc"]);
-    }
-
-    #[test]
-    fn split_keeps_rule_trigger_in_the_rule() {
-        let src = "rule a\nwhen x.y\nthen log \"a\"\nend\nwhen x.y then log \"b\"\n";
-        let items: Vec<&str> = split_items(src).into_iter().map(|r| &src[r]).collect();
-        assert_eq!(items.len(), 2);
-        assert!(items[0].starts_with("rule a"));
-        assert!(items[1].starts_with("when x.y then"));
-    }
-
-    #[test]
-    fn open_strings_are_found() {
-        let src = "when a.b then log \"oops\nevent x {}";
-        assert_eq!(open_string_at(src, 23), Some(18));
-    }
-}
-
 /// `text` with each lone `\r` (one not followed by `\n`) replaced by `\n`:
 /// the same length, so every byte offset stays. Old Mac line endings then
 /// read as line breaks, and a `#` comment ends at one.
@@ -387,4 +360,31 @@ pub fn nesting(item: &str) -> (u32, u32) {
         }
     }
     (max_blocks, max_brackets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_skip_hashes_in_strings() {
+        let src = "message m { subject: \"#1 {x ?? \"#\"}\" } # real\n## doc\n";
+        let found: Vec<&str> = comments(src).iter().map(|s| &src[s.range()]).collect();
+        assert_eq!(found, ["# real", "## doc"]);
+    }
+
+    #[test]
+    fn split_keeps_rule_trigger_in_the_rule() {
+        let src = "rule a\nwhen x.y\nthen log \"a\"\nend\nwhen x.y then log \"b\"\n";
+        let items: Vec<&str> = split_items(src).into_iter().map(|r| &src[r]).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[0].starts_with("rule a"));
+        assert!(items[1].starts_with("when x.y then"));
+    }
+
+    #[test]
+    fn open_strings_are_found() {
+        let src = "when a.b then log \"oops\nevent x {}";
+        assert_eq!(open_string_at(src, 23), Some(18));
+    }
 }
