@@ -23,6 +23,14 @@ fn steward(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `steward replay` of `rules/` over `events.jsonl` in `dir`.
+fn replay(dir: &Path) -> Output {
+    steward(
+        dir,
+        &["replay", "--rules", "rules", "--events", "events.jsonl"],
+    )
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -55,10 +63,7 @@ fn a_line_that_is_not_utf8_is_rejected_and_replay_goes_on() {
     events.extend_from_slice(ping("a", "2026-11-20T12:00:00Z").as_bytes());
     events.push(b'\n');
     std::fs::write(dir.join("events.jsonl"), events).unwrap();
-    let out = steward(
-        &dir,
-        &["replay", "--rules", "rules", "--events", "events.jsonl"],
-    );
+    let out = replay(&dir);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -94,10 +99,7 @@ fn a_far_future_event_is_refused_and_schedules_do_not_run_away() {
     ]
     .join("\n");
     std::fs::write(dir.join("events.jsonl"), events).unwrap();
-    let out = steward(
-        &dir,
-        &["replay", "--rules", "rules", "--events", "events.jsonl"],
-    );
+    let out = replay(&dir);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
