@@ -273,3 +273,37 @@ end
         sink.lines[0]
     );
 }
+
+#[test]
+fn non_finite_floats_from_rhai_are_faults_and_rounding_stays_finite() {
+    let host = Scripts(&[("nan.rhai", "0.0 / 0.0"), ("inf.rhai", "1.0e308 * 10.0")]);
+    let r = rules_with(
+        "fn nan(risk: float) -> float from rhai \"nan.rhai\"\n\
+         fn inf(risk: float) -> float from rhai \"inf.rhai\"\n\
+         rule a when booking then log \"{nan(risk)}\" end\n\
+         rule b when booking then log \"{inf(risk)}\" end\n\
+         rule c when booking then log \"{round(risk * 1000000000000000000000000000.0 * 1000000000000000000000000000.0, 28)}\" end\n\
+         rule d when booking then log \"{-9223372036854775808}\" end",
+        &host,
+    );
+    let out = run(&r, &[booking("e1", GOOD)]);
+    let messages: Vec<&str> = out.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().all(|m| m.contains("not a finite number")),
+        "{messages:?}"
+    );
+    let logged: Vec<&str> = out
+        .actions
+        .iter()
+        .filter_map(|a| a.args["text"].as_str())
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            format!("2{}", "0".repeat(53)).as_str(),
+            "-9223372036854775808"
+        ],
+        "{logged:?}"
+    );
+}

@@ -76,6 +76,70 @@ impl Checker<'_> {
                 self.declaration(f.id, f.stdlib, item);
             }
         }
+        self.recursive_types();
+    }
+
+    /// Reports each `type` that requires a value of itself: through fields
+    /// that are neither optional nor lists, so no finite value has the type.
+    fn recursive_types(&mut self) {
+        let records = &self.program.records;
+        let required = |id: RecordId| -> Vec<(RecordId, String)> {
+            records[id as usize]
+                .fields
+                .iter()
+                .filter_map(|f| match f.ty {
+                    Type::Record(to) => Some((to, f.name.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut found = Vec::new();
+        let mut in_cycle = std::collections::HashSet::new();
+        for start in 0..records.len() as RecordId {
+            if records[start as usize].is_event || in_cycle.contains(&start) {
+                continue;
+            }
+            // Depth-first search for a path of required fields back to `start`.
+            let mut stack = vec![(start, Vec::<(RecordId, String)>::new())];
+            let mut visited = std::collections::HashSet::new();
+            'search: while let Some((at, trail)) = stack.pop() {
+                for (next, field) in required(at) {
+                    let mut path = trail.clone();
+                    path.push((at, field));
+                    if next == start {
+                        in_cycle.extend(path.iter().map(|(at, _)| *at));
+                        found.push((start, path));
+                        break 'search;
+                    }
+                    if visited.insert(next) {
+                        stack.push((next, path));
+                    }
+                }
+            }
+        }
+        for (id, path) in found {
+            let record = self.program.record(id);
+            let loc = record.loc;
+            let name = record.name.clone();
+            let cycle = path
+                .iter()
+                .enumerate()
+                .map(|(i, (at, field))| {
+                    let next = path.get(i + 1).map_or(id, |(n, _)| *n);
+                    format!(
+                        "`{}.{field}` is a `{}`",
+                        self.program.record(*at).name,
+                        self.program.record(next).name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.report(
+                Diagnostic::new(Code::RecursiveType, loc.file, loc.span, format!("the type `{name}` requires a value of itself"))
+                    .with_label(cycle)
+                    .with_help("no value can have this type; make one of these fields optional (`field: T?`) or a list (`field: list<T>`)"),
+            );
+        }
     }
 
     fn new_record(&mut self, name: &str, loc: Loc, is_event: bool) -> RecordId {

@@ -231,6 +231,24 @@ impl Checker<'_> {
         }
     }
 
+    /// Reports `name` when a field of that name is already in `given`: a
+    /// payload (of `emit`, or of `given` in a test) names each field once.
+    pub(super) fn given_once(&mut self, file: FileId, given: &[&Name], name: &Name) {
+        if let Some(first) = given.iter().find(|g| g.text == name.text) {
+            self.report(
+                Diagnostic::new(
+                    Code::DuplicateField,
+                    file,
+                    name.span,
+                    format!("`{}` is given twice", name.text),
+                )
+                .with_label("given again here")
+                .with_secondary(file, first.span, "first given here")
+                .with_help("give each field once"),
+            );
+        }
+    }
+
     fn rule(&mut self, file: FileId, r: &RuleDecl) {
         let mut cx = Ctx::new(file);
         match &r.trigger {
@@ -845,22 +863,12 @@ impl Checker<'_> {
         let loc = self.program.record(id).loc;
         self.refer(file, event.span, loc, DefKind::Event);
         let record = self.program.record(id).clone();
-        let mut given: Vec<&str> = Vec::new();
+        let mut given: Vec<&Name> = Vec::new();
         for f in fields {
             match record.field(&f.name.text) {
                 Some(def) => {
-                    if given.contains(&f.name.text.as_str()) {
-                        self.report(
-                            Diagnostic::new(
-                                Code::DuplicateField,
-                                file,
-                                f.name.span,
-                                format!("`{}` is given twice", f.name.text),
-                            )
-                            .with_help("give each field once"),
-                        );
-                    }
-                    given.push(&f.name.text);
+                    self.given_once(file, &given, &f.name);
+                    given.push(&f.name);
                     self.refer(file, f.name.span, def.loc, DefKind::Field);
                     self.expect(
                         cx,
@@ -895,7 +903,7 @@ impl Checker<'_> {
         let missing: Vec<String> = record
             .fields
             .iter()
-            .filter(|f| !f.ty.is_optional() && !given.contains(&f.name.as_str()))
+            .filter(|f| !f.ty.is_optional() && !given.iter().any(|g| g.text == f.name))
             .map(|f| format!("`{}: {}`", f.name, self.program.show(&f.ty)))
             .collect();
         if !missing.is_empty() {

@@ -73,7 +73,10 @@ impl Checker<'_> {
         what: &str,
     ) {
         let def = self.program.record(id).clone();
+        let mut given: Vec<&Name> = Vec::new();
         for field in &record.fields {
+            self.given_once(file, &given, &field.name);
+            given.push(&field.name);
             let Some(decl) = def.field(&field.name.text) else {
                 let help =
                     did_you_mean(&field.name.text, def.fields.iter().map(|f| f.name.as_str()))

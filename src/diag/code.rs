@@ -57,6 +57,7 @@ codes! {
     ReservedName = "E0209", Error, "reserved name";
     Shadowed = "E0210", Error, "name already defined";
     Recursive = "E0211", Error, "recursive function";
+    RecursiveType = "E0212", Error, "type that requires itself";
     // Types.
     TypeMismatch = "E0301", Error, "mismatched types";
     ConditionNotBool = "E0302", Error, "condition is not a `bool`";

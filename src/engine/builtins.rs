@@ -218,8 +218,14 @@ fn abs(a: &[Value], _: &Frame) -> Result<Value, Fault> {
 fn round_to(v: &Value, places: u32) -> Result<Value, Fault> {
     match v {
         Value::Float(x) => {
-            let factor = 10f64.powi(places as i32);
-            Ok(Value::Float((x * factor).round() / factor))
+            // A float has at most 17 significant digits: where scaling by
+            // 10^places leaves no fraction (or overflows), `x` is already round.
+            let factor = 10f64.powi(places.min(330) as i32);
+            let scaled = x * factor;
+            if !scaled.is_finite() || scaled.abs() >= 2f64.powi(53) {
+                return Ok(Value::Float(*x));
+            }
+            Ok(Value::Float(scaled.round() / factor))
         }
         Value::Decimal(d) => Ok(Value::Decimal(
             d.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero),

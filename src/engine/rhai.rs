@@ -115,7 +115,8 @@ fn from_dynamic(shapes: &Shapes, shape: &Shape, d: Dynamic) -> Result<Value, Str
         Shape::Bool => d.as_bool().map(Value::Bool).map_err(|_| found()),
         Shape::Int => d.as_int().map(Value::Int).map_err(|_| found()),
         Shape::Float => match d.as_float() {
-            Ok(x) => Ok(Value::Float(x)),
+            Ok(x) if x.is_finite() => Ok(Value::Float(x)),
+            Ok(x) => Err(format!("the float {x}, which is not a finite number")),
             Err(_) => d
                 .as_int()
                 .map(|i| Value::Float(i as f64))

@@ -132,6 +132,7 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                     base,
                     diags: RefCell::new(Vec::new()),
                     depth: Cell::new(0),
+                    unnegated: RefCell::new(Vec::new()),
                 };
                 let item = root
                     .into_inner()
@@ -143,6 +144,9 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                         diags.push(*diag);
                         out.items.push(Item::Error(scan::trimmed_span(src, range)));
                     }
+                }
+                for span in builder.unnegated.take() {
+                    builder.invalid_literal(span, format!("`{I64_MIN_DIGITS}` is too large for an `int`"), "an `int` holds values up to 9223372036854775807 (and down to -9223372036854775808); use a `decimal` literal such as `1.0` for larger amounts");
                 }
                 diags.extend(builder.diags.into_inner());
             }
@@ -510,7 +514,12 @@ struct Builder {
     base: u32,
     diags: RefCell<Vec<Diagnostic>>,
     depth: Cell<u32>,
+    /// Literals `9223372036854775808` not (yet) under a minus.
+    unnegated: RefCell<Vec<Span>>,
 }
+
+/// The digits of `-i64::MIN`, an `int` literal only when negated.
+const I64_MIN_DIGITS: &str = "9223372036854775808";
 
 type Built<T> = Result<T, Box<Diagnostic>>;
 
@@ -1068,6 +1077,16 @@ impl Builder {
                 } else {
                     UnaryOp::Neg
                 };
+                if op == UnaryOp::Neg && matches!(rhs.kind, ExprKind::Int(i64::MIN)) {
+                    let mut unnegated = self.unnegated.borrow_mut();
+                    if let Some(at) = unnegated.iter().position(|s| *s == rhs.span) {
+                        unnegated.swap_remove(at);
+                        return Ok(Expr {
+                            span,
+                            kind: ExprKind::Int(i64::MIN),
+                        });
+                    }
+                }
                 Ok(Expr {
                     span,
                     kind: ExprKind::Unary(op, Box::new(rhs)),
@@ -1118,6 +1137,26 @@ impl Builder {
         result
     }
 
+    /// A literal such as `0.10` is a `float` or a `decimal` by where it is
+    /// used, so it must fit both exactly enough: within a `decimal`'s range
+    /// and precision (which also keeps it finite as a `float`).
+    fn number_fits(&self, span: Span, text: &str, digits: &str) {
+        if rust_decimal::Decimal::from_str_exact(digits).is_ok() {
+            return;
+        }
+        let whole = digits.split('.').next().unwrap_or(digits);
+        let message = if rust_decimal::Decimal::from_str_exact(whole).is_err() {
+            format!("`{text}` is too large for a number literal")
+        } else {
+            format!("`{text}` has more digits than a number literal can hold")
+        };
+        self.invalid_literal(
+            span,
+            message,
+            "a literal with a point is a `decimal` or a `float` by where it is used, so it must fit a `decimal`: at most 79228162514264337593543950335, with at most 28 digits after the point (fewer for large numbers)",
+        );
+    }
+
     fn invalid_literal(&self, span: Span, message: String, help: &str) {
         self.report(
             Diagnostic::new(Code::InvalidLiteral, self.file, span, message).with_help(help),
@@ -1130,12 +1169,22 @@ impl Builder {
         let kind = match pair.as_rule() {
             Rule::int_lit => match text.replace('_', "").parse::<i64>() {
                 Ok(n) => ExprKind::Int(n),
+                // Fits only negated (`-9223372036854775808`): `map_prefix`
+                // folds the minus in, and the literal is reported otherwise.
+                Err(_) if text.replace('_', "") == I64_MIN_DIGITS => {
+                    self.unnegated.borrow_mut().push(span);
+                    ExprKind::Int(i64::MIN)
+                }
                 Err(_) => {
                     self.invalid_literal(span, format!("`{text}` is too large for an `int`"), "an `int` holds values up to 9223372036854775807; use a `decimal` literal such as `1.0` for larger amounts");
                     ExprKind::Int(0)
                 }
             },
-            Rule::decimal_lit => ExprKind::Number(text.replace('_', "")),
+            Rule::decimal_lit => {
+                let digits = text.replace('_', "");
+                self.number_fits(span, text, &digits);
+                ExprKind::Number(digits)
+            }
             Rule::duration_lit => ExprKind::Duration(self.duration(text, span)),
             Rule::date_lit => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
                 Ok(d) => ExprKind::Date(d),
