@@ -178,6 +178,27 @@ fn ticks_in_one_advance_are_bounded_and_reported() {
 }
 
 #[test]
+fn a_cron_schedule_past_2100_says_it_ends_once() {
+    let r = rules(
+        "rule yearly every \"0 9 1 1 *\" then log \"new year\" end\nrule seen when hold then log \"{id}\" end",
+    );
+    let mut engine = Engine::new(r.clone(), MemoryStore::new());
+    let mut sink = Collect::default();
+    for (id, at) in [
+        ("h1", "2100-06-01T10:00:00Z"),
+        ("h2", "2101-02-01T10:00:00Z"),
+        ("h3", "2101-12-01T10:00:00Z"),
+    ] {
+        let e = decode_event(r.shapes(), &hold(id, at, "1h")).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    let errors = messages(&sink);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("year 2100"), "{errors:?}");
+    assert_eq!(sink.actions.len(), 3, "every event is still handled");
+}
+
+#[test]
 fn a_payload_field_given_twice_is_rejected_with_its_path() {
     let r = rules("rule seen when hold then log \"{id}\" end");
     let text = r#"{"id":"h1","tenant":"t1","type":"hold","occurred_at":"2026-11-20T10:00:00Z","payload":{"id":"h1","span":"1h","n":1,"n":2}}"#;

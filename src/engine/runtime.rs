@@ -410,9 +410,8 @@ impl<S: Store> Engine<S> {
         let rules = self.rules.clone();
         for &r in &rules.index.schedules {
             if self.store.next_tick(&rules.rules[r].name).is_none() {
-                if let Some(t) = next_tick(&rules.rules[r], start) {
-                    self.store.set_next_tick(&rules.rules[r].name, t);
-                }
+                let t = self.next_tick_or_end(r, start, sink);
+                self.store.set_next_tick(&rules.rules[r].name, t);
             }
         }
         loop {
@@ -439,8 +438,7 @@ impl<S: Store> Engine<S> {
                         continue;
                     }
                     ticks += 1;
-                    // No tick after this one (a cron's last year): never again.
-                    let after = next_tick(rule, t).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    let after = self.next_tick_or_end(r, t, sink);
                     self.store.set_next_tick(&rule.name, after);
                     self.stats.ticks += 1;
                     self.tick(r, t, sink);
@@ -465,7 +463,7 @@ impl<S: Store> Engine<S> {
     ) {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
-        let next = next_tick(rule, to).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let next = self.next_tick_or_end(r, to, sink);
         self.store.set_next_tick(&rule.name, next);
         let skipped = match &rule.trigger {
             RuleTrigger::Interval(ms) if *ms > 0 => (next
@@ -488,6 +486,32 @@ impl<S: Store> Engine<S> {
                 self.limits.max_ticks
             ),
         });
+    }
+
+    /// The next tick of schedule `r` after `after`; when there is none (a
+    /// cron expression past the year 2100, where the cron library stops),
+    /// says so as a rule error and answers "never".
+    fn next_tick_or_end(
+        &mut self,
+        r: usize,
+        after: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) -> DateTime<Utc> {
+        let rule = &self.rules.rules[r];
+        if let Some(t) = next_tick(rule, after) {
+            return t;
+        }
+        self.stats.errors += 1;
+        sink.error(RuleError {
+            at: after,
+            event: Arc::from(format!("{}@{}", rule.name, show_datetime(&after))),
+            rule: rule.name.clone(),
+            message: format!(
+                "the schedule has no tick after {}: cron schedules end with the year 2100, so this rule fires no more (`every` has no such end)",
+                show_datetime(&after)
+            ),
+        });
+        DateTime::<Utc>::MAX_UTC
     }
 
     fn fire_due(&mut self, at: DateTime<Utc>, sink: &mut dyn Sink) {

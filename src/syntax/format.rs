@@ -3,7 +3,10 @@
 //! Comments are not in the tree; they are put back by position: a comment
 //! before a line-level node (an item, a field, a clause, a statement, an `end`)
 //! is printed on its own line above it, and a comment on the same line after
-//! a node stays at the end of that line. Literals are printed as written.
+//! a node stays at the end of that line. A statement, test step, clause,
+//! message field or function with a comment inside it (in a multi-line call,
+//! record or list) is printed as written, only re-indented, so the comment
+//! stays where it was. Literals are printed as written.
 //!
 //! Invariants: formatting is idempotent, and `parse(format(x))` equals
 //! `parse(x)` without spans (tested over every corpus file).
@@ -137,6 +140,45 @@ impl Printer<'_> {
         self.out.push('\n');
     }
 
+    /// Prints a node that is all of `span` as `text`, or, when a comment sits
+    /// inside it (in a multi-line call, record, list or body), as written:
+    /// the formatter keeps comments where they are and cannot place them
+    /// inside a layout of its own.
+    fn node(&mut self, span: Span, text: &str) {
+        let inside = self.comments[self.next..]
+            .iter()
+            .take_while(|c| c.end <= span.end)
+            .filter(|c| c.start > span.start)
+            .count();
+        if inside == 0 {
+            return self.line(span.start, text, span.end);
+        }
+        self.flush_comments(span.start);
+        // Continuation lines move with the first line, as written relative to it.
+        let line_start = self.src[..span.start as usize]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let column = span.start as usize - line_start;
+        let target = self.indent * INDENT.len();
+        let mut written = String::new();
+        for (i, line) in self.slice(span).split('\n').enumerate() {
+            let line = line.trim_end();
+            if i > 0 {
+                written.push('\n');
+                if !line.is_empty() {
+                    let spaces = line.len() - line.trim_start_matches(' ').len();
+                    let kept = (spaces + target).saturating_sub(column);
+                    written.push_str(&" ".repeat(kept));
+                    written.push_str(&line[spaces..]);
+                }
+                continue;
+            }
+            written.push_str(line);
+        }
+        self.next += inside;
+        self.line(span.start, &written, span.end);
+    }
+
     fn item(&mut self, item: &Item) {
         match item {
             Item::Type(d) => self.record("type", &d.name.text, &d.fields, d.span),
@@ -154,7 +196,7 @@ impl Printer<'_> {
                 self.indent += 1;
                 for f in &d.fields {
                     let text = format!("{}: {}", f.name.text, self.expr(&f.value));
-                    self.line(f.span.start, &text, f.span.end);
+                    self.node(f.span, &text);
                 }
                 self.close(d.span, "}");
             }
@@ -167,6 +209,7 @@ impl Printer<'_> {
                 );
                 self.line(d.span.start, &text, d.span.end);
             }
+            Item::Fn(d) if self.has_comment_in(d.span) => self.node(d.span, ""),
             Item::Fn(d) => {
                 let head = format!(
                     "fn {}({}) -> {}",
@@ -286,7 +329,7 @@ impl Printer<'_> {
                 }
                 TestStepKind::ExpectNothing => "expect nothing".to_string(),
             };
-            self.line(step.span.start, &text, step.span.end);
+            self.node(step.span, &text);
         }
         self.close(t.span, "end");
     }
@@ -491,7 +534,7 @@ impl Printer<'_> {
         inline: Option<String>,
     ) {
         for (text, span) in clauses {
-            self.line(span.start, text, span.end);
+            self.node(*span, text);
         }
         match inline {
             Some(stmt) => {
@@ -651,7 +694,7 @@ impl Printer<'_> {
             }
             _ => {
                 let text = self.simple_stmt(stmt);
-                self.line(stmt.span.start, &text, stmt.span.end);
+                self.node(stmt.span, &text);
             }
         }
     }
