@@ -7,10 +7,16 @@
 //! analysed once, for its final text. A request in between (hover,
 //! completion...) analyses the current text at once if it changed.
 //!
+//! Before a request is handled, the messages already received are read
+//! ahead: a `$/cancelRequest` for it among them answers it with
+//! `RequestCancelled` and no work. A document longer than
+//! [`MAX_ANALYSED`] is left out of the analysis and gets one diagnostic that
+//! says so, so no single file can stall the loop.
+//!
 //! Handlers run under `catch_unwind`: a bug answers `null` and is logged,
 //! and the server goes on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +24,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::{
-    DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
-    LogMessage, Notification as _, PublishDiagnostics,
+    Cancel, DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument,
+    DidOpenTextDocument, LogMessage, Notification as _, PublishDiagnostics,
 };
 use lsp_types::request::{
     CodeActionRequest, Completion, DocumentSymbolRequest, Formatting, GotoDefinition, HoverRequest,
@@ -43,7 +49,7 @@ use steward::diag::FileId;
 
 use crate::convert;
 use crate::features::{actions, completion, diagnostics, hover, navigation, symbols, tokens};
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, MAX_ANALYSED};
 
 /// How long after the last edit diagnostics are published, unless the client
 /// sets `debounceMs` in its initialization options.
@@ -157,6 +163,10 @@ struct Server<'a> {
     published: HashMap<Url, Vec<lsp_types::Diagnostic>>,
     watch_files: bool,
     next_request: i32,
+    /// Messages read ahead (to find cancellations), to handle in order.
+    queued: VecDeque<Message>,
+    /// `shutdown` was answered: only `exit` is expected.
+    shut_down: bool,
 }
 
 impl<'a> Server<'a> {
@@ -185,6 +195,8 @@ impl<'a> Server<'a> {
             published: HashMap::new(),
             watch_files,
             next_request: 0,
+            queued: VecDeque::new(),
+            shut_down: false,
         };
         for problem in problems {
             server.log(MessageType::WARNING, problem);
@@ -198,26 +210,49 @@ impl<'a> Server<'a> {
             self.deadline = Some(Instant::now());
         }
         loop {
-            let message = match self.deadline {
-                Some(deadline) => match self.connection.receiver.recv_deadline(deadline) {
-                    Ok(message) => message,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.publish();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                },
-                None => match self.connection.receiver.recv() {
-                    Ok(message) => message,
-                    Err(_) => return Ok(()),
+            // A publication that is due goes first, however many messages wait.
+            if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                self.publish();
+            }
+            let message = match self.queued.pop_front() {
+                Some(message) => message,
+                None => match self.deadline {
+                    Some(deadline) => match self.connection.receiver.recv_deadline(deadline) {
+                        Ok(message) => message,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.publish();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    },
+                    None => match self.connection.receiver.recv() {
+                        Ok(message) => message,
+                        Err(_) => return Ok(()),
+                    },
                 },
             };
             match message {
+                // Not `Connection::handle_shutdown`: it reads `exit` from the
+                // channel, and it may be queued here already.
+                Message::Request(request) if request.method == "shutdown" => {
+                    self.shut_down = true;
+                    self.send(Message::Response(Response::new_ok(request.id, Value::Null)));
+                }
+                Message::Request(request) if self.shut_down => {
+                    self.send(Message::Response(Response::new_err(
+                        request.id,
+                        ErrorCode::InvalidRequest as i32,
+                        "the server is shutting down".into(),
+                    )));
+                }
                 Message::Request(request) => {
-                    match self.connection.handle_shutdown(&request) {
-                        Ok(true) => return Ok(()),
-                        Ok(false) => {}
-                        Err(e) => return Err(e.to_string()),
+                    if self.cancelled(&request.id) {
+                        self.send(Message::Response(Response::new_err(
+                            request.id,
+                            ErrorCode::RequestCanceled as i32,
+                            "cancelled by the client before it was handled".into(),
+                        )));
+                        continue;
                     }
                     self.request(request);
                 }
@@ -226,6 +261,27 @@ impl<'a> Server<'a> {
                 Message::Response(_) => {}
             }
         }
+    }
+
+    /// Whether the client cancelled request `id` in a message already
+    /// received: requests are handled in order, so a cancellation can only
+    /// reach one still waiting. The messages read to find out stay queued.
+    fn cancelled(&mut self, id: &RequestId) -> bool {
+        while let Ok(message) = self.connection.receiver.try_recv() {
+            self.queued.push_back(message);
+        }
+        let cancel = self.queued.iter().position(|m| match m {
+            Message::Notification(n) if n.method == Cancel::METHOD => {
+                serde_json::from_value::<lsp_types::CancelParams>(n.params.clone()).is_ok_and(|p| {
+                    match p.id {
+                        lsp_types::NumberOrString::Number(n) => *id == RequestId::from(n),
+                        lsp_types::NumberOrString::String(s) => *id == RequestId::from(s),
+                    }
+                })
+            }
+            _ => false,
+        });
+        cancel.is_some_and(|at| self.queued.remove(at).is_some())
     }
 
     fn send(&self, message: Message) {
@@ -262,7 +318,11 @@ impl<'a> Server<'a> {
             let Some(file) = self.workspace.file_id(&analysis, &doc.uri) else {
                 continue;
             };
-            let diagnostics = diagnostics::of_file(&analysis, file, &uri_of);
+            let diagnostics = if doc.too_large() {
+                vec![too_large(doc.text.len())]
+            } else {
+                diagnostics::of_file(&analysis, file, &uri_of)
+            };
             let changed = self.published.get(&doc.uri) != Some(&diagnostics);
             if changed || self.edited.contains(&doc.uri) {
                 self.send(Message::Notification(Notification::new(
@@ -495,9 +555,15 @@ impl<'a> Server<'a> {
             }
             Formatting::METHOD => {
                 let p: lsp_types::DocumentFormattingParams = params(p).map_err(Failure::Invalid)?;
-                let edits = self
-                    .workspace
-                    .document(&p.text_document.uri)
+                let doc = self.workspace.document(&p.text_document.uri);
+                if let Some(doc) = doc.filter(|d| d.too_large()) {
+                    return Err(Failure::Refused(format!(
+                        "this file is {}; the editor formats files up to {} (`steward fmt` formats any file)",
+                        size(doc.text.len()),
+                        size(MAX_ANALYSED)
+                    )));
+                }
+                let edits = doc
                     .map(|doc| actions::format(&doc.text))
                     .unwrap_or_default();
                 to_json(edits)
@@ -538,6 +604,31 @@ impl<'a> Server<'a> {
             _ => return Err(Failure::Unknown),
         };
         Ok(value)
+    }
+}
+
+/// The diagnostic a document too long to analyse gets instead of its own.
+fn too_large(len: usize) -> lsp_types::Diagnostic {
+    lsp_types::Diagnostic {
+        range: lsp_types::Range::default(),
+        severity: Some(lsp_types::DiagnosticSeverity::WARNING),
+        source: Some("steward".into()),
+        message: format!(
+            "this file is {}: the editor analyses files up to {}, so this one has no diagnostics, hover, completion or highlighting; `steward check` checks it in full. Split it into smaller files.",
+            size(len),
+            size(MAX_ANALYSED)
+        ),
+        ..Default::default()
+    }
+}
+
+/// A size in bytes as people read it.
+fn size(bytes: usize) -> String {
+    let mib = bytes as f64 / (1u64 << 20) as f64;
+    if mib >= 1.0 {
+        format!("{mib:.1} MiB")
+    } else {
+        format!("{:.0} KiB", bytes as f64 / 1024.0)
     }
 }
 

@@ -17,6 +17,12 @@ use steward::files::FsHost;
 
 use crate::convert;
 
+/// Documents longer than this (in bytes) are left out of the analysis: they
+/// get one diagnostic saying so, and no hover, completion, tokens or
+/// formatting, so one huge file cannot stall the server. Rule files are
+/// rarely over 100 KiB; `steward check` checks a file of any size.
+pub const MAX_ANALYSED: usize = 1 << 20;
+
 /// One file of the workspace.
 #[derive(Clone, Debug)]
 pub struct Document {
@@ -42,6 +48,13 @@ pub fn name_of(uri: &Url) -> String {
     match uri.to_file_path() {
         Ok(path) if uri.scheme() == "file" => path.display().to_string(),
         _ => uri.to_string(),
+    }
+}
+
+impl Document {
+    /// Whether the document is too long to analyse (see [`MAX_ANALYSED`]).
+    pub fn too_large(&self) -> bool {
+        self.text.len() > MAX_ANALYSED
     }
 }
 
@@ -195,7 +208,15 @@ impl Workspace {
         let files: Vec<(String, String)> = self
             .docs
             .iter()
-            .map(|(name, doc)| (name.clone(), doc.text.clone()))
+            .map(|(name, doc)| {
+                // In the analysis as an empty file, so it keeps its id.
+                let text = if doc.too_large() {
+                    String::new()
+                } else {
+                    doc.text.clone()
+                };
+                (name.clone(), text)
+            })
             .collect();
         let host = FsHost {
             roots: self
