@@ -78,7 +78,23 @@ fn payloads_that_do_not_match_are_rejected_with_the_path() {
         (
             r#""nights":3"#,
             r#""nights":3.5"#,
-            "payload.nights: expected int, found 3.5",
+            "payload.nights: expected int, found 3.5 (written with a fraction or an exponent)",
+        ),
+        (
+            r#""nights":3"#,
+            r#""nights":99999999999999999999"#,
+            "payload.nights: 100000000000000000000 is too large for an int",
+        ),
+        (
+            r#""risk":0.2"#,
+            r#""risk":1e309"#,
+            "payload.risk: number out of range",
+        ),
+        (
+            // Unknown fields are skipped unread, numbers out of range included.
+            r#""vip":false"#,
+            r#""vip":false,"tags":[1e309]"#,
+            "",
         ),
         (
             r#""email":"a@b.com","#,
@@ -98,8 +114,8 @@ fn payloads_that_do_not_match_are_rejected_with_the_path() {
     ];
     for (from, to, reason) in cases {
         let text = booking("e1", &GOOD.replace(from, to));
-        let err = decode_event(shapes, &text).unwrap_err();
-        assert_eq!(err.to_string(), reason);
+        let got = decode_event(shapes, &text).err().map(|e| e.to_string());
+        assert_eq!(got.as_deref().unwrap_or(""), reason);
     }
     let err = decode_event(shapes, "{\"id\": 1}").unwrap_err();
     assert!(err.to_string().starts_with("envelope: "), "{err}");

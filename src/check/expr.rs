@@ -1072,7 +1072,13 @@ impl Checker<'_> {
             Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
             Ok(Some(ty)) => {
                 if op == Rem && matches!(ty, Type::Float | Type::Number) {
-                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+                    let span = l.span.to(r.span);
+                    self.report(
+                        Diagnostic::new(Code::InvalidOperands, file, span, "`%` does not apply to `float` values")
+                            .with_label("a remainder of floats")
+                            .with_help("`%` gives the remainder of `int` or `decimal` values; convert with `to_decimal(x)`, or use a `decimal` field"),
+                    );
+                    return Ty::error();
                 }
                 let konst = match (&a.konst, &b.konst) {
                     (Some(Const::Int(x)), Some(Const::Int(y))) => match op {
@@ -1158,6 +1164,9 @@ impl Checker<'_> {
         // The first signature whose parameters take the arguments.
         for sig in &sigs {
             if let Some(bound) = self.fits(sig, args, &arg_tys) {
+                if sig.kind == FnKind::Builtin {
+                    self.literal_args(cx.file, sig, args, &arg_tys);
+                }
                 return Ty::of(sig.ret.substitute(&bound));
             }
         }
@@ -1191,6 +1200,73 @@ impl Checker<'_> {
             .with_help(format!("the versions are: {}", versions.join("; "))),
         );
         Ty::error()
+    }
+
+    /// What can be known before running about the arguments of a built-in
+    /// call: a literal time zone exists, a literal `format_date` pattern
+    /// formats a value of its type, `to_string` gets something with a text.
+    fn literal_args(&mut self, file: FileId, sig: &FnSig, args: &[Arg], tys: &[Ty]) {
+        for ((param, arg), ty) in sig.params.iter().zip(args).zip(tys) {
+            if sig.name == "to_string" && self.holds_record(&ty.ty) {
+                let shown = self.program.show(&ty.ty);
+                self.report(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        file,
+                        arg.value.span,
+                        format!("a `{shown}` cannot be shown in text"),
+                    )
+                    .with_label(format!("this is a `{shown}`"))
+                    .with_help(
+                        "show its fields instead, such as `\"{guest.first_name} <{guest.email}>\"`",
+                    ),
+                );
+            }
+            let Some(text) = ty.str_konst() else {
+                continue;
+            };
+            match param.name.as_str() {
+                "zone" => self.known_zone(file, arg.value.span, text),
+                "pattern" if sig.name == "format_date" => {
+                    let on_date = sig.params.first().is_some_and(|p| p.ty == Type::Date);
+                    if let Err(problem) = try_pattern(text, on_date) {
+                        self.report(
+                            Diagnostic::new(Code::InvalidLiteral, file, arg.value.span, format!("`{text}` is not a pattern `format_date` can use: {problem}"))
+                                .with_help("patterns are strftime-style, such as `\"%Y-%m-%d\"`, `\"%A %B %-d\"` or `\"%H:%M\"`; `%%` is a percent sign"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn holds_record(&self, ty: &Type) -> bool {
+        match ty {
+            Type::Record(_) => true,
+            Type::List(inner) | Type::Optional(inner) => self.holds_record(inner),
+            _ => false,
+        }
+    }
+
+    /// Reports `name` unless it is an IANA time zone.
+    pub(super) fn known_zone(&mut self, file: FileId, span: Span, name: &str) {
+        if name.parse::<chrono_tz::Tz>().is_ok() {
+            return;
+        }
+        let help = did_you_mean(name, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
+            .unwrap_or_else(|| {
+                "use an IANA time zone name such as `\"America/Toronto\"` or `\"UTC\"`".to_string()
+            });
+        self.report(
+            Diagnostic::new(
+                Code::UnknownTimeZone,
+                file,
+                span,
+                format!("unknown time zone `{name}`"),
+            )
+            .with_help(help),
+        );
     }
 
     pub(super) fn signature(&self, sig: &FnSig) -> String {
@@ -1445,4 +1521,23 @@ fn param_list(program: &Program, params: &[ParamDef]) -> String {
         .map(|p| format!("{}: {}", p.name, program.show(&p.ty)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Formats a fixed date (or time) with `pattern`, as `format_date` will.
+fn try_pattern(pattern: &str, on_date: bool) -> Result<(), &'static str> {
+    use chrono::format::{Item, StrftimeItems};
+    use std::fmt::Write;
+    let items: Vec<Item> = StrftimeItems::new(pattern).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Err("it has an unknown `%` directive");
+    }
+    let mut out = String::new();
+    let written = if on_date {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        write!(out, "{}", day.format_with_items(items.into_iter()))
+    } else {
+        let time = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        write!(out, "{}", time.format_with_items(items.into_iter()))
+    };
+    written.map_err(|_| "a `date` has no time of day or zone to show")
 }

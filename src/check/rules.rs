@@ -313,25 +313,7 @@ impl Checker<'_> {
                     );
                 }
                 if let Some(zone) = zone {
-                    if zone.value.parse::<chrono_tz::Tz>().is_err() {
-                        let help = did_you_mean(
-                            &zone.value,
-                            chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
-                        )
-                        .unwrap_or_else(|| {
-                            "use an IANA time zone name such as `\"America/Toronto\"` or `\"UTC\"`"
-                                .to_string()
-                        });
-                        self.report(
-                            Diagnostic::new(
-                                Code::UnknownTimeZone,
-                                file,
-                                zone.span,
-                                format!("unknown time zone `{}`", zone.value),
-                            )
-                            .with_help(help),
-                        );
-                    }
+                    self.known_zone(file, zone.span, &zone.value);
                 }
             }
             Schedule::Interval(e) => {

@@ -91,7 +91,7 @@ impl CronSchedule {
                     help: "the shorthands are `@yearly`, `@monthly`, `@weekly`, `@daily` and `@hourly`".into(),
                 });
             }
-            let schedule = cron::Schedule::from_str(trimmed).map_err(crate_error)?;
+            let schedule = cron::Schedule::from_str(trimmed).map_err(|_| crate_error(trimmed))?;
             return Ok(CronSchedule { schedule });
         }
         let fields: Vec<(usize, &str)> = expr
@@ -122,7 +122,21 @@ impl CronSchedule {
                 _ => text.to_string(),
             });
         }
-        let schedule = cron::Schedule::from_str(&converted.join(" ")).map_err(crate_error)?;
+        let schedule =
+            cron::Schedule::from_str(&converted.join(" ")).map_err(|_| crate_error(trimmed))?;
+        // A day that no month has (`31 2`, `30 2`) is a schedule that never fires.
+        let from = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+        if from.is_some_and(|from| schedule.after(&from).next().is_none()) {
+            return Err(CronError {
+                message: "this schedule never fires: no month has that day".into(),
+                field: fields.get(2).map(|(at, text)| (*at, at + text.len())),
+                help: format!(
+                    "the day of month `{}` never falls in the month `{}`",
+                    fields.get(2).map_or("", |f| f.1),
+                    fields.get(3).map_or("", |f| f.1)
+                ),
+            });
+        }
         Ok(CronSchedule { schedule })
     }
 
@@ -135,11 +149,13 @@ impl CronSchedule {
     }
 }
 
-fn crate_error(err: cron::error::Error) -> CronError {
+/// What the cron library refused after the checks here passed; its own
+/// message shows its internal six-field form, so it is not repeated.
+fn crate_error(expr: &str) -> CronError {
     CronError {
-        message: err.to_string(),
+        message: format!("`{expr}` is not a cron expression Steward can run"),
         field: None,
-        help: "see docs/language.md for the cron syntax".into(),
+        help: "write `minute hour day-of-month month day-of-week` with numbers, names, `*`, ranges (`1-5`), lists (`1,15`) and steps (`*/15`); see docs/language.md".into(),
     }
 }
 
@@ -169,31 +185,55 @@ fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, St
         }
         Ok(n)
     };
+    let empty = || {
+        (
+            format!("the {} field `{text}` has an empty value", spec.name),
+            "separate values with `,` and give both ends of a range, as in `1-5,10`".to_string(),
+        )
+    };
     let mut selected = Vec::new();
     for part in text.split(',') {
+        if part.is_empty() {
+            return Err(empty());
+        }
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    (
-                        format!("`{s}` is not a valid step in the {} field", spec.name),
-                        "a step is a whole number of at least 1, as in `*/15`".to_string(),
-                    )
-                })?;
+                let span = spec.max - spec.min;
+                let step: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0 && *s <= span)
+                    .ok_or_else(|| {
+                        (
+                            format!("`{s}` is not a valid step in the {} field", spec.name),
+                            format!(
+                                "a step in the {} field is a whole number from 1 to {span}, as in `*/15`",
+                                spec.name
+                            ),
+                        )
+                    })?;
                 (r, step)
             }
             None => (part, 1),
         };
         let (lo, hi) = if range == "*" {
             (spec.min, spec.max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (value(a)?, value(b)?);
+        } else if let Some((at, bt)) = range.split_once('-') {
+            if at.is_empty() || bt.is_empty() {
+                return Err(empty());
+            }
+            let (a, mut b) = (value(at)?, value(bt)?);
+            // `mon-sun`: Sunday ends a week as 7.
+            if spec.max == 7 && b == 0 && a > 0 {
+                b = 7;
+            }
             if a > b {
                 return Err((
                     format!(
                         "the range `{range}` in the {} field runs backwards",
                         spec.name
                     ),
-                    format!("write the smaller value first, as in `{b}-{a}`"),
+                    format!("write the smaller value first, as in `{bt}-{at}`"),
                 ));
             }
             (a, b)
@@ -237,6 +277,27 @@ mod tests {
         let err = CronSchedule::parse("61 8 * * *").unwrap_err();
         assert_eq!(err.message, "minute 61 is out of range");
         assert_eq!(err.field, Some((0, 2)));
+    }
+
+    #[test]
+    fn messages_name_the_field_never_the_internal_form() {
+        let message = |e: &str| CronSchedule::parse(e).unwrap_err().message;
+        assert_eq!(
+            message("*/100 * * * *"),
+            "`100` is not a valid step in the minute field"
+        );
+        assert_eq!(
+            message("0 0 31 2 *"),
+            "this schedule never fires: no month has that day"
+        );
+        assert_eq!(
+            message("0 0 * * 1,"),
+            "the day of week field `1,` has an empty value"
+        );
+        let mon_sun = CronSchedule::parse("0 8 * * mon-sun").unwrap();
+        let sat = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
+        let sunday = mon_sun.after(&sat).next().unwrap();
+        assert_eq!(sunday.weekday(), chrono::Weekday::Sun);
     }
 
     #[test]

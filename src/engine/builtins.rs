@@ -238,6 +238,9 @@ fn pick(a: &[Value], want: std::cmp::Ordering) -> Result<Value, Fault> {
     match compare(&a[1], &a[0]) {
         Some(o) if o == want => Ok(a[1].clone()),
         Some(_) => Ok(a[0].clone()),
+        None if a.iter().any(|v| matches!(v, Value::Float(x) if x.is_nan())) => {
+            fault("a float that is not a number (NaN) has no order")
+        }
         None => fault(format!(
             "cannot compare a {} with a {}",
             a[0].kind(),

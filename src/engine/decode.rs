@@ -339,6 +339,10 @@ pub fn decode_payload(
 
 /// serde_json's message without its " at line 1 column 9" tail.
 fn serde_reason(e: &serde_json::Error) -> String {
+    serde_reason_of(e)
+}
+
+fn serde_reason_of(e: &impl fmt::Display) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),
@@ -490,7 +494,12 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 .or_else(|_| Decimal::from_scientific(&format!("{v:e}")))
                 .map(Value::Decimal)
                 .map_err(|_| self.fail(format!("{v} does not fit a decimal"))),
-            Shape::Int => Err(self.fail(format!("expected int, found {v}"))),
+            Shape::Int if v.fract() == 0.0 && v.abs() >= 9.2e18 => {
+                Err(self.fail(format!("{v} is too large for an int")))
+            }
+            Shape::Int => Err(self.fail(format!(
+                "expected int, found {v:?} (written with a fraction or an exponent)"
+            ))),
             _ => Err(self.mismatch("number")),
         }
     }
@@ -544,7 +553,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 shape: item,
                 path: &path,
             };
-            match seq.next_element_seed(seed)? {
+            match seq
+                .next_element_seed(seed)
+                .map_err(|e| seed.fail(serde_reason_of(&e)))?
+            {
                 Some(v) => items.push(v),
                 None => break,
             }
@@ -576,7 +588,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
                         // The last would win silently; the sender meant one.
                         return Err(seed.fail("the field appears twice".to_string()));
                     }
-                    slots[i] = map.next_value_seed(seed)?;
+                    // An error from serde itself (a number out of range, bad
+                    // syntax) gets the path of the innermost field it is in.
+                    slots[i] = map
+                        .next_value_seed(seed)
+                        .map_err(|e| seed.fail(serde_reason_of(&e)))?;
                     seen.set(i);
                 }
                 None => {

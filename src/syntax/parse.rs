@@ -87,6 +87,12 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
     // A lone `\r` is a line break, as for `diag::LineIndex` and editors.
     // Replacing it by `\n` keeps every byte offset.
     let normalized = scan::lone_cr_as_lf(src);
+    // A byte-order mark (some editors write one) is white space: three
+    // spaces keep every byte offset.
+    let normalized = match normalized.strip_prefix('\u{feff}') {
+        Some(rest) => std::borrow::Cow::Owned(format!("   {rest}")),
+        None => normalized,
+    };
     let src: &str = &normalized;
     let mut out = SourceFile {
         comments: scan::comments(src),
@@ -1180,6 +1186,14 @@ impl Builder {
                     ExprKind::Int(0)
                 }
             },
+            Rule::exp_lit => {
+                self.invalid_literal(
+                    span,
+                    format!("`{text}`: number literals have no exponent"),
+                    "write the number out in digits, such as `1500000.0` for `1.5e6`",
+                );
+                ExprKind::Number("1.0".into())
+            }
             Rule::decimal_lit => {
                 let digits = text.replace('_', "");
                 self.number_fits(span, text, &digits);
@@ -1271,7 +1285,8 @@ impl Builder {
                         format!("the duration `{text}` is too long"),
                         "durations can be at most about 292 million years",
                     );
-                    return 0;
+                    // Reported: a stand-in that no other check refuses.
+                    return i64::MAX;
                 }
             }
             digits.clear();
