@@ -199,6 +199,30 @@ fn a_cron_schedule_past_2100_says_it_ends_once() {
 }
 
 #[test]
+fn texts_and_lists_built_by_rules_are_bounded() {
+    let r = rules(
+        "rule grow when hold then log replace(id, \"a\", id) end\n         rule pieces when hold then log \"{len(split(id, \"\"))}\" end\n\
+         rule fine when hold then log \"{len(replace(id, \"a\", \"bb\"))}\" end",
+    );
+    let (_, sink) = run(
+        &r,
+        &[hold(&"a".repeat(200_000), "2026-11-20T10:00:00Z", "1h")],
+    );
+    let errors = messages(&sink);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("replace: the text would be"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("split: the list would have 200000 items"),
+        "{errors:?}"
+    );
+    assert_eq!(sink.actions.len(), 1);
+    assert_eq!(sink.actions[0].args["text"], "400000");
+}
+
+#[test]
 fn a_payload_field_given_twice_is_rejected_with_its_path() {
     let r = rules("rule seen when hold then log \"{id}\" end");
     let text = r#"{"id":"h1","tenant":"t1","type":"hold","occurred_at":"2026-11-20T10:00:00Z","payload":{"id":"h1","span":"1h","n":1,"n":2}}"#;

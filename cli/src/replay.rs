@@ -145,14 +145,27 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     let mut first = true;
     loop {
         buf.clear();
-        let n = reader
+        let read_error =
+            |e: std::io::Error| format!("cannot read `{}`: {e}", opts.events.display());
+        // At most MAX_LINE bytes are kept; a longer line is skipped unread.
+        let mut n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("cannot read `{}`: {e}", opts.events.display()))?;
+            .map_err(read_error)?;
         if n == 0 {
             break;
         }
         line_no += 1;
         counts.lines += 1;
+        if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+            n += reader.skip_until(b'\n').map_err(read_error)?;
+            if let Some(bar) = &progress {
+                bar.inc(n as u64);
+            }
+            counts.rejected += 1;
+            eprintln!("rejected: line {line_no}: longer than {MAX_LINE} bytes");
+            continue;
+        }
         if let Some(bar) = &progress {
             bar.inc(n as u64);
         }
@@ -421,6 +434,10 @@ pub fn test(paths: &[PathBuf]) -> Result<ExitCode, String> {
         ExitCode::from(super::PROBLEMS)
     })
 }
+
+/// The longest line of an events file that is read (16 MiB): an event is
+/// rarely over a few kilobytes.
+const MAX_LINE: usize = 16 << 20;
 
 /// The `id` of an envelope that was rejected, when the line has one: every
 /// other value is skipped unread, so a number out of range elsewhere does

@@ -221,3 +221,27 @@ fn a_test_that_produces_millions_of_actions_fails_clearly() {
     );
     assert!(stdout.contains("past the end of the calendar"), "{stdout}");
 }
+
+#[test]
+fn a_line_longer_than_the_limit_is_skipped_unread() {
+    let dir = rules_dir("long-line", "rule seen when ping then log \"{id}\" end\n");
+    let mut events = ping("a", "2026-11-20T10:00:00Z");
+    events.push('\n');
+    // 17 MiB of one id, without a newline until its end.
+    events.push_str(&ping(&"x".repeat(17 << 20), "2026-11-20T10:00:01Z"));
+    events.push('\n');
+    events.push_str(&ping("b", "2026-11-20T10:00:02Z"));
+    events.push('\n');
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let out = replay(&dir);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rejected: line 2: longer than 16777216 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("read 3 lines: 2 events handled, 1 rejected"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::eval::{arith, as_f64, compare, fault, Fault, Frame};
+use super::eval::{arith, as_f64, compare, fault, list_fits, text_fits, Fault, Frame};
 use super::value::Value;
 use crate::syntax::ast::BinaryOp;
 
@@ -84,12 +84,21 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
             if from.is_empty() {
                 return Ok(a[0].clone());
             }
-            Ok(Value::Str(Arc::from(
-                text(&a[0]).replace(from, text(&a[2])),
-            )))
+            let (haystack, to) = (text(&a[0]), text(&a[2]));
+            if to.len() > from.len() {
+                let grows = (to.len() - from.len()).saturating_mul(haystack.matches(from).count());
+                text_fits("replace", haystack.len().saturating_add(grows))?;
+            }
+            Ok(Value::Str(Arc::from(haystack.replace(from, to))))
         },
         ("split", 2) => |a, _| {
             let sep = text(&a[1]);
+            let count = if sep.is_empty() {
+                text(&a[0]).chars().count()
+            } else {
+                text(&a[0]).matches(sep).count().saturating_add(1)
+            };
+            list_fits("split", count)?;
             let parts: Vec<Value> = if sep.is_empty() {
                 text(&a[0])
                     .chars()
@@ -104,8 +113,17 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
             let Value::List(items) = &a[0] else {
                 return fault("join: expected a list");
             };
-            let parts: Vec<String> = items.iter().map(Value::to_string).collect();
-            Ok(Value::Str(Arc::from(parts.join(text(&a[1])))))
+            let sep = text(&a[1]);
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                std::fmt::Write::write_fmt(&mut out, format_args!("{item}"))
+                    .map_err(|_| Fault::new("join: cannot show an item"))?;
+                text_fits("join", out.len())?;
+            }
+            Ok(Value::Str(Arc::from(out)))
         },
         ("first", 1) => |a, _| match &a[0] {
             Value::List(items) => Ok(items.first().cloned().unwrap_or(Value::None)),

@@ -1227,6 +1227,7 @@ impl Compiler<'_> {
                                     let _ = write!(out, "{}", x(f)?);
                                 }
                             }
+                            super::eval::text_fits("text", out.len())?;
                         }
                         Ok(Value::Str(Arc::from(out)))
                     }),

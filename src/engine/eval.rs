@@ -52,6 +52,33 @@ pub fn fault<T>(message: impl Into<String>) -> Result<T, Fault> {
     Err(Fault::new(message))
 }
 
+/// The most bytes a text computed by a rule may hold (the Rhai sandbox has
+/// its own, smaller bound). Values from events are bounded by their line.
+pub const MAX_TEXT: usize = 1 << 20;
+/// The most items a list computed by a rule may hold.
+pub const MAX_LIST: usize = 100_000;
+
+/// Faults when a text of `len` bytes would be more than [`MAX_TEXT`]; called
+/// before the text is built.
+pub fn text_fits(what: &str, len: usize) -> Result<(), Fault> {
+    if len > MAX_TEXT {
+        return fault(format!(
+            "{what}: the text would be {len} bytes, more than the {MAX_TEXT} a text may hold"
+        ));
+    }
+    Ok(())
+}
+
+/// Faults when a list of `len` items would be more than [`MAX_LIST`].
+pub fn list_fits(what: &str, len: usize) -> Result<(), Fault> {
+    if len > MAX_LIST {
+        return fault(format!(
+            "{what}: the list would have {len} items, more than the {MAX_LIST} a list may hold"
+        ));
+    }
+    Ok(())
+}
+
 /// A compiled expression.
 pub type Eval = Box<dyn Fn(&Frame) -> Result<Value, Fault> + Send + Sync>;
 /// A compiled condition.
@@ -170,12 +197,14 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             r.map(V::Decimal).ok_or_else(overflow)
         }
         (V::Str(x), V::Str(y)) if op == Add => {
+            text_fits("+", x.len().saturating_add(y.len()))?;
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(x);
             s.push_str(y);
             Ok(V::Str(Arc::from(s)))
         }
         (V::List(x), V::List(y)) if op == Add => {
+            list_fits("+", x.len().saturating_add(y.len()))?;
             Ok(V::List(x.iter().chain(y.iter()).cloned().collect()))
         }
         (V::DateTime(t), V::Duration(d)) | (V::Duration(d), V::DateTime(t))
