@@ -173,10 +173,26 @@ fn a_duplicate_event_is_handled_once() {
     let r = rules("when booking then log \"once\"");
     let out = run(&r, &[booking("e1", GOOD), booking("e1", GOOD)]);
     assert_eq!(out.actions.len(), 1);
-    assert_eq!(
-        out.actions[0].key,
-        format!("rules.stw:1/{}/e1/1", r.version)
+    let key = steward::engine::ActionKey {
+        tenant: "t1",
+        rule: "rules.stw:1",
+        version: &r.version,
+        event: "e1",
+        pos: 1,
+    };
+    assert_eq!(out.actions[0].key, key.token());
+    let token = key.token();
+    assert!(
+        token.len() == 36
+            && token.starts_with("stw_")
+            && token[4..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
     );
+    let other_tenant = steward::engine::ActionKey {
+        tenant: "t2",
+        ..key
+    };
+    assert_ne!(other_tenant.token(), token);
 }
 
 #[test]

@@ -142,7 +142,6 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     let mut line_no = 0u64;
     let mut counts = Counts::default();
     let mut last: Option<DateTime<Utc>> = None;
-    let mut first = true;
     loop {
         buf.clear();
         let read_error =
@@ -189,10 +188,6 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
                         steward::engine::value::show_datetime(&event.occurred_at),
                         steward::engine::value::show_datetime(&until)
                     ));
-                }
-                if first {
-                    engine.tenant = event.tenant.clone();
-                    first = false;
                 }
                 let id = event.id.clone();
                 let at = event.occurred_at;

@@ -38,6 +38,12 @@ fn replay_prints_actions_and_reports_rejections() {
         .expect(&stdout);
     assert_eq!(notify["at"], "2026-11-21T13:00:00Z");
     assert_eq!(notify["rule"], "work_order_sla");
+    assert_eq!(notify["tenant"], "acme");
+    let key = notify["key"].as_str().unwrap_or_default();
+    assert!(
+        key.starts_with("stw_") && key.len() == 36,
+        "a key safe in a header: {key}"
+    );
     assert_eq!(notify["args"]["text"], "Work order w1 unresolved after 4h");
     assert!(
         stderr

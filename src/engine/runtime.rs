@@ -71,6 +71,7 @@ pub enum Handled {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Action {
     pub at: DateTime<Utc>,
+    pub tenant: Arc<str>,
     /// The id of the event that triggered the rule.
     pub event: Arc<str>,
     pub rule: Arc<str>,
@@ -85,10 +86,12 @@ impl Action {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "at": show_datetime(&self.at),
+            "tenant": &*self.tenant,
             "event": &*self.event,
             "rule": &*self.rule,
             "action": &*self.action,
             "args": self.args,
+            "key": &self.key,
         })
     }
 }
@@ -97,6 +100,7 @@ impl Action {
 /// are runtime values, and become JSON only if the sink wants JSON.
 pub struct Performed<'a> {
     pub at: DateTime<Utc>,
+    pub tenant: &'a Arc<str>,
     /// The id of the event that triggered the rule.
     pub event: &'a Arc<str>,
     pub rule: &'a Arc<str>,
@@ -106,14 +110,41 @@ pub struct Performed<'a> {
     pub shapes: &'a Shapes,
 }
 
-/// (rule, version, event, position): at most one performance per key.
-/// Shown as `rule/version/event/position`.
+/// (tenant, rule, version, source, position): at most one performance per
+/// key. The source is the event handled, or the timer or approval instance
+/// a resumed block runs for. Shown as `rule/version/source/position`; see
+/// [`ActionKey::token`] for the form used in headers and `Message-ID`s.
 #[derive(Clone, Copy, Debug)]
 pub struct ActionKey<'a> {
+    pub tenant: &'a str,
     pub rule: &'a str,
     pub version: &'a str,
     pub event: &'a str,
     pub pos: u32,
+}
+
+impl ActionKey<'_> {
+    /// The key as 32 hex digits after `stw_` (128 bits of a SHA-256 of its
+    /// parts): the same for the same parts, safe in an HTTP header, a mail
+    /// `Message-ID` or a URL, whatever the ids hold.
+    pub fn token(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [self.tenant, self.rule, self.version, self.event] {
+            // Length-prefixed, so no two different keys hash the same parts.
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        hash.update(self.pos.to_be_bytes());
+        let digest = hash.finalize();
+        let mut out = String::with_capacity(36);
+        out.push_str("stw_");
+        for byte in digest.iter().take(16) {
+            use std::fmt::Write;
+            let _ = write!(out, "{byte:02x}");
+        }
+        out
+    }
 }
 
 impl std::fmt::Display for ActionKey<'_> {
@@ -152,7 +183,9 @@ impl Performed<'_> {
             args: Args<'a>,
             at: String,
             event: &'a str,
+            key: String,
             rule: &'a str,
+            tenant: &'a str,
         }
         serde_json::to_writer(
             &mut *out,
@@ -161,7 +194,9 @@ impl Performed<'_> {
                 args: Args(self),
                 at: show_datetime(&self.at),
                 event: self.event,
+                key: self.key.token(),
                 rule: self.rule,
+                tenant: self.tenant,
             },
         )?;
         out.write_all(b"\n")
@@ -171,6 +206,7 @@ impl Performed<'_> {
     pub fn to_action(&self) -> Action {
         Action {
             at: self.at,
+            tenant: self.tenant.clone(),
             event: self.event.clone(),
             rule: self.rule.clone(),
             action: self.action.clone(),
@@ -179,7 +215,7 @@ impl Performed<'_> {
                 .iter()
                 .map(|(name, v)| (name.to_string(), self.shapes.to_json(v)))
                 .collect(),
-            key: self.key.to_string(),
+            key: self.key.token(),
         }
     }
 }
@@ -303,8 +339,8 @@ pub struct Stats {
 pub struct Engine<S: Store> {
     pub rules: Arc<Ruleset>,
     pub store: S,
-    /// The tenant that schedule-triggered rules run for.
-    pub tenant: Arc<str>,
+    /// The tenants seen so far: a schedule-triggered rule fires for each.
+    tenants: std::collections::BTreeSet<Arc<str>>,
     pub auto_decide: AutoDecide,
     /// Explain the event with this id when it is handled.
     pub explain: Option<String>,
@@ -315,8 +351,45 @@ pub struct Engine<S: Store> {
     /// Events caused so far by the input being handled (see `Limits::max_caused`).
     caused: u32,
     scratch: Vec<usize>,
-    /// The arguments of the action being performed, reused.
+    /// What the rule (or resumed block) being run has done so far; applied
+    /// when it ends, dropped if it faults, so its handling is all or nothing.
+    fx: Effects,
+}
+
+/// The effects of one rule's handling of one event (or of one resumed
+/// block), held until it ends.
+#[derive(Default)]
+struct Effects {
+    actions: Vec<Pending>,
+    /// The arguments of `actions`, each a range of this.
     args: Vec<(Arc<str>, Value)>,
+    ops: Vec<StoreOp>,
+    emitted: Vec<(Arc<Event>, u32, Arc<str>)>,
+    /// The throttle window to count the firing against.
+    throttle: Option<String>,
+}
+
+impl Effects {
+    fn clear(&mut self) {
+        self.actions.clear();
+        self.args.clear();
+        self.ops.clear();
+        self.emitted.clear();
+        self.throttle = None;
+    }
+}
+
+struct Pending {
+    pos: u32,
+    action: Arc<str>,
+    args: std::ops::Range<usize>,
+}
+
+enum StoreOp {
+    PutTimer(Timer),
+    RemoveTimer(TimerKey),
+    PutApproval(Approval),
+    Decision(Decision),
 }
 
 /// The event being handled and where its chain stands.
@@ -326,16 +399,29 @@ struct Ctx {
     envelope: Arc<Record>,
     now: DateTime<Utc>,
     depth: u32,
+    /// What is being handled: the event's id, or for a resumed block the
+    /// timer or approval instance. Emitted ids and idempotency keys use it.
+    source: Arc<str>,
+    /// What started the chain (for the chain bound's message).
+    origin: Arc<str>,
 }
 
-type Queue = VecDeque<(Arc<Event>, u32)>;
+/// Where an event stands in its chain of emits.
+#[derive(Clone, Copy)]
+struct Chain<'a> {
+    depth: u32,
+    origin: &'a Arc<str>,
+}
+
+/// Events to handle: the event, its depth in its chain, the chain's origin.
+type Queue = VecDeque<(Arc<Event>, u32, Arc<str>)>;
 
 impl<S: Store> Engine<S> {
     pub fn new(rules: Arc<Ruleset>, store: S) -> Engine<S> {
         Engine {
             rules,
             store,
-            tenant: Arc::from("default"),
+            tenants: std::collections::BTreeSet::new(),
             auto_decide: AutoDecide::None,
             explain: None,
             traces: Vec::new(),
@@ -344,7 +430,15 @@ impl<S: Store> Engine<S> {
             clock: None,
             caused: 0,
             scratch: Vec::new(),
-            args: Vec::new(),
+            fx: Effects::default(),
+        }
+    }
+
+    /// Makes schedules fire for `tenant` from now on (as a handled event of
+    /// the tenant does).
+    pub fn add_tenant(&mut self, tenant: &Arc<str>) {
+        if !self.tenants.contains(tenant) {
+            self.tenants.insert(tenant.clone());
         }
     }
 
@@ -363,13 +457,16 @@ impl<S: Store> Engine<S> {
             _ => event.occurred_at,
         };
         self.within_horizon(at)?;
-        self.advance_to(at, sink)?;
+        self.add_tenant(&event.tenant);
+        // At one instant, events come before timers and ticks.
+        self.advance(at, false, sink)?;
         if !self.store.claim_event(&event.tenant, &event.id) {
             self.stats.duplicates += 1;
             return Ok(Handled::Duplicate);
         }
         let mut queue = Queue::new();
-        queue.push_back((Arc::new(event), 0));
+        let origin = event.id.clone();
+        queue.push_back((Arc::new(event), 0, origin));
         self.caused = 0;
         self.drain(&mut queue, at, sink);
         Ok(Handled::Ran)
@@ -391,8 +488,8 @@ impl<S: Store> Engine<S> {
     }
 
     fn drain(&mut self, queue: &mut Queue, now: DateTime<Utc>, sink: &mut dyn Sink) {
-        while let Some((event, depth)) = queue.pop_front() {
-            self.process(event, depth, now, sink, queue);
+        while let Some((event, depth, origin)) = queue.pop_front() {
+            self.process(event, depth, origin, now, sink, queue);
         }
     }
 
@@ -401,6 +498,16 @@ impl<S: Store> Engine<S> {
     /// refused; more than `limits.max_ticks` schedule ticks are skipped and
     /// reported as a rule error of the schedule's rule.
     pub fn advance_to(&mut self, to: DateTime<Utc>, sink: &mut dyn Sink) -> Result<(), Refused> {
+        self.advance(to, true, sink)
+    }
+
+    /// Fires what is due before `to` (and at `to` too, when `inclusive`).
+    fn advance(
+        &mut self,
+        to: DateTime<Utc>,
+        inclusive: bool,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Refused> {
         self.within_horizon(to)?;
         let start = self.clock.unwrap_or(to);
         let mut ticks = 0u64;
@@ -408,40 +515,45 @@ impl<S: Store> Engine<S> {
             self.clock = Some(to);
         }
         let rules = self.rules.clone();
-        for &r in &rules.index.schedules {
-            if self.store.next_tick(&rules.rules[r].name).is_none() {
-                let t = self.next_tick_or_end(r, start, sink);
-                self.store.set_next_tick(&rules.rules[r].name, t);
+        let tenants: Vec<Arc<str>> = self.tenants.iter().cloned().collect();
+        for tenant in &tenants {
+            for &r in &rules.index.schedules {
+                if self.store.next_tick(tenant, &rules.rules[r].name).is_none() {
+                    let t = self.next_tick_or_end(r, start, sink);
+                    self.store.set_next_tick(tenant, &rules.rules[r].name, t);
+                }
             }
         }
+        let is_due = |t: &DateTime<Utc>| if inclusive { *t <= to } else { *t < to };
         loop {
-            let due = self.store.next_due().filter(|t| *t <= to);
-            let tick = rules
-                .index
-                .schedules
-                .iter()
-                .filter_map(|&r| {
-                    self.store
-                        .next_tick(&rules.rules[r].name)
-                        .filter(|t| *t <= to)
-                        .map(|t| (t, r))
-                })
-                .min();
+            let due = self.store.next_due().filter(is_due);
+            let mut tick: Option<(DateTime<Utc>, usize, usize)> = None;
+            for (i, tenant) in tenants.iter().enumerate() {
+                for &r in &rules.index.schedules {
+                    let next = self.store.next_tick(tenant, &rules.rules[r].name);
+                    if let Some(t) = next.filter(is_due) {
+                        if tick.is_none_or(|(best, _, _)| t < best) {
+                            tick = Some((t, r, i));
+                        }
+                    }
+                }
+            }
             match (due, tick) {
-                (Some(d), Some((t, _))) if d <= t => self.fire_due(d, sink),
+                (Some(d), Some((t, _, _))) if d <= t => self.fire_due(d, sink),
                 (Some(d), None) => self.fire_due(d, sink),
-                (_, Some((t, r))) => {
+                (_, Some((t, r, i))) => {
                     self.clock = Some(t.max(self.clock.unwrap_or(t)));
                     let rule = &rules.rules[r];
+                    let tenant = &tenants[i];
                     if ticks >= self.limits.max_ticks {
-                        self.skip_ticks(r, t, to, sink);
+                        self.skip_ticks(tenant, r, t, to, sink);
                         continue;
                     }
                     ticks += 1;
                     let after = self.next_tick_or_end(r, t, sink);
-                    self.store.set_next_tick(&rule.name, after);
+                    self.store.set_next_tick(tenant, &rule.name, after);
                     self.stats.ticks += 1;
-                    self.tick(r, t, sink);
+                    self.tick(tenant, r, t, sink);
                 }
                 (None, None) => break,
             }
@@ -456,6 +568,7 @@ impl<S: Store> Engine<S> {
     /// without firing, and says how many were skipped.
     fn skip_ticks(
         &mut self,
+        tenant: &Arc<str>,
         r: usize,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -464,7 +577,7 @@ impl<S: Store> Engine<S> {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let next = self.next_tick_or_end(r, to, sink);
-        self.store.set_next_tick(&rule.name, next);
+        self.store.set_next_tick(tenant, &rule.name, next);
         let skipped = match &rule.trigger {
             RuleTrigger::Interval(ms) if *ms > 0 => (next
                 .timestamp_millis()
@@ -524,12 +637,20 @@ impl<S: Store> Engine<S> {
         match due {
             Due::Timer(t) => {
                 self.stats.timers_fired += 1;
-                self.resume(t.cont, None, at, sink, &mut queue);
+                let source = format!(
+                    "{}~{}~{}@{}",
+                    t.key.key,
+                    t.key.rule,
+                    t.key.pos,
+                    show_datetime(&t.due)
+                );
+                self.resume(t.cont, None, Arc::from(source), at, sink, &mut queue);
             }
             Due::Deadline(a) => {
                 self.stats.approvals_expired += 1;
                 if let Some(block) = a.otherwise {
-                    self.resume(a.cont, Some(block), at, sink, &mut queue);
+                    let source = Arc::from(format!("{}~expired", a.id));
+                    self.resume(a.cont, Some(block), source, at, sink, &mut queue);
                 }
             }
         }
@@ -537,10 +658,13 @@ impl<S: Store> Engine<S> {
     }
 
     /// Runs a suspended block; `block` overrides the continuation's own.
+    /// It starts a chain of its own: `source` (the timer or approval
+    /// instance) is its origin.
     fn resume(
         &mut self,
         cont: Continuation,
         block: Option<usize>,
+        source: Arc<str>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
         queue: &mut Queue,
@@ -550,22 +674,69 @@ impl<S: Store> Engine<S> {
             event: cont.event,
             envelope: cont.envelope,
             now,
-            depth: cont.depth,
+            depth: 0,
+            origin: source.clone(),
+            source,
         };
         let mut locals = cont.locals;
         let rules = self.rules.clone();
         let block = &rules.rules[cx.rule].blocks[block.unwrap_or(cont.block)];
-        if let Err(fault) = self.exec(&cx, block, &mut locals, sink, queue) {
-            self.fault(&cx, fault, sink);
+        self.fx.clear();
+        let caused = self.caused;
+        match self.exec(&cx, block, &mut locals) {
+            Ok(()) => self.commit(&cx, sink, queue),
+            Err(fault) => {
+                self.caused = caused;
+                self.fault(&cx, fault, sink);
+            }
         }
     }
 
-    fn tick(&mut self, r: usize, at: DateTime<Utc>, sink: &mut dyn Sink) {
+    /// Applies what a rule's handling did, now that it ended without a fault.
+    fn commit(&mut self, cx: &Ctx, sink: &mut dyn Sink, queue: &mut Queue) {
+        let mut fx = std::mem::take(&mut self.fx);
+        if let Some(key) = fx.throttle.take() {
+            self.store.throttle_count(&key, cx.now);
+        }
+        for op in fx.ops.drain(..) {
+            match op {
+                StoreOp::PutTimer(t) => {
+                    self.store.put_timer(t);
+                }
+                StoreOp::RemoveTimer(k) => {
+                    self.store.remove_timer(&k);
+                }
+                StoreOp::PutApproval(a) => {
+                    let (id, pos) = (a.id.clone(), a.key.pos);
+                    if let Some(old) = self.store.put_approval(a) {
+                        let args = [
+                            (Arc::from("approval"), Value::str(&old.id)),
+                            (
+                                Arc::from("reason"),
+                                Value::str(&format!("superseded by `{id}`")),
+                            ),
+                        ];
+                        self.perform(cx, pos, &Arc::from("approval_cancelled"), &args, sink);
+                    }
+                }
+                StoreOp::Decision(d) => self.store.record_decision(d),
+            }
+        }
+        for p in &fx.actions {
+            let args = fx.args.get(p.args.clone()).unwrap_or(&[]);
+            self.perform(cx, p.pos, &p.action, args, sink);
+        }
+        queue.extend(fx.emitted.drain(..));
+        fx.clear();
+        self.fx = fx;
+    }
+
+    fn tick(&mut self, tenant: &Arc<str>, r: usize, at: DateTime<Utc>, sink: &mut dyn Sink) {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let event = Arc::new(Event {
             id: Arc::from(format!("{}@{}", rule.name, show_datetime(&at))),
-            tenant: self.tenant.clone(),
+            tenant: tenant.clone(),
             event_type: Arc::from("schedule"),
             occurred_at: at,
             key: None,
@@ -574,7 +745,11 @@ impl<S: Store> Engine<S> {
         let mut queue = Queue::new();
         self.caused = 0;
         let envelope = self.envelope_of(&event);
-        self.run_rule(r, &event, &envelope, 0, at, sink, &mut queue, None);
+        let chain = Chain {
+            depth: 0,
+            origin: &event.id,
+        };
+        self.run_rule(r, &event, &envelope, chain, at, sink, &mut queue, None);
         self.drain(&mut queue, at, sink);
     }
 
@@ -587,7 +762,7 @@ impl<S: Store> Engine<S> {
         at: DateTime<Utc>,
         sink: &mut dyn Sink,
     ) -> Result<bool, Refused> {
-        self.advance_to(at, sink)?;
+        self.advance(at, false, sink)?;
         let Some(a) = self.store.take_approval(id) else {
             return Ok(false);
         };
@@ -606,7 +781,9 @@ impl<S: Store> Engine<S> {
         let mut queue = Queue::new();
         self.caused = 0;
         if let Some(block) = block {
-            self.resume(a.cont, Some(block), now, sink, &mut queue);
+            let verdict = if approved { "approved" } else { "rejected" };
+            let source = Arc::from(format!("{}~{verdict}", a.id));
+            self.resume(a.cont, Some(block), source, now, sink, &mut queue);
         }
         self.drain(&mut queue, now, sink);
         Ok(true)
@@ -637,6 +814,7 @@ impl<S: Store> Engine<S> {
         &mut self,
         event: Arc<Event>,
         depth: u32,
+        origin: Arc<str>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
         queue: &mut Queue,
@@ -695,16 +873,11 @@ impl<S: Store> Engine<S> {
         }
         let envelope = self.envelope_of(&event);
         for &r in &candidates {
-            self.run_rule(
-                r,
-                &event,
-                &envelope,
+            let at = Chain {
                 depth,
-                now,
-                sink,
-                queue,
-                trace.as_mut(),
-            );
+                origin: &origin,
+            };
+            self.run_rule(r, &event, &envelope, at, now, sink, queue, trace.as_mut());
         }
         self.scratch = candidates;
         if let Some(trace) = trace {
@@ -718,7 +891,7 @@ impl<S: Store> Engine<S> {
         r: usize,
         event: &Arc<Event>,
         envelope: &Arc<Record>,
-        depth: u32,
+        chain: Chain<'_>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
         queue: &mut Queue,
@@ -731,7 +904,9 @@ impl<S: Store> Engine<S> {
             event: event.clone(),
             envelope: envelope.clone(),
             now,
-            depth,
+            depth: chain.depth,
+            source: event.id.clone(),
+            origin: chain.origin.clone(),
         };
         let frame = Frame {
             event: &event.payload,
@@ -781,6 +956,7 @@ impl<S: Store> Engine<S> {
                 return;
             }
         }
+        self.fx.clear();
         if let Some(throttle) = &rule.throttle {
             let result = self.throttled(rule, throttle, &frame, &event.tenant, now);
             if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
@@ -802,8 +978,13 @@ impl<S: Store> Engine<S> {
             }
         }
         let mut locals = Vec::new();
-        if let Err(fault) = self.exec(&cx, &rule.blocks[0], &mut locals, sink, queue) {
-            self.fault(&cx, fault, sink);
+        let caused = self.caused;
+        match self.exec(&cx, &rule.blocks[0], &mut locals) {
+            Ok(()) => self.commit(&cx, sink, queue),
+            Err(fault) => {
+                self.caused = caused;
+                self.fault(&cx, fault, sink);
+            }
         }
     }
 
@@ -842,7 +1023,11 @@ impl<S: Store> Engine<S> {
             None => String::new(),
         };
         let key = format!("{tenant}\u{1f}{}\u{1f}{by}", rule.name);
-        Ok(!self.store.throttle(&key, limit, window, now))
+        let allowed = self.store.throttle_allows(&key, limit, window, now);
+        if allowed {
+            self.fx.throttle = Some(key);
+        }
+        Ok(!allowed)
     }
 
     fn fault(&mut self, cx: &Ctx, fault: Fault, sink: &mut dyn Sink) {
@@ -855,13 +1040,12 @@ impl<S: Store> Engine<S> {
         });
     }
 
+    /// Runs `ops`, recording what they do in `self.fx` (see [`Effects`]).
     fn exec(
         &mut self,
         cx: &Ctx,
         ops: &[Op],
         locals: &mut Vec<Value>,
-        sink: &mut dyn Sink,
-        queue: &mut Queue,
     ) -> Result<(), Fault> {
         let rules = self.rules.clone();
         let rule = &rules.rules[cx.rule];
@@ -890,12 +1074,11 @@ impl<S: Store> Engine<S> {
                         }
                     }
                     let mark = locals.len();
-                    self.exec(cx, chosen, locals, sink, queue)?;
+                    self.exec(cx, chosen, locals)?;
                     locals.truncate(mark);
                 }
                 Op::Act(act) => {
-                    let mut args = std::mem::take(&mut self.args);
-                    args.clear();
+                    let start = self.fx.args.len();
                     match &act.emit {
                         Some((event_type, record)) => {
                             let values = act.args.iter().map(|(_, e)| e(&frame)).collect::<Result<
@@ -910,45 +1093,55 @@ impl<S: Store> Engine<S> {
                             if cx.depth + 1 > MAX_CHAIN {
                                 return Err(Fault::new(format!(
                                     "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
-                                     (a rule that triggers itself?) started at event `{}`",
-                                    cx.event.id
+                                     (a rule that triggers itself?) started at `{}`",
+                                    cx.origin
                                 )));
                             }
                             if self.caused >= self.limits.max_caused {
                                 return Err(Fault::new(format!(
                                     "`emit {event_type}` stopped: one event may cause at most {} emitted events, \
-                                     and event `{}` reached that",
-                                    self.limits.max_caused, cx.event.id
+                                     and `{}` reached that",
+                                    self.limits.max_caused, cx.origin
                                 )));
                             }
                             self.caused += 1;
-                            args.push((Arc::from("type"), Value::Str(event_type.clone())));
-                            args.push((Arc::from("payload"), Value::Record(payload.clone())));
-                            queue.push_back((
+                            self.fx
+                                .args
+                                .push((Arc::from("type"), Value::Str(event_type.clone())));
+                            self.fx
+                                .args
+                                .push((Arc::from("payload"), Value::Record(payload.clone())));
+                            self.fx.emitted.push((
                                 Arc::new(Event {
                                     id: Arc::from(format!(
                                         "{}~{}~{}",
-                                        cx.event.id, rule.name, act.pos
+                                        cx.source, rule.name, act.pos
                                     )),
                                     tenant: cx.event.tenant.clone(),
                                     event_type: event_type.clone(),
                                     occurred_at: cx.now,
-                                    key: cx.event.key.clone(),
+                                    // The same entity: its key, or the id of
+                                    // the event that had none.
+                                    key: Some(cx.event.timer_key().clone()),
                                     payload,
                                 }),
                                 cx.depth + 1,
+                                cx.origin.clone(),
                             ));
                         }
                         None => {
-                            // On a fault the buffer is dropped; the next action
-                            // starts a new one.
                             for (name, e) in &act.args {
-                                args.push((name.clone(), e(&frame)?));
+                                let value = e(&frame)?;
+                                self.fx.args.push((name.clone(), value));
                             }
                         }
                     }
-                    self.perform(cx, act.pos, &act.action, &args, sink);
-                    self.args = args;
+                    let end = self.fx.args.len();
+                    self.fx.actions.push(Pending {
+                        pos: act.pos,
+                        action: act.action.clone(),
+                        args: start..end,
+                    });
                 }
                 Op::Timer(t) => {
                     let due = match (t.kind, t.when.as_ref()(&frame)?) {
@@ -976,13 +1169,13 @@ impl<S: Store> Engine<S> {
                         pos: t.pos,
                     };
                     if due <= cx.now {
-                        // Already past (a last-minute booking): now, unless the
-                        // rule says to skip it. A pending timer for the same
-                        // key is superseded either way.
-                        self.store.remove_timer(&key);
-                        if !t.skip_late {
+                        // Due now, or already past (a last-minute booking):
+                        // run now, unless it is late and the rule says to skip
+                        // it. A pending timer for the same key is superseded.
+                        self.fx.ops.push(StoreOp::RemoveTimer(key));
+                        if due == cx.now || !t.skip_late {
                             let mark = locals.len();
-                            self.exec(cx, &rule.blocks[t.block], locals, sink, queue)?;
+                            self.exec(cx, &rule.blocks[t.block], locals)?;
                             locals.truncate(mark);
                         }
                         continue;
@@ -998,12 +1191,12 @@ impl<S: Store> Engine<S> {
                         });
                     }
                     let cont = self.continuation(cx, t.block, locals);
-                    self.store.put_timer(Timer {
+                    self.fx.ops.push(StoreOp::PutTimer(Timer {
                         key,
                         due,
                         cancel,
                         cont,
-                    });
+                    }));
                 }
                 Op::Approval(a) => {
                     let within = match (a.within)(&frame)? {
@@ -1033,9 +1226,21 @@ impl<S: Store> Engine<S> {
                         (Arc::from("role"), Value::Str(a.role.clone())),
                         (Arc::from("deadline"), Value::DateTime(deadline)),
                     ];
-                    self.perform(cx, a.pos, &Arc::from("approval_requested"), &args, sink);
+                    let start = self.fx.args.len();
+                    self.fx.args.extend(args);
+                    self.fx.actions.push(Pending {
+                        pos: a.pos,
+                        action: Arc::from("approval_requested"),
+                        args: start..self.fx.args.len(),
+                    });
                     let approval = Approval {
                         id: id.clone(),
+                        key: TimerKey {
+                            tenant: cx.event.tenant.clone(),
+                            rule: rule.name.clone(),
+                            key: cx.event.timer_key().clone(),
+                            pos: a.pos,
+                        },
                         role: a.role.clone(),
                         requested_at: cx.now,
                         deadline,
@@ -1044,19 +1249,19 @@ impl<S: Store> Engine<S> {
                         cont: self.continuation(cx, a.block, locals),
                     };
                     match self.auto_decide {
-                        AutoDecide::None => self.store.put_approval(approval),
+                        AutoDecide::None => self.fx.ops.push(StoreOp::PutApproval(approval)),
                         decision => {
                             let approved = decision == AutoDecide::Approve;
-                            self.store.record_decision(Decision {
+                            self.fx.ops.push(StoreOp::Decision(Decision {
                                 approval: id,
                                 approved,
                                 by: "replay".into(),
                                 at: cx.now,
-                            });
+                            }));
                             let block = if approved { Some(a.block) } else { a.otherwise };
                             if let Some(block) = block {
                                 let mark = locals.len();
-                                self.exec(cx, &rule.blocks[block], locals, sink, queue)?;
+                                self.exec(cx, &rule.blocks[block], locals)?;
                                 locals.truncate(mark);
                             }
                         }
@@ -1074,7 +1279,6 @@ impl<S: Store> Engine<S> {
             event: cx.event.clone(),
             envelope: cx.envelope.clone(),
             locals: locals.to_vec(),
-            depth: cx.depth,
         }
     }
 
@@ -1090,14 +1294,16 @@ impl<S: Store> Engine<S> {
         self.stats.actions += 1;
         sink.action(Performed {
             at: cx.now,
+            tenant: &cx.event.tenant,
             event: &cx.event.id,
             rule: &rule.name,
             action,
             args,
             key: ActionKey {
+                tenant: &cx.event.tenant,
                 rule: &rule.name,
                 version: &self.rules.version,
-                event: &cx.event.id,
+                event: &cx.source,
                 pos,
             },
             shapes: self.rules.shapes(),

@@ -20,7 +20,8 @@ use super::decode::Event;
 use super::value::{Record, Value};
 
 /// What a timer or an approval resumes: a block of a rule, with the event and
-/// the `let`s in scope when it was suspended.
+/// the `let`s in scope when it was suspended. The resumed block starts a
+/// chain of emits of its own, so no chain depth is kept.
 #[derive(Clone, Debug)]
 pub struct Continuation {
     pub rule: usize,
@@ -28,8 +29,6 @@ pub struct Continuation {
     pub event: Arc<Event>,
     pub envelope: Arc<Record>,
     pub locals: Vec<Value>,
-    /// How many `emit`s led to the event (for the chain bound).
-    pub depth: u32,
 }
 
 /// A pending timer is unique per (tenant, rule, event key, statement): the
@@ -63,6 +62,9 @@ pub struct Timer {
 #[derive(Clone, Debug)]
 pub struct Approval {
     pub id: String,
+    /// Unique among pending approvals, like a timer's: the rule asking again
+    /// for the same key supersedes the one pending.
+    pub key: TimerKey,
     pub role: Arc<str>,
     pub requested_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
@@ -102,19 +104,29 @@ pub trait Store {
     fn next_due(&self) -> Option<DateTime<Utc>>;
     /// Takes the earliest item due at or before `up_to`.
     fn pop_due(&mut self, up_to: DateTime<Utc>) -> Option<Due>;
-    fn put_approval(&mut self, approval: Approval);
+    /// Adds an approval; one pending with the same key is removed and
+    /// returned (superseded).
+    fn put_approval(&mut self, approval: Approval) -> Option<Approval>;
     /// Takes a pending approval (to decide it).
     fn take_approval(&mut self, id: &str) -> Option<Approval>;
     /// Pending approvals, oldest first.
     fn pending_approvals(&self) -> Vec<Approval>;
     fn record_decision(&mut self, decision: Decision);
     fn decisions(&self) -> Vec<Decision>;
-    /// Counts a firing against `key` if fewer than `limit` happened in the
-    /// window ending at `now`; false if the firing is throttled.
-    fn throttle(&mut self, key: &str, limit: u64, window_ms: i64, now: DateTime<Utc>) -> bool;
-    /// The next tick of a schedule-triggered rule.
-    fn next_tick(&self, rule: &str) -> Option<DateTime<Utc>>;
-    fn set_next_tick(&mut self, rule: &str, at: DateTime<Utc>);
+    /// Whether a firing against `key` is allowed: fewer than `limit` were
+    /// counted in the window ending at `now`. Counts nothing.
+    fn throttle_allows(
+        &mut self,
+        key: &str,
+        limit: u64,
+        window_ms: i64,
+        now: DateTime<Utc>,
+    ) -> bool;
+    /// Counts a firing against `key` (after its rule ran to the end).
+    fn throttle_count(&mut self, key: &str, now: DateTime<Utc>);
+    /// The next tick of a schedule-triggered rule for a tenant.
+    fn next_tick(&self, tenant: &str, rule: &str) -> Option<DateTime<Utc>>;
+    fn set_next_tick(&mut self, tenant: &str, rule: &str, at: DateTime<Utc>);
     fn pending_timers(&self) -> usize;
 }
 
@@ -126,10 +138,12 @@ pub struct MemoryStore {
     timer_queue: BTreeSet<(DateTime<Utc>, u64, TimerKey)>,
     cancel_index: HashMap<CancelKey, HashSet<TimerKey>>,
     approvals: HashMap<String, (Approval, u64)>,
+    approval_keys: HashMap<TimerKey, String>,
     deadlines: BTreeSet<(DateTime<Utc>, u64, String)>,
     decisions: Vec<Decision>,
     throttles: HashMap<String, VecDeque<DateTime<Utc>>>,
-    ticks: HashMap<String, DateTime<Utc>>,
+    /// By tenant, then rule.
+    ticks: HashMap<String, HashMap<String, DateTime<Utc>>>,
     seq: u64,
 }
 
@@ -222,7 +236,16 @@ impl Store for MemoryStore {
         }
     }
 
-    fn put_approval(&mut self, approval: Approval) {
+    fn put_approval(&mut self, approval: Approval) -> Option<Approval> {
+        let superseded = match self.approval_keys.get(&approval.key) {
+            Some(id) if *id != approval.id => {
+                let id = id.clone();
+                self.take_approval(&id)
+            }
+            _ => None,
+        };
+        self.approval_keys
+            .insert(approval.key.clone(), approval.id.clone());
         self.seq += 1;
         self.deadlines
             .insert((approval.deadline, self.seq, approval.id.clone()));
@@ -232,12 +255,16 @@ impl Store for MemoryStore {
         {
             self.deadlines.remove(&(old.deadline, seq, old.id));
         }
+        superseded
     }
 
     fn take_approval(&mut self, id: &str) -> Option<Approval> {
         let (approval, seq) = self.approvals.remove(id)?;
         self.deadlines
             .remove(&(approval.deadline, seq, approval.id.clone()));
+        if self.approval_keys.get(&approval.key) == Some(&approval.id) {
+            self.approval_keys.remove(&approval.key);
+        }
         Some(approval)
     }
 
@@ -255,8 +282,16 @@ impl Store for MemoryStore {
         self.decisions.clone()
     }
 
-    fn throttle(&mut self, key: &str, limit: u64, window_ms: i64, now: DateTime<Utc>) -> bool {
-        let window = self.throttles.entry(key.to_string()).or_default();
+    fn throttle_allows(
+        &mut self,
+        key: &str,
+        limit: u64,
+        window_ms: i64,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(window) = self.throttles.get_mut(key) else {
+            return limit > 0;
+        };
         // The engine refuses windows that are not positive; one reaching back
         // before the calendar starts counts everything kept.
         let start = super::value::add_ms(now, window_ms.saturating_neg())
@@ -264,20 +299,25 @@ impl Store for MemoryStore {
         while window.front().is_some_and(|t| *t <= start) {
             window.pop_front();
         }
-        if (window.len() as u64) < limit {
-            window.push_back(now);
-            true
-        } else {
-            false
-        }
+        (window.len() as u64) < limit
     }
 
-    fn next_tick(&self, rule: &str) -> Option<DateTime<Utc>> {
-        self.ticks.get(rule).copied()
+    fn throttle_count(&mut self, key: &str, now: DateTime<Utc>) {
+        self.throttles
+            .entry(key.to_string())
+            .or_default()
+            .push_back(now);
     }
 
-    fn set_next_tick(&mut self, rule: &str, at: DateTime<Utc>) {
-        self.ticks.insert(rule.to_string(), at);
+    fn next_tick(&self, tenant: &str, rule: &str) -> Option<DateTime<Utc>> {
+        self.ticks.get(tenant)?.get(rule).copied()
+    }
+
+    fn set_next_tick(&mut self, tenant: &str, rule: &str, at: DateTime<Utc>) {
+        self.ticks
+            .entry(tenant.to_string())
+            .or_default()
+            .insert(rule.to_string(), at);
     }
 
     fn pending_timers(&self) -> usize {

@@ -85,7 +85,7 @@ struct Runner {
 impl Runner {
     fn new(rules: Arc<Ruleset>) -> Runner {
         let mut engine = Engine::new(rules, MemoryStore::new());
-        engine.tenant = Arc::from(TEST_TENANT);
+        engine.add_tenant(&Arc::from(TEST_TENANT));
         // A test may wait for years; what it may keep is bounded instead.
         engine.limits.horizon = chrono::Duration::days(36_600);
         let mut sink = Collect::with_limit(MAX_KEPT);

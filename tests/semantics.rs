@@ -1,0 +1,297 @@
+//! The order and unit rules of the engine (docs/engine.md): events before
+//! timers at one instant, a chain restarting at a durable timer, schedules
+//! per tenant, approvals superseded like timers, and a rule's handling of
+//! one event being all or nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use steward::check::{analyze, NoFiles};
+use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Ruleset};
+
+const DECLS: &str = r#"
+event job { id: string }
+event job.done { id: string }
+event ping { n: int }
+"#;
+
+fn rules(text: &str) -> Arc<Ruleset> {
+    let files = vec![
+        ("decls.stw".to_string(), DECLS.to_string()),
+        ("rules.stw".to_string(), text.to_string()),
+    ];
+    let analysis = analyze(&files, &NoFiles);
+    let errors: Vec<String> = analysis.errors().map(|d| d.message.clone()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(compile(&analysis).unwrap_or_else(|d| panic!("{d:?}")))
+}
+
+/// An envelope of `tenant`, with a `key` when given.
+fn event(tenant: &str, id: &str, ty: &str, at: &str, key: Option<&str>, payload: &str) -> String {
+    let key = key.map_or(String::new(), |k| format!(r#","key":"{k}""#));
+    format!(
+        r#"{{"id":"{id}","tenant":"{tenant}","type":"{ty}","occurred_at":"{at}"{key},"payload":{payload}}}"#
+    )
+}
+
+fn time(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+struct Run {
+    engine: Engine<MemoryStore>,
+    sink: Collect,
+}
+
+impl Run {
+    fn new(rules: &Arc<Ruleset>) -> Run {
+        Run {
+            engine: Engine::new(rules.clone(), MemoryStore::new()),
+            sink: Collect::default(),
+        }
+    }
+
+    fn handle(&mut self, line: &str) {
+        let e = decode_event(self.engine.rules.shapes(), line).unwrap();
+        self.engine.handle(e, &mut self.sink).unwrap();
+    }
+
+    fn advance(&mut self, to: &str) {
+        self.engine.advance_to(time(to), &mut self.sink).unwrap();
+    }
+
+    fn logged(&self) -> Vec<String> {
+        self.sink
+            .actions
+            .iter()
+            .filter(|a| &*a.action == "log")
+            .filter_map(|a| a.args["text"].as_str().map(String::from))
+            .collect()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.sink.errors.iter().map(|e| e.message.clone()).collect()
+    }
+}
+
+#[test]
+fn a_job_done_exactly_at_its_deadline_is_not_overdue() {
+    let r = rules(
+        "rule sla when job then\n  after 1h unless job.done on id do\n    log \"overdue {id}\"\n  end\nend",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "j1",
+        "job",
+        "2026-11-20T10:00:00Z",
+        None,
+        r#"{"id":"j1"}"#,
+    ));
+    run.handle(&event(
+        "t1",
+        "d1",
+        "job.done",
+        "2026-11-20T11:00:00Z",
+        None,
+        r#"{"id":"j1"}"#,
+    ));
+    run.advance("2026-11-20T12:00:00Z");
+    assert!(run.logged().is_empty(), "{:?}", run.logged());
+    assert_eq!(run.engine.stats.timers_cancelled, 1);
+}
+
+#[test]
+fn a_timer_due_exactly_now_is_not_late() {
+    let r = rules(
+        "rule now when ping then\n  at envelope.occurred_at skip if late do\n    log \"due now\"\n  end\n  at envelope.occurred_at - 1m skip if late do\n    log \"late\"\n  end\nend",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "p1",
+        "ping",
+        "2026-11-20T10:00:00Z",
+        None,
+        r#"{"n":1}"#,
+    ));
+    assert_eq!(run.logged(), ["due now"]);
+}
+
+#[test]
+fn a_chain_through_a_durable_timer_starts_again() {
+    let r =
+        rules("rule daily when ping then\n  after 1d do\n    emit ping { n: n + 1 }\n  end\nend");
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "p0",
+        "ping",
+        "2026-11-01T10:00:00Z",
+        None,
+        r#"{"n":0}"#,
+    ));
+    run.advance("2026-11-30T10:00:00Z");
+    assert!(run.errors().is_empty(), "{:?}", run.errors());
+    let emits: Vec<_> = run
+        .sink
+        .actions
+        .iter()
+        .filter(|a| &*a.action == "emit")
+        .collect();
+    assert_eq!(emits.len(), 29, "one a day, past the chain bound of 16");
+    assert_eq!(emits.last().unwrap().args["payload"]["n"], 29);
+    // Ids and keys stay short: each day's chain starts at its timer.
+    let longest = emits.iter().map(|a| a.key.len()).max().unwrap();
+    assert!(longest < 120, "{longest}: {}", emits.last().unwrap().key);
+    let keys: std::collections::HashSet<&str> = emits.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(
+        keys.len(),
+        emits.len(),
+        "every day's action has its own key"
+    );
+}
+
+#[test]
+fn a_runaway_chain_names_the_event_that_started_it() {
+    let r = rules("rule again when ping then emit ping { n: n + 1 } end");
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "first",
+        "ping",
+        "2026-11-01T10:00:00Z",
+        None,
+        r#"{"n":0}"#,
+    ));
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("started at `first`"), "{errors:?}");
+}
+
+#[test]
+fn a_schedule_fires_for_every_tenant() {
+    let r = rules(
+        "rule hourly every 1h then log \"tick\" end\nrule seen when ping then log \"seen\" end",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "acme",
+        "p1",
+        "ping",
+        "2026-11-20T10:30:00Z",
+        None,
+        r#"{"n":1}"#,
+    ));
+    run.handle(&event(
+        "globex",
+        "p1",
+        "ping",
+        "2026-11-20T10:40:00Z",
+        None,
+        r#"{"n":1}"#,
+    ));
+    run.advance("2026-11-20T12:00:00Z");
+    let shown: Vec<String> = run
+        .sink
+        .actions
+        .iter()
+        .map(|a| format!("{} {}", a.args["text"].as_str().unwrap(), a.tenant))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "seen acme",
+            "seen globex",
+            "tick acme",
+            "tick globex",
+            "tick acme",
+            "tick globex"
+        ]
+    );
+}
+
+#[test]
+fn an_approval_asked_again_for_the_same_key_supersedes_the_pending_one() {
+    let r = rules(
+        "rule hold when job then\n  require approval from role owner within 1d do\n    log \"approved {id}\"\n  end\nend",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "j1",
+        "job",
+        "2026-11-20T10:00:00Z",
+        Some("k1"),
+        r#"{"id":"j1"}"#,
+    ));
+    run.handle(&event(
+        "t1",
+        "j2",
+        "job",
+        "2026-11-20T11:00:00Z",
+        Some("k1"),
+        r#"{"id":"j2"}"#,
+    ));
+    let pending = steward::engine::Store::pending_approvals(&run.engine.store);
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].id.contains("j2"), "{}", pending[0].id);
+    let cancelled: Vec<_> = run
+        .sink
+        .actions
+        .iter()
+        .filter(|a| &*a.action == "approval_cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1);
+    assert!(cancelled[0].args["approval"]
+        .as_str()
+        .unwrap()
+        .contains("j1"));
+    assert!(cancelled[0].args["reason"]
+        .as_str()
+        .unwrap()
+        .contains("superseded"));
+    // The old one can no longer be decided.
+    let old = cancelled[0].args["approval"].as_str().unwrap().to_string();
+    let decided = run
+        .engine
+        .decide(
+            &old,
+            true,
+            "ana",
+            time("2026-11-20T12:00:00Z"),
+            &mut run.sink,
+        )
+        .unwrap();
+    assert!(!decided);
+}
+
+#[test]
+fn a_rule_that_faults_halfway_does_nothing() {
+    let r = rules(
+        "rule half when ping throttle 1 per 1h then\n  log \"before\"\n  after 1h do\n    log \"later\"\n  end\n  emit job { id: \"j\" }\n  log \"{10 / n}\"\nend",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "p1",
+        "ping",
+        "2026-11-20T10:00:00Z",
+        None,
+        r#"{"n":0}"#,
+    ));
+    assert_eq!(run.errors().len(), 1, "{:?}", run.errors());
+    assert!(run.sink.actions.is_empty(), "{:?}", run.sink.actions);
+    assert_eq!(steward::engine::Store::pending_timers(&run.engine.store), 0);
+    assert_eq!(run.engine.stats.emitted, 0);
+    // The faulted firing was not counted against the throttle.
+    run.handle(&event(
+        "t1",
+        "p2",
+        "ping",
+        "2026-11-20T10:10:00Z",
+        None,
+        r#"{"n":5}"#,
+    ));
+    assert_eq!(run.logged(), ["before", "2"]);
+}
