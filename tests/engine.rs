@@ -139,6 +139,26 @@ fn decimals_decode_exactly_and_unknown_fields_are_ignored() {
 }
 
 #[test]
+fn decimals_keep_the_places_they_were_written_with() {
+    let r = rules("when booking then log \"{total}\"");
+    for (written, shown) in [
+        ("240.00", "240.00"),
+        ("412.50", "412.50"),
+        ("\"412.50\"", "412.50"),
+        ("-0.10", "-0.10"),
+        ("1e3", "1000"),
+        ("7", "7"),
+    ] {
+        let text = booking("e1", &GOOD.replace("412.50", written));
+        let out = run(&r, &[text]);
+        assert_eq!(out.actions[0].args["text"], shown, "{written}");
+    }
+    let text = booking("e1", &GOOD.replace("412.50", "true"));
+    let err = decode_event(r.shapes(), &text).unwrap_err();
+    assert_eq!(err.to_string(), "payload.total: expected decimal, found bool");
+}
+
+#[test]
 fn a_fault_stays_in_its_rule_and_event() {
     let r = rules(
         "rule divide when booking then log \"{total / (total - total)}\" end\n\

@@ -70,3 +70,42 @@ fn the_rules_folder_passes_its_own_tests() {
     let last = stdout.lines().last().unwrap();
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
 }
+
+#[test]
+fn decimals_keep_their_places_in_replay_and_in_tests() {
+    let dir = std::env::temp_dir().join(format!("steward-places-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("sale.stw"),
+        "event sale { id: string  total: decimal }\n\
+         when sale then log \"{total}\"\n\
+         test \"places are kept\"\n  given sale { id: \"s1\", total: 240.00 }\n  expect log { text: \"240.00\" }\nend\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        r#"{"id":"s1","tenant":"t1","type":"sale","occurred_at":"2026-11-20T10:00:00Z","payload":{"id":"s1","total":240.00}}
+{"id":"s2","tenant":"t1","type":"sale","occurred_at":"2026-11-20T10:00:00Z","payload":{"id":"s2","total":"412.50"}}
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let test = run(&["test", "."]);
+    assert!(test.contains("1 passed, 0 failed"), "{test}");
+    let replay = run(&["replay", "--rules", ".", "--events", "events.jsonl"]);
+    let texts: Vec<String> = replay
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["args"]["text"].to_string())
+        .collect();
+    assert_eq!(texts, ["\"240.00\"", "\"412.50\""]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -424,7 +424,37 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
                 shape: inner,
                 ..self
             })),
+            // As written: `240.00` keeps its two places, which a float
+            // would lose.
+            Shape::Decimal => {
+                let raw = <&RawValue>::deserialize(d)?;
+                self.decimal(raw.get())
+            }
             _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl Seed<'_> {
+    /// A decimal from the JSON text of a number or a string.
+    fn decimal<E: de::Error>(&self, raw: &str) -> Result<Value, E> {
+        let found = |kind: &str| self.mismatch(kind);
+        match raw.as_bytes().first() {
+            Some(b'"') => {
+                let text: Cow<str> = serde_json::from_str(raw).map_err(|_| found("string"))?;
+                Decimal::from_str_exact(text.trim())
+                    .map(Value::Decimal)
+                    .map_err(|_| self.fail(format!("expected decimal, found \"{text}\"")))
+            }
+            Some(b'-' | b'0'..=b'9') => Decimal::from_str_exact(raw)
+                .or_else(|_| Decimal::from_scientific(raw))
+                .map(Value::Decimal)
+                .map_err(|_| self.fail(format!("{raw} does not fit a decimal"))),
+            Some(b't' | b'f') => Err(found("bool")),
+            Some(b'n') => Err(found("null")),
+            Some(b'[') => Err(found("list")),
+            Some(b'{') => Err(found("object")),
+            _ => Err(found("nothing")),
         }
     }
 }
