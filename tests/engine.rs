@@ -155,7 +155,10 @@ fn decimals_keep_the_places_they_were_written_with() {
     }
     let text = booking("e1", &GOOD.replace("412.50", "true"));
     let err = decode_event(r.shapes(), &text).unwrap_err();
-    assert_eq!(err.to_string(), "payload.total: expected decimal, found bool");
+    assert_eq!(
+        err.to_string(),
+        "payload.total: expected decimal, found bool"
+    );
 }
 
 #[test]

@@ -295,3 +295,49 @@ fn a_rule_that_faults_halfway_does_nothing() {
     ));
     assert_eq!(run.logged(), ["before", "2"]);
 }
+
+#[test]
+fn a_cron_time_in_the_spring_gap_fires_once_after_it_and_a_repeated_one_once() {
+    let r = rules(
+        "rule night every \"30 2 * * *\" in \"America/New_York\" then log \"night\" end\n\
+         rule early every \"30 1 * * *\" in \"America/New_York\" then log \"early\" end",
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "p1",
+        "ping",
+        "2026-03-07T12:00:00Z",
+        None,
+        r#"{"n":1}"#,
+    ));
+    run.advance("2026-03-10T00:00:00Z");
+    let at = |rule: &str, run: &Run| -> Vec<String> {
+        run.sink
+            .actions
+            .iter()
+            .filter(|a| &*a.rule == rule)
+            .map(|a| a.at.to_rfc3339())
+            .collect()
+    };
+    // 02:30 does not exist on March 8th: it fires at 03:00 EDT, once.
+    assert_eq!(
+        at("night", &run),
+        ["2026-03-08T07:00:00+00:00", "2026-03-09T06:30:00+00:00"]
+    );
+    let mut run = Run::new(&r);
+    run.handle(&event(
+        "t1",
+        "p1",
+        "ping",
+        "2026-10-31T12:00:00Z",
+        None,
+        r#"{"n":1}"#,
+    ));
+    run.advance("2026-11-03T00:00:00Z");
+    // 01:30 happens twice on November 1st: it fires the first time only.
+    assert_eq!(
+        at("early", &run),
+        ["2026-11-01T05:30:00+00:00", "2026-11-02T06:30:00+00:00"]
+    );
+}

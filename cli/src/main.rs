@@ -69,6 +69,10 @@ enum Command {
         /// Explain how the rules treated this event (on stderr).
         #[arg(long, value_name = "EVENT_ID")]
         explain: Option<String>,
+        /// With `--explain`: the tenant whose event it is (ids are unique
+        /// per tenant). Without it, every tenant's event of that id is explained.
+        #[arg(long, requires = "explain")]
+        tenant: Option<String>,
         /// Refuse an event this far ahead of the clock (a duration such as
         /// `366d`): a wrong year must not move time on by centuries.
         #[arg(long, value_parser = parse_positive_duration, default_value = "366d")]
@@ -98,9 +102,18 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
         /// How to print the explanation.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+        format: ExplainFormat,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    /// Rendered for people, on stdout.
+    Human,
+    /// One JSON object on stdout: the rules considered, each condition's
+    /// value and the fields it read, and the actions.
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -145,6 +158,7 @@ fn main() -> ExitCode {
             until,
             approvals,
             explain,
+            tenant,
             horizon,
             max_ticks,
         } => replay::replay(replay::ReplayOptions {
@@ -157,6 +171,7 @@ fn main() -> ExitCode {
                 Approvals::None => AutoDecide::None,
             },
             explain,
+            tenant,
             limits: steward::engine::Limits {
                 horizon: chrono::Duration::milliseconds(horizon),
                 max_ticks,
@@ -170,7 +185,7 @@ fn main() -> ExitCode {
             rules,
             event,
             format,
-        } => replay::explain(&rules, &event, matches!(format, Format::Json)).map(ran),
+        } => replay::explain(&rules, &event, matches!(format, ExplainFormat::Json)).map(ran),
     };
     match result {
         Ok(code) => code,

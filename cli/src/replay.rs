@@ -107,6 +107,8 @@ pub struct ReplayOptions<'a> {
     pub until: Option<DateTime<Utc>>,
     pub approvals: AutoDecide,
     pub explain: Option<String>,
+    /// The tenant of the event to explain (any, if none).
+    pub tenant: Option<String>,
     pub limits: Limits,
 }
 
@@ -133,6 +135,7 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     engine.auto_decide = opts.approvals;
     engine.limits = opts.limits;
     engine.explain = opts.explain.clone();
+    engine.explain_tenant = opts.tenant.clone();
     let stdout = std::io::stdout();
     let mut printer = Printer {
         out: BufWriter::with_capacity(1 << 16, stdout.lock()),
@@ -240,7 +243,10 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     }
     if let Some(id) = &opts.explain {
         if engine.traces.is_empty() {
-            eprintln!("explain: no event `{id}` was handled");
+            match &opts.tenant {
+                Some(t) => eprintln!("explain: no event `{id}` of tenant `{t}` was handled"),
+                None => eprintln!("explain: no event `{id}` was handled"),
+            }
         }
     }
     let s = engine.stats;
@@ -341,8 +347,9 @@ pub fn show_trace(trace: &Trace) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "explain {} ({} at {}): {} rule(s) for this type",
+        "explain {} of tenant {} ({} at {}): {} rule(s) for this type",
         trace.event,
+        trace.tenant,
         trace.event_type,
         trace.at,
         trace.rules.len()

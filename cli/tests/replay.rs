@@ -109,3 +109,54 @@ fn decimals_keep_their_places_in_replay_and_in_tests() {
     assert_eq!(texts, ["\"240.00\"", "\"412.50\""]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_names_the_tenant_and_can_pick_one() {
+    let dir = std::env::temp_dir().join(format!("steward-explain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("r.stw"),
+        "event ping { n: int }\nrule big when ping if n > 5 then log \"big\" end\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("events.jsonl"),
+        r#"{"id":"p1","tenant":"acme","type":"ping","occurred_at":"2026-11-20T10:00:00Z","payload":{"n":1}}
+{"id":"p1","tenant":"globex","type":"ping","occurred_at":"2026-11-20T10:00:00Z","payload":{"n":9}}
+"#,
+    )
+    .unwrap();
+    let stderr = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let base = [
+        "replay",
+        "--rules",
+        ".",
+        "--events",
+        "events.jsonl",
+        "--explain",
+        "p1",
+    ];
+    let both = stderr(&base);
+    assert!(both.contains("explain p1 of tenant acme"), "{both}");
+    assert!(both.contains("explain p1 of tenant globex"), "{both}");
+    let one = stderr(&[&base[..], &["--tenant", "globex"]].concat());
+    assert!(!one.contains("of tenant acme"), "{one}");
+    assert!(one.contains("explain p1 of tenant globex"), "{one}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["explain", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(!help.contains("diagnostic"), "{help}");
+    assert!(help.contains("each condition's value"), "{help}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, LocalResult, TimeZone, Utc};
 use serde_json::Map;
 
 use super::compile::{Op, Rule, RuleTrigger, Ruleset};
@@ -292,6 +292,7 @@ pub enum AutoDecide {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Trace {
     pub event: String,
+    pub tenant: String,
     pub event_type: String,
     pub at: String,
     pub rules: Vec<RuleTrace>,
@@ -344,6 +345,8 @@ pub struct Engine<S: Store> {
     pub auto_decide: AutoDecide,
     /// Explain the event with this id when it is handled.
     pub explain: Option<String>,
+    /// ... of this tenant only, if set.
+    pub explain_tenant: Option<String>,
     pub traces: Vec<Trace>,
     pub stats: Stats,
     pub limits: Limits,
@@ -424,6 +427,7 @@ impl<S: Store> Engine<S> {
             tenants: std::collections::BTreeSet::new(),
             auto_decide: AutoDecide::None,
             explain: None,
+            explain_tenant: None,
             traces: Vec::new(),
             stats: Stats::default(),
             limits: Limits::default(),
@@ -840,8 +844,14 @@ impl<S: Store> Engine<S> {
                 self.stats.timers_cancelled += self.store.cancel_timers(&key).len() as u64;
             }
         }
-        let mut trace = (self.explain.as_deref() == Some(&*event.id)).then(|| Trace {
+        let explained = self.explain.as_deref() == Some(&*event.id)
+            && self
+                .explain_tenant
+                .as_deref()
+                .is_none_or(|t| t == &*event.tenant);
+        let mut trace = explained.then(|| Trace {
             event: event.id.to_string(),
+            tenant: event.tenant.to_string(),
             event_type: event.event_type.to_string(),
             at: show_datetime(&now),
             rules: Vec::new(),
@@ -1041,12 +1051,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Runs `ops`, recording what they do in `self.fx` (see [`Effects`]).
-    fn exec(
-        &mut self,
-        cx: &Ctx,
-        ops: &[Op],
-        locals: &mut Vec<Value>,
-    ) -> Result<(), Fault> {
+    fn exec(&mut self, cx: &Ctx, ops: &[Op], locals: &mut Vec<Value>) -> Result<(), Fault> {
         let rules = self.rules.clone();
         let rule = &rules.rules[cx.rule];
         for op in ops {
@@ -1314,10 +1319,27 @@ impl<S: Store> Engine<S> {
 /// The first tick of a schedule-triggered rule strictly after `after`.
 fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match &rule.trigger {
-        RuleTrigger::Cron { schedule, zone } => schedule
-            .after(&after.with_timezone(zone))
-            .next()
-            .map(|t| t.with_timezone(&Utc)),
+        RuleTrigger::Cron { schedule, zone } => {
+            // Cron fields are wall-clock times: walk them in local time, then
+            // place each in the zone. A time the spring-forward gap skips
+            // fires once right after the gap (as cronie does); a time the
+            // fall-back repeats fires once, at its first occurrence.
+            let local = Utc.from_utc_datetime(&after.with_timezone(zone).naive_local());
+            for wall in schedule.after(&local).map(|t| t.naive_utc()) {
+                let instant = match zone.from_local_datetime(&wall) {
+                    LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
+                    LocalResult::None => (1..=24 * 60).find_map(|m| {
+                        let later = wall.checked_add_signed(Duration::minutes(m))?;
+                        zone.from_local_datetime(&later).earliest()
+                    })?,
+                }
+                .with_timezone(&Utc);
+                if instant > after {
+                    return Some(instant);
+                }
+            }
+            None
+        }
         RuleTrigger::Interval(ms) => {
             // Aligned to the epoch, so `every 15m` fires at :00, :15, :30, :45.
             let now = after.timestamp_millis();
