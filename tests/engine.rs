@@ -118,7 +118,17 @@ fn payloads_that_do_not_match_are_rejected_with_the_path() {
         assert_eq!(got.as_deref().unwrap_or(""), reason);
     }
     let err = decode_event(shapes, "{\"id\": 1}").unwrap_err();
-    assert!(err.to_string().starts_with("envelope: "), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "id: invalid type: integer `1`, expected a string"
+    );
+    let err = decode_event(shapes, "hello").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "envelope: the line is not JSON: expected value"
+    );
+    let err = decode_event(shapes, "[1, 2]").unwrap_err();
+    assert!(err.to_string().contains("expected a JSON object"), "{err}");
     let err = decode_event(shapes, &booking("e1", GOOD).replace("booking", "bookin")).unwrap_err();
     assert_eq!(err.to_string(), "type: no event `bookin` is declared");
 }
@@ -361,4 +371,14 @@ fn non_finite_floats_from_rhai_are_faults_and_rounding_stays_finite() {
         ],
         "{logged:?}"
     );
+}
+
+#[test]
+fn numeric_literals_fit_either_side_of_min_and_max() {
+    let r = rules(
+        "when booking then log \"{min(0.5, risk)} {min(1, risk)} {max(1.0, total)} {max(total, 1.0)} {min(risk, 0.5)}\"",
+    );
+    let out = run(&r, &[booking("e1", GOOD)]);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.actions[0].args["text"], "0.2 0.2 412.50 412.50 0.2");
 }

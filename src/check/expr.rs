@@ -1289,8 +1289,12 @@ impl Checker<'_> {
             return None;
         }
         let mut bound = HashMap::new();
-        for (param, ty) in sig.params.iter().zip(tys) {
-            if !self.bind(&param.ty, ty, &mut bound) {
+        // Literals last: in `min(0.5, risk)` the type parameter is `risk`'s
+        // type, which `0.5` then fits, as in `min(risk, 0.5)`.
+        let mut order: Vec<usize> = (0..tys.len()).collect();
+        order.sort_by_key(|&i| tys[i].konst.is_some());
+        for i in order {
+            if !self.bind(&sig.params[i].ty, &tys[i], &mut bound) {
                 return None;
             }
         }

@@ -231,6 +231,34 @@ impl Checker<'_> {
         }
     }
 
+    /// Warns when a role is named like a field or a `let` in scope: roles are
+    /// names, so `notify role owner_id` notifies the role called `owner_id`,
+    /// not the person whose id the field holds.
+    fn role_not_a_value(&mut self, cx: &Ctx, role: &Name) {
+        let local = cx.locals.iter().any(|l| l.name == role.text);
+        let field = cx
+            .event
+            .is_some_and(|id| self.program.record(id).field(&role.text).is_some());
+        if !(local || field) {
+            return;
+        }
+        let what = if local {
+            "a `let`"
+        } else {
+            "a field of the event"
+        };
+        self.report(
+            Diagnostic::new(
+                Code::RoleNamedLikeValue,
+                cx.file,
+                role.span,
+                format!("`{}` is a role name here, and also {what}", role.text),
+            )
+            .with_label("the role named this, not the value")
+            .with_help("roles are fixed names your application maps to people (`role owner`); the value is not used. Rename the role, or send a `message` to an address held in a field"),
+        );
+    }
+
     /// Reports `name` when a field of that name is already in `given`: a
     /// payload (of `emit`, or of `given` in a test) names each field once.
     pub(super) fn given_once(&mut self, file: FileId, given: &[&Name], name: &Name) {
@@ -566,15 +594,13 @@ impl Checker<'_> {
                 }
             }
             StmtKind::Send { message } => self.send(cx, message, stmt.span),
-            StmtKind::Notify { role: _, text } => {
+            StmtKind::Notify { role, text } => {
+                self.role_not_a_value(cx, role);
                 let ty = self.builtin_param("notify", "text");
                 self.expect(cx, text, &ty, "the notification's text");
             }
-            StmtKind::CreateTask {
-                title,
-                role: _,
-                due,
-            } => {
+            StmtKind::CreateTask { title, role, due } => {
+                self.role_not_a_value(cx, role);
                 let ty = self.builtin_param("create_task", "title");
                 self.expect(cx, title, &ty, "the task's title");
                 if let Some(due) = due {

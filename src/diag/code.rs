@@ -89,6 +89,7 @@ codes! {
     AlwaysFalse = "W0102", Warning, "condition is never true";
     AlwaysTrue = "W0103", Warning, "condition is always true";
     NeedlessDefault = "W0104", Warning, "`??` on a value that is never absent";
+    RoleNamedLikeValue = "W0105", Warning, "role named like a value in scope";
 }
 
 impl std::fmt::Display for Code {

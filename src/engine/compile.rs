@@ -1155,10 +1155,15 @@ impl Compiler<'_> {
         tys: &[Type],
     ) -> Option<(&FnSig, HashMap<u32, Type>)> {
         let sigs = self.program.functions.get(name)?;
+        // Literals bind last, as in the checker: `min(0.5, risk)` is `risk`'s type.
+        let mut order: Vec<usize> = (0..tys.len()).collect();
+        order.sort_by_key(|&i| args.get(i).is_some_and(|a| is_number_literal(&a.value)));
         if sigs.len() == 1 {
             let mut bound = HashMap::new();
-            for (p, t) in sigs[0].params.iter().zip(tys) {
-                bind(self.program, &p.ty, t, &mut bound);
+            for &i in &order {
+                if let (Some(p), Some(t)) = (sigs[0].params.get(i), tys.get(i)) {
+                    bind(self.program, &p.ty, t, &mut bound);
+                }
             }
             return Some((&sigs[0], bound));
         }
@@ -1168,10 +1173,9 @@ impl Compiler<'_> {
                 return None;
             }
             let mut bound = HashMap::new();
-            sig.params
+            order
                 .iter()
-                .zip(tys)
-                .all(|(p, t)| bind(self.program, &p.ty, t, &mut bound))
+                .all(|&i| bind(self.program, &sig.params[i].ty, &tys[i], &mut bound))
                 .then_some((sig, bound))
         })
     }
@@ -1559,6 +1563,17 @@ fn str_const(text: &str) -> Eval {
 }
 
 /// A literal's type once its context is gone (`let x = 0.5` is a float).
+/// `1`, `0.5`, `-2`, `(3)`: a literal whose kind its use decides.
+fn is_number_literal(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Number(_) => true,
+        ExprKind::Unary(ast::UnaryOp::Neg, inner) | ExprKind::Paren(inner) => {
+            is_number_literal(inner)
+        }
+        _ => false,
+    }
+}
+
 fn settle(ty: Type) -> Type {
     match ty {
         Type::Number => Type::Float,

@@ -267,10 +267,7 @@ struct RawEnvelope<'a> {
 
 /// Decodes one envelope (DESIGN.md) and its payload by the declared schema.
 pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
-    let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| DecodeError {
-        path: "envelope".to_string(),
-        reason: serde_reason(&e),
-    })?;
+    let raw: RawEnvelope = serde_json::from_str(text).map_err(|_| envelope_error(text))?;
     let occurred_at = DateTime::parse_from_rfc3339(&raw.occurred_at)
         .map_err(|_| DecodeError {
             path: "occurred_at".to_string(),
@@ -334,6 +331,46 @@ pub fn decode_payload(
             path: "payload".to_string(),
             reason: serde_reason(&e),
         })),
+    }
+}
+
+/// Why an envelope was refused, with the path of the field at fault (found
+/// again, more slowly, only once the fast parse failed).
+fn envelope_error(text: &str) -> DecodeError {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') {
+        let reason = match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => "expected a JSON object (an envelope), found another JSON value".to_string(),
+            Err(e) => format!("the line is not JSON: {}", serde_reason(&e)),
+        };
+        return DecodeError {
+            path: "envelope".to_string(),
+            reason,
+        };
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, RawEnvelope>(&mut de) {
+        Ok(_) => DecodeError {
+            path: "envelope".to_string(),
+            reason: "could not be read".to_string(),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let reason = if inner.is_syntax() || inner.is_eof() {
+                format!("the line is not JSON: {}", serde_reason(&inner))
+            } else {
+                serde_reason(&inner)
+            };
+            DecodeError {
+                path: if path == "." || inner.is_syntax() || inner.is_eof() {
+                    "envelope".to_string()
+                } else {
+                    path
+                },
+                reason,
+            }
+        }
     }
 }
 

@@ -327,7 +327,74 @@ fn syntax_error(
             .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)");
     }
 
+    // `notify owner_email "..."`, `create task "..." for owner`: only a role.
+    let before = src[base as usize..abs].trim_end();
+    let after_word = |kw: &str| {
+        before.ends_with(kw)
+            && !before[..before.len() - kw.len()]
+                .ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    };
+    if (after_word("notify") || after_word("for")) && !src[abs..].starts_with("role") {
+        let len = scan::token_len(&src[abs..base as usize + chunk.len()]).max(1);
+        let what = if after_word("notify") {
+            "`notify` is followed by `role NAME` and the text, as in `notify role owner \"...\"`"
+        } else {
+            "a task is for `role NAME`, as in `create task \"...\" for role cleaner`"
+        };
+        return Diagnostic::new(Code::Syntax, file, Span::new(abs, abs + len), what)
+            .with_label("expected `role` here")
+            .with_help("notifications and tasks go to a role, a name your application maps to people; to write to an address, declare a `message` and `send` it");
+    }
+
+    // `1y`, `6mo`, `3 days`: a number with a unit that is not a duration's.
+    let token = &src[abs..abs + scan::token_len(&src[abs..base as usize + chunk.len()])];
+    let digits = token.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0
+        && digits < token.len()
+        && token[digits..].bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        let unit = &token[digits..];
+        let months = matches!(
+            unit,
+            "y" | "yr" | "yrs" | "year" | "years" | "mo" | "mon" | "month" | "months"
+        );
+        let help = if months {
+            "months and years have no fixed length, so they are not durations; use days (`365d`), or compare dates"
+        } else {
+            "write a number and a unit with nothing between, such as `90m`, `2h30m` or `7d`"
+        };
+        return Diagnostic::new(
+            Code::Syntax,
+            file,
+            Span::new(abs, abs + token.len()),
+            format!("`{token}` is not a duration: the units are `ms`, `s`, `m`, `h`, `d` and `w`"),
+        )
+        .with_label("unknown unit")
+        .with_help(help);
+    }
+
+    // A reserved word where a name goes: a field called `type` is still
+    // read as `event.type`.
     let expected = expected_list(err);
+    if RESERVED.contains(&token)
+        && expected
+            .iter()
+            .any(|e| e == "a name" || e == "an expression")
+    {
+        let help = if expected.iter().any(|e| e == "an expression") {
+            format!("a field called `{token}` is read as `event.{token}`; the event's own type, id and time are `envelope.type`, `envelope.id` and `envelope.occurred_at`")
+        } else {
+            format!("`{token}` cannot name a parameter, `let` or function; choose another name")
+        };
+        return Diagnostic::new(
+            Code::Syntax,
+            file,
+            Span::new(abs, abs + token.len()),
+            format!("`{token}` is a reserved word"),
+        )
+        .with_label("reserved")
+        .with_help(help);
+    }
     let rest = &src[abs..base as usize + chunk.len()];
     let trimmed = scan::skip_trivia(rest);
     let (span, found) = if trimmed.is_empty() {
@@ -372,6 +439,12 @@ fn literal_tokens(err: &pest::error::Error<Rule>) -> Vec<String> {
         .filter(|t| t != "BUILTIN_RULE" && !(t.len() > 2 && t.contains("..")))
         .collect()
 }
+
+/// Reserved words people reach for as names of fields and parameters (the
+/// rest of the grammar's `keyword`s read as the structure they are).
+const RESERVED: &[&str] = &[
+    "action", "at", "every", "message", "rule", "type", "unless", "when",
+];
 
 const STATEMENT_TOKENS: &[&str] = &[
     "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require",
