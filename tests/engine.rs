@@ -382,3 +382,35 @@ fn numeric_literals_fit_either_side_of_min_and_max() {
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.actions[0].args["text"], "0.2 0.2 412.50 412.50 0.2");
 }
+
+#[test]
+fn a_rhai_script_that_defines_the_function_has_it_called() {
+    let host = Scripts(&[
+        (
+            "band.rhai",
+            "fn helper(x) { x * 2.0 }\nfn band(risk) { if helper(risk) < 0.5 { \"low\" } else { \"high\" } }",
+        ),
+        ("wrong.rhai", "fn wrong(a, b) { a + b }"),
+    ]);
+    let r = rules_with(
+        "fn band(risk: float) -> string from rhai \"band.rhai\"\n\
+         rule c when booking then log band(risk) end",
+        &host,
+    );
+    let out = run(&r, &[booking("e1", GOOD)]);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.actions[0].args["text"], "low");
+    let files = vec![
+        ("decls.stw".to_string(), DECLS.to_string()),
+        (
+            "rules.stw".to_string(),
+            "fn wrong(risk: float) -> float from rhai \"wrong.rhai\"\n".to_string(),
+        ),
+    ];
+    let analysis = analyze(&files, &host);
+    let errors: Vec<String> = analysis.errors().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        errors,
+        ["the script's `fn wrong` takes 2 parameter(s), but `wrong` is declared with 1"]
+    );
+}

@@ -122,9 +122,27 @@ impl Checker<'_> {
                 let file_name = self.sources.name(file).to_string();
                 match self.host.rhai_source(&file_name, &path.value) {
                     Ok(text) => {
-                        if let Err(err) =
-                            crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text)
+                        let compiled =
+                            crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text);
+                        if let Some(arity) = compiled
+                            .as_ref()
+                            .ok()
+                            .and_then(|ast| crate::engine::rhai::defines(ast, &d.name.text))
+                            .filter(|n| *n != sig.params.len())
                         {
+                            let declared = sig.params.len();
+                            self.report(
+                                Diagnostic::new(
+                                    Code::ArgumentCount,
+                                    file,
+                                    path.span,
+                                    format!("the script's `fn {}` takes {arity} parameter(s), but `{}` is declared with {declared}", d.name.text, d.name.text),
+                                )
+                                .with_label("this script")
+                                .with_help("give the Rhai function the same parameters, in the same order, as the declaration"),
+                            );
+                        }
+                        if let Err(err) = compiled {
                             self.report(
                                 Diagnostic::new(
                                     Code::RhaiSyntax,

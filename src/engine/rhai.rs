@@ -1,7 +1,9 @@
 //! Functions written in Rhai (`fn f(x: float) -> string from rhai "f.rhai"`).
 //!
-//! The script's parameters are variables in its scope; the value of its last
-//! expression is the result. Scripts run sandboxed: no modules or imports, no
+//! A script that defines a function of the declared name (`fn risk_band(risk)
+//! { ... }`, the usual Rhai way) has that function called with the
+//! arguments. Otherwise the script's parameters are variables in its scope
+//! and the value of its last expression is the result. Scripts run sandboxed: no modules or imports, no
 //! clock, `print` and `debug` silenced, and limits on operations, call depth,
 //! expression depth and the size of strings, arrays and maps. A result of the
 //! wrong type is a fault naming the function.
@@ -49,17 +51,25 @@ pub struct RhaiFn {
 impl RhaiFn {
     pub fn call(&self, engine: &Engine, shapes: &Shapes, args: &[Value]) -> Result<Value, Fault> {
         let mut scope = Scope::new();
-        for (name, value) in self.params.iter().zip(args) {
-            scope.push_dynamic(name.clone(), to_dynamic(shapes, value));
-        }
-        let result = engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
-            .map_err(|e| {
-                Fault::new(format!(
-                    "Rhai function `{}` ({}) failed: {e}",
-                    self.name, self.file
-                ))
-            })?;
+        let result = if defines(&self.ast, &self.name).is_some() {
+            // Written the usual Rhai way, `fn name(a, b) { ... }`: called
+            // with the arguments.
+            let args: Vec<Dynamic> = args.iter().map(|v| to_dynamic(shapes, v)).collect();
+            let mut options = rhai::CallFnOptions::new();
+            options.eval_ast = false;
+            engine.call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, &self.name, args)
+        } else {
+            for (name, value) in self.params.iter().zip(args) {
+                scope.push_dynamic(name.clone(), to_dynamic(shapes, value));
+            }
+            engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+        };
+        let result = result.map_err(|e| {
+            Fault::new(format!(
+                "Rhai function `{}` ({}) failed: {e}",
+                self.name, self.file
+            ))
+        })?;
         from_dynamic(shapes, &self.ret, result).map_err(|found| {
             Fault::new(format!(
                 "Rhai function `{}` ({}) returned {found}, but it is declared to return {}",
@@ -69,6 +79,14 @@ impl RhaiFn {
             ))
         })
     }
+}
+
+/// How many parameters the script's own `fn name(...)` takes, when it
+/// defines one (then that function is what is called).
+pub fn defines(ast: &AST, name: &str) -> Option<usize> {
+    ast.iter_functions()
+        .find(|f| f.name == name)
+        .map(|f| f.params.len())
 }
 
 /// A Steward value as Rhai sees it: numbers and text as themselves, dates and
