@@ -90,3 +90,30 @@ fn every_code_is_documented_with_examples_that_hold() {
         );
     }
 }
+
+/// docs/stdlib.md is generated from `stdlib/`; `STEWARD_BLESS=1` writes it.
+#[test]
+fn the_stdlib_reference_is_current() {
+    let generated = steward::check::stdlib::reference();
+    let path = "docs/stdlib.md";
+    if std::env::var_os("STEWARD_BLESS").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let written = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        written == generated,
+        "docs/stdlib.md is stale: run `STEWARD_BLESS=1 cargo test --test docs` and commit it"
+    );
+    // Every extern function has an implementation in the engine.
+    let (tree, _) = steward::syntax::parse(0, steward::check::stdlib::FILES[2].1);
+    for item in &tree.items {
+        if let steward::syntax::ast::Item::ExternFn(d) = item {
+            assert!(
+                steward::engine::builtins::lookup(&d.name.text, d.params.len()).is_some(),
+                "`{}` with {} parameters has no implementation",
+                d.name.text,
+                d.params.len()
+            );
+        }
+    }
+}

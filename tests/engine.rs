@@ -206,26 +206,76 @@ fn a_duplicate_event_is_handled_once() {
     let r = rules("when booking then log \"once\"");
     let out = run(&r, &[booking("e1", GOOD), booking("e1", GOOD)]);
     assert_eq!(out.actions.len(), 1);
-    let key = steward::engine::ActionKey {
-        tenant: "t1",
-        rule: "rules.stw:1",
-        version: &r.version,
-        event: "e1",
-        pos: 1,
-    };
-    assert_eq!(out.actions[0].key, key.token());
-    let token = key.token();
+    let token = &out.actions[0].key;
     assert!(
         token.len() == 36
             && token.starts_with("stw_")
             && token[4..].bytes().all(|b| b.is_ascii_hexdigit()),
         "{token}"
     );
+    let key = steward::engine::ActionKey {
+        tenant: "t1",
+        rule: "r",
+        version: &r.version,
+        event: "e1",
+        pos: 1,
+    };
     let other_tenant = steward::engine::ActionKey {
         tenant: "t2",
         ..key
     };
-    assert_ne!(other_tenant.token(), token);
+    assert_ne!(other_tenant.token(), key.token());
+}
+
+/// Rules compiled from one file named `name`.
+fn rules_in(name: &str, text: &str) -> Arc<Ruleset> {
+    let files = vec![
+        ("decls.stw".to_string(), DECLS.to_string()),
+        (name.to_string(), text.to_string()),
+    ];
+    let analysis = analyze(&files, &NoFiles);
+    assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
+    Arc::new(compile(&analysis).unwrap_or_else(|d| panic!("{d:?}")))
+}
+
+#[test]
+fn versions_and_keys_do_not_change_with_layout_comments_or_file_names() {
+    let a = rules_in(
+        "rules.stw",
+        "rule once when booking then log \"once\" end\n",
+    );
+    let b = rules_in(
+        "renamed/other.stw",
+        "# A comment, blank lines and another layout.\n\n\nrule once\n  when booking\n  then\n    log \"once\" # here\nend\n\ntest \"tests do not run in production\"\n  given partial booking { id: \"b\" }\n  expect log\nend\n",
+    );
+    assert_eq!(a.version, b.version);
+    let keys = |r: &Arc<Ruleset>| run(r, &[booking("e1", GOOD)]).actions[0].key.clone();
+    assert_eq!(keys(&a), keys(&b));
+    let c = rules_in(
+        "rules.stw",
+        "rule once when booking then log \"twice\" end\n",
+    );
+    assert_ne!(a.version, c.version, "what runs changed");
+}
+
+#[test]
+fn step_ids_stay_when_other_statements_are_added() {
+    let approval = |r: &Arc<Ruleset>| {
+        let out = run(r, &[booking("e1", GOOD)]);
+        out.actions
+            .iter()
+            .find(|a| &*a.action == "approval_requested")
+            .map(|a| a.args["approval"].clone())
+            .unwrap()
+    };
+    let a = rules(
+        "rule hold when booking then\n  require approval from role owner within 1d do\n    log \"ok\"\n  end\nend",
+    );
+    let b = rules(
+        "rule hold when booking then\n  log \"first\"\n  let n = nights + 1\n  require approval from role owner within 1d do\n    log \"ok, and more\"\n    log \"{n}\"\n  end\nend",
+    );
+    assert_ne!(a.version, b.version);
+    assert_eq!(approval(&a), approval(&b));
 }
 
 #[test]

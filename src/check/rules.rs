@@ -296,6 +296,9 @@ impl Checker<'_> {
     }
 
     fn rule(&mut self, file: FileId, r: &RuleDecl) {
+        if r.name.is_none() {
+            self.stateful_needs_name(file, r);
+        }
         let mut cx = Ctx::new(file);
         match &r.trigger {
             Trigger::When { event, .. } => match self.program.events.get(&event.text) {
@@ -316,6 +319,52 @@ impl Checker<'_> {
             Trigger::Every { schedule: s, .. } => self.schedule(file, s),
         }
         self.rule_rest(&mut cx, r);
+    }
+
+    /// A rule that holds state (a timer, an approval, a throttle window, a
+    /// schedule position) is identified by its name, which stays when the
+    /// file is renamed or edited; the one-line form has none.
+    fn stateful_needs_name(&mut self, file: FileId, r: &RuleDecl) {
+        let what = if matches!(r.trigger, Trigger::Every { .. }) {
+            "runs on a schedule"
+        } else if r
+            .clauses
+            .iter()
+            .any(|c| matches!(c, Clause::Throttle { .. }))
+        {
+            "is throttled"
+        } else if holds_state(&r.body.stmts) {
+            "waits (a timer or an approval)"
+        } else {
+            return;
+        };
+        let base = match &r.trigger {
+            Trigger::When { event, .. } => event.text.replace('.', "_"),
+            Trigger::Every { .. } => "schedule".to_string(),
+        };
+        let names: HashSet<&str> = self
+            .files
+            .iter()
+            .flat_map(|f| f.tree.items.iter())
+            .filter_map(|item| match item {
+                Item::Rule(RuleDecl { name: Some(n), .. }) => Some(n.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let taken = |n: &str| names.contains(n);
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(|i| format!("{base}_{i}")))
+            .find(|n| !taken(n))
+            .unwrap_or(base);
+        let text = self.sources.text(file).get(r.span.range()).unwrap_or("");
+        let end = if text.contains('\n') { "\nend" } else { " end" };
+        let span = Span::new(r.span.start as usize, r.span.start as usize);
+        self.report(
+            Diagnostic::new(Code::UnnamedStatefulRule, file, span, format!("this rule {what}, so it needs a name"))
+                .with_label("a rule without a name")
+                .with_help("timers, approvals, throttles and schedules are kept under the rule's name, so that editing or renaming the file does not lose them or run them twice; write it as `rule NAME ... end`")
+                .with_fix(format!("name it `{name}`"), r.span, format!("rule {name} {text}{end}")),
+        );
     }
 
     pub(super) fn unknown_event(&mut self, file: FileId, event: &Name) {
@@ -1165,4 +1214,19 @@ fn tighter_high(old: Option<(f64, bool)>, new: (f64, bool)) -> (f64, bool) {
         Some(o) if o.0 < new.0 || (o.0 == new.0 && !o.1) => o,
         _ => new,
     }
+}
+
+/// Whether statements suspend: a timer or an approval, at any depth.
+fn holds_state(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Timer { .. } | StmtKind::Approval { .. } => true,
+        StmtKind::If {
+            branches,
+            otherwise,
+        } => {
+            branches.iter().any(|(_, b)| holds_state(&b.stmts))
+                || otherwise.as_ref().is_some_and(|b| holds_state(&b.stmts))
+        }
+        _ => false,
+    })
 }

@@ -58,6 +58,7 @@ codes! {
     Shadowed = "E0210", Error, "name already defined";
     Recursive = "E0211", Error, "recursive function";
     RecursiveType = "E0212", Error, "type that requires itself";
+    UnnamedStatefulRule = "E0213", Error, "rule that holds state has no name";
     // Types.
     TypeMismatch = "E0301", Error, "mismatched types";
     ConditionNotBool = "E0302", Error, "condition is not a `bool`";

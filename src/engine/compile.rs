@@ -181,8 +181,8 @@ pub struct Throttle {
     pub by: Option<Eval>,
 }
 
-/// A statement, compiled. `pos` numbers the statements of a rule in source
-/// order; with the rule, version and event it is the idempotency key.
+/// A statement, compiled. `pos` is the statement's step id (see [`Steps`]);
+/// with the tenant, rule, version and event it is the idempotency key.
 pub enum Op {
     Let(Eval),
     If {
@@ -389,18 +389,31 @@ fn visit_ops(ops: &[Op], f: &mut dyn FnMut(&Op)) {
     }
 }
 
-/// A stable digest (FNV-1a, 64 bits) of the user files' names and texts.
+/// The ruleset version: a digest (SHA-256, first 12 hex digits) of what
+/// runs: the canonical text of every item but tests, in a sorted order, and
+/// the Rhai scripts. File names, the order of files and items, layout,
+/// comments and tests do not change it.
 fn version_of(analysis: &Analysis) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    use sha2::{Digest, Sha256};
+    let mut items: Vec<String> = Vec::new();
     for file in analysis.user_files() {
-        let name = analysis.sources.name(file.id);
         let text = analysis.sources.text(file.id);
-        for byte in name.bytes().chain([0]).chain(text.bytes()).chain([0]) {
-            hash ^= byte as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        items.extend(crate::syntax::format::canonical_items(&file.tree, text));
     }
-    format!("{hash:016x}")[..12].to_string()
+    let mut scripts: Vec<&String> = analysis.rhai.values().collect();
+    scripts.sort();
+    scripts.dedup();
+    items.sort();
+    let mut hash = Sha256::new();
+    for part in items.iter().chain(scripts) {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Clone)]
@@ -541,7 +554,8 @@ impl Compiler<'_> {
             blocks: vec![Vec::new()],
             index_key,
         };
-        let mut pos = 0;
+        let analysis = self.analysis;
+        let mut pos = Steps::new(analysis.sources.text(file));
         let mut scope = scope;
         let body = self.block(&mut rule, &mut scope, &r.body, &mut pos);
         rule.blocks[0] = body;
@@ -618,13 +632,12 @@ impl Compiler<'_> {
         rule: &mut Rule,
         scope: &mut Scope,
         b: &AstBlock,
-        pos: &mut u32,
+        pos: &mut Steps,
     ) -> Vec<Op> {
         let mark = scope.locals.len();
         let mut ops = Vec::new();
         for stmt in &b.stmts {
-            *pos += 1;
-            let here = *pos;
+            let here = pos.id(stmt);
             let op = match &stmt.kind {
                 StmtKind::Let { name, ty, value } => {
                     let declared = ty.as_ref().map(|t| self.resolve_type(t));
@@ -788,7 +801,13 @@ impl Compiler<'_> {
         ops
     }
 
-    fn sub_block(&mut self, rule: &mut Rule, scope: &Scope, b: &AstBlock, pos: &mut u32) -> usize {
+    fn sub_block(
+        &mut self,
+        rule: &mut Rule,
+        scope: &Scope,
+        b: &AstBlock,
+        pos: &mut Steps,
+    ) -> usize {
         let index = rule.blocks.len();
         rule.blocks.push(Vec::new());
         let ops = self.block(rule, &mut scope.clone(), b, pos);
@@ -1563,6 +1582,39 @@ fn str_const(text: &str) -> Eval {
 }
 
 /// A literal's type once its context is gone (`let x = 0.5` is a float).
+/// Step ids: a statement's id is a digest of its canonical text (see
+/// `format::step_text`) and how many statements of the same text came
+/// before it in the rule. Adding statements, comments or blank lines
+/// elsewhere, or renaming or moving the file, leaves it unchanged, so a
+/// stored timer or approval finds its statement again.
+struct Steps<'a> {
+    text: &'a str,
+    seen: HashMap<String, u32>,
+}
+
+impl<'a> Steps<'a> {
+    fn new(text: &'a str) -> Steps<'a> {
+        Steps {
+            text,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn id(&mut self, stmt: &ast::Stmt) -> u32 {
+        use sha2::{Digest, Sha256};
+        let canonical = crate::syntax::format::step_text(stmt, self.text);
+        let n = self.seen.entry(canonical.clone()).or_insert(0);
+        *n += 1;
+        let digest = Sha256::new()
+            .chain_update(canonical.as_bytes())
+            .chain_update(n.to_be_bytes())
+            .finalize();
+        let mut id = [0u8; 4];
+        id.copy_from_slice(&digest[..4]);
+        u32::from_be_bytes(id)
+    }
+}
+
 /// `1`, `0.5`, `-2`, `(3)`: a literal whose kind its use decides.
 fn is_number_literal(e: &Expr) -> bool {
     match &e.kind {

@@ -49,6 +49,84 @@ pub fn format_source(text: &str) -> Result<String, Vec<Diagnostic>> {
     Ok(out)
 }
 
+/// The canonical text of each item of a parsed file except tests: laid out
+/// as `format_source` would, without comments, so it does not change with
+/// layout, comments or blank lines. The ruleset version hashes these.
+pub fn canonical_items(tree: &SourceFile, text: &str) -> Vec<String> {
+    tree.items
+        .iter()
+        .filter(|item| !matches!(item, Item::Test(_)))
+        .map(|item| {
+            let mut p = Printer {
+                src: text,
+                comments: &[],
+                next: 0,
+                out: String::new(),
+                indent: 0,
+                last_end: item.span().start,
+            };
+            p.item(item);
+            // Blank lines kept from the source are layout, not meaning.
+            p.out
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+/// The text that identifies a statement within its rule: the statement
+/// laid out canonically, without comments, and for a block statement only
+/// its head (`after 2h unless job.done on id`), so editing the block or
+/// anything around it leaves it as it was.
+pub fn step_text(stmt: &Stmt, text: &str) -> String {
+    let p = Printer {
+        src: text,
+        comments: &[],
+        next: 0,
+        out: String::new(),
+        indent: 0,
+        last_end: 0,
+    };
+    match &stmt.kind {
+        StmtKind::If { branches, .. } => match branches.first() {
+            Some((cond, _)) => format!("if {}", p.expr(cond)),
+            None => "if".to_string(),
+        },
+        StmtKind::Timer {
+            kind,
+            when,
+            unless,
+            skip_late,
+            ..
+        } => {
+            let mut head = format!(
+                "{} {}",
+                if *kind == TimerKind::After {
+                    "after"
+                } else {
+                    "at"
+                },
+                p.expr(when)
+            );
+            for u in unless {
+                head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
+            }
+            if *skip_late {
+                head.push_str(" skip if late");
+            }
+            head
+        }
+        StmtKind::Approval { role, within, .. } => format!(
+            "require approval from role {} within {}",
+            role.text,
+            p.expr(within)
+        ),
+        _ => p.simple_stmt(stmt),
+    }
+}
+
 struct Printer<'a> {
     src: &'a str,
     comments: &'a [Span],
