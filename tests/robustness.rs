@@ -260,3 +260,47 @@ fn a_continuation_line_starting_with_event_is_not_a_new_item() {
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(tree.items.len(), 2);
 }
+
+/// pest's error-detail switch is process-wide: checking files on several
+/// threads at once must give each file the diagnostics it gets alone.
+#[test]
+fn diagnostics_do_not_depend_on_other_threads() {
+    let mut cases: Vec<String> = std::fs::read_dir("tests/data/check-fail")
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "stw").then(|| std::fs::read_to_string(path).ok())?
+        })
+        .collect();
+    cases.sort();
+    let diagnostics = |text: &str| -> Vec<String> {
+        analyze(&[("case.stw".to_string(), text.to_string())], &NoFiles)
+            .diagnostics
+            .iter()
+            .map(|d| format!("{} {} {:?}", d.code, d.message, d.primary.span))
+            .collect()
+    };
+    let alone: Vec<Vec<String>> = cases.iter().map(|c| diagnostics(c)).collect();
+    let cases = std::sync::Arc::new(cases);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let cases = cases.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for round in 0..2 {
+                    // Each thread walks the cases in its own order.
+                    for i in 0..cases.len() {
+                        let at = (i * (t + 1) + round) % cases.len();
+                        seen.push((at, diagnostics(&cases[at])));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (at, got) in thread.join().unwrap() {
+            assert_eq!(got, alone[at], "case {at}");
+        }
+    }
+}

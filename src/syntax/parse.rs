@@ -47,6 +47,9 @@ pub const MAX_BLOCK_DEPTH: u32 = 64;
 /// The budget of grammar rule calls for one item, against runaway input.
 const CALL_LIMIT: usize = 5_000_000;
 
+/// Held while pest's error detail is switched on (see `parse`).
+static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn configure_pest() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -127,7 +130,12 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
         }
         match StewardParser::parse(Rule::item_only, chunk) {
             Ok(mut pairs) => {
-                let root = pairs.next().expect("item_only always yields its pair");
+                // `item_only` always yields its pair holding one item; were it
+                // not so, the item is broken rather than the process.
+                let Some(root) = pairs.next() else {
+                    out.items.push(Item::Error(scan::trimmed_span(src, range)));
+                    continue;
+                };
                 for p in root.clone().into_inner().flatten() {
                     if is_keyword(p.as_rule()) {
                         out.keywords.push(span_of(base, &p));
@@ -140,10 +148,10 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                     depth: Cell::new(0),
                     unnegated: RefCell::new(Vec::new()),
                 };
-                let item = root
-                    .into_inner()
-                    .find(|p| p.as_rule() != Rule::EOI)
-                    .expect("item_only holds an item");
+                let Some(item) = root.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
+                    out.items.push(Item::Error(scan::trimmed_span(src, range)));
+                    continue;
+                };
                 match builder.item(item) {
                     Ok(item) => out.items.push(item),
                     Err(diag) => {
@@ -156,15 +164,21 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
                 }
                 diags.extend(builder.diags.into_inner());
             }
-            Err(_) => {
+            Err(first) => {
                 // Tracking what was expected slows parsing several times over, so
-                // only an item that failed is parsed again with it. The switch is
-                // global; a parse on another thread at the same moment at worst
-                // gets a less detailed message.
-                pest::set_error_detail(true);
-                let err =
-                    StewardParser::parse(Rule::item_only, chunk).expect_err("the item failed once");
-                pest::set_error_detail(false);
+                // only an item that failed is parsed again with it. pest's switch
+                // is process-wide and read when a parse starts: the lock keeps
+                // another thread's reparse from turning it off under this one,
+                // so the message never depends on what other threads do.
+                let err = {
+                    let _detail = DETAIL
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    pest::set_error_detail(true);
+                    let again = StewardParser::parse(Rule::item_only, chunk);
+                    pest::set_error_detail(false);
+                    again.err().unwrap_or(first)
+                };
                 diags.push(syntax_error(file, src, base, chunk, &err));
                 out.items.push(Item::Error(scan::trimmed_span(src, range)));
             }
