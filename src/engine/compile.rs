@@ -151,8 +151,30 @@ pub struct Rule {
     pub throttle: Option<Throttle>,
     /// Block 0 is the body; timers and approvals refer to the others.
     pub blocks: Vec<Vec<Op>>,
+    /// Where each block is, by the step id of the statement that owns it
+    /// (block 0: step 0, the body): how a stored continuation names it.
+    pub block_steps: Vec<BlockRef>,
     /// An equality test every firing needs, for the rule index.
     pub index_key: Option<(Place, String, Vec<IndexKey>)>,
+}
+
+/// A block of a rule by what owns it, stable across compiles: the step id
+/// of its timer or approval statement, and which of its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct BlockRef {
+    pub step: u32,
+    pub branch: Branch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Branch {
+    /// The rule's body.
+    Body,
+    /// A timer's block, or an approval's `do` block.
+    Do,
+    /// An approval's `else` block.
+    Else,
 }
 
 pub enum RuleTrigger {
@@ -552,6 +574,10 @@ impl Compiler<'_> {
             test: test.into_cond(),
             throttle,
             blocks: vec![Vec::new()],
+            block_steps: vec![BlockRef {
+                step: 0,
+                branch: Branch::Body,
+            }],
             index_key,
         };
         let analysis = self.analysis;
@@ -765,7 +791,11 @@ impl Compiler<'_> {
                             )
                         })
                         .collect();
-                    let block = self.sub_block(rule, scope, body, pos);
+                    let owner = BlockRef {
+                        step: here,
+                        branch: Branch::Do,
+                    };
+                    let block = self.sub_block(rule, scope, body, pos, owner);
                     Op::Timer(TimerOp {
                         pos: here,
                         kind: *kind,
@@ -782,10 +812,11 @@ impl Compiler<'_> {
                     otherwise,
                 } => {
                     let within = self.expr(scope, within, Some(&Type::Duration)).eval;
-                    let block = self.sub_block(rule, scope, body, pos);
+                    let owner = |branch| BlockRef { step: here, branch };
+                    let block = self.sub_block(rule, scope, body, pos, owner(Branch::Do));
                     let otherwise = otherwise
                         .as_ref()
-                        .map(|b| self.sub_block(rule, scope, b, pos));
+                        .map(|b| self.sub_block(rule, scope, b, pos, owner(Branch::Else)));
                     Op::Approval(ApprovalOp {
                         pos: here,
                         role: Arc::from(role.text.as_str()),
@@ -807,9 +838,11 @@ impl Compiler<'_> {
         scope: &Scope,
         b: &AstBlock,
         pos: &mut Steps,
+        owner: BlockRef,
     ) -> usize {
         let index = rule.blocks.len();
         rule.blocks.push(Vec::new());
+        rule.block_steps.push(owner);
         let ops = self.block(rule, &mut scope.clone(), b, pos);
         rule.blocks[index] = ops;
         index

@@ -21,6 +21,7 @@ pub mod pred;
 pub mod rhai;
 pub mod runtime;
 pub mod store;
+pub mod stored;
 pub mod testing;
 pub mod value;
 

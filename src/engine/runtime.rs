@@ -794,24 +794,7 @@ impl<S: Store> Engine<S> {
     }
 
     fn envelope_of(&self, event: &Event) -> Arc<Record> {
-        let shapes = self.rules.shapes();
-        let shape = shapes.record(shapes.envelope);
-        let slots = shape
-            .fields
-            .iter()
-            .map(|(name, _)| match &**name {
-                "id" => Value::Str(event.id.clone()),
-                "tenant" => Value::Str(event.tenant.clone()),
-                "type" => Value::Str(event.event_type.clone()),
-                "occurred_at" => Value::DateTime(event.occurred_at),
-                "key" => event.key.clone().map_or(Value::None, Value::Str),
-                _ => Value::None,
-            })
-            .collect();
-        Arc::new(Record {
-            shape: shapes.envelope,
-            slots,
-        })
+        envelope_record(self.rules.shapes(), event)
     }
 
     fn process(
@@ -1348,4 +1331,25 @@ fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         }
         RuleTrigger::Event { .. } => None,
     }
+}
+
+/// The `envelope` record rules see for `event`.
+pub fn envelope_record(shapes: &Shapes, event: &Event) -> Arc<Record> {
+    let shape = shapes.record(shapes.envelope);
+    let slots = shape
+        .fields
+        .iter()
+        .map(|(name, _)| match &**name {
+            "id" => Value::Str(event.id.clone()),
+            "tenant" => Value::Str(event.tenant.clone()),
+            "type" => Value::Str(event.event_type.clone()),
+            "occurred_at" => Value::DateTime(event.occurred_at),
+            "key" => event.key.clone().map_or(Value::None, Value::Str),
+            _ => Value::None,
+        })
+        .collect();
+    Arc::new(Record {
+        shape: shapes.envelope,
+        slots,
+    })
 }
