@@ -61,6 +61,31 @@ fn json_columns_count_characters_after_non_ascii_text() {
     assert_eq!(d["help"], "did you mean `risk`?");
     assert!(d["file"].as_str().unwrap().ends_with("bad.stw"));
     assert_eq!(d["message"], "no field `riks` on `reservation.created`");
+    // The fix, in the same columns, and the labels.
+    assert_eq!(d["fix"]["replacement"], "risk");
+    assert_eq!(d["fix"]["column"], 45);
+    assert_eq!(d["fix"]["end_column"], 49);
+    assert_eq!(d["label"], "unknown field");
+}
+
+#[test]
+fn json_diagnostics_carry_secondary_labels() {
+    let dir = temp_dir("json-labels");
+    let file = dir.join("twice.stw");
+    std::fs::write(
+        &file,
+        "event a.b { id: string }
+event a.b { id: string }
+",
+    )
+    .unwrap();
+    let out = steward(&["check", "--format", "json", file.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &json[0];
+    assert_eq!(d["code"], "E0207");
+    assert_eq!(d["line"], 2);
+    assert_eq!(d["labels"][0]["line"], 1);
+    assert_eq!(d["labels"][0]["message"], "first declared here");
 }
 
 #[test]

@@ -19,24 +19,92 @@ pub struct JsonDiagnostic {
     pub severity: Severity,
     pub code: String,
     pub message: String,
+    /// The primary label's text, if any.
+    pub label: Option<String>,
+    /// Other places the diagnostic points at ("first declared here").
+    pub labels: Vec<JsonLabel>,
     pub help: Option<String>,
+    /// The mechanical fix, when there is one.
+    pub fix: Option<JsonFix>,
+}
+
+/// A place in a file with what is said about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JsonLabel {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+    pub message: String,
+}
+
+/// Replace the text from (line, column) to (end_line, end_column) of the
+/// diagnostic's file with `replacement`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JsonFix {
+    pub title: String,
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+    pub replacement: String,
+}
+
+/// 1-based (line, column) of the start and end of `span` in `file`.
+fn place(sources: &SourceMap, file: super::FileId, span: Span) -> (String, [u32; 4]) {
+    let f = sources.get(file);
+    let start = f.lines.line_col(span.start);
+    let end = f.lines.line_col(span.end);
+    (
+        f.name.to_string(),
+        [start.line + 1, start.col + 1, end.line + 1, end.col + 1],
+    )
 }
 
 impl JsonDiagnostic {
     pub fn new(diag: &Diagnostic, sources: &SourceMap) -> Self {
-        let file = sources.get(diag.primary.file);
-        let start = file.lines.line_col(diag.primary.span.start);
-        let end = file.lines.line_col(diag.primary.span.end);
+        let (file, [line, column, end_line, end_column]) =
+            place(sources, diag.primary.file, diag.primary.span);
         JsonDiagnostic {
-            file: file.name.to_string(),
-            line: start.line + 1,
-            column: start.col + 1,
-            end_line: end.line + 1,
-            end_column: end.col + 1,
+            file,
+            line,
+            column,
+            end_line,
+            end_column,
             severity: diag.severity,
             code: diag.code.as_str().to_string(),
             message: diag.message.clone(),
+            label: (!diag.primary.text.is_empty()).then(|| diag.primary.text.clone()),
+            labels: diag
+                .secondary
+                .iter()
+                .map(|l| {
+                    let (file, [line, column, end_line, end_column]) =
+                        place(sources, l.file, l.span);
+                    JsonLabel {
+                        file,
+                        line,
+                        column,
+                        end_line,
+                        end_column,
+                        message: l.text.clone(),
+                    }
+                })
+                .collect(),
             help: diag.help.clone(),
+            fix: diag.fix.as_ref().map(|f| {
+                let (_, [line, column, end_line, end_column]) =
+                    place(sources, diag.primary.file, f.span);
+                JsonFix {
+                    title: f.title.clone(),
+                    line,
+                    column,
+                    end_line,
+                    end_column,
+                    replacement: f.replacement.clone(),
+                }
+            }),
         }
     }
 }
