@@ -5,8 +5,11 @@
 //! diagnostic type that the CLI, the API and the language server print, and
 //! [`engine`] runs checked rules against a store and a clock it is given.
 //! [`files`] is the only module that reads the file system, for the command
-//! line (`cli/`) and the language server (`lsp/`). See ARCHITECTURE.md.
+//! line (`cli/`) and the language server (`lsp/`). [`boundary`] is the
+//! surface the programs use: sources to a compiled ruleset, and the JSON
+//! shapes of diagnostics, actions and traces. See ARCHITECTURE.md.
 
+pub mod boundary;
 pub mod check;
 pub mod diag;
 pub mod engine;

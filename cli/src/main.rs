@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use steward::check::Analysis;
-use steward::diag::{render_human, JsonDiagnostic};
+use steward::diag::render_human;
 use steward::engine::AutoDecide;
 
 /// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O.
@@ -214,11 +214,7 @@ fn check(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
     match format {
         Format::Human => print_human(&analysis, loaded.sources.len()),
         Format::Json => {
-            let json: Vec<JsonDiagnostic> = analysis
-                .diagnostics
-                .iter()
-                .map(|d| JsonDiagnostic::new(d, &analysis.sources))
-                .collect();
+            let json = steward::boundary::diagnostics_json(&analysis, &analysis.diagnostics);
             let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
             println!("{text}");
         }

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use steward::boundary::BuildError;
 use steward::check::Analysis;
 use steward::diag::render_human;
 use steward::engine::runtime::Trace;
 use steward::engine::{
-    compile, decode_event, Action, AutoDecide, Engine, Handled, Limits, MemoryStore, Performed,
-    RuleError, Ruleset, Sink, Store,
+    decode_event, AutoDecide, Engine, Handled, Limits, MemoryStore, Performed, RuleError, Ruleset,
+    Sink, Store,
 };
 use steward::files;
 
@@ -28,22 +29,16 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
 }
 
 fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
-    let analysis = files::read_all(paths)?.analyze();
-    let color = super::use_color();
-    let mut err = std::io::stderr().lock();
-    for d in analysis.errors() {
-        let _ = write!(err, "{}", render_human(d, &analysis.sources, color));
-    }
-    if analysis.has_errors() {
-        let _ = writeln!(err, "the rules have errors; nothing was run");
-        return Ok(None);
-    }
-    match compile(&analysis) {
-        Ok(rules) => Ok(Some((analysis, Arc::new(rules)))),
-        Err(diags) => {
+    let built = steward::boundary::built(files::read_all(paths)?.analyze());
+    match built.rules {
+        Ok(rules) => Ok(Some((built.analysis, rules))),
+        Err(BuildError::Invalid(diags)) => {
+            let color = super::use_color();
+            let mut err = std::io::stderr().lock();
             for d in &diags {
-                let _ = write!(err, "{}", render_human(d, &analysis.sources, color));
+                let _ = write!(err, "{}", render_human(d, &built.analysis.sources, color));
             }
+            let _ = writeln!(err, "the rules have errors; nothing was run");
             Ok(None)
         }
     }
@@ -316,11 +311,7 @@ pub fn explain(rules: &[PathBuf], event: &Path, json: bool) -> Result<bool, Stri
         .map_err(|e| format!("the event is rejected: {e}"))?;
     let trace = engine.traces.pop().unwrap_or_default();
     if json {
-        let value = serde_json::json!({
-            "trace": trace,
-            "actions": sink.actions.iter().map(Action::to_json).collect::<Vec<_>>(),
-            "errors": sink.errors.iter().map(|e| serde_json::json!({"rule": &*e.rule, "message": e.message})).collect::<Vec<_>>(),
-        });
+        let value = steward::boundary::explain_json(&trace, &sink.actions, &sink.errors);
         println!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?

@@ -160,3 +160,30 @@ fn explain_names_the_tenant_and_can_pick_one() {
     assert!(help.contains("each condition's value"), "{help}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_json_has_the_trace_the_actions_and_the_errors() {
+    let event =
+        std::env::temp_dir().join(format!("steward-explain-json-{}.json", std::process::id()));
+    let first = std::fs::read_to_string(format!("{ROOT}/examples/events.jsonl")).unwrap();
+    std::fs::write(&event, first.lines().next().unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args(["explain", "--rules", "rules", "--format", "json", "--event"])
+        .arg(&event)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["trace"]["event"], "evt_01");
+    assert_eq!(json["trace"]["tenant"], "acme");
+    let rule = &json["trace"]["rules"][0];
+    assert!(rule["conditions"][0]["reads"].is_object(), "{rule}");
+    assert!(rule.get("skipped").is_none(), "absent, not null: {rule}");
+    assert!(json["actions"][0]["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("stw_"));
+    assert!(json["errors"].as_array().unwrap().is_empty());
+    std::fs::remove_file(&event).ok();
+}

@@ -289,7 +289,7 @@ pub enum AutoDecide {
 }
 
 /// What `explain` shows for one event.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Trace {
     pub event: String,
     pub tenant: String,
@@ -298,22 +298,19 @@ pub struct Trace {
     pub rules: Vec<RuleTrace>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct RuleTrace {
     pub rule: String,
     /// Whether the rule index put the rule forward.
     pub considered: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub conditions: Vec<CondTrace>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub throttled: Option<bool>,
     pub matched: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct CondTrace {
     pub condition: String,
     /// `true`, `false`, or the error it raised.

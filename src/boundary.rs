@@ -1,0 +1,114 @@
+//! The library's surface for the programs built on it: the command line now,
+//! the HTTP API and the console next. It owns the pipeline from sources to a
+//! compiled ruleset and the JSON shapes of what comes out (diagnostics with
+//! their labels and fixes, actions, explain traces), so each shape is
+//! written once. Errors that cross it are typed.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value as Json};
+
+use crate::check::{analyze, Analysis, Host};
+use crate::diag::{Diagnostic, JsonDiagnostic};
+use crate::engine::runtime::{Action, RuleError, Trace};
+use crate::engine::{compile, Ruleset};
+
+/// Why sources did not become a ruleset.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The checker (or the compiler, for Rhai scripts) found errors.
+    #[error("the rules have {} error(s)", .0.iter().filter(|d| d.is_error()).count())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Sources checked and, when they have no errors, compiled.
+pub struct Built {
+    pub analysis: Analysis,
+    pub rules: Result<Arc<Ruleset>, BuildError>,
+}
+
+/// Checks `files` (name, text) as one program with `host` for Rhai scripts,
+/// and compiles them if they have no errors.
+pub fn build(files: &[(String, String)], host: &dyn Host) -> Built {
+    built(analyze(files, host))
+}
+
+/// Compiles an analysis already made (the CLI reads files its own way).
+pub fn built(analysis: Analysis) -> Built {
+    let rules = if analysis.has_errors() {
+        Err(BuildError::Invalid(analysis.errors().cloned().collect()))
+    } else {
+        compile(&analysis)
+            .map(Arc::new)
+            .map_err(BuildError::Invalid)
+    };
+    Built { analysis, rules }
+}
+
+/// Every diagnostic of `analysis`, as `steward check --format json` prints
+/// them (and the HTTP API will answer them).
+pub fn diagnostics_json(analysis: &Analysis, diagnostics: &[Diagnostic]) -> Vec<JsonDiagnostic> {
+    diagnostics
+        .iter()
+        .map(|d| JsonDiagnostic::new(d, &analysis.sources))
+        .collect()
+}
+
+/// An action as JSON (`steward replay` prints the same shape, streamed).
+pub fn action_json(action: &Action) -> Json {
+    action.to_json()
+}
+
+/// A rule error as JSON.
+pub fn rule_error_json(error: &RuleError) -> Json {
+    json!({
+        "rule": &*error.rule,
+        "event": &*error.event,
+        "at": crate::engine::value::show_datetime(&error.at),
+        "message": error.message,
+    })
+}
+
+/// What `explain` says about one event, as JSON: the rules considered, each
+/// condition's value and the fields it read, and what the rules did.
+pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> Json {
+    let rules: Vec<Json> = trace
+        .rules
+        .iter()
+        .map(|r| {
+            let mut rule = json!({
+                "rule": r.rule,
+                "considered": r.considered,
+                "conditions": r.conditions.iter().map(|c| json!({
+                    "condition": c.condition,
+                    "value": c.value,
+                    "reads": c.reads,
+                })).collect::<Vec<_>>(),
+                "matched": r.matched,
+            });
+            if let Some(map) = rule.as_object_mut() {
+                if let Some(s) = &r.skipped {
+                    map.insert("skipped".into(), json!(s));
+                }
+                if let Some(t) = r.throttled {
+                    map.insert("throttled".into(), json!(t));
+                }
+                if let Some(e) = &r.error {
+                    map.insert("error".into(), json!(e));
+                }
+            }
+            rule
+        })
+        .collect();
+    json!({
+        "trace": {
+            "event": trace.event,
+            "tenant": trace.tenant,
+            "event_type": trace.event_type,
+            "at": trace.at,
+            "rules": rules,
+        },
+        "actions": actions.iter().map(action_json).collect::<Vec<_>>(),
+        "errors": errors.iter().map(rule_error_json).collect::<Vec<_>>(),
+    })
+}
