@@ -206,7 +206,7 @@ fn a_duplicate_event_is_handled_once() {
     let r = rules("when booking then log \"once\"");
     let out = run(&r, &[booking("e1", GOOD), booking("e1", GOOD)]);
     assert_eq!(out.actions.len(), 1);
-    let token = &out.actions[0].key;
+    let token = &out.actions[0].key();
     assert!(
         token.len() == 36
             && token.starts_with("stw_")
@@ -249,7 +249,7 @@ fn versions_and_keys_do_not_change_with_layout_comments_or_file_names() {
         "# A comment, blank lines and another layout.\n\n\nrule once\n  when booking\n  then\n    log \"once\" # here\nend\n\ntest \"tests do not run in production\"\n  given partial booking { id: \"b\" }\n  expect log\nend\n",
     );
     assert_eq!(a.version, b.version);
-    let keys = |r: &Arc<Ruleset>| run(r, &[booking("e1", GOOD)]).actions[0].key.clone();
+    let keys = |r: &Arc<Ruleset>| run(r, &[booking("e1", GOOD)]).actions[0].key();
     assert_eq!(keys(&a), keys(&b));
     let c = rules_in(
         "rules.stw",

@@ -142,9 +142,13 @@ fn a_chain_through_a_durable_timer_starts_again() {
     assert_eq!(emits.len(), 29, "one a day, past the chain bound of 16");
     assert_eq!(emits.last().unwrap().args["payload"]["n"], 29);
     // Ids and keys stay short: each day's chain starts at its timer.
-    let longest = emits.iter().map(|a| a.key.len()).max().unwrap();
-    assert!(longest < 120, "{longest}: {}", emits.last().unwrap().key);
-    let keys: std::collections::HashSet<&str> = emits.iter().map(|a| a.key.as_str()).collect();
+    let longest = emits.iter().map(|a| a.key_text().len()).max().unwrap();
+    assert!(
+        longest < 120,
+        "{longest}: {}",
+        emits.last().unwrap().key_text()
+    );
+    let keys: std::collections::HashSet<String> = emits.iter().map(|a| a.key()).collect();
     assert_eq!(
         keys.len(),
         emits.len(),

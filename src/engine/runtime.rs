@@ -77,11 +77,43 @@ pub struct Action {
     pub rule: Arc<str>,
     pub action: Arc<str>,
     pub args: Map<String, serde_json::Value>,
-    /// (rule, version, event, position): at most one performance per key.
-    pub key: String,
+    /// What the idempotency key is made of; see [`Action::key`].
+    pub key_parts: KeyParts,
+}
+
+/// The parts of an [`ActionKey`], owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyParts {
+    pub tenant: Arc<str>,
+    pub rule: Arc<str>,
+    pub version: Arc<str>,
+    pub source: Arc<str>,
+    pub pos: u32,
+}
+
+impl KeyParts {
+    fn key(&self) -> ActionKey<'_> {
+        ActionKey {
+            tenant: &self.tenant,
+            rule: &self.rule,
+            version: &self.version,
+            event: &self.source,
+            pos: self.pos,
+        }
+    }
 }
 
 impl Action {
+    /// The idempotency key, as a header-safe token ([`ActionKey::token`]).
+    pub fn key(&self) -> String {
+        self.key_parts.key().token()
+    }
+
+    /// The idempotency key, readable: `rule/version/source/position`.
+    pub fn key_text(&self) -> String {
+        self.key_parts.key().to_string()
+    }
+
     /// The JSON line `steward replay` prints.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -91,7 +123,7 @@ impl Action {
             "rule": &*self.rule,
             "action": &*self.action,
             "args": self.args,
-            "key": &self.key,
+            "key": self.key(),
         })
     }
 }
@@ -215,7 +247,13 @@ impl Performed<'_> {
                 .iter()
                 .map(|(name, v)| (name.to_string(), self.shapes.to_json(v)))
                 .collect(),
-            key: self.key.token(),
+            key_parts: KeyParts {
+                tenant: Arc::from(self.key.tenant),
+                rule: self.rule.clone(),
+                version: Arc::from(self.key.version),
+                source: Arc::from(self.key.event),
+                pos: self.key.pos,
+            },
         }
     }
 }
@@ -516,7 +554,11 @@ impl<S: Store> Engine<S> {
             self.clock = Some(to);
         }
         let rules = self.rules.clone();
-        let tenants: Vec<Arc<str>> = self.tenants.iter().cloned().collect();
+        let tenants: Vec<Arc<str>> = if rules.index.schedules.is_empty() {
+            Vec::new()
+        } else {
+            self.tenants.iter().cloned().collect()
+        };
         for tenant in &tenants {
             for &r in &rules.index.schedules {
                 if self.store.next_tick(tenant, &rules.rules[r].name).is_none() {
