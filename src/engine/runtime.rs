@@ -169,11 +169,12 @@ impl ActionKey<'_> {
         }
         hash.update(self.pos.to_be_bytes());
         let digest = hash.finalize();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(36);
         out.push_str("stw_");
         for byte in digest.iter().take(16) {
-            use std::fmt::Write;
-            let _ = write!(out, "{byte:02x}");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
         out
     }
