@@ -1,5 +1,16 @@
 //! `steward replay` and `steward test` end to end, on the repository's rules.
 
+/// `steward ARGS` run in `dir`, which must succeed.
+fn steward_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out
+}
+
 /// The repository root, where `rules/` is.
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -90,15 +101,7 @@ fn decimals_keep_their_places_in_replay_and_in_tests() {
 "#,
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| String::from_utf8(steward_in(&dir, args).stdout).unwrap();
     let test = run(&["test", "."]);
     assert!(test.contains("1 passed, 0 failed"), "{test}");
     let replay = run(&["replay", "--rules", ".", "--events", "events.jsonl"]);
@@ -127,15 +130,7 @@ fn explain_names_the_tenant_and_can_pick_one() {
 "#,
     )
     .unwrap();
-    let stderr = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stderr).unwrap()
-    };
+    let stderr = |args: &[&str]| String::from_utf8(steward_in(&dir, args).stderr).unwrap();
     let base = [
         "replay",
         "--rules",

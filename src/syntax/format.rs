@@ -89,42 +89,7 @@ pub fn step_text(stmt: &Stmt, text: &str) -> String {
         indent: 0,
         last_end: 0,
     };
-    match &stmt.kind {
-        StmtKind::If { branches, .. } => match branches.first() {
-            Some((cond, _)) => format!("if {}", p.expr(cond)),
-            None => "if".to_string(),
-        },
-        StmtKind::Timer {
-            kind,
-            when,
-            unless,
-            skip_late,
-            ..
-        } => {
-            let mut head = format!(
-                "{} {}",
-                if *kind == TimerKind::After {
-                    "after"
-                } else {
-                    "at"
-                },
-                p.expr(when)
-            );
-            for u in unless {
-                head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
-            }
-            if *skip_late {
-                head.push_str(" skip if late");
-            }
-            head
-        }
-        StmtKind::Approval { role, within, .. } => format!(
-            "require approval from role {} within {}",
-            role.text,
-            p.expr(within)
-        ),
-        _ => p.simple_stmt(stmt),
-    }
+    p.head(stmt)
 }
 
 struct Printer<'a> {
@@ -637,6 +602,44 @@ impl Printer<'_> {
         }
     }
 
+    /// A statement's first line without its `do`: a block statement's head,
+    /// or the whole of a simple one.
+    fn head(&self, stmt: &Stmt) -> String {
+        match &stmt.kind {
+            StmtKind::If { branches, .. } => match branches.first() {
+                Some((cond, _)) => format!("if {}", self.expr(cond)),
+                None => "if".to_string(),
+            },
+            StmtKind::Timer {
+                kind,
+                when,
+                unless,
+                skip_late,
+                ..
+            } => {
+                let kw = if *kind == TimerKind::After {
+                    "after"
+                } else {
+                    "at"
+                };
+                let mut head = format!("{kw} {}", self.expr(when));
+                for u in unless {
+                    head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
+                }
+                if *skip_late {
+                    head.push_str(" skip if late");
+                }
+                head
+            }
+            StmtKind::Approval { role, within, .. } => format!(
+                "require approval from role {} within {}",
+                role.text,
+                self.expr(within)
+            ),
+            _ => self.simple_stmt(stmt),
+        }
+    }
+
     fn simple_stmt(&self, stmt: &Stmt) -> String {
         match &stmt.kind {
             StmtKind::Let {
@@ -718,28 +721,9 @@ impl Printer<'_> {
                 self.close(stmt.span, "end");
             }
             StmtKind::Timer {
-                kind,
-                when,
-                unless,
-                skip_late,
-                body,
+                when, unless, body, ..
             } => {
-                let mut head = format!(
-                    "{} {}",
-                    if *kind == TimerKind::After {
-                        "after"
-                    } else {
-                        "at"
-                    },
-                    self.expr(when)
-                );
-                for u in unless {
-                    head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
-                }
-                if *skip_late {
-                    head.push_str(" skip if late");
-                }
-                head.push_str(" do");
+                let head = format!("{} do", self.head(stmt));
                 let head_end = unless.last().map_or(when.span.end, |u| u.span.end);
                 self.line(stmt.span.start, &head, head_end);
                 self.indent += 1;
@@ -747,16 +731,12 @@ impl Printer<'_> {
                 self.close(stmt.span, "end");
             }
             StmtKind::Approval {
-                role,
                 within,
                 body,
                 otherwise,
+                ..
             } => {
-                let head = format!(
-                    "require approval from role {} within {} do",
-                    role.text,
-                    self.expr(within)
-                );
+                let head = format!("{} do", self.head(stmt));
                 self.line(stmt.span.start, &head, within.span.end);
                 self.indent += 1;
                 self.block(body);
