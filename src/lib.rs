@@ -14,4 +14,6 @@ pub mod check;
 pub mod diag;
 pub mod engine;
 pub mod files;
+pub mod hir;
+pub mod script;
 pub mod syntax;

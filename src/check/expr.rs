@@ -2,13 +2,23 @@
 //! names, fields, calls and optionals.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::stdlib;
 use super::suggest::did_you_mean;
 use super::types::*;
-use super::{Checker, DefKind, TypeAt};
+use super::{Checker, DefKind};
 use crate::diag::{Code, Diagnostic, FileId, Span};
+use crate::hir::{self, Callee as Bound, ExprKind as Kind, Lit, Operands, Operator, Place, Root};
 use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, TemplatePart, UnaryOp};
+
+/// What checking an expression gives before its node is made: its type and
+/// constant, and the kind of its node.
+type Out = (Ty, Kind);
+
+fn bad() -> Out {
+    (Ty::error(), Kind::Error)
+}
 
 /// What is being called, for matching arguments to parameters.
 pub(super) struct Callee<'p> {
@@ -37,22 +47,49 @@ impl Const {
     }
 }
 
-/// An expression's type, and its value when it is a constant.
+/// An expression's type, its value when it is a constant, and its typed node
+/// (see [`hir`]).
 #[derive(Clone, Debug)]
 pub(super) struct Ty {
     pub ty: Type,
     pub konst: Option<Const>,
+    pub node: hir::Expr,
 }
+
+/// Where a node that is being built, or was taken, is.
+const NOWHERE: Loc = Loc {
+    file: 0,
+    span: Span { start: 0, end: 0 },
+};
 
 impl Ty {
     pub fn of(ty: Type) -> Ty {
-        Ty { ty, konst: None }
+        Ty {
+            ty,
+            konst: None,
+            node: hir::Expr::error(NOWHERE),
+        }
     }
     fn konst(ty: Type, konst: Const) -> Ty {
         Ty {
             ty,
             konst: Some(konst),
+            node: hir::Expr::error(NOWHERE),
         }
+    }
+    /// Moves the node out (leaving an error node).
+    pub fn take(&mut self) -> hir::Expr {
+        std::mem::replace(&mut self.node, hir::Expr::error(NOWHERE))
+    }
+    /// The node, with its number literals decided for a use that needs `to`.
+    pub fn settled(mut self, to: &Type) -> hir::Expr {
+        self.node.settle(to);
+        self.node
+    }
+    /// The node, with what is still open decided (`0.5` is a float).
+    pub fn finished(mut self) -> hir::Expr {
+        self.node.finish();
+        self.node
     }
     fn error() -> Ty {
         Ty::of(Type::Error)
@@ -168,43 +205,55 @@ fn strip_parens(e: &Expr) -> &Expr {
 
 impl Checker<'_> {
     pub(super) fn expr(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
-        let ty = self.expr_inner(cx, e);
-        self.types.push(TypeAt {
-            at: Loc {
-                file: cx.file,
-                span: e.span,
-            },
-            ty: ty.ty.clone(),
-        });
+        let (mut ty, kind) = self.expr_inner(cx, e);
+        let at = Loc {
+            file: cx.file,
+            span: e.span,
+        };
+        ty.node = hir::Expr::new(ty.ty.clone(), at, kind);
         ty
     }
 
     /// Checks `e` where a value of type `expected` is needed; reports a
     /// mismatch at `e`. `if` expressions are checked branch by branch, so
-    /// string literals can fill a union.
+    /// string literals can fill a union. The node's number literals are
+    /// decided for `expected`.
     pub(super) fn expect(&mut self, cx: &mut Ctx, e: &Expr, expected: &Type, what: &str) -> Ty {
+        let at = Loc {
+            file: cx.file,
+            span: e.span,
+        };
         if let ExprKind::If(c, t, f) = &strip_parens(e).kind {
-            self.condition(cx, c);
+            let cond = self.condition(cx, c).node;
             let mut then_cx = cx.clone();
             facts(c, true, &mut then_cx.facts);
-            self.expect(&mut then_cx, t, expected, what);
+            let a = self.expect(&mut then_cx, t, expected, what).node;
             cx.locals = then_cx.locals;
             let mut else_cx = cx.clone();
             facts(c, false, &mut else_cx.facts);
-            self.expect(&mut else_cx, f, expected, what);
+            let b = self.expect(&mut else_cx, f, expected, what).node;
             cx.locals = else_cx.locals;
-            return Ty::of(expected.clone());
+            let mut ty = Ty::of(expected.clone());
+            ty.node = hir::Expr::new(
+                expected.clone(),
+                at,
+                Kind::If(Box::new(cond), Box::new(a), Box::new(b)),
+            );
+            return ty;
         }
         let ty = self.expr(cx, e);
-        let ty = if expected.is_optional() {
+        let mut ty = if expected.is_optional() {
             ty
         } else {
             self.present(cx, e, ty)
         };
         if !self.program.assignable(&ty.ty, ty.str_konst(), expected) {
             self.mismatch(cx.file, e, &ty, expected, what);
-            return Ty::of(expected.clone());
+            let mut ty = Ty::of(expected.clone());
+            ty.node = hir::Expr::error(at);
+            return ty;
         }
+        ty.node.settle(expected);
         ty
     }
 
@@ -251,7 +300,7 @@ impl Checker<'_> {
 
     /// The value's type without `?`, reporting a use of an unchecked optional.
     pub(super) fn present(&mut self, cx: &Ctx, e: &Expr, ty: Ty) -> Ty {
-        match ty.ty {
+        match ty.ty.clone() {
             Type::Optional(inner) => {
                 let text = self.text(cx.file, e.span).to_string();
                 let default = match *inner {
@@ -274,11 +323,16 @@ impl Checker<'_> {
                     );
                 }
                 self.report(diag);
-                Ty::of(*inner)
+                Ty {
+                    ty: *inner,
+                    konst: None,
+                    node: ty.node,
+                }
             }
             other => Ty {
                 ty: other,
                 konst: ty.konst,
+                node: ty.node,
             },
         }
     }
@@ -306,25 +360,37 @@ impl Checker<'_> {
                 .with_label(format!("this is a `{shown}`"))
                 .with_help(help),
             );
-            return Ty::of(Type::Error);
+            let mut bad = Ty::of(Type::Error);
+            bad.node = hir::Expr::error(ty.node.at);
+            return bad;
         }
         ty
     }
 
-    fn expr_inner(&mut self, cx: &mut Ctx, e: &Expr) -> Ty {
+    fn expr_inner(&mut self, cx: &mut Ctx, e: &Expr) -> Out {
         match &e.kind {
-            ExprKind::Int(i) => Ty::konst(Type::Int, Const::Int(*i)),
-            ExprKind::Number(text) => match text.parse::<f64>() {
-                Ok(n) => Ty::konst(Type::Number, Const::Num(n)),
-                Err(_) => Ty::of(Type::Number),
-            },
-            ExprKind::Duration(_) => Ty::of(Type::Duration),
-            ExprKind::Date(_) => Ty::of(Type::Date),
-            ExprKind::DateTime(_) => Ty::of(Type::DateTime),
-            ExprKind::Bool(b) => Ty::konst(Type::Bool, Const::Bool(*b)),
-            ExprKind::None => Ty::of(Type::None),
+            ExprKind::Int(i) => (Ty::konst(Type::Int, Const::Int(*i)), Kind::Lit(Lit::Int(*i))),
+            ExprKind::Number(text) => {
+                let lit = Kind::Lit(Lit::Number(text.clone()));
+                match text.parse::<f64>() {
+                    Ok(n) => (Ty::konst(Type::Number, Const::Num(n)), lit),
+                    Err(_) => (Ty::of(Type::Number), lit),
+                }
+            }
+            ExprKind::Duration(ms) => (Ty::of(Type::Duration), Kind::Lit(Lit::Duration(*ms))),
+            ExprKind::Date(d) => (Ty::of(Type::Date), Kind::Lit(Lit::Date(*d))),
+            ExprKind::DateTime(t) => (
+                Ty::of(Type::DateTime),
+                Kind::Lit(Lit::DateTime(t.with_timezone(&chrono::Utc))),
+            ),
+            ExprKind::Bool(b) => (Ty::konst(Type::Bool, Const::Bool(*b)), Kind::Lit(Lit::Bool(*b))),
+            ExprKind::None => (Ty::of(Type::None), Kind::Lit(Lit::None)),
             ExprKind::Str(template) => {
+                let mut parts = Vec::new();
                 for part in &template.parts {
+                    if let TemplatePart::Text(t) = part {
+                        parts.push(hir::Part::Text(t.clone()));
+                    }
                     if let TemplatePart::Expr(inner) = part {
                         let ty = self.expr(cx, inner);
                         let ty = self.present(cx, inner, ty);
@@ -336,32 +402,39 @@ impl Checker<'_> {
                                     .with_help("show one of its fields, or for a list of strings use `join(list, \", \")`"),
                             );
                         }
+                        parts.push(hir::Part::Expr(ty.finished()));
                     }
                 }
                 match template.as_plain() {
-                    Some(text) => Ty::konst(Type::String, Const::Str(text)),
-                    None => Ty::of(Type::String),
+                    Some(text) => {
+                        let lit = Kind::Lit(Lit::Str(Arc::from(text.as_str())));
+                        (Ty::konst(Type::String, Const::Str(text)), lit)
+                    }
+                    None => (Ty::of(Type::String), Kind::Template(parts)),
                 }
             }
-            ExprKind::Paren(inner) => self.expr(cx, inner),
+            ExprKind::Paren(inner) => {
+                let mut ty = self.expr(cx, inner);
+                let node = ty.take();
+                (ty, node.kind)
+            }
             ExprKind::Name(name) => self.name(cx, name.text.as_str(), name.span, e),
             ExprKind::Field(base, field) => {
                 // A field of an optional record is optional: absent when the record is.
-                let base_ty = self.expr(cx, base);
+                let mut base_ty = self.expr(cx, base);
+                let base_node = base_ty.take();
                 let through_optional = base_ty.ty.is_optional();
-                let ty = match base_ty.ty.present().clone() {
-                    Type::Error => return Ty::error(),
+                let (ty, slot) = match base_ty.ty.present().clone() {
+                    Type::Error => return bad(),
                     Type::Record(id) => {
                         let record = self.program.record(id);
-                        match record.field(&field.text) {
+                        let slot = record.fields.iter().position(|f| f.name == field.text);
+                        match slot.map(|s| &record.fields[s]) {
                             Some(f) => {
                                 let (ty, target) = (f.ty.clone(), f.loc);
                                 self.refer(cx.file, field.span, target, DefKind::Field);
-                                if through_optional {
-                                    ty.optional()
-                                } else {
-                                    ty
-                                }
+                                let ty = if through_optional { ty.optional() } else { ty };
+                                (ty, slot.unwrap_or_default())
                             }
                             None => {
                                 let what = if record.is_event {
@@ -386,7 +459,7 @@ impl Checker<'_> {
                                     .with_label("unknown field")
                                     .with_help(help),
                                 );
-                                return Ty::error();
+                                return bad();
                             }
                         }
                     }
@@ -405,18 +478,31 @@ impl Checker<'_> {
                                 "only records (declared with `type`) and events have fields",
                             ),
                         );
-                        return Ty::error();
+                        return bad();
                     }
                 };
-                self.narrow(cx, e, ty)
+                let kind = match base_node.kind {
+                    Kind::Read(mut place) => {
+                        place.path.push(slot);
+                        Kind::Read(place)
+                    }
+                    Kind::Whole(root) => Kind::Read(Place {
+                        root,
+                        path: vec![slot],
+                    }),
+                    _ => Kind::Field(Box::new(base_node), slot),
+                };
+                (self.narrow(cx, e, ty), kind)
             }
             ExprKind::Call(name, args) => {
                 self.call(cx, name.text.as_str(), name.span, args, e.span)
             }
             ExprKind::List(items) => {
                 let mut elem: Option<Ty> = None;
+                let mut nodes = Vec::new();
                 for item in items {
-                    let ty = self.expr(cx, item);
+                    let mut ty = self.expr(cx, item);
+                    nodes.push(ty.take());
                     elem = Some(match elem {
                         None => ty,
                         Some(prev) => match self.join(&prev.ty, &ty.ty) {
@@ -434,21 +520,27 @@ impl Checker<'_> {
                         },
                     });
                 }
-                Ty::of(Type::List(Box::new(elem.map_or(Type::Error, |t| t.ty))))
+                let elem = elem.map_or(Type::Error, |t| t.ty);
+                for node in &mut nodes {
+                    node.settle(&elem);
+                }
+                (Ty::of(Type::List(Box::new(elem))), Kind::List(nodes))
             }
             ExprKind::Unary(op, inner) => {
                 let ty = self.expr(cx, inner);
-                let ty = self.present(cx, inner, ty);
+                let mut ty = self.present(cx, inner, ty);
+                let node = Box::new(ty.take());
                 match op {
                     UnaryOp::Not => {
                         if !matches!(ty.ty, Type::Bool | Type::Error) {
                             self.bad_operand(cx.file, inner, &ty.ty, "`not` applies to a `bool`");
-                            return Ty::error();
+                            return bad();
                         }
-                        match ty.konst {
+                        let ty = match ty.konst {
                             Some(Const::Bool(b)) => Ty::konst(Type::Bool, Const::Bool(!b)),
                             _ => Ty::of(Type::Bool),
-                        }
+                        };
+                        (ty, Kind::Not(node))
                     }
                     UnaryOp::Neg => {
                         if !(ty.ty.is_numeric() || matches!(ty.ty, Type::Duration | Type::Error)) {
@@ -458,34 +550,44 @@ impl Checker<'_> {
                                 &ty.ty,
                                 "`-` applies to numbers and durations",
                             );
-                            return Ty::error();
+                            return bad();
                         }
                         let konst = match ty.konst {
-                            Some(Const::Int(i)) => Some(Const::Int(-i)),
+                            Some(Const::Int(i)) => i.checked_neg().map(Const::Int),
                             Some(Const::Num(n)) => Some(Const::Num(-n)),
                             _ => None,
                         };
-                        Ty { ty: ty.ty, konst }
+                        let mut out = Ty::of(ty.ty);
+                        out.konst = konst;
+                        (out, Kind::Neg(node))
                     }
                 }
             }
             ExprKind::Binary(op, l, r) => self.binary(cx, *op, l, r, e),
             ExprKind::If(c, t, f) => {
-                let cond = self.condition(cx, c);
+                let mut cond = self.condition(cx, c);
                 let mut then_cx = cx.clone();
                 facts(c, true, &mut then_cx.facts);
-                let a = self.expr(&mut then_cx, t);
+                let mut a = self.expr(&mut then_cx, t);
                 cx.locals = then_cx.locals;
                 let mut else_cx = cx.clone();
                 facts(c, false, &mut else_cx.facts);
-                let b = self.expr(&mut else_cx, f);
+                let mut b = self.expr(&mut else_cx, f);
                 cx.locals = else_cx.locals;
                 match self.join(&a.ty, &b.ty) {
-                    Some(ty) => match cond.konst {
-                        Some(Const::Bool(true)) => Ty { ty, konst: a.konst },
-                        Some(Const::Bool(false)) => Ty { ty, konst: b.konst },
-                        _ => Ty::of(ty),
-                    },
+                    Some(ty) => {
+                        let (mut an, mut bn) = (a.take(), b.take());
+                        an.settle(&ty);
+                        bn.settle(&ty);
+                        let kind = Kind::If(Box::new(cond.take()), Box::new(an), Box::new(bn));
+                        let mut out = Ty::of(ty);
+                        out.konst = match cond.konst {
+                            Some(Const::Bool(true)) => a.konst,
+                            Some(Const::Bool(false)) => b.konst,
+                            _ => None,
+                        };
+                        (out, kind)
+                    }
                     None => {
                         let (sa, sb) = (self.program.show(&a.ty), self.program.show(&b.ty));
                         self.report(
@@ -501,7 +603,7 @@ impl Checker<'_> {
                                 "both branches of an `if` expression must have the same type",
                             ),
                         );
-                        Ty::error()
+                        bad()
                     }
                 }
             }
@@ -516,8 +618,9 @@ impl Checker<'_> {
         Ty::of(ty)
     }
 
-    fn name(&mut self, cx: &mut Ctx, name: &str, span: Span, e: &Expr) -> Ty {
-        if let Some(local) = cx.locals.iter_mut().rev().find(|l| l.name == name) {
+    fn name(&mut self, cx: &mut Ctx, name: &str, span: Span, e: &Expr) -> Out {
+        if let Some(index) = cx.locals.iter().rposition(|l| l.name == name) {
+            let local = &mut cx.locals[index];
             local.used = true;
             let (ty, loc, kind) = (
                 local.ty.clone(),
@@ -529,29 +632,39 @@ impl Checker<'_> {
                 },
             );
             self.refer(cx.file, span, loc, kind);
-            return self.narrow(cx, e, ty);
+            let read = Kind::Read(Place {
+                root: Root::Local(index),
+                path: Vec::new(),
+            });
+            return (self.narrow(cx, e, ty), read);
         }
         if let Some(id) = cx.event {
-            if let Some(field) = self.program.record(id).field(name) {
+            let record = self.program.record(id);
+            if let Some(slot) = record.fields.iter().position(|f| f.name == name) {
+                let field = &record.fields[slot];
                 let (ty, loc) = (field.ty.clone(), field.loc);
                 self.refer(cx.file, span, loc, DefKind::Field);
-                return self.narrow(cx, e, ty);
+                let read = Kind::Read(Place {
+                    root: Root::Event,
+                    path: vec![slot],
+                });
+                return (self.narrow(cx, e, ty), read);
             }
             if name == stdlib::EVENT {
                 let loc = self.program.record(id).loc;
                 self.refer(cx.file, span, loc, DefKind::Event);
-                return Ty::of(Type::Record(id));
+                return (Ty::of(Type::Record(id)), Kind::Whole(Root::Event));
             }
         }
         if cx.in_rule && name == stdlib::ENVELOPE {
             if let Some(&id) = self.program.types.get(stdlib::ENVELOPE_TYPE) {
                 let loc = self.program.record(id).loc;
                 self.refer(cx.file, span, loc, DefKind::Type);
-                return Ty::of(Type::Record(id));
+                return (Ty::of(Type::Record(id)), Kind::Whole(Root::Envelope));
             }
         }
         self.unknown_name(cx, name, span);
-        Ty::error()
+        bad()
     }
 
     fn unknown_name(&mut self, cx: &Ctx, name: &str, span: Span) {
@@ -679,15 +792,15 @@ impl Checker<'_> {
         })
     }
 
-    fn binary(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, whole: &Expr) -> Ty {
+    fn binary(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, whole: &Expr) -> Out {
         use BinaryOp::*;
         let file = cx.file;
         match op {
             And | Or => {
-                let a = self.condition(cx, l);
+                let mut a = self.condition(cx, l);
                 let mut rcx = cx.clone();
                 facts(l, op == And, &mut rcx.facts);
-                let b = self.condition(&mut rcx, r);
+                let mut b = self.condition(&mut rcx, r);
                 cx.locals = rcx.locals;
                 let konst = match (op, &a.konst, &b.konst) {
                     (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => {
@@ -701,17 +814,17 @@ impl Checker<'_> {
                     }
                     _ => None,
                 };
-                return Ty {
-                    ty: Type::Bool,
-                    konst,
-                };
+                let mut out = Ty::of(Type::Bool);
+                out.konst = konst;
+                let on = Operator { op, on: Operands::Bool };
+                return (out, Kind::Binary(on, Box::new(a.take()), Box::new(b.take())));
             }
             Coalesce => {
-                let a = self.expr(cx, l);
-                let b = self.expr(cx, r);
+                let mut a = self.expr(cx, l);
+                let mut b = self.expr(cx, r);
                 let inner = match &a.ty {
                     Type::Optional(inner) => (**inner).clone(),
-                    Type::Error => return Ty::error(),
+                    Type::Error => return bad(),
                     other => {
                         let text = self.text(file, l.span).to_string();
                         self.report(
@@ -728,7 +841,8 @@ impl Checker<'_> {
                             )
                             .with_help(format!("remove `?? {}`", self.text(file, r.span))),
                         );
-                        return a;
+                        let kind = a.take().kind;
+                        return (a, kind);
                     }
                 };
                 let b_present = if b.ty.is_optional() {
@@ -738,14 +852,15 @@ impl Checker<'_> {
                 };
                 if !self.program.assignable(&b_present, b.str_konst(), &inner) {
                     self.mismatch(file, r, &b, &inner, "the default");
-                    return Ty::of(inner);
+                    return (Ty::of(inner), Kind::Error);
                 }
                 let ty = self.join(&inner, &b_present).unwrap_or(inner);
-                return Ty::of(if b.ty.is_optional() {
-                    ty.optional()
-                } else {
-                    ty
-                });
+                let (mut an, mut bn) = (a.take(), b.take());
+                an.settle(&ty);
+                bn.settle(&ty);
+                let ty = if b.ty.is_optional() { ty.optional() } else { ty };
+                let on = Operator { op, on: Operands::Other };
+                return (Ty::of(ty), Kind::Binary(on, Box::new(an), Box::new(bn)));
             }
             _ => {}
         }
@@ -758,11 +873,15 @@ impl Checker<'_> {
         let a = self.present(cx, l, a);
         let b = self.present(cx, r, b);
         if a.ty == Type::Error || b.ty == Type::Error {
-            return Ty::error();
+            return bad();
         }
+        let node = |on: Operands, a: Ty, b: Ty| {
+            Kind::Binary(Operator { op, on }, Box::new(a.node), Box::new(b.node))
+        };
         match op {
             Lt | Le | Gt | Ge => {
-                let comparable = match numeric_join(&a.ty, &b.ty) {
+                let joined = numeric_join(&a.ty, &b.ty);
+                let comparable = match &joined {
                     Ok(Some(_)) => true,
                     Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
                     Ok(None) => {
@@ -786,10 +905,16 @@ impl Checker<'_> {
                     })),
                     _ => None,
                 };
-                Ty {
-                    ty: Type::Bool,
-                    konst,
-                }
+                let (on, a, b) = match joined {
+                    Ok(Some(t)) => {
+                        let t = if t == Type::Number { Type::Float } else { t };
+                        (Operands::of_number(&t), settled(a, &t), settled(b, &t))
+                    }
+                    _ => (Operands::of(&a.ty), a, b),
+                };
+                let mut out = Ty::of(Type::Bool);
+                out.konst = konst;
+                (out, node(on, a, b))
             }
             In | NotIn => {
                 let elem = match &b.ty {
@@ -809,7 +934,7 @@ impl Checker<'_> {
                                 self.text(file, l.span)
                             )),
                         );
-                        return Ty::error();
+                        return bad();
                     }
                     other => return self.operand_mismatch(file, op, l, r, &a.ty, &other.clone()),
                 };
@@ -847,7 +972,11 @@ impl Checker<'_> {
                         }
                     }
                 }
-                Ty::of(Type::Bool)
+                let item = if elem == Type::Error { a.ty.clone() } else { elem };
+                let list = Type::List(Box::new(item.clone()));
+                let (a, b) = (settled(a, &item), settled(b, &list));
+                let (a, b) = (finished(a), finished(b));
+                (Ty::of(Type::Bool), node(Operands::List, a, b))
             }
             Contains => {
                 let ok = match &a.ty {
@@ -858,7 +987,14 @@ impl Checker<'_> {
                 if !ok {
                     return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
                 }
-                Ty::of(Type::Bool)
+                let kind = match &a.ty {
+                    Type::List(elem) => {
+                        let elem = (**elem).clone();
+                        node(Operands::List, a, finished(settled(b, &elem)))
+                    }
+                    _ => node(Operands::Text, a, b),
+                };
+                (Ty::of(Type::Bool), kind)
             }
             StartsWith | EndsWith | Matches => {
                 if !a.ty.is_stringy() || !b.ty.is_stringy() {
@@ -882,18 +1018,21 @@ impl Checker<'_> {
                         }
                     }
                 }
-                Ty::of(Type::Bool)
+                (Ty::of(Type::Bool), node(Operands::Text, a, b))
             }
             Add | Sub | Mul | Div | Rem => self.arithmetic(file, op, l, r, a, b),
             And | Or | Coalesce | Eq | Ne => unreachable!("handled above"),
         }
     }
 
-    fn equality(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Ty {
+    fn equality(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
         let file = cx.file;
         if a.ty == Type::Error || b.ty == Type::Error {
-            return Ty::of(Type::Bool);
+            return (Ty::of(Type::Bool), Kind::Error);
         }
+        let node = |on: Operands, a: Ty, b: Ty| {
+            Kind::Binary(Operator { op, on }, Box::new(a.node), Box::new(b.node))
+        };
         // Comparing with `none` asks whether an optional is there.
         if a.ty == Type::None || b.ty == Type::None {
             let (side, ty) = if a.ty == Type::None {
@@ -925,22 +1064,24 @@ impl Checker<'_> {
                     )
                     .with_help("only optional values (`T?`) can be `none`"),
                 );
-                return Ty::konst(Type::Bool, Const::Bool(op == BinaryOp::Ne));
+                let out = Ty::konst(Type::Bool, Const::Bool(op == BinaryOp::Ne));
+                return (out, node(Operands::Other, a, b));
             }
-            return Ty::of(Type::Bool);
+            return (Ty::of(Type::Bool), node(Operands::Other, a, b));
         }
         let (pa, pb) = (a.ty.present().clone(), b.ty.present().clone());
-        if let Err(()) = numeric_join(&pa, &pb) {
-            return self.decimal_float(file, l, r, &pa, &pb);
-        }
-        let compatible = self.join(&pa, &pb).is_some();
-        if !compatible {
+        let joined = match numeric_join(&pa, &pb) {
+            Err(()) => return self.decimal_float(file, l, r, &pa, &pb),
+            Ok(joined) => joined,
+        };
+        let Some(common) = self.join(&pa, &pb) else {
             return self.operand_mismatch(file, op, l, r, &pa, &pb);
-        }
+        };
         // A union compared with text outside it.
+        let mut outside = false;
         for (u, other, other_ty) in [(&pa, r, &b), (&pb, l, &a)] {
             if let (Type::Union(members), Some(k)) = (u, other_ty.str_konst()) {
-                if !members.iter().any(|m| m == k) {
+                if !outside && !members.iter().any(|m| m == k) {
                     let union_side = if std::ptr::eq(other, r) { l } else { r };
                     let text = self.text(file, union_side.span).to_string();
                     let outcome = if op == BinaryOp::Eq {
@@ -949,15 +1090,17 @@ impl Checker<'_> {
                         "this condition is always true"
                     };
                     self.not_in_union(file, other.span, &text, k, members, outcome);
-                    // Reported once, not again as a constant condition.
-                    return Ty::of(Type::Bool);
+                    outside = true;
                 }
             }
         }
+        if outside {
+            // Reported once, not again as a constant condition.
+            return (Ty::of(Type::Bool), node(Operands::Text, a, b));
+        }
         if let (Type::Union(x), Type::Union(y)) = (&pa, &pb) {
             if !x.iter().any(|m| y.contains(m)) {
-                self.operand_mismatch(file, op, l, r, &pa, &pb);
-                return Ty::error();
+                return self.operand_mismatch(file, op, l, r, &pa, &pb);
             }
         }
         let konst = match (&a.konst, &b.konst) {
@@ -970,10 +1113,16 @@ impl Checker<'_> {
             }
             _ => None,
         };
-        Ty {
-            ty: Type::Bool,
-            konst,
-        }
+        let (on, a, b) = match joined {
+            Some(t) => {
+                let t = if t == Type::Number { Type::Float } else { t };
+                (Operands::of_number(&t), settled(a, &t), settled(b, &t))
+            }
+            None => (Operands::of(&common), finished(a), finished(b)),
+        };
+        let mut out = Ty::of(Type::Bool);
+        out.konst = konst;
+        (out, node(on, a, b))
     }
 
     fn not_in_union(
@@ -1006,7 +1155,7 @@ impl Checker<'_> {
         );
     }
 
-    fn decimal_float(&mut self, file: FileId, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Ty {
+    fn decimal_float(&mut self, file: FileId, l: &Expr, r: &Expr, a: &Type, b: &Type) -> Out {
         let (lt, rt) = (self.program.show(a), self.program.show(b));
         let (ltext, rtext) = (
             self.text(file, l.span).to_string(),
@@ -1018,7 +1167,7 @@ impl Checker<'_> {
                 .with_secondary(file, l.span, format!("this is a `{lt}`"))
                 .with_help("`decimal` is exact money; convert one side explicitly with `to_decimal(x)` or `to_float(x)`"),
         );
-        Ty::error()
+        bad()
     }
 
     fn operand_mismatch(
@@ -1029,7 +1178,7 @@ impl Checker<'_> {
         r: &Expr,
         a: &Type,
         b: &Type,
-    ) -> Ty {
+    ) -> Out {
         let (lt, rt) = (self.program.show(a), self.program.show(b));
         let (ltext, rtext) = (
             self.text(file, l.span).to_string(),
@@ -1063,11 +1212,14 @@ impl Checker<'_> {
             .with_secondary(file, l.span, format!("this is a `{lt}`"))
             .with_help(help),
         );
-        Ty::error()
+        bad()
     }
 
-    fn arithmetic(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Ty {
+    fn arithmetic(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
         use BinaryOp::*;
+        let node = |on: Operands, a: Ty, b: Ty| {
+            Kind::Binary(Operator { op, on }, Box::new(a.node), Box::new(b.node))
+        };
         match numeric_join(&a.ty, &b.ty) {
             Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
             Ok(Some(ty)) => {
@@ -1078,7 +1230,7 @@ impl Checker<'_> {
                             .with_label("a remainder of floats")
                             .with_help("`%` gives the remainder of `int` or `decimal` values; convert with `to_decimal(x)`, or use a `decimal` field"),
                     );
-                    return Ty::error();
+                    return bad();
                 }
                 let konst = match (&a.konst, &b.konst) {
                     (Some(Const::Int(x)), Some(Const::Int(y))) => match op {
@@ -1090,20 +1242,25 @@ impl Checker<'_> {
                     .map(Const::Int),
                     _ => None,
                 };
-                return Ty { ty, konst };
+                // An undecided `0.5 * 2` waits for its use to decide.
+                let (a, b) = (settled(a, &ty), settled(b, &ty));
+                let mut out = Ty::of(ty.clone());
+                out.konst = konst;
+                return (out, node(Operands::of_number(&ty), a, b));
             }
             Ok(None) => {}
         }
+        // Durations times numbers: an undecided number is a float.
+        let (a, b) = (finished(a), finished(b));
         let ty = match (op, &a.ty, &b.ty) {
             (Add, Type::String | Type::Union(_), Type::String | Type::Union(_)) => {
                 let konst = match (a.str_konst(), b.str_konst()) {
                     (Some(x), Some(y)) => Some(Const::Str(format!("{x}{y}"))),
                     _ => None,
                 };
-                return Ty {
-                    ty: Type::String,
-                    konst,
-                };
+                let mut out = Ty::of(Type::String);
+                out.konst = konst;
+                return (out, node(Operands::Text, a, b));
             }
             (Add, Type::DateTime, Type::Duration)
             | (Add, Type::Duration, Type::DateTime)
@@ -1118,17 +1275,25 @@ impl Checker<'_> {
             (Div, Type::Duration, Type::Int | Type::Float | Type::Number) => Type::Duration,
             (Div, Type::Duration, Type::Duration) => Type::Float,
             (Add, Type::List(x), Type::List(y)) => match self.join(x, y) {
-                Some(t) => Type::List(Box::new(t)),
+                Some(t) => {
+                    let list = Type::List(Box::new(t));
+                    let (a, b) = (settled(a, &list), settled(b, &list));
+                    return (Ty::of(list), node(Operands::List, a, b));
+                }
                 None => return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty),
             },
             _ => return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty),
         };
-        Ty::of(ty)
+        let on = match (&a.ty, &b.ty) {
+            (Type::Duration, Type::Duration) => Operands::Duration,
+            _ => Operands::Time,
+        };
+        (Ty::of(ty), node(on, a, b))
     }
 
     /// A call of a function in an expression.
-    fn call(&mut self, cx: &mut Ctx, name: &str, name_span: Span, args: &[Arg], span: Span) -> Ty {
-        let arg_tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
+    fn call(&mut self, cx: &mut Ctx, name: &str, name_span: Span, args: &[Arg], span: Span) -> Out {
+        let mut arg_tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
         let Some(sigs) = self.program.functions.get(name).cloned() else {
             if let Some(action) = self.program.actions.get(name) {
                 let help = match action.kind {
@@ -1144,7 +1309,8 @@ impl Checker<'_> {
                     )
                     .with_help(help),
                 );
-                return Ty::error();
+                self.detach(arg_tys);
+                return bad();
             }
             let candidates: Vec<String> = self.program.functions.keys().cloned().collect();
             let mut diag = Diagnostic::new(
@@ -1158,16 +1324,25 @@ impl Checker<'_> {
                 diag = diag.with_help(help);
             }
             self.report(diag);
-            return Ty::error();
+            self.detach(arg_tys);
+            return bad();
         };
         self.refer(cx.file, name_span, sigs[0].loc, DefKind::Function);
         // The first signature whose parameters take the arguments.
-        for sig in &sigs {
-            if let Some(bound) = self.fits(sig, args, &arg_tys) {
+        for (overload, sig) in sigs.iter().enumerate() {
+            if let Some(mut bound) = self.fits(sig, args, &arg_tys) {
                 if sig.kind == FnKind::Builtin {
                     self.literal_args(cx.file, sig, args, &arg_tys);
                 }
-                return Ty::of(sig.ret.substitute(&bound));
+                // A type parameter only literals bound (`min(0.5, 1.5)`) is a float.
+                for ty in bound.values_mut() {
+                    if *ty == Type::Number {
+                        *ty = Type::Float;
+                    }
+                }
+                let callee = self.callee(name, sig, overload);
+                let nodes = bound_args(cx.file, span, sig, &bound, args, &mut arg_tys);
+                return (Ty::of(sig.ret.substitute(&bound)), Kind::Call(callee, nodes));
             }
         }
         if sigs.len() == 1 {
@@ -1182,7 +1357,11 @@ impl Checker<'_> {
                 &arg_tys,
                 span,
             );
-            return Ty::of(sigs[0].ret.substitute(&HashMap::new()));
+            let sig = &sigs[0];
+            let callee = self.callee(name, sig, 0);
+            let bound = HashMap::new();
+            let nodes = bound_args(cx.file, span, sig, &bound, args, &mut arg_tys);
+            return (Ty::of(sig.ret.substitute(&bound)), Kind::Call(callee, nodes));
         }
         let given: Vec<String> = arg_tys
             .iter()
@@ -1199,7 +1378,31 @@ impl Checker<'_> {
             .with_label("no matching version")
             .with_help(format!("the versions are: {}", versions.join("; "))),
         );
-        Ty::error()
+        self.detach(arg_tys);
+        bad()
+    }
+
+    /// What a call of `sig` (overload `overload` of `name`) runs.
+    fn callee(&self, name: &str, sig: &FnSig, overload: usize) -> Bound {
+        match sig.kind {
+            FnKind::Builtin => Bound::Builtin {
+                name: Arc::from(name),
+                overload: u32::try_from(overload).unwrap_or(u32::MAX),
+            },
+            FnKind::Steward | FnKind::Rhai => match self.fn_ids.get(name) {
+                Some(id) => Bound::User(*id),
+                None => Bound::Builtin {
+                    name: Arc::from(name),
+                    overload: u32::MAX,
+                },
+            },
+        }
+    }
+
+    /// Keeps the nodes of expressions that are not part of the program, for
+    /// the editor's hover.
+    pub(super) fn detach(&mut self, tys: Vec<Ty>) {
+        self.hir.detached.extend(tys.into_iter().map(|t| t.node));
     }
 
     /// What can be known before running about the arguments of a built-in
@@ -1487,6 +1690,67 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The argument nodes of a call of `sig`, in parameter order (a missing one
+/// is `none`), each settled to its parameter's type.
+pub(super) fn bound_args(
+    file: FileId,
+    span: Span,
+    sig: &FnSig,
+    bound: &HashMap<u32, Type>,
+    args: &[Arg],
+    tys: &mut [Ty],
+) -> Vec<hir::Expr> {
+    let at = Loc { file, span };
+    let order = order_args(&sig.params, args);
+    sig.params
+        .iter()
+        .zip(order)
+        .map(|(param, i)| match i.and_then(|i| tys.get_mut(i)) {
+            Some(ty) => {
+                let mut node = ty.take();
+                node.settle(&param.ty.substitute(bound));
+                node.finish();
+                node
+            }
+            None => hir::Expr::new(Type::None, at, Kind::Lit(Lit::None)),
+        })
+        .collect()
+}
+
+/// Which argument fills each parameter: positional ones first, then by name.
+pub(super) fn order_args(params: &[ParamDef], args: &[Arg]) -> Vec<Option<usize>> {
+    let mut out: Vec<Option<usize>> = vec![None; params.len()];
+    let mut next = 0;
+    for (i, arg) in args.iter().enumerate() {
+        match &arg.name {
+            None => {
+                if let Some(slot) = out.get_mut(next) {
+                    *slot = Some(i);
+                }
+                next += 1;
+            }
+            Some(n) => {
+                if let Some(p) = params.iter().position(|p| p.name == n.text) {
+                    out[p] = Some(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `ty`'s node settled for a use that needs `to`.
+fn settled(mut ty: Ty, to: &Type) -> Ty {
+    ty.node.settle(to);
+    ty
+}
+
+/// `ty`'s node with what is open decided.
+fn finished(mut ty: Ty) -> Ty {
+    ty.node.finish();
+    ty
 }
 
 /// `Ok(Some(t))`: both numeric with common type `t`; `Ok(None)`: not both

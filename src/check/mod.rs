@@ -74,7 +74,9 @@ pub struct Analysis {
     /// Sorted by file and position, errors and warnings together.
     pub diagnostics: Vec<Diagnostic>,
     pub references: Vec<Reference>,
-    pub types: Vec<TypeAt>,
+    /// The typed, resolved program (rules and functions, each expression
+    /// with its type): what the engine lowers and the editor's hover reads.
+    pub hir: crate::hir::Program,
     /// The type of each `let`, at its name (for the editor's hover, completion
     /// and inlay hints).
     pub lets: Vec<TypeAt>,
@@ -207,7 +209,8 @@ pub fn analyze_cached(
         program: Program::default(),
         diags: diagnostics,
         references: Vec::new(),
-        types: Vec::new(),
+        hir: crate::hir::Program::default(),
+        fn_ids: HashMap::new(),
         lets: Vec::new(),
         rhai: HashMap::new(),
         host,
@@ -217,7 +220,7 @@ pub fn analyze_cached(
         program,
         mut diags,
         references,
-        types,
+        hir,
         lets,
         rhai,
         ..
@@ -230,7 +233,7 @@ pub fn analyze_cached(
         program,
         diagnostics: diags,
         references,
-        types,
+        hir,
         lets,
         rhai,
     }
@@ -243,7 +246,9 @@ struct Checker<'a> {
     program: Program,
     diags: Vec<Diagnostic>,
     references: Vec<Reference>,
-    types: Vec<TypeAt>,
+    hir: crate::hir::Program,
+    /// The id of each user function in `hir.functions`.
+    fn_ids: HashMap<String, crate::hir::FnId>,
     lets: Vec<TypeAt>,
     rhai: HashMap<(FileId, String), String>,
     host: &'a dyn Host,

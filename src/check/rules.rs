@@ -3,13 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expr::{facts, path, Callee, Const, Ctx, Local, SendSite, Ty};
+use super::expr::{facts, order_args, path, Callee, Const, Ctx, Local, SendSite, Ty};
 use super::schedule;
 use super::suggest::did_you_mean;
 use super::types::*;
 use super::{Checker, DefKind, RhaiSourceError};
 use crate::diag::{Code, Diagnostic, FileId, Span};
+use crate::hir;
 use crate::syntax::ast::*;
+use std::sync::Arc;
 
 /// The fields a message may have, and whether each is required.
 const MESSAGE_FIELDS: &[(&str, bool)] = &[
@@ -24,6 +26,21 @@ const MESSAGE_FIELDS: &[(&str, bool)] = &[
 impl Checker<'_> {
     pub(super) fn check_bodies(&mut self) {
         let files = self.files;
+        // Number the user functions first, so that a call can name any of them.
+        for f in files.iter().filter(|f| !f.stdlib) {
+            for item in &f.tree.items {
+                if let Item::Fn(d) = item {
+                    let first = self.program.functions.get(&d.name.text).and_then(|s| s.first());
+                    let declared_here =
+                        first.is_some_and(|sig| sig.loc.span == d.name.span && sig.loc.file == f.id);
+                    if declared_here && !self.fn_ids.contains_key(&d.name.text) {
+                        let id = u32::try_from(self.hir.functions.len()).unwrap_or(u32::MAX);
+                        self.fn_ids.insert(d.name.text.clone(), id);
+                        self.hir.functions.push(None);
+                    }
+                }
+            }
+        }
         for f in files {
             for item in &f.tree.items {
                 match item {
@@ -102,6 +119,23 @@ impl Checker<'_> {
         if sig.loc.span != d.name.span || sig.loc.file != file {
             return; // a duplicate, already reported
         }
+        let Some(&id) = self.fn_ids.get(&d.name.text) else {
+            return; // a standard-library declaration
+        };
+        let body = self.function_body(file, d, &sig);
+        let function = body.map(|body| hir::Function {
+            name: d.name.text.clone(),
+            params: sig.params.iter().map(|p| (p.name.clone(), p.ty.clone())).collect(),
+            ret: sig.ret.clone(),
+            body,
+        });
+        if let Some(slot) = self.hir.functions.get_mut(id as usize) {
+            *slot = function;
+        }
+    }
+
+    /// A function's body, checked: its expression, or its Rhai script compiled.
+    fn function_body(&mut self, file: FileId, d: &FnDecl, sig: &FnSig) -> Option<hir::FnBody> {
         match &d.body {
             FnBody::Expr(body) => {
                 let mut cx = Ctx::new(file);
@@ -116,19 +150,19 @@ impl Checker<'_> {
                         is_param: true,
                     })
                     .collect();
-                self.expect(&mut cx, body, &sig.ret, "the function's result");
+                let node = self.expect(&mut cx, body, &sig.ret, "the function's result");
+                Some(hir::FnBody::Expr(node.finished()))
             }
             FnBody::Rhai(path) => {
                 let file_name = self.sources.name(file).to_string();
                 match self.host.rhai_source(&file_name, &path.value) {
                     Ok(text) => {
-                        let compiled =
-                            crate::engine::rhai::compile(&crate::engine::rhai::sandbox(), &text);
-                        if let Some(arity) = compiled
+                        let compiled = crate::script::compile(&crate::script::sandbox(), &text);
+                        let defines = compiled
                             .as_ref()
                             .ok()
-                            .and_then(|ast| crate::engine::rhai::defines(ast, &d.name.text))
-                            .filter(|n| *n != sig.params.len())
+                            .and_then(|ast| crate::script::defines(ast, &d.name.text));
+                        if let Some(arity) = defines.filter(|n| *n != sig.params.len())
                         {
                             let declared = sig.params.len();
                             self.report(
@@ -142,22 +176,36 @@ impl Checker<'_> {
                                 .with_help("give the Rhai function the same parameters, in the same order, as the declaration"),
                             );
                         }
-                        if let Err(err) = compiled {
-                            self.report(
-                                Diagnostic::new(
-                                    Code::RhaiSyntax,
-                                    file,
-                                    path.span,
-                                    format!("the Rhai script `{}` does not compile: {err}", path.value),
-                                )
-                                .with_label("this script")
-                                .with_help("the script is a Rhai expression whose value is the function's result; its parameters are variables"),
-                            );
-                        }
                         self.rhai.insert((file, path.value.clone()), text);
+                        let err = match compiled {
+                            Ok(ast) => {
+                                return Some(hir::FnBody::Rhai(Arc::new(hir::Script {
+                                    path: path.value.clone(),
+                                    ast,
+                                    defines_fn: defines.is_some(),
+                                })))
+                            }
+                            Err(err) => err,
+                        };
+                        self.report(
+                            Diagnostic::new(
+                                Code::RhaiSyntax,
+                                file,
+                                path.span,
+                                format!("the Rhai script `{}` does not compile: {err}", path.value),
+                            )
+                            .with_label("this script")
+                            .with_help("the script is a Rhai expression whose value is the function's result; its parameters are variables"),
+                        );
+                        None
                     }
-                    Err(RhaiSourceError::Unavailable) => {}
-                    Err(RhaiSourceError::Outside) => self.report(
+                    Err(RhaiSourceError::Unavailable) => Some(hir::FnBody::Unavailable {
+                        file,
+                        span: path.span,
+                        path: path.value.clone(),
+                    }),
+                    Err(RhaiSourceError::Outside) => {
+                        self.report(
                         Diagnostic::new(
                             Code::RhaiFileOutside,
                             file,
@@ -166,8 +214,11 @@ impl Checker<'_> {
                         )
                         .with_label("not read")
                         .with_help("a script must be named by a relative path that stays inside the folder of the rule files (after links)"),
-                    ),
-                    Err(RhaiSourceError::Missing) => self.report(
+                    );
+                        None
+                    }
+                    Err(RhaiSourceError::Missing) => {
+                        self.report(
                         Diagnostic::new(
                             Code::RhaiFileMissing,
                             file,
@@ -178,8 +229,11 @@ impl Checker<'_> {
                         .with_help(
                             "Rhai files are found relative to the rule file that names them",
                         ),
-                    ),
-                    Err(e) => self.report(
+                    );
+                        None
+                    }
+                    Err(e) => {
+                        self.report(
                         Diagnostic::new(
                             Code::RhaiFileMissing,
                             file,
@@ -188,7 +242,9 @@ impl Checker<'_> {
                         )
                         .with_label("this script")
                         .with_help("a Rhai script must be a readable UTF-8 file"),
-                    ),
+                    );
+                        None
+                    }
                 }
             }
         }
@@ -300,13 +356,17 @@ impl Checker<'_> {
             self.stateful_needs_name(file, r);
         }
         let mut cx = Ctx::new(file);
-        match &r.trigger {
+        let trigger = match &r.trigger {
             Trigger::When { event, .. } => match self.program.events.get(&event.text) {
                 Some(&id) => {
                     let loc = self.program.record(id).loc;
                     self.refer(file, event.span, loc, DefKind::Event);
                     cx.event = Some(id);
                     cx.in_rule = true;
+                    hir::Trigger::Event {
+                        event_type: Arc::from(event.text.as_str()),
+                        record: id,
+                    }
                 }
                 None => {
                     self.unknown_event(file, event);
@@ -314,11 +374,32 @@ impl Checker<'_> {
                     // silently and check the rest.
                     cx.in_rule = true;
                     cx.lenient = true;
+                    hir::Trigger::Error
                 }
             },
             Trigger::Every { schedule: s, .. } => self.schedule(file, s),
-        }
-        self.rule_rest(&mut cx, r);
+        };
+        let name: Arc<str> = match &r.name {
+            Some(n) => Arc::from(n.text.as_str()),
+            None => {
+                let source = self.sources.get(file);
+                let line = source.lines.line_col(r.span.start).line.saturating_add(1);
+                let base = std::path::Path::new(&*source.name)
+                    .file_name()
+                    .map_or_else(|| source.name.to_string(), |n| n.to_string_lossy().into());
+                Arc::from(format!("{base}:{line}"))
+            }
+        };
+        let (conditions, throttle, body) = self.rule_rest(&mut cx, r);
+        self.hir.rules.push(hir::Rule {
+            name,
+            file,
+            title: r.title.as_ref().map(|t| t.value.clone()),
+            trigger,
+            conditions,
+            throttle,
+            body,
+        });
     }
 
     /// A rule that holds state (a timer, an approval, a throttle window, a
@@ -383,10 +464,11 @@ impl Checker<'_> {
         );
     }
 
-    fn schedule(&mut self, file: FileId, s: &Schedule) {
+    fn schedule(&mut self, file: FileId, s: &Schedule) -> hir::Trigger {
         match s {
             Schedule::Cron { expr, zone } => {
-                if let Err(err) = schedule::CronSchedule::parse(&expr.value) {
+                let parsed = schedule::CronSchedule::parse(&expr.value);
+                if let Err(err) = &parsed {
                     // Point at the field inside the string when we know it.
                     let span = match err.field {
                         Some((start, end)) if expr.span.len() as usize == expr.value.len() + 2 => {
@@ -404,15 +486,29 @@ impl Checker<'_> {
                             span,
                             format!("invalid cron expression: {}", err.message),
                         )
-                        .with_help(err.help),
+                        .with_help(err.help.clone()),
                     );
                 }
-                if let Some(zone) = zone {
-                    self.known_zone(file, zone.span, &zone.value);
+                let tz = match zone {
+                    Some(zone) => {
+                        self.known_zone(file, zone.span, &zone.value);
+                        zone.value.parse::<chrono_tz::Tz>().ok()
+                    }
+                    None => Some(chrono_tz::Tz::UTC),
+                };
+                match (parsed, tz) {
+                    (Ok(schedule), Some(zone)) => hir::Trigger::Cron {
+                        schedule: Box::new(schedule),
+                        zone,
+                    },
+                    _ => hir::Trigger::Error,
                 }
             }
             Schedule::Interval(e) => {
-                if let ExprKind::Duration(ms) = e.kind {
+                let ExprKind::Duration(ms) = e.kind else {
+                    return hir::Trigger::Error;
+                };
+                {
                     if ms <= 0 {
                         self.report(
                             Diagnostic::new(
@@ -423,14 +519,22 @@ impl Checker<'_> {
                             )
                             .with_help("write a positive duration such as `every 15m`"),
                         );
+                        return hir::Trigger::Error;
                     }
                 }
+                hir::Trigger::Interval(ms)
             }
         }
     }
 
-    fn rule_rest(&mut self, cx: &mut Ctx, r: &RuleDecl) {
+    fn rule_rest(
+        &mut self,
+        cx: &mut Ctx,
+        r: &RuleDecl,
+    ) -> (Vec<hir::Expr>, Option<hir::Throttle>, Vec<hir::Stmt>) {
         let file = cx.file;
+        let mut conditions = Vec::new();
+        let mut throttle = None;
         let mut seen_throttle: Option<Span> = None;
         let mut seen_condition: Option<Span> = None;
         for clause in &r.clauses {
@@ -458,10 +562,14 @@ impl Checker<'_> {
                             .with_help("write a number such as `throttle 1 per 24h`"),
                         );
                     }
-                    self.positive_duration(cx, per, "the throttle's period");
+                    let per = self.positive_duration(cx, per, "the throttle's period");
+                    let mut key = None;
                     if let Some(by) = by {
                         let ty = self.expr(cx, by);
-                        let ty = self.present(cx, by, ty);
+                        let mut ty = self.present(cx, by, ty);
+                        let mut node = ty.take();
+                        node.finish();
+                        key = Some(node);
                         if !ty.ty.is_displayable() {
                             let shown = self.program.show(&ty.ty);
                             self.report(
@@ -470,6 +578,11 @@ impl Checker<'_> {
                             );
                         }
                     }
+                    throttle = Some(hir::Throttle {
+                        count: c.node,
+                        per,
+                        by: key,
+                    });
                 }
                 Clause::Condition { span, cond } => {
                     if let Some(first) = seen_condition.replace(*span) {
@@ -478,10 +591,13 @@ impl Checker<'_> {
                     let ty = self.condition(cx, cond);
                     self.constant_condition(file, cond, &ty);
                     facts(cond, true, &mut cx.facts);
+                    conjuncts(ty.node, &mut conditions);
                 }
             }
         }
-        self.block(cx, &r.body);
+        let mut steps = hir::Steps::new(self.sources.text(file));
+        let body = self.block(cx, &r.body, &mut steps);
+        (conditions, throttle, body)
     }
 
     fn duplicate_clause(&mut self, file: FileId, span: Span, first: Span, what: &str) {
@@ -548,8 +664,8 @@ impl Checker<'_> {
         }
     }
 
-    fn positive_duration(&mut self, cx: &mut Ctx, e: &Expr, what: &str) {
-        self.expect(cx, e, &Type::Duration, what);
+    fn positive_duration(&mut self, cx: &mut Ctx, e: &Expr, what: &str) -> hir::Expr {
+        let node = self.expect(cx, e, &Type::Duration, what).node;
         if let ExprKind::Duration(ms) = e.kind {
             if ms <= 0 {
                 self.report(
@@ -563,13 +679,15 @@ impl Checker<'_> {
                 );
             }
         }
+        node
     }
 
-    fn block(&mut self, cx: &mut Ctx, block: &Block) {
+    fn block(&mut self, cx: &mut Ctx, block: &Block, steps: &mut hir::Steps) -> Vec<hir::Stmt> {
         let mark = cx.locals.len();
         let facts_mark = cx.facts.len();
+        let mut out = Vec::new();
         for stmt in &block.stmts {
-            self.stmt(cx, stmt);
+            out.extend(self.stmt(cx, stmt, steps));
         }
         for local in cx.locals.drain(mark..) {
             if !local.used && !local.is_param && !local.name.starts_with('_') {
@@ -589,22 +707,40 @@ impl Checker<'_> {
             }
         }
         cx.facts.truncate(facts_mark);
+        out
     }
 
-    fn stmt(&mut self, cx: &mut Ctx, stmt: &Stmt) {
+    fn stmt(&mut self, cx: &mut Ctx, stmt: &Stmt, steps: &mut hir::Steps) -> Option<hir::Stmt> {
         let file = cx.file;
+        let step = steps.id(stmt);
+        let act = |action: &str, args: Vec<(&str, hir::Expr)>| {
+            Some(hir::Stmt::Act(hir::Act {
+                step,
+                action: Arc::from(action),
+                args: args.into_iter().map(|(n, e)| (Arc::from(n), e)).collect(),
+                emit: None,
+            }))
+        };
+        let text = |s: &Name| {
+            hir::Expr::new(
+                Type::String,
+                Loc { file, span: s.span },
+                hir::ExprKind::Lit(hir::Lit::Str(Arc::from(s.text.as_str()))),
+            )
+        };
         match &stmt.kind {
             StmtKind::Let { name, ty, value } => {
                 let declared = ty.as_ref().map(|t| self.resolve_type(file, t, &[]));
+                let mut node;
                 let value_ty = match &declared {
                     Some(d) => {
-                        self.expect(cx, value, d, &format!("`{}`", name.text));
+                        node = self.expect(cx, value, d, &format!("`{}`", name.text)).node;
                         d.clone()
                     }
                     None => {
-                        let t = self.expr(cx, value);
-                        match t.ty {
-                            Type::Number => Type::Float,
+                        node = self.expr(cx, value).node;
+                        node.finish();
+                        match node.ty.clone() {
                             Type::None => {
                                 self.report(
                                     Diagnostic::new(
@@ -637,85 +773,142 @@ impl Checker<'_> {
                     });
                 }
                 self.bind_let(cx, name, value_ty);
+                Some(hir::Stmt::Let {
+                    name: name.text.clone(),
+                    value: node,
+                })
             }
             StmtKind::If {
                 branches,
                 otherwise,
             } => {
                 let mut negated: Vec<String> = Vec::new();
+                let mut arms = Vec::new();
                 for (cond, body) in branches {
                     let mut bcx = cx.clone();
                     bcx.facts.extend(negated.iter().cloned());
                     let ty = self.condition(&mut bcx, cond);
                     self.constant_condition(file, cond, &ty);
                     facts(cond, true, &mut bcx.facts);
-                    self.block(&mut bcx, body);
+                    let body = self.block(&mut bcx, body, steps);
+                    arms.push((ty.node, body));
                     cx.locals = bcx.locals;
                     facts(cond, false, &mut negated);
                 }
+                let mut rest = Vec::new();
                 if let Some(body) = otherwise {
                     let mut bcx = cx.clone();
                     bcx.facts.extend(negated);
-                    self.block(&mut bcx, body);
+                    rest = self.block(&mut bcx, body, steps);
                     cx.locals = bcx.locals;
                 }
+                Some(hir::Stmt::If {
+                    branches: arms,
+                    otherwise: rest,
+                })
             }
-            StmtKind::Send { message } => self.send(cx, message, stmt.span),
-            StmtKind::Notify { role, text } => {
+            StmtKind::Send { message } => {
+                let fields = self.send(cx, message, stmt.span)?;
+                let mut args = vec![(Arc::from("message"), text(message))];
+                args.extend(fields);
+                Some(hir::Stmt::Act(hir::Act {
+                    step,
+                    action: Arc::from("send"),
+                    args,
+                    emit: None,
+                }))
+            }
+            StmtKind::Notify { role, text: body } => {
                 self.role_not_a_value(cx, role);
                 let ty = self.builtin_param("notify", "text");
-                self.expect(cx, text, &ty, "the notification's text");
+                let body = self.expect(cx, body, &ty, "the notification's text").finished();
+                act("notify", vec![("role", text(role)), ("text", body)])
             }
             StmtKind::CreateTask { title, role, due } => {
                 self.role_not_a_value(cx, role);
                 let ty = self.builtin_param("create_task", "title");
-                self.expect(cx, title, &ty, "the task's title");
-                if let Some(due) = due {
-                    let ty = self.builtin_param("create_task", "due");
-                    self.expect(cx, due, ty.present(), "the task's due time");
-                }
+                let title = self.expect(cx, title, &ty, "the task's title").finished();
+                let due = match due {
+                    Some(due) => {
+                        let ty = self.builtin_param("create_task", "due");
+                        self.expect(cx, due, ty.present(), "the task's due time").node
+                    }
+                    None => hir::Expr::new(
+                        Type::None,
+                        Loc {
+                            file,
+                            span: stmt.span,
+                        },
+                        hir::ExprKind::Lit(hir::Lit::None),
+                    ),
+                };
+                act(
+                    "create_task",
+                    vec![("title", title), ("role", text(role)), ("due", due)],
+                )
             }
             StmtKind::Emit {
                 event,
                 fields,
                 record_span,
-            } => self.emit(cx, event, fields, *record_span),
+            } => {
+                let (event_type, record, args) = self.emit(cx, event, fields, *record_span)?;
+                Some(hir::Stmt::Act(hir::Act {
+                    step,
+                    action: Arc::from("emit"),
+                    args,
+                    emit: Some((event_type, record)),
+                }))
+            }
             StmtKind::Log { text } => {
                 let ty = self.builtin_param("log", "text");
-                self.expect(cx, text, &ty, "the log line");
+                let line = self.expect(cx, text, &ty, "the log line").finished();
+                act("log", vec![("text", line)])
             }
             StmtKind::Timer {
                 kind,
                 when,
                 unless,
-                skip_late: _,
+                skip_late,
                 body,
             } => {
-                match kind {
+                let when = match kind {
                     TimerKind::After => self.positive_duration(cx, when, "the delay"),
-                    TimerKind::At => {
-                        self.expect(cx, when, &Type::DateTime, "the time");
-                    }
-                }
+                    TimerKind::At => self.expect(cx, when, &Type::DateTime, "the time").node,
+                };
+                let mut cancels = Vec::new();
                 for u in unless {
-                    self.unless(cx, u);
+                    cancels.extend(self.unless(cx, u));
                 }
-                self.block(cx, body);
+                let body = self.block(cx, body, steps);
+                Some(hir::Stmt::Timer {
+                    step,
+                    kind: *kind,
+                    when,
+                    unless: cancels,
+                    skip_late: *skip_late,
+                    body,
+                })
             }
             StmtKind::Approval {
-                role: _,
+                role,
                 within,
                 body,
                 otherwise,
             } => {
-                self.positive_duration(cx, within, "the approval's deadline");
-                self.block(cx, body);
-                if let Some(otherwise) = otherwise {
-                    self.block(cx, otherwise);
-                }
+                let within = self.positive_duration(cx, within, "the approval's deadline");
+                let body = self.block(cx, body, steps);
+                let otherwise = otherwise.as_ref().map(|o| self.block(cx, o, steps));
+                Some(hir::Stmt::Approval {
+                    step,
+                    role: Arc::from(role.text.as_str()),
+                    within,
+                    body,
+                    otherwise,
+                })
             }
             StmtKind::Call { name, args } => {
-                let tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
+                let mut tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
                 match self.program.actions.get(&name.text).cloned() {
                     Some(action) if action.kind == ActionKind::Webhook => {
                         self.refer(file, name.span, action.loc, DefKind::Action);
@@ -730,6 +923,33 @@ impl Checker<'_> {
                             &tys,
                             stmt.span,
                         );
+                        let order = order_args(&action.params, args);
+                        let mut given = Vec::new();
+                        for (param, i) in action.params.iter().zip(order) {
+                            let node = match i.and_then(|i| tys.get_mut(i)) {
+                                Some(ty) => {
+                                    let mut node = ty.take();
+                                    node.settle(&param.ty);
+                                    node.finish();
+                                    node
+                                }
+                                None => hir::Expr::new(
+                                    Type::None,
+                                    Loc {
+                                        file,
+                                        span: stmt.span,
+                                    },
+                                    hir::ExprKind::Lit(hir::Lit::None),
+                                ),
+                            };
+                            given.push((Arc::from(param.name.as_str()), node));
+                        }
+                        return Some(hir::Stmt::Act(hir::Act {
+                            step,
+                            action: Arc::from(name.text.as_str()),
+                            args: given,
+                            emit: None,
+                        }));
                     }
                     Some(_) => {
                         self.report(
@@ -781,6 +1001,8 @@ impl Checker<'_> {
                         );
                     }
                 }
+                self.detach(tys);
+                None
             }
         }
     }
@@ -843,7 +1065,14 @@ impl Checker<'_> {
         });
     }
 
-    fn send(&mut self, cx: &mut Ctx, message: &Name, span: Span) {
+    /// Checks `send message` and gives the message's fields, checked in the
+    /// sending rule's scope.
+    fn send(
+        &mut self,
+        cx: &mut Ctx,
+        message: &Name,
+        span: Span,
+    ) -> Option<Vec<(Arc<str>, hir::Expr)>> {
         let Some(&(mfile, index)) = self.program.messages.get(&message.text) else {
             let names: Vec<String> = self.program.messages.keys().cloned().collect();
             let help = did_you_mean(&message.text, names.iter().map(String::as_str))
@@ -863,16 +1092,17 @@ impl Checker<'_> {
                 .with_label("unknown message")
                 .with_help(help),
             );
-            return;
+            return None;
         };
-        let Some(Item::Message(decl)) = self
-            .files
+        let files = self.files;
+        let Some(Item::Message(decl)) = files
             .iter()
             .find(|f| f.id == mfile)
             .and_then(|f| f.tree.items.get(index))
         else {
-            return;
+            return None;
         };
+        let mut out = Vec::new();
         self.refer(
             cx.file,
             message.span,
@@ -894,10 +1124,13 @@ impl Checker<'_> {
                 "to" | "cc" | "bcc" | "reply_to" | "subject" | "body" => Type::String,
                 _ => continue,
             };
-            let ty = self.expr(cx, &field.value);
+            let mut ty = self.expr(cx, &field.value);
             if ty.ty == Type::Error {
                 continue;
             }
+            let mut node = ty.take();
+            node.finish();
+            out.push((Arc::from(field.name.text.as_str()), node));
             let multi = matches!(field.name.text.as_str(), "to" | "cc" | "bcc");
             let ok_list =
                 multi && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
@@ -924,17 +1157,26 @@ impl Checker<'_> {
         }
         cx.file = saved_file;
         cx.send = saved_send;
+        Some(out)
     }
 
-    fn emit(&mut self, cx: &mut Ctx, event: &Name, fields: &[RecordField], record_span: Span) {
+    /// Checks `emit` and gives the event type, its record and the payload's
+    /// fields in the record's order (one not given is `none`).
+    fn emit(
+        &mut self,
+        cx: &mut Ctx,
+        event: &Name,
+        fields: &[RecordField],
+        record_span: Span,
+    ) -> Option<(Arc<str>, RecordId, Vec<(Arc<str>, hir::Expr)>)> {
         let file = cx.file;
         let Some(&id) = self.program.events.get(&event.text) else {
             self.unknown_event(file, event);
-            for f in fields {
-                self.expr(cx, &f.value);
-            }
-            return;
+            let tys = fields.iter().map(|f| self.expr(cx, &f.value)).collect();
+            self.detach(tys);
+            return None;
         };
+        let mut nodes: Vec<Option<hir::Expr>> = vec![None; self.program.record(id).fields.len()];
         let loc = self.program.record(id).loc;
         self.refer(file, event.span, loc, DefKind::Event);
         let record = self.program.record(id).clone();
@@ -945,15 +1187,22 @@ impl Checker<'_> {
                     self.given_once(file, &given, &f.name);
                     given.push(&f.name);
                     self.refer(file, f.name.span, def.loc, DefKind::Field);
-                    self.expect(
-                        cx,
-                        &f.value,
-                        &def.ty,
-                        &format!("the field `{}`", f.name.text),
-                    );
+                    let node = self
+                        .expect(
+                            cx,
+                            &f.value,
+                            &def.ty,
+                            &format!("the field `{}`", f.name.text),
+                        )
+                        .finished();
+                    let slot = record.fields.iter().position(|x| x.name == def.name);
+                    if let Some(slot) = slot.and_then(|s| nodes.get_mut(s)) {
+                        *slot = Some(node);
+                    }
                 }
                 None => {
-                    self.expr(cx, &f.value);
+                    let ty = self.expr(cx, &f.value);
+                    self.detach(vec![ty]);
                     let help =
                         did_you_mean(&f.name.text, record.fields.iter().map(|f| f.name.as_str()))
                             .unwrap_or_else(|| {
@@ -997,25 +1246,42 @@ impl Checker<'_> {
                 .with_help("give every field that is not optional (`T?`)"),
             );
         }
+        let at = Loc {
+            file,
+            span: record_span,
+        };
+        let args = record
+            .fields
+            .iter()
+            .zip(nodes)
+            .map(|(def, node)| {
+                let node = node
+                    .unwrap_or_else(|| hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None)));
+                (Arc::from(def.name.as_str()), node)
+            })
+            .collect();
+        Some((Arc::from(event.text.as_str()), id, args))
     }
 
-    fn unless(&mut self, cx: &mut Ctx, u: &Unless) {
+    /// Checks `unless EVENT on FIELD`, and gives the field's read on the
+    /// triggering event.
+    fn unless(&mut self, cx: &mut Ctx, u: &Unless) -> Option<hir::Unless> {
         let file = cx.file;
         let Some(&cancel_id) = self.program.events.get(&u.event.text) else {
             self.unknown_event(file, &u.event);
-            return;
+            return None;
         };
         let loc = self.program.record(cancel_id).loc;
         self.refer(file, u.event.span, loc, DefKind::Event);
         let Some(trigger_id) = cx.event else {
             if cx.in_rule {
-                return; // unknown trigger event, already reported
+                return None; // unknown trigger event, already reported
             }
             self.report(
                 Diagnostic::new(Code::UnlessField, file, u.span, "`unless ... on` needs a triggering event")
                     .with_help("a scheduled rule (`every`) has no event whose field could be matched; cancel timers only in rules that start with `when`"),
             );
-            return;
+            return None;
         };
         let trigger = self.program.record(trigger_id).clone();
         let cancel = self.program.record(cancel_id).clone();
@@ -1068,6 +1334,33 @@ impl Checker<'_> {
                 );
             }
         }
+        let slot = trigger.fields.iter().position(|f| f.name == u.field.text)?;
+        Some(hir::Unless {
+            event: Arc::from(u.event.text.as_str()),
+            field: Arc::from(u.field.text.as_str()),
+            value: hir::Expr::new(
+                trigger.fields[slot].ty.clone(),
+                Loc {
+                    file,
+                    span: u.field.span,
+                },
+                hir::ExprKind::Read(hir::Place {
+                    root: hir::Root::Event,
+                    path: vec![slot],
+                }),
+            ),
+        })
+    }
+}
+
+/// Splits a condition's node at its top-level `and`s.
+fn conjuncts(node: hir::Expr, out: &mut Vec<hir::Expr>) {
+    match node.kind {
+        hir::ExprKind::Binary(op, l, r) if op.op == BinaryOp::And => {
+            conjuncts(*l, out);
+            conjuncts(*r, out);
+        }
+        kind => out.push(hir::Expr { kind, ..node }),
     }
 }
 
