@@ -57,7 +57,11 @@ pub enum FnBody {
     Expr(Expr),
     Rhai(Arc<Script>),
     /// The host had no file to give (checking text alone): nothing to run.
-    Unavailable { file: FileId, span: Span, path: String },
+    Unavailable {
+        file: FileId,
+        span: Span,
+        path: String,
+    },
 }
 
 /// A Rhai script, compiled once by the checker.
@@ -77,6 +81,8 @@ pub struct Rule {
     /// no state, so the name is only for messages).
     pub name: Arc<str>,
     pub file: FileId,
+    /// The whole rule, as written.
+    pub span: Span,
     pub title: Option<String>,
     pub trigger: Trigger,
     /// The `if` clause split at its top-level `and`s: each is a `bool`.
@@ -116,7 +122,10 @@ pub struct Throttle {
 pub enum Stmt {
     /// Binds the next local (locals are numbered in the order they are bound,
     /// function parameters first; a block's locals end with it).
-    Let { name: String, value: Expr },
+    Let {
+        name: String,
+        value: Expr,
+    },
     If {
         branches: Vec<(Expr, Vec<Stmt>)>,
         otherwise: Vec<Stmt>,
@@ -314,7 +323,9 @@ impl Expr {
         match &mut self.kind {
             ExprKind::Lit(lit) => {
                 let made = match (&*lit, &target) {
-                    (Lit::Number(text), Type::Decimal) => text.parse::<Decimal>().ok().map(Lit::Decimal),
+                    (Lit::Number(text), Type::Decimal) => {
+                        text.parse::<Decimal>().ok().map(Lit::Decimal)
+                    }
                     (Lit::Number(text), _) => text.parse::<f64>().ok().map(Lit::Float),
                     (Lit::Int(i), Type::Decimal) => Some(Lit::Decimal(Decimal::from(*i))),
                     (Lit::Int(i), _) => Some(Lit::Float(*i as f64)),
@@ -381,9 +392,7 @@ impl Expr {
             ExprKind::Field(inner, _)
             | ExprKind::Neg(inner)
             | ExprKind::Not(inner)
-            | ExprKind::Widen(inner) => {
-                inner.walk(f)
-            }
+            | ExprKind::Widen(inner) => inner.walk(f),
             ExprKind::Template(parts) => {
                 for part in parts {
                     if let Part::Expr(e) = part {
@@ -447,9 +456,8 @@ impl Stmt {
     /// Calls `f` on every expression of this statement and the statements
     /// inside it.
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
-        let block = |stmts: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)| {
-            stmts.iter().for_each(|s| s.walk(f))
-        };
+        let block =
+            |stmts: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)| stmts.iter().for_each(|s| s.walk(f));
         match self {
             Stmt::Let { value, .. } => value.walk(f),
             Stmt::If {

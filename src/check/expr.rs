@@ -81,11 +81,6 @@ impl Ty {
     pub fn take(&mut self) -> hir::Expr {
         std::mem::replace(&mut self.node, hir::Expr::error(NOWHERE))
     }
-    /// The node, with its number literals decided for a use that needs `to`.
-    pub fn settled(mut self, to: &Type) -> hir::Expr {
-        self.node.settle(to);
-        self.node
-    }
     /// The node, with what is still open decided (`0.5` is a float).
     pub fn finished(mut self) -> hir::Expr {
         self.node.finish();
@@ -369,7 +364,10 @@ impl Checker<'_> {
 
     fn expr_inner(&mut self, cx: &mut Ctx, e: &Expr) -> Out {
         match &e.kind {
-            ExprKind::Int(i) => (Ty::konst(Type::Int, Const::Int(*i)), Kind::Lit(Lit::Int(*i))),
+            ExprKind::Int(i) => (
+                Ty::konst(Type::Int, Const::Int(*i)),
+                Kind::Lit(Lit::Int(*i)),
+            ),
             ExprKind::Number(text) => {
                 let lit = Kind::Lit(Lit::Number(text.clone()));
                 match text.parse::<f64>() {
@@ -383,7 +381,10 @@ impl Checker<'_> {
                 Ty::of(Type::DateTime),
                 Kind::Lit(Lit::DateTime(t.with_timezone(&chrono::Utc))),
             ),
-            ExprKind::Bool(b) => (Ty::konst(Type::Bool, Const::Bool(*b)), Kind::Lit(Lit::Bool(*b))),
+            ExprKind::Bool(b) => (
+                Ty::konst(Type::Bool, Const::Bool(*b)),
+                Kind::Lit(Lit::Bool(*b)),
+            ),
             ExprKind::None => (Ty::of(Type::None), Kind::Lit(Lit::None)),
             ExprKind::Str(template) => {
                 let mut parts = Vec::new();
@@ -816,8 +817,14 @@ impl Checker<'_> {
                 };
                 let mut out = Ty::of(Type::Bool);
                 out.konst = konst;
-                let on = Operator { op, on: Operands::Bool };
-                return (out, Kind::Binary(on, Box::new(a.take()), Box::new(b.take())));
+                let on = Operator {
+                    op,
+                    on: Operands::Bool,
+                };
+                return (
+                    out,
+                    Kind::Binary(on, Box::new(a.take()), Box::new(b.take())),
+                );
             }
             Coalesce => {
                 let mut a = self.expr(cx, l);
@@ -858,8 +865,15 @@ impl Checker<'_> {
                 let (mut an, mut bn) = (a.take(), b.take());
                 an.settle(&ty);
                 bn.settle(&ty);
-                let ty = if b.ty.is_optional() { ty.optional() } else { ty };
-                let on = Operator { op, on: Operands::Other };
+                let ty = if b.ty.is_optional() {
+                    ty.optional()
+                } else {
+                    ty
+                };
+                let on = Operator {
+                    op,
+                    on: Operands::Other,
+                };
                 return (Ty::of(ty), Kind::Binary(on, Box::new(an), Box::new(bn)));
             }
             _ => {}
@@ -972,7 +986,11 @@ impl Checker<'_> {
                         }
                     }
                 }
-                let item = if elem == Type::Error { a.ty.clone() } else { elem };
+                let item = if elem == Type::Error {
+                    a.ty.clone()
+                } else {
+                    elem
+                };
                 let list = Type::List(Box::new(item.clone()));
                 let (a, b) = (settled(a, &item), settled(b, &list));
                 let (a, b) = (finished(a), finished(b));
@@ -1342,7 +1360,10 @@ impl Checker<'_> {
                 }
                 let callee = self.callee(name, sig, overload);
                 let nodes = bound_args(cx.file, span, sig, &bound, args, &mut arg_tys);
-                return (Ty::of(sig.ret.substitute(&bound)), Kind::Call(callee, nodes));
+                return (
+                    Ty::of(sig.ret.substitute(&bound)),
+                    Kind::Call(callee, nodes),
+                );
             }
         }
         if sigs.len() == 1 {
@@ -1361,7 +1382,10 @@ impl Checker<'_> {
             let callee = self.callee(name, sig, 0);
             let bound = HashMap::new();
             let nodes = bound_args(cx.file, span, sig, &bound, args, &mut arg_tys);
-            return (Ty::of(sig.ret.substitute(&bound)), Kind::Call(callee, nodes));
+            return (
+                Ty::of(sig.ret.substitute(&bound)),
+                Kind::Call(callee, nodes),
+            );
         }
         let given: Vec<String> = arg_tys
             .iter()

@@ -30,9 +30,13 @@ impl Checker<'_> {
         for f in files.iter().filter(|f| !f.stdlib) {
             for item in &f.tree.items {
                 if let Item::Fn(d) = item {
-                    let first = self.program.functions.get(&d.name.text).and_then(|s| s.first());
-                    let declared_here =
-                        first.is_some_and(|sig| sig.loc.span == d.name.span && sig.loc.file == f.id);
+                    let first = self
+                        .program
+                        .functions
+                        .get(&d.name.text)
+                        .and_then(|s| s.first());
+                    let declared_here = first
+                        .is_some_and(|sig| sig.loc.span == d.name.span && sig.loc.file == f.id);
                     if declared_here && !self.fn_ids.contains_key(&d.name.text) {
                         let id = u32::try_from(self.hir.functions.len()).unwrap_or(u32::MAX);
                         self.fn_ids.insert(d.name.text.clone(), id);
@@ -125,7 +129,11 @@ impl Checker<'_> {
         let body = self.function_body(file, d, &sig);
         let function = body.map(|body| hir::Function {
             name: d.name.text.clone(),
-            params: sig.params.iter().map(|p| (p.name.clone(), p.ty.clone())).collect(),
+            params: sig
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.ty.clone()))
+                .collect(),
             ret: sig.ret.clone(),
             body,
         });
@@ -162,8 +170,7 @@ impl Checker<'_> {
                             .as_ref()
                             .ok()
                             .and_then(|ast| crate::script::defines(ast, &d.name.text));
-                        if let Some(arity) = defines.filter(|n| *n != sig.params.len())
-                        {
+                        if let Some(arity) = defines.filter(|n| *n != sig.params.len()) {
                             let declared = sig.params.len();
                             self.report(
                                 Diagnostic::new(
@@ -219,30 +226,30 @@ impl Checker<'_> {
                     }
                     Err(RhaiSourceError::Missing) => {
                         self.report(
-                        Diagnostic::new(
-                            Code::RhaiFileMissing,
-                            file,
-                            path.span,
-                            format!("no Rhai file `{}`", path.value),
-                        )
-                        .with_label("not found next to this file")
-                        .with_help(
-                            "Rhai files are found relative to the rule file that names them",
-                        ),
-                    );
+                            Diagnostic::new(
+                                Code::RhaiFileMissing,
+                                file,
+                                path.span,
+                                format!("no Rhai file `{}`", path.value),
+                            )
+                            .with_label("not found next to this file")
+                            .with_help(
+                                "Rhai files are found relative to the rule file that names them",
+                            ),
+                        );
                         None
                     }
                     Err(e) => {
                         self.report(
-                        Diagnostic::new(
-                            Code::RhaiFileMissing,
-                            file,
-                            path.span,
-                            format!("the Rhai file `{}` {e}", path.value),
-                        )
-                        .with_label("this script")
-                        .with_help("a Rhai script must be a readable UTF-8 file"),
-                    );
+                            Diagnostic::new(
+                                Code::RhaiFileMissing,
+                                file,
+                                path.span,
+                                format!("the Rhai file `{}` {e}", path.value),
+                            )
+                            .with_label("this script")
+                            .with_help("a Rhai script must be a readable UTF-8 file"),
+                        );
                         None
                     }
                 }
@@ -394,6 +401,7 @@ impl Checker<'_> {
         self.hir.rules.push(hir::Rule {
             name,
             file,
+            span: r.span,
             title: r.title.as_ref().map(|t| t.value.clone()),
             trigger,
             conditions,
@@ -821,7 +829,9 @@ impl Checker<'_> {
             StmtKind::Notify { role, text: body } => {
                 self.role_not_a_value(cx, role);
                 let ty = self.builtin_param("notify", "text");
-                let body = self.expect(cx, body, &ty, "the notification's text").finished();
+                let body = self
+                    .expect(cx, body, &ty, "the notification's text")
+                    .finished();
                 act("notify", vec![("role", text(role)), ("text", body)])
             }
             StmtKind::CreateTask { title, role, due } => {
@@ -831,7 +841,8 @@ impl Checker<'_> {
                 let due = match due {
                     Some(due) => {
                         let ty = self.builtin_param("create_task", "due");
-                        self.expect(cx, due, ty.present(), "the task's due time").node
+                        self.expect(cx, due, ty.present(), "the task's due time")
+                            .node
                     }
                     None => hir::Expr::new(
                         Type::None,
@@ -851,15 +862,9 @@ impl Checker<'_> {
                 event,
                 fields,
                 record_span,
-            } => {
-                let (event_type, record, args) = self.emit(cx, event, fields, *record_span)?;
-                Some(hir::Stmt::Act(hir::Act {
-                    step,
-                    action: Arc::from("emit"),
-                    args,
-                    emit: Some((event_type, record)),
-                }))
-            }
+            } => self
+                .emit(cx, event, fields, *record_span)
+                .map(|act| hir::Stmt::Act(hir::Act { step, ..act })),
             StmtKind::Log { text } => {
                 let ty = self.builtin_param("log", "text");
                 let line = self.expect(cx, text, &ty, "the log line").finished();
@@ -1160,15 +1165,16 @@ impl Checker<'_> {
         Some(out)
     }
 
-    /// Checks `emit` and gives the event type, its record and the payload's
-    /// fields in the record's order (one not given is `none`).
+    /// Checks `emit` and gives its action: the payload's fields in the
+    /// record's order (one not given is `none`), and the event type and its
+    /// record (its step is the caller's).
     fn emit(
         &mut self,
         cx: &mut Ctx,
         event: &Name,
         fields: &[RecordField],
         record_span: Span,
-    ) -> Option<(Arc<str>, RecordId, Vec<(Arc<str>, hir::Expr)>)> {
+    ) -> Option<hir::Act> {
         let file = cx.file;
         let Some(&id) = self.program.events.get(&event.text) else {
             self.unknown_event(file, event);
@@ -1255,12 +1261,18 @@ impl Checker<'_> {
             .iter()
             .zip(nodes)
             .map(|(def, node)| {
-                let node = node
-                    .unwrap_or_else(|| hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None)));
+                let node = node.unwrap_or_else(|| {
+                    hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None))
+                });
                 (Arc::from(def.name.as_str()), node)
             })
             .collect();
-        Some((Arc::from(event.text.as_str()), id, args))
+        Some(hir::Act {
+            step: 0,
+            action: Arc::from("emit"),
+            args,
+            emit: Some((Arc::from(event.text.as_str()), id)),
+        })
     }
 
     /// Checks `unless EVENT on FIELD`, and gives the field's read on the

@@ -3,54 +3,14 @@
 //! arithmetic).
 
 use std::cmp::Ordering;
-use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::value::{Record, Value};
+pub use super::program::{Cond, Eval, Frame};
+use super::value::Value;
+pub use super::value::{fault, Fault};
 use crate::syntax::ast::BinaryOp;
-
-/// What compiled code can see while it runs.
-pub struct Frame<'a> {
-    /// The triggering event's payload (an empty record for schedules).
-    pub event: &'a Arc<Record>,
-    /// The triggering event's envelope, as an `Envelope` record.
-    pub envelope: &'a Arc<Record>,
-    /// `let`s and function parameters, by slot.
-    pub locals: &'a [Value],
-    /// The time of the event or timer being handled; `now()`.
-    pub now: DateTime<Utc>,
-    /// Functions, for calls.
-    pub lib: &'a super::compile::Library,
-}
-
-/// A runtime error: recorded against the rule and the event, never fatal.
-/// Boxed, so that `Result<bool, Fault>` (what every condition returns) fits
-/// in two registers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fault(Box<str>);
-
-impl Fault {
-    pub fn new(message: impl Into<String>) -> Fault {
-        Fault(message.into().into_boxed_str())
-    }
-
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-pub fn fault<T>(message: impl Into<String>) -> Result<T, Fault> {
-    Err(Fault::new(message))
-}
 
 /// The most bytes a text computed by a rule may hold (the Rhai sandbox has
 /// its own, smaller bound). Values from events are bounded by their line.
@@ -78,11 +38,6 @@ pub fn list_fits(what: &str, len: usize) -> Result<(), Fault> {
     }
     Ok(())
 }
-
-/// A compiled expression.
-pub type Eval = Box<dyn Fn(&Frame) -> Result<Value, Fault> + Send + Sync>;
-/// A compiled condition.
-pub type Cond = Box<dyn Fn(&Frame) -> Result<bool, Fault> + Send + Sync>;
 
 /// Equality as the language defines it: numbers by value across `int`,
 /// `float` and `decimal`; `none` equals only `none`.

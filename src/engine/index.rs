@@ -10,27 +10,9 @@
 use foldhash::HashMap;
 use std::sync::Arc;
 
-use super::compile::{Place, Root, Rule, RuleTrigger};
+pub use super::program::IndexKey;
+use super::program::{Place, Root, Rule, RuleTrigger};
 use super::value::{Record, Value};
-
-/// A constant a rule can be filed under.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum IndexKey {
-    Str(Arc<str>),
-    Int(i64),
-    Bool(bool),
-}
-
-impl IndexKey {
-    pub fn of(v: &Value) -> Option<IndexKey> {
-        match v {
-            Value::Str(s) => Some(IndexKey::Str(s.clone())),
-            Value::Int(i) => Some(IndexKey::Int(*i)),
-            Value::Bool(b) => Some(IndexKey::Bool(*b)),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Default)]
 struct TypeIndex {

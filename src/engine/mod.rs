@@ -4,7 +4,9 @@
 //! out through [`runtime::Sink`]. The database-backed engines reuse all of it.
 //!
 //! - [`decode`]: JSON text to slot-laid-out records, by the declared schema.
-//! - [`compile`]: checked program to closures, blocks and the rule index.
+//! - [`program`]: the compiled program's shared definitions (rules, ops,
+//!   frames, the library).
+//! - [`lower`]: the checker's typed tree to closures, blocks and the rule index.
 //! - [`pred`]: conditions as trees with inline leaves.
 //! - [`eval`], [`builtins`], [`rhai`]: what compiled code runs on.
 //! - [`index`]: which rules an event can match.
@@ -13,11 +15,12 @@
 //! - [`testing`]: `test` blocks.
 
 pub mod builtins;
-pub mod compile;
 pub mod decode;
 pub mod eval;
 pub mod index;
+pub mod lower;
 pub mod pred;
+pub mod program;
 pub mod rhai;
 pub mod runtime;
 pub mod store;
@@ -25,8 +28,8 @@ pub mod stored;
 pub mod testing;
 pub mod value;
 
-pub use compile::{compile, Ruleset};
 pub use decode::{decode_event, DecodeError, Event};
+pub use lower::{compile, compile_with, Options, Ruleset};
 pub use runtime::{
     Action, ActionKey, AutoDecide, Collect, Engine, Handled, Limits, Performed, Refused, RuleError,
     Sink,

@@ -8,8 +8,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::compile::{Place, Root};
 use super::eval::{fault, test, Cond, Fault, Frame};
+use super::program::{Place, Root};
 use super::value::{same_text, Value};
 use crate::syntax::ast::BinaryOp;
 
@@ -310,7 +310,7 @@ fn not_bool(v: &Value) -> Result<bool, Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::compile::Library;
+    use crate::engine::program::Library;
     use crate::engine::value::Record;
 
     fn frame_with<R>(slots: Vec<Value>, run: impl FnOnce(&Frame) -> R) -> R {

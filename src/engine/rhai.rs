@@ -16,53 +16,52 @@ use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
 pub use crate::script::{compile, defines, sandbox, MAX_OPERATIONS};
 
 use super::decode::{parse_date, parse_duration, Shape, Shapes};
-use super::eval::Fault;
+use super::value::Fault;
 use super::value::{show_datetime, Record, Value};
 use crate::check::types::quoted_members;
-
 
 /// One compiled Rhai function.
 pub struct RhaiFn {
     pub name: String,
-    pub file: String,
     pub params: Vec<String>,
     pub ret: Shape,
-    pub ast: AST,
+    /// Compiled once, by the checker.
+    pub script: Arc<crate::hir::Script>,
 }
 
 impl RhaiFn {
     pub fn call(&self, engine: &Engine, shapes: &Shapes, args: &[Value]) -> Result<Value, Fault> {
         let mut scope = Scope::new();
-        let result = if defines(&self.ast, &self.name).is_some() {
+        let ast: &AST = &self.script.ast;
+        let result = if self.script.defines_fn {
             // Written the usual Rhai way, `fn name(a, b) { ... }`: called
             // with the arguments.
             let args: Vec<Dynamic> = args.iter().map(|v| to_dynamic(shapes, v)).collect();
             let mut options = rhai::CallFnOptions::new();
             options.eval_ast = false;
-            engine.call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, &self.name, args)
+            engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, &self.name, args)
         } else {
             for (name, value) in self.params.iter().zip(args) {
                 scope.push_dynamic(name.clone(), to_dynamic(shapes, value));
             }
-            engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+            engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast)
         };
         let result = result.map_err(|e| {
             Fault::new(format!(
                 "Rhai function `{}` ({}) failed: {e}",
-                self.name, self.file
+                self.name, self.script.path
             ))
         })?;
         from_dynamic(shapes, &self.ret, result).map_err(|found| {
             Fault::new(format!(
                 "Rhai function `{}` ({}) returned {found}, but it is declared to return {}",
                 self.name,
-                self.file,
+                self.script.path,
                 shape_name(shapes, &self.ret)
             ))
         })
     }
 }
-
 
 /// A Steward value as Rhai sees it: numbers and text as themselves, dates and
 /// times as RFC 3339 text, durations as milliseconds, records as maps.
@@ -203,4 +202,3 @@ fn shape_name(shapes: &Shapes, shape: &Shape) -> String {
         Shape::Optional(inner) => format!("{} or nothing", shape_name(shapes, inner)),
     }
 }
-

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, LocalResult, TimeZone, Utc};
 use serde_json::Map;
 
-use super::compile::{Op, Rule, RuleTrigger, Ruleset};
 use super::decode::{Event, Shapes};
 use super::eval::{Fault, Frame};
+use super::lower::Ruleset;
+use super::program::{Op, Rule, RuleTrigger};
 use super::store::{Approval, CancelKey, Continuation, Decision, Due, Store, Timer, TimerKey};
 use super::value::{add_ms, show_datetime, show_duration, Record, Value};
 use crate::syntax::ast::TimerKind;
@@ -1024,7 +1025,7 @@ impl<S: Store> Engine<S> {
     fn throttled(
         &mut self,
         rule: &Rule,
-        throttle: &super::compile::Throttle,
+        throttle: &super::program::Throttle,
         frame: &Frame,
         tenant: &str,
         now: DateTime<Utc>,

@@ -17,8 +17,9 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::compile::{BlockRef, Ruleset};
 use super::decode::{Event, Shapes};
+use super::lower::Ruleset;
+use super::program::BlockRef;
 use super::runtime::envelope_record;
 use super::store::Continuation;
 use super::value::{Record, Value};
@@ -84,7 +85,7 @@ pub enum Cancelled {
     NoStep {
         rule: String,
         step: u32,
-        branch: super::compile::Branch,
+        branch: super::program::Branch,
         version: String,
     },
     #[error("the stored value does not fit: {0}")]

@@ -10,6 +10,32 @@ use rust_decimal::Decimal;
 
 use crate::check::types::RecordId;
 
+/// A runtime error: recorded against the rule and the event, never fatal.
+/// Boxed, so that `Result<bool, Fault>` (what every condition returns) fits
+/// in two registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault(Box<str>);
+
+impl Fault {
+    pub fn new(message: impl Into<String>) -> Fault {
+        Fault(message.into().into_boxed_str())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn fault<T>(message: impl Into<String>) -> Result<T, Fault> {
+    Err(Fault::new(message))
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// An absent optional.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use serde::Deserialize;
-use steward::engine::compile::Rule;
+use steward::engine::program::Rule;
 use steward::engine::decode::decode_payload;
 use steward::engine::eval::Frame;
 use steward::engine::value::Record;

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind};
-use steward::check::schedule::CronSchedule;
 use steward::check::types::{FnKind, FnSig, ParamDef};
 use steward::check::{Analysis, DefKind, Loc};
 use steward::diag::{FileId, Span};
@@ -169,13 +168,7 @@ pub fn describe(analysis: &Analysis, symbol: Symbol, use_span: Option<(FileId, S
             };
             let name = text_of(analysis, loc);
             let ty = use_span
-                .and_then(|(file, span)| {
-                    analysis
-                        .types
-                        .iter()
-                        .find(|t| t.at.file == file && t.at.span == span)
-                        .map(|t| &t.ty)
-                })
+                .and_then(|(file, span)| analysis.hir.type_of(Loc { file, span }))
                 .or_else(|| analysis.lets.iter().find(|l| l.at == loc).map(|l| &l.ty))
                 .or_else(|| {
                     program
@@ -228,9 +221,17 @@ fn cron_hover(
     } else {
         zone.as_ref().filter(|z| z.span.contains(offset))?.span
     };
-    let schedule = CronSchedule::parse(&expr.value).ok()?;
+    // The schedule as the checker parsed it, once.
+    let (schedule, tz) = analysis
+        .hir
+        .rules
+        .iter()
+        .filter(|r| r.file == file && r.span == rule.span)
+        .find_map(|r| match &r.trigger {
+            steward::hir::Trigger::Cron { schedule, zone } => Some((schedule, *zone)),
+            _ => None,
+        })?;
     let zone_name = zone.as_ref().map_or("UTC", |z| z.value.as_str());
-    let tz: chrono_tz::Tz = zone_name.parse().ok()?;
     let local = now.with_timezone(&tz);
     let times: Vec<String> = schedule
         .after(&local)

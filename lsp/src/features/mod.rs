@@ -162,12 +162,7 @@ pub fn record_of_field(analysis: &Analysis, loc: Loc) -> Option<RecordId> {
 
 /// The type the checker gave the innermost expression around `offset`.
 pub fn type_at(analysis: &Analysis, file: FileId, offset: u32) -> Option<(Span, &Type)> {
-    analysis
-        .types
-        .iter()
-        .filter(|t| t.at.file == file && t.at.span.contains(offset) && !t.at.span.is_empty())
-        .min_by_key(|t| t.at.span.len())
-        .map(|t| (t.at.span, &t.ty))
+    analysis.hir.type_at(file, offset)
 }
 
 /// The item of `file` that holds `offset`.

@@ -1,0 +1,268 @@
+//! The compiled program's shared definitions: what lowering produces and
+//! the runtime, the index, the conditions and the built-ins read. Nothing
+//! here depends on how a program is lowered or run, so the modules around
+//! it form no cycle: `value` ← `program` ← (`eval`, `pred`, `index`,
+//! `builtins`) ← `lower` ← `runtime`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use regex::Regex;
+
+use super::decode::Shapes;
+use super::rhai::RhaiFn;
+use super::value::{Fault, Record, Value};
+use crate::check::schedule::CronSchedule;
+use crate::check::types::RecordId;
+pub use crate::hir::{Place, Root};
+use crate::syntax::ast::TimerKind;
+
+/// What compiled code can see while it runs.
+pub struct Frame<'a> {
+    /// The triggering event's payload (an empty record for schedules).
+    pub event: &'a Arc<Record>,
+    /// The triggering event's envelope, as an `Envelope` record.
+    pub envelope: &'a Arc<Record>,
+    /// `let`s and function parameters, by slot.
+    pub locals: &'a [Value],
+    /// The time of the event or timer being handled; `now()`.
+    pub now: DateTime<Utc>,
+    /// Functions, for calls.
+    pub lib: &'a Library,
+}
+
+/// A compiled expression.
+pub type Eval = Box<dyn Fn(&Frame) -> Result<Value, Fault> + Send + Sync>;
+/// A compiled condition.
+pub type Cond = Box<dyn Fn(&Frame) -> Result<bool, Fault> + Send + Sync>;
+
+/// A constant a rule can be filed under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    Str(Arc<str>),
+    Int(i64),
+    Bool(bool),
+}
+
+impl IndexKey {
+    pub fn of(v: &Value) -> Option<IndexKey> {
+        match v {
+            Value::Str(s) => Some(IndexKey::Str(s.clone())),
+            Value::Int(i) => Some(IndexKey::Int(*i)),
+            Value::Bool(b) => Some(IndexKey::Bool(*b)),
+            _ => None,
+        }
+    }
+}
+
+/// Functions and the things compiled code shares at run time.
+pub struct Library {
+    pub functions: Vec<FnImpl>,
+    pub rhai: ::rhai::Engine,
+    pub shapes: Shapes,
+    /// Patterns of `matches` that are not constants, compiled on first use.
+    regexes: Mutex<HashMap<String, Regex>>,
+}
+
+pub enum FnImpl {
+    Steward {
+        name: String,
+        body: Eval,
+    },
+    Rhai(RhaiFn),
+    /// A declaration the checker could not make sense of (it reported it;
+    /// lowering refuses programs with errors, so this is never called).
+    Missing {
+        name: String,
+    },
+}
+
+impl Library {
+    /// A library with nothing in it, for folding constants.
+    pub fn empty() -> Library {
+        Library {
+            functions: Vec::new(),
+            rhai: ::rhai::Engine::new_raw(),
+            shapes: Shapes {
+                records: Vec::new(),
+                events: Default::default(),
+                type_names: Vec::new(),
+                envelope: 0,
+            },
+            regexes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn new(functions: Vec<FnImpl>, rhai: ::rhai::Engine, shapes: Shapes) -> Library {
+        Library {
+            functions,
+            rhai,
+            shapes,
+            regexes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A pattern of `matches` that was not a constant, compiled once.
+    pub fn regex(&self, pattern: &str) -> Result<Regex, Fault> {
+        let mut cache = self.regexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(re) = cache.get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = Regex::new(pattern)
+            .map_err(|e| Fault::new(format!("invalid regular expression \"{pattern}\": {e}")))?;
+        if cache.len() >= 1_024 {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), re.clone());
+        Ok(re)
+    }
+}
+
+static NONE: Value = Value::None;
+
+impl Place {
+    #[inline]
+    pub fn get<'f>(&self, f: &Frame<'f>) -> &'f Value {
+        let (mut v, rest) = match self.root {
+            Root::Event => match self.path.split_first() {
+                Some((first, rest)) => (&f.event.slots[*first], rest),
+                None => return &NONE,
+            },
+            Root::Envelope => match self.path.split_first() {
+                Some((first, rest)) => (&f.envelope.slots[*first], rest),
+                None => return &NONE,
+            },
+            Root::Local(i) => (&f.locals[i], &self.path[..]),
+        };
+        for &slot in rest {
+            match v {
+                Value::Record(r) => v = &r.slots[slot],
+                // Through an absent optional record: absent.
+                _ => return &NONE,
+            }
+        }
+        v
+    }
+
+    /// Reads a place rooted at the event's payload from the payload alone.
+    pub fn get_in<'r>(&self, payload: &'r Record) -> &'r Value {
+        let Some((first, rest)) = self.path.split_first() else {
+            return &NONE;
+        };
+        let mut v = &payload.slots[*first];
+        for &slot in rest {
+            match v {
+                Value::Record(r) => v = &r.slots[slot],
+                _ => return &NONE,
+            }
+        }
+        v
+    }
+}
+
+/// A compiled rule.
+pub struct Rule {
+    /// The rule's name, or `file.stw:LINE` for one-line rules.
+    pub name: Arc<str>,
+    pub title: Option<String>,
+    pub trigger: RuleTrigger,
+    /// The `if` clauses split at their `and`s, for `explain`.
+    pub conditions: Vec<Condition>,
+    /// All of the conditions as one test: what the engine runs.
+    pub test: Cond,
+    pub throttle: Option<Throttle>,
+    /// Block 0 is the body; timers and approvals refer to the others.
+    pub blocks: Vec<Vec<Op>>,
+    /// Where each block is, by the step id of the statement that owns it
+    /// (block 0: step 0, the body): how a stored continuation names it.
+    pub block_steps: Vec<BlockRef>,
+    /// An equality test every firing needs, for the rule index.
+    pub index_key: Option<(Place, String, Vec<IndexKey>)>,
+}
+
+/// A block of a rule by what owns it, stable across compiles: the step id
+/// of its timer or approval statement, and which of its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct BlockRef {
+    pub step: u32,
+    pub branch: Branch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Branch {
+    /// The rule's body.
+    Body,
+    /// A timer's block, or an approval's `do` block.
+    Do,
+    /// An approval's `else` block.
+    Else,
+}
+
+pub enum RuleTrigger {
+    Event {
+        event_type: Arc<str>,
+        record: RecordId,
+    },
+    Cron {
+        schedule: Box<CronSchedule>,
+        zone: Tz,
+    },
+    Interval(i64),
+}
+
+/// One `if` clause, split at its top-level `and`s for `explain`.
+pub struct Condition {
+    pub text: String,
+    pub cond: Cond,
+    /// The fields the condition reads, as written, for `explain`.
+    pub reads: Vec<(String, Place)>,
+}
+
+pub struct Throttle {
+    pub count: Eval,
+    pub per: Eval,
+    pub by: Option<Eval>,
+}
+
+/// A statement, compiled. `pos` is the statement's step id (see [`Steps`]);
+/// with the tenant, rule, version and event it is the idempotency key.
+pub enum Op {
+    Let(Eval),
+    If {
+        branches: Vec<(Cond, Vec<Op>)>,
+        otherwise: Vec<Op>,
+    },
+    Act(Act),
+    Timer(TimerOp),
+    Approval(ApprovalOp),
+}
+
+pub struct Act {
+    pub pos: u32,
+    /// `send`, `notify`, `create_task`, `emit`, `log` or a webhook action's name.
+    pub action: Arc<str>,
+    pub args: Vec<(Arc<str>, Eval)>,
+    /// For `emit`: the event type and its record, whose slots `args` fill in order.
+    pub emit: Option<(Arc<str>, RecordId)>,
+}
+
+pub struct TimerOp {
+    pub pos: u32,
+    pub kind: TimerKind,
+    pub when: Eval,
+    /// `unless E on k`: the event type, the field, and this event's value of it.
+    pub unless: Vec<(Arc<str>, Arc<str>, Eval)>,
+    pub skip_late: bool,
+    pub block: usize,
+}
+
+pub struct ApprovalOp {
+    pub pos: u32,
+    pub role: Arc<str>,
+    pub within: Eval,
+    pub block: usize,
+    pub otherwise: Option<usize>,
+}
