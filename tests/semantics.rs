@@ -345,3 +345,71 @@ fn a_cron_time_in_the_spring_gap_fires_once_after_it_and_a_repeated_one_once() {
         ["2026-11-01T05:30:00+00:00", "2026-11-02T06:30:00+00:00"]
     );
 }
+
+#[test]
+fn every_built_in_action_carries_the_arguments_its_declaration_names() {
+    let r = rules(concat!(
+        "message hello { to: [\"a@b.c\"], subject: \"hi {id}\", body: \"b\", cc: \"c@d.e\" }\n",
+        "rule all when job then\n",
+        "  send hello\n",
+        "  notify role owner \"n {id}\"\n",
+        "  create task \"t {id}\" for role ops due now() + 1h\n",
+        "  create task \"u {id}\" for role ops\n",
+        "  emit job.done { id: id }\n",
+        "  log \"l {id}\"\n",
+        "  require approval from role owner within 1d do\n    log \"yes\"\n  end\n",
+        "end\n",
+    ));
+    let mut run = Run::new(&r);
+    for (id, at) in [
+        ("j1", "2026-11-20T10:00:00Z"),
+        ("j2", "2026-11-20T11:00:00Z"),
+    ] {
+        run.handle(&event(
+            "t1",
+            id,
+            "job",
+            at,
+            Some("k"),
+            &format!(r#"{{"id":"{id}"}}"#),
+        ));
+    }
+    assert!(run.errors().is_empty(), "{:?}", run.errors());
+    let mut seen = std::collections::BTreeSet::new();
+    for action in &run.sink.actions {
+        let declared = steward::check::actions::builtin(&action.action)
+            .unwrap_or_else(|| panic!("`{}` is not declared", action.action));
+        for key in action.args.keys() {
+            assert!(
+                declared.param(key).is_some(),
+                "`{}` carries `{key}`, which it does not declare",
+                action.action
+            );
+        }
+        for p in declared.params {
+            if !p.ty.is_optional() {
+                assert!(
+                    action.args.contains_key(p.name),
+                    "`{}` lacks its argument `{}`: {:?}",
+                    action.action,
+                    p.name,
+                    action.args
+                );
+            }
+        }
+        seen.insert(action.action.to_string());
+    }
+    let all: std::collections::BTreeSet<String> = steward::check::actions::BUILTINS
+        .iter()
+        .map(|b| b.name.to_string())
+        .collect();
+    assert_eq!(seen, all);
+    let emitted = run
+        .sink
+        .actions
+        .iter()
+        .find(|a| &*a.action == "emit")
+        .unwrap();
+    assert_eq!(emitted.args["event_type"], "job.done");
+    assert_eq!(emitted.args["payload"]["id"], "j1");
+}

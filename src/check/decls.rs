@@ -27,7 +27,6 @@ impl Checker<'_> {
                     Item::Event(d) => ("event", &d.name),
                     Item::Message(d) => ("message", &d.name),
                     Item::Action(d) => ("action", &d.name),
-                    Item::ExternAction(d) => ("action", &d.name),
                     Item::Fn(d) => ("function", &d.name),
                     // Built-in functions may be overloaded.
                     Item::ExternFn(_) => continue,
@@ -41,6 +40,14 @@ impl Checker<'_> {
                     file: f.id,
                     span: name.span,
                 };
+                if space == "action" && super::actions::builtin(&name.text).is_some() {
+                    self.report(
+                        Diagnostic::new(Code::Duplicate, f.id, name.span, format!("`{}` is a built-in action", name.text))
+                            .with_label("declared again here")
+                            .with_help("give the webhook action another name; the built-in actions are listed in docs/stdlib.md"),
+                    );
+                    continue;
+                }
                 if let Some(first) = seen.get(&(space, name.text.clone())) {
                     let first = *first;
                     self.report(
@@ -179,14 +186,7 @@ impl Checker<'_> {
                     return;
                 }
                 self.check_url(file, &d.url);
-                self.add_action(file, &d.name, &d.params, ActionKind::Webhook);
-            }
-            Item::ExternAction(d) => {
-                if !stdlib {
-                    self.extern_outside_stdlib(file, d.span);
-                    return;
-                }
-                self.add_action(file, &d.name, &d.params, ActionKind::Builtin);
+                self.add_action(file, &d.name, &d.params);
             }
             Item::Fn(d) => {
                 if self.program.functions.contains_key(&d.name.text) {
@@ -243,13 +243,7 @@ impl Checker<'_> {
         }
     }
 
-    fn add_action(
-        &mut self,
-        file: FileId,
-        name: &ast::Name,
-        params: &[ast::Param],
-        kind: ActionKind,
-    ) {
+    fn add_action(&mut self, file: FileId, name: &ast::Name, params: &[ast::Param]) {
         let params = self.params(file, params, &[]);
         let loc = Loc {
             file,
@@ -258,7 +252,6 @@ impl Checker<'_> {
         let sig = ActionSig {
             name: name.text.clone(),
             loc,
-            kind,
             params,
         };
         self.program.actions.insert(name.text.clone(), sig);

@@ -1313,10 +1313,11 @@ impl Checker<'_> {
     fn call(&mut self, cx: &mut Ctx, name: &str, name_span: Span, args: &[Arg], span: Span) -> Out {
         let mut arg_tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
         let Some(sigs) = self.program.functions.get(name).cloned() else {
-            if let Some(action) = self.program.actions.get(name) {
-                let help = match action.kind {
-                    ActionKind::Webhook => format!("run it as a statement on its own line: `{name}(...)`"),
-                    ActionKind::Builtin => "built-in actions are statements: `send`, `notify role`, `create task`, `emit`, `log`".to_string(),
+            let builtin = super::actions::builtin(name);
+            if builtin.is_some() || self.program.actions.contains_key(name) {
+                let help = match builtin {
+                    None => format!("run it as a statement on its own line: `{name}(...)`"),
+                    Some(b) => format!("`{name}` is run as a statement: `{}`", b.form),
                 };
                 self.report(
                     Diagnostic::new(

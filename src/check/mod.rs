@@ -9,6 +9,7 @@
 //! Rhai file exists); an [`Type::Error`] absorbs follow-on errors, so one
 //! mistake gives one diagnostic.
 
+pub mod actions;
 mod decls;
 mod expr;
 mod rules;
@@ -17,8 +18,6 @@ pub mod stdlib;
 mod suggest;
 mod tests;
 pub mod types;
-
-pub use tests::TEST_ACTIONS;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -13,15 +13,13 @@ use crate::hir;
 use crate::syntax::ast::*;
 use std::sync::Arc;
 
-/// The fields a message may have, and whether each is required.
-const MESSAGE_FIELDS: &[(&str, bool)] = &[
-    ("to", true),
-    ("subject", true),
-    ("body", true),
-    ("cc", false),
-    ("bcc", false),
-    ("reply_to", false),
-];
+/// The fields a message may have (the arguments of `send` after the
+/// message's name), and whether each is required.
+fn message_fields() -> Vec<(&'static str, bool)> {
+    super::actions::message_fields()
+        .map(|p| (p.name, !p.ty.is_optional()))
+        .collect()
+}
 
 impl Checker<'_> {
     pub(super) fn check_bodies(&mut self) {
@@ -63,8 +61,9 @@ impl Checker<'_> {
         let mut seen: Vec<&str> = Vec::new();
         for field in &m.fields {
             let name = field.name.text.as_str();
-            if !MESSAGE_FIELDS.iter().any(|(n, _)| *n == name) {
-                let help = did_you_mean(name, MESSAGE_FIELDS.iter().map(|(n, _)| *n))
+            let fields = message_fields();
+            if !fields.iter().any(|(n, _)| *n == name) {
+                let help = did_you_mean(name, fields.iter().map(|(n, _)| *n))
                     .unwrap_or_else(|| "a message has `to`, `subject` and `body`, and may have `cc`, `bcc` and `reply_to`".to_string());
                 self.report(
                     Diagnostic::new(
@@ -88,7 +87,7 @@ impl Checker<'_> {
             }
             seen.push(name);
         }
-        let missing: Vec<String> = MESSAGE_FIELDS
+        let missing: Vec<String> = message_fields()
             .iter()
             .filter(|(n, req)| *req && !seen.contains(n))
             .map(|(n, _)| format!("`{n}`"))
@@ -721,13 +720,12 @@ impl Checker<'_> {
     fn stmt(&mut self, cx: &mut Ctx, stmt: &Stmt, steps: &mut hir::Steps) -> Option<hir::Stmt> {
         let file = cx.file;
         let step = steps.id(stmt);
-        let act = |action: &str, args: Vec<(&str, hir::Expr)>| {
-            Some(hir::Stmt::Act(hir::Act {
-                step,
-                action: Arc::from(action),
-                args: args.into_iter().map(|(n, e)| (Arc::from(n), e)).collect(),
-                emit: None,
-            }))
+        let here = Loc {
+            file,
+            span: stmt.span,
+        };
+        let act = |action: &'static str, given: Vec<(&str, hir::Expr)>| {
+            Some(hir::Stmt::Act(builtin_act(step, action, given, here)))
         };
         let text = |s: &Name| {
             hir::Expr::new(
@@ -855,7 +853,7 @@ impl Checker<'_> {
                 };
                 act(
                     "create_task",
-                    vec![("title", title), ("role", text(role)), ("due", due)],
+                    vec![("role", text(role)), ("title", title), ("due", due)],
                 )
             }
             StmtKind::Emit {
@@ -915,7 +913,7 @@ impl Checker<'_> {
             StmtKind::Call { name, args } => {
                 let mut tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
                 match self.program.actions.get(&name.text).cloned() {
-                    Some(action) if action.kind == ActionKind::Webhook => {
+                    Some(action) => {
                         self.refer(file, name.span, action.loc, DefKind::Action);
                         self.check_args(
                             cx,
@@ -956,7 +954,7 @@ impl Checker<'_> {
                             emit: None,
                         }));
                     }
-                    Some(_) => {
+                    None if super::actions::builtin(&name.text).is_some() => {
                         self.report(
                             Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is written as its own statement, not called", name.text))
                                 .with_help("write `send message_name`, `notify role r \"text\"`, `create task \"title\" for role r`, `emit event.type { ... }` or `log \"text\"`"),
@@ -984,7 +982,6 @@ impl Checker<'_> {
                             .program
                             .actions
                             .values()
-                            .filter(|a| a.kind == ActionKind::Webhook)
                             .map(|a| a.name.clone())
                             .collect();
                         let help = did_you_mean(&name.text, names.iter().map(String::as_str))
@@ -1012,13 +1009,11 @@ impl Checker<'_> {
         }
     }
 
-    /// The type of a parameter of a built-in action, from `stdlib/actions.stw`.
+    /// The type of a parameter of a built-in action (see `check::actions`).
     fn builtin_param(&self, action: &str, param: &str) -> Type {
-        self.program
-            .actions
-            .get(action)
-            .and_then(|a| a.params.iter().find(|p| p.name == param))
-            .map_or(Type::Error, |p| p.ty.clone())
+        super::actions::builtin(action)
+            .and_then(|a| a.param(param))
+            .map_or(Type::Error, |p| p.ty.ty())
     }
 
     fn bind_let(&mut self, cx: &mut Ctx, name: &Name, ty: Type) {
@@ -1125,10 +1120,11 @@ impl Checker<'_> {
             message: message.text.clone(),
         });
         for field in &decl.fields {
-            let expected = match field.name.text.as_str() {
-                "to" | "cc" | "bcc" | "reply_to" | "subject" | "body" => Type::String,
-                _ => continue,
+            let Some(param) = super::actions::message_fields().find(|p| p.name == field.name.text)
+            else {
+                continue;
             };
+            let expected = param.ty.ty().present().clone();
             let mut ty = self.expr(cx, &field.value);
             if ty.ty == Type::Error {
                 continue;
@@ -1136,9 +1132,8 @@ impl Checker<'_> {
             let mut node = ty.take();
             node.finish();
             out.push((Arc::from(field.name.text.as_str()), node));
-            let multi = matches!(field.name.text.as_str(), "to" | "cc" | "bcc");
-            let ok_list =
-                multi && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
+            let ok_list = param.ty.takes_list()
+                && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
             if !ok_list {
                 let ty = self.present(cx, &field.value, ty);
                 if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
@@ -1362,6 +1357,33 @@ impl Checker<'_> {
                 }),
             ),
         })
+    }
+}
+
+/// A built-in action's statement: its arguments named and ordered as
+/// `check::actions` declares them (one not given is `none`).
+fn builtin_act(
+    step: u32,
+    action: &'static str,
+    mut given: Vec<(&str, hir::Expr)>,
+    at: Loc,
+) -> hir::Act {
+    let params = super::actions::builtin(action).map_or(&[][..], |b| b.params);
+    let args = params
+        .iter()
+        .map(|p| {
+            let value = match given.iter().position(|(n, _)| *n == p.name) {
+                Some(i) => given.swap_remove(i).1,
+                None => hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None)),
+            };
+            (Arc::from(p.name), value)
+        })
+        .collect();
+    hir::Act {
+        step,
+        action: Arc::from(action),
+        args,
+        emit: None,
     }
 }
 

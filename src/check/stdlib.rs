@@ -4,7 +4,6 @@
 /// The standard library's files, by name.
 pub const FILES: &[(&str, &str)] = &[
     ("envelope.stw", include_str!("../../stdlib/envelope.stw")),
-    ("actions.stw", include_str!("../../stdlib/actions.stw")),
     ("functions.stw", include_str!("../../stdlib/functions.stw")),
 ];
 
@@ -16,8 +15,8 @@ pub const EVENT: &str = "event";
 pub const ENVELOPE_TYPE: &str = "Envelope";
 
 /// The reference of the built-in functions and actions, as Markdown: each
-/// signature (overloads together) with its `##` documentation, in the order
-/// of `stdlib/`. `docs/stdlib.md` is this text; a test keeps it so.
+/// function's signature (overloads together) with its `##` documentation, in
+/// the order of `stdlib/`, then the actions from [`super::actions`]. `docs/stdlib.md` is this text; a test keeps it so.
 pub fn reference() -> String {
     use crate::syntax::ast::Item;
     use crate::syntax::docs::doc_before;
@@ -27,16 +26,11 @@ pub fn reference() -> String {
          A name declared several times is overloaded: the first declaration whose parameters fit\n\
          the arguments is used. `T` is a type parameter: every `T` in one call is the same type.\n",
     );
-    for (file, title, intro) in [
-        ("functions.stw", "Functions", "Called in expressions: `round(total * 0.15, 2)`."),
-        (
-            "actions.stw",
-            "Actions",
-            "Run as statements, each with its own form: `send welcome`, `notify role owner \"...\"`, \
-             `create task \"...\" for role cleaner due now() + 2h`, `emit event.type { ... }`, \
-             `log \"...\"`.",
-        ),
-    ] {
+    for (file, title, intro) in [(
+        "functions.stw",
+        "Functions",
+        "Called in expressions: `round(total * 0.15, 2)`.",
+    )] {
         let Some((_, text)) = FILES.iter().find(|(name, _)| *name == file) else {
             continue;
         };
@@ -46,7 +40,6 @@ pub fn reference() -> String {
         for item in &tree.items {
             let (name, span) = match item {
                 Item::ExternFn(d) => (&d.name.text, d.span),
-                Item::ExternAction(d) => (&d.name.text, d.span),
                 _ => continue,
             };
             if *name != last_name {
@@ -68,7 +61,15 @@ pub fn reference() -> String {
             }
         }
     }
-    while out.ends_with("\n\n") {
+    out.push_str(
+        "\n## Actions\n\n\
+         Run as statements, each with its own form, or performed by the engine. An action's\n\
+         arguments appear in its output (replay lines, the outbox, `expect` in tests) under these\n\
+         names. `expect ACTION TARGET` names the first argument (`expect send welcome`), and the\n\
+         fields of `expect emit EVENT { ... }` are the payload's.\n\n",
+    );
+    out.push_str(&super::actions::reference());
+    while out.ends_with("\n\n") || out.ends_with("\n\n\n") {
         out.pop();
     }
     out

@@ -9,19 +9,6 @@ use super::{Checker, DefKind};
 use crate::diag::{Code, Diagnostic, FileId};
 use crate::syntax::ast::{Name, TestDecl, TestRecord, TestStepKind, TestValue};
 
-/// The built-in actions a test can expect, with the arguments they carry.
-pub const TEST_ACTIONS: &[(&str, &[&str])] = &[
-    (
-        "send",
-        &["message", "to", "subject", "body", "cc", "bcc", "reply_to"],
-    ),
-    ("notify", &["role", "text"]),
-    ("create_task", &["title", "role", "due"]),
-    ("emit", &[]),
-    ("log", &["text"]),
-    ("approval_requested", &["approval", "role", "deadline"]),
-];
-
 impl Checker<'_> {
     pub(super) fn test_decl(&mut self, file: FileId, t: &TestDecl) {
         for step in &t.steps {
@@ -154,26 +141,17 @@ impl Checker<'_> {
         target: Option<&Name>,
         args: Option<&TestRecord>,
     ) {
-        let builtin = TEST_ACTIONS.iter().find(|(n, _)| *n == action.text);
-        let custom = self
-            .program
-            .actions
-            .get(&action.text)
-            .filter(|a| a.kind == super::types::ActionKind::Webhook)
-            .cloned();
+        let builtin = super::actions::builtin(&action.text);
+        let custom = self.program.actions.get(&action.text).cloned();
         let allowed: Vec<String> = match (builtin, &custom) {
-            (Some((_, names)), _) => names.iter().map(|s| s.to_string()).collect(),
+            (Some(b), _) => b.params.iter().map(|p| p.name.to_string()).collect(),
             (None, Some(sig)) => sig.params.iter().map(|p| p.name.clone()).collect(),
             (None, None) => {
-                let mut names: Vec<String> =
-                    TEST_ACTIONS.iter().map(|(n, _)| n.to_string()).collect();
-                names.extend(
-                    self.program
-                        .actions
-                        .iter()
-                        .filter(|(_, a)| a.kind == super::types::ActionKind::Webhook)
-                        .map(|(n, _)| n.clone()),
-                );
+                let mut names: Vec<String> = super::actions::BUILTINS
+                    .iter()
+                    .map(|b| b.name.to_string())
+                    .collect();
+                names.extend(self.program.actions.keys().cloned());
                 let help = did_you_mean(&action.text, names.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("the actions are {}", names.join(", ")));
                 self.report(
@@ -228,11 +206,12 @@ impl Checker<'_> {
                 }
                 None => self.unknown_event(file, t),
             },
-            ("notify" | "create_task" | "approval_requested", Some(_)) | (_, None) => {}
+            (_, None) => {}
+            (_, Some(_)) if builtin.is_some() => {}
             (name, Some(t)) => {
                 self.report(
                     Diagnostic::new(Code::BadArgument, file, t.span, format!("`expect {name}` takes no target"))
-                        .with_help("only `send` (a message), `emit` (an event), `notify`, `create_task` and `approval_requested` (a role) name a target; match arguments with `{ name: value }`"),
+                        .with_help("a target names a built-in action's first argument (`expect send welcome`, `expect notify owner`); match the arguments of a webhook action with `{ name: value }`"),
                 );
             }
         }

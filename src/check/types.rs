@@ -175,19 +175,12 @@ pub struct FnSig {
     pub type_params: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActionKind {
-    /// `action name(...) via webhook "..."`.
-    Webhook,
-    /// Declared `extern action` in `stdlib/`: `send`, `notify`, `create_task`, `emit`, `log`.
-    Builtin,
-}
-
 #[derive(Clone, Debug)]
+/// A webhook action: `action name(...) via webhook "..."`. (The built-in
+/// actions are declared in `check::actions`.)
 pub struct ActionSig {
     pub name: String,
     pub loc: Loc,
-    pub kind: ActionKind,
     pub params: Vec<ParamDef>,
 }
 

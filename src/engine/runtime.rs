@@ -1136,7 +1136,7 @@ impl<S: Store> Engine<S> {
                             self.caused += 1;
                             self.fx
                                 .args
-                                .push((Arc::from("type"), Value::Str(event_type.clone())));
+                                .push((Arc::from("event_type"), Value::Str(event_type.clone())));
                             self.fx
                                 .args
                                 .push((Arc::from("payload"), Value::Record(payload.clone())));

@@ -15,6 +15,7 @@ use super::runtime::{Action, Collect, Engine};
 use super::store::{MemoryStore, Store};
 use super::value::{show_datetime, show_duration};
 use super::Ruleset;
+use crate::check::actions::ParamType;
 use crate::check::Analysis;
 use crate::syntax::ast::{
     Expr, ExprKind, Item, TestDecl, TestRecord, TestStepKind, TestValue, UnaryOp,
@@ -296,17 +297,16 @@ impl Want<'_> {
         if &*a.action != self.action {
             return false;
         }
-        let (target_field, actual) = match self.action {
-            "send" => (Some("message"), &a.args),
-            "emit" => (
-                Some("type"),
-                match a.args.get("payload") {
-                    Some(Json::Object(p)) => p,
-                    _ => &a.args,
-                },
-            ),
-            "notify" | "create_task" | "approval_requested" => (Some("role"), &a.args),
-            _ => (None, &a.args),
+        // What the action's declaration says: the target is its first
+        // argument, and expected fields are matched inside a payload.
+        let builtin = crate::check::actions::builtin(self.action);
+        let target_field = builtin.and_then(|b| b.target()).map(|p| p.name);
+        let payload = builtin
+            .and_then(|b| b.params.iter().find(|p| p.ty == ParamType::Payload))
+            .and_then(|p| a.args.get(p.name));
+        let actual = match payload {
+            Some(Json::Object(p)) => p,
+            _ => &a.args,
         };
         if let (Some(t), Some(field)) = (self.target, target_field) {
             if a.args.get(field).and_then(Json::as_str) != Some(t) {

@@ -35,7 +35,6 @@ pub enum Item {
     Action(ActionDecl),
     Fn(FnDecl),
     ExternFn(ExternFnDecl),
-    ExternAction(ExternActionDecl),
     Rule(RuleDecl),
     Test(TestDecl),
     /// An item that did not parse; its diagnostic was reported.
@@ -51,7 +50,6 @@ impl Item {
             Item::Action(d) => d.span,
             Item::Fn(d) => d.span,
             Item::ExternFn(d) => d.span,
-            Item::ExternAction(d) => d.span,
             Item::Rule(d) => d.span,
             Item::Test(d) => d.span,
             Item::Error(span) => *span,
@@ -205,13 +203,6 @@ pub struct ExternFnDecl {
     pub type_params: Vec<Name>,
     pub params: Vec<Param>,
     pub ret: TypeExpr,
-}
-
-#[derive(Clone, Debug)]
-pub struct ExternActionDecl {
-    pub span: Span,
-    pub name: Name,
-    pub params: Vec<Param>,
 }
 
 /// A rule, in the full `rule ... end` form or the one-line `when ... then ...` form.

@@ -300,10 +300,6 @@ impl Printer<'_> {
                 );
                 self.line(d.span.start, &text, d.span.end);
             }
-            Item::ExternAction(d) => {
-                let text = format!("extern action {}({})", d.name.text, self.params(&d.params));
-                self.line(d.span.start, &text, d.span.end);
-            }
             Item::Rule(r) => self.rule(r),
             Item::Test(t) => self.test(t),
             Item::Error(span) => {

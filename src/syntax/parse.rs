@@ -290,7 +290,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt
         | emit_stmt | log_stmt | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
         item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
-        | extern_action_decl | rule_decl | short_rule => "a declaration or a rule",
+        | rule_decl | short_rule => "a declaration or a rule",
         when_trigger => "`when`",
         every_trigger => "`every`",
         throttle_clause => "`throttle`",
@@ -722,12 +722,6 @@ impl Builder {
                     params,
                     ret,
                 })
-            }
-            Rule::extern_action_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
-                let params = self.params(it.next().unwrap());
-                Item::ExternAction(ExternActionDecl { span, name, params })
             }
             Rule::rule_decl | Rule::short_rule => Item::Rule(self.rule(pair)?),
             Rule::test_decl => Item::Test(self.test(pair)?),

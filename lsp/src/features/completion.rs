@@ -10,8 +10,9 @@ use lsp_types::{
     MarkupKind, TextEdit,
 };
 use regex::Regex;
+use steward::check::actions::BUILTINS;
 use steward::check::types::{FnKind, RecordId};
-use steward::check::{Analysis, Loc, Type, TEST_ACTIONS};
+use steward::check::{Analysis, Loc, Type};
 use steward::diag::{FileId, Span};
 
 use super::{doc_of, text_of};
@@ -356,7 +357,6 @@ impl Completer<'_> {
             .program
             .actions
             .values()
-            .filter(|a| a.kind == steward::check::types::ActionKind::Webhook)
             .map(|a| (a.name.clone(), a.loc))
             .collect();
         actions.sort();
@@ -436,8 +436,12 @@ pub fn complete(
             } else if SEND.is_match(line) {
                 c.messages();
             } else if c.item.first_word == "test" && EXPECT.is_match(line) {
-                for (name, _) in TEST_ACTIONS {
-                    c.push(name, CompletionItemKind::METHOD, Some("action".into()));
+                for action in BUILTINS {
+                    c.push(
+                        action.name,
+                        CompletionItemKind::METHOD,
+                        Some("action".into()),
+                    );
                 }
             } else if let Some(found) = PATH_DOT.captures(before) {
                 if let Some(Type::Record(id)) = c.path_type(&found[1]).map(|t| t.present().clone())

@@ -132,13 +132,9 @@ pub fn describe(analysis: &Analysis, symbol: Symbol, use_span: Option<(FileId, S
             let Some(action) = program.actions.values().find(|a| a.loc == loc) else {
                 return String::new();
             };
-            let via = match action.kind {
-                steward::check::types::ActionKind::Webhook => " via webhook",
-                steward::check::types::ActionKind::Builtin => "",
-            };
             with_doc(
                 code(&format!(
-                    "action {}({}){via}",
+                    "action {}({}) via webhook",
                     action.name,
                     params(analysis, &action.params)
                 )),

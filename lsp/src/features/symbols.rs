@@ -97,14 +97,6 @@ pub fn document_symbols(analysis: &Analysis, file: FileId) -> Vec<DocumentSymbol
                 d.name.span,
                 Vec::new(),
             ),
-            Item::ExternAction(d) => s(
-                d.name.text.clone(),
-                Some("extern action".into()),
-                SymbolKind::METHOD,
-                d.span,
-                d.name.span,
-                Vec::new(),
-            ),
             Item::Fn(d) => s(
                 d.name.text.clone(),
                 text.get(d.ret.span.range()).map(|r| format!("-> {r}")),
