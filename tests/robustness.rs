@@ -304,3 +304,10 @@ fn diagnostics_do_not_depend_on_other_threads() {
         }
     }
 }
+
+#[test]
+fn a_notify_at_the_end_of_the_file_is_reported_inside_it() {
+    // Found by the token soup: the label pointed one byte past the end.
+    exercise("when notify");
+    exercise("rule r when reservation.created then\n  create task \"x\" for");
+}

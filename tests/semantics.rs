@@ -237,7 +237,7 @@ fn an_approval_asked_again_for_the_same_key_supersedes_the_pending_one() {
         Some("k1"),
         r#"{"id":"j2"}"#,
     ));
-    let pending = steward::engine::Store::pending_approvals(&run.engine.store);
+    let pending = steward::engine::Store::pending_approvals(&run.engine.store).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].id.contains("j2"), "{}", pending[0].id);
     let cancelled: Vec<_> = run
@@ -286,7 +286,10 @@ fn a_rule_that_faults_halfway_does_nothing() {
     ));
     assert_eq!(run.errors().len(), 1, "{:?}", run.errors());
     assert!(run.sink.actions.is_empty(), "{:?}", run.sink.actions);
-    assert_eq!(steward::engine::Store::pending_timers(&run.engine.store), 0);
+    assert_eq!(
+        steward::engine::Store::pending_timers(&run.engine.store),
+        Ok(0)
+    );
     assert_eq!(run.engine.stats.emitted, 0);
     // The faulted firing was not counted against the throttle.
     run.handle(&event(

@@ -60,7 +60,7 @@ fn suspended(rules: &Arc<Ruleset>) -> Continuation {
     engine.handle(event, &mut sink).unwrap();
     assert!(sink.errors.is_empty(), "{:?}", sink.errors);
     let far = "2027-01-01T00:00:00Z".parse().unwrap();
-    match engine.store.pop_due(far) {
+    match engine.store.due(far).unwrap() {
         Some(Due::Timer(t)) => t.cont,
         other => panic!("no timer: {other:?}"),
     }

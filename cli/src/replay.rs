@@ -245,6 +245,12 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         }
     }
     let s = engine.stats;
+    let pending_timers = engine.store.pending_timers().map_err(|e| e.to_string())?;
+    let pending_approvals = engine
+        .store
+        .pending_approvals()
+        .map_err(|e| e.to_string())?
+        .len();
     let duplicates = match counts.duplicates.len() {
         0 => String::new(),
         n => {
@@ -277,8 +283,8 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         } else {
             String::new()
         },
-        engine.store.pending_timers(),
-        engine.store.pending_approvals().len(),
+        pending_timers,
+        pending_approvals,
     );
     // The process ends here: freeing every pending timer, claimed event id
     // and throttle window one by one would only delay the exit (about 5% of

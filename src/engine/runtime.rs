@@ -12,7 +12,10 @@ use super::decode::{Event, Shapes};
 use super::eval::{Fault, Frame};
 use super::lower::Ruleset;
 use super::program::{Op, Rule, RuleTrigger};
-use super::store::{Approval, CancelKey, Continuation, Decision, Due, Store, Timer, TimerKey};
+use super::store::{
+    Approval, CancelKey, Change, Changes, Continuation, Decision, Due, Store, StoreError, Timer,
+    TimerKey,
+};
 use super::value::{add_ms, show_datetime, show_duration, Record, Value};
 use crate::syntax::ast::TimerKind;
 
@@ -44,10 +47,15 @@ impl Default for Limits {
     }
 }
 
-/// Why the engine refused to handle an event or to move its clock. Nothing
-/// was done: the store is as it was.
+/// Why the engine refused to handle an event or to move its clock. The unit
+/// of work in hand was not done: the store is as it was before it (units
+/// committed before it stay).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// The store failed: the unit of work in hand was not committed, and
+    /// will be done again when the caller retries.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(
         "occurred_at {at} is more than {} ahead of the engine's clock ({clock}); \
          the event was not handled (a wrong year? the horizon can be raised)",
@@ -394,42 +402,71 @@ pub struct Engine<S: Store> {
     /// What the rule (or resumed block) being run has done so far; applied
     /// when it ends, dropped if it faults, so its handling is all or nothing.
     fx: Effects,
+    /// Events waiting to be handled (emitted by rules), first to last.
+    backlog: Queue,
 }
 
-/// The effects of one rule's handling of one event (or of one resumed
-/// block), held until it ends.
+/// The effects of one unit of work (the handling of one event, or of one
+/// due item), held until it ends and then committed to the store as one
+/// [`Changes`] with its actions, which reach the sink only after that. A rule
+/// that faults has its own part dropped ([`Effects::rollback`] to the
+/// [`Mark`] taken when it started): its handling is all or nothing.
 #[derive(Default)]
 struct Effects {
     actions: Vec<Pending>,
     /// The arguments of `actions`, each a range of this.
     args: Vec<(Arc<str>, Value)>,
-    ops: Vec<StoreOp>,
+    changes: Changes,
     emitted: Vec<(Arc<Event>, u32, Arc<str>)>,
-    /// The throttle window to count the firing against.
-    throttle: Option<String>,
+    /// What the unit handles: the event (for a resumed block, the one it was
+    /// suspended on), its source (see `Ctx::source`) and the time.
+    unit: Option<(Arc<Event>, Arc<str>, DateTime<Utc>)>,
+}
+
+/// Where the effects stood when a rule started.
+#[derive(Clone, Copy)]
+struct Mark {
+    actions: usize,
+    args: usize,
+    changes: usize,
+    emitted: usize,
 }
 
 impl Effects {
     fn clear(&mut self) {
         self.actions.clear();
         self.args.clear();
-        self.ops.clear();
+        self.changes.clear();
         self.emitted.clear();
-        self.throttle = None;
+        self.unit = None;
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            actions: self.actions.len(),
+            args: self.args.len(),
+            changes: self.changes.changes.len(),
+            emitted: self.emitted.len(),
+        }
+    }
+
+    fn rollback(&mut self, mark: Mark) {
+        self.actions.truncate(mark.actions);
+        self.args.truncate(mark.args);
+        self.changes.changes.truncate(mark.changes);
+        self.emitted.truncate(mark.emitted);
+    }
+
+    fn change(&mut self, change: Change) {
+        self.changes.changes.push(change);
     }
 }
 
 struct Pending {
+    rule: usize,
     pos: u32,
     action: Arc<str>,
     args: std::ops::Range<usize>,
-}
-
-enum StoreOp {
-    PutTimer(Timer),
-    RemoveTimer(TimerKey),
-    PutApproval(Approval),
-    Decision(Decision),
 }
 
 /// The event being handled and where its chain stands.
@@ -453,8 +490,9 @@ struct Chain<'a> {
     origin: &'a Arc<str>,
 }
 
-/// Events to handle: the event, its depth in its chain, the chain's origin.
-type Queue = VecDeque<(Arc<Event>, u32, Arc<str>)>;
+/// Events to handle: the event, its depth in its chain, the chain's origin,
+/// and the time it is handled at.
+type Queue = VecDeque<(Arc<Event>, u32, Arc<str>, DateTime<Utc>)>;
 
 impl<S: Store> Engine<S> {
     pub fn new(rules: Arc<Ruleset>, store: S) -> Engine<S> {
@@ -472,6 +510,7 @@ impl<S: Store> Engine<S> {
             caused: 0,
             scratch: Vec::new(),
             fx: Effects::default(),
+            backlog: Queue::new(),
         }
     }
 
@@ -501,15 +540,14 @@ impl<S: Store> Engine<S> {
         self.add_tenant(&event.tenant);
         // At one instant, events come before timers and ticks.
         self.advance(at, false, sink)?;
-        if !self.store.claim_event(&event.tenant, &event.id) {
+        if self.store.is_handled(&event.tenant, &event.id)? {
             self.stats.duplicates += 1;
             return Ok(Handled::Duplicate);
         }
-        let mut queue = Queue::new();
         let origin = event.id.clone();
-        queue.push_back((Arc::new(event), 0, origin));
+        self.backlog.push_back((Arc::new(event), 0, origin, at));
         self.caused = 0;
-        self.drain(&mut queue, at, sink);
+        self.drain(sink)?;
         Ok(Handled::Ran)
     }
 
@@ -528,10 +566,109 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    fn drain(&mut self, queue: &mut Queue, now: DateTime<Utc>, sink: &mut dyn Sink) {
-        while let Some((event, depth, origin)) = queue.pop_front() {
-            self.process(event, depth, origin, now, sink, queue);
+    /// Handles the events in the backlog, each as a unit of work of its own.
+    /// One whose unit the store failed to commit stays first in the backlog,
+    /// and is handled again by the next call (so an event a rule emitted is
+    /// not lost when the store fails after its parent's unit).
+    fn drain(&mut self, sink: &mut dyn Sink) -> Result<(), StoreError> {
+        while let Some((event, depth, origin, now)) = self.backlog.front().cloned() {
+            self.process(event, depth, origin, now, sink)?;
+            self.backlog.pop_front();
         }
+        Ok(())
+    }
+
+    /// Starts a unit of work: the handling of `event` (for a resumed block,
+    /// the event it was suspended on) as `source`, at `now`.
+    fn begin(&mut self, event: &Arc<Event>, source: &Arc<str>, now: DateTime<Utc>) {
+        self.fx.clear();
+        self.fx.unit = Some((event.clone(), source.clone(), now));
+    }
+
+    /// Ends a unit of work: commits its changes and actions to the store as
+    /// one, then hands the actions to the sink and queues the events its
+    /// rules emitted. A store error leaves the store as it was before the
+    /// unit, and nothing reaches the sink.
+    fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), StoreError> {
+        self.supersede_approvals()?;
+        let Engine {
+            store, fx, rules, ..
+        } = self;
+        let Some((event, source, now)) = fx.unit.clone() else {
+            return Ok(());
+        };
+        let at = PerformedAt {
+            event: &event,
+            source: &source,
+            now,
+        };
+        if !fx.changes.is_empty() || !fx.actions.is_empty() {
+            let mut actions = fx.actions.iter().map(|p| performed(rules, &fx.args, p, at));
+            store.commit(&fx.changes, &mut actions)?;
+        }
+        for p in &fx.actions {
+            self.stats.actions += 1;
+            sink.action(performed(rules, &fx.args, p, at));
+        }
+        let backlog = &mut self.backlog;
+        backlog.extend(
+            fx.emitted
+                .drain(..)
+                .map(|(event, depth, origin)| (event, depth, origin, now)),
+        );
+        fx.clear();
+        Ok(())
+    }
+
+    /// An approval put for a key that has one pending supersedes it: the old
+    /// one is removed, and its cancellation is an action, in the same unit.
+    fn supersede_approvals(&mut self) -> Result<(), StoreError> {
+        let mut i = 0;
+        while let Some(change) = self.fx.changes.changes.get(i) {
+            i += 1;
+            let Change::PutApproval(new) = change else {
+                continue;
+            };
+            let Some(old) = self.store.approval_for(&new.key)? else {
+                continue;
+            };
+            if old.id == new.id {
+                continue;
+            }
+            let reason = format!("superseded by `{}`", new.id);
+            let (rule, pos) = (new.cont.rule, new.key.pos);
+            let start = self.fx.args.len();
+            self.fx.args.extend([
+                (Arc::from("approval"), Value::str(&old.id)),
+                (Arc::from("reason"), Value::str(&reason)),
+            ]);
+            self.fx.actions.push(Pending {
+                rule,
+                pos,
+                action: Arc::from("approval_cancelled"),
+                args: start..self.fx.args.len(),
+            });
+            self.fx.change(Change::RemoveApproval(old.id));
+        }
+        Ok(())
+    }
+
+    /// Commits a unit that only moves a schedule.
+    fn set_next_tick(
+        &mut self,
+        tenant: &Arc<str>,
+        rule: &Arc<str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let changes = Changes {
+            handled: None,
+            changes: vec![Change::NextTick {
+                tenant: tenant.clone(),
+                rule: rule.clone(),
+                at,
+            }],
+        };
+        self.store.commit(&changes, &mut std::iter::empty())
     }
 
     /// Moves the clock to `to`, firing timers, approval deadlines and
@@ -550,6 +687,8 @@ impl<S: Store> Engine<S> {
         sink: &mut dyn Sink,
     ) -> Result<(), Refused> {
         self.within_horizon(to)?;
+        // What a failed commit left first.
+        self.drain(sink)?;
         let start = self.clock.unwrap_or(to);
         let mut ticks = 0u64;
         if self.clock.is_none() {
@@ -563,19 +702,23 @@ impl<S: Store> Engine<S> {
         };
         for tenant in &tenants {
             for &r in &rules.index.schedules {
-                if self.store.next_tick(tenant, &rules.rules[r].name).is_none() {
+                if self
+                    .store
+                    .next_tick(tenant, &rules.rules[r].name)?
+                    .is_none()
+                {
                     let t = self.next_tick_or_end(r, start, sink);
-                    self.store.set_next_tick(tenant, &rules.rules[r].name, t);
+                    self.set_next_tick(tenant, &rules.rules[r].name, t)?;
                 }
             }
         }
         let is_due = |t: &DateTime<Utc>| if inclusive { *t <= to } else { *t < to };
         loop {
-            let due = self.store.next_due().filter(is_due);
+            let due = self.store.next_due()?.filter(is_due);
             let mut tick: Option<(DateTime<Utc>, usize, usize)> = None;
             for (i, tenant) in tenants.iter().enumerate() {
                 for &r in &rules.index.schedules {
-                    let next = self.store.next_tick(tenant, &rules.rules[r].name);
+                    let next = self.store.next_tick(tenant, &rules.rules[r].name)?;
                     if let Some(t) = next.filter(is_due) {
                         if tick.is_none_or(|(best, _, _)| t < best) {
                             tick = Some((t, r, i));
@@ -584,21 +727,19 @@ impl<S: Store> Engine<S> {
                 }
             }
             match (due, tick) {
-                (Some(d), Some((t, _, _))) if d <= t => self.fire_due(d, sink),
-                (Some(d), None) => self.fire_due(d, sink),
+                (Some(d), Some((t, _, _))) if d <= t => self.fire_due(d, sink)?,
+                (Some(d), None) => self.fire_due(d, sink)?,
                 (_, Some((t, r, i))) => {
                     self.clock = Some(t.max(self.clock.unwrap_or(t)));
-                    let rule = &rules.rules[r];
                     let tenant = &tenants[i];
                     if ticks >= self.limits.max_ticks {
-                        self.skip_ticks(tenant, r, t, to, sink);
+                        self.skip_ticks(tenant, r, t, to, sink)?;
                         continue;
                     }
                     ticks += 1;
                     let after = self.next_tick_or_end(r, t, sink);
-                    self.store.set_next_tick(tenant, &rule.name, after);
                     self.stats.ticks += 1;
-                    self.tick(tenant, r, t, sink);
+                    self.tick(tenant, r, t, after, sink)?;
                 }
                 (None, None) => break,
             }
@@ -618,11 +759,11 @@ impl<S: Store> Engine<S> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         sink: &mut dyn Sink,
-    ) {
+    ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let next = self.next_tick_or_end(r, to, sink);
-        self.store.set_next_tick(tenant, &rule.name, next);
+        self.set_next_tick(tenant, &rule.name, next)?;
         let skipped = match &rule.trigger {
             RuleTrigger::Interval(ms) if *ms > 0 => (next
                 .timestamp_millis()
@@ -644,6 +785,7 @@ impl<S: Store> Engine<S> {
                 self.limits.max_ticks
             ),
         });
+        Ok(())
     }
 
     /// The next tick of schedule `r` after `after`; when there is none (a
@@ -672,39 +814,45 @@ impl<S: Store> Engine<S> {
         DateTime::<Utc>::MAX_UTC
     }
 
-    fn fire_due(&mut self, at: DateTime<Utc>, sink: &mut dyn Sink) {
+    /// Fires the earliest due item, as one unit of work: its removal, and
+    /// what its block does.
+    fn fire_due(&mut self, at: DateTime<Utc>, sink: &mut dyn Sink) -> Result<(), StoreError> {
         self.clock = Some(at.max(self.clock.unwrap_or(at)));
-        let Some(due) = self.store.pop_due(at) else {
-            return;
+        let Some(due) = self.store.due(at)? else {
+            return Ok(());
         };
-        let mut queue = Queue::new();
         self.caused = 0;
         match due {
             Due::Timer(t) => {
                 self.stats.timers_fired += 1;
-                let source = format!(
+                let source: Arc<str> = Arc::from(format!(
                     "{}~{}~{}@{}",
                     t.key.key,
                     t.key.rule,
                     t.key.pos,
                     show_datetime(&t.due)
-                );
-                self.resume(t.cont, None, Arc::from(source), at, sink, &mut queue);
+                ));
+                self.begin(&t.cont.event, &source, at);
+                self.fx.change(Change::RemoveTimer(t.key));
+                self.resume(t.cont, None, source, at, sink);
             }
             Due::Deadline(a) => {
                 self.stats.approvals_expired += 1;
+                let source: Arc<str> = Arc::from(format!("{}~expired", a.id));
+                self.begin(&a.cont.event, &source, at);
+                self.fx.change(Change::RemoveApproval(a.id.clone()));
                 if let Some(block) = a.otherwise {
-                    let source = Arc::from(format!("{}~expired", a.id));
-                    self.resume(a.cont, Some(block), source, at, sink, &mut queue);
+                    self.resume(a.cont, Some(block), source, at, sink);
                 }
             }
         }
-        self.drain(&mut queue, at, sink);
+        self.finish(sink)?;
+        self.drain(sink)
     }
 
-    /// Runs a suspended block; `block` overrides the continuation's own.
-    /// It starts a chain of its own: `source` (the timer or approval
-    /// instance) is its origin.
+    /// Runs a suspended block, in the unit of work begun for it; `block`
+    /// overrides the continuation's own. It starts a chain of its own:
+    /// `source` (the timer or approval instance) is its origin.
     fn resume(
         &mut self,
         cont: Continuation,
@@ -712,7 +860,6 @@ impl<S: Store> Engine<S> {
         source: Arc<str>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
-        queue: &mut Queue,
     ) {
         let cx = Ctx {
             rule: cont.rule,
@@ -726,57 +873,25 @@ impl<S: Store> Engine<S> {
         let mut locals = cont.locals;
         let rules = self.rules.clone();
         let block = &rules.rules[cx.rule].blocks[block.unwrap_or(cont.block)];
-        self.fx.clear();
+        let mark = self.fx.mark();
         let caused = self.caused;
-        match self.exec(&cx, block, &mut locals) {
-            Ok(()) => self.commit(&cx, sink, queue),
-            Err(fault) => {
-                self.caused = caused;
-                self.fault(&cx, fault, sink);
-            }
+        if let Err(fault) = self.exec(&cx, block, &mut locals) {
+            self.fx.rollback(mark);
+            self.caused = caused;
+            self.fault(&cx, fault, sink);
         }
     }
 
-    /// Applies what a rule's handling did, now that it ended without a fault.
-    fn commit(&mut self, cx: &Ctx, sink: &mut dyn Sink, queue: &mut Queue) {
-        let mut fx = std::mem::take(&mut self.fx);
-        if let Some(key) = fx.throttle.take() {
-            self.store.throttle_count(&key, cx.now);
-        }
-        for op in fx.ops.drain(..) {
-            match op {
-                StoreOp::PutTimer(t) => {
-                    self.store.put_timer(t);
-                }
-                StoreOp::RemoveTimer(k) => {
-                    self.store.remove_timer(&k);
-                }
-                StoreOp::PutApproval(a) => {
-                    let (id, pos) = (a.id.clone(), a.key.pos);
-                    if let Some(old) = self.store.put_approval(a) {
-                        let args = [
-                            (Arc::from("approval"), Value::str(&old.id)),
-                            (
-                                Arc::from("reason"),
-                                Value::str(&format!("superseded by `{id}`")),
-                            ),
-                        ];
-                        self.perform(cx, pos, &Arc::from("approval_cancelled"), &args, sink);
-                    }
-                }
-                StoreOp::Decision(d) => self.store.record_decision(d),
-            }
-        }
-        for p in &fx.actions {
-            let args = fx.args.get(p.args.clone()).unwrap_or(&[]);
-            self.perform(cx, p.pos, &p.action, args, sink);
-        }
-        queue.extend(fx.emitted.drain(..));
-        fx.clear();
-        self.fx = fx;
-    }
-
-    fn tick(&mut self, tenant: &Arc<str>, r: usize, at: DateTime<Utc>, sink: &mut dyn Sink) {
+    /// A schedule's tick, as one unit of work: the schedule moved to its
+    /// next tick `next`, and what the rule does.
+    fn tick(
+        &mut self,
+        tenant: &Arc<str>,
+        r: usize,
+        at: DateTime<Utc>,
+        next: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let event = Arc::new(Event {
@@ -787,15 +902,21 @@ impl<S: Store> Engine<S> {
             key: None,
             payload: rules.empty.clone(),
         });
-        let mut queue = Queue::new();
         self.caused = 0;
         let envelope = self.envelope_of(&event);
         let chain = Chain {
             depth: 0,
             origin: &event.id,
         };
-        self.run_rule(r, &event, &envelope, chain, at, sink, &mut queue, None);
-        self.drain(&mut queue, at, sink);
+        self.begin(&event, &event.id, at);
+        self.fx.change(Change::NextTick {
+            tenant: tenant.clone(),
+            rule: rule.name.clone(),
+            at: next,
+        });
+        self.run_rule(r, &event, &envelope, chain, at, sink, None)?;
+        self.finish(sink)?;
+        self.drain(sink)
     }
 
     /// Approves or rejects a pending approval; false if there is none.
@@ -808,29 +929,31 @@ impl<S: Store> Engine<S> {
         sink: &mut dyn Sink,
     ) -> Result<bool, Refused> {
         self.advance(at, false, sink)?;
-        let Some(a) = self.store.take_approval(id) else {
+        let Some(a) = self.store.approval(id)? else {
             return Ok(false);
         };
         let now = self.clock.unwrap_or(at);
-        self.store.record_decision(Decision {
-            approval: id.to_string(),
-            approved,
-            by: by.to_string(),
-            at: now,
-        });
         let block = if approved {
             Some(a.approve)
         } else {
             a.otherwise
         };
-        let mut queue = Queue::new();
         self.caused = 0;
+        let verdict = if approved { "approved" } else { "rejected" };
+        let source: Arc<str> = Arc::from(format!("{}~{verdict}", a.id));
+        self.begin(&a.cont.event, &source, now);
+        self.fx.change(Change::RemoveApproval(a.id.clone()));
+        self.fx.change(Change::Decision(Decision {
+            approval: id.to_string(),
+            approved,
+            by: by.to_string(),
+            at: now,
+        }));
         if let Some(block) = block {
-            let verdict = if approved { "approved" } else { "rejected" };
-            let source = Arc::from(format!("{}~{verdict}", a.id));
-            self.resume(a.cont, Some(block), source, now, sink, &mut queue);
+            self.resume(a.cont, Some(block), source, now, sink);
         }
-        self.drain(&mut queue, now, sink);
+        self.finish(sink)?;
+        self.drain(sink)?;
         Ok(true)
     }
 
@@ -845,14 +968,15 @@ impl<S: Store> Engine<S> {
         origin: Arc<str>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
-        queue: &mut Queue,
-    ) {
+    ) -> Result<(), StoreError> {
         if depth == 0 {
             self.stats.events += 1;
         } else {
             self.stats.emitted += 1;
         }
         let rules = self.rules.clone();
+        self.begin(&event, &event.id, now);
+        self.fx.changes.handled = Some((event.tenant.clone(), event.id.clone()));
         if let Some(fields) = rules.cancel_fields.get(&*event.event_type) {
             for (field, slot) in fields {
                 let value = &event.payload.slots[*slot];
@@ -865,7 +989,11 @@ impl<S: Store> Engine<S> {
                     field: field.clone(),
                     value: value.to_string(),
                 };
-                self.stats.timers_cancelled += self.store.cancel_timers(&key).len() as u64;
+                let waiting = self.store.waiting_on(&key)?;
+                if waiting > 0 {
+                    self.stats.timers_cancelled += waiting as u64;
+                    self.fx.change(Change::CancelTimers(key));
+                }
             }
         }
         let explained = self.explain.as_deref() == Some(&*event.id)
@@ -911,12 +1039,17 @@ impl<S: Store> Engine<S> {
                 depth,
                 origin: &origin,
             };
-            self.run_rule(r, &event, &envelope, at, now, sink, queue, trace.as_mut());
+            if let Err(e) = self.run_rule(r, &event, &envelope, at, now, sink, trace.as_mut()) {
+                self.scratch = candidates;
+                return Err(e);
+            }
         }
         self.scratch = candidates;
+        self.finish(sink)?;
         if let Some(trace) = trace {
             self.traces.push(trace);
         }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -928,9 +1061,8 @@ impl<S: Store> Engine<S> {
         chain: Chain<'_>,
         now: DateTime<Utc>,
         sink: &mut dyn Sink,
-        queue: &mut Queue,
         trace: Option<&mut Trace>,
-    ) {
+    ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
         let cx = Ctx {
@@ -981,18 +1113,26 @@ impl<S: Store> Engine<S> {
         }
         match (rule.test)(&frame) {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => return Ok(()),
             Err(fault) => {
                 if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
                     last.error = Some(fault.to_string());
                 }
                 self.fault(&cx, fault, sink);
-                return;
+                return Ok(());
             }
         }
-        self.fx.clear();
+        let mark = self.fx.mark();
         if let Some(throttle) = &rule.throttle {
-            let result = self.throttled(rule, throttle, &frame, &event.tenant, now);
+            let result = match self.throttled(rule, throttle, &frame, &event.tenant, now)? {
+                Ok((throttled, count)) => {
+                    if let Some(count) = count {
+                        self.fx.change(count);
+                    }
+                    Ok(throttled)
+                }
+                Err(fault) => Err(fault),
+            };
             if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
                 match &result {
                     Ok(throttled) => {
@@ -1003,23 +1143,22 @@ impl<S: Store> Engine<S> {
                 }
             }
             match result {
-                Ok(true) => return,
+                Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(fault) => {
                     self.fault(&cx, fault, sink);
-                    return;
+                    return Ok(());
                 }
             }
         }
         let mut locals = Vec::new();
         let caused = self.caused;
-        match self.exec(&cx, &rule.blocks[0], &mut locals) {
-            Ok(()) => self.commit(&cx, sink, queue),
-            Err(fault) => {
-                self.caused = caused;
-                self.fault(&cx, fault, sink);
-            }
+        if let Err(fault) = self.exec(&cx, &rule.blocks[0], &mut locals) {
+            self.fx.rollback(mark);
+            self.caused = caused;
+            self.fault(&cx, fault, sink);
         }
+        Ok(())
     }
 
     fn throttled(
@@ -1029,39 +1168,20 @@ impl<S: Store> Engine<S> {
         frame: &Frame,
         tenant: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, Fault> {
-        let limit = match (throttle.count)(frame)? {
-            Value::Int(n) if n >= 0 => n as u64,
-            other => {
-                return Err(Fault::new(format!(
-                    "throttle count must be a positive int, not {other}"
-                )))
-            }
-        };
-        let window = match (throttle.per)(frame)? {
-            Value::Duration(ms) if ms > 0 => ms,
-            Value::Duration(ms) => {
-                return Err(Fault::new(format!(
-                    "throttle window must be a positive duration, not {}",
-                    show_duration(ms)
-                )))
-            }
-            other => {
-                return Err(Fault::new(format!(
-                    "throttle window must be a duration, not {other}"
-                )))
-            }
-        };
-        let by = match &throttle.by {
-            Some(by) => by(frame)?.to_string(),
-            None => String::new(),
+    ) -> Result<Result<(bool, Option<Change>), Fault>, StoreError> {
+        let (limit, window, by) = match throttle_window(throttle, frame) {
+            Ok(v) => v,
+            Err(fault) => return Ok(Err(fault)),
         };
         let key = format!("{tenant}\u{1f}{}\u{1f}{by}", rule.name);
-        let allowed = self.store.throttle_allows(&key, limit, window, now);
-        if allowed {
-            self.fx.throttle = Some(key);
-        }
-        Ok(!allowed)
+        let allowed = self.store.throttle_count(&key, window, now)? < limit;
+        // The firing is counted in the unit, with the rule's other effects.
+        let count = allowed.then_some(Change::ThrottleCount {
+            key,
+            at: now,
+            window_ms: window,
+        });
+        Ok(Ok((!allowed, count)))
     }
 
     fn fault(&mut self, cx: &Ctx, fault: Fault, sink: &mut dyn Sink) {
@@ -1167,6 +1287,7 @@ impl<S: Store> Engine<S> {
                     }
                     let end = self.fx.args.len();
                     self.fx.actions.push(Pending {
+                        rule: cx.rule,
                         pos: act.pos,
                         action: act.action.clone(),
                         args: start..end,
@@ -1201,7 +1322,7 @@ impl<S: Store> Engine<S> {
                         // Due now, or already past (a last-minute booking):
                         // run now, unless it is late and the rule says to skip
                         // it. A pending timer for the same key is superseded.
-                        self.fx.ops.push(StoreOp::RemoveTimer(key));
+                        self.fx.change(Change::RemoveTimer(key));
                         if due == cx.now || !t.skip_late {
                             let mark = locals.len();
                             self.exec(cx, &rule.blocks[t.block], locals)?;
@@ -1220,7 +1341,7 @@ impl<S: Store> Engine<S> {
                         });
                     }
                     let cont = self.continuation(cx, t.block, locals);
-                    self.fx.ops.push(StoreOp::PutTimer(Timer {
+                    self.fx.change(Change::PutTimer(Timer {
                         key,
                         due,
                         cancel,
@@ -1249,7 +1370,11 @@ impl<S: Store> Engine<S> {
                             show_datetime(&cx.now)
                         ))
                     })?;
-                    let id = format!("{}/{}/{}", rule.name, cx.event.id, a.pos);
+                    // Unique across tenants: the tenant, rule, event and step.
+                    let id = format!(
+                        "{}/{}/{}/{}",
+                        cx.event.tenant, rule.name, cx.event.id, a.pos
+                    );
                     let args = [
                         (Arc::from("approval"), Value::str(&id)),
                         (Arc::from("role"), Value::Str(a.role.clone())),
@@ -1258,6 +1383,7 @@ impl<S: Store> Engine<S> {
                     let start = self.fx.args.len();
                     self.fx.args.extend(args);
                     self.fx.actions.push(Pending {
+                        rule: cx.rule,
                         pos: a.pos,
                         action: Arc::from("approval_requested"),
                         args: start..self.fx.args.len(),
@@ -1278,10 +1404,10 @@ impl<S: Store> Engine<S> {
                         cont: self.continuation(cx, a.block, locals),
                     };
                     match self.auto_decide {
-                        AutoDecide::None => self.fx.ops.push(StoreOp::PutApproval(approval)),
+                        AutoDecide::None => self.fx.change(Change::PutApproval(approval)),
                         decision => {
                             let approved = decision == AutoDecide::Approve;
-                            self.fx.ops.push(StoreOp::Decision(Decision {
+                            self.fx.change(Change::Decision(Decision {
                                 approval: id,
                                 approved,
                                 by: "replay".into(),
@@ -1310,33 +1436,74 @@ impl<S: Store> Engine<S> {
             locals: locals.to_vec(),
         }
     }
+}
 
-    fn perform(
-        &mut self,
-        cx: &Ctx,
-        pos: u32,
-        action: &Arc<str>,
-        args: &[(Arc<str>, Value)],
-        sink: &mut dyn Sink,
-    ) {
-        let rule = &self.rules.rules[cx.rule];
-        self.stats.actions += 1;
-        sink.action(Performed {
-            at: cx.now,
-            tenant: &cx.event.tenant,
-            event: &cx.event.id,
+/// A throttle's limit, window and key value, as the rule's clause gives them.
+fn throttle_window(
+    throttle: &super::program::Throttle,
+    frame: &Frame,
+) -> Result<(u64, i64, String), Fault> {
+    let limit = match (throttle.count)(frame)? {
+        Value::Int(n) if n >= 0 => n.unsigned_abs(),
+        other => {
+            return Err(Fault::new(format!(
+                "throttle count must be a positive int, not {other}"
+            )))
+        }
+    };
+    let window = match (throttle.per)(frame)? {
+        Value::Duration(ms) if ms > 0 => ms,
+        Value::Duration(ms) => {
+            return Err(Fault::new(format!(
+                "throttle window must be a positive duration, not {}",
+                show_duration(ms)
+            )))
+        }
+        other => {
+            return Err(Fault::new(format!(
+                "throttle window must be a duration, not {other}"
+            )))
+        }
+    };
+    let by = match &throttle.by {
+        Some(by) => by(frame)?.to_string(),
+        None => String::new(),
+    };
+    Ok((limit, window, by))
+}
+
+/// The unit an action is performed in: the event, the source (the event, or
+/// the timer or approval instance a resumed block runs for) and the time.
+#[derive(Clone, Copy)]
+struct PerformedAt<'a> {
+    event: &'a Arc<Event>,
+    source: &'a Arc<str>,
+    now: DateTime<Utc>,
+}
+
+/// A pending action as the sink and the store see it.
+fn performed<'a>(
+    rules: &'a Ruleset,
+    args: &'a [(Arc<str>, Value)],
+    p: &'a Pending,
+    at: PerformedAt<'a>,
+) -> Performed<'a> {
+    let rule = &rules.rules[p.rule];
+    Performed {
+        at: at.now,
+        tenant: &at.event.tenant,
+        event: &at.event.id,
+        rule: &rule.name,
+        action: &p.action,
+        args: args.get(p.args.clone()).unwrap_or(&[]),
+        key: ActionKey {
+            tenant: &at.event.tenant,
             rule: &rule.name,
-            action,
-            args,
-            key: ActionKey {
-                tenant: &cx.event.tenant,
-                rule: &rule.name,
-                version: &self.rules.version,
-                event: &cx.source,
-                pos,
-            },
-            shapes: self.rules.shapes(),
-        });
+            version: &rules.version,
+            event: at.source,
+            pos: p.pos,
+        },
+        shapes: rules.shapes(),
     }
 }
 

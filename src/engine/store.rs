@@ -17,6 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::decode::Event;
+use super::runtime::Performed;
 use super::value::{Record, Value};
 
 /// What a timer or an approval resumes: a block of a rule, with the event and
@@ -90,50 +91,127 @@ pub enum Due {
     Deadline(Approval),
 }
 
-pub trait Store {
-    /// Records that an event is being handled; false if it already was.
-    fn claim_event(&mut self, tenant: &Arc<str>, id: &Arc<str>) -> bool;
+/// Why a store could not answer or commit. The engine stops the unit of
+/// work it was doing, keeps none of it, and returns the error to its caller
+/// ([`super::Refused::Store`]); the work is done again when the caller
+/// retries (a due item stays due, an event stays unhandled).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer (a lost connection, a
+    /// timeout, a full disk).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Another worker changed the same state first (a lease lost, a
+    /// serialization failure): the unit can be retried.
+    #[error("the store refused a conflicting change: {0}")]
+    Conflict(String),
+    /// The store holds something it cannot read back.
+    #[error("the store holds data it cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// One change to the engine's state.
+#[derive(Clone, Debug)]
+pub enum Change {
     /// Adds a timer, replacing (moving) a pending one with the same key.
-    /// Returns whether one was replaced.
-    fn put_timer(&mut self, timer: Timer) -> bool;
-    /// Removes a pending timer; false if there was none.
-    fn remove_timer(&mut self, key: &TimerKey) -> bool;
-    /// Cancels the pending timers waiting on `key`; returns their keys.
-    fn cancel_timers(&mut self, key: &CancelKey) -> Vec<TimerKey>;
+    PutTimer(Timer),
+    /// Removes a pending timer (it fired, or was moved away).
+    RemoveTimer(TimerKey),
+    /// Cancels the pending timers waiting on a key (`unless E on k`).
+    CancelTimers(CancelKey),
+    /// Adds a pending approval (one superseded is removed by its own change).
+    PutApproval(Approval),
+    /// Removes a pending approval (decided, expired or superseded).
+    RemoveApproval(String),
+    Decision(Decision),
+    /// Counts a firing of a throttled rule against its window (of
+    /// `window_ms`: firings older than that are no longer kept).
+    ThrottleCount {
+        key: String,
+        at: DateTime<Utc>,
+        window_ms: i64,
+    },
+    /// Where a schedule of a tenant stands: its next tick.
+    NextTick {
+        tenant: Arc<str>,
+        rule: Arc<str>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What one unit of work changes: the handling of one event (or one event a
+/// rule emitted), or of one due item (a timer, a deadline, a decision, a
+/// schedule tick). A store commits it whole or not at all, together with the
+/// unit's actions ([`Store::commit`]). Per-entity state that later language
+/// features keep (an entity's last payload, counts of events in a window)
+/// is more kinds of [`Change`] and more reads on [`Store`], in the same unit.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// The event the unit handled, by (tenant, id): marked handled.
+    pub handled: Option<(Arc<str>, Arc<str>)>,
+    pub changes: Vec<Change>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.handled.is_none() && self.changes.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.handled = None;
+        self.changes.clear();
+    }
+}
+
+/// The engine's state. Reads answer from what is committed; writes are
+/// units of work, each committed whole by [`Store::commit`]. Every method
+/// can fail with a [`StoreError`]. `runtime.rs` is the one place where what
+/// the state means is decided: a store keeps it and answers questions
+/// about it.
+pub trait Store {
+    /// Whether the event was handled already.
+    fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
     /// When the earliest timer or approval deadline is due.
-    fn next_due(&self) -> Option<DateTime<Utc>>;
-    /// Takes the earliest item due at or before `up_to`.
-    fn pop_due(&mut self, up_to: DateTime<Utc>) -> Option<Due>;
-    /// Adds an approval; one pending with the same key is removed and
-    /// returned (superseded).
-    fn put_approval(&mut self, approval: Approval) -> Option<Approval>;
-    /// Takes a pending approval (to decide it).
-    fn take_approval(&mut self, id: &str) -> Option<Approval>;
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The earliest item due at or before `up_to` (timers and deadlines
+    /// together; at one time, in the order they were put). It stays pending
+    /// until a unit removes it.
+    fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError>;
+    /// How many pending timers wait on `key`.
+    fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError>;
+    /// A pending approval, by id.
+    fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    /// The pending approval with this key (one per key, like timers).
+    fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError>;
     /// Pending approvals, oldest first.
-    fn pending_approvals(&self) -> Vec<Approval>;
-    fn record_decision(&mut self, decision: Decision);
-    fn decisions(&self) -> Vec<Decision>;
-    /// Whether a firing against `key` is allowed: fewer than `limit` were
-    /// counted in the window ending at `now`. Counts nothing.
-    fn throttle_allows(
-        &mut self,
+    fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError>;
+    fn decisions(&self) -> Result<Vec<Decision>, StoreError>;
+    /// How many firings of `key` were counted in the window of `window_ms`
+    /// ending at `now` (a firing at exactly the window's start is out).
+    fn throttle_count(
+        &self,
         key: &str,
-        limit: u64,
         window_ms: i64,
         now: DateTime<Utc>,
-    ) -> bool;
-    /// Counts a firing against `key` (after its rule ran to the end).
-    fn throttle_count(&mut self, key: &str, now: DateTime<Utc>);
+    ) -> Result<u64, StoreError>;
     /// The next tick of a schedule-triggered rule for a tenant.
-    fn next_tick(&self, tenant: &str, rule: &str) -> Option<DateTime<Utc>>;
-    fn set_next_tick(&mut self, tenant: &str, rule: &str, at: DateTime<Utc>);
-    fn pending_timers(&self) -> usize;
+    fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn pending_timers(&self) -> Result<usize, StoreError>;
+    /// Commits one unit of work: its changes, and the actions it performed
+    /// (for a store that keeps an outbox; they reach the engine's sink only
+    /// after the commit succeeded). All of it, or nothing.
+    fn commit(
+        &mut self,
+        changes: &Changes,
+        actions: &mut dyn Iterator<Item = Performed<'_>>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything in memory.
 #[derive(Default)]
 pub struct MemoryStore {
-    events: HashSet<(Arc<str>, Arc<str>)>,
+    /// Handled event ids, by tenant.
+    events: HashMap<Arc<str>, HashSet<Arc<str>>>,
     timers: HashMap<TimerKey, (Timer, u64)>,
     timer_queue: BTreeSet<(DateTime<Utc>, u64, TimerKey)>,
     cancel_index: HashMap<CancelKey, HashSet<TimerKey>>,
@@ -167,13 +245,9 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
-    fn claim_event(&mut self, tenant: &Arc<str>, id: &Arc<str>) -> bool {
-        self.events.insert((tenant.clone(), id.clone()))
-    }
-
-    fn put_timer(&mut self, timer: Timer) -> bool {
-        let replaced = self.take_timer(&timer.key).is_some();
+impl MemoryStore {
+    fn put_timer(&mut self, timer: Timer) {
+        self.take_timer(&timer.key);
         self.seq += 1;
         for c in &timer.cancel {
             self.cancel_index
@@ -184,66 +258,23 @@ impl Store for MemoryStore {
         self.timer_queue
             .insert((timer.due, self.seq, timer.key.clone()));
         self.timers.insert(timer.key.clone(), (timer, self.seq));
-        replaced
     }
 
-    fn remove_timer(&mut self, key: &TimerKey) -> bool {
-        self.take_timer(key).is_some()
-    }
-
-    fn cancel_timers(&mut self, key: &CancelKey) -> Vec<TimerKey> {
+    fn cancel_timers(&mut self, key: &CancelKey) {
         let Some(keys) = self.cancel_index.remove(key) else {
-            return Vec::new();
+            return;
         };
-        let mut keys: Vec<TimerKey> = keys.into_iter().collect();
-        keys.sort();
         for k in &keys {
             self.take_timer(k);
         }
-        keys
     }
 
-    fn next_due(&self) -> Option<DateTime<Utc>> {
-        let timer = self.timer_queue.first().map(|(t, _, _)| *t);
-        let deadline = self.deadlines.first().map(|(t, _, _)| *t);
-        match (timer, deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    fn put_approval(&mut self, approval: Approval) {
+        if let Some(id) = self.approval_keys.get(&approval.key).cloned() {
+            if id != approval.id {
+                self.take_approval(&id);
+            }
         }
-    }
-
-    fn pop_due(&mut self, up_to: DateTime<Utc>) -> Option<Due> {
-        let timer = self.timer_queue.first().map(|(t, s, _)| (*t, *s));
-        let deadline = self.deadlines.first().map(|(t, s, _)| (*t, *s));
-        let take_timer = match (timer, deadline) {
-            (Some(a), Some(b)) => a <= b,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return None,
-        };
-        if take_timer {
-            let (due, _, key) = self.timer_queue.first()?.clone();
-            if due > up_to {
-                return None;
-            }
-            self.take_timer(&key).map(Due::Timer)
-        } else {
-            let (due, _, id) = self.deadlines.first()?.clone();
-            if due > up_to {
-                return None;
-            }
-            self.take_approval(&id).map(Due::Deadline)
-        }
-    }
-
-    fn put_approval(&mut self, approval: Approval) -> Option<Approval> {
-        let superseded = match self.approval_keys.get(&approval.key) {
-            Some(id) if *id != approval.id => {
-                let id = id.clone();
-                self.take_approval(&id)
-            }
-            _ => None,
-        };
         self.approval_keys
             .insert(approval.key.clone(), approval.id.clone());
         self.seq += 1;
@@ -255,7 +286,6 @@ impl Store for MemoryStore {
         {
             self.deadlines.remove(&(old.deadline, seq, old.id));
         }
-        superseded
     }
 
     fn take_approval(&mut self, id: &str) -> Option<Approval> {
@@ -268,59 +298,139 @@ impl Store for MemoryStore {
         Some(approval)
     }
 
-    fn pending_approvals(&self) -> Vec<Approval> {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PutTimer(t) => self.put_timer(t.clone()),
+            Change::RemoveTimer(k) => {
+                self.take_timer(k);
+            }
+            Change::CancelTimers(k) => self.cancel_timers(k),
+            Change::PutApproval(a) => self.put_approval(a.clone()),
+            Change::RemoveApproval(id) => {
+                self.take_approval(id);
+            }
+            Change::Decision(d) => self.decisions.push(d.clone()),
+            Change::ThrottleCount { key, at, window_ms } => {
+                let window = self.throttles.entry(key.clone()).or_default();
+                let start = super::value::add_ms(*at, window_ms.saturating_neg())
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                while window.front().is_some_and(|t| *t <= start) {
+                    window.pop_front();
+                }
+                window.push_back(*at);
+            }
+            Change::NextTick { tenant, rule, at } => {
+                self.ticks
+                    .entry(tenant.to_string())
+                    .or_default()
+                    .insert(rule.to_string(), *at);
+            }
+        }
+    }
+}
+
+/// Memory cannot fail: every answer is `Ok`.
+impl Store for MemoryStore {
+    fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.events.get(tenant).is_some_and(|ids| ids.contains(id)))
+    }
+
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let timer = self.timer_queue.first().map(|(t, _, _)| *t);
+        let deadline = self.deadlines.first().map(|(t, _, _)| *t);
+        Ok(match (timer, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError> {
+        let timer = self.timer_queue.first();
+        let deadline = self.deadlines.first();
+        let take_timer = match (timer, deadline) {
+            (Some((a, s, _)), Some((b, t, _))) => (a, s) <= (b, t),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return Ok(None),
+        };
+        Ok(if take_timer {
+            timer
+                .filter(|(due, _, _)| *due <= up_to)
+                .and_then(|(_, _, key)| self.timers.get(key))
+                .map(|(t, _)| Due::Timer(t.clone()))
+        } else {
+            deadline
+                .filter(|(due, _, _)| *due <= up_to)
+                .and_then(|(_, _, id)| self.approvals.get(id))
+                .map(|(a, _)| Due::Deadline(a.clone()))
+        })
+    }
+
+    fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError> {
+        Ok(self.cancel_index.get(key).map_or(0, |set| set.len()))
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        Ok(self.approvals.get(id).map(|(a, _)| a.clone()))
+    }
+
+    fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError> {
+        Ok(self
+            .approval_keys
+            .get(key)
+            .and_then(|id| self.approvals.get(id))
+            .map(|(a, _)| a.clone()))
+    }
+
+    fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         let mut list: Vec<&(Approval, u64)> = self.approvals.values().collect();
         list.sort_by_key(|(a, seq)| (a.requested_at, *seq));
-        list.into_iter().map(|(a, _)| a.clone()).collect()
+        Ok(list.into_iter().map(|(a, _)| a.clone()).collect())
     }
 
-    fn record_decision(&mut self, decision: Decision) {
-        self.decisions.push(decision);
+    fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
+        Ok(self.decisions.clone())
     }
 
-    fn decisions(&self) -> Vec<Decision> {
-        self.decisions.clone()
-    }
-
-    fn throttle_allows(
-        &mut self,
+    fn throttle_count(
+        &self,
         key: &str,
-        limit: u64,
         window_ms: i64,
         now: DateTime<Utc>,
-    ) -> bool {
-        let Some(window) = self.throttles.get_mut(key) else {
-            return limit > 0;
+    ) -> Result<u64, StoreError> {
+        let Some(window) = self.throttles.get(key) else {
+            return Ok(0);
         };
         // The engine refuses windows that are not positive; one reaching back
         // before the calendar starts counts everything kept.
         let start = super::value::add_ms(now, window_ms.saturating_neg())
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        while window.front().is_some_and(|t| *t <= start) {
-            window.pop_front();
+        let inside = window.iter().rev().take_while(|t| **t > start).count();
+        Ok(u64::try_from(inside).unwrap_or(u64::MAX))
+    }
+
+    fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.ticks.get(tenant).and_then(|r| r.get(rule)).copied())
+    }
+
+    fn pending_timers(&self) -> Result<usize, StoreError> {
+        Ok(self.timers.len())
+    }
+
+    fn commit(
+        &mut self,
+        changes: &Changes,
+        _actions: &mut dyn Iterator<Item = Performed<'_>>,
+    ) -> Result<(), StoreError> {
+        if let Some((tenant, id)) = &changes.handled {
+            self.events
+                .entry(tenant.clone())
+                .or_default()
+                .insert(id.clone());
         }
-        (window.len() as u64) < limit
-    }
-
-    fn throttle_count(&mut self, key: &str, now: DateTime<Utc>) {
-        self.throttles
-            .entry(key.to_string())
-            .or_default()
-            .push_back(now);
-    }
-
-    fn next_tick(&self, tenant: &str, rule: &str) -> Option<DateTime<Utc>> {
-        self.ticks.get(tenant)?.get(rule).copied()
-    }
-
-    fn set_next_tick(&mut self, tenant: &str, rule: &str, at: DateTime<Utc>) {
-        self.ticks
-            .entry(tenant.to_string())
-            .or_default()
-            .insert(rule.to_string(), at);
-    }
-
-    fn pending_timers(&self) -> usize {
-        self.timers.len()
+        for change in &changes.changes {
+            self.apply(change);
+        }
+        Ok(())
     }
 }

@@ -195,7 +195,11 @@ impl Runner {
                 Ok(())
             }
             TestStepKind::Decide { approve } => {
-                let pending = self.engine.store.pending_approvals();
+                let pending = self
+                    .engine
+                    .store
+                    .pending_approvals()
+                    .map_err(|e| e.to_string())?;
                 let Some(first) = pending.first() else {
                     return Err("no approval is pending".to_string());
                 };

@@ -349,7 +349,9 @@ fn syntax_error(
                 .ends_with(|c: char| c.is_alphanumeric() || c == '_')
     };
     if (after_word("notify") || after_word("for")) && !src[abs..].starts_with("role") {
-        let len = scan::token_len(&src[abs..base as usize + chunk.len()]).max(1);
+        // The word found instead (at the end of the file: nothing, so an
+        // empty span there).
+        let len = scan::token_len(&src[abs..base as usize + chunk.len()]);
         let what = if after_word("notify") {
             "`notify` is followed by `role NAME` and the text, as in `notify role owner \"...\"`"
         } else {
