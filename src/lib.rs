@@ -15,5 +15,5 @@ pub mod diag;
 pub mod engine;
 pub mod files;
 pub mod hir;
-pub mod script;
+pub(crate) mod script;
 pub mod syntax;

@@ -63,7 +63,7 @@ impl Store for Flaky {
     }
     fn commit(
         &mut self,
-        changes: &Changes,
+        changes: &mut Changes,
         actions: &mut dyn Iterator<Item = Performed<'_>>,
     ) -> Result<(), StoreError> {
         self.commits += 1;

@@ -310,3 +310,30 @@ where
         .map_err(|_| Fault::new(format!("format_date: cannot format with \"{pattern}\"")))?;
     Ok(Value::Str(Arc::from(out)))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every overload of every `extern fn` in `stdlib/` has an implementation.
+    #[test]
+    fn every_extern_fn_overload_is_implemented() {
+        let mut overloads = 0;
+        for (_, text) in crate::check::stdlib::FILES {
+            let (tree, _) = crate::syntax::parse(0, text);
+            for item in &tree.items {
+                if let crate::syntax::ast::Item::ExternFn(d) = item {
+                    overloads += 1;
+                    assert!(
+                        super::lookup(&d.name.text, d.params.len()).is_some(),
+                        "`{}` with {} parameters has no implementation",
+                        d.name.text,
+                        d.params.len()
+                    );
+                }
+            }
+        }
+        assert!(
+            overloads > 40,
+            "only {overloads} built-in functions were found"
+        );
+    }
+}

@@ -117,11 +117,6 @@ impl RuleIndex {
         }
     }
 
-    /// Every rule triggered by `event_type`, in source order.
-    pub fn all(&self, event_type: &str) -> &[usize] {
-        self.by_type.get(event_type).map_or(&[], |e| &e.all)
-    }
-
     /// The rules of `event_type` the index left out for this payload, and why.
     pub fn skipped(&self, rules: &[Rule], event_type: &str, payload: &Record) -> Vec<Skipped> {
         let mut considered = Vec::new();
@@ -145,5 +140,30 @@ impl RuleIndex {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{analyze, NoFiles};
+    use crate::engine::{compile, decode_event};
+
+    #[test]
+    fn the_index_finds_rules_by_equality_tests() {
+        let mut text =
+            String::from("type Guest { email: string }\nevent booking { guest: Guest }\n");
+        for i in 0..200 {
+            text.push_str(&format!(
+                "rule r{i} when booking if guest.email == \"c{i}\" then log \"{i}\" end\n"
+            ));
+        }
+        let analysis = analyze(&[("rules.stw".to_string(), text)], &NoFiles);
+        assert!(!analysis.has_errors());
+        let r = compile(&analysis).unwrap_or_else(|d| panic!("{d:?}"));
+        let line = r#"{"id":"e1","tenant":"t","type":"booking","occurred_at":"2026-11-20T10:00:00Z","payload":{"guest":{"email":"c42"}}}"#;
+        let event = decode_event(r.shapes(), line).unwrap();
+        let mut out = Vec::new();
+        r.index.candidates("booking", &event.payload, &mut out);
+        assert_eq!(out, vec![42]);
     }
 }

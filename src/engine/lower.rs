@@ -37,11 +37,11 @@ pub struct Ruleset {
     pub version: String,
     pub rules: Vec<Rule>,
     pub lib: Library,
-    pub index: RuleIndex,
+    pub(crate) index: RuleIndex,
     /// For each event type, the fields that cancel timers (`unless E on k`).
-    pub cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
+    pub(crate) cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
     /// The payload of schedule-triggered rules.
-    pub empty: Arc<Record>,
+    pub(crate) empty: Arc<Record>,
 }
 
 impl Ruleset {
@@ -88,7 +88,6 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         };
         functions.push(match &function.body {
             hir::FnBody::Expr(body) => FnImpl::Steward {
-                name: function.name.clone(),
                 body: cx.expr(body).eval,
             },
             hir::FnBody::Rhai(script) => FnImpl::Rhai(RhaiFn {

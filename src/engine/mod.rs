@@ -14,14 +14,14 @@
 //! - [`runtime`]: events, timers, approvals and schedules, in time order.
 //! - [`testing`]: `test` blocks.
 
-pub mod builtins;
+pub(crate) mod builtins;
 pub mod decode;
 pub mod eval;
-pub mod index;
-pub mod lower;
-pub mod pred;
+pub(crate) mod index;
+pub(crate) mod lower;
+pub(crate) mod pred;
 pub mod program;
-pub mod rhai;
+pub(crate) mod rhai;
 pub mod runtime;
 pub mod store;
 pub mod stored;
@@ -29,7 +29,7 @@ pub mod testing;
 pub mod value;
 
 pub use decode::{decode_event, DecodeError, Event};
-pub use lower::{compile, compile_with, Options, Ruleset};
+pub use lower::{compile, compile_with, conforms, Options, Ruleset};
 pub use runtime::{
     Action, ActionKey, AutoDecide, Collect, Engine, Handled, Limits, Performed, Refused, RuleError,
     Sink,

@@ -59,16 +59,15 @@ impl IndexKey {
 
 /// Functions and the things compiled code shares at run time.
 pub struct Library {
-    pub functions: Vec<FnImpl>,
-    pub rhai: ::rhai::Engine,
+    pub(crate) functions: Vec<FnImpl>,
+    pub(crate) rhai: ::rhai::Engine,
     pub shapes: Shapes,
     /// Patterns of `matches` that are not constants, compiled on first use.
     regexes: Mutex<HashMap<String, Regex>>,
 }
 
-pub enum FnImpl {
+pub(crate) enum FnImpl {
     Steward {
-        name: String,
         body: Eval,
     },
     Rhai(RhaiFn),
@@ -95,7 +94,7 @@ impl Library {
         }
     }
 
-    pub fn new(functions: Vec<FnImpl>, rhai: ::rhai::Engine, shapes: Shapes) -> Library {
+    pub(crate) fn new(functions: Vec<FnImpl>, rhai: ::rhai::Engine, shapes: Shapes) -> Library {
         Library {
             functions,
             rhai,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
 
-pub use crate::script::{compile, defines, sandbox, MAX_OPERATIONS};
+pub(crate) use crate::script::sandbox;
 
 use super::decode::{parse_date, parse_duration, Shape, Shapes};
 use super::value::Fault;

@@ -604,7 +604,7 @@ impl<S: Store> Engine<S> {
         };
         if !fx.changes.is_empty() || !fx.actions.is_empty() {
             let mut actions = fx.actions.iter().map(|p| performed(rules, &fx.args, p, at));
-            store.commit(&fx.changes, &mut actions)?;
+            store.commit(&mut fx.changes, &mut actions)?;
         }
         for p in &fx.actions {
             self.stats.actions += 1;
@@ -660,7 +660,7 @@ impl<S: Store> Engine<S> {
         rule: &Arc<str>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let changes = Changes {
+        let mut changes = Changes {
             handled: None,
             changes: vec![Change::NextTick {
                 tenant: tenant.clone(),
@@ -668,7 +668,7 @@ impl<S: Store> Engine<S> {
                 at,
             }],
         };
-        self.store.commit(&changes, &mut std::iter::empty())
+        self.store.commit(&mut changes, &mut std::iter::empty())
     }
 
     /// Moves the clock to `to`, firing timers, approval deadlines and

@@ -199,10 +199,12 @@ pub trait Store {
     fn pending_timers(&self) -> Result<usize, StoreError>;
     /// Commits one unit of work: its changes, and the actions it performed
     /// (for a store that keeps an outbox; they reach the engine's sink only
-    /// after the commit succeeded). All of it, or nothing.
+    /// after the commit succeeded). All of it, or nothing. The store may take
+    /// the changes out of `changes` (the engine clears it afterwards either
+    /// way); on an error, the unit is done again from the start.
     fn commit(
         &mut self,
-        changes: &Changes,
+        changes: &mut Changes,
         actions: &mut dyn Iterator<Item = Performed<'_>>,
     ) -> Result<(), StoreError>;
 }
@@ -298,32 +300,32 @@ impl MemoryStore {
         Some(approval)
     }
 
-    fn apply(&mut self, change: &Change) {
+    fn apply(&mut self, change: Change) {
         match change {
-            Change::PutTimer(t) => self.put_timer(t.clone()),
+            Change::PutTimer(t) => self.put_timer(t),
             Change::RemoveTimer(k) => {
-                self.take_timer(k);
+                self.take_timer(&k);
             }
-            Change::CancelTimers(k) => self.cancel_timers(k),
-            Change::PutApproval(a) => self.put_approval(a.clone()),
+            Change::CancelTimers(k) => self.cancel_timers(&k),
+            Change::PutApproval(a) => self.put_approval(a),
             Change::RemoveApproval(id) => {
-                self.take_approval(id);
+                self.take_approval(&id);
             }
-            Change::Decision(d) => self.decisions.push(d.clone()),
+            Change::Decision(d) => self.decisions.push(d),
             Change::ThrottleCount { key, at, window_ms } => {
-                let window = self.throttles.entry(key.clone()).or_default();
-                let start = super::value::add_ms(*at, window_ms.saturating_neg())
+                let window = self.throttles.entry(key).or_default();
+                let start = super::value::add_ms(at, window_ms.saturating_neg())
                     .unwrap_or(DateTime::<Utc>::MIN_UTC);
                 while window.front().is_some_and(|t| *t <= start) {
                     window.pop_front();
                 }
-                window.push_back(*at);
+                window.push_back(at);
             }
             Change::NextTick { tenant, rule, at } => {
                 self.ticks
                     .entry(tenant.to_string())
                     .or_default()
-                    .insert(rule.to_string(), *at);
+                    .insert(rule.to_string(), at);
             }
         }
     }
@@ -419,16 +421,13 @@ impl Store for MemoryStore {
 
     fn commit(
         &mut self,
-        changes: &Changes,
+        changes: &mut Changes,
         _actions: &mut dyn Iterator<Item = Performed<'_>>,
     ) -> Result<(), StoreError> {
-        if let Some((tenant, id)) = &changes.handled {
-            self.events
-                .entry(tenant.clone())
-                .or_default()
-                .insert(id.clone());
+        if let Some((tenant, id)) = changes.handled.take() {
+            self.events.entry(tenant).or_default().insert(id);
         }
-        for change in &changes.changes {
+        for change in changes.changes.drain(..) {
             self.apply(change);
         }
         Ok(())
