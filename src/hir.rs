@@ -116,7 +116,7 @@ pub struct Throttle {
 
 /// A statement. `step` is the statement's step id: a digest of its canonical
 /// text and how many statements of the same text came before it in the rule
-/// (see [`Steps`]), stable when other statements, comments or blank lines
+/// (see `hir::Steps`), stable when other statements, comments or blank lines
 /// change, or the file is renamed.
 #[derive(Debug)]
 pub enum Stmt {

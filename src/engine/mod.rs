@@ -1,19 +1,24 @@
 //! The engine core: compiled rules and the runtime that runs them, with no
 //! IO of its own. Time comes from the caller (a virtual clock in `replay` and
 //! `test`), state lives behind [`store::Store`], and what the rules do comes
-//! out through [`runtime::Sink`]. The database-backed engines reuse all of it.
+//! out through [`action::Sink`]. The database-backed engines reuse all of it.
 //!
+//! The modules, each using only those above it:
+//! - [`value`]: runtime values and faults.
 //! - [`decode`]: JSON text to slot-laid-out records, by the declared schema.
+//! - [`action`]: actions as performed, their keys, rule errors, the sink.
+//! - `rhai`: values into and out of Rhai scripts.
 //! - [`program`]: the compiled program's shared definitions (rules, ops,
 //!   frames, the library).
-//! - [`lower`]: the checker's typed tree to closures, blocks and the rule index.
-//! - [`pred`]: conditions as trees with inline leaves.
-//! - [`eval`], [`builtins`], [`rhai`]: what compiled code runs on.
-//! - [`index`]: which rules an event can match.
-//! - [`store`]: timers, approvals, throttles, schedules; in memory here.
+//! - [`eval`], `builtins`, `pred`, `index`: operators, built-in functions,
+//!   conditions with inline leaves, the rule index.
+//! - `lower`: the checker's typed tree ([`crate::hir`]) to closures, blocks
+//!   and the rule index ([`compile`]).
+//! - [`store`]: the store contract, units of work, and [`MemoryStore`].
 //! - [`runtime`]: events, timers, approvals and schedules, in time order.
-//! - [`testing`]: `test` blocks.
+//! - [`stored`], [`testing`]: state as data; `test` blocks.
 
+pub mod action;
 pub(crate) mod builtins;
 pub mod decode;
 pub mod eval;
@@ -28,11 +33,9 @@ pub mod stored;
 pub mod testing;
 pub mod value;
 
+pub use action::{Action, ActionKey, Collect, Performed, RuleError, Sink};
 pub use decode::{decode_event, DecodeError, Event};
 pub use lower::{compile, compile_with, conforms, Options, Ruleset};
-pub use runtime::{
-    Action, ActionKey, AutoDecide, Collect, Engine, Handled, Limits, Performed, Refused, RuleError,
-    Sink,
-};
+pub use runtime::{AutoDecide, Engine, Handled, Limits, Refused};
 pub use store::{MemoryStore, Store};
 pub use value::Value;

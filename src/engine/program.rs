@@ -226,7 +226,7 @@ pub struct Throttle {
     pub by: Option<Eval>,
 }
 
-/// A statement, compiled. `pos` is the statement's step id (see [`Steps`]);
+/// A statement, compiled. `pos` is the statement's step id (see `hir::Stmt`);
 /// with the tenant, rule, version and event it is the idempotency key.
 pub enum Op {
     Let(Eval),

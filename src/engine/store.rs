@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::action::Performed;
 use super::decode::Event;
-use super::runtime::Performed;
 use super::value::{Record, Value};
 
 /// What a timer or an approval resumes: a block of a rule, with the event and
