@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use serde::Deserialize;
-use steward::engine::program::Rule;
 use steward::engine::decode::decode_payload;
 use steward::engine::eval::Frame;
+use steward::engine::program::Rule;
 use steward::engine::value::Record;
 use steward::engine::Ruleset;
 
