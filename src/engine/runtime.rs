@@ -586,6 +586,53 @@ impl<S: Store> Engine<S> {
                 self.fx.change(Change::RemoveTimer(t.key));
                 self.resume(t.cont, None, source, at, sink);
             }
+            Due::Cancelled {
+                timer,
+                approval,
+                reason,
+            } => {
+                let what = match (&timer, &approval) {
+                    (Some(t), _) => format!("the timer {}~{}~{}", t.key, t.rule, t.pos),
+                    (None, Some(id)) => format!("the approval {id}"),
+                    (None, None) => "stored work".to_string(),
+                };
+                let rule = timer.as_ref().map_or_else(
+                    || {
+                        Arc::from(
+                            approval
+                                .as_deref()
+                                .and_then(|a| a.split('/').nth(1))
+                                .unwrap_or(""),
+                        )
+                    },
+                    |t| t.rule.clone(),
+                );
+                let event: Arc<str> = Arc::from(what.as_str());
+                let unit = Arc::new(Event {
+                    id: event.clone(),
+                    tenant: timer
+                        .as_ref()
+                        .map_or_else(|| Arc::from(""), |t| t.tenant.clone()),
+                    event_type: Arc::from("cancelled"),
+                    occurred_at: at,
+                    key: None,
+                    payload: self.rules.empty.clone(),
+                });
+                self.begin(&unit, &event, at);
+                if let Some(t) = timer {
+                    self.fx.change(Change::RemoveTimer(t));
+                }
+                if let Some(id) = approval {
+                    self.fx.change(Change::RemoveApproval(id));
+                }
+                self.stats.errors += 1;
+                sink.error(RuleError {
+                    at,
+                    event,
+                    rule,
+                    message: format!("{what} was cancelled: {reason}"),
+                });
+            }
             Due::Deadline(a) => {
                 self.stats.approvals_expired += 1;
                 let source: Arc<str> = Arc::from(format!("{}~expired", a.id));
@@ -927,6 +974,7 @@ impl<S: Store> Engine<S> {
         let allowed = self.store.throttle_count(&key, window, now)? < limit;
         // The firing is counted in the unit, with the rule's other effects.
         let count = allowed.then_some(Change::ThrottleCount {
+            tenant: Arc::from(tenant),
             key,
             at: now,
             window_ms: window,

@@ -89,6 +89,13 @@ pub struct Decision {
 pub enum Due {
     Timer(Timer),
     Deadline(Approval),
+    /// Stored work that cannot resume (its ruleset version, rule or step is
+    /// gone): the engine removes it and reports why, as a rule error.
+    Cancelled {
+        timer: Option<TimerKey>,
+        approval: Option<String>,
+        reason: String,
+    },
 }
 
 /// Why a store could not answer or commit. The engine stops the unit of
@@ -127,6 +134,7 @@ pub enum Change {
     /// Counts a firing of a throttled rule against its window (of
     /// `window_ms`: firings older than that are no longer kept).
     ThrottleCount {
+        tenant: Arc<str>,
         key: String,
         at: DateTime<Utc>,
         window_ms: i64,
@@ -312,7 +320,9 @@ impl MemoryStore {
                 self.take_approval(&id);
             }
             Change::Decision(d) => self.decisions.push(d),
-            Change::ThrottleCount { key, at, window_ms } => {
+            Change::ThrottleCount {
+                key, at, window_ms, ..
+            } => {
                 let window = self.throttles.entry(key).or_default();
                 let start = super::value::add_ms(at, window_ms.saturating_neg())
                     .unwrap_or(DateTime::<Utc>::MIN_UTC);

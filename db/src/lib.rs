@@ -1,0 +1,809 @@
+//! Steward's durable stores: the engine's [`Store`] contract kept in SQLite
+//! (the embedded default) or PostgreSQL, with `sqlx` and versioned
+//! migrations (`db/migrations/{sqlite,postgres}`).
+//!
+//! The two stores are two types, [`SqliteStore`] and [`PgStore`], each with
+//! its own connection, transactions and SQL dialect (SQLite: WAL, one
+//! writer, `BEGIN IMMEDIATE` for every unit; PostgreSQL: a sequence, and
+//! `ON CONFLICT` everywhere); the code that maps the contract onto tables is
+//! written once, by [`durable_store!`], for both. What the state means stays
+//! in the engine's `runtime.rs`: a store only keeps it.
+//!
+//! Suspended work is kept in its stored form (`engine::stored`): a timer's or
+//! an approval's continuation as JSON naming the ruleset version, the rule,
+//! the block by its step id, the event and the `let`s. It resumes under the
+//! version that made it; one whose version, rule or step is gone comes due
+//! as [`Due::Cancelled`] with the reason.
+//!
+//! The store's methods are synchronous, as the engine's are: each runs its
+//! queries to the end on the store's own single-threaded `tokio` runtime.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row;
+use steward::engine::store::{
+    Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
+};
+use steward::engine::stored::{self, StoredContinuation, Versions};
+use steward::engine::{Performed, Ruleset, Store};
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("the database's migrations failed: {0}")]
+    Migrate(String),
+    #[error("cannot start the database's runtime: {0}")]
+    Runtime(String),
+}
+
+/// A time as the tables keep it: fixed width, to the nanosecond, sortable.
+fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("`{text}` is not a time: {e}")))
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("40001") => {
+            StoreError::Conflict(e.to_string())
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn continuation_json(rules: &Ruleset, cont: &steward::engine::store::Continuation) -> String {
+    let stored = stored::store(rules, cont);
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+fn index(n: i64) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("step id {n} is out of range")))
+}
+
+/// What a stored continuation resumes as, or why it cannot.
+enum Resumed {
+    Ready(steward::engine::store::Continuation, Arc<Ruleset>),
+    Cancelled(String),
+}
+
+fn resume(versions: &Versions, json: &str) -> Result<Resumed, StoreError> {
+    let stored: StoredContinuation = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("a stored continuation: {e}")))?;
+    Ok(match versions.resume(&stored) {
+        Ok((rules, cont)) => Resumed::Ready(cont, rules),
+        Err(why) => Resumed::Cancelled(why.to_string()),
+    })
+}
+
+/// The block an approval's `else` runs, in the ruleset it resumes under.
+fn else_block(
+    rules: &Ruleset,
+    cont: &steward::engine::store::Continuation,
+    pos: u32,
+) -> Option<usize> {
+    let rule = rules.rules.get(cont.rule)?;
+    rule.block_steps
+        .iter()
+        .position(|b| b.step == pos && b.branch == steward::engine::program::Branch::Else)
+}
+
+/// Writes a unit's changes and actions, in the dialect of `$db`. Shared by
+/// both stores (see the module's docs): the SQL is written with `?`
+/// placeholders and `$sql` turns it into the dialect's.
+macro_rules! durable_store {
+    ($store:ident, $db:ty, $sql:path, $begin:expr, $next_seq:expr) => {
+        impl $store {
+            fn q(&self, text: &str) -> String {
+                $sql(text)
+            }
+
+            fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+                self.rt.block_on(f)
+            }
+
+            async fn load_timer(
+                &self,
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<Due, StoreError> {
+                let tenant: String = row.try_get("tenant").map_err(unavailable)?;
+                let rule: String = row.try_get("rule").map_err(unavailable)?;
+                let key: String = row.try_get("key").map_err(unavailable)?;
+                let pos = index(row.try_get::<i64, _>("pos").map_err(unavailable)?)?;
+                let due = parse_time(&row.try_get::<String, _>("due").map_err(unavailable)?)?;
+                let json: String = row.try_get("continuation").map_err(unavailable)?;
+                let timer_key = TimerKey {
+                    tenant: Arc::from(tenant.as_str()),
+                    rule: Arc::from(rule.as_str()),
+                    key: Arc::from(key.as_str()),
+                    pos,
+                };
+                let cont = match resume(&self.versions, &json)? {
+                    Resumed::Ready(cont, _) => cont,
+                    Resumed::Cancelled(reason) => {
+                        return Ok(Due::Cancelled {
+                            timer: Some(timer_key),
+                            approval: None,
+                            reason,
+                        })
+                    }
+                };
+                let rows = sqlx::query(&self.q(
+                    "SELECT event_type, field, value FROM steward_timer_cancels \
+                     WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?",
+                ))
+                .bind(&tenant)
+                .bind(&rule)
+                .bind(&key)
+                .bind(i64::from(pos))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                let mut cancel = Vec::new();
+                for r in rows {
+                    cancel.push(CancelKey {
+                        tenant: timer_key.tenant.clone(),
+                        event_type: Arc::from(r.try_get::<String, _>(0).map_err(unavailable)?.as_str()),
+                        field: Arc::from(r.try_get::<String, _>(1).map_err(unavailable)?.as_str()),
+                        value: r.try_get::<String, _>(2).map_err(unavailable)?,
+                    });
+                }
+                Ok(Due::Timer(Timer {
+                    key: timer_key,
+                    due,
+                    cancel,
+                    cont,
+                }))
+            }
+
+            fn load_approval(
+                &self,
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<Result<Approval, (String, String)>, StoreError> {
+                let tenant: String = row.try_get("tenant").map_err(unavailable)?;
+                let id: String = row.try_get("id").map_err(unavailable)?;
+                let pos = index(row.try_get::<i64, _>("pos").map_err(unavailable)?)?;
+                let json: String = row.try_get("continuation").map_err(unavailable)?;
+                let (cont, rules) = match resume(&self.versions, &json)? {
+                    Resumed::Ready(cont, rules) => (cont, rules),
+                    Resumed::Cancelled(reason) => return Ok(Err((id, reason))),
+                };
+                let otherwise = else_block(&rules, &cont, pos);
+                Ok(Ok(Approval {
+                    key: TimerKey {
+                        tenant: Arc::from(tenant.as_str()),
+                        rule: Arc::from(row.try_get::<String, _>("rule").map_err(unavailable)?.as_str()),
+                        key: Arc::from(row.try_get::<String, _>("key").map_err(unavailable)?.as_str()),
+                        pos,
+                    },
+                    role: Arc::from(row.try_get::<String, _>("role").map_err(unavailable)?.as_str()),
+                    requested_at: parse_time(&row.try_get::<String, _>("requested_at").map_err(unavailable)?)?,
+                    deadline: parse_time(&row.try_get::<String, _>("deadline").map_err(unavailable)?)?,
+                    approve: cont.block,
+                    otherwise,
+                    cont,
+                    id,
+                }))
+            }
+
+            async fn apply(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                change: &Change,
+            ) -> Result<(), sqlx::Error> {
+                match change {
+                    Change::PutTimer(t) => {
+                        self.remove_timer(tx, &t.key).await?;
+                        let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
+                            .fetch_one(&mut **tx)
+                            .await?;
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_timers (tenant, rule, key, pos, due, seq, continuation) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        ))
+                        .bind(&*t.key.tenant)
+                        .bind(&*t.key.rule)
+                        .bind(&*t.key.key)
+                        .bind(i64::from(t.key.pos))
+                        .bind(time_text(&t.due))
+                        .bind(seq)
+                        .bind(continuation_json(&self.rules, &t.cont))
+                        .execute(&mut **tx)
+                        .await?;
+                        for c in &t.cancel {
+                            sqlx::query(&self.q(
+                                "INSERT INTO steward_timer_cancels \
+                                 (tenant, event_type, field, value, rule, key, pos) \
+                                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            ))
+                            .bind(&*c.tenant)
+                            .bind(&*c.event_type)
+                            .bind(&*c.field)
+                            .bind(&c.value)
+                            .bind(&*t.key.rule)
+                            .bind(&*t.key.key)
+                            .bind(i64::from(t.key.pos))
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                    Change::RemoveTimer(k) => self.remove_timer(tx, k).await?,
+                    Change::CancelTimers(c) => {
+                        let rows = sqlx::query(&self.q(
+                            "SELECT rule, key, pos FROM steward_timer_cancels \
+                             WHERE tenant = ? AND event_type = ? AND field = ? AND value = ?",
+                        ))
+                        .bind(&*c.tenant)
+                        .bind(&*c.event_type)
+                        .bind(&*c.field)
+                        .bind(&c.value)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        for r in rows {
+                            let key = TimerKey {
+                                tenant: c.tenant.clone(),
+                                rule: Arc::from(r.try_get::<String, _>(0)?.as_str()),
+                                key: Arc::from(r.try_get::<String, _>(1)?.as_str()),
+                                pos: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+                            };
+                            self.remove_timer(tx, &key).await?;
+                        }
+                    }
+                    Change::PutApproval(a) => {
+                        sqlx::query(&self.q(
+                            "DELETE FROM steward_approvals \
+                             WHERE tenant = ? AND (id = ? OR (rule = ? AND key = ? AND pos = ?))",
+                        ))
+                        .bind(&*a.key.tenant)
+                        .bind(&a.id)
+                        .bind(&*a.key.rule)
+                        .bind(&*a.key.key)
+                        .bind(i64::from(a.key.pos))
+                        .execute(&mut **tx)
+                        .await?;
+                        let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
+                            .fetch_one(&mut **tx)
+                            .await?;
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_approvals \
+                             (tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        ))
+                        .bind(&*a.key.tenant)
+                        .bind(&a.id)
+                        .bind(&*a.key.rule)
+                        .bind(&*a.key.key)
+                        .bind(i64::from(a.key.pos))
+                        .bind(&*a.role)
+                        .bind(time_text(&a.requested_at))
+                        .bind(time_text(&a.deadline))
+                        .bind(seq)
+                        .bind(continuation_json(&self.rules, &a.cont))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Change::RemoveApproval(id) => {
+                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE id = ?"))
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Change::Decision(d) => {
+                        let tenant = d.approval.split('/').next().unwrap_or("");
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_decisions (tenant, approval, approved, decided_by, decided_at) \
+                             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        ))
+                        .bind(tenant)
+                        .bind(&d.approval)
+                        .bind(d.approved)
+                        .bind(&d.by)
+                        .bind(time_text(&d.at))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Change::ThrottleCount {
+                        tenant,
+                        key,
+                        at,
+                        window_ms,
+                    } => {
+                        let start = at
+                            .checked_sub_signed(chrono::Duration::milliseconds(*window_ms))
+                            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                        sqlx::query(&self.q(
+                            "DELETE FROM steward_throttles WHERE tenant = ? AND key = ? AND at <= ?",
+                        ))
+                        .bind(&**tenant)
+                        .bind(key)
+                        .bind(time_text(&start))
+                        .execute(&mut **tx)
+                        .await?;
+                        let n: i64 = sqlx::query_scalar(&self.q(
+                            "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at = ?",
+                        ))
+                        .bind(&**tenant)
+                        .bind(key)
+                        .bind(time_text(at))
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_throttles (tenant, key, at, n) VALUES (?, ?, ?, ?)",
+                        ))
+                        .bind(&**tenant)
+                        .bind(key)
+                        .bind(time_text(at))
+                        .bind(n)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Change::NextTick { tenant, rule, at } => {
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_ticks (tenant, rule, next) VALUES (?, ?, ?) \
+                             ON CONFLICT (tenant, rule) DO UPDATE SET next = excluded.next",
+                        ))
+                        .bind(&**tenant)
+                        .bind(&**rule)
+                        .bind(time_text(at))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn remove_timer(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                k: &TimerKey,
+            ) -> Result<(), sqlx::Error> {
+                for table in ["steward_timers", "steward_timer_cancels"] {
+                    sqlx::query(&self.q(&format!(
+                        "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
+                    )))
+                    .bind(&*k.tenant)
+                    .bind(&*k.rule)
+                    .bind(&*k.key)
+                    .bind(i64::from(k.pos))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn commit_unit(
+                &self,
+                changes: &Changes,
+                actions: Vec<(String, String, String, String, String, String, String)>,
+            ) -> Result<(), sqlx::Error> {
+                let mut tx = self.pool.begin_with($begin).await?;
+                if let Some((tenant, id)) = &changes.handled {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_handled (tenant, id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(&**tenant)
+                    .bind(&**id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for change in &changes.changes {
+                    self.apply(&mut tx, change).await?;
+                }
+                for (tenant, key, rule, event, action, args, at) in actions {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_actions (tenant, key, rule, event, action, args, performed_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(rule)
+                    .bind(event)
+                    .bind(action)
+                    .bind(args)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+
+            /// The actions of the outbox, oldest first: (key, action, args).
+            pub fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(
+                        "SELECT key, action, args FROM steward_actions ORDER BY performed_at, key",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok((
+                                r.try_get(0).map_err(unavailable)?,
+                                r.try_get(1).map_err(unavailable)?,
+                                r.try_get(2).map_err(unavailable)?,
+                            ))
+                        })
+                        .collect()
+                })
+            }
+        }
+
+        impl Store for $store {
+            fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+                self.block(async {
+                    let found: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_handled WHERE tenant = ? AND id = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(found > 0)
+                })
+            }
+
+            fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                self.block(async {
+                    let timer: Option<String> =
+                        sqlx::query_scalar("SELECT MIN(due) FROM steward_timers")
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(unavailable)?;
+                    let deadline: Option<String> =
+                        sqlx::query_scalar("SELECT MIN(deadline) FROM steward_approvals")
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(unavailable)?;
+                    let first = match (timer, deadline) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    first.map(|t| parse_time(&t)).transpose()
+                })
+            }
+
+            fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError> {
+                self.block(async {
+                    let up_to = time_text(&up_to);
+                    let timer = sqlx::query(&self.q(
+                        "SELECT tenant, rule, key, pos, due, seq, continuation FROM steward_timers \
+                         WHERE due <= ? ORDER BY due, seq LIMIT 1",
+                    ))
+                    .bind(&up_to)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    let approval = sqlx::query(&self.q(
+                        "SELECT tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation \
+                         FROM steward_approvals WHERE deadline <= ? ORDER BY deadline, seq LIMIT 1",
+                    ))
+                    .bind(&up_to)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    let order = |row: &<$db as sqlx::Database>::Row, at: &str| -> Result<(String, i64), StoreError> {
+                        Ok((
+                            row.try_get::<String, _>(at).map_err(unavailable)?,
+                            row.try_get::<i64, _>("seq").map_err(unavailable)?,
+                        ))
+                    };
+                    let take_timer = match (&timer, &approval) {
+                        (Some(t), Some(a)) => order(t, "due")? <= order(a, "deadline")?,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (None, None) => return Ok(None),
+                    };
+                    if take_timer {
+                        match &timer {
+                            Some(row) => self.load_timer(row).await.map(Some),
+                            None => Ok(None),
+                        }
+                    } else {
+                        let Some(row) = &approval else {
+                            return Ok(None);
+                        };
+                        Ok(Some(match self.load_approval(row)? {
+                            Ok(a) => Due::Deadline(a),
+                            Err((id, reason)) => Due::Cancelled {
+                                timer: None,
+                                approval: Some(id),
+                                reason,
+                            },
+                        }))
+                    }
+                })
+            }
+
+            fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError> {
+                self.block(async {
+                    let n: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_timer_cancels \
+                         WHERE tenant = ? AND event_type = ? AND field = ? AND value = ?",
+                    ))
+                    .bind(&*key.tenant)
+                    .bind(&*key.event_type)
+                    .bind(&*key.field)
+                    .bind(&key.value)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(usize::try_from(n).unwrap_or(0))
+                })
+            }
+
+            fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q("SELECT * FROM steward_approvals WHERE id = ?"))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    match row {
+                        Some(row) => Ok(self.load_approval(&row)?.ok()),
+                        None => Ok(None),
+                    }
+                })
+            }
+
+            fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT * FROM steward_approvals WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?",
+                    ))
+                    .bind(&*key.tenant)
+                    .bind(&*key.rule)
+                    .bind(&*key.key)
+                    .bind(i64::from(key.pos))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    match row {
+                        Some(row) => Ok(self.load_approval(&row)?.ok()),
+                        None => Ok(None),
+                    }
+                })
+            }
+
+            fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(
+                        "SELECT * FROM steward_approvals ORDER BY requested_at, seq",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    let mut out = Vec::new();
+                    for row in &rows {
+                        if let Ok(a) = self.load_approval(row)? {
+                            out.push(a);
+                        }
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(
+                        "SELECT approval, approved, decided_by, decided_at FROM steward_decisions \
+                         ORDER BY decided_at, approval",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(Decision {
+                                approval: r.try_get(0).map_err(unavailable)?,
+                                approved: r.try_get(1).map_err(unavailable)?,
+                                by: r.try_get(2).map_err(unavailable)?,
+                                at: parse_time(&r.try_get::<String, _>(3).map_err(unavailable)?)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn throttle_count(
+                &self,
+                key: &str,
+                window_ms: i64,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let start = now
+                    .checked_sub_signed(chrono::Duration::milliseconds(window_ms))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                self.block(async {
+                    let n: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_throttles WHERE key = ? AND at > ?",
+                    ))
+                    .bind(key)
+                    .bind(time_text(&start))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(u64::try_from(n).unwrap_or(0))
+                })
+            }
+
+            fn next_tick(
+                &self,
+                tenant: &str,
+                rule: &str,
+            ) -> Result<Option<DateTime<Utc>>, StoreError> {
+                self.block(async {
+                    let next: Option<String> = sqlx::query_scalar(&self.q(
+                        "SELECT next FROM steward_ticks WHERE tenant = ? AND rule = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(rule)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    next.map(|t| parse_time(&t)).transpose()
+                })
+            }
+
+            fn pending_timers(&self) -> Result<usize, StoreError> {
+                self.block(async {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM steward_timers")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    Ok(usize::try_from(n).unwrap_or(0))
+                })
+            }
+
+            fn commit(
+                &mut self,
+                changes: &mut Changes,
+                actions: &mut dyn Iterator<Item = Performed<'_>>,
+            ) -> Result<(), StoreError> {
+                let actions: Vec<_> = actions
+                    .map(|a| {
+                        let owned = a.to_action();
+                        (
+                            a.tenant.to_string(),
+                            a.key.token(),
+                            a.rule.to_string(),
+                            a.event.to_string(),
+                            a.action.to_string(),
+                            serde_json::Value::Object(owned.args).to_string(),
+                            time_text(&a.at),
+                        )
+                    })
+                    .collect();
+                let changes = &*changes;
+                self.block(self.commit_unit(changes, actions))
+                    .map_err(unavailable)
+            }
+        }
+    };
+}
+
+/// PostgreSQL's placeholders: `$1`, `$2`, ... for `?`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn same(sql: &str) -> String {
+    sql.to_string()
+}
+
+/// The engine's state in a SQLite file: WAL mode, one writer, every unit
+/// in a `BEGIN IMMEDIATE` transaction.
+pub struct SqliteStore {
+    rt: tokio::runtime::Runtime,
+    pool: sqlx::SqlitePool,
+    rules: Arc<Ruleset>,
+    versions: Versions,
+}
+
+/// The engine's state in PostgreSQL.
+pub struct PgStore {
+    rt: tokio::runtime::Runtime,
+    pool: sqlx::PgPool,
+    rules: Arc<Ruleset>,
+    versions: Versions,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, OpenError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| OpenError::Runtime(e.to_string()))
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the SQLite database at `path`, and
+    /// runs its migrations. Continuations are stored under `rules`.
+    pub fn open(path: &str, rules: Arc<Ruleset>) -> Result<SqliteStore, OpenError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let rt = runtime()?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = rt
+            .block_on(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options),
+            )
+            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        rt.block_on(sqlx::migrate!("migrations/sqlite").run(&pool))
+            .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        let mut versions = Versions::new();
+        versions.insert(rules.clone());
+        Ok(SqliteStore {
+            rt,
+            pool,
+            rules,
+            versions,
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects to PostgreSQL at `url` and runs the migrations.
+    /// Continuations are stored under `rules`.
+    pub fn open(url: &str, rules: Arc<Ruleset>) -> Result<PgStore, OpenError> {
+        let rt = runtime()?;
+        let pool = rt
+            .block_on(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(url),
+            )
+            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        rt.block_on(sqlx::migrate!("migrations/postgres").run(&pool))
+            .map_err(|e| OpenError::Migrate(e.to_string()))?;
+        let mut versions = Versions::new();
+        versions.insert(rules.clone());
+        Ok(PgStore {
+            rt,
+            pool,
+            rules,
+            versions,
+        })
+    }
+}
+
+durable_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    same,
+    "BEGIN IMMEDIATE",
+    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value"
+);
+durable_store!(
+    PgStore,
+    sqlx::Postgres,
+    numbered,
+    "BEGIN ISOLATION LEVEL SERIALIZABLE",
+    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value"
+);
