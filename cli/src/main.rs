@@ -3,6 +3,7 @@
 //! code; the work is done by the `steward` library and the language server.
 
 mod replay;
+mod run;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -81,6 +82,41 @@ enum Command {
         /// are skipped and reported.
         #[arg(long, default_value_t = 100_000)]
         max_ticks: u64,
+    },
+    /// Create or update the database's tables.
+    Migrate {
+        /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
+        /// else `./steward.db`.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Insert events (JSONL envelopes, as `replay` reads them) as pending.
+    Push {
+        /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
+        /// else `./steward.db`.
+        #[arg(long)]
+        database: Option<String>,
+        /// The events, one JSON envelope per line, or `-` for stdin.
+        file: PathBuf,
+    },
+    /// Handle pending events and due timers, approvals and schedules on the
+    /// wall clock, recording every action in the database's outbox (and
+    /// printing it as a JSON line).
+    Run {
+        /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
+        /// else `./steward.db`.
+        #[arg(long)]
+        database: Option<String>,
+        /// Rule files, or folders searched recursively for `.stw` files.
+        #[arg(long, required = true, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// Exit once no event is pending and nothing is due (future timers
+        /// may remain; they are counted).
+        #[arg(long)]
+        exit_when_idle: bool,
+        /// How long to wait between looks at the database when idle.
+        #[arg(long, value_parser = parse_positive_duration, default_value = "500ms")]
+        poll: i64,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -180,6 +216,20 @@ fn main() -> ExitCode {
         })
         .map(ran),
         Command::Test { paths } => replay::test(&paths),
+        Command::Migrate { database } => run::migrate(database.as_deref()).map(ran),
+        Command::Push { database, file } => run::push(database.as_deref(), &file).map(ran),
+        Command::Run {
+            database,
+            rules,
+            exit_when_idle,
+            poll,
+        } => run::run(run::RunOptions {
+            database: database.as_deref(),
+            rules: &rules,
+            exit_when_idle,
+            poll: std::time::Duration::from_millis(poll.unsigned_abs()),
+        })
+        .map(ran),
         Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),
         Command::Explain {
             rules,

@@ -44,9 +44,19 @@ fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
     }
 }
 
-struct Printer<W: Write> {
-    out: W,
+/// Prints each action as a JSON line, and rule errors on stderr.
+pub(crate) struct Printer<W: Write> {
+    pub(crate) out: W,
     io_error: Option<std::io::Error>,
+}
+
+impl<W: Write> Printer<W> {
+    pub(crate) fn new(out: W) -> Printer<W> {
+        Printer {
+            out,
+            io_error: None,
+        }
+    }
 }
 
 impl<W: Write> Sink for Printer<W> {

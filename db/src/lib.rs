@@ -102,7 +102,7 @@ fn else_block(
 /// both stores (see the module's docs): the SQL is written with `?`
 /// placeholders and `$sql` turns it into the dialect's.
 macro_rules! durable_store {
-    ($store:ident, $db:ty, $sql:path, $begin:expr, $next_seq:expr) => {
+    ($store:ident, $db:ty, $sql:path, $begin:expr, $next_seq:expr, $events:expr) => {
         impl $store {
             fn q(&self, text: &str) -> String {
                 $sql(text)
@@ -395,6 +395,15 @@ macro_rules! durable_store {
                     .bind(&**id)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query(&self.q(&format!(
+                        "UPDATE steward_events SET status = 'processed', processed_at = {} \
+                         WHERE tenant = ? AND id = ? AND status = 'pending'",
+                        $events.now
+                    )))
+                    .bind(&**tenant)
+                    .bind(&**id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 for change in &changes.changes {
                     self.apply(&mut tx, change).await?;
@@ -417,8 +426,105 @@ macro_rules! durable_store {
                 tx.commit().await
             }
 
+            /// Inserts one envelope (a JSON line) as a pending event; false if
+            /// the tenant already has an event of that id (it is kept as it was).
+            fn push_now(&self, line: &str) -> Result<bool, PushError> {
+                let e = Envelope::parse(line)?;
+                self.block(async {
+                    let done = sqlx::query(&self.q(&format!(
+                        "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
+                         VALUES (?, ?, ?, {}, ?, {}) ON CONFLICT DO NOTHING",
+                        $events.time_in, $events.payload_in
+                    )))
+                    .bind(&e.tenant)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .bind(time_text(&e.occurred_at))
+                    .bind(&e.key)
+                    .bind(&e.payload)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| PushError::Store(unavailable(e)))?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+
+            /// Up to `limit` pending events, in the order they occurred, as
+            /// envelope lines for the engine's decoder.
+            fn pending_events_now(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(&self.q(&format!(
+                        "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload \
+                         FROM steward_events WHERE status = 'pending' \
+                         ORDER BY occurred_at, {} LIMIT ?",
+                        $events.time_out, $events.payload_out, $events.order
+                    )))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| {
+                            let get = |i: usize| r.try_get::<String, _>(i).map_err(unavailable);
+                            let key: Option<String> = r.try_get(4).map_err(unavailable)?;
+                            let (tenant, id) = (get(0)?, get(1)?);
+                            let payload: serde_json::Value = serde_json::from_str(&get(5)?)
+                                .map_err(|e| StoreError::Corrupt(format!("the payload of `{id}`: {e}")))?;
+                            let line = serde_json::json!({
+                                "id": id,
+                                "tenant": tenant,
+                                "type": get(2)?,
+                                "occurred_at": get(3)?,
+                                "key": key,
+                                "payload": payload,
+                            });
+                            Ok(PendingEvent {
+                                tenant,
+                                id,
+                                line: line.to_string(),
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            /// Marks an event rejected, with the reason.
+            fn reject_now(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError> {
+                self.block(async {
+                    sqlx::query(&self.q(&format!(
+                        "UPDATE steward_events SET status = 'rejected', reason = ?, processed_at = {} \
+                         WHERE tenant = ? AND id = ?",
+                        $events.now
+                    )))
+                    .bind(reason)
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(())
+                })
+            }
+
+            /// How many events are pending, processed and rejected.
+            fn event_counts_now(&self) -> Result<[i64; 3], StoreError> {
+                self.block(async {
+                    let mut out = [0; 3];
+                    for (slot, status) in out.iter_mut().zip(["pending", "processed", "rejected"]) {
+                        *slot = sqlx::query_scalar(&self.q(
+                            "SELECT COUNT(*) FROM steward_events WHERE status = ?",
+                        ))
+                        .bind(status)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    }
+                    Ok(out)
+                })
+            }
+
             /// The actions of the outbox, oldest first: (key, action, args).
-            pub fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+            fn outbox_now(&self) -> Result<Vec<(String, String, String)>, StoreError> {
                 self.block(async {
                     let rows = sqlx::query(
                         "SELECT key, action, args FROM steward_actions ORDER BY performed_at, key",
@@ -436,6 +542,24 @@ macro_rules! durable_store {
                         })
                         .collect()
                 })
+            }
+        }
+
+        impl Durable for $store {
+            fn push(&self, line: &str) -> Result<bool, PushError> {
+                self.push_now(line)
+            }
+            fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+                self.pending_events_now(limit)
+            }
+            fn reject(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError> {
+                self.reject_now(tenant, id, reason)
+            }
+            fn event_counts(&self) -> Result<[i64; 3], StoreError> {
+                self.event_counts_now()
+            }
+            fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+                self.outbox_now()
             }
         }
 
@@ -693,6 +817,207 @@ macro_rules! durable_store {
     };
 }
 
+/// What a durable store does besides the engine's contract: events in
+/// (pushed, waiting, rejected) and the outbox.
+pub trait Durable: Store {
+    /// Inserts one envelope (a JSON line) as a pending event; false if the
+    /// tenant already has an event of that id (it is kept as it was).
+    fn push(&self, line: &str) -> Result<bool, PushError>;
+    /// Up to `limit` pending events, in the order they occurred, as envelope
+    /// lines for the engine's decoder.
+    fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Marks an event rejected, with the reason.
+    fn reject(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError>;
+    /// How many events are pending, processed and rejected.
+    fn event_counts(&self) -> Result<[i64; 3], StoreError>;
+    /// The actions of the outbox, oldest first: (key, action, arguments).
+    fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+}
+
+/// How a dialect writes the parts of the events table that differ.
+struct EventsSql {
+    /// The current time, as a column value.
+    now: &'static str,
+    /// A bound RFC 3339 text as an `occurred_at`, and back.
+    time_in: &'static str,
+    time_out: &'static str,
+    /// A bound JSON text as a `payload`, and back.
+    payload_in: &'static str,
+    payload_out: &'static str,
+    /// Ties of `occurred_at`: in the order received.
+    order: &'static str,
+}
+
+const SQLITE_EVENTS: EventsSql = EventsSql {
+    now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    time_in: "?",
+    time_out: "occurred_at",
+    payload_in: "?",
+    payload_out: "payload",
+    order: "rowid",
+};
+
+const PG_EVENTS: EventsSql = EventsSql {
+    now: "now()",
+    time_in: "CAST(? AS TIMESTAMPTZ)",
+    time_out: "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    payload_in: "CAST(? AS JSONB)",
+    payload_out: "payload::text",
+    order: "seq",
+};
+
+/// An event waiting to be handled, as an envelope line.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    pub tenant: String,
+    pub id: String,
+    pub line: String,
+}
+
+/// Why an envelope could not be pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{0}")]
+    Envelope(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// The envelope of a pushed line, checked enough to store it: its payload
+/// is checked against its schema when a worker handles it.
+struct Envelope {
+    id: String,
+    tenant: String,
+    event_type: String,
+    occurred_at: DateTime<Utc>,
+    key: Option<String>,
+    payload: String,
+}
+
+impl Envelope {
+    fn parse(line: &str) -> Result<Envelope, PushError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw<'a> {
+            id: String,
+            tenant: String,
+            #[serde(rename = "type")]
+            event_type: String,
+            occurred_at: String,
+            #[serde(default)]
+            key: Option<String>,
+            #[serde(borrow)]
+            payload: &'a serde_json::value::RawValue,
+        }
+        let raw: Raw = serde_json::from_str(line)
+            .map_err(|e| PushError::Envelope(format!("not an envelope: {e}")))?;
+        let occurred_at = DateTime::parse_from_rfc3339(&raw.occurred_at)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                PushError::Envelope(format!(
+                    "occurred_at: `{}` is not an RFC 3339 time ({e})",
+                    raw.occurred_at
+                ))
+            })?;
+        if !raw.payload.get().trim_start().starts_with('{') {
+            return Err(PushError::Envelope("payload: expected an object".into()));
+        }
+        Ok(Envelope {
+            id: raw.id,
+            tenant: raw.tenant,
+            event_type: raw.event_type,
+            occurred_at,
+            key: raw.key,
+            payload: raw.payload.get().to_string(),
+        })
+    }
+}
+
+/// Where the engine keeps its state: `--database URL`, else the
+/// environment's `DATABASE_URL`, else the SQLite file `./steward.db`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Target {
+    /// `postgres://...` or `postgresql://...` for PostgreSQL; `sqlite://PATH`
+    /// or a plain path for SQLite.
+    pub fn parse(url: &str) -> Target {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Target::Postgres(url.to_string())
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Target::Sqlite(path.to_string())
+        }
+    }
+
+    /// The target `--database` names, else `DATABASE_URL`, else `./steward.db`.
+    pub fn choose(database: Option<&str>) -> Target {
+        match database {
+            Some(url) => Target::parse(url),
+            None => match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.is_empty() => Target::parse(&url),
+                _ => Target::Sqlite("steward.db".to_string()),
+            },
+        }
+    }
+
+    /// Runs the migrations (creating the SQLite file if needed).
+    pub fn migrate(&self) -> Result<(), OpenError> {
+        let rt = runtime()?;
+        match self {
+            Target::Sqlite(path) => {
+                let pool = rt.block_on(sqlite_pool(path))?;
+                rt.block_on(sqlx::migrate!("migrations/sqlite").run(&pool))
+                    .map_err(|e| OpenError::Migrate(e.to_string()))
+            }
+            Target::Postgres(url) => {
+                let pool = rt.block_on(pg_pool(url))?;
+                rt.block_on(sqlx::migrate!("migrations/postgres").run(&pool))
+                    .map_err(|e| OpenError::Migrate(e.to_string()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Sqlite(path) => write!(f, "the SQLite file {path}"),
+            // Credentials stay out of messages.
+            Target::Postgres(url) => {
+                let host = url.rsplit('@').next().unwrap_or(url);
+                let host = host.split("://").last().unwrap_or(host);
+                write!(f, "PostgreSQL at {host}")
+            }
+        }
+    }
+}
+
+async fn sqlite_pool(path: &str) -> Result<sqlx::SqlitePool, OpenError> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(|e| OpenError::Connect(e.to_string()))
+}
+
+async fn pg_pool(url: &str) -> Result<sqlx::PgPool, OpenError> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .map_err(|e| OpenError::Connect(e.to_string()))
+}
+
 /// PostgreSQL's placeholders: `$1`, `$2`, ... for `?`.
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
@@ -741,20 +1066,8 @@ impl SqliteStore {
     /// Opens (creating it if needed) the SQLite database at `path`, and
     /// runs its migrations. Continuations are stored under `rules`.
     pub fn open(path: &str, rules: Arc<Ruleset>) -> Result<SqliteStore, OpenError> {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
         let rt = runtime()?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = rt
-            .block_on(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options),
-            )
-            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        let pool = rt.block_on(sqlite_pool(path))?;
         rt.block_on(sqlx::migrate!("migrations/sqlite").run(&pool))
             .map_err(|e| OpenError::Migrate(e.to_string()))?;
         let mut versions = Versions::new();
@@ -773,13 +1086,7 @@ impl PgStore {
     /// Continuations are stored under `rules`.
     pub fn open(url: &str, rules: Arc<Ruleset>) -> Result<PgStore, OpenError> {
         let rt = runtime()?;
-        let pool = rt
-            .block_on(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(2)
-                    .connect(url),
-            )
-            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        let pool = rt.block_on(pg_pool(url))?;
         rt.block_on(sqlx::migrate!("migrations/postgres").run(&pool))
             .map_err(|e| OpenError::Migrate(e.to_string()))?;
         let mut versions = Versions::new();
@@ -798,12 +1105,14 @@ durable_store!(
     sqlx::Sqlite,
     same,
     "BEGIN IMMEDIATE",
-    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value"
+    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value",
+    SQLITE_EVENTS
 );
 durable_store!(
     PgStore,
     sqlx::Postgres,
     numbered,
     "BEGIN ISOLATION LEVEL SERIALIZABLE",
-    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value"
+    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value",
+    PG_EVENTS
 );

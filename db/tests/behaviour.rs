@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};
 use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Ruleset, Store};
-use steward_db::{PgStore, SqliteStore};
+use steward_db::{Durable, PgStore, SqliteStore};
 
 const DECLS: &str = r#"
 event job { id: string  owner: string  total: decimal }

@@ -36,6 +36,11 @@ pub struct Limits {
     /// How many events one input event (or one due timer or tick) may cause
     /// through `emit`, in all its chains together.
     pub max_caused: u32,
+    /// Whether a schedule whose ticks were missed (the engine was not
+    /// running) fires once, at the latest of them, rather than once per
+    /// tick: what a live engine does when it comes back (`steward run`);
+    /// replay fires every tick.
+    pub missed_ticks_once: bool,
 }
 
 impl Default for Limits {
@@ -44,6 +49,7 @@ impl Default for Limits {
             horizon: Duration::days(366),
             max_ticks: 100_000,
             max_caused: 1_000,
+            missed_ticks_once: false,
         }
     }
 }
@@ -487,7 +493,18 @@ impl<S: Store> Engine<S> {
                         continue;
                     }
                     ticks += 1;
-                    let after = self.next_tick_or_end(r, t, sink);
+                    let mut t = t;
+                    let mut after = self.next_tick_or_end(r, t, sink);
+                    if self.limits.missed_ticks_once {
+                        // Missed while nobody ran: only the latest fires.
+                        let mut missed = 0;
+                        while is_due(&after) && missed < self.limits.max_ticks {
+                            t = after;
+                            after = self.next_tick_or_end(r, t, sink);
+                            missed += 1;
+                        }
+                        self.stats.ticks_skipped = self.stats.ticks_skipped.saturating_add(missed);
+                    }
                     self.stats.ticks += 1;
                     self.tick(tenant, r, t, after, sink)?;
                 }

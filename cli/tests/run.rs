@@ -1,0 +1,138 @@
+//! `steward migrate`, `push` and `run` end to end, on a SQLite file and on
+//! PostgreSQL (a database of this run's own at `DATABASE_URL`; under `CI`
+//! an unreachable server fails the test).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The repository root, where `rules/` and `examples/` are.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn steward(database: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args(args)
+        .args(["--database", database])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Actions that an event (not a schedule's tick) caused, by key.
+fn event_actions(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| !l.contains("\"event\":\"daily_task_digest@"))
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.get("key").and_then(|k| k.as_str()).map(String::from)
+        })
+        .collect()
+}
+
+/// Pushes the example events, runs the example rules until idle, and runs
+/// again: the second run handles nothing and repeats no action.
+fn push_run_and_run_again(database: &str) {
+    let events = Path::new(ROOT).join("examples/events.jsonl");
+    let out = steward(database, &["push", events.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("pushed 8 events"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let again = steward(database, &["push", events.to_str().unwrap()]);
+    assert!(again.status.success());
+    assert!(
+        text(&again.stderr).contains("pushed 0 events"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(text(&again.stderr).contains("8 already there"));
+
+    let first = steward(database, &["run", "--rules", "rules", "--exit-when-idle"]);
+    assert!(first.status.success(), "{first:?}");
+    let stderr = text(&first.stderr);
+    assert!(stderr.contains("7 events handled, 1 rejected"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "rejected event `evt_02` of tenant `acme`: payload.risk: expected float, found string"
+        ),
+        "{stderr}"
+    );
+    let done = event_actions(&text(&first.stdout));
+    assert!(done.len() >= 8, "{}", text(&first.stdout));
+    let mut unique = done.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), done.len(), "an action was performed twice");
+
+    let second = steward(database, &["run", "--rules", "rules", "--exit-when-idle"]);
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        text(&second.stderr).contains("0 events handled, 0 rejected"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert!(
+        event_actions(&text(&second.stdout)).is_empty(),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+#[test]
+fn push_and_run_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("steward-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("steward.db");
+    let url = format!("sqlite://{}", db.display());
+    let out = steward(&url, &["migrate"]);
+    assert!(out.status.success(), "{out:?}");
+    push_run_and_run_again(&url);
+
+    // A line that is not an envelope is reported with its number.
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 1}\n").unwrap();
+    let out = steward(&url, &["push", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("line 1: not an envelope"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn push_and_run_on_postgres() {
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let name = format!("steward_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([admin.as_str(), "-qAtc", sql])
+            .output()
+    };
+    match psql(&format!("CREATE DATABASE {name}")) {
+        Ok(out) if out.status.success() => {}
+        other => {
+            if std::env::var_os("CI").is_some() {
+                panic!("PostgreSQL at DATABASE_URL is unreachable and CI is set: {other:?}");
+            }
+            eprintln!("skipped: PostgreSQL at DATABASE_URL is unreachable: {other:?}");
+            return;
+        }
+    }
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{admin}/{name}"),
+    };
+    push_run_and_run_again(&url);
+    let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
