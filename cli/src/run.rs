@@ -121,13 +121,70 @@ pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
     }
 }
 
+/// The lease a worker holds while it runs: one `steward run` at a time
+/// works on a database; a second waits until the first exits, or until its
+/// lease expires (it died).
+const LEASE: &str = "worker";
+const LEASE_FOR: chrono::Duration = chrono::Duration::seconds(60);
+
 fn drive<S: Durable>(store: S, rules: Arc<Ruleset>, opts: &RunOptions<'_>) -> Result<bool, String> {
     let mut engine = Engine::new(rules.clone(), store);
     engine.limits.missed_ticks_once = true;
+    let holder = format!(
+        "pid {} since {}",
+        std::process::id(),
+        steward::engine::value::show_datetime(&Utc::now())
+    );
+    let mut waiting = false;
+    loop {
+        let now = Utc::now();
+        if engine
+            .store
+            .lease(LEASE, &holder, now, now + LEASE_FOR)
+            .map_err(|e| e.to_string())?
+        {
+            break;
+        }
+        if !waiting {
+            let other = engine
+                .store
+                .lease_holder(LEASE)
+                .map_err(|e| e.to_string())?;
+            if let Some((who, until)) = other {
+                eprintln!(
+                    "waiting: another worker ({who}) is running on this database; its lease ends {}",
+                    steward::engine::value::show_datetime(&until)
+                );
+            }
+            waiting = true;
+        }
+        std::thread::sleep(opts.poll);
+    }
+    let result = work(&mut engine, &rules, opts, &holder);
+    let released = engine.store.release(LEASE, &holder);
+    let done = result?;
+    released.map_err(|e| e.to_string())?;
+    Ok(done)
+}
+
+fn work<S: Durable>(
+    engine: &mut Engine<S>,
+    rules: &Arc<Ruleset>,
+    opts: &RunOptions<'_>,
+    holder: &str,
+) -> Result<bool, String> {
     let stdout = std::io::stdout();
     let mut printer = Printer::new(stdout.lock());
     let (mut handled, mut rejected) = (0u64, 0u64);
     loop {
+        let now = Utc::now();
+        let renewed = engine
+            .store
+            .lease(LEASE, holder, now, now + LEASE_FOR)
+            .map_err(|e| e.to_string())?;
+        if !renewed {
+            return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
+        }
         let batch = engine
             .store
             .pending_events(256)

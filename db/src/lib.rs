@@ -561,6 +561,62 @@ macro_rules! durable_store {
             fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError> {
                 self.outbox_now()
             }
+            fn lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                self.block(async {
+                    let done = sqlx::query(&self.q(
+                        "INSERT INTO steward_leases (name, holder, expires_at) VALUES (?, ?, ?) \
+                         ON CONFLICT (name) DO UPDATE \
+                         SET holder = excluded.holder, expires_at = excluded.expires_at \
+                         WHERE steward_leases.holder = excluded.holder OR steward_leases.expires_at < ?",
+                    ))
+                    .bind(name)
+                    .bind(holder)
+                    .bind(time_text(&until))
+                    .bind(time_text(&now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+            fn lease_holder(
+                &self,
+                name: &str,
+            ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT holder, expires_at FROM steward_leases WHERE name = ?",
+                    ))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    match row {
+                        Some(r) => Ok(Some((
+                            r.try_get(0).map_err(unavailable)?,
+                            parse_time(&r.try_get::<String, _>(1).map_err(unavailable)?)?,
+                        ))),
+                        None => Ok(None),
+                    }
+                })
+            }
+            fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+                self.block(async {
+                    sqlx::query(&self.q("DELETE FROM steward_leases WHERE name = ? AND holder = ?"))
+                        .bind(name)
+                        .bind(holder)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    Ok(())
+                })
+            }
         }
 
         impl Store for $store {
@@ -832,6 +888,20 @@ pub trait Durable: Store {
     fn event_counts(&self) -> Result<[i64; 3], StoreError>;
     /// The actions of the outbox, oldest first: (key, action, arguments).
     fn outbox(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `until`: true if
+    /// `holder` has it now; false if another holder's lease has not expired
+    /// by `now`.
+    fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Who holds the lease `name`, and until when.
+    fn lease_holder(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
+    /// Gives the lease up (if `holder` has it).
+    fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// How a dialect writes the parts of the events table that differ.

@@ -315,3 +315,48 @@ fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
         assert_eq!(got, expected, "restarted after step {cut}");
     }
 }
+
+/// One worker at a time: the lease is taken, renewed, refused to another
+/// holder, and taken over once it expires; a released one is free at once.
+fn leases_hold_one_worker<S: Durable>(store: &S) {
+    let t = |m: i64| {
+        "2026-11-20T10:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            + chrono::Duration::minutes(m)
+    };
+    assert!(store.lease("worker", "a", t(0), t(1)).unwrap());
+    assert!(store.lease("worker", "a", t(0), t(2)).unwrap(), "a renews");
+    assert!(!store.lease("worker", "b", t(1), t(3)).unwrap(), "b waits");
+    assert_eq!(
+        store.lease_holder("worker").unwrap().map(|(h, _)| h),
+        Some("a".into())
+    );
+    assert!(
+        store.lease("worker", "b", t(3), t(4)).unwrap(),
+        "a's lease ended"
+    );
+    assert!(
+        !store.lease("worker", "a", t(3), t(5)).unwrap(),
+        "a lost it"
+    );
+    store.release("worker", "a").unwrap();
+    assert!(
+        !store.lease("worker", "c", t(3), t(5)).unwrap(),
+        "only b gives it up"
+    );
+    store.release("worker", "b").unwrap();
+    assert!(store.lease("worker", "c", t(3), t(5)).unwrap());
+}
+
+#[test]
+fn leases_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-lease-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lease.db");
+    leases_hold_one_worker(&SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create() {
+        leases_hold_one_worker(&PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
