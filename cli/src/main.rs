@@ -2,6 +2,7 @@
 //! and `lsp`. The one place that touches the terminal and the process exit
 //! code; the work is done by the `steward` library and the language server.
 
+mod deliver;
 mod replay;
 mod run;
 
@@ -117,6 +118,13 @@ enum Command {
         /// How long to wait between looks at the database when idle.
         #[arg(long, value_parser = parse_positive_duration, default_value = "500ms")]
         poll: i64,
+        /// The wait before a failed delivery's first retry; it doubles at
+        /// each attempt (with jitter).
+        #[arg(long, value_parser = parse_positive_duration, default_value = "5s")]
+        retry_base: i64,
+        /// Attempts before a delivery is dead.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=100))]
+        max_attempts: i32,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -223,11 +231,20 @@ fn main() -> ExitCode {
             rules,
             exit_when_idle,
             poll,
-        } => run::run(run::RunOptions {
-            database: database.as_deref(),
-            rules: &rules,
-            exit_when_idle,
-            poll: std::time::Duration::from_millis(poll.unsigned_abs()),
+            retry_base,
+            max_attempts,
+        } => deliver::Deliverer::from_env(
+            std::time::Duration::from_millis(retry_base.unsigned_abs()),
+            max_attempts,
+        )
+        .and_then(|deliverer| {
+            run::run(run::RunOptions {
+                database: database.as_deref(),
+                rules: &rules,
+                exit_when_idle,
+                poll: std::time::Duration::from_millis(poll.unsigned_abs()),
+                deliverer,
+            })
         })
         .map(ran),
         Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),

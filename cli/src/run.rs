@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use steward::engine::{decode_event, Engine, Handled, Refused, Ruleset};
-use steward_db::{Durable, PgStore, PushError, SqliteStore, Target};
+use steward_db::{Attempt, Durable, PgStore, PushError, SqliteStore, Target};
+
+use super::deliver::Deliverer;
 
 use super::replay::{load_rules, Printer};
 
@@ -95,6 +97,7 @@ pub struct RunOptions<'a> {
     pub rules: &'a [PathBuf],
     pub exit_when_idle: bool,
     pub poll: Duration,
+    pub deliverer: Deliverer,
 }
 
 /// `steward run`: handles pending events and due work on the wall clock,
@@ -223,8 +226,32 @@ fn work<S: Durable>(
         printer
             .flush()
             .map_err(|e| format!("cannot write the actions: {e}"))?;
-        if batch.is_empty() {
+        let due = engine
+            .store
+            .due_deliveries(now, 64)
+            .map_err(|e| e.to_string())?;
+        for d in &due {
+            let outcome = opts.deliverer.deliver(rules, d, Utc::now());
+            if let Attempt::Failed { error, retry_at } = &outcome {
+                match retry_at {
+                    Some(t) => eprintln!(
+                        "delivery of {} ({}) failed: {error}; trying again at {}",
+                        d.key,
+                        d.action,
+                        steward::engine::value::show_datetime(t)
+                    ),
+                    None => eprintln!("delivery of {} ({}) is dead: {error}", d.key, d.action),
+                }
+            }
+            engine
+                .store
+                .attempted(d, &outcome)
+                .map_err(|e| e.to_string())?;
+        }
+        if batch.is_empty() && due.is_empty() {
             let next = engine.store.next_due().map_err(|e| e.to_string())?;
+            let [_, delivered, retrying, dead] =
+                engine.store.delivery_counts().map_err(|e| e.to_string())?;
             if opts.exit_when_idle && next.is_none_or(|t| t > now) {
                 let timers = engine.store.pending_timers().map_err(|e| e.to_string())?;
                 let approvals = engine
@@ -233,7 +260,7 @@ fn work<S: Durable>(
                     .map_err(|e| e.to_string())?;
                 let outbox = engine.store.outbox().map_err(|e| e.to_string())?;
                 eprintln!(
-                    "idle: {handled} events handled, {rejected} rejected; {} actions in the outbox; pending: {timers} timers{}, {} approvals",
+                    "idle: {handled} events handled, {rejected} rejected; {} actions in the outbox ({delivered} delivered, {retrying} to be retried, {dead} dead); pending: {timers} timers{}, {} approvals",
                     outbox.len(),
                     next.map_or(String::new(), |t| format!(" (next due {})", steward::engine::value::show_datetime(&t))),
                     approvals.len(),

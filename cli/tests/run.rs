@@ -14,6 +14,7 @@ fn steward(database: &str, args: &[&str]) -> Output {
         .args(args)
         .args(["--database", database])
         .env_remove("DATABASE_URL")
+        .env_remove("STEWARD_SMTP_URL")
         .output()
         .unwrap()
 }
@@ -26,6 +27,7 @@ fn text(bytes: &[u8]) -> String {
 fn event_actions(stdout: &str) -> Vec<String> {
     stdout
         .lines()
+        .filter(|l| l.starts_with('{'))
         .filter(|l| !l.contains("\"event\":\"daily_task_digest@"))
         .filter_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();

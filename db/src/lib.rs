@@ -606,6 +606,77 @@ macro_rules! durable_store {
                     }
                 })
             }
+            fn due_deliveries(
+                &self,
+                now: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<Delivery>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT tenant, key, rule, action, args, attempts FROM steward_actions \
+                         WHERE status IN ('pending', 'failed') \
+                         AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
+                         ORDER BY performed_at, key LIMIT ?",
+                    ))
+                    .bind(time_text(&now))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(Delivery {
+                                tenant: r.try_get(0).map_err(unavailable)?,
+                                key: r.try_get(1).map_err(unavailable)?,
+                                rule: r.try_get(2).map_err(unavailable)?,
+                                action: r.try_get(3).map_err(unavailable)?,
+                                args: r.try_get(4).map_err(unavailable)?,
+                                attempts: r.try_get::<i32, _>(5).map_err(unavailable)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+            fn attempted(&self, d: &Delivery, outcome: &Attempt) -> Result<(), StoreError> {
+                let (status, error, next) = match outcome {
+                    Attempt::Delivered => ("delivered", None, None),
+                    Attempt::Failed { error, retry_at: Some(t) } => {
+                        ("failed", Some(error.as_str()), Some(time_text(t)))
+                    }
+                    Attempt::Failed { error, retry_at: None } => ("dead", Some(error.as_str()), None),
+                };
+                self.block(async {
+                    sqlx::query(&self.q(
+                        "UPDATE steward_actions SET status = ?, attempts = attempts + 1, \
+                         last_error = COALESCE(?, last_error), next_attempt_at = ? \
+                         WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(status)
+                    .bind(error)
+                    .bind(next)
+                    .bind(&d.tenant)
+                    .bind(&d.key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Ok(())
+                })
+            }
+            fn delivery_counts(&self) -> Result<[i64; 4], StoreError> {
+                self.block(async {
+                    let mut out = [0; 4];
+                    for (slot, status) in out.iter_mut().zip(["pending", "delivered", "failed", "dead"]) {
+                        *slot = sqlx::query_scalar(&self.q(
+                            "SELECT COUNT(*) FROM steward_actions WHERE status = ?",
+                        ))
+                        .bind(status)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    }
+                    Ok(out)
+                })
+            }
             fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
                 self.block(async {
                     sqlx::query(&self.q("DELETE FROM steward_leases WHERE name = ? AND holder = ?"))
@@ -902,6 +973,40 @@ pub trait Durable: Store {
     fn lease_holder(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
     /// Gives the lease up (if `holder` has it).
     fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Up to `limit` actions of the outbox waiting to be delivered by `now`
+    /// (pending, and not waiting for a retry), oldest first.
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// Records an attempt: `Delivered`, or failed with the error and either
+    /// when to try again or that no attempt is left (`dead`).
+    fn attempted(&self, delivery: &Delivery, outcome: &Attempt) -> Result<(), StoreError>;
+    /// How many actions are in each state: pending, delivered, failed, dead.
+    fn delivery_counts(&self) -> Result<[i64; 4], StoreError>;
+}
+
+/// An action of the outbox, to deliver.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub tenant: String,
+    /// Its idempotency key (`stw_...`): the webhook's `webhook-id`, the
+    /// mail's `Message-ID`.
+    pub key: String,
+    pub rule: String,
+    pub action: String,
+    /// Its arguments, as a JSON object.
+    pub args: String,
+    /// How many attempts were made before this one.
+    pub attempts: i32,
+}
+
+/// What an attempt to deliver came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Failed with `error`; tried again at `retry_at`, or never (dead).
+    Failed {
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
 }
 
 /// How a dialect writes the parts of the events table that differ.

@@ -186,7 +186,7 @@ impl Checker<'_> {
                     return;
                 }
                 self.check_url(file, &d.url);
-                self.add_action(file, &d.name, &d.params);
+                self.add_action(file, &d.name, &d.params, &d.url.value);
             }
             Item::Fn(d) => {
                 if self.program.functions.contains_key(&d.name.text) {
@@ -243,7 +243,7 @@ impl Checker<'_> {
         }
     }
 
-    fn add_action(&mut self, file: FileId, name: &ast::Name, params: &[ast::Param]) {
+    fn add_action(&mut self, file: FileId, name: &ast::Name, params: &[ast::Param], url: &str) {
         let params = self.params(file, params, &[]);
         let loc = Loc {
             file,
@@ -253,6 +253,7 @@ impl Checker<'_> {
             name: name.text.clone(),
             loc,
             params,
+            url: url.to_string(),
         };
         self.program.actions.insert(name.text.clone(), sig);
     }

@@ -182,6 +182,8 @@ pub struct ActionSig {
     pub name: String,
     pub loc: Loc,
     pub params: Vec<ParamDef>,
+    /// Where its deliveries are POSTed.
+    pub url: String,
 }
 
 /// Where the declarations of one program are and what types they have:

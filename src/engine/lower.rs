@@ -42,6 +42,8 @@ pub struct Ruleset {
     pub(crate) cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
     /// The payload of schedule-triggered rules.
     pub(crate) empty: Arc<Record>,
+    /// The webhook actions, by name: where each is delivered.
+    pub webhooks: std::collections::HashMap<Arc<str>, String>,
 }
 
 impl Ruleset {
@@ -159,6 +161,12 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         index,
         cancel_fields,
         empty,
+        webhooks: analysis
+            .program
+            .actions
+            .values()
+            .map(|a| (Arc::from(a.name.as_str()), a.url.clone()))
+            .collect(),
     })
 }
 

@@ -1,0 +1,185 @@
+//! Delivering the outbox: what `steward run` does with the actions its
+//! rules recorded.
+//!
+//! - Webhook actions (`action name(...) via webhook "URL"`): an HTTP POST of
+//!   the arguments as a JSON object, signed as the Standard Webhooks
+//!   specification says (`webhook-id` is the action's key, stable across
+//!   retries; `webhook-timestamp`; `webhook-signature` `v1,` and the
+//!   base64 HMAC-SHA256 of `id.timestamp.body` with the secret
+//!   `STEWARD_WEBHOOK_SECRET` in its `whsec_` form, made again at each
+//!   attempt), with an `Idempotency-Key` header of the same value. 2xx is
+//!   delivered; `410 Gone` is dead at once; any other status, a timeout or a
+//!   connection error is tried again after an exponential backoff with
+//!   jitter (`Retry-After` honoured), and dead after the last attempt.
+//! - `send`: without SMTP configured, to the console (printed, delivered).
+//!   SMTP delivery is not built yet: `STEWARD_SMTP_URL` is refused.
+//! - The other built-in actions (`notify`, `create_task`, `log`, `emit`,
+//!   the approval actions) are records: the outbox row is what the API will
+//!   read, so they are delivered where they are.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use steward::engine::Ruleset;
+use steward_db::{Attempt, Delivery};
+
+/// How deliveries are made and retried.
+pub struct Deliverer {
+    http: reqwest::blocking::Client,
+    /// The webhook secret's key bytes (after `whsec_`), if one is set.
+    secret: Option<Vec<u8>>,
+    pub retry_base: Duration,
+    pub max_attempts: i32,
+}
+
+impl Deliverer {
+    /// From the environment: `STEWARD_WEBHOOK_SECRET` (a `whsec_` secret;
+    /// without it webhooks go unsigned, and a warning says so).
+    pub fn from_env(retry_base: Duration, max_attempts: i32) -> Result<Deliverer, String> {
+        if std::env::var_os("STEWARD_SMTP_URL").is_some() {
+            return Err(
+                "STEWARD_SMTP_URL is set, but delivering mail over SMTP is not built yet; unset it to print mails to the console".into(),
+            );
+        }
+        eprintln!("mail: no SMTP configured; mails are printed here and marked delivered");
+        let secret = match std::env::var("STEWARD_WEBHOOK_SECRET") {
+            Ok(s) => Some(decode_secret(&s)?),
+            Err(_) => {
+                eprintln!("warning: STEWARD_WEBHOOK_SECRET is not set; webhooks are sent unsigned");
+                None
+            }
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+        Ok(Deliverer {
+            http,
+            secret,
+            retry_base,
+            max_attempts,
+        })
+    }
+
+    /// Delivers one action of the outbox, and says what came of it.
+    pub fn deliver(&self, rules: &Ruleset, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        if let Some(url) = rules.webhooks.get(d.action.as_str()) {
+            return self.webhook(url, d, now);
+        }
+        if d.action == "send" {
+            println!("mail {}: {}", d.key, d.args);
+        }
+        Attempt::Delivered
+    }
+
+    fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        let timestamp = now.timestamp().to_string();
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.key)
+            .header("webhook-timestamp", &timestamp)
+            .header("idempotency-key", &d.key)
+            .body(d.args.clone());
+        if let Some(key) = &self.secret {
+            request = request.header("webhook-signature", sign(key, &d.key, &timestamp, &d.args));
+        }
+        let (error, retry_after) = match request.send() {
+            Ok(response) if response.status().is_success() => return Attempt::Delivered,
+            Ok(response) if response.status() == reqwest::StatusCode::GONE => {
+                return Attempt::Failed {
+                    error: format!("{url} answered 410 Gone"),
+                    retry_at: None,
+                }
+            }
+            Ok(response) => {
+                let after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                (format!("{url} answered {}", response.status()), after)
+            }
+            Err(e) => (format!("{url}: {e}"), None),
+        };
+        let attempt = d.attempts.saturating_add(1);
+        if attempt >= self.max_attempts {
+            return Attempt::Failed {
+                error,
+                retry_at: None,
+            };
+        }
+        let wait = match retry_after {
+            Some(seconds) => Duration::from_secs(seconds.min(86_400)),
+            None => backoff(self.retry_base, attempt, &d.key),
+        };
+        Attempt::Failed {
+            error,
+            retry_at: chrono::Duration::from_std(wait)
+                .ok()
+                .and_then(|w| now.checked_add_signed(w)),
+        }
+    }
+}
+
+/// The wait before attempt `attempt + 1`: the base doubled per attempt (at
+/// most a day), plus up to a quarter of it as jitter, taken from the key so
+/// that retries of many actions spread out.
+fn backoff(base: Duration, attempt: i32, key: &str) -> Duration {
+    let doubled = base.saturating_mul(1u32 << attempt.clamp(0, 20));
+    let capped = doubled.min(Duration::from_secs(86_400));
+    let spread = key
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let jitter = capped.mul_f64((spread % 1000) as f64 / 4000.0);
+    capped.saturating_add(jitter)
+}
+
+/// The key bytes of a `whsec_` secret.
+fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let body = secret.strip_prefix("whsec_").unwrap_or(secret);
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| format!("STEWARD_WEBHOOK_SECRET is not a `whsec_` base64 secret: {e}"))
+}
+
+/// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`.
+fn sign(key: &[u8], id: &str, timestamp: &str, body: &str) -> String {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("v1,{signature}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification's test vectors.
+    #[test]
+    fn signatures_match_the_specification() {
+        let key = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = sign(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_secs(5);
+        let first = backoff(base, 0, "stw_a");
+        let second = backoff(base, 1, "stw_a");
+        assert!(first >= base && first <= base.mul_f64(1.25));
+        assert!(second >= base * 2 && second <= (base * 2).mul_f64(1.25));
+        assert!(backoff(base, 40, "stw_a") <= Duration::from_secs(86_400).mul_f64(1.25));
+    }
+}

@@ -1,0 +1,144 @@
+"""Webhook deliveries from `steward run`, received and verified by the
+official Standard Webhooks library.
+
+The receiver answers by the listing in the payload: `ok` gets 200, `flaky`
+gets 500 once and then 200 (the retry must carry the same webhook-id, with a
+new signature), `busy` gets 503 with `Retry-After: 1` once, `gone` gets 410
+(dead at once, never tried again), `down` always gets 500 (dead after the last
+attempt). Every request must verify. Counted per webhook-id; a duplicate
+delivery always carries the same id.
+"""
+
+import base64
+import http.server
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+
+from standardwebhooks import Webhook
+
+SECRET = "whsec_" + base64.b64encode(b"steward-test-secret-0123456789ab").decode()
+STEWARD = os.environ["STEWARD"]
+
+received = {}  # webhook-id -> list of (listing, signature)
+failures = []
+lock = threading.Lock()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            payload = Webhook(SECRET).verify(body, headers)
+        except Exception as e:  # the verifier refused it
+            with lock:
+                failures.append(f"{headers.get('webhook-id')}: {e}")
+            self.send_response(400)
+            self.end_headers()
+            return
+        wid = headers["webhook-id"]
+        if headers.get("idempotency-key") != wid:
+            with lock:
+                failures.append(f"{wid}: Idempotency-Key {headers.get('idempotency-key')}")
+        listing = payload["listing_id"]
+        with lock:
+            seen = received.setdefault(wid, [])
+            seen.append((listing, headers["webhook-signature"]))
+            n = len(seen)
+        status, extra = 200, {}
+        if listing == "flaky" and n == 1:
+            status = 500
+        elif listing == "busy" and n == 1:
+            status, extra = 503, {"Retry-After": "1"}
+        elif listing == "gone":
+            status = 410
+        elif listing == "down":
+            status = 500
+        self.send_response(status)
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    work = tempfile.mkdtemp(prefix="steward-webhooks-")
+    rules = os.path.join(work, "rules.stw")
+    with open(rules, "w") as f:
+        f.write(
+            "event price.changed { listing_id: string  price: decimal }\n"
+            f'action apply_price(listing_id: string, price: decimal) via webhook "{url}"\n'
+            "rule forward when price.changed then\n"
+            "  apply_price(listing_id, price)\n"
+            "end\n"
+        )
+    listings = ["ok", "flaky", "busy", "gone", "down", "ok2"]
+    events = os.path.join(work, "events.jsonl")
+    with open(events, "w") as f:
+        for i, listing in enumerate(listings):
+            f.write(json.dumps({
+                "id": f"e{i}", "tenant": "acme", "type": "price.changed",
+                "occurred_at": "2026-11-20T10:00:00Z",
+                "payload": {"listing_id": listing, "price": "105.00"},
+            }) + "\n")
+    db = os.path.join(work, "steward.db")
+    env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET)
+    env.pop("DATABASE_URL", None)
+    env.pop("STEWARD_SMTP_URL", None)
+    subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
+    # `--exit-when-idle` leaves deliveries waiting for a retry: run again
+    # until none is left (each retry is due within about a second).
+    stderr = ""
+    for _ in range(200):
+        run = subprocess.run(
+            [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle",
+             "--retry-base", "50ms", "--max-attempts", "3", "--poll", "20ms"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        stderr += run.stderr
+        waiting = sqlite3.connect(db).execute(
+            "SELECT COUNT(*) FROM steward_actions WHERE status IN ('pending', 'failed')"
+        ).fetchone()[0]
+        if waiting == 0:
+            break
+    else:
+        raise AssertionError("deliveries were still waiting after 200 runs: " + stderr)
+    server.shutdown()
+
+    assert not failures, failures
+    by_listing = {}
+    for wid, seen in received.items():
+        assert wid.startswith("stw_"), wid
+        listing = seen[0][0]
+        assert all(s[0] == listing for s in seen), (wid, seen)
+        by_listing[listing] = seen
+    counts = {listing: len(seen) for listing, seen in by_listing.items()}
+    assert counts == {"ok": 1, "flaky": 2, "busy": 2, "gone": 1, "down": 3, "ok2": 1}, counts
+    # A retry is signed again: its own timestamp and signature are checked.
+    duplicates = sum(n - 1 for n in counts.values())
+
+    status = dict(sqlite3.connect(db).execute(
+        "SELECT json_extract(args, '$.listing_id'), status || ' ' || attempts FROM steward_actions"
+    ).fetchall())
+    assert status == {
+        "ok": "delivered 1", "flaky": "delivered 2", "busy": "delivered 2",
+        "gone": "dead 1", "down": "dead 3", "ok2": "delivered 1",
+    }, status
+    assert "is dead" in stderr, stderr
+    print(f"webhooks: {len(received)} ids, {sum(counts.values())} deliveries, "
+          f"{duplicates} repeats (each with its id), all verified")
+
+
+if __name__ == "__main__":
+    main()
