@@ -11,8 +11,11 @@
 //!   delivered; `410 Gone` is dead at once; any other status, a timeout or a
 //!   connection error is tried again after an exponential backoff with
 //!   jitter (`Retry-After` honoured), and dead after the last attempt.
-//! - `send`: without SMTP configured, to the console (printed, delivered).
-//!   SMTP delivery is not built yet: `STEWARD_SMTP_URL` is refused.
+//! - `send`: over SMTP with `lettre` when `STEWARD_SMTP_URL` is set
+//!   (`smtp://host:port`, `smtps://...`, credentials in the URL), from
+//!   `STEWARD_MAIL_FROM`, with a `Message-ID` made from the action's key, so
+//!   a retried mail has the same one. Without it, to the console (printed,
+//!   delivered), and a line at start says so.
 //! - The other built-in actions (`notify`, `create_task`, `log`, `emit`,
 //!   the approval actions) are records: the outbox row is what the API will
 //!   read, so they are delivered where they are.
@@ -28,6 +31,8 @@ use steward_db::{Attempt, Delivery};
 /// How deliveries are made and retried.
 pub struct Deliverer {
     http: reqwest::blocking::Client,
+    /// The SMTP transport and the sender, when mail is configured.
+    smtp: Option<(lettre::SmtpTransport, lettre::message::Mailbox)>,
     /// The webhook secret's key bytes (after `whsec_`), if one is set.
     secret: Option<Vec<u8>>,
     pub retry_base: Duration,
@@ -38,12 +43,26 @@ impl Deliverer {
     /// From the environment: `STEWARD_WEBHOOK_SECRET` (a `whsec_` secret;
     /// without it webhooks go unsigned, and a warning says so).
     pub fn from_env(retry_base: Duration, max_attempts: i32) -> Result<Deliverer, String> {
-        if std::env::var_os("STEWARD_SMTP_URL").is_some() {
-            return Err(
-                "STEWARD_SMTP_URL is set, but delivering mail over SMTP is not built yet; unset it to print mails to the console".into(),
-            );
-        }
-        eprintln!("mail: no SMTP configured; mails are printed here and marked delivered");
+        let smtp = match std::env::var("STEWARD_SMTP_URL") {
+            Ok(url) => {
+                let transport = lettre::SmtpTransport::from_url(&url)
+                    .map_err(|e| format!("STEWARD_SMTP_URL: {e}"))?
+                    .timeout(Some(Duration::from_secs(10)))
+                    .build();
+                let from = std::env::var("STEWARD_MAIL_FROM").map_err(|_| {
+                    "STEWARD_SMTP_URL is set but STEWARD_MAIL_FROM is not: mails need a sender"
+                        .to_string()
+                })?;
+                let from = from
+                    .parse()
+                    .map_err(|e| format!("STEWARD_MAIL_FROM `{from}`: {e}"))?;
+                Some((transport, from))
+            }
+            Err(_) => {
+                eprintln!("mail: no SMTP configured (STEWARD_SMTP_URL); mails are printed here and marked delivered");
+                None
+            }
+        };
         let secret = match std::env::var("STEWARD_WEBHOOK_SECRET") {
             Ok(s) => Some(decode_secret(&s)?),
             Err(_) => {
@@ -57,6 +76,7 @@ impl Deliverer {
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Deliverer {
             http,
+            smtp,
             secret,
             retry_base,
             max_attempts,
@@ -69,9 +89,70 @@ impl Deliverer {
             return self.webhook(url, d, now);
         }
         if d.action == "send" {
-            println!("mail {}: {}", d.key, d.args);
+            return match &self.smtp {
+                Some((transport, from)) => self.mail(transport, from, d, now),
+                None => {
+                    println!("mail {}: {}", d.key, d.args);
+                    Attempt::Delivered
+                }
+            };
         }
         Attempt::Delivered
+    }
+
+    fn mail(
+        &self,
+        transport: &lettre::SmtpTransport,
+        from: &lettre::message::Mailbox,
+        d: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        use lettre::Transport;
+        let message = match mail_message(from, d) {
+            Ok(m) => m,
+            // A mail that cannot be built never will be: dead at once.
+            Err(error) => {
+                return Attempt::Failed {
+                    error,
+                    retry_at: None,
+                }
+            }
+        };
+        match transport.send(&message) {
+            Ok(_) => Attempt::Delivered,
+            Err(e) if e.is_permanent() => Attempt::Failed {
+                error: format!("the mail server refused it: {e}"),
+                retry_at: None,
+            },
+            Err(e) => self.retry(d, format!("SMTP: {e}"), None, now),
+        }
+    }
+
+    /// The attempt failed: try again later, or never once the attempts are spent.
+    fn retry(
+        &self,
+        d: &Delivery,
+        error: String,
+        retry_after: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        let attempt = d.attempts.saturating_add(1);
+        if attempt >= self.max_attempts {
+            return Attempt::Failed {
+                error,
+                retry_at: None,
+            };
+        }
+        let wait = match retry_after {
+            Some(seconds) => Duration::from_secs(seconds.min(86_400)),
+            None => backoff(self.retry_base, attempt, &d.key),
+        };
+        Attempt::Failed {
+            error,
+            retry_at: chrono::Duration::from_std(wait)
+                .ok()
+                .and_then(|w| now.checked_add_signed(w)),
+        }
     }
 
     fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>) -> Attempt {
@@ -105,24 +186,61 @@ impl Deliverer {
             }
             Err(e) => (format!("{url}: {e}"), None),
         };
-        let attempt = d.attempts.saturating_add(1);
-        if attempt >= self.max_attempts {
-            return Attempt::Failed {
-                error,
-                retry_at: None,
-            };
-        }
-        let wait = match retry_after {
-            Some(seconds) => Duration::from_secs(seconds.min(86_400)),
-            None => backoff(self.retry_base, attempt, &d.key),
-        };
-        Attempt::Failed {
-            error,
-            retry_at: chrono::Duration::from_std(wait)
-                .ok()
-                .and_then(|w| now.checked_add_signed(w)),
-        }
+        self.retry(d, error, retry_after, now)
     }
+}
+
+/// The mail a `send` action's arguments make: `to`, `cc` and `bcc` (an
+/// address or a list), `reply_to`, `subject` and a plain-text `body`, with
+/// the `Message-ID` `<KEY@steward>`.
+fn mail_message(from: &lettre::message::Mailbox, d: &Delivery) -> Result<lettre::Message, String> {
+    let args: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&d.args).map_err(|e| format!("the arguments: {e}"))?;
+    let text = |name: &str| {
+        args.get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let addresses = |name: &str| -> Result<Vec<lettre::message::Mailbox>, String> {
+        let list: Vec<&str> = match args.get(name) {
+            Some(serde_json::Value::String(s)) => vec![s.as_str()],
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().filter_map(|v| v.as_str()).collect()
+            }
+            _ => Vec::new(),
+        };
+        list.iter()
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| format!("{name}: `{a}` is not an address ({e})"))
+            })
+            .collect()
+    };
+    let mut builder = lettre::Message::builder()
+        .from(from.clone())
+        .message_id(Some(format!("<{}@steward>", d.key)))
+        .subject(text("subject"));
+    let to = addresses("to")?;
+    if to.is_empty() {
+        return Err("the mail has no `to`".into());
+    }
+    for a in to {
+        builder = builder.to(a);
+    }
+    for a in addresses("cc")? {
+        builder = builder.cc(a);
+    }
+    for a in addresses("bcc")? {
+        builder = builder.bcc(a);
+    }
+    if let Some(a) = addresses("reply_to")?.into_iter().next() {
+        builder = builder.reply_to(a);
+    }
+    builder
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(text("body"))
+        .map_err(|e| format!("the mail cannot be built: {e}"))
 }
 
 /// The wait before attempt `attempt + 1`: the base doubled per attempt (at

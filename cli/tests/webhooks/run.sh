@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Webhook delivery end to end, with the official Standard Webhooks verifier
-# (the `standardwebhooks` package from PyPI) as the receiver: builds
+# Delivery end to end: webhooks with the official Standard Webhooks verifier
+# (the `standardwebhooks` package from PyPI) as the receiver, and mail over
+# SMTP with aiosmtpd as the server: builds
 # `steward`, installs the pinned verifier into a virtual environment under
-# the target folder, and runs test_webhooks.py against `steward run`.
+# the target folder, and runs test_webhooks.py and test_mail.py against
+# `steward run`.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -14,4 +16,6 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s cli/tests/webhooks/requirements.txt "
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r cli/tests/webhooks/requirements.txt
   cp cli/tests/webhooks/requirements.txt "$venv/requirements.txt"
 fi
-STEWARD="$(cd "$target/debug" && pwd)/steward" "$venv/bin/python" cli/tests/webhooks/test_webhooks.py
+steward="$(cd "$target/debug" && pwd)/steward"
+STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_webhooks.py
+STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_mail.py
