@@ -278,6 +278,11 @@ impl Expr {
         Expr { ty, at, kind }
     }
 
+    /// `none`: what an argument or field that was not given is.
+    pub fn none(at: Loc) -> Expr {
+        Expr::new(Type::None, at, ExprKind::Lit(Lit::None))
+    }
+
     /// A node for what could not be checked.
     pub fn error(at: Loc) -> Expr {
         Expr::new(Type::Error, at, ExprKind::Error)

@@ -1739,7 +1739,7 @@ pub(super) fn bound_args(
                 node.finish();
                 node
             }
-            None => hir::Expr::new(Type::None, at, Kind::Lit(Lit::None)),
+            None => hir::Expr::none(at),
         })
         .collect()
 }

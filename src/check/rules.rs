@@ -842,14 +842,10 @@ impl Checker<'_> {
                         self.expect(cx, due, ty.present(), "the task's due time")
                             .node
                     }
-                    None => hir::Expr::new(
-                        Type::None,
-                        Loc {
-                            file,
-                            span: stmt.span,
-                        },
-                        hir::ExprKind::Lit(hir::Lit::None),
-                    ),
+                    None => hir::Expr::none(Loc {
+                        file,
+                        span: stmt.span,
+                    }),
                 };
                 act(
                     "create_task",
@@ -936,14 +932,10 @@ impl Checker<'_> {
                                     node.finish();
                                     node
                                 }
-                                None => hir::Expr::new(
-                                    Type::None,
-                                    Loc {
-                                        file,
-                                        span: stmt.span,
-                                    },
-                                    hir::ExprKind::Lit(hir::Lit::None),
-                                ),
+                                None => hir::Expr::none(Loc {
+                                    file,
+                                    span: stmt.span,
+                                }),
                             };
                             given.push((Arc::from(param.name.as_str()), node));
                         }
@@ -1256,9 +1248,7 @@ impl Checker<'_> {
             .iter()
             .zip(nodes)
             .map(|(def, node)| {
-                let node = node.unwrap_or_else(|| {
-                    hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None))
-                });
+                let node = node.unwrap_or_else(|| hir::Expr::none(at));
                 (Arc::from(def.name.as_str()), node)
             })
             .collect();
@@ -1374,7 +1364,7 @@ fn builtin_act(
         .map(|p| {
             let value = match given.iter().position(|(n, _)| *n == p.name) {
                 Some(i) => given.swap_remove(i).1,
-                None => hir::Expr::new(Type::None, at, hir::ExprKind::Lit(hir::Lit::None)),
+                None => hir::Expr::none(at),
             };
             (Arc::from(p.name), value)
         })
