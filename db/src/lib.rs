@@ -23,7 +23,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 use steward::engine::store::{
-    Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
+    window_start, Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
 };
 use steward::engine::stored::{self, StoredContinuation, Versions};
 use steward::engine::{Performed, Ruleset, Store};
@@ -318,9 +318,7 @@ macro_rules! durable_store {
                         at,
                         window_ms,
                     } => {
-                        let start = at
-                            .checked_sub_signed(chrono::Duration::milliseconds(*window_ms))
-                            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                        let start = window_start(*at, *window_ms);
                         sqlx::query(&self.q(
                             "DELETE FROM steward_throttles WHERE tenant = ? AND key = ? AND at <= ?",
                         ))
@@ -873,9 +871,7 @@ macro_rules! durable_store {
                 window_ms: i64,
                 now: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
-                let start = now
-                    .checked_sub_signed(chrono::Duration::milliseconds(window_ms))
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let start = window_start(now, window_ms);
                 self.block(async {
                     let n: i64 = sqlx::query_scalar(&self.q(
                         "SELECT COUNT(*) FROM steward_throttles WHERE key = ? AND at > ?",
@@ -1143,16 +1139,8 @@ impl Target {
     pub fn migrate(&self) -> Result<(), OpenError> {
         let rt = runtime()?;
         match self {
-            Target::Sqlite(path) => {
-                let pool = rt.block_on(sqlite_pool(path))?;
-                rt.block_on(sqlx::migrate!("migrations/sqlite").run(&pool))
-                    .map_err(|e| OpenError::Migrate(e.to_string()))
-            }
-            Target::Postgres(url) => {
-                let pool = rt.block_on(pg_pool(url))?;
-                rt.block_on(sqlx::migrate!("migrations/postgres").run(&pool))
-                    .map_err(|e| OpenError::Migrate(e.to_string()))
-            }
+            Target::Sqlite(path) => rt.block_on(sqlite_pool(path)).map(drop),
+            Target::Postgres(url) => rt.block_on(pg_pool(url)).map(drop),
         }
     }
 }
@@ -1171,6 +1159,7 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// A pool on the SQLite file at `path` (created if needed), migrated.
 async fn sqlite_pool(path: &str) -> Result<sqlx::SqlitePool, OpenError> {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     let options = SqliteConnectOptions::new()
@@ -1178,19 +1167,30 @@ async fn sqlite_pool(path: &str) -> Result<sqlx::SqlitePool, OpenError> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(std::time::Duration::from_secs(5));
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
         .await
-        .map_err(|e| OpenError::Connect(e.to_string()))
+        .map_err(|e| OpenError::Connect(e.to_string()))?;
+    sqlx::migrate!("migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| OpenError::Migrate(e.to_string()))?;
+    Ok(pool)
 }
 
+/// A pool on the PostgreSQL database at `url`, migrated.
 async fn pg_pool(url: &str) -> Result<sqlx::PgPool, OpenError> {
-    sqlx::postgres::PgPoolOptions::new()
+    let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(url)
         .await
-        .map_err(|e| OpenError::Connect(e.to_string()))
+        .map_err(|e| OpenError::Connect(e.to_string()))?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .map_err(|e| OpenError::Migrate(e.to_string()))?;
+    Ok(pool)
 }
 
 /// PostgreSQL's placeholders: `$1`, `$2`, ... for `?`.
@@ -1243,8 +1243,6 @@ impl SqliteStore {
     pub fn open(path: &str, rules: Arc<Ruleset>) -> Result<SqliteStore, OpenError> {
         let rt = runtime()?;
         let pool = rt.block_on(sqlite_pool(path))?;
-        rt.block_on(sqlx::migrate!("migrations/sqlite").run(&pool))
-            .map_err(|e| OpenError::Migrate(e.to_string()))?;
         let mut versions = Versions::new();
         versions.insert(rules.clone());
         Ok(SqliteStore {
@@ -1262,8 +1260,6 @@ impl PgStore {
     pub fn open(url: &str, rules: Arc<Ruleset>) -> Result<PgStore, OpenError> {
         let rt = runtime()?;
         let pool = rt.block_on(pg_pool(url))?;
-        rt.block_on(sqlx::migrate!("migrations/postgres").run(&pool))
-            .map_err(|e| OpenError::Migrate(e.to_string()))?;
         let mut versions = Versions::new();
         versions.insert(rules.clone());
         Ok(PgStore {

@@ -171,6 +171,13 @@ impl Changes {
     }
 }
 
+/// Where a throttle window of `window_ms` ending at `at` starts: a firing
+/// at or before it is out of the window. The engine refuses windows that are
+/// not positive; one reaching back before the calendar starts keeps everything.
+pub fn window_start(at: DateTime<Utc>, window_ms: i64) -> DateTime<Utc> {
+    super::value::add_ms(at, window_ms.saturating_neg()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The engine's state. Reads answer from what is committed; writes are
 /// units of work, each committed whole by [`Store::commit`]. Every method
 /// can fail with a [`StoreError`]. `runtime.rs` is the one place where what
@@ -324,8 +331,7 @@ impl MemoryStore {
                 key, at, window_ms, ..
             } => {
                 let window = self.throttles.entry(key).or_default();
-                let start = super::value::add_ms(at, window_ms.saturating_neg())
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let start = window_start(at, window_ms);
                 while window.front().is_some_and(|t| *t <= start) {
                     window.pop_front();
                 }
@@ -413,10 +419,7 @@ impl Store for MemoryStore {
         let Some(window) = self.throttles.get(key) else {
             return Ok(0);
         };
-        // The engine refuses windows that are not positive; one reaching back
-        // before the calendar starts counts everything kept.
-        let start = super::value::add_ms(now, window_ms.saturating_neg())
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let start = window_start(now, window_ms);
         let inside = window.iter().rev().take_while(|t| **t > start).count();
         Ok(u64::try_from(inside).unwrap_or(u64::MAX))
     }
