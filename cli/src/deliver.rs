@@ -25,8 +25,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use steward::engine::Ruleset;
 use steward_db::{Attempt, Delivery};
+
+/// Where each webhook action is delivered, by action name (the ruleset's).
+pub type Webhooks = std::collections::HashMap<std::sync::Arc<str>, String>;
 
 /// How deliveries are made and retried.
 pub struct Deliverer {
@@ -37,17 +39,23 @@ pub struct Deliverer {
     secret: Option<Vec<u8>>,
     pub retry_base: Duration,
     pub max_attempts: i32,
+    /// How long one attempt may take (an HTTP request, an SMTP session).
+    pub timeout: Duration,
 }
 
 impl Deliverer {
     /// From the environment: `STEWARD_WEBHOOK_SECRET` (a `whsec_` secret;
     /// without it webhooks go unsigned, and a warning says so).
-    pub fn from_env(retry_base: Duration, max_attempts: i32) -> Result<Deliverer, String> {
+    pub fn from_env(
+        retry_base: Duration,
+        max_attempts: i32,
+        timeout: Duration,
+    ) -> Result<Deliverer, String> {
         let smtp = match std::env::var("STEWARD_SMTP_URL") {
             Ok(url) => {
                 let transport = lettre::SmtpTransport::from_url(&url)
                     .map_err(|e| format!("STEWARD_SMTP_URL: {e}"))?
-                    .timeout(Some(Duration::from_secs(10)))
+                    .timeout(Some(timeout))
                     .build();
                 let from = std::env::var("STEWARD_MAIL_FROM").map_err(|_| {
                     "STEWARD_SMTP_URL is set but STEWARD_MAIL_FROM is not: mails need a sender"
@@ -71,7 +79,7 @@ impl Deliverer {
             }
         };
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Deliverer {
@@ -80,12 +88,13 @@ impl Deliverer {
             secret,
             retry_base,
             max_attempts,
+            timeout,
         })
     }
 
     /// Delivers one action of the outbox, and says what came of it.
-    pub fn deliver(&self, rules: &Ruleset, d: &Delivery, now: DateTime<Utc>) -> Attempt {
-        if let Some(url) = rules.webhooks.get(d.action.as_str()) {
+    pub fn deliver(&self, webhooks: &Webhooks, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        if let Some(url) = webhooks.get(d.action.as_str()) {
             return self.webhook(url, d, now);
         }
         if d.action == "send" {

@@ -125,6 +125,17 @@ enum Command {
         /// Attempts before a delivery is dead.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=100))]
         max_attempts: i32,
+        /// How long one delivery attempt may take (an HTTP request, an SMTP
+        /// session); a claimed delivery whose worker is silent for twice
+        /// this is taken up again.
+        #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
+        delivery_timeout: i64,
+        /// Deliveries made at once (threads): a slow endpoint holds one.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        delivery_threads: u16,
+        /// Events claimed and handled per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch: i64,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -233,9 +244,13 @@ fn main() -> ExitCode {
             poll,
             retry_base,
             max_attempts,
+            delivery_timeout,
+            delivery_threads,
+            batch,
         } => deliver::Deliverer::from_env(
             std::time::Duration::from_millis(retry_base.unsigned_abs()),
             max_attempts,
+            std::time::Duration::from_millis(delivery_timeout.unsigned_abs()),
         )
         .and_then(|deliverer| {
             run::run(run::RunOptions {
@@ -243,6 +258,8 @@ fn main() -> ExitCode {
                 rules: &rules,
                 exit_when_idle,
                 poll: std::time::Duration::from_millis(poll.unsigned_abs()),
+                batch,
+                delivery_threads: usize::from(delivery_threads),
                 deliverer,
             })
         })

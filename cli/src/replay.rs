@@ -45,18 +45,9 @@ fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
 }
 
 /// Prints each action as a JSON line, and rule errors on stderr.
-pub(crate) struct Printer<W: Write> {
-    pub(crate) out: W,
+struct Printer<W: Write> {
+    out: W,
     io_error: Option<std::io::Error>,
-}
-
-impl<W: Write> Printer<W> {
-    pub(crate) fn new(out: W) -> Printer<W> {
-        Printer {
-            out,
-            io_error: None,
-        }
-    }
 }
 
 impl<W: Write> Sink for Printer<W> {
@@ -70,14 +61,19 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn error(&mut self, error: RuleError) {
-        eprintln!(
-            "error: rule `{}` on event `{}` at {}: {}",
-            error.rule,
-            error.event,
-            steward::engine::value::show_datetime(&error.at),
-            error.message
-        );
+        report_error(&error);
     }
+}
+
+/// A rule's error, on stderr.
+pub(crate) fn report_error(error: &RuleError) {
+    eprintln!(
+        "error: rule `{}` on event `{}` at {}: {}",
+        error.rule,
+        error.event,
+        steward::engine::value::show_datetime(&error.at),
+        error.message
+    );
 }
 
 /// What became of the lines of an events file: `lines` is always

@@ -4,16 +4,18 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use steward::engine::{decode_event, Engine, Handled, Refused, Ruleset};
+use chrono::{DateTime, Utc};
+use steward::engine::store::StoreError;
+use steward::engine::{decode_event, Collect, Engine, Handled, Refused, Ruleset};
 use steward_db::{Attempt, Durable, PgStore, PushError, SqliteStore, Target};
 
-use super::deliver::Deliverer;
+use super::deliver::{Deliverer, Webhooks};
 
-use super::replay::{load_rules, Printer};
+use super::replay::{load_rules, report_error};
 
 /// `steward migrate`: creates or updates the tables.
 pub fn migrate(database: Option<&str>) -> Result<bool, String> {
@@ -97,11 +99,16 @@ pub struct RunOptions<'a> {
     pub rules: &'a [PathBuf],
     pub exit_when_idle: bool,
     pub poll: Duration,
+    /// Events claimed by one batch (one transaction).
+    pub batch: i64,
+    /// Deliveries made at once, each on a thread of its own.
+    pub delivery_threads: usize,
     pub deliverer: Deliverer,
 }
 
 /// `steward run`: handles pending events and due work on the wall clock,
-/// recording every action in the outbox (and printing it as a JSON line).
+/// recording every action in the outbox (and printing it as a JSON line),
+/// and delivers the outbox.
 pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
     let Some(rules) = load_rules(opts.rules)? else {
         return Ok(false);
@@ -115,123 +122,174 @@ pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
     match &target {
         Target::Sqlite(path) => {
             let store = SqliteStore::open(path, rules.clone()).map_err(|e| e.to_string())?;
-            drive(store, rules, &opts)
+            drive(store, &target, rules, &opts)
         }
         Target::Postgres(url) => {
             let store = PgStore::open(url, rules.clone()).map_err(|e| e.to_string())?;
-            drive(store, rules, &opts)
+            drive(store, &target, rules, &opts)
         }
     }
 }
 
-/// The lease a worker holds while it runs: one `steward run` at a time
-/// works on a database; a second waits until the first exits, or until its
-/// lease expires (it died).
+/// The lease a worker holds while it runs on a database whose workers
+/// cannot share the work (SQLite, one writer): a second waits until the
+/// first exits, or until its lease expires (it died). On PostgreSQL any
+/// number of workers run at once, each batch's claims locked by its own
+/// transaction.
 const LEASE: &str = "worker";
 const LEASE_FOR: chrono::Duration = chrono::Duration::seconds(60);
 
-fn drive<S: Durable>(store: S, rules: Arc<Ruleset>, opts: &RunOptions<'_>) -> Result<bool, String> {
-    let mut engine = Engine::new(rules.clone(), store);
-    engine.limits.missed_ticks_once = true;
+fn drive<S: Durable>(
+    store: S,
+    target: &Target,
+    rules: Arc<Ruleset>,
+    opts: &RunOptions<'_>,
+) -> Result<bool, String> {
     let holder = format!(
         "pid {} since {}",
         std::process::id(),
         steward::engine::value::show_datetime(&Utc::now())
     );
+    let exclusive = !store.shares_work();
+    if exclusive {
+        wait_for_lease(&store, &holder, opts.poll)?;
+    }
+    let outbox = Outbox::default();
+    let webhooks: Webhooks = rules.webhooks.clone();
+    let mut slot = Some(store);
+    let result = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..opts.delivery_threads.max(1))
+            .map(|_| scope.spawn(|| deliver_loop(target, &webhooks, opts, &outbox)))
+            .collect();
+        let result = work(&mut slot, &rules, opts, &holder, exclusive, &outbox);
+        outbox.stop();
+        let mut result = result;
+        for t in threads {
+            let joined = t
+                .join()
+                .unwrap_or_else(|_| Err("a delivery thread panicked".to_string()));
+            if let (Ok(_), Err(e)) = (&result, joined) {
+                result = Err(e);
+            }
+        }
+        result
+    });
+    if let (true, Some(store)) = (exclusive, &slot) {
+        store.release(LEASE, &holder).map_err(|e| e.to_string())?;
+    }
+    result
+}
+
+fn wait_for_lease<S: Durable>(store: &S, holder: &str, poll: Duration) -> Result<(), String> {
     let mut waiting = false;
     loop {
         let now = Utc::now();
-        if engine
-            .store
-            .lease(LEASE, &holder, now, now + LEASE_FOR)
+        if store
+            .lease(LEASE, holder, now, now + LEASE_FOR)
             .map_err(|e| e.to_string())?
         {
-            break;
+            return Ok(());
         }
         if !waiting {
-            let other = engine
-                .store
-                .lease_holder(LEASE)
-                .map_err(|e| e.to_string())?;
-            if let Some((who, until)) = other {
+            if let Some((who, until)) = store.lease_holder(LEASE).map_err(|e| e.to_string())? {
                 eprintln!(
-                    "waiting: another worker ({who}) is running on this database; its lease ends {}",
+                    "waiting: another worker ({who}) is running on this SQLite database; its lease ends {}",
                     steward::engine::value::show_datetime(&until)
                 );
             }
             waiting = true;
         }
-        std::thread::sleep(opts.poll);
+        std::thread::sleep(poll);
     }
-    let result = work(&mut engine, &rules, opts, &holder);
-    let released = engine.store.release(LEASE, &holder);
-    let done = result?;
-    released.map_err(|e| e.to_string())?;
-    Ok(done)
 }
 
-fn work<S: Durable>(
-    engine: &mut Engine<S>,
-    rules: &Arc<Ruleset>,
+/// What the event loop and the delivery threads share: a bell rung when a
+/// batch recorded actions, the deliveries in flight, and the stop signal.
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<(u64, bool)>,
+    bell: Condvar,
+    in_flight: AtomicUsize,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ring(&self) {
+        self.lock().0 += 1;
+        self.bell.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().1 = true;
+        self.bell.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().1
+    }
+
+    /// Waits for the bell, the stop signal, or `poll`.
+    fn wait(&self, rung: u64, poll: Duration) -> u64 {
+        let guard = self.lock();
+        let (guard, _) = self
+            .bell
+            .wait_timeout_while(guard, poll, |(n, stop)| *n == rung && !*stop)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.0
+    }
+}
+
+/// A delivery thread: claims one due action at a time, delivers it, and
+/// records the attempt, on a connection of its own; so a slow endpoint
+/// holds one thread, not the others.
+fn deliver_loop(
+    target: &Target,
+    webhooks: &Webhooks,
     opts: &RunOptions<'_>,
-    holder: &str,
-) -> Result<bool, String> {
-    let stdout = std::io::stdout();
-    let mut printer = Printer::new(stdout.lock());
-    let (mut handled, mut rejected) = (0u64, 0u64);
-    loop {
-        let now = Utc::now();
-        let renewed = engine
-            .store
-            .lease(LEASE, holder, now, now + LEASE_FOR)
-            .map_err(|e| e.to_string())?;
-        if !renewed {
-            return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
+    outbox: &Outbox,
+) -> Result<(), String> {
+    let rules = empty_rules()?;
+    match target {
+        Target::Sqlite(path) => {
+            let store = SqliteStore::open(path, rules).map_err(|e| e.to_string())?;
+            deliveries(&store, webhooks, opts, outbox)
         }
-        let batch = engine
-            .store
-            .pending_events(256)
-            .map_err(|e| e.to_string())?;
-        for e in &batch {
-            let reason = match decode_event(rules.shapes(), &e.line) {
-                Err(why) => Some(why.to_string()),
-                Ok(event) => match engine.handle(event, &mut printer) {
-                    Ok(Handled::Ran) => None,
-                    Ok(Handled::Duplicate) => {
-                        Some("an event of this id was handled already".into())
-                    }
-                    Err(Refused::Store(err)) => return Err(err.to_string()),
-                    Err(other) => Some(other.to_string()),
-                },
-            };
-            match reason {
-                None => handled += 1,
-                Some(reason) => {
-                    eprintln!(
-                        "rejected event `{}` of tenant `{}`: {reason}",
-                        e.id, e.tenant
-                    );
-                    engine
-                        .store
-                        .reject(&e.tenant, &e.id, &reason)
-                        .map_err(|e| e.to_string())?;
-                    rejected += 1;
-                }
+        Target::Postgres(url) => {
+            let store = PgStore::open(url, rules).map_err(|e| e.to_string())?;
+            deliveries(&store, webhooks, opts, outbox)
+        }
+    }
+}
+
+fn deliveries<S: Durable>(
+    store: &S,
+    webhooks: &Webhooks,
+    opts: &RunOptions<'_>,
+    outbox: &Outbox,
+) -> Result<(), String> {
+    let deliverer = &opts.deliverer;
+    // A claim is held for the attempt's timeout and as long again: past
+    // that, the worker that claimed it is taken to be dead.
+    let hold = chrono::Duration::from_std(deliverer.timeout.saturating_mul(2))
+        .unwrap_or(chrono::Duration::minutes(1));
+    let mut rung = 0;
+    while !outbox.stopped() {
+        outbox.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = Utc::now();
+        let claimed = store.claim_deliveries(now, now + hold, 1);
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+                return Err(e.to_string());
             }
-        }
-        let now = Utc::now();
-        engine
-            .advance_to(now, &mut printer)
-            .map_err(|e| e.to_string())?;
-        printer
-            .flush()
-            .map_err(|e| format!("cannot write the actions: {e}"))?;
-        let due = engine
-            .store
-            .due_deliveries(now, 64)
-            .map_err(|e| e.to_string())?;
-        for d in &due {
-            let outcome = opts.deliverer.deliver(rules, d, Utc::now());
+        };
+        let mut failed = None;
+        for d in &claimed {
+            let outcome = deliverer.deliver(webhooks, d, Utc::now());
             if let Attempt::Failed { error, retry_at } = &outcome {
                 match retry_at {
                     Some(t) => eprintln!(
@@ -243,37 +301,217 @@ fn work<S: Durable>(
                     None => eprintln!("delivery of {} ({}) is dead: {error}", d.key, d.action),
                 }
             }
-            engine
-                .store
-                .attempted(d, &outcome)
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = store.attempted(d, &outcome) {
+                failed = Some(e.to_string());
+                break;
+            }
         }
-        if batch.is_empty() && due.is_empty() {
+        outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if claimed.is_empty() {
+            rung = outbox.wait(rung, opts.poll);
+        }
+    }
+    Ok(())
+}
+
+/// A batch that did not commit: another worker's change conflicted with it
+/// (it is done again), or the store failed (the worker stops).
+enum Failed {
+    Store(StoreError),
+    Other(String),
+}
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Failed {
+        Failed::Store(e)
+    }
+}
+
+impl From<Refused> for Failed {
+    fn from(e: Refused) -> Failed {
+        match e {
+            Refused::Store(e) => Failed::Store(e),
+            other => Failed::Other(other.to_string()),
+        }
+    }
+}
+
+/// An engine on `store`, knowing the tenants its schedules fire for.
+fn engine_on<S: Durable>(rules: &Arc<Ruleset>, store: S) -> Result<Engine<S>, String> {
+    let tenants = if rules.has_schedules() {
+        store.tenants().map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let mut engine = Engine::new(rules.clone(), store);
+    engine.limits.missed_ticks_once = true;
+    for t in tenants {
+        engine.add_tenant(&Arc::from(t.as_str()));
+    }
+    Ok(engine)
+}
+
+#[derive(Default)]
+struct Tally {
+    handled: u64,
+    rejected: u64,
+    conflicts: u64,
+}
+
+/// One batch, in one transaction: claimed events handled (or rejected with
+/// the reason), then what is due by `now`. Says how many events it claimed.
+fn batch<S: Durable>(
+    engine: &mut Engine<S>,
+    rules: &Ruleset,
+    limit: i64,
+    sink: &mut Collect,
+    rejected: &mut Vec<(String, String, String)>,
+) -> Result<usize, Failed> {
+    engine.store.begin_batch()?;
+    let claimed = engine.store.claim_events(limit)?;
+    for e in &claimed {
+        let reason = match decode_event(rules.shapes(), &e.line) {
+            Err(why) => Some(why.to_string()),
+            Ok(event) => match engine.handle(event, sink) {
+                Ok(Handled::Ran) => None,
+                Ok(Handled::Duplicate) => Some("an event of this id was handled already".into()),
+                Err(Refused::Store(err)) => return Err(Failed::Store(err)),
+                Err(other) => Some(other.to_string()),
+            },
+        };
+        if let Some(reason) = reason {
+            engine.store.reject(&e.tenant, &e.id, &reason)?;
+            rejected.push((e.tenant.clone(), e.id.clone(), reason));
+        }
+    }
+    engine.advance_to(Utc::now(), sink)?;
+    engine.store.commit_batch()?;
+    Ok(claimed.len())
+}
+
+fn work<S: Durable>(
+    slot: &mut Option<S>,
+    rules: &Arc<Ruleset>,
+    opts: &RunOptions<'_>,
+    holder: &str,
+    exclusive: bool,
+    outbox: &Outbox,
+) -> Result<bool, String> {
+    let Some(store) = slot.take() else {
+        return Err("no store".into());
+    };
+    let mut engine = Some(engine_on(rules, store)?);
+    let result = work_on(&mut engine, rules, opts, holder, exclusive, outbox);
+    *slot = engine.map(Engine::into_store);
+    result
+}
+
+/// The event loop. `engine` is `None` only if a fresh engine could not be
+/// made after a conflict (then the loop has returned that error).
+fn work_on<S: Durable>(
+    slot: &mut Option<Engine<S>>,
+    rules: &Arc<Ruleset>,
+    opts: &RunOptions<'_>,
+    holder: &str,
+    exclusive: bool,
+    outbox: &Outbox,
+) -> Result<bool, String> {
+    let mut tally = Tally::default();
+    while let Some(engine) = slot {
+        let now = Utc::now();
+        if exclusive
+            && !engine
+                .store
+                .lease(LEASE, holder, now, now + LEASE_FOR)
+                .map_err(|e| e.to_string())?
+        {
+            return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
+        }
+        let mut sink = Collect::default();
+        let mut rejected = Vec::new();
+        let claimed = match batch(engine, rules, opts.batch, &mut sink, &mut rejected) {
+            Ok(n) => n,
+            Err(failed) => {
+                let rolled_back = engine.store.rollback_batch();
+                match failed {
+                    Failed::Store(StoreError::Conflict(_)) => {
+                        // Another worker changed what this batch read:
+                        // start again from what the store holds.
+                        tally.conflicts += 1;
+                        rolled_back.map_err(|e| e.to_string())?;
+                        if let Some(old) = slot.take() {
+                            *slot = Some(engine_on(rules, old.into_store())?);
+                        }
+                        continue;
+                    }
+                    Failed::Store(e) => return Err(e.to_string()),
+                    Failed::Other(e) => return Err(e),
+                }
+            }
+        };
+        for (tenant, id, reason) in &rejected {
+            eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
+        }
+        tally.handled += (claimed - rejected.len()) as u64;
+        tally.rejected += rejected.len() as u64;
+        // Locked for the batch only: the delivery threads print mails.
+        let mut out = std::io::stdout().lock();
+        for a in &sink.actions {
+            writeln!(out, "{}", a.to_json())
+                .map_err(|e| format!("cannot write the actions: {e}"))?;
+        }
+        out.flush()
+            .map_err(|e| format!("cannot write the actions: {e}"))?;
+        drop(out);
+        for e in &sink.errors {
+            report_error(e);
+        }
+        if !sink.actions.is_empty() {
+            outbox.ring();
+        }
+        if claimed == 0 {
             let next = engine.store.next_due().map_err(|e| e.to_string())?;
-            let [_, delivered, retrying, dead] =
-                engine.store.delivery_counts().map_err(|e| e.to_string())?;
-            if opts.exit_when_idle && next.is_none_or(|t| t > now) {
-                let timers = engine.store.pending_timers().map_err(|e| e.to_string())?;
-                let approvals = engine
-                    .store
-                    .pending_approvals()
-                    .map_err(|e| e.to_string())?;
-                let outbox = engine.store.outbox().map_err(|e| e.to_string())?;
-                eprintln!(
-                    "idle: {handled} events handled, {rejected} rejected; {} actions in the outbox ({delivered} delivered, {retrying} to be retried, {dead} dead); pending: {timers} timers{}, {} approvals",
-                    outbox.len(),
-                    next.map_or(String::new(), |t| format!(" (next due {})", steward::engine::value::show_datetime(&t))),
-                    approvals.len(),
-                );
+            let waiting = engine
+                .store
+                .waiting_deliveries(now)
+                .map_err(|e| e.to_string())?;
+            let in_flight = outbox.in_flight.load(Ordering::SeqCst);
+            if opts.exit_when_idle && next.is_none_or(|t| t > now) && waiting == 0 && in_flight == 0
+            {
+                idle(engine, &tally, next)?;
                 return Ok(true);
             }
             std::thread::sleep(opts.poll);
         }
     }
+    Err("the worker lost its engine".into())
 }
-
-impl<W: Write> Printer<W> {
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
+/// Says what the run came to, and what remains.
+fn idle<S: Durable>(
+    engine: &Engine<S>,
+    tally: &Tally,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), String> {
+    let store = &engine.store;
+    let [pending, delivered, retrying, dead] =
+        store.delivery_counts().map_err(|e| e.to_string())?;
+    let timers = store.pending_timers().map_err(|e| e.to_string())?;
+    let approvals = store.pending_approvals().map_err(|e| e.to_string())?;
+    eprintln!(
+        "idle: {} events handled, {} rejected{}; {} actions in the outbox ({delivered} delivered, {retrying} to be retried, {dead} dead); pending: {timers} timers{}, {} approvals",
+        tally.handled,
+        tally.rejected,
+        if tally.conflicts > 0 {
+            format!(" ({} batches done again after a conflict with another worker)", tally.conflicts)
+        } else {
+            String::new()
+        },
+        pending + delivered + retrying + dead,
+        next.map_or(String::new(), |t| format!(" (next due {})", steward::engine::value::show_datetime(&t))),
+        approvals.len(),
+    );
+    Ok(())
 }

@@ -114,6 +114,7 @@ macro_rules! durable_store {
 
             async fn load_timer(
                 &self,
+                c: &mut <$db as sqlx::Database>::Connection,
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<Due, StoreError> {
                 let tenant: String = row.try_get("tenant").map_err(unavailable)?;
@@ -146,7 +147,7 @@ macro_rules! durable_store {
                 .bind(&rule)
                 .bind(&key)
                 .bind(i64::from(pos))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *c)
                 .await
                 .map_err(unavailable)?;
                 let mut cancel = Vec::new();
@@ -198,14 +199,14 @@ macro_rules! durable_store {
 
             async fn apply(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut <$db as sqlx::Database>::Connection,
                 change: &Change,
             ) -> Result<(), sqlx::Error> {
                 match change {
                     Change::PutTimer(t) => {
                         self.remove_timer(tx, &t.key).await?;
                         let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
-                            .fetch_one(&mut **tx)
+                            .fetch_one(&mut *tx)
                             .await?;
                         sqlx::query(&self.q(
                             "INSERT INTO steward_timers (tenant, rule, key, pos, due, seq, continuation) \
@@ -218,7 +219,7 @@ macro_rules! durable_store {
                         .bind(time_text(&t.due))
                         .bind(seq)
                         .bind(continuation_json(&self.rules, &t.cont))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                         for c in &t.cancel {
                             sqlx::query(&self.q(
@@ -233,7 +234,7 @@ macro_rules! durable_store {
                             .bind(&*t.key.rule)
                             .bind(&*t.key.key)
                             .bind(i64::from(t.key.pos))
-                            .execute(&mut **tx)
+                            .execute(&mut *tx)
                             .await?;
                         }
                     }
@@ -247,7 +248,7 @@ macro_rules! durable_store {
                         .bind(&*c.event_type)
                         .bind(&*c.field)
                         .bind(&c.value)
-                        .fetch_all(&mut **tx)
+                        .fetch_all(&mut *tx)
                         .await?;
                         for r in rows {
                             let key = TimerKey {
@@ -269,10 +270,10 @@ macro_rules! durable_store {
                         .bind(&*a.key.rule)
                         .bind(&*a.key.key)
                         .bind(i64::from(a.key.pos))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                         let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
-                            .fetch_one(&mut **tx)
+                            .fetch_one(&mut *tx)
                             .await?;
                         sqlx::query(&self.q(
                             "INSERT INTO steward_approvals \
@@ -289,13 +290,13 @@ macro_rules! durable_store {
                         .bind(time_text(&a.deadline))
                         .bind(seq)
                         .bind(continuation_json(&self.rules, &a.cont))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                     Change::RemoveApproval(id) => {
                         sqlx::query(&self.q("DELETE FROM steward_approvals WHERE id = ?"))
                             .bind(id)
-                            .execute(&mut **tx)
+                            .execute(&mut *tx)
                             .await?;
                     }
                     Change::Decision(d) => {
@@ -309,7 +310,7 @@ macro_rules! durable_store {
                         .bind(d.approved)
                         .bind(&d.by)
                         .bind(time_text(&d.at))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                     Change::ThrottleCount {
@@ -325,7 +326,7 @@ macro_rules! durable_store {
                         .bind(&**tenant)
                         .bind(key)
                         .bind(time_text(&start))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                         let n: i64 = sqlx::query_scalar(&self.q(
                             "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at = ?",
@@ -333,7 +334,7 @@ macro_rules! durable_store {
                         .bind(&**tenant)
                         .bind(key)
                         .bind(time_text(at))
-                        .fetch_one(&mut **tx)
+                        .fetch_one(&mut *tx)
                         .await?;
                         sqlx::query(&self.q(
                             "INSERT INTO steward_throttles (tenant, key, at, n) VALUES (?, ?, ?, ?)",
@@ -342,7 +343,7 @@ macro_rules! durable_store {
                         .bind(key)
                         .bind(time_text(at))
                         .bind(n)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                     Change::NextTick { tenant, rule, at } => {
@@ -353,7 +354,7 @@ macro_rules! durable_store {
                         .bind(&**tenant)
                         .bind(&**rule)
                         .bind(time_text(at))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                 }
@@ -362,7 +363,7 @@ macro_rules! durable_store {
 
             async fn remove_timer(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut <$db as sqlx::Database>::Connection,
                 k: &TimerKey,
             ) -> Result<(), sqlx::Error> {
                 for table in ["steward_timers", "steward_timer_cancels"] {
@@ -373,7 +374,7 @@ macro_rules! durable_store {
                     .bind(&*k.rule)
                     .bind(&*k.key)
                     .bind(i64::from(k.pos))
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 }
                 Ok(())
@@ -384,7 +385,24 @@ macro_rules! durable_store {
                 changes: &Changes,
                 actions: Vec<(String, String, String, String, String, String, String)>,
             ) -> Result<(), sqlx::Error> {
+                let mut batch = self.tx.lock().await;
+                if let Some(tx) = batch.as_mut() {
+                    return self.write_unit(tx, changes, actions).await;
+                }
+                drop(batch);
                 let mut tx = self.pool.begin_with($begin).await?;
+                self.write_unit(&mut tx, changes, actions).await?;
+                tx.commit().await
+            }
+
+            /// Writes a unit's changes and actions on `tx` (the batch's
+            /// transaction, or the unit's own).
+            async fn write_unit(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                changes: &Changes,
+                actions: Vec<(String, String, String, String, String, String, String)>,
+            ) -> Result<(), sqlx::Error> {
                 if let Some((tenant, id)) = &changes.handled {
                     sqlx::query(&self.q(
                         "INSERT INTO steward_handled (tenant, id) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -404,7 +422,7 @@ macro_rules! durable_store {
                     .await?;
                 }
                 for change in &changes.changes {
-                    self.apply(&mut tx, change).await?;
+                    self.apply(tx, change).await?;
                 }
                 for (tenant, key, rule, event, action, args, at) in actions {
                     sqlx::query(&self.q(
@@ -421,7 +439,20 @@ macro_rules! durable_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                tx.commit().await
+                Ok(())
+            }
+
+            /// The connection queries run on: the open batch's transaction,
+            /// else one of the pool's.
+            async fn conn(&self) -> Result<Conn<'_, $db>, sqlx::Error> {
+                let slot = self.tx.lock().await;
+                match tokio::sync::MutexGuard::try_map(slot, Option::as_mut) {
+                    Ok(tx) => Ok(Conn::Batch(tx)),
+                    Err(slot) => {
+                        drop(slot);
+                        Ok(Conn::Pool(self.pool.acquire().await?))
+                    }
+                }
             }
 
             /// Inserts one envelope (a JSON line) as a pending event; false if
@@ -449,16 +480,19 @@ macro_rules! durable_store {
 
             /// Up to `limit` pending events, in the order they occurred, as
             /// envelope lines for the engine's decoder.
-            fn pending_events_now(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+            /// ... and when `claim`, locked for this batch (see [`EventsSql::claim`]).
+            fn pending_events_now(&self, limit: i64, claim: bool) -> Result<Vec<PendingEvent>, StoreError> {
+                let (only, lock) = if claim { $events.claim } else { ("", "") };
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let rows = sqlx::query(&self.q(&format!(
                         "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload \
-                         FROM steward_events WHERE status = 'pending' \
-                         ORDER BY occurred_at, {} LIMIT ?",
+                         FROM steward_events e WHERE status = 'pending' {only} \
+                         ORDER BY occurred_at, {} LIMIT ? {lock}",
                         $events.time_out, $events.payload_out, $events.order
                     )))
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(c.get())
                     .await
                     .map_err(unavailable)?;
                     rows.iter()
@@ -489,6 +523,7 @@ macro_rules! durable_store {
             /// Marks an event rejected, with the reason.
             fn reject_now(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     sqlx::query(&self.q(&format!(
                         "UPDATE steward_events SET status = 'rejected', reason = ?, processed_at = {} \
                          WHERE tenant = ? AND id = ?",
@@ -497,7 +532,7 @@ macro_rules! durable_store {
                     .bind(reason)
                     .bind(tenant)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(c.get())
                     .await
                     .map_err(unavailable)?;
                     Ok(())
@@ -507,13 +542,14 @@ macro_rules! durable_store {
             /// How many events are pending, processed and rejected.
             fn event_counts_now(&self) -> Result<[i64; 3], StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let mut out = [0; 3];
                     for (slot, status) in out.iter_mut().zip(["pending", "processed", "rejected"]) {
                         *slot = sqlx::query_scalar(&self.q(
                             "SELECT COUNT(*) FROM steward_events WHERE status = ?",
                         ))
                         .bind(status)
-                        .fetch_one(&self.pool)
+                        .fetch_one(c.get())
                         .await
                         .map_err(unavailable)?;
                     }
@@ -524,10 +560,11 @@ macro_rules! durable_store {
             /// The actions of the outbox, oldest first: (key, action, args).
             fn outbox_now(&self) -> Result<Vec<(String, String, String)>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let rows = sqlx::query(
                         "SELECT key, action, args FROM steward_actions ORDER BY performed_at, key",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(c.get())
                     .await
                     .map_err(unavailable)?;
                     rows.iter()
@@ -548,7 +585,54 @@ macro_rules! durable_store {
                 self.push_now(line)
             }
             fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
-                self.pending_events_now(limit)
+                self.pending_events_now(limit, false)
+            }
+            fn claim_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+                self.pending_events_now(limit, true)
+            }
+            fn shares_work(&self) -> bool {
+                !$events.claim.1.is_empty()
+            }
+            fn begin_batch(&self) -> Result<(), StoreError> {
+                self.block(async {
+                    let mut slot = self.tx.lock().await;
+                    if let Some(open) = slot.take() {
+                        open.rollback().await.map_err(unavailable)?;
+                    }
+                    *slot = Some(self.pool.begin_with($begin).await.map_err(unavailable)?);
+                    Ok(())
+                })
+            }
+            fn commit_batch(&self) -> Result<(), StoreError> {
+                self.block(async {
+                    match self.tx.lock().await.take() {
+                        Some(tx) => tx.commit().await.map_err(unavailable),
+                        None => Ok(()),
+                    }
+                })
+            }
+            fn rollback_batch(&self) -> Result<(), StoreError> {
+                self.block(async {
+                    match self.tx.lock().await.take() {
+                        Some(tx) => tx.rollback().await.map_err(unavailable),
+                        None => Ok(()),
+                    }
+                })
+            }
+            fn tenants(&self) -> Result<Vec<String>, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    let rows = sqlx::query(
+                        "SELECT tenant FROM steward_events GROUP BY tenant \
+                         UNION SELECT tenant FROM steward_ticks GROUP BY tenant",
+                    )
+                    .fetch_all(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| r.try_get::<String, _>(0).map_err(unavailable))
+                        .collect()
+                })
             }
             fn reject(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError> {
                 self.reject_now(tenant, id, reason)
@@ -604,35 +688,42 @@ macro_rules! durable_store {
                     }
                 })
             }
-            fn due_deliveries(
+            fn claim_deliveries(
                 &self,
                 now: DateTime<Utc>,
+                hold_until: DateTime<Utc>,
                 limit: i64,
             ) -> Result<Vec<Delivery>, StoreError> {
                 self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT tenant, key, rule, action, args, attempts FROM steward_actions \
+                    let rows = sqlx::query(&self.q(&format!(
+                        "UPDATE steward_actions SET next_attempt_at = ? \
+                         WHERE (tenant, key) IN (SELECT tenant, key FROM steward_actions \
                          WHERE status IN ('pending', 'failed') \
                          AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
-                         ORDER BY performed_at, key LIMIT ?",
-                    ))
+                         ORDER BY performed_at, key LIMIT ? {}) \
+                         RETURNING tenant, key, rule, action, args, attempts, performed_at",
+                        $events.claim.1
+                    )))
+                    .bind(time_text(&hold_until))
                     .bind(time_text(&now))
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(unavailable)?;
-                    rows.iter()
+                    let mut out = rows.iter()
                         .map(|r| {
-                            Ok(Delivery {
+                            Ok((r.try_get::<String, _>(6).map_err(unavailable)?, Delivery {
                                 tenant: r.try_get(0).map_err(unavailable)?,
                                 key: r.try_get(1).map_err(unavailable)?,
                                 rule: r.try_get(2).map_err(unavailable)?,
                                 action: r.try_get(3).map_err(unavailable)?,
                                 args: r.try_get(4).map_err(unavailable)?,
                                 attempts: r.try_get::<i32, _>(5).map_err(unavailable)?,
-                            })
+                            }))
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    out.sort_by(|a, b| (&a.0, &a.1.key).cmp(&(&b.0, &b.1.key)));
+                    Ok(out.into_iter().map(|(_, d)| d).collect())
                 })
             }
             fn attempted(&self, d: &Delivery, outcome: &Attempt) -> Result<(), StoreError> {
@@ -658,6 +749,19 @@ macro_rules! durable_store {
                     .await
                     .map_err(unavailable)?;
                     Ok(())
+                })
+            }
+            fn waiting_deliveries(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_actions WHERE status = 'pending' \
+                         OR (status = 'failed' AND next_attempt_at <= ?)",
+                    ))
+                    .bind(time_text(&now))
+                    .fetch_one(c.get())
+                    .await
+                    .map_err(unavailable)
                 })
             }
             fn delivery_counts(&self) -> Result<[i64; 4], StoreError> {
@@ -691,12 +795,13 @@ macro_rules! durable_store {
         impl Store for $store {
             fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let found: i64 = sqlx::query_scalar(&self.q(
                         "SELECT COUNT(*) FROM steward_handled WHERE tenant = ? AND id = ?",
                     ))
                     .bind(tenant)
                     .bind(id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(c.get())
                     .await
                     .map_err(unavailable)?;
                     Ok(found > 0)
@@ -705,14 +810,15 @@ macro_rules! durable_store {
 
             fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let timer: Option<String> =
                         sqlx::query_scalar("SELECT MIN(due) FROM steward_timers")
-                            .fetch_one(&self.pool)
+                            .fetch_one(c.get())
                             .await
                             .map_err(unavailable)?;
                     let deadline: Option<String> =
                         sqlx::query_scalar("SELECT MIN(deadline) FROM steward_approvals")
-                            .fetch_one(&self.pool)
+                            .fetch_one(c.get())
                             .await
                             .map_err(unavailable)?;
                     let first = match (timer, deadline) {
@@ -725,13 +831,14 @@ macro_rules! durable_store {
 
             fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let up_to = time_text(&up_to);
                     let timer = sqlx::query(&self.q(
                         "SELECT tenant, rule, key, pos, due, seq, continuation FROM steward_timers \
                          WHERE due <= ? ORDER BY due, seq LIMIT 1",
                     ))
                     .bind(&up_to)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(c.get())
                     .await
                     .map_err(unavailable)?;
                     let approval = sqlx::query(&self.q(
@@ -739,7 +846,7 @@ macro_rules! durable_store {
                          FROM steward_approvals WHERE deadline <= ? ORDER BY deadline, seq LIMIT 1",
                     ))
                     .bind(&up_to)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(c.get())
                     .await
                     .map_err(unavailable)?;
                     let order = |row: &<$db as sqlx::Database>::Row, at: &str| -> Result<(String, i64), StoreError> {
@@ -756,7 +863,7 @@ macro_rules! durable_store {
                     };
                     if take_timer {
                         match &timer {
-                            Some(row) => self.load_timer(row).await.map(Some),
+                            Some(row) => self.load_timer(c.get(), row).await.map(Some),
                             None => Ok(None),
                         }
                     } else {
@@ -777,6 +884,7 @@ macro_rules! durable_store {
 
             fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let n: i64 = sqlx::query_scalar(&self.q(
                         "SELECT COUNT(*) FROM steward_timer_cancels \
                          WHERE tenant = ? AND event_type = ? AND field = ? AND value = ?",
@@ -785,7 +893,7 @@ macro_rules! durable_store {
                     .bind(&*key.event_type)
                     .bind(&*key.field)
                     .bind(&key.value)
-                    .fetch_one(&self.pool)
+                    .fetch_one(c.get())
                     .await
                     .map_err(unavailable)?;
                     Ok(usize::try_from(n).unwrap_or(0))
@@ -794,9 +902,10 @@ macro_rules! durable_store {
 
             fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let row = sqlx::query(&self.q("SELECT * FROM steward_approvals WHERE id = ?"))
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(c.get())
                         .await
                         .map_err(unavailable)?;
                     match row {
@@ -808,6 +917,7 @@ macro_rules! durable_store {
 
             fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let row = sqlx::query(&self.q(
                         "SELECT * FROM steward_approvals WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?",
                     ))
@@ -815,7 +925,7 @@ macro_rules! durable_store {
                     .bind(&*key.rule)
                     .bind(&*key.key)
                     .bind(i64::from(key.pos))
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(c.get())
                     .await
                     .map_err(unavailable)?;
                     match row {
@@ -827,10 +937,11 @@ macro_rules! durable_store {
 
             fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let rows = sqlx::query(
                         "SELECT * FROM steward_approvals ORDER BY requested_at, seq",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(c.get())
                     .await
                     .map_err(unavailable)?;
                     let mut out = Vec::new();
@@ -845,11 +956,12 @@ macro_rules! durable_store {
 
             fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let rows = sqlx::query(
                         "SELECT approval, approved, decided_by, decided_at FROM steward_decisions \
                          ORDER BY decided_at, approval",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(c.get())
                     .await
                     .map_err(unavailable)?;
                     rows.iter()
@@ -873,12 +985,13 @@ macro_rules! durable_store {
             ) -> Result<u64, StoreError> {
                 let start = window_start(now, window_ms);
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let n: i64 = sqlx::query_scalar(&self.q(
                         "SELECT COUNT(*) FROM steward_throttles WHERE key = ? AND at > ?",
                     ))
                     .bind(key)
                     .bind(time_text(&start))
-                    .fetch_one(&self.pool)
+                    .fetch_one(c.get())
                     .await
                     .map_err(unavailable)?;
                     Ok(u64::try_from(n).unwrap_or(0))
@@ -891,12 +1004,13 @@ macro_rules! durable_store {
                 rule: &str,
             ) -> Result<Option<DateTime<Utc>>, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let next: Option<String> = sqlx::query_scalar(&self.q(
                         "SELECT next FROM steward_ticks WHERE tenant = ? AND rule = ?",
                     ))
                     .bind(tenant)
                     .bind(rule)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(c.get())
                     .await
                     .map_err(unavailable)?;
                     next.map(|t| parse_time(&t)).transpose()
@@ -905,8 +1019,9 @@ macro_rules! durable_store {
 
             fn pending_timers(&self) -> Result<usize, StoreError> {
                 self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
                     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM steward_timers")
-                        .fetch_one(&self.pool)
+                        .fetch_one(c.get())
                         .await
                         .map_err(unavailable)?;
                     Ok(usize::try_from(n).unwrap_or(0))
@@ -949,6 +1064,23 @@ pub trait Durable: Store {
     /// Up to `limit` pending events, in the order they occurred, as envelope
     /// lines for the engine's decoder.
     fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Claims up to `limit` pending events for the open batch, in the order
+    /// they occurred, at most the first pending one of each `(tenant, key)`
+    /// where workers share the work (PostgreSQL: locked with `FOR UPDATE
+    /// SKIP LOCKED` until the batch ends, so no other worker takes them or
+    /// a later event of their key).
+    fn claim_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Whether several workers can work on this database at once
+    /// (PostgreSQL); else one works at a time, under the lease `worker`.
+    fn shares_work(&self) -> bool;
+    /// Opens a batch: until it is committed or rolled back, every read and
+    /// every unit's commit runs in one transaction, so a batch's events,
+    /// their results and their statuses are written together or not at all.
+    fn begin_batch(&self) -> Result<(), StoreError>;
+    fn commit_batch(&self) -> Result<(), StoreError>;
+    fn rollback_batch(&self) -> Result<(), StoreError>;
+    /// The tenants with events or schedules.
+    fn tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Marks an event rejected, with the reason.
     fn reject(&self, tenant: &str, id: &str, reason: &str) -> Result<(), StoreError>;
     /// How many events are pending, processed and rejected.
@@ -969,12 +1101,22 @@ pub trait Durable: Store {
     fn lease_holder(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
     /// Gives the lease up (if `holder` has it).
     fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
-    /// Up to `limit` actions of the outbox waiting to be delivered by `now`
-    /// (pending, and not waiting for a retry), oldest first.
-    fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// Claims up to `limit` actions of the outbox waiting to be delivered
+    /// by `now` (pending, and not waiting for a retry), oldest first: each
+    /// is held until `hold_until`, when it is due again unless its attempt
+    /// was recorded (the worker delivering it died).
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
     /// Records an attempt: `Delivered`, or failed with the error and either
     /// when to try again or that no attempt is left (`dead`).
     fn attempted(&self, delivery: &Delivery, outcome: &Attempt) -> Result<(), StoreError>;
+    /// How many actions wait to be delivered by `now`, or are being
+    /// delivered (claimed).
+    fn waiting_deliveries(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
     /// How many actions are in each state: pending, delivered, failed, dead.
     fn delivery_counts(&self) -> Result<[i64; 4], StoreError>;
 }
@@ -1017,6 +1159,13 @@ struct EventsSql {
     payload_out: &'static str,
     /// Ties of `occurred_at`: in the order received.
     order: &'static str,
+    /// What a claim adds to the pending events' query: a condition and a
+    /// lock. PostgreSQL takes only the first pending event of each key (an
+    /// event whose key has an earlier one pending, perhaps locked by
+    /// another worker, waits for it), and locks what it takes, skipping
+    /// what another worker has locked. SQLite has one writer, whose batch
+    /// holds the database: it takes events in order.
+    claim: (&'static str, &'static str),
 }
 
 const SQLITE_EVENTS: EventsSql = EventsSql {
@@ -1026,15 +1175,22 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     payload_in: "?",
     payload_out: "payload",
     order: "rowid",
+    claim: ("", ""),
 };
 
 const PG_EVENTS: EventsSql = EventsSql {
-    now: "now()",
+    now: "clock_timestamp()",
     time_in: "CAST(? AS TIMESTAMPTZ)",
     time_out: "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     payload_in: "CAST(? AS JSONB)",
     payload_out: "payload::text",
     order: "seq",
+    claim: (
+        "AND NOT EXISTS (SELECT 1 FROM steward_events p WHERE p.status = 'pending' \
+         AND p.tenant = e.tenant AND p.key = e.key \
+         AND (p.occurred_at, p.seq) < (e.occurred_at, e.seq))",
+        "FOR UPDATE SKIP LOCKED",
+    ),
 };
 
 /// An event waiting to be handled, as an envelope line.
@@ -1209,6 +1365,22 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// A connection to run queries on: the open batch's transaction, or one
+/// of the pool's.
+enum Conn<'a, DB: sqlx::Database> {
+    Batch(tokio::sync::MappedMutexGuard<'a, sqlx::Transaction<'static, DB>>),
+    Pool(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> Conn<'_, DB> {
+    fn get(&mut self) -> &mut DB::Connection {
+        match self {
+            Conn::Batch(tx) => tx,
+            Conn::Pool(c) => c,
+        }
+    }
+}
+
 fn same(sql: &str) -> String {
     sql.to_string()
 }
@@ -1218,6 +1390,7 @@ fn same(sql: &str) -> String {
 pub struct SqliteStore {
     rt: tokio::runtime::Runtime,
     pool: sqlx::SqlitePool,
+    tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Sqlite>>>,
     rules: Arc<Ruleset>,
     versions: Versions,
 }
@@ -1226,6 +1399,7 @@ pub struct SqliteStore {
 pub struct PgStore {
     rt: tokio::runtime::Runtime,
     pool: sqlx::PgPool,
+    tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
     rules: Arc<Ruleset>,
     versions: Versions,
 }
@@ -1248,6 +1422,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             rt,
             pool,
+            tx: tokio::sync::Mutex::new(None),
             rules,
             versions,
         })
@@ -1265,6 +1440,7 @@ impl PgStore {
         Ok(PgStore {
             rt,
             pool,
+            tx: tokio::sync::Mutex::new(None),
             rules,
             versions,
         })
@@ -1284,6 +1460,6 @@ durable_store!(
     sqlx::Postgres,
     numbered,
     "BEGIN ISOLATION LEVEL SERIALIZABLE",
-    "UPDATE steward_seq SET value = value + 1 WHERE name = 'due' RETURNING value",
+    "SELECT nextval('steward_due_seq')",
     PG_EVENTS
 );

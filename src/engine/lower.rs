@@ -50,6 +50,12 @@ impl Ruleset {
     pub fn shapes(&self) -> &Shapes {
         &self.lib.shapes
     }
+
+    /// Whether a rule runs on a schedule (`cron`, `every`): then the engine
+    /// must know the tenants to fire it for.
+    pub fn has_schedules(&self) -> bool {
+        !self.index.schedules.is_empty()
+    }
 }
 
 /// Options for [`compile_with`].

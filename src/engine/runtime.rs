@@ -270,6 +270,12 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Gives the store back (a worker whose batch failed starts again from
+    /// what the store holds, with an engine of its own).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// Makes schedules fire for `tenant` from now on (as a handled event of
     /// the tenant does).
     pub fn add_tenant(&mut self, tenant: &Arc<str>) {
