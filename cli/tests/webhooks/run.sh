@@ -4,7 +4,8 @@
 # SMTP with aiosmtpd as the server: builds
 # `steward`, installs the pinned verifier into a virtual environment under
 # the target folder, and runs test_webhooks.py and test_mail.py against
-# `steward run`.
+# `steward run`, then test_crash.py: two workers on PostgreSQL (DATABASE_URL),
+# one killed with SIGKILL again and again, delivering to both.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -19,3 +20,4 @@ fi
 steward="$(cd "$target/debug" && pwd)/steward"
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_webhooks.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_mail.py
+STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_crash.py
