@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
-use crate::check::{analyze, Analysis, Host};
+use crate::check::{analyze, Analysis, Host, RhaiSourceError};
 use crate::diag::{Diagnostic, JsonDiagnostic};
 use crate::engine::runtime::{Action, RuleError, Trace};
 use crate::engine::{compile, Ruleset};
@@ -31,6 +31,63 @@ pub struct Built {
 /// and compiles them if they have no errors.
 pub fn build(files: &[(String, String)], host: &dyn Host) -> Built {
     built(analyze(files, host))
+}
+
+/// A program's sources as deployed and stored: its rule files, and the Rhai
+/// scripts they read (by the file that names each and the path it gives),
+/// so a stored version is checked and compiled again exactly as it was,
+/// with no file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sources {
+    pub files: Vec<(String, String)>,
+    #[serde(default)]
+    pub scripts: Vec<(String, String, String)>,
+}
+
+impl Sources {
+    /// Checks `files` with `host`, keeping every script the checker read
+    /// with the files.
+    pub fn read(files: Vec<(String, String)>, host: &dyn Host) -> (Sources, Analysis) {
+        let recording = Recording {
+            inner: host,
+            read: std::cell::RefCell::new(Vec::new()),
+        };
+        let analysis = analyze(&files, &recording);
+        let scripts = recording.read.into_inner();
+        (Sources { files, scripts }, analysis)
+    }
+
+    /// Checks and compiles the stored sources.
+    pub fn build(&self) -> Built {
+        build(&self.files, self)
+    }
+}
+
+impl Host for Sources {
+    fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
+        self.scripts
+            .iter()
+            .find(|(f, p, _)| f == file && p == path)
+            .map(|(_, _, text)| text.clone())
+            .ok_or(RhaiSourceError::Missing)
+    }
+}
+
+/// A host that answers as `inner` does and keeps what it answered.
+struct Recording<'a> {
+    inner: &'a dyn Host,
+    read: std::cell::RefCell<Vec<(String, String, String)>>,
+}
+
+impl Host for Recording<'_> {
+    fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
+        let text = self.inner.rhai_source(file, path)?;
+        let mut read = self.read.borrow_mut();
+        if !read.iter().any(|(f, p, _)| f == file && p == path) {
+            read.push((file.to_string(), path.to_string(), text.clone()));
+        }
+        Ok(text)
+    }
 }
 
 /// Compiles an analysis already made (the CLI reads files its own way).

@@ -108,8 +108,10 @@ enum Command {
         /// else `./steward.db`.
         #[arg(long)]
         database: Option<String>,
-        /// Rule files, or folders searched recursively for `.stw` files.
-        #[arg(long, required = true, num_args = 1..)]
+        /// Rule files, or folders searched recursively for `.stw` files:
+        /// deployed as a new version of ruleset `default` (unless unchanged)
+        /// before running. Without it, the latest version deployed runs.
+        #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
         /// Exit once no event is pending and nothing is due (future timers
         /// may remain; they are counted).

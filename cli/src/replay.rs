@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use steward::boundary::BuildError;
+use steward::boundary::Sources;
 use steward::check::Analysis;
 use steward::diag::render_human;
 use steward::engine::runtime::Trace;
@@ -29,7 +30,22 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<Option<Arc<Ruleset>>, String> {
 }
 
 fn load(paths: &[PathBuf]) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
-    let built = steward::boundary::built(files::read_all(paths)?.analyze());
+    report(steward::boundary::built(files::read_all(paths)?.analyze()))
+}
+
+/// Reads and compiles rule files as `load_rules` does, and keeps their
+/// sources (the Rhai scripts they read too), to be deployed.
+pub fn load_sources(paths: &[PathBuf]) -> Result<Option<(Sources, Arc<Ruleset>)>, String> {
+    let loaded = files::read_all(paths)?;
+    let (sources, mut analysis) = Sources::read(loaded.sources.clone(), &loaded.host());
+    loaded.add_diagnostics(&mut analysis);
+    Ok(report(steward::boundary::built(analysis))?.map(|(_, rules)| (sources, rules)))
+}
+
+/// The rules, or their diagnostics on stderr.
+pub(crate) fn report(
+    built: steward::boundary::Built,
+) -> Result<Option<(Analysis, Arc<Ruleset>)>, String> {
     match built.rules {
         Ok(rules) => Ok(Some((built.analysis, rules))),
         Err(BuildError::Invalid(diags)) => {

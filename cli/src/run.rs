@@ -15,7 +15,7 @@ use steward_db::{Attempt, Durable, PgStore, PushError, SqliteStore, Target};
 
 use super::deliver::{Deliverer, Webhooks};
 
-use super::replay::{load_rules, report_error};
+use super::replay::{load_sources, report, report_error};
 
 /// `steward migrate`: creates or updates the tables.
 pub fn migrate(database: Option<&str>) -> Result<bool, String> {
@@ -110,25 +110,57 @@ pub struct RunOptions<'a> {
 /// recording every action in the outbox (and printing it as a JSON line),
 /// and delivers the outbox.
 pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
-    let Some(rules) = load_rules(opts.rules)? else {
-        return Ok(false);
-    };
     let target = Target::choose(opts.database);
-    eprintln!(
-        "steward run: {} rules (version {}), state in {target}",
-        rules.rules.len(),
-        rules.version
-    );
+    let empty = empty_rules()?;
     match &target {
         Target::Sqlite(path) => {
-            let store = SqliteStore::open(path, rules.clone()).map_err(|e| e.to_string())?;
-            drive(store, &target, rules, &opts)
+            let store = SqliteStore::open(path, empty).map_err(|e| e.to_string())?;
+            start(store, &target, &opts)
         }
         Target::Postgres(url) => {
-            let store = PgStore::open(url, rules.clone()).map_err(|e| e.to_string())?;
-            drive(store, &target, rules, &opts)
+            let store = PgStore::open(url, empty).map_err(|e| e.to_string())?;
+            start(store, &target, &opts)
         }
     }
+}
+
+/// The ruleset every tenant's events run under: `--rules` deploys those
+/// files as ruleset `default` (a new version only when they changed);
+/// without it, the latest version deployed.
+const RULESET: &str = "default";
+const EVERY_TENANT: &str = "*";
+
+fn start<S: Durable>(mut store: S, target: &Target, opts: &RunOptions<'_>) -> Result<bool, String> {
+    let rules = if opts.rules.is_empty() {
+        let Some((version, sources)) = store
+            .latest(EVERY_TENANT, RULESET)
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!(
+                "no rules: {target} has no ruleset `{RULESET}` deployed; give `--rules PATH`"
+            ));
+        };
+        let Some((_, rules)) = report(sources.build())? else {
+            return Ok(false);
+        };
+        eprintln!("steward run: ruleset `{RULESET}` version {version} from {target}");
+        rules
+    } else {
+        let Some((sources, rules)) = load_sources(opts.rules)? else {
+            return Ok(false);
+        };
+        let (version, new) = store
+            .deploy(EVERY_TENANT, RULESET, &sources, &rules.version)
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "steward run: {} ruleset `{RULESET}` version {version} ({} rules) to {target}",
+            if new { "deployed" } else { "unchanged:" },
+            rules.rules.len()
+        );
+        rules
+    };
+    store.use_rules(rules.clone());
+    drive(store, target, rules, opts)
 }
 
 /// The lease a worker holds while it runs on a database whose workers

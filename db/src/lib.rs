@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
+use steward::boundary::Sources;
 use steward::engine::store::{
     window_start, Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
 };
@@ -77,13 +78,17 @@ enum Resumed {
     Cancelled(String),
 }
 
-fn resume(versions: &Versions, json: &str) -> Result<Resumed, StoreError> {
-    let stored: StoredContinuation = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("a stored continuation: {e}")))?;
-    Ok(match versions.resume(&stored) {
-        Ok((rules, cont)) => Resumed::Ready(cont, rules),
-        Err(why) => Resumed::Cancelled(why.to_string()),
-    })
+fn parse_continuation(json: &str) -> Result<StoredContinuation, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("a stored continuation: {e}")))
+}
+
+/// The ruleset of a stored version, checked and compiled again from its
+/// sources; `None` if it no longer checks, or is not the same program.
+fn rebuild(digest: &str, sources: &str) -> Option<Arc<Ruleset>> {
+    let sources: Sources = serde_json::from_str(sources).ok()?;
+    let rules = sources.build().rules.ok()?;
+    (rules.version == digest).then_some(rules)
 }
 
 /// The block an approval's `else` runs, in the ruleset it resumes under.
@@ -112,6 +117,38 @@ macro_rules! durable_store {
                 self.rt.block_on(f)
             }
 
+            fn versions(&self) -> std::sync::MutexGuard<'_, Versions> {
+                self.versions.lock().unwrap_or_else(|e| e.into_inner())
+            }
+
+            /// What a stored continuation resumes as: under the version that
+            /// suspended it, loaded from `steward_rulesets` the first time
+            /// it is needed; or why it cannot.
+            async fn resume(
+                &self,
+                c: &mut <$db as sqlx::Database>::Connection,
+                json: &str,
+            ) -> Result<Resumed, StoreError> {
+                let stored = parse_continuation(json)?;
+                let known = self.versions().get(&stored.version).is_some();
+                if !known {
+                    let row: Option<String> = sqlx::query_scalar(&self.q(
+                        "SELECT sources FROM steward_rulesets WHERE digest = ? LIMIT 1",
+                    ))
+                    .bind(&stored.version)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(unavailable)?;
+                    if let Some(rules) = row.and_then(|text| rebuild(&stored.version, &text)) {
+                        self.versions().insert(rules);
+                    }
+                }
+                Ok(match self.versions().resume(&stored) {
+                    Ok((rules, cont)) => Resumed::Ready(cont, rules),
+                    Err(why) => Resumed::Cancelled(why.to_string()),
+                })
+            }
+
             async fn load_timer(
                 &self,
                 c: &mut <$db as sqlx::Database>::Connection,
@@ -129,7 +166,7 @@ macro_rules! durable_store {
                     key: Arc::from(key.as_str()),
                     pos,
                 };
-                let cont = match resume(&self.versions, &json)? {
+                let cont = match self.resume(c, &json).await? {
                     Resumed::Ready(cont, _) => cont,
                     Resumed::Cancelled(reason) => {
                         return Ok(Due::Cancelled {
@@ -167,15 +204,16 @@ macro_rules! durable_store {
                 }))
             }
 
-            fn load_approval(
+            async fn load_approval(
                 &self,
+                c: &mut <$db as sqlx::Database>::Connection,
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<Result<Approval, (String, String)>, StoreError> {
                 let tenant: String = row.try_get("tenant").map_err(unavailable)?;
                 let id: String = row.try_get("id").map_err(unavailable)?;
                 let pos = index(row.try_get::<i64, _>("pos").map_err(unavailable)?)?;
                 let json: String = row.try_get("continuation").map_err(unavailable)?;
-                let (cont, rules) = match resume(&self.versions, &json)? {
+                let (cont, rules) = match self.resume(c, &json).await? {
                     Resumed::Ready(cont, rules) => (cont, rules),
                     Resumed::Cancelled(reason) => return Ok(Err((id, reason))),
                 };
@@ -619,6 +657,81 @@ macro_rules! durable_store {
                     }
                 })
             }
+            fn deploy(
+                &self,
+                tenant: &str,
+                name: &str,
+                sources: &Sources,
+                digest: &str,
+            ) -> Result<(i64, bool), StoreError> {
+                let text = serde_json::to_string(sources)
+                    .map_err(|e| StoreError::Corrupt(format!("the sources: {e}")))?;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                    let latest = sqlx::query(&self.q(
+                        "SELECT version, digest FROM steward_rulesets WHERE tenant = ? AND name = ? \
+                         ORDER BY version DESC LIMIT 1",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    let (last, same) = match latest {
+                        Some(row) => (
+                            row.try_get::<i64, _>(0).map_err(unavailable)?,
+                            row.try_get::<String, _>(1).map_err(unavailable)? == digest,
+                        ),
+                        None => (0, false),
+                    };
+                    if same {
+                        tx.rollback().await.map_err(unavailable)?;
+                        return Ok((last, false));
+                    }
+                    let version = last.saturating_add(1);
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(digest)
+                    .bind(&text)
+                    .bind(time_text(&Utc::now()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    tx.commit().await.map_err(unavailable)?;
+                    Ok((version, true))
+                })
+            }
+            fn latest(&self, tenant: &str, name: &str) -> Result<Option<(i64, Sources)>, StoreError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT version, sources FROM steward_rulesets WHERE tenant = ? AND name = ? \
+                         ORDER BY version DESC LIMIT 1",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let version: i64 = row.try_get(0).map_err(unavailable)?;
+                    let text: String = row.try_get(1).map_err(unavailable)?;
+                    let sources = serde_json::from_str(&text).map_err(|e| {
+                        StoreError::Corrupt(format!("the sources of version {version} of `{name}`: {e}"))
+                    })?;
+                    Ok(Some((version, sources)))
+                })
+            }
+            fn use_rules(&mut self, rules: Arc<Ruleset>) {
+                self.versions().insert(rules.clone());
+                self.rules = rules;
+            }
             fn tenants(&self) -> Result<Vec<String>, StoreError> {
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
@@ -870,7 +983,7 @@ macro_rules! durable_store {
                         let Some(row) = &approval else {
                             return Ok(None);
                         };
-                        Ok(Some(match self.load_approval(row)? {
+                        Ok(Some(match self.load_approval(c.get(), row).await? {
                             Ok(a) => Due::Deadline(a),
                             Err((id, reason)) => Due::Cancelled {
                                 timer: None,
@@ -909,7 +1022,7 @@ macro_rules! durable_store {
                         .await
                         .map_err(unavailable)?;
                     match row {
-                        Some(row) => Ok(self.load_approval(&row)?.ok()),
+                        Some(row) => Ok(self.load_approval(c.get(), &row).await?.ok()),
                         None => Ok(None),
                     }
                 })
@@ -929,7 +1042,7 @@ macro_rules! durable_store {
                     .await
                     .map_err(unavailable)?;
                     match row {
-                        Some(row) => Ok(self.load_approval(&row)?.ok()),
+                        Some(row) => Ok(self.load_approval(c.get(), &row).await?.ok()),
                         None => Ok(None),
                     }
                 })
@@ -946,7 +1059,7 @@ macro_rules! durable_store {
                     .map_err(unavailable)?;
                     let mut out = Vec::new();
                     for row in &rows {
-                        if let Ok(a) = self.load_approval(row)? {
+                        if let Ok(a) = self.load_approval(c.get(), row).await? {
                             out.push(a);
                         }
                     }
@@ -1079,6 +1192,22 @@ pub trait Durable: Store {
     fn begin_batch(&self) -> Result<(), StoreError>;
     fn commit_batch(&self) -> Result<(), StoreError>;
     fn rollback_batch(&self) -> Result<(), StoreError>;
+    /// Deploys `sources` (compiled, their digest is `digest`) as ruleset
+    /// `name` of `tenant` (`*`: every tenant's): a new version, unless the
+    /// latest version is the same program. Says which version is the
+    /// latest, and whether it is new.
+    fn deploy(
+        &self,
+        tenant: &str,
+        name: &str,
+        sources: &Sources,
+        digest: &str,
+    ) -> Result<(i64, bool), StoreError>;
+    /// The latest version of ruleset `name` of `tenant`, with its sources.
+    fn latest(&self, tenant: &str, name: &str) -> Result<Option<(i64, Sources)>, StoreError>;
+    /// Makes `rules` the ruleset new work is suspended under (earlier
+    /// versions stay known, for the work they suspended).
+    fn use_rules(&mut self, rules: Arc<Ruleset>);
     /// The tenants with events or schedules.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Marks an event rejected, with the reason.
@@ -1392,7 +1521,7 @@ pub struct SqliteStore {
     pool: sqlx::SqlitePool,
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Sqlite>>>,
     rules: Arc<Ruleset>,
-    versions: Versions,
+    versions: std::sync::Mutex<Versions>,
 }
 
 /// The engine's state in PostgreSQL.
@@ -1401,7 +1530,7 @@ pub struct PgStore {
     pool: sqlx::PgPool,
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
     rules: Arc<Ruleset>,
-    versions: Versions,
+    versions: std::sync::Mutex<Versions>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, OpenError> {
@@ -1424,7 +1553,7 @@ impl SqliteStore {
             pool,
             tx: tokio::sync::Mutex::new(None),
             rules,
-            versions,
+            versions: std::sync::Mutex::new(versions),
         })
     }
 }
@@ -1442,7 +1571,7 @@ impl PgStore {
             pool,
             tx: tokio::sync::Mutex::new(None),
             rules,
-            versions,
+            versions: std::sync::Mutex::new(versions),
         })
     }
 }

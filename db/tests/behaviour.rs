@@ -360,3 +360,105 @@ fn leases_on_sqlite_and_postgres() {
         leases_hold_one_worker(&PgStore::open(&db.url(), rules()).unwrap());
     }
 }
+
+fn program(text: &str) -> (steward::boundary::Sources, Arc<Ruleset>) {
+    let files = vec![("remind.stw".to_string(), text.to_string())];
+    let sources = steward::boundary::Sources {
+        files,
+        scripts: Vec::new(),
+    };
+    let rules = sources.build().rules.unwrap_or_else(|e| panic!("{e}"));
+    (sources, rules)
+}
+
+const REMIND: &str = r#"
+event job { id: string }
+rule remind when job then
+  after 1h do
+    log "VERSION reminds {id}"
+  end
+end
+"#;
+
+fn job(id: &str, at: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","tenant":"t1","type":"job","occurred_at":"{at}","payload":{{"id":"{id}"}}}}"#
+    )
+}
+
+/// A timer resumes under the version that set it, after a restart on a
+/// newer version: that version's sources are loaded from the store. One
+/// set under a version that was never deployed is cancelled, with the reason.
+fn redeploys<S: Durable>(open: &dyn Fn(Arc<Ruleset>) -> S) {
+    let (v1_sources, v1) = program(&REMIND.replace("VERSION", "v1"));
+    let (v2_sources, v2) = program(&REMIND.replace("VERSION", "v2"));
+    let (_, never) = program(&REMIND.replace("VERSION", "never deployed"));
+    let mut sink = Collect::default();
+    {
+        let store = open(v1.clone());
+        assert_eq!(
+            store
+                .deploy("*", "default", &v1_sources, &v1.version)
+                .unwrap(),
+            (1, true)
+        );
+        let mut engine = Engine::new(v1.clone(), store);
+        let e = decode_event(v1.shapes(), &job("a", "2026-11-20T10:00:00Z")).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    {
+        let mut engine = Engine::new(never.clone(), open(never.clone()));
+        let e = decode_event(never.shapes(), &job("b", "2026-11-20T10:10:00Z")).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    let store = open(v2.clone());
+    assert_eq!(
+        store
+            .deploy("*", "default", &v2_sources, &v2.version)
+            .unwrap(),
+        (2, true)
+    );
+    assert_eq!(
+        store
+            .deploy("*", "default", &v2_sources, &v2.version)
+            .unwrap(),
+        (2, false),
+        "the same program again is no new version"
+    );
+    assert_eq!(store.latest("*", "default").unwrap(), Some((2, v2_sources)));
+    let mut engine = Engine::new(v2.clone(), store);
+    let e = decode_event(v2.shapes(), &job("c", "2026-11-20T10:30:00Z")).unwrap();
+    engine.handle(e, &mut sink).unwrap();
+    engine
+        .advance_to("2026-11-20T12:00:00Z".parse().unwrap(), &mut sink)
+        .unwrap();
+    let logs: Vec<String> = sink
+        .actions
+        .iter()
+        .map(|a| format!("{} {}", a.at.format("%H:%M"), a.args["text"]))
+        .collect();
+    assert_eq!(logs, ["11:00 \"v1 reminds a\"", "11:30 \"v2 reminds c\""]);
+    assert_eq!(sink.errors.len(), 1, "{:?}", sink.errors);
+    let error = &sink.errors[0].message;
+    assert!(
+        error.contains(&format!(
+            "ruleset version `{}` is not loaded",
+            never.version
+        )),
+        "{error}"
+    );
+    assert_eq!(engine.store.pending_timers().unwrap(), 0);
+}
+
+#[test]
+fn timers_resume_under_their_version_after_a_redeploy() {
+    let dir = std::env::temp_dir().join(format!("steward-redeploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("redeploy.db");
+    redeploys(&|rules| SqliteStore::open(path.to_str().unwrap(), rules).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create() {
+        let url = db.url();
+        redeploys(&|rules| PgStore::open(&url, rules).unwrap());
+    }
+}

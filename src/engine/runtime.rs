@@ -595,6 +595,21 @@ impl<S: Store> Engine<S> {
             return Ok(());
         };
         self.caused = 0;
+        // Suspended work resumes under the ruleset that suspended it.
+        let rules = match &due {
+            Due::Timer(t) => t.cont.rules.clone(),
+            Due::Deadline(a) => a.cont.rules.clone(),
+            Due::Cancelled { .. } => self.rules.clone(),
+        };
+        let current = std::mem::replace(&mut self.rules, rules);
+        let fired = self.fire(due, at, sink);
+        self.rules = current;
+        fired?;
+        self.drain(sink)
+    }
+
+    /// The unit of work of a due item, under the ruleset it resumes under.
+    fn fire(&mut self, due: Due, at: DateTime<Utc>, sink: &mut dyn Sink) -> Result<(), StoreError> {
         match due {
             Due::Timer(t) => {
                 self.stats.timers_fired += 1;
@@ -666,8 +681,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        self.finish(sink)?;
-        self.drain(sink)
+        self.finish(sink)
     }
 
     /// Runs a suspended block, in the unit of work begun for it; `block`
@@ -761,6 +775,27 @@ impl<S: Store> Engine<S> {
         self.caused = 0;
         let verdict = if approved { "approved" } else { "rejected" };
         let source: Arc<str> = Arc::from(format!("{}~{verdict}", a.id));
+        let current = std::mem::replace(&mut self.rules, a.cont.rules.clone());
+        let decided = self.decided(a, block, approved, by, source, now, sink);
+        self.rules = current;
+        decided?;
+        self.drain(sink)?;
+        Ok(true)
+    }
+
+    /// The unit of work of a decision, under the approval's ruleset.
+    #[allow(clippy::too_many_arguments)]
+    fn decided(
+        &mut self,
+        a: Approval,
+        block: Option<usize>,
+        approved: bool,
+        by: &str,
+        source: Arc<str>,
+        now: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) -> Result<(), StoreError> {
+        let id = a.id.clone();
         self.begin(&a.cont.event, &source, now);
         self.fx.change(Change::RemoveApproval(a.id.clone()));
         self.fx.change(Change::Decision(Decision {
@@ -772,9 +807,7 @@ impl<S: Store> Engine<S> {
         if let Some(block) = block {
             self.resume(a.cont, Some(block), source, now, sink);
         }
-        self.finish(sink)?;
-        self.drain(sink)?;
-        Ok(true)
+        self.finish(sink)
     }
 
     fn envelope_of(&self, event: &Event) -> Arc<Record> {
@@ -1250,6 +1283,7 @@ impl<S: Store> Engine<S> {
 
     fn continuation(&self, cx: &Ctx, block: usize, locals: &[Value]) -> Continuation {
         Continuation {
+            rules: self.rules.clone(),
             rule: cx.rule,
             block,
             event: cx.event.clone(),

@@ -18,18 +18,34 @@ use chrono::{DateTime, Utc};
 
 use super::action::Performed;
 use super::decode::Event;
+use super::lower::Ruleset;
 use super::value::{Record, Value};
 
-/// What a timer or an approval resumes: a block of a rule, with the event and
-/// the `let`s in scope when it was suspended. The resumed block starts a
-/// chain of emits of its own, so no chain depth is kept.
-#[derive(Clone, Debug)]
+/// What a timer or an approval resumes: a block of a rule of the ruleset
+/// that suspended it (which it resumes under, whatever the engine runs
+/// now), with the event and the `let`s in scope when it was suspended. The
+/// resumed block starts a chain of emits of its own, so no chain depth is
+/// kept.
+#[derive(Clone)]
 pub struct Continuation {
+    pub rules: Arc<Ruleset>,
     pub rule: usize,
     pub block: usize,
     pub event: Arc<Event>,
     pub envelope: Arc<Record>,
     pub locals: Vec<Value>,
+}
+
+impl std::fmt::Debug for Continuation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Continuation")
+            .field("version", &self.rules.version)
+            .field("rule", &self.rule)
+            .field("block", &self.block)
+            .field("event", &self.event)
+            .field("locals", &self.locals)
+            .finish()
+    }
 }
 
 /// A pending timer is unique per (tenant, rule, event key, statement): the

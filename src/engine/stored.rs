@@ -187,6 +187,7 @@ impl Versions {
             .map(|v| stored_to_value(shapes, v))
             .collect::<Result<_, _>>()?;
         let cont = Continuation {
+            rules: rules.clone(),
             rule,
             block,
             envelope: envelope_record(shapes, &event),
