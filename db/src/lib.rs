@@ -463,6 +463,8 @@ macro_rules! durable_store {
                     self.apply(tx, change).await?;
                 }
                 for (tenant, key, rule, event, action, args, at) in actions {
+                    self.record_work(tx, [&tenant, &key, &rule, &event, &at], &action, &args)
+                        .await?;
                     sqlx::query(&self.q(
                         "INSERT INTO steward_actions (tenant, key, rule, event, action, args, performed_at) \
                          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -478,6 +480,56 @@ macro_rules! durable_store {
                     .await?;
                 }
                 Ok(())
+            }
+
+            /// Work for people: a `notify` is a notification row, a
+            /// `create_task` a task row, in the unit's transaction.
+            async fn record_work(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                [tenant, key, rule, event, at]: [&str; 5],
+                action: &str,
+                args: &str,
+            ) -> Result<(), sqlx::Error> {
+                if action != "notify" && action != "create_task" {
+                    return Ok(());
+                }
+                let args: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(args).unwrap_or_default();
+                let text = |name: &str| args.get(name).and_then(|v| v.as_str()).map(str::to_string);
+                let role = text("role").unwrap_or_default();
+                let sql = if action == "notify" {
+                    self.q(
+                        "INSERT INTO steward_notifications (tenant, key, rule, event, role, text, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                } else {
+                    self.q(
+                        "INSERT INTO steward_tasks (tenant, key, rule, event, role, title, due, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                };
+                let query = if action == "notify" {
+                    sqlx::query(&sql)
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(rule)
+                    .bind(event)
+                    .bind(role)
+                    .bind(text("text").unwrap_or_default())
+                    .bind(at)
+                } else {
+                    sqlx::query(&sql)
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(rule)
+                    .bind(event)
+                    .bind(role)
+                    .bind(text("title").unwrap_or_default())
+                    .bind(text("due"))
+                    .bind(at)
+                };
+                query.execute(&mut *tx).await.map(drop)
             }
 
             /// The connection queries run on: the open batch's transaction,
@@ -731,6 +783,18 @@ macro_rules! durable_store {
             fn use_rules(&mut self, rules: Arc<Ruleset>) {
                 self.versions().insert(rules.clone());
                 self.rules = rules;
+            }
+            fn people_work(&self) -> Result<[i64; 2], StoreError> {
+                self.block(async {
+                    let mut out = [0; 2];
+                    for (slot, table) in out.iter_mut().zip(["steward_notifications", "steward_tasks"]) {
+                        *slot = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    Ok(out)
+                })
             }
             fn tenants(&self) -> Result<Vec<String>, StoreError> {
                 self.block(async {
@@ -1208,6 +1272,8 @@ pub trait Durable: Store {
     /// Makes `rules` the ruleset new work is suspended under (earlier
     /// versions stay known, for the work they suspended).
     fn use_rules(&mut self, rules: Arc<Ruleset>);
+    /// How many notifications and tasks there are.
+    fn people_work(&self) -> Result<[i64; 2], StoreError>;
     /// The tenants with events or schedules.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Marks an event rejected, with the reason.

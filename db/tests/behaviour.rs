@@ -25,6 +25,7 @@ const RULES: &str = r#"
 rule opened when job then
   let share = total * 0.15
   log "opened {id}: {share}"
+  create task "review {id}" for role ops due now() + 2h
   emit job.checked { id: id }
   after 1h unless job.done on id do
     notify role ops "{id} is overdue, {share} at stake"
@@ -225,10 +226,15 @@ fn sqlite_behaves_as_memory_and_keeps_work_across_restarts() {
         let got = restarted(&open, cut);
         assert_eq!(got, expected, "restarted after step {cut}");
     }
-    // The outbox holds every action once, by key.
+    // The outbox holds every action once, by key; each `notify` is a
+    // notification too.
     let store = SqliteStore::open(dir.join("whole.db").to_str().unwrap(), rules()).unwrap();
     let outbox = store.outbox().unwrap();
     assert_eq!(outbox.len(), expected.actions.len());
+    let count = |name: &str| outbox.iter().filter(|(_, a, _)| a == name).count() as i64;
+    let (notified, tasks) = (count("notify"), count("create_task"));
+    assert!(notified > 0 && tasks > 0);
+    assert_eq!(store.people_work().unwrap(), [notified, tasks]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
