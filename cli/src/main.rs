@@ -135,6 +135,10 @@ enum Command {
         /// Deliveries made at once (threads): a slow endpoint holds one.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         delivery_threads: u16,
+        /// How long handled events (and their ids, against duplicates) and
+        /// delivered or dead actions are kept before they are pruned.
+        #[arg(long, value_parser = parse_positive_duration, default_value = "14d")]
+        retain: i64,
         /// Events claimed and handled per transaction.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch: i64,
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
             max_attempts,
             delivery_timeout,
             delivery_threads,
+            retain,
             batch,
         } => deliver::Deliverer::from_env(
             std::time::Duration::from_millis(retry_base.unsigned_abs()),
@@ -262,6 +267,7 @@ fn main() -> ExitCode {
                 poll: std::time::Duration::from_millis(poll.unsigned_abs()),
                 batch,
                 delivery_threads: usize::from(delivery_threads),
+                retain: chrono::Duration::milliseconds(retain),
                 deliverer,
             })
         })

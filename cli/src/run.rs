@@ -103,6 +103,8 @@ pub struct RunOptions<'a> {
     pub batch: i64,
     /// Deliveries made at once, each on a thread of its own.
     pub delivery_threads: usize,
+    /// How long handled events, their ids and finished actions are kept.
+    pub retain: chrono::Duration,
     pub deliverer: Deliverer,
 }
 
@@ -311,7 +313,10 @@ fn deliveries<S: Durable>(
     while !outbox.stopped() {
         outbox.in_flight.fetch_add(1, Ordering::SeqCst);
         let now = Utc::now();
-        let claimed = store.claim_deliveries(now, now + hold, 1);
+        let until = now
+            .checked_add_signed(hold)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let claimed = store.claim_deliveries(now, until, 1);
         let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -386,8 +391,12 @@ fn engine_on<S: Durable>(rules: &Arc<Ruleset>, store: S) -> Result<Engine<S>, St
     Ok(engine)
 }
 
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 500;
+
 #[derive(Default)]
 struct Tally {
+    pruned: u64,
     handled: u64,
     rejected: u64,
     conflicts: u64,
@@ -452,8 +461,28 @@ fn work_on<S: Durable>(
     outbox: &Outbox,
 ) -> Result<bool, String> {
     let mut tally = Tally::default();
+    let mut pruned_at: Option<std::time::Instant> = None;
     while let Some(engine) = slot {
         let now = Utc::now();
+        // Retention, in rounds of a bounded size: once a minute, and at
+        // once again while a round finds a full batch to forget.
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            let gone = engine
+                .store
+                .prune(
+                    now.checked_sub_signed(opts.retain)
+                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    PRUNE_BATCH,
+                )
+                .map_err(|e| e.to_string())?;
+            tally.pruned += gone;
+            let full = gone >= PRUNE_BATCH.unsigned_abs();
+            pruned_at = if full {
+                None
+            } else {
+                Some(std::time::Instant::now())
+            };
+        }
         if exclusive
             && !engine
                 .store
@@ -533,11 +562,16 @@ fn idle<S: Durable>(
     let timers = store.pending_timers().map_err(|e| e.to_string())?;
     let approvals = store.pending_approvals().map_err(|e| e.to_string())?;
     eprintln!(
-        "idle: {} events handled, {} rejected{}; {} actions in the outbox ({delivered} delivered, {retrying} to be retried, {dead} dead); pending: {timers} timers{}, {} approvals",
+        "idle: {} events handled, {} rejected{}{}; {} actions in the outbox ({delivered} delivered, {retrying} to be retried, {dead} dead); pending: {timers} timers{}, {} approvals",
         tally.handled,
         tally.rejected,
         if tally.conflicts > 0 {
             format!(" ({} batches done again after a conflict with another worker)", tally.conflicts)
+        } else {
+            String::new()
+        },
+        if tally.pruned > 0 {
+            format!(", {} old rows pruned", tally.pruned)
         } else {
             String::new()
         },

@@ -443,10 +443,12 @@ macro_rules! durable_store {
             ) -> Result<(), sqlx::Error> {
                 if let Some((tenant, id)) = &changes.handled {
                     sqlx::query(&self.q(
-                        "INSERT INTO steward_handled (tenant, id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO steward_handled (tenant, id, handled_at) VALUES (?, ?, ?) \
+                         ON CONFLICT DO NOTHING",
                     ))
                     .bind(&**tenant)
                     .bind(&**id)
+                    .bind(time_text(&Utc::now()))
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(&self.q(&format!(
@@ -796,6 +798,33 @@ macro_rules! durable_store {
                     Ok(out)
                 })
             }
+            fn prune(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
+                let before_text = time_text(&before);
+                let statements = [
+                    format!(
+                        "DELETE FROM steward_events WHERE (tenant, id) IN (SELECT tenant, id FROM steward_events \
+                         WHERE status <> 'pending' AND processed_at < {} LIMIT ?)",
+                        $events.time_in
+                    ),
+                    "DELETE FROM steward_handled WHERE (tenant, id) IN (SELECT tenant, id FROM steward_handled \
+                     WHERE handled_at < ? LIMIT ?)".to_string(),
+                    "DELETE FROM steward_actions WHERE (tenant, key) IN (SELECT tenant, key FROM steward_actions \
+                     WHERE status IN ('delivered', 'dead') AND finished_at < ? LIMIT ?)".to_string(),
+                ];
+                self.block(async {
+                    let mut gone = 0;
+                    for sql in &statements {
+                        let done = sqlx::query(&self.q(sql))
+                            .bind(&before_text)
+                            .bind(limit)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(unavailable)?;
+                        gone += done.rows_affected();
+                    }
+                    Ok(gone)
+                })
+            }
             fn tenants(&self) -> Result<Vec<String>, StoreError> {
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
@@ -911,15 +940,17 @@ macro_rules! durable_store {
                     }
                     Attempt::Failed { error, retry_at: None } => ("dead", Some(error.as_str()), None),
                 };
+                let finished = (status != "failed").then(|| time_text(&Utc::now()));
                 self.block(async {
                     sqlx::query(&self.q(
                         "UPDATE steward_actions SET status = ?, attempts = attempts + 1, \
-                         last_error = COALESCE(?, last_error), next_attempt_at = ? \
+                         last_error = COALESCE(?, last_error), next_attempt_at = ?, finished_at = ? \
                          WHERE tenant = ? AND key = ?",
                     ))
                     .bind(status)
                     .bind(error)
                     .bind(next)
+                    .bind(finished)
                     .bind(&d.tenant)
                     .bind(&d.key)
                     .execute(&self.pool)
@@ -1274,6 +1305,11 @@ pub trait Durable: Store {
     fn use_rules(&mut self, rules: Arc<Ruleset>);
     /// How many notifications and tasks there are.
     fn people_work(&self) -> Result<[i64; 2], StoreError>;
+    /// Forgets what finished before `before`: handled events (and their
+    /// ids, so an id is remembered for as long as that), delivered and
+    /// dead actions; up to `limit` rows of each, so a round stays short.
+    /// Says how many rows went.
+    fn prune(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
     /// The tenants with events or schedules.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Marks an event rejected, with the reason.

@@ -468,3 +468,63 @@ fn timers_resume_under_their_version_after_a_redeploy() {
         redeploys(&|rules| PgStore::open(&url, rules).unwrap());
     }
 }
+
+/// Retention: handled events, their ids and finished actions older than the
+/// cut are pruned, pending work is not; an id forgotten can be handled again.
+fn prunes<S: Durable>(store: S) {
+    let (_, rules) = program(
+        &REMIND
+            .replace("VERSION", "v1")
+            .replace("  after 1h do", "  notify role ops \"{id}\"\n  after 1h do"),
+    );
+    let mut engine = Engine::new(rules.clone(), store);
+    let mut sink = Collect::default();
+    for id in ["a", "b"] {
+        let line = job(id, "2026-11-20T10:00:00Z");
+        assert!(engine.store.push(&line).unwrap());
+        let event = decode_event(rules.shapes(), &line).unwrap();
+        engine.handle(event, &mut sink).unwrap();
+    }
+    assert_eq!(engine.store.event_counts().unwrap(), [0, 2, 0]);
+    let now = chrono::Utc::now();
+    let claimed = engine
+        .store
+        .claim_deliveries(now, now + chrono::Duration::minutes(1), 1)
+        .unwrap();
+    engine
+        .store
+        .attempted(&claimed[0], &steward_db::Attempt::Delivered)
+        .unwrap();
+    let day = chrono::Duration::days(1);
+    assert_eq!(
+        engine.store.prune(now - day, 100).unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    // Two events, their two ids, one delivered action; not the pending one.
+    assert_eq!(engine.store.prune(now + day, 100).unwrap(), 5);
+    assert_eq!(engine.store.event_counts().unwrap(), [0, 0, 0]);
+    assert_eq!(engine.store.delivery_counts().unwrap(), [1, 0, 0, 0]);
+    assert_eq!(
+        engine.store.pending_timers().unwrap(),
+        2,
+        "pending work stays"
+    );
+    let again = decode_event(rules.shapes(), &job("a", "2026-11-20T10:05:00Z")).unwrap();
+    assert_eq!(
+        engine.handle(again, &mut sink).unwrap(),
+        steward::engine::Handled::Ran
+    );
+}
+
+#[test]
+fn retention_prunes_what_finished() {
+    let dir = std::env::temp_dir().join(format!("steward-prune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("prune.db");
+    prunes(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create() {
+        prunes(PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
