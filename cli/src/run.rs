@@ -516,7 +516,7 @@ fn work_on<S: Durable>(
         for (tenant, id, reason) in &rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
         }
-        tally.handled += (claimed - rejected.len()) as u64;
+        tally.handled += claimed.saturating_sub(rejected.len()) as u64;
         tally.rejected += rejected.len() as u64;
         // Locked for the batch only: the delivery threads print mails.
         let mut out = std::io::stdout().lock();
@@ -575,7 +575,7 @@ fn idle<S: Durable>(
         } else {
             String::new()
         },
-        pending + delivered + retrying + dead,
+        pending.saturating_add(delivered).saturating_add(retrying).saturating_add(dead),
         next.map_or(String::new(), |t| format!(" (next due {})", steward::engine::value::show_datetime(&t))),
         approvals.len(),
     );
