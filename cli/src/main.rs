@@ -3,6 +3,7 @@
 //! code; the work is done by the `steward` library and the language server.
 
 mod deliver;
+mod observe;
 mod replay;
 mod run;
 
@@ -139,6 +140,10 @@ enum Command {
         /// delivered or dead actions are kept before they are pruned.
         #[arg(long, value_parser = parse_positive_duration, default_value = "14d")]
         retain: i64,
+        /// Serve Prometheus metrics at this address (`127.0.0.1:9464` or
+        /// `127.0.0.1:9464/metrics`).
+        #[arg(long)]
+        metrics: Option<String>,
         /// Events claimed and handled per transaction.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch: i64,
@@ -253,6 +258,7 @@ fn main() -> ExitCode {
             delivery_timeout,
             delivery_threads,
             retain,
+            metrics,
             batch,
         } => deliver::Deliverer::from_env(
             std::time::Duration::from_millis(retry_base.unsigned_abs()),
@@ -268,6 +274,7 @@ fn main() -> ExitCode {
                 batch,
                 delivery_threads: usize::from(delivery_threads),
                 retain: chrono::Duration::milliseconds(retain),
+                metrics: metrics.as_deref(),
                 deliverer,
             })
         })

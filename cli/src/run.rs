@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use steward::engine::store::StoreError;
 use steward::engine::{decode_event, Collect, Engine, Handled, Refused, Ruleset};
-use steward_db::{Attempt, Durable, PgStore, PushError, SqliteStore, Target};
+use steward_db::{Attempt, Delivery, Durable, PgStore, PushError, SqliteStore, Target};
 
 use super::deliver::{Deliverer, Webhooks};
 
@@ -105,6 +105,8 @@ pub struct RunOptions<'a> {
     pub delivery_threads: usize,
     /// How long handled events, their ids and finished actions are kept.
     pub retain: chrono::Duration,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics: Option<&'a str>,
     pub deliverer: Deliverer,
 }
 
@@ -112,6 +114,10 @@ pub struct RunOptions<'a> {
 /// recording every action in the outbox (and printing it as a JSON line),
 /// and delivers the outbox.
 pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
+    super::observe::init_logging();
+    if let Some(addr) = opts.metrics {
+        super::observe::serve_metrics(addr)?;
+    }
     let target = Target::choose(opts.database);
     let empty = empty_rules()?;
     match &target {
@@ -326,7 +332,10 @@ fn deliveries<S: Durable>(
         };
         let mut failed = None;
         for d in &claimed {
-            let outcome = deliverer.deliver(webhooks, d, Utc::now());
+            let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
+            let started = std::time::Instant::now();
+            let outcome = span.in_scope(|| deliverer.deliver(webhooks, d, Utc::now()));
+            record_delivery(d, &outcome, started);
             if let Attempt::Failed { error, retry_at } = &outcome {
                 match retry_at {
                     Some(t) => eprintln!(
@@ -352,6 +361,44 @@ fn deliveries<S: Durable>(
         }
     }
     Ok(())
+}
+
+/// The metrics of a committed batch.
+fn record_batch(
+    started: std::time::Instant,
+    occurred: &[DateTime<Utc>],
+    rejected: usize,
+    errors: usize,
+) {
+    if occurred.is_empty() && rejected == 0 {
+        return;
+    }
+    let now = Utc::now();
+    metrics::counter!("steward_batches_total").increment(1);
+    metrics::histogram!("steward_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("steward_events_processed_total").increment(occurred.len() as u64);
+    metrics::counter!("steward_events_rejected_total").increment(rejected as u64);
+    metrics::counter!("steward_rule_errors_total").increment(errors as u64);
+    let lag = metrics::histogram!("steward_event_lag_seconds");
+    for t in occurred {
+        let ms = now.signed_duration_since(*t).num_milliseconds().max(0);
+        lag.record(ms as f64 / 1000.0);
+    }
+}
+
+/// The metrics of a delivery attempt, labelled by action.
+fn record_delivery(d: &Delivery, outcome: &Attempt, started: std::time::Instant) {
+    let action = d.action.clone();
+    metrics::histogram!("steward_delivery_seconds", "action" => action.clone())
+        .record(started.elapsed().as_secs_f64());
+    let name = match outcome {
+        Attempt::Delivered => "steward_actions_delivered_total",
+        Attempt::Failed {
+            retry_at: Some(_), ..
+        } => "steward_actions_failed_total",
+        Attempt::Failed { retry_at: None, .. } => "steward_actions_dead_total",
+    };
+    metrics::counter!(name, "action" => action).increment(1);
 }
 
 /// A batch that did not commit: another worker's change conflicted with it
@@ -410,17 +457,25 @@ fn batch<S: Durable>(
     limit: i64,
     sink: &mut Collect,
     rejected: &mut Vec<(String, String, String)>,
+    occurred: &mut Vec<DateTime<Utc>>,
 ) -> Result<usize, Failed> {
     engine.store.begin_batch()?;
     let claimed = engine.store.claim_events(limit)?;
+    tracing::Span::current().record("claimed", claimed.len());
     for e in &claimed {
+        let _span = tracing::debug_span!("event", tenant = %e.tenant, id = %e.id).entered();
         let reason = match decode_event(rules.shapes(), &e.line) {
             Err(why) => Some(why.to_string()),
-            Ok(event) => match engine.handle(event, sink) {
-                Ok(Handled::Ran) => None,
-                Ok(Handled::Duplicate) => Some("an event of this id was handled already".into()),
-                Err(Refused::Store(err)) => return Err(Failed::Store(err)),
-                Err(other) => Some(other.to_string()),
+            Ok(event) => match (event.occurred_at, engine.handle(event, sink)) {
+                (at, Ok(Handled::Ran)) => {
+                    occurred.push(at);
+                    None
+                }
+                (_, Ok(Handled::Duplicate)) => {
+                    Some("an event of this id was handled already".into())
+                }
+                (_, Err(Refused::Store(err))) => return Err(Failed::Store(err)),
+                (_, Err(other)) => Some(other.to_string()),
             },
         };
         if let Some(reason) = reason {
@@ -476,6 +531,7 @@ fn work_on<S: Durable>(
                 )
                 .map_err(|e| e.to_string())?;
             tally.pruned += gone;
+            metrics::counter!("steward_rows_pruned_total").increment(gone);
             let full = gone >= PRUNE_BATCH.unsigned_abs();
             pruned_at = if full {
                 None
@@ -493,7 +549,20 @@ fn work_on<S: Durable>(
         }
         let mut sink = Collect::default();
         let mut rejected = Vec::new();
-        let claimed = match batch(engine, rules, opts.batch, &mut sink, &mut rejected) {
+        let mut occurred = Vec::new();
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("batch", claimed = tracing::field::Empty);
+        let done = span.in_scope(|| {
+            batch(
+                engine,
+                rules,
+                opts.batch,
+                &mut sink,
+                &mut rejected,
+                &mut occurred,
+            )
+        });
+        let claimed = match done {
             Ok(n) => n,
             Err(failed) => {
                 let rolled_back = engine.store.rollback_batch();
@@ -502,6 +571,7 @@ fn work_on<S: Durable>(
                         // Another worker changed what this batch read:
                         // start again from what the store holds.
                         tally.conflicts += 1;
+                        metrics::counter!("steward_batch_conflicts_total").increment(1);
                         rolled_back.map_err(|e| e.to_string())?;
                         if let Some(old) = slot.take() {
                             *slot = Some(engine_on(rules, old.into_store())?);
@@ -513,6 +583,7 @@ fn work_on<S: Durable>(
                 }
             }
         };
+        record_batch(started, &occurred, rejected.len(), sink.errors.len());
         for (tenant, id, reason) in &rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
         }

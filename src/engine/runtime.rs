@@ -918,6 +918,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
         let rule = &rules.rules[r];
+        let _span = tracing::trace_span!("rule", rule = &*rule.name, event = &*event.id).entered();
         let cx = Ctx {
             rule: r,
             event: event.clone(),

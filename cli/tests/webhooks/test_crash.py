@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook
@@ -142,17 +143,21 @@ def main():
 
     outputs = []
 
-    def start(tag):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+
+    def start(tag, *extra):
         out = open(os.path.join(work, f"{tag}-{len(outputs)}.out"), "w")
         err = open(os.path.join(work, f"{tag}-{len(outputs)}.err"), "w")
         outputs.append(out.name)
         return subprocess.Popen(
             [STEWARD, "run", "--database", url, "--rules", rules, "--poll", "50ms",
-             "--delivery-timeout", "2s", "--retry-base", "200ms", "--batch", "50"],
+             "--delivery-timeout", "2s", "--retry-base", "200ms", "--batch", "50", *extra],
             stdout=out, stderr=err, env=env,
         )
 
-    steady = start("steady")
+    steady = start("steady", "--metrics", f"127.0.0.1:{metrics_port}/metrics")
     victim = start("victim")
 
     def push(chunk):
@@ -200,6 +205,18 @@ def main():
         if time.monotonic() > deadline:
             raise AssertionError(f"not done: {state}, {webhooks} webhooks, {mailed} mails; see {work}")
         time.sleep(0.2)
+    # The steady worker's metrics: what it processed and delivered.
+    metrics = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                metrics[name] = float(value)
+    total = lambda prefix: sum(v for k, v in metrics.items() if k.split("{")[0] == prefix)
+    assert 0 < total("steward_events_processed_total") <= EVENTS, metrics
+    assert total("steward_actions_delivered_total") > 0, metrics
+    assert total("steward_event_lag_seconds_count") == total("steward_events_processed_total"), metrics
+    assert total("steward_delivery_seconds_count") > 0, metrics
     for p in (steady, victim):
         p.terminate()
         p.wait()
