@@ -177,6 +177,10 @@ fn start<S: Durable>(mut store: S, target: &Target, opts: &RunOptions<'_>) -> Re
 /// number of workers run at once, each batch's claims locked by its own
 /// transaction.
 const LEASE: &str = "worker";
+/// The lease of the worker that fires the schedules, where several share
+/// the work; another takes it over when it expires (the holder died).
+const SCHEDULER: &str = "scheduler";
+const SCHEDULER_FOR: chrono::Duration = chrono::Duration::seconds(10);
 const LEASE_FOR: chrono::Duration = chrono::Duration::seconds(60);
 
 fn drive<S: Durable>(
@@ -214,8 +218,9 @@ fn drive<S: Durable>(
         }
         result
     });
-    if let (true, Some(store)) = (exclusive, &slot) {
-        store.release(LEASE, &holder).map_err(|e| e.to_string())?;
+    if let Some(store) = &slot {
+        let lease = if exclusive { LEASE } else { SCHEDULER };
+        store.release(lease, &holder).map_err(|e| e.to_string())?;
     }
     result
 }
@@ -546,6 +551,14 @@ fn work_on<S: Durable>(
                 .map_err(|e| e.to_string())?
         {
             return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
+        }
+        if !exclusive && rules.has_schedules() {
+            // Of the workers sharing a database, the one holding this
+            // lease fires the schedules, so a tick fires once.
+            engine.fire_schedules = engine
+                .store
+                .lease(SCHEDULER, holder, now, now + SCHEDULER_FOR)
+                .map_err(|e| e.to_string())?;
         }
         let mut sink = Collect::default();
         let mut rejected = Vec::new();

@@ -53,7 +53,8 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("40001") => {
+        // A serialization failure, or a deadlock between workers' locks.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")) => {
             StoreError::Conflict(e.to_string())
         }
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
@@ -240,6 +241,9 @@ macro_rules! durable_store {
                 tx: &mut <$db as sqlx::Database>::Connection,
                 change: &Change,
             ) -> Result<(), sqlx::Error> {
+                if !matches!(change, Change::ThrottleCount { .. } | Change::NextTick { .. } | Change::Decision(_)) {
+                    *self.due_hint() = None;
+                }
                 match change {
                     Change::PutTimer(t) => {
                         self.remove_timer(tx, &t.key).await?;
@@ -425,7 +429,14 @@ macro_rules! durable_store {
             ) -> Result<(), sqlx::Error> {
                 let mut batch = self.tx.lock().await;
                 if let Some(tx) = batch.as_mut() {
-                    return self.write_unit(tx, changes, actions).await;
+                    // In a batch, the rows every unit writes (its event
+                    // handled, its actions) are written together at the
+                    // batch's commit; its changes to suspended work now.
+                    for change in &changes.changes {
+                        self.apply(tx, change).await?;
+                    }
+                    self.deferred().defer(changes, actions);
+                    return Ok(());
                 }
                 drop(batch);
                 let mut tx = self.pool.begin_with($begin).await?;
@@ -467,9 +478,11 @@ macro_rules! durable_store {
                 for (tenant, key, rule, event, action, args, at) in actions {
                     self.record_work(tx, [&tenant, &key, &rule, &event, &at], &action, &args)
                         .await?;
+                    let (status, finished) = self.initial_status(&action, &time_text(&Utc::now()));
                     sqlx::query(&self.q(
-                        "INSERT INTO steward_actions (tenant, key, rule, event, action, args, performed_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO steward_actions \
+                         (tenant, key, rule, event, action, args, performed_at, status, finished_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     ))
                     .bind(tenant)
                     .bind(key)
@@ -478,10 +491,172 @@ macro_rules! durable_store {
                     .bind(action)
                     .bind(args)
                     .bind(at)
+                    .bind(status)
+                    .bind(finished)
                     .execute(&mut *tx)
                     .await?;
                 }
                 Ok(())
+            }
+
+            /// The first due time (locked where workers share the work).
+            fn next_due_now(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    // The first of each not claimed by another worker's batch
+                    // (see `due`), locked for this one.
+                    let lock = $events.claim.1;
+                    let timer: Option<String> = sqlx::query_scalar(&format!(
+                        "SELECT due FROM steward_timers ORDER BY due, seq LIMIT 1 {lock}"
+                    ))
+                    .fetch_optional(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    let deadline: Option<String> = sqlx::query_scalar(&format!(
+                        "SELECT deadline FROM steward_approvals ORDER BY deadline, seq LIMIT 1 {lock}"
+                    ))
+                    .fetch_optional(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    let first = match (timer, deadline) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    first.map(|t| parse_time(&t)).transpose()
+                })
+            }
+
+            fn due_now(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    let up_to = time_text(&up_to);
+                    // Claimed: locked until the batch ends, skipped by the
+                    // other workers, so a timer fires once.
+                    let timer = sqlx::query(&self.q(&format!(
+                        "SELECT tenant, rule, key, pos, due, seq, continuation FROM steward_timers \
+                         WHERE due <= ? ORDER BY due, seq LIMIT 1 {}",
+                        $events.claim.1
+                    )))
+                    .bind(&up_to)
+                    .fetch_optional(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    let approval = sqlx::query(&self.q(&format!(
+                        "SELECT tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation \
+                         FROM steward_approvals WHERE deadline <= ? ORDER BY deadline, seq LIMIT 1 {}",
+                        $events.claim.1
+                    )))
+                    .bind(&up_to)
+                    .fetch_optional(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    let order = |row: &<$db as sqlx::Database>::Row, at: &str| -> Result<(String, i64), StoreError> {
+                        Ok((
+                            row.try_get::<String, _>(at).map_err(unavailable)?,
+                            row.try_get::<i64, _>("seq").map_err(unavailable)?,
+                        ))
+                    };
+                    let take_timer = match (&timer, &approval) {
+                        (Some(t), Some(a)) => order(t, "due")? <= order(a, "deadline")?,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (None, None) => return Ok(None),
+                    };
+                    if take_timer {
+                        match &timer {
+                            Some(row) => self.load_timer(c.get(), row).await.map(Some),
+                            None => Ok(None),
+                        }
+                    } else {
+                        let Some(row) = &approval else {
+                            return Ok(None);
+                        };
+                        Ok(Some(match self.load_approval(c.get(), row).await? {
+                            Ok(a) => Due::Deadline(a),
+                            Err((id, reason)) => Due::Cancelled {
+                                timer: None,
+                                approval: Some(id),
+                                reason,
+                            },
+                        }))
+                    }
+                })
+            }
+
+            fn due_hint(&self) -> std::sync::MutexGuard<'_, Option<Option<DateTime<Utc>>>> {
+                self.due_hint.lock().unwrap_or_else(|e| e.into_inner())
+            }
+
+            fn in_batch(&self) -> bool {
+                self.tx.try_lock().map_or(true, |slot| slot.is_some())
+            }
+
+            fn deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
+                self.deferred.lock().unwrap_or_else(|e| e.into_inner())
+            }
+
+            /// Writes what the batch's units deferred, a few statements for
+            /// the whole batch.
+            async fn flush(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+            ) -> Result<(), sqlx::Error> {
+                let Deferred { handled, actions, .. } = std::mem::take(&mut *self.deferred());
+                let now = time_text(&Utc::now());
+                for chunk in handled.chunks(300) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO steward_handled (tenant, id, handled_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (tenant, id)| {
+                        row.push_bind(tenant).push_bind(id).push_bind(&now);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "UPDATE steward_events SET status = 'processed', processed_at = {} \
+                         WHERE status = 'pending' AND (tenant, id) IN ",
+                        $events.now
+                    ));
+                    q.push_tuples(chunk, |mut row, (tenant, id)| {
+                        row.push_bind(tenant).push_bind(id);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                for (tenant, key, rule, event, action, args, at) in &actions {
+                    self.record_work(tx, [tenant, key, rule, event, at], action, args)
+                        .await?;
+                }
+                for chunk in actions.chunks(100) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO steward_actions \
+                         (tenant, key, rule, event, action, args, performed_at, status, finished_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (tenant, key, rule, event, action, args, at)| {
+                        let (status, finished) = self.initial_status(action, &now);
+                        row.push_bind(tenant)
+                            .push_bind(key)
+                            .push_bind(rule)
+                            .push_bind(event)
+                            .push_bind(action)
+                            .push_bind(args)
+                            .push_bind(at)
+                            .push_bind(status)
+                            .push_bind(finished);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Only mail and webhooks leave Steward: the other actions are
+            /// records, done when written.
+            fn initial_status(&self, action: &str, now: &str) -> (&'static str, Option<String>) {
+                if action == "send" || self.rules.webhooks.contains_key(action) {
+                    ("pending", None)
+                } else {
+                    ("delivered", Some(now.to_string()))
+                }
             }
 
             /// Work for people: a `notify` is a notification row, a
@@ -691,19 +866,27 @@ macro_rules! durable_store {
                     if let Some(open) = slot.take() {
                         open.rollback().await.map_err(unavailable)?;
                     }
+                    *self.deferred() = Deferred::default();
+                    *self.due_hint() = None;
                     *slot = Some(self.pool.begin_with($begin).await.map_err(unavailable)?);
                     Ok(())
                 })
             }
             fn commit_batch(&self) -> Result<(), StoreError> {
+                *self.due_hint() = None;
                 self.block(async {
                     match self.tx.lock().await.take() {
-                        Some(tx) => tx.commit().await.map_err(unavailable),
+                        Some(mut tx) => {
+                            self.flush(&mut tx).await.map_err(unavailable)?;
+                            tx.commit().await.map_err(unavailable)
+                        }
                         None => Ok(()),
                     }
                 })
             }
             fn rollback_batch(&self) -> Result<(), StoreError> {
+                *self.due_hint() = None;
+                *self.deferred() = Deferred::default();
                 self.block(async {
                     match self.tx.lock().await.take() {
                         Some(tx) => tx.rollback().await.map_err(unavailable),
@@ -1002,6 +1185,9 @@ macro_rules! durable_store {
 
         impl Store for $store {
             fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+                if self.deferred().has(tenant, id) {
+                    return Ok(true);
+                }
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
                     let found: i64 = sqlx::query_scalar(&self.q(
@@ -1017,77 +1203,19 @@ macro_rules! durable_store {
             }
 
             fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-                self.block(async {
-                    let mut c = self.conn().await.map_err(unavailable)?;
-                    let timer: Option<String> =
-                        sqlx::query_scalar("SELECT MIN(due) FROM steward_timers")
-                            .fetch_one(c.get())
-                            .await
-                            .map_err(unavailable)?;
-                    let deadline: Option<String> =
-                        sqlx::query_scalar("SELECT MIN(deadline) FROM steward_approvals")
-                            .fetch_one(c.get())
-                            .await
-                            .map_err(unavailable)?;
-                    let first = match (timer, deadline) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    first.map(|t| parse_time(&t)).transpose()
-                })
+                if let Some(hint) = *self.due_hint() {
+                    return Ok(hint);
+                }
+                let found = self.next_due_now()?;
+                if self.in_batch() {
+                    *self.due_hint() = Some(found);
+                }
+                Ok(found)
             }
 
             fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError> {
-                self.block(async {
-                    let mut c = self.conn().await.map_err(unavailable)?;
-                    let up_to = time_text(&up_to);
-                    let timer = sqlx::query(&self.q(
-                        "SELECT tenant, rule, key, pos, due, seq, continuation FROM steward_timers \
-                         WHERE due <= ? ORDER BY due, seq LIMIT 1",
-                    ))
-                    .bind(&up_to)
-                    .fetch_optional(c.get())
-                    .await
-                    .map_err(unavailable)?;
-                    let approval = sqlx::query(&self.q(
-                        "SELECT tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation \
-                         FROM steward_approvals WHERE deadline <= ? ORDER BY deadline, seq LIMIT 1",
-                    ))
-                    .bind(&up_to)
-                    .fetch_optional(c.get())
-                    .await
-                    .map_err(unavailable)?;
-                    let order = |row: &<$db as sqlx::Database>::Row, at: &str| -> Result<(String, i64), StoreError> {
-                        Ok((
-                            row.try_get::<String, _>(at).map_err(unavailable)?,
-                            row.try_get::<i64, _>("seq").map_err(unavailable)?,
-                        ))
-                    };
-                    let take_timer = match (&timer, &approval) {
-                        (Some(t), Some(a)) => order(t, "due")? <= order(a, "deadline")?,
-                        (Some(_), None) => true,
-                        (None, Some(_)) => false,
-                        (None, None) => return Ok(None),
-                    };
-                    if take_timer {
-                        match &timer {
-                            Some(row) => self.load_timer(c.get(), row).await.map(Some),
-                            None => Ok(None),
-                        }
-                    } else {
-                        let Some(row) = &approval else {
-                            return Ok(None);
-                        };
-                        Ok(Some(match self.load_approval(c.get(), row).await? {
-                            Ok(a) => Due::Deadline(a),
-                            Err((id, reason)) => Due::Cancelled {
-                                timer: None,
-                                approval: Some(id),
-                                reason,
-                            },
-                        }))
-                    }
-                })
+                *self.due_hint() = None;
+                self.due_now(up_to)
             }
 
             fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError> {
@@ -1194,6 +1322,14 @@ macro_rules! durable_store {
                 let start = window_start(now, window_ms);
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
+                    // Workers counting the same window wait for each other.
+                    if let Some(lock) = $events.lock_key {
+                        sqlx::query(&self.q(lock))
+                            .bind(key)
+                            .execute(c.get())
+                            .await
+                            .map_err(unavailable)?;
+                    }
                     let n: i64 = sqlx::query_scalar(&self.q(
                         "SELECT COUNT(*) FROM steward_throttles WHERE key = ? AND at > ?",
                     ))
@@ -1397,6 +1533,9 @@ struct EventsSql {
     /// what another worker has locked. SQLite has one writer, whose batch
     /// holds the database: it takes events in order.
     claim: (&'static str, &'static str),
+    /// Takes a lock on a bound key until the batch ends, where workers
+    /// share the work (a throttle's window).
+    lock_key: Option<&'static str>,
 }
 
 const SQLITE_EVENTS: EventsSql = EventsSql {
@@ -1407,6 +1546,7 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     payload_out: "payload",
     order: "rowid",
     claim: ("", ""),
+    lock_key: None,
 };
 
 const PG_EVENTS: EventsSql = EventsSql {
@@ -1422,6 +1562,7 @@ const PG_EVENTS: EventsSql = EventsSql {
          AND (p.occurred_at, p.seq) < (e.occurred_at, e.seq))",
         "FOR UPDATE SKIP LOCKED",
     ),
+    lock_key: Some("SELECT pg_advisory_xact_lock(hashtext(?))::text"),
 };
 
 /// An event waiting to be handled, as an envelope line.
@@ -1596,6 +1737,35 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// What a batch's units wrote that is written at the batch's commit: the
+/// events handled and the actions, a few statements for the batch.
+#[derive(Default)]
+struct Deferred {
+    handled: Vec<(String, String)>,
+    seen: std::collections::HashSet<(String, String)>,
+    actions: Vec<(String, String, String, String, String, String, String)>,
+}
+
+impl Deferred {
+    fn defer(
+        &mut self,
+        changes: &Changes,
+        actions: Vec<(String, String, String, String, String, String, String)>,
+    ) {
+        if let Some((tenant, id)) = &changes.handled {
+            let key = (tenant.to_string(), id.to_string());
+            if self.seen.insert(key.clone()) {
+                self.handled.push(key);
+            }
+        }
+        self.actions.extend(actions);
+    }
+
+    fn has(&self, tenant: &str, id: &str) -> bool {
+        !self.seen.is_empty() && self.seen.contains(&(tenant.to_string(), id.to_string()))
+    }
+}
+
 /// A connection to run queries on: the open batch's transaction, or one
 /// of the pool's.
 enum Conn<'a, DB: sqlx::Database> {
@@ -1622,6 +1792,8 @@ pub struct SqliteStore {
     rt: tokio::runtime::Runtime,
     pool: sqlx::SqlitePool,
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Sqlite>>>,
+    deferred: std::sync::Mutex<Deferred>,
+    due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
     rules: Arc<Ruleset>,
     versions: std::sync::Mutex<Versions>,
 }
@@ -1631,6 +1803,8 @@ pub struct PgStore {
     rt: tokio::runtime::Runtime,
     pool: sqlx::PgPool,
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
+    deferred: std::sync::Mutex<Deferred>,
+    due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
     rules: Arc<Ruleset>,
     versions: std::sync::Mutex<Versions>,
 }
@@ -1654,6 +1828,8 @@ impl SqliteStore {
             rt,
             pool,
             tx: tokio::sync::Mutex::new(None),
+            deferred: std::sync::Mutex::new(Deferred::default()),
+            due_hint: std::sync::Mutex::new(None),
             rules,
             versions: std::sync::Mutex::new(versions),
         })
@@ -1672,6 +1848,8 @@ impl PgStore {
             rt,
             pool,
             tx: tokio::sync::Mutex::new(None),
+            deferred: std::sync::Mutex::new(Deferred::default()),
+            due_hint: std::sync::Mutex::new(None),
             rules,
             versions: std::sync::Mutex::new(versions),
         })
@@ -1690,7 +1868,7 @@ durable_store!(
     PgStore,
     sqlx::Postgres,
     numbered,
-    "BEGIN ISOLATION LEVEL SERIALIZABLE",
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
     "SELECT nextval('steward_due_seq')",
     PG_EVENTS
 );

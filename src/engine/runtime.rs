@@ -151,6 +151,9 @@ pub struct Engine<S: Store> {
     pub traces: Vec<Trace>,
     pub stats: Stats,
     pub limits: Limits,
+    /// Whether this engine fires schedules (`every`): of several workers
+    /// on one database, only the one that holds the schedule's lease does.
+    pub fire_schedules: bool,
     clock: Option<DateTime<Utc>>,
     /// Events caused so far by the input being handled (see `Limits::max_caused`).
     caused: u32,
@@ -262,6 +265,7 @@ impl<S: Store> Engine<S> {
             traces: Vec::new(),
             stats: Stats::default(),
             limits: Limits::default(),
+            fire_schedules: true,
             clock: None,
             caused: 0,
             scratch: Vec::new(),
@@ -457,7 +461,7 @@ impl<S: Store> Engine<S> {
             self.clock = Some(to);
         }
         let rules = self.rules.clone();
-        let tenants: Vec<Arc<str>> = if rules.index.schedules.is_empty() {
+        let tenants: Vec<Arc<str>> = if rules.index.schedules.is_empty() || !self.fire_schedules {
             Vec::new()
         } else {
             self.tenants.iter().cloned().collect()

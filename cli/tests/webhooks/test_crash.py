@@ -210,8 +210,8 @@ def main():
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
         for line in r.read().decode().splitlines():
             if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                metrics[name] = float(value)
+                metric, value = line.rsplit(" ", 1)
+                metrics[metric] = float(value)
     total = lambda prefix: sum(v for k, v in metrics.items() if k.split("{")[0] == prefix)
     assert 0 < total("steward_events_processed_total") <= EVENTS, metrics
     assert total("steward_actions_delivered_total") > 0, metrics

@@ -1,0 +1,332 @@
+//! B4 (../shared/BENCHMARKS.md): events inserted into the database, rules
+//! evaluated, actions recorded, by `steward run` workers; side by side, in
+//! the same run and on the same table, a bare SQL loop that claims and
+//! acknowledges the same events with no rules (the limit).
+//!
+//! Run by `scripts/b4.sh`; by hand:
+//! `cargo run --release -p steward-db --example b4 -- STEWARD_BINARY [EVENTS]`
+//! (PostgreSQL from `DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; each run makes a database of
+//! its own, and an SQLite file in a temporary folder).
+//!
+//! Measured, for PostgreSQL with 1 and 2 workers and for SQLite with 1:
+//! - drain: workers started and idle, EVENTS events inserted in one
+//!   transaction, the time until none is pending: events per second;
+//! - latency: events inserted at a steady 1,000 per second for 10 s (a
+//!   transaction of 10 every 10 ms), then the time from each event's
+//!   insert (`received_at`) to the commit of its handling, which wrote its
+//!   action row (`processed_at`, taken just before that commit): p50, p99.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, Row};
+
+const RULES: &str = r#"
+event booking { id: string  risk: float }
+rule welcome when booking if risk < 0.5 then
+  log "welcome {id}"
+end
+"#;
+
+type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Fallible<()> {
+    let mut args = std::env::args().skip(1);
+    let steward = args.next().ok_or("usage: b4 STEWARD_BINARY [EVENTS]")?;
+    let events: i64 = args.next().map_or(Ok(20_000), |n| n.parse())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let dir = std::env::temp_dir().join(format!("steward-b4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let rules = dir.join("rules.stw");
+    std::fs::write(&rules, RULES)?;
+    let rules = rules.to_string_lossy().into_owned();
+
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let name = format!("steward_b4_{}", std::process::id());
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await?;
+        c.execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    })?;
+    let pg = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{admin}/{name}"),
+    };
+    let sqlite = dir.join("b4.db").to_string_lossy().into_owned();
+    let db = Db { steward, rules };
+
+    println!("B4: {events} events per drain; latency at 1,000 events/s for 10 s");
+    println!("| store | workers | bare loop (events/s) | steward (events/s) | steward / bare | p50 | p99 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (store, url, workers) in [
+        ("PostgreSQL", &pg, 1),
+        ("PostgreSQL", &pg, 2),
+        ("SQLite", &sqlite, 1),
+    ] {
+        steward_db::Target::parse(url).migrate()?;
+        let bare = rt.block_on(db.bare(url, events, workers))?;
+        let drained = db.drain(&rt, url, events, workers)?;
+        let (p50, p99) = db.latency(&rt, url, workers)?;
+        println!(
+            "| {store} | {workers} | {bare:.0} | {drained:.0} | {:.2} | {:.1} ms | {:.1} ms |",
+            drained / bare,
+            p50 * 1000.0,
+            p99 * 1000.0
+        );
+    }
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await?;
+        c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+struct Db {
+    steward: String,
+    rules: String,
+}
+
+/// A connection to either store, with the SQL each speaks.
+enum Conn {
+    Pg(sqlx::PgConnection),
+    Lite(sqlx::SqliteConnection),
+}
+
+impl Conn {
+    async fn open(url: &str) -> Fallible<Conn> {
+        Ok(if url.starts_with("postgres") {
+            Conn::Pg(sqlx::PgConnection::connect(url).await?)
+        } else {
+            use sqlx::sqlite::SqliteConnectOptions;
+            let options = SqliteConnectOptions::new()
+                .filename(url)
+                .busy_timeout(Duration::from_secs(30));
+            Conn::Lite(sqlx::SqliteConnection::connect_with(&options).await?)
+        })
+    }
+
+    async fn run(&mut self, sql: &str) -> Fallible<u64> {
+        Ok(match self {
+            Conn::Pg(c) => c.execute(sql).await?.rows_affected(),
+            Conn::Lite(c) => c.execute(sql).await?.rows_affected(),
+        })
+    }
+
+    async fn count(&mut self, sql: &str) -> Fallible<i64> {
+        Ok(match self {
+            Conn::Pg(c) => sqlx::query(sql).fetch_one(c).await?.try_get(0)?,
+            Conn::Lite(c) => sqlx::query(sql).fetch_one(c).await?.try_get(0)?,
+        })
+    }
+
+    /// Inserts `n` events numbered from `from`, in one transaction.
+    async fn insert(&mut self, from: i64, n: i64) -> Fallible<()> {
+        let to = from + n - 1;
+        match self {
+            Conn::Pg(c) => {
+                c.execute(
+                    format!(
+                        "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
+                         SELECT 'acme', 'e' || g, 'booking', clock_timestamp(), 'k' || (g % 1000), \
+                         jsonb_build_object('id', 'e' || g, 'risk', 0.1) \
+                         FROM generate_series({from}, {to}) g"
+                    )
+                    .as_str(),
+                )
+                .await?;
+            }
+            Conn::Lite(c) => {
+                c.execute(
+                    format!(
+                        "WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) \
+                         INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
+                         SELECT 'acme', 'e' || n, 'booking', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                         'k' || (n % 1000), json_object('id', 'e' || n, 'risk', 0.1) FROM g"
+                    )
+                    .as_str(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bare loop's one round: claim up to 100 pending events and mark
+    /// them processed, in one transaction.
+    async fn claim_and_ack(&mut self) -> Fallible<u64> {
+        match self {
+            Conn::Pg(c) => {
+                let mut tx = c.begin().await?;
+                let done = tx
+                    .execute(
+                        "UPDATE steward_events SET status = 'processed', processed_at = clock_timestamp() \
+                         WHERE (tenant, id) IN (SELECT tenant, id FROM steward_events \
+                         WHERE status = 'pending' ORDER BY occurred_at, seq LIMIT 100 \
+                         FOR UPDATE SKIP LOCKED)",
+                    )
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(done)
+            }
+            Conn::Lite(c) => {
+                c.execute("BEGIN IMMEDIATE").await?;
+                let done = c
+                    .execute(
+                        "UPDATE steward_events SET status = 'processed', \
+                         processed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                         WHERE rowid IN (SELECT rowid FROM steward_events \
+                         WHERE status = 'pending' ORDER BY occurred_at, rowid LIMIT 100)",
+                    )
+                    .await?
+                    .rows_affected();
+                c.execute("COMMIT").await?;
+                Ok(done)
+            }
+        }
+    }
+}
+
+/// Forgets every event and everything the rules did, between measures.
+const RESET: &[&str] = &[
+    "DELETE FROM steward_events",
+    "DELETE FROM steward_handled",
+    "DELETE FROM steward_actions",
+];
+
+impl Db {
+    async fn reset(&self, url: &str) -> Fallible<Conn> {
+        let mut c = Conn::open(url).await?;
+        for sql in RESET {
+            c.run(sql).await?;
+        }
+        Ok(c)
+    }
+
+    /// The bare loop on `workers` threads, a connection each: events per
+    /// second.
+    async fn bare(&self, url: &str, events: i64, workers: usize) -> Fallible<f64> {
+        let mut c = self.reset(url).await?;
+        c.insert(0, events).await?;
+        let start = Instant::now();
+        let threads: Vec<_> = (0..workers)
+            .map(|_| {
+                let url = url.to_string();
+                std::thread::spawn(move || -> Result<(), String> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    rt.block_on(async {
+                        let mut c = Conn::open(&url).await?;
+                        while c.claim_and_ack().await? > 0 {}
+                        Ok::<_, Box<dyn std::error::Error>>(())
+                    })
+                    .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().map_err(|_| "a bare worker panicked")??;
+        }
+        Ok(events as f64 / start.elapsed().as_secs_f64())
+    }
+
+    fn workers(&self, url: &str, n: usize) -> Fallible<Vec<Child>> {
+        (0..n)
+            .map(|_| {
+                Command::new(&self.steward)
+                    .args(["run", "--database", url, "--rules", &self.rules])
+                    .args(["--poll", "5ms", "--retain", "30d"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(Into::into)
+            })
+            .collect()
+    }
+
+    /// Workers started, EVENTS inserted at once: events per second drained.
+    fn drain(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        url: &str,
+        events: i64,
+        workers: usize,
+    ) -> Fallible<f64> {
+        let mut c = rt.block_on(self.reset(url))?;
+        let mut children = self.workers(url, workers)?;
+        // Ready once the rules are deployed and a worker has run a round.
+        std::thread::sleep(Duration::from_secs(2));
+        rt.block_on(c.insert(0, events))?;
+        let start = Instant::now();
+        let pending = "SELECT COUNT(*) FROM steward_events WHERE status = 'pending'";
+        while rt.block_on(c.count(pending))? > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rate = events as f64 / start.elapsed().as_secs_f64();
+        stop(&mut children);
+        Ok(rate)
+    }
+
+    /// At 1,000 events/s for 10 s: p50 and p99 seconds from insert to the
+    /// handling's commit.
+    fn latency(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        url: &str,
+        workers: usize,
+    ) -> Fallible<(f64, f64)> {
+        let mut c = rt.block_on(self.reset(url))?;
+        let mut children = self.workers(url, workers)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let start = Instant::now();
+        for tick in 0..1000i64 {
+            let due = start + Duration::from_millis(10 * tick as u64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            rt.block_on(c.insert(tick * 10, 10))?;
+        }
+        let pending = "SELECT COUNT(*) FROM steward_events WHERE status = 'pending'";
+        while rt.block_on(c.count(pending))? > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop(&mut children);
+        let mut lags: Vec<f64> = match &mut c {
+            Conn::Pg(c) => rt.block_on(
+                sqlx::query_scalar::<_, f64>(
+                    "SELECT EXTRACT(EPOCH FROM processed_at - received_at)::float8 FROM steward_events",
+                )
+                .fetch_all(c),
+            )?,
+            Conn::Lite(c) => rt.block_on(
+                sqlx::query_scalar::<_, f64>(
+                    "SELECT (julianday(processed_at) - julianday(received_at)) * 86400.0 FROM steward_events",
+                )
+                .fetch_all(c),
+            )?,
+        };
+        lags.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((lags.len() as f64 - 1.0) * q).round() as usize;
+            lags.get(i).copied().unwrap_or(f64::NAN)
+        };
+        Ok((at(0.5), at(0.99)))
+    }
+}
+
+fn stop(children: &mut [Child]) {
+    for child in children.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
