@@ -522,7 +522,18 @@ fn work_on<S: Durable>(
 ) -> Result<bool, String> {
     let mut tally = Tally::default();
     let mut pruned_at: Option<std::time::Instant> = None;
+    // SIGTERM or SIGINT: finish the batch, give the leases up, exit 0.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
     while let Some(engine) = slot {
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("stopping: asked to (SIGTERM or SIGINT)");
+            idle(engine, &tally, None)?;
+            return Ok(true);
+        }
         let now = Utc::now();
         // Retention, in rounds of a bounded size: once a minute, and at
         // once again while a round finds a full batch to forget.

@@ -324,9 +324,15 @@ impl Db {
     }
 }
 
+/// Stops the workers as an operator would (SIGTERM: each finishes its
+/// batch and gives its leases up), so the next measure starts at once.
 fn stop(children: &mut [Child]) {
     for child in children.iter_mut() {
-        let _ = child.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    for child in children.iter_mut() {
         let _ = child.wait();
     }
 }

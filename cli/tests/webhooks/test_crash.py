@@ -217,9 +217,11 @@ def main():
     assert total("steward_actions_delivered_total") > 0, metrics
     assert total("steward_event_lag_seconds_count") == total("steward_events_processed_total"), metrics
     assert total("steward_delivery_seconds_count") > 0, metrics
+    # SIGTERM: each finishes its batch, gives its leases up and exits 0.
     for p in (steady, victim):
         p.terminate()
-        p.wait()
+    for p in (steady, victim):
+        assert p.wait() == 0, f"a worker did not stop cleanly ({p.returncode}): see {work}"
     controller.stop()
     server.shutdown()
 
