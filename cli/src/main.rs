@@ -85,6 +85,11 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_ticks: u64,
     },
+    /// PostgreSQL tools: `steward pg capture`.
+    Pg {
+        #[command(subcommand)]
+        command: PgCommand,
+    },
     /// Create or update the database's tables.
     Migrate {
         /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
@@ -205,6 +210,36 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-20T10:00:00Z: {e}"))
 }
 
+#[derive(Subcommand)]
+enum PgCommand {
+    /// Print (or, with --apply, install) a trigger that turns inserts and
+    /// updates of an application's table into `PREFIX.created` and
+    /// `PREFIX.updated` events, in the same transaction.
+    Capture {
+        /// The table (`name` or `schema.name`).
+        #[arg(long)]
+        table: String,
+        /// The events' type prefix (`reservation` makes `reservation.created`).
+        #[arg(long)]
+        event: String,
+        /// The column whose value is the event's key.
+        #[arg(long)]
+        key: Option<String>,
+        /// The tenant of every event...
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// ... or the column that holds it.
+        #[arg(long, conflicts_with = "tenant")]
+        tenant_column: Option<String>,
+        /// Install it on the database (else print the SQL).
+        #[arg(long)]
+        apply: bool,
+        /// `postgres://...`; else `DATABASE_URL`.
+        #[arg(long)]
+        database: Option<String>,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     /// Rendered for people, on stderr.
@@ -246,6 +281,28 @@ fn main() -> ExitCode {
         })
         .map(ran),
         Command::Test { paths } => replay::test(&paths),
+        Command::Pg {
+            command:
+                PgCommand::Capture {
+                    table,
+                    event,
+                    key,
+                    tenant,
+                    tenant_column,
+                    apply,
+                    database,
+                },
+        } => run::capture(
+            &steward_db::capture::Capture {
+                table: &table,
+                event: &event,
+                key: key.as_deref(),
+                tenant_column: tenant_column.as_deref(),
+                tenant: &tenant,
+            },
+            apply.then(|| database.as_deref()),
+        )
+        .map(ran),
         Command::Migrate { database } => run::migrate(database.as_deref()).map(ran),
         Command::Push { database, file } => run::push(database.as_deref(), &file).map(ran),
         Command::Run {

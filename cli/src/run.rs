@@ -25,6 +25,32 @@ pub fn migrate(database: Option<&str>) -> Result<bool, String> {
     Ok(true)
 }
 
+/// `steward pg capture`: prints the trigger's SQL, or (`apply` given, with
+/// the database it names) installs it.
+pub fn capture(
+    capture: &steward_db::capture::Capture<'_>,
+    apply: Option<Option<&str>>,
+) -> Result<bool, String> {
+    let sql = capture.sql()?;
+    match apply {
+        None => print!("{sql}"),
+        Some(database) => {
+            let target = Target::choose(database);
+            let Target::Postgres(url) = &target else {
+                return Err(format!(
+                    "`steward pg capture --apply` needs PostgreSQL, not {target}"
+                ));
+            };
+            steward_db::capture::apply(url, &sql)?;
+            eprintln!(
+                "installed: inserts and updates of `{}` become `{}.created` and `{}.updated` events in {target}",
+                capture.table, capture.event, capture.event
+            );
+        }
+    }
+    Ok(true)
+}
+
 /// `steward push`: inserts envelopes (JSON lines) as pending events. A
 /// line that is not an envelope is reported with its number and skipped;
 /// an id the tenant already has is kept as it was.

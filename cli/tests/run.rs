@@ -136,5 +136,59 @@ fn push_and_run_on_postgres() {
         None => format!("{admin}/{name}"),
     };
     push_run_and_run_again(&url);
+    capture_turns_rows_into_events(&url);
     let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+/// `steward pg capture --apply`: inserts and updates of the application's
+/// table become events in the same transaction, handled like any other.
+fn capture_turns_rows_into_events(url: &str) {
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([url, "-qAtc", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    psql("CREATE TABLE bookings (ref text PRIMARY KEY, guest text, nights int)");
+    let out = steward(
+        url,
+        &[
+            "pg", "capture", "--table", "bookings", "--event", "booking", "--key", "ref",
+            "--tenant", "acme", "--apply",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    psql("INSERT INTO bookings VALUES ('r1', 'Ana', 2), ('r2', 'Bo', 3)");
+    psql("UPDATE bookings SET nights = 4 WHERE ref = 'r1'");
+    // A rolled-back change makes no event.
+    psql("BEGIN; INSERT INTO bookings VALUES ('r3', 'Cy', 1); ROLLBACK");
+    let rows = psql(
+        "SELECT tenant || ' ' || type || ' ' || key || ' ' || (payload->>'nights') \
+         FROM steward_events WHERE type LIKE 'booking.%' ORDER BY seq",
+    );
+    assert_eq!(
+        rows,
+        "acme booking.created r1 2\nacme booking.created r2 3\nacme booking.updated r1 4"
+    );
+    // A name that is not a plain identifier is refused, never spliced in.
+    let out = steward(
+        url,
+        &[
+            "pg",
+            "capture",
+            "--table",
+            "bookings; DROP TABLE x",
+            "--event",
+            "b",
+            "--apply",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not a plain PostgreSQL identifier"),
+        "{}",
+        text(&out.stderr)
+    );
 }

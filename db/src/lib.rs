@@ -18,6 +18,8 @@
 //! The store's methods are synchronous, as the engine's are: each runs its
 //! queries to the end on the store's own single-threaded `tokio` runtime.
 
+pub mod capture;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
