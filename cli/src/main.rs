@@ -300,7 +300,7 @@ fn main() -> ExitCode {
                 tenant_column: tenant_column.as_deref(),
                 tenant: &tenant,
             },
-            apply.then(|| database.as_deref()),
+            apply.then_some(database.as_deref()),
         )
         .map(ran),
         Command::Migrate { database } => run::migrate(database.as_deref()).map(ran),
