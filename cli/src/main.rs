@@ -123,9 +123,14 @@ enum Command {
         /// may remain; they are counted).
         #[arg(long)]
         exit_when_idle: bool,
-        /// How long to wait between looks at the database when idle.
+        /// How long to wait between looks at the database when idle (on
+        /// PostgreSQL an insert wakes a waiting worker sooner).
         #[arg(long, value_parser = parse_positive_duration, default_value = "500ms")]
         poll: i64,
+        /// Do not `LISTEN` for inserted events, only poll (for connection
+        /// poolers that do not pass notifications).
+        #[arg(long)]
+        poll_only: bool,
         /// The wait before a failed delivery's first retry; it doubles at
         /// each attempt (with jitter).
         #[arg(long, value_parser = parse_positive_duration, default_value = "5s")]
@@ -310,6 +315,7 @@ fn main() -> ExitCode {
             rules,
             exit_when_idle,
             poll,
+            poll_only,
             retry_base,
             max_attempts,
             delivery_timeout,
@@ -328,6 +334,7 @@ fn main() -> ExitCode {
                 rules: &rules,
                 exit_when_idle,
                 poll: std::time::Duration::from_millis(poll.unsigned_abs()),
+                poll_only,
                 batch,
                 delivery_threads: usize::from(delivery_threads),
                 retain: chrono::Duration::milliseconds(retain),

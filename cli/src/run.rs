@@ -125,6 +125,8 @@ pub struct RunOptions<'a> {
     pub rules: &'a [PathBuf],
     pub exit_when_idle: bool,
     pub poll: Duration,
+    /// Poll only: no `LISTEN` (for connection poolers that do not pass it).
+    pub poll_only: bool,
     /// Events claimed by one batch (one transaction).
     pub batch: i64,
     /// Deliveries made at once, each on a thread of its own.
@@ -194,6 +196,9 @@ fn start<S: Durable>(mut store: S, target: &Target, opts: &RunOptions<'_>) -> Re
         rules
     };
     store.use_rules(rules.clone());
+    if !opts.poll_only {
+        store.listen().map_err(|e| e.to_string())?;
+    }
     drive(store, target, rules, opts)
 }
 
@@ -469,6 +474,25 @@ fn engine_on<S: Durable>(rules: &Arc<Ruleset>, store: S) -> Result<Engine<S>, St
     Ok(engine)
 }
 
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
+/// Renews the worker's lease while it waits (SQLite).
+fn renew<S: Durable>(engine: &Engine<S>, holder: &str, exclusive: bool) -> Result<(), String> {
+    if !exclusive {
+        return Ok(());
+    }
+    let now = Utc::now();
+    if engine
+        .store
+        .lease(LEASE, holder, now, now + LEASE_FOR)
+        .map_err(|e| e.to_string())?
+    {
+        Ok(())
+    } else {
+        Err("this worker lost its lease on the database, so it stops".into())
+    }
+}
+
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 500;
 
@@ -666,7 +690,23 @@ fn work_on<S: Durable>(
                 idle(engine, &tally, next)?;
                 return Ok(true);
             }
-            std::thread::sleep(opts.poll);
+            // In slices of at most a second, so a signal to stop is
+            // heeded and the leases stay renewed.
+            let until = std::time::Instant::now() + opts.poll;
+            loop {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let woken = engine
+                    .store
+                    .wait_for_work(left.min(WAIT_SLICE))
+                    .map_err(|e| e.to_string())?;
+                if woken {
+                    break;
+                }
+                renew(engine, holder, exclusive)?;
+            }
         }
     }
     Err("the worker lost its engine".into())

@@ -137,6 +137,7 @@ fn push_and_run_on_postgres() {
     };
     push_run_and_run_again(&url);
     capture_turns_rows_into_events(&url);
+    an_insert_wakes_an_idle_worker(&url);
     let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
@@ -191,4 +192,68 @@ fn capture_turns_rows_into_events(url: &str) {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// On PostgreSQL an idle worker is woken by the insert (`LISTEN`), not by
+/// its poll: with `--poll 1h`, an event pushed while it waits is handled.
+/// (The deadline below only stops a broken run from hanging; a working one
+/// is woken at once.)
+fn an_insert_wakes_an_idle_worker(url: &str) {
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([url, "-qAtc", sql])
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    };
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args([
+            "run",
+            "--database",
+            url,
+            "--rules",
+            "rules/",
+            "--poll",
+            "1h",
+        ])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The worker is in its loop once it holds the scheduler lease.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(std::time::Instant::now() < give_up, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for("the worker did not start", &|| {
+        psql("SELECT COUNT(*) FROM steward_leases WHERE name = 'scheduler'") == "1"
+    });
+    let line = r#"{"id":"wake-1","tenant":"acme","type":"reservation.created","occurred_at":"2026-11-20T10:00:00Z","key":"res_42","payload":{"id":"res_42","listing_id":"l1","guest":{"email":"ana@example.com","first_name":"Ana","country":"US","vip":true},"risk":0.2,"nights":3,"total":412.5,"channel":"airbnb","check_in":"2026-12-01T15:00:00Z","check_out":"2026-12-04T11:00:00Z"}}"#;
+    let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["push", "--database", url, "-"])
+        .env_remove("DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    assert!(push.wait().unwrap().success());
+    wait_for("the worker was not woken by the insert", &|| {
+        psql("SELECT status FROM steward_events WHERE id = 'wake-1'") == "processed"
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    assert!(worker.wait().unwrap().success(), "SIGTERM stops it cleanly");
 }

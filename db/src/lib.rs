@@ -1010,6 +1010,12 @@ macro_rules! durable_store {
                     Ok(gone)
                 })
             }
+            fn listen(&mut self) -> Result<(), StoreError> {
+                self.listen_now()
+            }
+            fn wait_for_work(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+                self.wait_now(timeout)
+            }
             fn tenants(&self) -> Result<Vec<String>, StoreError> {
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
@@ -1448,6 +1454,12 @@ pub trait Durable: Store {
     /// dead actions; up to `limit` rows of each, so a round stays short.
     /// Says how many rows went.
     fn prune(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+    /// Makes [`Durable::wait_for_work`] wake when events are inserted
+    /// (PostgreSQL: `LISTEN steward_events`); without it, it only waits.
+    fn listen(&mut self) -> Result<(), StoreError>;
+    /// Waits up to `timeout`, less if events are inserted meanwhile (when
+    /// listening): true if woken so.
+    fn wait_for_work(&self, timeout: std::time::Duration) -> Result<bool, StoreError>;
     /// The tenants with events or schedules.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Marks an event rejected, with the reason.
@@ -1711,8 +1723,10 @@ async fn sqlite_pool(path: &str) -> Result<sqlx::SqlitePool, OpenError> {
 
 /// A pool on the PostgreSQL database at `url`, migrated.
 async fn pg_pool(url: &str) -> Result<sqlx::PgPool, OpenError> {
+    // The batch's transaction, the listener, and a spare for what runs
+    // between batches.
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .connect(url)
         .await
         .map_err(|e| OpenError::Connect(e.to_string()))?;
@@ -1805,6 +1819,7 @@ pub struct PgStore {
     rt: tokio::runtime::Runtime,
     pool: sqlx::PgPool,
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
+    listener: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
     deferred: std::sync::Mutex<Deferred>,
     due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
     rules: Arc<Ruleset>,
@@ -1850,10 +1865,67 @@ impl PgStore {
             rt,
             pool,
             tx: tokio::sync::Mutex::new(None),
+            listener: tokio::sync::Mutex::new(None),
             deferred: std::sync::Mutex::new(Deferred::default()),
             due_hint: std::sync::Mutex::new(None),
             rules,
             versions: std::sync::Mutex::new(versions),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// SQLite has no notifications: a worker polls.
+    fn listen_now(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn wait_now(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+}
+
+impl Drop for PgStore {
+    /// The listener gives its connection back on the store's runtime.
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get_mut().take() {
+            let _context = self.rt.enter();
+            drop(listener);
+        }
+    }
+}
+
+impl PgStore {
+    fn listen_now(&mut self) -> Result<(), StoreError> {
+        self.block(async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            listener
+                .listen("steward_events")
+                .await
+                .map_err(unavailable)?;
+            *self.listener.lock().await = Some(listener);
+            Ok(())
+        })
+    }
+
+    /// Waits for a notification or the timeout. A lost connection is
+    /// re-established by the listener; until then this waits the timeout.
+    fn wait_now(&self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        self.block(async {
+            let mut slot = self.listener.lock().await;
+            match slot.as_mut() {
+                Some(listener) => Ok(matches!(
+                    tokio::time::timeout(timeout, listener.try_recv()).await,
+                    Ok(Ok(Some(_)))
+                )),
+                None => {
+                    tokio::time::sleep(timeout).await;
+                    Ok(false)
+                }
+            }
         })
     }
 }
