@@ -5,8 +5,11 @@ The receiver answers by the listing in the payload: `ok` gets 200, `flaky`
 gets 500 once and then 200 (the retry must carry the same webhook-id, with a
 new signature), `busy` gets 503 with `Retry-After: 1` once, `gone` gets 410
 (dead at once, never tried again), `down` always gets 500 (dead after the last
-attempt). Every request must verify. Counted per webhook-id; a duplicate
-delivery always carries the same id.
+attempt). `slow` is held unanswered until `ok` and `ok2` have arrived (or
+20 s, well under the 30 s delivery timeout): with deliveries made one at a
+time it would wait in vain, so it records whether the others overtook it.
+Every request must verify. Counted per webhook-id; a duplicate delivery
+always carries the same id.
 """
 
 import base64
@@ -27,6 +30,8 @@ STEWARD = os.environ["STEWARD"]
 received = {}  # webhook-id -> list of (listing, signature)
 failures = []
 lock = threading.Lock()
+others_arrived = threading.Event()
+overtaken = []  # for `slow`: whether `ok` and `ok2` arrived while it was held
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -50,6 +55,11 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             seen = received.setdefault(wid, [])
             seen.append((listing, headers["webhook-signature"]))
             n = len(seen)
+            arrived = {entries[0][0] for entries in received.values()}
+            if {"ok", "ok2"} <= arrived:
+                others_arrived.set()
+        if listing == "slow":
+            overtaken.append(others_arrived.wait(timeout=20))
         status, extra = 200, {}
         if listing == "flaky" and n == 1:
             status = 500
@@ -82,13 +92,14 @@ def main():
             "  apply_price(listing_id, price)\n"
             "end\n"
         )
-    listings = ["ok", "flaky", "busy", "gone", "down", "ok2"]
+    listings = ["slow", "ok", "flaky", "busy", "gone", "down", "ok2"]
     events = os.path.join(work, "events.jsonl")
     with open(events, "w") as f:
         for i, listing in enumerate(listings):
             f.write(json.dumps({
                 "id": f"e{i}", "tenant": "acme", "type": "price.changed",
-                "occurred_at": "2026-11-20T10:00:00Z",
+                # `slow` first, so that it is claimed first.
+                "occurred_at": "2026-11-20T09:59:00Z" if listing == "slow" else "2026-11-20T10:00:00Z",
                 "payload": {"listing_id": listing, "price": "105.00"},
             }) + "\n")
     db = os.path.join(work, "steward.db")
@@ -102,7 +113,8 @@ def main():
     for _ in range(200):
         run = subprocess.run(
             [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle",
-             "--retry-base", "50ms", "--max-attempts", "3", "--poll", "20ms"],
+             "--retry-base", "50ms", "--max-attempts", "3", "--poll", "20ms",
+             "--delivery-timeout", "30s"],
             env=env, capture_output=True, text=True, timeout=120,
         )
         assert run.returncode == 0, run.stderr
@@ -124,7 +136,9 @@ def main():
         assert all(s[0] == listing for s in seen), (wid, seen)
         by_listing[listing] = seen
     counts = {listing: len(seen) for listing, seen in by_listing.items()}
-    assert counts == {"ok": 1, "flaky": 2, "busy": 2, "gone": 1, "down": 3, "ok2": 1}, counts
+    assert counts == {"ok": 1, "flaky": 2, "busy": 2, "gone": 1, "down": 3, "ok2": 1, "slow": 1}, counts
+    # The slow endpoint held one delivery thread; the others went on.
+    assert overtaken == [True], overtaken
     # A retry is signed again: its own timestamp and signature are checked.
     duplicates = sum(n - 1 for n in counts.values())
 
@@ -133,7 +147,7 @@ def main():
     ).fetchall())
     assert status == {
         "ok": "delivered 1", "flaky": "delivered 2", "busy": "delivered 2",
-        "gone": "dead 1", "down": "dead 3", "ok2": "delivered 1",
+        "gone": "dead 1", "down": "dead 3", "ok2": "delivered 1", "slow": "delivered 1",
     }, status
     assert "is dead" in stderr, stderr
     print(f"webhooks: {len(received)} ids, {sum(counts.values())} deliveries, "
