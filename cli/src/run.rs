@@ -596,7 +596,7 @@ fn work_on<S: Durable>(
                     PRUNE_BATCH,
                 )
                 .map_err(|e| e.to_string())?;
-            tally.pruned += gone;
+            tally.pruned = tally.pruned.saturating_add(gone);
             metrics::counter!("steward_rows_pruned_total").increment(gone);
             let full = gone >= PRUNE_BATCH.unsigned_abs();
             pruned_at = if full {
@@ -644,7 +644,7 @@ fn work_on<S: Durable>(
                     Failed::Store(StoreError::Conflict(_)) => {
                         // Another worker changed what this batch read:
                         // start again from what the store holds.
-                        tally.conflicts += 1;
+                        tally.conflicts = tally.conflicts.saturating_add(1);
                         metrics::counter!("steward_batch_conflicts_total").increment(1);
                         rolled_back.map_err(|e| e.to_string())?;
                         if let Some(old) = slot.take() {
@@ -661,8 +661,10 @@ fn work_on<S: Durable>(
         for (tenant, id, reason) in &rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
         }
-        tally.handled += claimed.saturating_sub(rejected.len()) as u64;
-        tally.rejected += rejected.len() as u64;
+        tally.handled = tally
+            .handled
+            .saturating_add(claimed.saturating_sub(rejected.len()) as u64);
+        tally.rejected = tally.rejected.saturating_add(rejected.len() as u64);
         // Locked for the batch only: the delivery threads print mails.
         let mut out = std::io::stdout().lock();
         for a in &sink.actions {

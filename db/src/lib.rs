@@ -688,26 +688,18 @@ macro_rules! durable_store {
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                 };
+                let query = sqlx::query(&sql)
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(rule)
+                    .bind(event)
+                    .bind(role);
                 let query = if action == "notify" {
-                    sqlx::query(&sql)
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(rule)
-                    .bind(event)
-                    .bind(role)
-                    .bind(text("text").unwrap_or_default())
-                    .bind(at)
+                    query.bind(text("text").unwrap_or_default())
                 } else {
-                    sqlx::query(&sql)
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(rule)
-                    .bind(event)
-                    .bind(role)
-                    .bind(text("title").unwrap_or_default())
-                    .bind(text("due"))
-                    .bind(at)
+                    query.bind(text("title").unwrap_or_default()).bind(text("due"))
                 };
+                let query = query.bind(at);
                 query.execute(&mut *tx).await.map(drop)
             }
 
