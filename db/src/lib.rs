@@ -849,34 +849,7 @@ macro_rules! durable_store {
                 self.pending_events_now(limit, false)
             }
             fn claim_events(&self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
-                let claimed = self.pending_events_now(limit, true)?;
-                // Whether each claimed id was handled, in one query for the
-                // batch rather than one per event.
-                if !claimed.is_empty() && self.in_batch() {
-                    let handled = self.block(async {
-                        let mut c = self.conn().await.map_err(unavailable)?;
-                        let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT tenant, id FROM steward_handled WHERE (tenant, id) IN ",
-                        );
-                        q.push_tuples(&claimed, |mut row, e| {
-                            row.push_bind(&e.tenant).push_bind(&e.id);
-                        });
-                        let rows = q.build().fetch_all(c.get()).await.map_err(unavailable)?;
-                        rows.iter()
-                            .map(|r| Ok((r.try_get::<String, _>(0).map_err(unavailable)?, r.try_get::<String, _>(1).map_err(unavailable)?)))
-                            .collect::<Result<std::collections::HashSet<_>, StoreError>>()
-                    })?;
-                    let mut deferred = self.deferred();
-                    for e in &claimed {
-                        let key = (e.tenant.clone(), e.id.clone());
-                        if handled.contains(&key) {
-                            deferred.handled_before.insert(key);
-                        } else {
-                            deferred.not_handled.insert(key);
-                        }
-                    }
-                }
-                Ok(claimed)
+                self.pending_events_now(limit, true)
             }
             fn shares_work(&self) -> bool {
                 !$events.claim.1.is_empty()
@@ -1212,8 +1185,8 @@ macro_rules! durable_store {
 
         impl Store for $store {
             fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-                if let Some(known) = self.deferred().knows(tenant, id) {
-                    return Ok(known);
+                if self.deferred().has(tenant, id) {
+                    return Ok(true);
                 }
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
@@ -1778,9 +1751,6 @@ fn numbered(sql: &str) -> String {
 struct Deferred {
     handled: Vec<(String, String)>,
     seen: std::collections::HashSet<(String, String)>,
-    /// The claimed events' ids found handled, and not, when claimed.
-    handled_before: std::collections::HashSet<(String, String)>,
-    not_handled: std::collections::HashSet<(String, String)>,
     actions: Vec<(String, String, String, String, String, String, String)>,
 }
 
@@ -1799,20 +1769,8 @@ impl Deferred {
         self.actions.extend(actions);
     }
 
-    /// Whether `(tenant, id)` is handled, if the batch knows: handled by
-    /// one of its units, or looked up when its events were claimed.
-    fn knows(&self, tenant: &str, id: &str) -> Option<bool> {
-        if self.seen.is_empty() && self.handled_before.is_empty() && self.not_handled.is_empty() {
-            return None;
-        }
-        let key = (tenant.to_string(), id.to_string());
-        if self.seen.contains(&key) || self.handled_before.contains(&key) {
-            Some(true)
-        } else if self.not_handled.contains(&key) {
-            Some(false)
-        } else {
-            None
-        }
+    fn has(&self, tenant: &str, id: &str) -> bool {
+        !self.seen.is_empty() && self.seen.contains(&(tenant.to_string(), id.to_string()))
     }
 }
 
