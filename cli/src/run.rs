@@ -474,6 +474,10 @@ fn engine_on<S: Durable>(rules: &Arc<Ruleset>, store: S) -> Result<Engine<S>, St
     Ok(engine)
 }
 
+/// Conflicting batches in a row before a worker gives up (a conflict that
+/// comes back every time is not another worker's doing).
+const MAX_CONFLICTS_IN_A_ROW: u32 = 1000;
+
 const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// Renews the worker's lease while it waits (SQLite).
@@ -571,6 +575,7 @@ fn work_on<S: Durable>(
     outbox: &Outbox,
 ) -> Result<bool, String> {
     let mut tally = Tally::default();
+    let mut in_a_row = 0u32;
     let mut pruned_at: Option<std::time::Instant> = None;
     // SIGTERM or SIGINT: finish the batch, give the leases up, exit 0.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -645,6 +650,12 @@ fn work_on<S: Durable>(
                         // Another worker changed what this batch read:
                         // start again from what the store holds.
                         tally.conflicts = tally.conflicts.saturating_add(1);
+                        in_a_row = in_a_row.saturating_add(1);
+                        if in_a_row > MAX_CONFLICTS_IN_A_ROW {
+                            return Err(format!(
+                                "{in_a_row} batches in a row conflicted with other workers; stopping rather than trying forever"
+                            ));
+                        }
                         metrics::counter!("steward_batch_conflicts_total").increment(1);
                         rolled_back.map_err(|e| e.to_string())?;
                         if let Some(old) = slot.take() {
@@ -657,6 +668,7 @@ fn work_on<S: Durable>(
                 }
             }
         };
+        in_a_row = 0;
         record_batch(started, &occurred, rejected.len(), sink.errors.len());
         for (tenant, id, reason) in &rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");

@@ -55,8 +55,14 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
-        // A serialization failure, or a deadlock between workers' locks.
-        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")) => {
+        // A serialization failure, a deadlock between workers' locks, or
+        // a row another worker inserted first (SQLite: 2067, a unique key).
+        sqlx::Error::Database(d)
+            if matches!(
+                d.code().as_deref(),
+                Some("40001" | "40P01" | "23505" | "2067")
+            ) =>
+        {
             StoreError::Conflict(e.to_string())
         }
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
@@ -593,6 +599,54 @@ macro_rules! durable_store {
                 self.tx.try_lock().map_or(true, |slot| slot.is_some())
             }
 
+            /// One attempt at [`Durable::deploy`], in one transaction.
+            fn deploy_once(
+                &self,
+                tenant: &str,
+                name: &str,
+                text: &str,
+                digest: &str,
+            ) -> Result<(i64, bool), StoreError> {
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
+                    let latest = sqlx::query(&self.q(
+                        "SELECT version, digest FROM steward_rulesets WHERE tenant = ? AND name = ? \
+                         ORDER BY version DESC LIMIT 1",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    let (last, same) = match latest {
+                        Some(row) => (
+                            row.try_get::<i64, _>(0).map_err(unavailable)?,
+                            row.try_get::<String, _>(1).map_err(unavailable)? == digest,
+                        ),
+                        None => (0, false),
+                    };
+                    if same {
+                        tx.rollback().await.map_err(unavailable)?;
+                        return Ok((last, false));
+                    }
+                    let version = last.saturating_add(1);
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(digest)
+                    .bind(text)
+                    .bind(time_text(&Utc::now()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                    tx.commit().await.map_err(unavailable)?;
+                    Ok((version, true))
+                })
+            }
             fn deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
                 self.deferred.lock().unwrap_or_else(|e| e.into_inner())
             }
@@ -897,45 +951,15 @@ macro_rules! durable_store {
             ) -> Result<(i64, bool), StoreError> {
                 let text = serde_json::to_string(sources)
                     .map_err(|e| StoreError::Corrupt(format!("the sources: {e}")))?;
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                    let latest = sqlx::query(&self.q(
-                        "SELECT version, digest FROM steward_rulesets WHERE tenant = ? AND name = ? \
-                         ORDER BY version DESC LIMIT 1",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                    let (last, same) = match latest {
-                        Some(row) => (
-                            row.try_get::<i64, _>(0).map_err(unavailable)?,
-                            row.try_get::<String, _>(1).map_err(unavailable)? == digest,
-                        ),
-                        None => (0, false),
-                    };
-                    if same {
-                        tx.rollback().await.map_err(unavailable)?;
-                        return Ok((last, false));
+                // Two workers started together deploy the same version at
+                // once: the second finds the first's row and tries again.
+                let mut tries = 0;
+                loop {
+                    match self.deploy_once(tenant, name, &text, digest) {
+                        Err(StoreError::Conflict(_)) if tries < 3 => tries += 1,
+                        done => return done,
                     }
-                    let version = last.saturating_add(1);
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(digest)
-                    .bind(&text)
-                    .bind(time_text(&Utc::now()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                    tx.commit().await.map_err(unavailable)?;
-                    Ok((version, true))
-                })
+                }
             }
             fn latest(&self, tenant: &str, name: &str) -> Result<Option<(i64, Sources)>, StoreError> {
                 self.block(async {
