@@ -188,11 +188,16 @@ fn start<S: Durable>(mut store: S, target: &Target, opts: &RunOptions<'_>) -> Re
         let (version, new) = store
             .deploy(EVERY_TENANT, RULESET, &sources, &rules.version)
             .map_err(|e| e.to_string())?;
-        eprintln!(
-            "steward run: {} ruleset `{RULESET}` version {version} ({} rules) to {target}",
-            if new { "deployed" } else { "unchanged:" },
-            rules.rules.len()
-        );
+        let count = rules.rules.len();
+        if new {
+            eprintln!(
+                "steward run: deployed ruleset `{RULESET}` version {version} ({count} rules) to {target}"
+            );
+        } else {
+            eprintln!(
+                "steward run: ruleset `{RULESET}` version {version} ({count} rules) in {target} is unchanged"
+            );
+        }
         rules
     };
     store.use_rules(rules.clone());
