@@ -27,9 +27,6 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use steward_db::{Attempt, Delivery};
 
-/// Where each webhook action is delivered, by action name (the ruleset's).
-pub type Webhooks = std::collections::HashMap<std::sync::Arc<str>, String>;
-
 /// How deliveries are made and retried.
 pub struct Deliverer {
     http: reqwest::blocking::Client,
@@ -93,8 +90,8 @@ impl Deliverer {
     }
 
     /// Delivers one action of the outbox, and says what came of it.
-    pub fn deliver(&self, webhooks: &Webhooks, d: &Delivery, now: DateTime<Utc>) -> Attempt {
-        if let Some(url) = webhooks.get(d.action.as_str()) {
+    pub fn deliver(&self, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        if let Some(url) = &d.url {
             return self.webhook(url, d, now);
         }
         if d.action == "send" {

@@ -116,9 +116,14 @@ enum Command {
         database: Option<String>,
         /// Rule files, or folders searched recursively for `.stw` files:
         /// deployed as a new version of ruleset `default` (unless unchanged)
-        /// before running. Without it, the latest version deployed runs.
+        /// before running, for every tenant without rules of its own (or
+        /// for `--tenant` only). Without it, the rules deployed run.
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
+        /// Deploy `--rules` as this tenant's ruleset `default`, not every
+        /// tenant's.
+        #[arg(long, requires = "rules")]
+        tenant: Option<String>,
         /// Exit once no event is pending and nothing is due (future timers
         /// may remain; they are counted).
         #[arg(long)]
@@ -313,6 +318,7 @@ fn main() -> ExitCode {
         Command::Run {
             database,
             rules,
+            tenant,
             exit_when_idle,
             poll,
             poll_only,
@@ -332,6 +338,7 @@ fn main() -> ExitCode {
             run::run(run::RunOptions {
                 database: database.as_deref(),
                 rules: &rules,
+                tenant: tenant.as_deref(),
                 exit_when_idle,
                 poll: std::time::Duration::from_millis(poll.unsigned_abs()),
                 poll_only,

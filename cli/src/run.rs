@@ -11,11 +11,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use steward::engine::store::StoreError;
 use steward::engine::{decode_event, Collect, Engine, Handled, Refused, Ruleset};
+use steward_db::control::{Control, ControlError, EVERY_TENANT};
 use steward_db::{Attempt, Delivery, Durable, PgStore, PushError, SqliteStore, Target};
 
-use super::deliver::{Deliverer, Webhooks};
+use super::deliver::Deliverer;
 
-use super::replay::{load_sources, report, report_error};
+use super::replay::{load_sources, report_error};
 
 /// `steward migrate`: creates or updates the tables.
 pub fn migrate(database: Option<&str>) -> Result<bool, String> {
@@ -123,6 +124,8 @@ fn push_lines<S: Durable>(
 pub struct RunOptions<'a> {
     pub database: Option<&'a str>,
     pub rules: &'a [PathBuf],
+    /// The tenant `rules` are deployed for (else every tenant's).
+    pub tenant: Option<&'a str>,
     pub exit_when_idle: bool,
     pub poll: Duration,
     /// Poll only: no `LISTEN` (for connection poolers that do not pass it).
@@ -160,51 +163,166 @@ pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
     }
 }
 
-/// The ruleset every tenant's events run under: `--rules` deploys those
-/// files as ruleset `default` (a new version only when they changed);
-/// without it, the latest version deployed.
+/// The ruleset `--rules` deploys (a new version only when the program
+/// changed): for every tenant without rules of its own, or for `--tenant`.
 const RULESET: &str = "default";
-const EVERY_TENANT: &str = "*";
 
-fn start<S: Durable>(mut store: S, target: &Target, opts: &RunOptions<'_>) -> Result<bool, String> {
-    let rules = if opts.rules.is_empty() {
-        let Some((version, sources)) = store
-            .latest(EVERY_TENANT, RULESET)
-            .map_err(|e| e.to_string())?
-        else {
-            return Err(format!(
-                "no rules: {target} has no ruleset `{RULESET}` deployed; give `--rules PATH`"
-            ));
-        };
-        let Some((_, rules)) = report(sources.build())? else {
-            return Ok(false);
-        };
-        eprintln!("steward run: ruleset `{RULESET}` version {version} from {target}");
-        rules
-    } else {
+fn start<S: Durable + Control>(
+    mut store: S,
+    target: &Target,
+    opts: &RunOptions<'_>,
+) -> Result<bool, String> {
+    if !opts.rules.is_empty() {
         let Some((sources, rules)) = load_sources(opts.rules)? else {
             return Ok(false);
         };
-        let (version, new) = store
-            .deploy(EVERY_TENANT, RULESET, &sources, &rules.version)
-            .map_err(|e| e.to_string())?;
+        let tenant = opts.tenant.unwrap_or(EVERY_TENANT);
+        let who = if tenant == EVERY_TENANT {
+            "steward run --rules".to_string()
+        } else {
+            format!("steward run --rules --tenant {tenant}")
+        };
+        let deployed = match store.deploy_ruleset(tenant, RULESET, &sources, &who) {
+            Ok(d) => d,
+            Err(ControlError::Invalid(diagnostics)) => {
+                for d in &diagnostics {
+                    eprintln!("{}:{}:{}: {}", d.file, d.line, d.column, d.message);
+                }
+                return Err(format!(
+                    "the rules do not check with tenant `{tenant}`'s other rulesets"
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let count = rules.rules.len();
-        if new {
+        let whose = if tenant == EVERY_TENANT {
+            "every tenant without rules of its own".to_string()
+        } else {
+            format!("tenant `{tenant}`")
+        };
+        let version = deployed.version;
+        if deployed.new {
             eprintln!(
-                "steward run: deployed ruleset `{RULESET}` version {version} ({count} rules) to {target}"
+                "steward run: deployed ruleset `{RULESET}` version {version} ({count} rules) for {whose} to {target}"
             );
         } else {
             eprintln!(
-                "steward run: ruleset `{RULESET}` version {version} ({count} rules) in {target} is unchanged"
+                "steward run: ruleset `{RULESET}` version {version} ({count} rules) for {whose} in {target} is unchanged"
             );
         }
-        rules
-    };
-    store.use_rules(rules.clone());
+    }
+    let programs = Programs::load(&mut store)?;
+    if programs.is_empty() {
+        return Err(format!(
+            "no rules: {target} has no ruleset deployed; give `--rules PATH`"
+        ));
+    }
     if !opts.poll_only {
         store.listen().map_err(|e| e.to_string())?;
     }
-    drive(store, target, rules, opts)
+    drive(store, target, programs, opts)
+}
+
+/// The programs the worker runs: the tenant `*`'s for every tenant without
+/// one of its own, and each tenant's own; reloaded when their generation
+/// moves (a deploy, a rollback, an enable or disable, a delete).
+struct Programs {
+    generation: i64,
+    every: Arc<Ruleset>,
+    own: std::collections::HashMap<Arc<str>, Arc<Ruleset>>,
+    /// Tenants whose stored program no longer builds, with why: their
+    /// events are rejected with that reason rather than run without rules.
+    broken: std::collections::HashMap<String, String>,
+    /// Built programs by digest, kept across reloads.
+    built: std::collections::HashMap<String, Arc<Ruleset>>,
+    checked: std::time::Instant,
+}
+
+/// How often a worker looks whether a program changed.
+const PROGRAMS_EVERY: Duration = Duration::from_secs(1);
+
+impl Programs {
+    fn load<S: Durable + Control>(store: &mut S) -> Result<Programs, String> {
+        let mut programs = Programs {
+            generation: -1,
+            every: empty_rules()?,
+            own: Default::default(),
+            broken: Default::default(),
+            built: Default::default(),
+            checked: std::time::Instant::now(),
+        };
+        programs.reload(store)?;
+        Ok(programs)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.broken.is_empty() && self.every.rules.is_empty()
+    }
+
+    /// Loads the programs again if they changed; says whether they did.
+    fn reload<S: Durable + Control>(&mut self, store: &mut S) -> Result<bool, String> {
+        self.checked = std::time::Instant::now();
+        let generation = store.program_generation().map_err(|e| e.to_string())?;
+        if generation == self.generation {
+            return Ok(false);
+        }
+        let rows = store.programs().map_err(|e| e.to_string())?;
+        let mut every = None;
+        let mut own = std::collections::HashMap::new();
+        let mut broken = std::collections::HashMap::new();
+        for row in rows {
+            let rules = match &row.program {
+                None => Ok(empty_rules()?),
+                Some((digest, _)) if self.built.contains_key(digest) => {
+                    Ok(self.built[digest].clone())
+                }
+                Some((digest, sources)) => match sources.build().rules {
+                    Ok(rules) if &rules.version == digest => Ok(rules),
+                    Ok(_) => Err(
+                        "its stored program builds to another version with this Steward"
+                            .to_string(),
+                    ),
+                    Err(e) => Err(format!("its stored program no longer checks: {e}")),
+                },
+            };
+            match rules {
+                Ok(rules) => {
+                    self.built.insert(rules.version.clone(), rules.clone());
+                    store.use_rules(rules.clone());
+                    if row.tenant == EVERY_TENANT {
+                        every = Some(rules);
+                    } else {
+                        own.insert(Arc::from(row.tenant.as_str()), rules);
+                    }
+                }
+                Err(why) => {
+                    eprintln!("tenant `{}`: {why}; its events are rejected", row.tenant);
+                    broken.insert(row.tenant, why);
+                }
+            }
+        }
+        if self.generation >= 0 {
+            eprintln!("steward run: the deployed rules changed; reloaded");
+        }
+        self.every = match every {
+            Some(rules) => rules,
+            None => empty_rules()?,
+        };
+        self.own = own;
+        self.broken = broken;
+        self.generation = generation;
+        Ok(true)
+    }
+
+    fn has_schedules(&self) -> bool {
+        self.every.has_schedules() || self.own.values().any(|r| r.has_schedules())
+    }
+
+    /// Puts the programs into `engine`.
+    fn install<S: Durable>(&self, engine: &mut Engine<S>) {
+        engine.rules = self.every.clone();
+        engine.programs = self.own.clone();
+    }
 }
 
 /// The lease a worker holds while it runs on a database whose workers
@@ -219,10 +337,10 @@ const SCHEDULER: &str = "scheduler";
 const SCHEDULER_FOR: chrono::Duration = chrono::Duration::seconds(10);
 const LEASE_FOR: chrono::Duration = chrono::Duration::seconds(60);
 
-fn drive<S: Durable>(
+fn drive<S: Durable + Control>(
     store: S,
     target: &Target,
-    rules: Arc<Ruleset>,
+    mut programs: Programs,
     opts: &RunOptions<'_>,
 ) -> Result<bool, String> {
     let holder = format!(
@@ -235,13 +353,12 @@ fn drive<S: Durable>(
         wait_for_lease(&store, &holder, opts.poll)?;
     }
     let outbox = Outbox::default();
-    let webhooks: Webhooks = rules.webhooks.clone();
     let mut slot = Some(store);
     let result = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..opts.delivery_threads.max(1))
-            .map(|_| scope.spawn(|| deliver_loop(target, &webhooks, opts, &outbox)))
+            .map(|_| scope.spawn(|| deliver_loop(target, opts, &outbox)))
             .collect();
-        let result = work(&mut slot, &rules, opts, &holder, exclusive, &outbox);
+        let result = work(&mut slot, &mut programs, opts, &holder, exclusive, &outbox);
         outbox.stop();
         let mut result = result;
         for t in threads {
@@ -326,31 +443,21 @@ impl Outbox {
 /// A delivery thread: claims one due action at a time, delivers it, and
 /// records the attempt, on a connection of its own; so a slow endpoint
 /// holds one thread, not the others.
-fn deliver_loop(
-    target: &Target,
-    webhooks: &Webhooks,
-    opts: &RunOptions<'_>,
-    outbox: &Outbox,
-) -> Result<(), String> {
+fn deliver_loop(target: &Target, opts: &RunOptions<'_>, outbox: &Outbox) -> Result<(), String> {
     let rules = empty_rules()?;
     match target {
         Target::Sqlite(path) => {
             let store = SqliteStore::open(path, rules).map_err(|e| e.to_string())?;
-            deliveries(&store, webhooks, opts, outbox)
+            deliveries(&store, opts, outbox)
         }
         Target::Postgres(url) => {
             let store = PgStore::open(url, rules).map_err(|e| e.to_string())?;
-            deliveries(&store, webhooks, opts, outbox)
+            deliveries(&store, opts, outbox)
         }
     }
 }
 
-fn deliveries<S: Durable>(
-    store: &S,
-    webhooks: &Webhooks,
-    opts: &RunOptions<'_>,
-    outbox: &Outbox,
-) -> Result<(), String> {
+fn deliveries<S: Durable>(store: &S, opts: &RunOptions<'_>, outbox: &Outbox) -> Result<(), String> {
     let deliverer = &opts.deliverer;
     // A claim is held for the attempt's timeout and as long again: past
     // that, the worker that claimed it is taken to be dead.
@@ -375,7 +482,7 @@ fn deliveries<S: Durable>(
         for d in &claimed {
             let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
             let started = std::time::Instant::now();
-            let outcome = span.in_scope(|| deliverer.deliver(webhooks, d, Utc::now()));
+            let outcome = span.in_scope(|| deliverer.deliver(d, Utc::now()));
             record_delivery(d, &outcome, started);
             if let Attempt::Failed { error, retry_at } = &outcome {
                 match retry_at {
@@ -465,13 +572,14 @@ impl From<Refused> for Failed {
 }
 
 /// An engine on `store`, knowing the tenants its schedules fire for.
-fn engine_on<S: Durable>(rules: &Arc<Ruleset>, store: S) -> Result<Engine<S>, String> {
-    let tenants = if rules.has_schedules() {
+fn engine_on<S: Durable>(programs: &Programs, store: S) -> Result<Engine<S>, String> {
+    let tenants = if programs.has_schedules() {
         store.tenants().map_err(|e| e.to_string())?
     } else {
         Vec::new()
     };
-    let mut engine = Engine::new(rules.clone(), store);
+    let mut engine = Engine::new(programs.every.clone(), store);
+    programs.install(&mut engine);
     engine.limits.missed_ticks_once = true;
     for t in tenants {
         engine.add_tenant(&Arc::from(t.as_str()));
@@ -517,7 +625,7 @@ struct Tally {
 /// the reason), then what is due by `now`. Says how many events it claimed.
 fn batch<S: Durable>(
     engine: &mut Engine<S>,
-    rules: &Ruleset,
+    programs: &Programs,
     limit: i64,
     sink: &mut Collect,
     rejected: &mut Vec<(String, String, String)>,
@@ -528,8 +636,13 @@ fn batch<S: Durable>(
     tracing::Span::current().record("claimed", claimed.len());
     for e in &claimed {
         let _span = tracing::debug_span!("event", tenant = %e.tenant, id = %e.id).entered();
-        let reason = match decode_event(rules.shapes(), &e.line) {
-            Err(why) => Some(why.to_string()),
+        let decoded = match programs.broken.get(&e.tenant) {
+            Some(why) => Err(format!("tenant `{}`: {why}", e.tenant)),
+            None => decode_event(engine.program_for(&e.tenant).shapes(), &e.line)
+                .map_err(|why| why.to_string()),
+        };
+        let reason = match decoded {
+            Err(why) => Some(why),
             Ok(event) => match (event.occurred_at, engine.handle(event, sink)) {
                 (at, Ok(Handled::Ran)) => {
                     occurred.push(at);
@@ -552,9 +665,9 @@ fn batch<S: Durable>(
     Ok(claimed.len())
 }
 
-fn work<S: Durable>(
+fn work<S: Durable + Control>(
     slot: &mut Option<S>,
-    rules: &Arc<Ruleset>,
+    programs: &mut Programs,
     opts: &RunOptions<'_>,
     holder: &str,
     exclusive: bool,
@@ -563,17 +676,17 @@ fn work<S: Durable>(
     let Some(store) = slot.take() else {
         return Err("no store".into());
     };
-    let mut engine = Some(engine_on(rules, store)?);
-    let result = work_on(&mut engine, rules, opts, holder, exclusive, outbox);
+    let mut engine = Some(engine_on(programs, store)?);
+    let result = work_on(&mut engine, programs, opts, holder, exclusive, outbox);
     *slot = engine.map(Engine::into_store);
     result
 }
 
 /// The event loop. `engine` is `None` only if a fresh engine could not be
 /// made after a conflict (then the loop has returned that error).
-fn work_on<S: Durable>(
+fn work_on<S: Durable + Control>(
     slot: &mut Option<Engine<S>>,
-    rules: &Arc<Ruleset>,
+    programs: &mut Programs,
     opts: &RunOptions<'_>,
     holder: &str,
     exclusive: bool,
@@ -588,7 +701,23 @@ fn work_on<S: Durable>(
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
-    while let Some(engine) = slot {
+    while slot.is_some() {
+        // A deploy (here or by another process) changed the programs: a
+        // fresh engine runs them, knowing the tenants their schedules need.
+        if programs.checked.elapsed() >= PROGRAMS_EVERY {
+            let changed = match slot.as_mut() {
+                Some(engine) => programs.reload(&mut engine.store)?,
+                None => false,
+            };
+            if changed {
+                if let Some(old) = slot.take() {
+                    *slot = Some(engine_on(programs, old.into_store())?);
+                }
+            }
+        }
+        let Some(engine) = slot.as_mut() else {
+            break;
+        };
         if stop.load(Ordering::SeqCst) {
             eprintln!("stopping: asked to (SIGTERM or SIGINT)");
             idle(engine, &tally, None)?;
@@ -623,7 +752,7 @@ fn work_on<S: Durable>(
         {
             return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
         }
-        if !exclusive && rules.has_schedules() {
+        if !exclusive && programs.has_schedules() {
             // Of the workers sharing a database, the one holding this
             // lease fires the schedules, so a tick fires once.
             engine.fire_schedules = engine
@@ -639,7 +768,7 @@ fn work_on<S: Durable>(
         let done = span.in_scope(|| {
             batch(
                 engine,
-                rules,
+                programs,
                 opts.batch,
                 &mut sink,
                 &mut rejected,
@@ -664,7 +793,7 @@ fn work_on<S: Durable>(
                         metrics::counter!("steward_batch_conflicts_total").increment(1);
                         rolled_back.map_err(|e| e.to_string())?;
                         if let Some(old) = slot.take() {
-                            *slot = Some(engine_on(rules, old.into_store())?);
+                            *slot = Some(engine_on(programs, old.into_store())?);
                         }
                         continue;
                     }

@@ -257,3 +257,77 @@ fn an_insert_wakes_an_idle_worker(url: &str) {
         .status();
     assert!(worker.wait().unwrap().success(), "SIGTERM stops it cleanly");
 }
+
+/// `--rules --tenant T` deploys for T alone; other tenants run the rules
+/// deployed for every tenant (here, first none, then some).
+#[test]
+fn rules_for_one_tenant_and_for_every_tenant() {
+    let dir = std::env::temp_dir().join(format!("steward-tenant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("steward.db").display());
+    let own = dir.join("own.stw");
+    std::fs::write(
+        &own,
+        "event job { id: string }\nrule own when job then\n  log \"own {id}\"\nend\n",
+    )
+    .unwrap();
+    let every = dir.join("every.stw");
+    std::fs::write(
+        &every,
+        "event job { id: string }\nrule shared when job then\n  log \"every {id}\"\nend\n",
+    )
+    .unwrap();
+    let events = dir.join("events.jsonl");
+    let job = |tenant: &str, id: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"tenant\":\"{tenant}\",\"type\":\"job\",\"occurred_at\":\"2026-11-20T10:00:00Z\",\"payload\":{{\"id\":\"{id}\"}}}}\n"
+        )
+    };
+    let logs = |out: &Output| -> Vec<String> {
+        let mut v: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| format!("{} {}", v["tenant"].as_str().unwrap(), v["args"]["text"]))
+            .collect();
+        v.sort();
+        v
+    };
+    std::fs::write(&events, job("acme", "1") + &job("beta", "2")).unwrap();
+    assert!(steward(&url, &["push", events.to_str().unwrap()])
+        .status
+        .success());
+    let out = steward(
+        &url,
+        &[
+            "run",
+            "--rules",
+            own.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "--exit-when-idle",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("for tenant `acme`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(logs(&out), ["acme \"own 1\""]);
+    std::fs::write(&events, job("acme", "3") + &job("beta", "4")).unwrap();
+    assert!(steward(&url, &["push", events.to_str().unwrap()])
+        .status
+        .success());
+    let out = steward(
+        &url,
+        &[
+            "run",
+            "--rules",
+            every.to_str().unwrap(),
+            "--exit-when-idle",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(logs(&out), ["acme \"own 3\"", "beta \"every 4\""]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

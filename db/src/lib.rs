@@ -19,6 +19,7 @@
 //! queries to the end on the store's own single-threaded `tokio` runtime.
 
 pub mod capture;
+pub mod control;
 
 use std::sync::Arc;
 
@@ -142,7 +143,7 @@ macro_rules! durable_store {
                 let known = self.versions().get(&stored.version).is_some();
                 if !known {
                     let row: Option<String> = sqlx::query_scalar(&self.q(
-                        "SELECT sources FROM steward_rulesets WHERE digest = ? LIMIT 1",
+                        "SELECT sources FROM steward_programs WHERE digest = ? LIMIT 1",
                     ))
                     .bind(&stored.version)
                     .fetch_optional(&mut *c)
@@ -268,7 +269,7 @@ macro_rules! durable_store {
                         .bind(i64::from(t.key.pos))
                         .bind(time_text(&t.due))
                         .bind(seq)
-                        .bind(continuation_json(&self.rules, &t.cont))
+                        .bind(continuation_json(&t.cont.rules, &t.cont))
                         .execute(&mut *tx)
                         .await?;
                         for c in &t.cancel {
@@ -339,7 +340,7 @@ macro_rules! durable_store {
                         .bind(time_text(&a.requested_at))
                         .bind(time_text(&a.deadline))
                         .bind(seq)
-                        .bind(continuation_json(&self.rules, &a.cont))
+                        .bind(continuation_json(&a.cont.rules, &a.cont))
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -433,7 +434,7 @@ macro_rules! durable_store {
             async fn commit_unit(
                 &self,
                 changes: &Changes,
-                actions: Vec<(String, String, String, String, String, String, String)>,
+                actions: Vec<ActionRow>,
             ) -> Result<(), sqlx::Error> {
                 let mut batch = self.tx.lock().await;
                 if let Some(tx) = batch.as_mut() {
@@ -458,7 +459,7 @@ macro_rules! durable_store {
                 &self,
                 tx: &mut <$db as sqlx::Database>::Connection,
                 changes: &Changes,
-                actions: Vec<(String, String, String, String, String, String, String)>,
+                actions: Vec<ActionRow>,
             ) -> Result<(), sqlx::Error> {
                 if let Some((tenant, id)) = &changes.handled {
                     sqlx::query(&self.q(
@@ -483,22 +484,22 @@ macro_rules! durable_store {
                 for change in &changes.changes {
                     self.apply(tx, change).await?;
                 }
-                for (tenant, key, rule, event, action, args, at) in actions {
-                    self.record_work(tx, [&tenant, &key, &rule, &event, &at], &action, &args)
-                        .await?;
-                    let (status, finished) = self.initial_status(&action, &time_text(&Utc::now()));
+                for a in actions {
+                    self.record_work(tx, &a).await?;
+                    let (status, finished) = initial_status(&a, &time_text(&Utc::now()));
                     sqlx::query(&self.q(
                         "INSERT INTO steward_actions \
-                         (tenant, key, rule, event, action, args, performed_at, status, finished_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     ))
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(rule)
-                    .bind(event)
-                    .bind(action)
-                    .bind(args)
-                    .bind(at)
+                    .bind(a.tenant)
+                    .bind(a.key)
+                    .bind(a.rule)
+                    .bind(a.event)
+                    .bind(a.action)
+                    .bind(a.args)
+                    .bind(a.at)
+                    .bind(a.url)
                     .bind(status)
                     .bind(finished)
                     .execute(&mut *tx)
@@ -600,53 +601,6 @@ macro_rules! durable_store {
             }
 
             /// One attempt at [`Durable::deploy`], in one transaction.
-            fn deploy_once(
-                &self,
-                tenant: &str,
-                name: &str,
-                text: &str,
-                digest: &str,
-            ) -> Result<(i64, bool), StoreError> {
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
-                    let latest = sqlx::query(&self.q(
-                        "SELECT version, digest FROM steward_rulesets WHERE tenant = ? AND name = ? \
-                         ORDER BY version DESC LIMIT 1",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                    let (last, same) = match latest {
-                        Some(row) => (
-                            row.try_get::<i64, _>(0).map_err(unavailable)?,
-                            row.try_get::<String, _>(1).map_err(unavailable)? == digest,
-                        ),
-                        None => (0, false),
-                    };
-                    if same {
-                        tx.rollback().await.map_err(unavailable)?;
-                        return Ok((last, false));
-                    }
-                    let version = last.saturating_add(1);
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(digest)
-                    .bind(text)
-                    .bind(time_text(&Utc::now()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                    tx.commit().await.map_err(unavailable)?;
-                    Ok((version, true))
-                })
-            }
             fn deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
                 self.deferred.lock().unwrap_or_else(|e| e.into_inner())
             }
@@ -678,24 +632,24 @@ macro_rules! durable_store {
                     });
                     q.build().execute(&mut *tx).await?;
                 }
-                for (tenant, key, rule, event, action, args, at) in &actions {
-                    self.record_work(tx, [tenant, key, rule, event, at], action, args)
-                        .await?;
+                for a in &actions {
+                    self.record_work(tx, a).await?;
                 }
                 for chunk in actions.chunks(100) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO steward_actions \
-                         (tenant, key, rule, event, action, args, performed_at, status, finished_at) ",
+                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) ",
                     );
-                    q.push_values(chunk, |mut row, (tenant, key, rule, event, action, args, at)| {
-                        let (status, finished) = self.initial_status(action, &now);
-                        row.push_bind(tenant)
-                            .push_bind(key)
-                            .push_bind(rule)
-                            .push_bind(event)
-                            .push_bind(action)
-                            .push_bind(args)
-                            .push_bind(at)
+                    q.push_values(chunk, |mut row, a| {
+                        let (status, finished) = initial_status(a, &now);
+                        row.push_bind(&a.tenant)
+                            .push_bind(&a.key)
+                            .push_bind(&a.rule)
+                            .push_bind(&a.event)
+                            .push_bind(&a.action)
+                            .push_bind(&a.args)
+                            .push_bind(&a.at)
+                            .push_bind(&a.url)
                             .push_bind(status)
                             .push_bind(finished);
                     });
@@ -705,30 +659,19 @@ macro_rules! durable_store {
                 Ok(())
             }
 
-            /// Only mail and webhooks leave Steward: the other actions are
-            /// records, done when written.
-            fn initial_status(&self, action: &str, now: &str) -> (&'static str, Option<String>) {
-                if action == "send" || self.rules.webhooks.contains_key(action) {
-                    ("pending", None)
-                } else {
-                    ("delivered", Some(now.to_string()))
-                }
-            }
-
             /// Work for people: a `notify` is a notification row, a
             /// `create_task` a task row, in the unit's transaction.
             async fn record_work(
                 &self,
                 tx: &mut <$db as sqlx::Database>::Connection,
-                [tenant, key, rule, event, at]: [&str; 5],
-                action: &str,
-                args: &str,
+                a: &ActionRow,
             ) -> Result<(), sqlx::Error> {
+                let action = a.action.as_str();
                 if action != "notify" && action != "create_task" {
                     return Ok(());
                 }
                 let args: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(args).unwrap_or_default();
+                    serde_json::from_str(&a.args).unwrap_or_default();
                 let text = |name: &str| args.get(name).and_then(|v| v.as_str()).map(str::to_string);
                 let role = text("role").unwrap_or_default();
                 let sql = if action == "notify" {
@@ -743,17 +686,17 @@ macro_rules! durable_store {
                     )
                 };
                 let query = sqlx::query(&sql)
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(rule)
-                    .bind(event)
+                    .bind(&a.tenant)
+                    .bind(&a.key)
+                    .bind(&a.rule)
+                    .bind(&a.event)
                     .bind(role);
                 let query = if action == "notify" {
                     query.bind(text("text").unwrap_or_default())
                 } else {
                     query.bind(text("title").unwrap_or_default()).bind(text("due"))
                 };
-                let query = query.bind(at);
+                let query = query.bind(&a.at);
                 query.execute(&mut *tx).await.map(drop)
             }
 
@@ -942,50 +885,8 @@ macro_rules! durable_store {
                     }
                 })
             }
-            fn deploy(
-                &self,
-                tenant: &str,
-                name: &str,
-                sources: &Sources,
-                digest: &str,
-            ) -> Result<(i64, bool), StoreError> {
-                let text = serde_json::to_string(sources)
-                    .map_err(|e| StoreError::Corrupt(format!("the sources: {e}")))?;
-                // Two workers started together deploy the same version at
-                // once: the second finds the first's row and tries again.
-                let mut tries = 0;
-                loop {
-                    match self.deploy_once(tenant, name, &text, digest) {
-                        Err(StoreError::Conflict(_)) if tries < 3 => tries += 1,
-                        done => return done,
-                    }
-                }
-            }
-            fn latest(&self, tenant: &str, name: &str) -> Result<Option<(i64, Sources)>, StoreError> {
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT version, sources FROM steward_rulesets WHERE tenant = ? AND name = ? \
-                         ORDER BY version DESC LIMIT 1",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
-                    let version: i64 = row.try_get(0).map_err(unavailable)?;
-                    let text: String = row.try_get(1).map_err(unavailable)?;
-                    let sources = serde_json::from_str(&text).map_err(|e| {
-                        StoreError::Corrupt(format!("the sources of version {version} of `{name}`: {e}"))
-                    })?;
-                    Ok(Some((version, sources)))
-                })
-            }
             fn use_rules(&mut self, rules: Arc<Ruleset>) {
-                self.versions().insert(rules.clone());
-                self.rules = rules;
+                self.versions().insert(rules);
             }
             fn people_work(&self) -> Result<[i64; 2], StoreError> {
                 self.block(async {
@@ -1114,7 +1015,7 @@ macro_rules! durable_store {
                          WHERE status IN ('pending', 'failed') \
                          AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
                          ORDER BY performed_at, key LIMIT ? {}) \
-                         RETURNING tenant, key, rule, action, args, attempts, performed_at",
+                         RETURNING tenant, key, rule, action, args, attempts, performed_at, url",
                         $events.claim.1
                     )))
                     .bind(time_text(&hold_until))
@@ -1132,6 +1033,7 @@ macro_rules! durable_store {
                                 action: r.try_get(3).map_err(unavailable)?,
                                 args: r.try_get(4).map_err(unavailable)?,
                                 attempts: r.try_get::<i32, _>(5).map_err(unavailable)?,
+                                url: r.try_get(7).map_err(unavailable)?,
                             }))
                         })
                         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1404,15 +1306,16 @@ macro_rules! durable_store {
                 let actions: Vec<_> = actions
                     .map(|a| {
                         let owned = a.to_action();
-                        (
-                            a.tenant.to_string(),
-                            a.key.token(),
-                            a.rule.to_string(),
-                            a.event.to_string(),
-                            a.action.to_string(),
-                            serde_json::Value::Object(owned.args).to_string(),
-                            time_text(&a.at),
-                        )
+                        ActionRow {
+                            tenant: a.tenant.to_string(),
+                            key: a.key.token(),
+                            rule: a.rule.to_string(),
+                            event: a.event.to_string(),
+                            action: a.action.to_string(),
+                            args: serde_json::Value::Object(owned.args).to_string(),
+                            at: time_text(&a.at),
+                            url: a.webhook.map(str::to_string),
+                        }
                     })
                     .collect();
                 let changes = &*changes;
@@ -1447,21 +1350,8 @@ pub trait Durable: Store {
     fn begin_batch(&self) -> Result<(), StoreError>;
     fn commit_batch(&self) -> Result<(), StoreError>;
     fn rollback_batch(&self) -> Result<(), StoreError>;
-    /// Deploys `sources` (compiled, their digest is `digest`) as ruleset
-    /// `name` of `tenant` (`*`: every tenant's): a new version, unless the
-    /// latest version is the same program. Says which version is the
-    /// latest, and whether it is new.
-    fn deploy(
-        &self,
-        tenant: &str,
-        name: &str,
-        sources: &Sources,
-        digest: &str,
-    ) -> Result<(i64, bool), StoreError>;
-    /// The latest version of ruleset `name` of `tenant`, with its sources.
-    fn latest(&self, tenant: &str, name: &str) -> Result<Option<(i64, Sources)>, StoreError>;
-    /// Makes `rules` the ruleset new work is suspended under (earlier
-    /// versions stay known, for the work they suspended).
+    /// Makes `rules` known, so work suspended under it resumes without
+    /// being built again from the store.
     fn use_rules(&mut self, rules: Arc<Ruleset>);
     /// How many notifications and tasks there are.
     fn people_work(&self) -> Result<[i64; 2], StoreError>;
@@ -1531,6 +1421,8 @@ pub struct Delivery {
     pub args: String,
     /// How many attempts were made before this one.
     pub attempts: i32,
+    /// Where a webhook action goes (mail has none).
+    pub url: Option<String>,
 }
 
 /// What an attempt to deliver came to.
@@ -1769,21 +1661,41 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// An action as its row of `steward_actions` is written.
+struct ActionRow {
+    tenant: String,
+    key: String,
+    rule: String,
+    event: String,
+    action: String,
+    /// Its arguments, as a JSON object.
+    args: String,
+    at: String,
+    /// Where a webhook action is delivered.
+    url: Option<String>,
+}
+
+/// Only mail and webhooks leave Steward: the other actions are records,
+/// done when written.
+fn initial_status(a: &ActionRow, now: &str) -> (&'static str, Option<String>) {
+    if a.action == "send" || a.url.is_some() {
+        ("pending", None)
+    } else {
+        ("delivered", Some(now.to_string()))
+    }
+}
+
 /// What a batch's units wrote that is written at the batch's commit: the
 /// events handled and the actions, a few statements for the batch.
 #[derive(Default)]
 struct Deferred {
     handled: Vec<(String, String)>,
     seen: std::collections::HashSet<(String, String)>,
-    actions: Vec<(String, String, String, String, String, String, String)>,
+    actions: Vec<ActionRow>,
 }
 
 impl Deferred {
-    fn defer(
-        &mut self,
-        changes: &Changes,
-        actions: Vec<(String, String, String, String, String, String, String)>,
-    ) {
+    fn defer(&mut self, changes: &Changes, actions: Vec<ActionRow>) {
         if let Some((tenant, id)) = &changes.handled {
             let key = (tenant.to_string(), id.to_string());
             if self.seen.insert(key.clone()) {
@@ -1826,7 +1738,6 @@ pub struct SqliteStore {
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Sqlite>>>,
     deferred: std::sync::Mutex<Deferred>,
     due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
-    rules: Arc<Ruleset>,
     versions: std::sync::Mutex<Versions>,
 }
 
@@ -1838,7 +1749,6 @@ pub struct PgStore {
     listener: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
     deferred: std::sync::Mutex<Deferred>,
     due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
-    rules: Arc<Ruleset>,
     versions: std::sync::Mutex<Versions>,
 }
 
@@ -1851,19 +1761,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, OpenError> {
 
 impl SqliteStore {
     /// Opens (creating it if needed) the SQLite database at `path`, and
-    /// runs its migrations. Continuations are stored under `rules`.
+    /// runs its migrations. `rules` is known from the start (see `use_rules`).
     pub fn open(path: &str, rules: Arc<Ruleset>) -> Result<SqliteStore, OpenError> {
         let rt = runtime()?;
         let pool = rt.block_on(sqlite_pool(path))?;
         let mut versions = Versions::new();
-        versions.insert(rules.clone());
+        versions.insert(rules);
         Ok(SqliteStore {
             rt,
             pool,
             tx: tokio::sync::Mutex::new(None),
             deferred: std::sync::Mutex::new(Deferred::default()),
             due_hint: std::sync::Mutex::new(None),
-            rules,
             versions: std::sync::Mutex::new(versions),
         })
     }
@@ -1871,12 +1780,12 @@ impl SqliteStore {
 
 impl PgStore {
     /// Connects to PostgreSQL at `url` and runs the migrations.
-    /// Continuations are stored under `rules`.
+    /// `rules` is known from the start (see `use_rules`).
     pub fn open(url: &str, rules: Arc<Ruleset>) -> Result<PgStore, OpenError> {
         let rt = runtime()?;
         let pool = rt.block_on(pg_pool(url))?;
         let mut versions = Versions::new();
-        versions.insert(rules.clone());
+        versions.insert(rules);
         Ok(PgStore {
             rt,
             pool,
@@ -1884,7 +1793,6 @@ impl PgStore {
             listener: tokio::sync::Mutex::new(None),
             deferred: std::sync::Mutex::new(Deferred::default()),
             due_hint: std::sync::Mutex::new(None),
-            rules,
             versions: std::sync::Mutex::new(versions),
         })
     }
@@ -1961,4 +1869,10 @@ durable_store!(
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     "SELECT nextval('steward_due_seq')",
     PG_EVENTS
+);
+control::control_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
+control::control_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN ISOLATION LEVEL READ COMMITTED"
 );

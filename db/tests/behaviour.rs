@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};
 use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Ruleset, Store};
+use steward_db::control::Control;
 use steward_db::{Durable, PgStore, SqliteStore};
 
 const DECLS: &str = r#"
@@ -395,19 +396,18 @@ fn job(id: &str, at: &str) -> String {
 /// A timer resumes under the version that set it, after a restart on a
 /// newer version: that version's sources are loaded from the store. One
 /// set under a version that was never deployed is cancelled, with the reason.
-fn redeploys<S: Durable>(open: &dyn Fn(Arc<Ruleset>) -> S) {
+fn redeploys<S: Durable + Control>(open: &dyn Fn(Arc<Ruleset>) -> S) {
     let (v1_sources, v1) = program(&REMIND.replace("VERSION", "v1"));
     let (v2_sources, v2) = program(&REMIND.replace("VERSION", "v2"));
     let (_, never) = program(&REMIND.replace("VERSION", "never deployed"));
     let mut sink = Collect::default();
     {
         let store = open(v1.clone());
-        assert_eq!(
-            store
-                .deploy("*", "default", &v1_sources, &v1.version)
-                .unwrap(),
-            (1, true)
-        );
+        let d = store
+            .deploy_ruleset("*", "default", &v1_sources, "test")
+            .unwrap();
+        assert_eq!((d.version, d.new), (1, true));
+        assert_eq!(d.digest.as_deref(), Some(&*v1.version));
         let mut engine = Engine::new(v1.clone(), store);
         let e = decode_event(v1.shapes(), &job("a", "2026-11-20T10:00:00Z")).unwrap();
         engine.handle(e, &mut sink).unwrap();
@@ -418,20 +418,20 @@ fn redeploys<S: Durable>(open: &dyn Fn(Arc<Ruleset>) -> S) {
         engine.handle(e, &mut sink).unwrap();
     }
     let store = open(v2.clone());
+    let d = store
+        .deploy_ruleset("*", "default", &v2_sources, "test")
+        .unwrap();
+    assert_eq!((d.version, d.new), (2, true));
+    let d = store
+        .deploy_ruleset("*", "default", &v2_sources, "test")
+        .unwrap();
     assert_eq!(
-        store
-            .deploy("*", "default", &v2_sources, &v2.version)
-            .unwrap(),
-        (2, true)
-    );
-    assert_eq!(
-        store
-            .deploy("*", "default", &v2_sources, &v2.version)
-            .unwrap(),
+        (d.version, d.new),
         (2, false),
         "the same program again is no new version"
     );
-    assert_eq!(store.latest("*", "default").unwrap(), Some((2, v2_sources)));
+    let latest = store.ruleset_version("*", "default", 2).unwrap().unwrap();
+    assert_eq!(latest.sources, v2_sources);
     let mut engine = Engine::new(v2.clone(), store);
     let e = decode_event(v2.shapes(), &job("c", "2026-11-20T10:30:00Z")).unwrap();
     engine.handle(e, &mut sink).unwrap();
@@ -522,4 +522,250 @@ fn retention_prunes_what_finished() {
     if let Some(db) = Scratch::create() {
         prunes(PgStore::open(&db.url(), rules()).unwrap());
     }
+}
+
+fn sources(files: &[(&str, &str)]) -> steward::boundary::Sources {
+    steward::boundary::Sources {
+        files: files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect(),
+        scripts: Vec::new(),
+    }
+}
+
+fn tenant_job(tenant: &str, id: &str, at: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","tenant":"{tenant}","type":"job","occurred_at":"{at}","payload":{{"id":"{id}"}}}}"#
+    )
+}
+
+/// Each tenant runs its own program (its enabled rulesets checked together),
+/// a tenant without one the tenant `*`'s; disabling, deleting and rolling
+/// back are versions and audit entries, and the work of a rule that is no
+/// longer deployed is cancelled with the reason.
+fn tenants_run_their_own_programs<S: Durable + Control>(store: S) {
+    let guests = sources(&[(
+        "guests.stw",
+        "event job { id: string }\nrule remind when job then\n  after 1h do\n    log \"a reminds {id}\"\n  end\nend\n",
+    )]);
+    let billing = sources(&[(
+        "billing.stw",
+        "rule bill when job then\n  log \"a bills {id}\"\nend\n",
+    )]);
+    let every = sources(&[(
+        "all.stw",
+        "event job { id: string }\nrule everyone when job then\n  log \"* sees {id}\"\nend\n",
+    )]);
+    let d = store
+        .deploy_ruleset("a", "guests", &guests, "alice")
+        .unwrap();
+    assert_eq!((d.version, d.new, d.cancelled.len()), (1, true, 0));
+    // `billing` uses the event `guests` declares.
+    let d = store
+        .deploy_ruleset("a", "billing", &billing, "alice")
+        .unwrap();
+    assert_eq!((d.version, d.new), (1, true));
+    store.deploy_ruleset("*", "default", &every, "dev").unwrap();
+    // A rule name `guests` has already is refused, with the diagnostics
+    // under the ruleset's own file names.
+    let clash = sources(&[(
+        "clash.stw",
+        "rule remind when job then\n  log \"again\"\nend\n",
+    )]);
+    match store.deploy_ruleset("a", "clash", &clash, "alice") {
+        Err(steward_db::control::ControlError::Invalid(diags)) => {
+            assert!(diags.iter().any(|d| d.file == "clash.stw"), "{diags:?}");
+        }
+        other => panic!("a clash was deployed: {other:?}"),
+    }
+    assert!(store.ruleset("a", "clash").unwrap().is_none());
+    let same = store
+        .deploy_ruleset("a", "billing", &billing, "alice")
+        .unwrap();
+    assert_eq!((same.version, same.new), (1, false));
+
+    let programs = store.programs().unwrap();
+    let mut engine = Engine::new(rules(), store);
+    for row in programs {
+        let (_, s) = row.program.unwrap();
+        let built = s.build().rules.unwrap();
+        engine.store.use_rules(built.clone());
+        if row.tenant == "*" {
+            engine.rules = built;
+        } else {
+            engine
+                .programs
+                .insert(Arc::from(row.tenant.as_str()), built);
+        }
+    }
+    let mut sink = Collect::default();
+    for (tenant, id) in [("a", "j1"), ("b", "j2")] {
+        let line = tenant_job(tenant, id, "2026-11-20T10:00:00Z");
+        let e = decode_event(engine.program_for(tenant).shapes(), &line).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    let texts = |sink: &Collect| -> Vec<String> {
+        sink.actions
+            .iter()
+            .map(|a| a.args["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&sink), ["a bills j1", "* sees j2"]);
+    assert_eq!(engine.store.pending_timers().unwrap(), 1);
+
+    // `billing` needs the event `guests` declares: disabling `guests`
+    // alone is refused, and changes nothing.
+    match engine.store.enable_ruleset("a", "guests", false, "bob") {
+        Err(steward_db::control::ControlError::Invalid(diags)) => {
+            assert!(
+                diags.iter().any(|d| d.file == "billing/billing.stw"),
+                "{diags:?}"
+            );
+        }
+        other => panic!("disabled: {other:?}"),
+    }
+    assert!(
+        engine
+            .store
+            .ruleset("a", "guests")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    // A rollback is a new version with the old sources.
+    let v2 = sources(&[(
+        "billing.stw",
+        "rule bill when job then\n  log \"a bills {id} again\"\nend\n",
+    )]);
+    let d = engine
+        .store
+        .deploy_ruleset("a", "billing", &v2, "alice")
+        .unwrap();
+    assert_eq!((d.version, d.new), (2, true));
+    let d = engine
+        .store
+        .rollback_ruleset("a", "billing", 1, "carol")
+        .unwrap();
+    assert_eq!((d.version, d.new), (3, true));
+    let v3 = engine
+        .store
+        .ruleset_version("a", "billing", 3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(v3.sources, billing);
+    assert!(matches!(
+        engine.store.rollback_ruleset("a", "billing", 9, "carol"),
+        Err(steward_db::control::ControlError::NotFound(_))
+    ));
+    engine
+        .store
+        .delete_ruleset("a", "billing", "carol")
+        .unwrap();
+    assert!(engine.store.ruleset("a", "billing").unwrap().is_none());
+    // Now `guests` can be disabled, which cancels its rule's timer.
+    let d = engine
+        .store
+        .enable_ruleset("a", "guests", false, "bob")
+        .unwrap();
+    assert_eq!(d.cancelled.len(), 1, "{d:?}");
+    assert!(d.cancelled[0].starts_with("timer j1~remind~"), "{d:?}");
+    assert_eq!(d.digest, None, "no ruleset of `a` is enabled");
+    assert_eq!(engine.store.pending_timers().unwrap(), 0);
+    assert!(
+        !engine
+            .store
+            .ruleset("a", "guests")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    let names: Vec<String> = engine
+        .store
+        .rulesets("a", None, 50)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(names, ["guests"]);
+    let versions = engine
+        .store
+        .ruleset_versions("a", "billing", None, 2)
+        .unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [3, 2]
+    );
+    let log: Vec<(String, String, String)> = engine
+        .store
+        .audit_log("a", None, 50)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.who, e.what, e.subject))
+        .collect();
+    let expect = [
+        ("bob", "ruleset.disabled", "guests"),
+        ("carol", "ruleset.deleted", "billing"),
+        ("carol", "ruleset.rolled_back", "billing"),
+        ("alice", "ruleset.deployed", "billing"),
+        ("alice", "ruleset.deployed", "billing"),
+        ("alice", "ruleset.deployed", "guests"),
+    ];
+    let expect: Vec<(String, String, String)> = expect
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(log, expect);
+    let disabled = engine.store.audit_log("a", None, 1).unwrap();
+    assert_eq!(
+        disabled[0].detail["cancelled"],
+        serde_json::json!(d.cancelled)
+    );
+    assert!(disabled[0].detail["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no longer deployed"));
+    // Its events now run no rules (not the tenant `*`'s).
+    let programs = engine.store.programs().unwrap();
+    let a = programs.iter().find(|p| p.tenant == "a").unwrap();
+    assert!(a.program.is_none());
+}
+
+#[test]
+fn tenants_run_their_own_programs_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tenants.db");
+    tenants_run_their_own_programs(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create() {
+        tenants_run_their_own_programs(PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
+
+/// A timer whose rule the tenant's program no longer has is cancelled when
+/// it comes due, with the reason (the same on every store).
+#[test]
+fn a_timer_of_a_removed_rule_is_cancelled_when_due() {
+    let (_, v1) = program(&REMIND.replace("VERSION", "v1"));
+    let (_, other) =
+        program("event job { id: string }\nrule other when job then\n  log \"x\"\nend\n");
+    let mut engine = Engine::new(v1.clone(), MemoryStore::new());
+    let mut sink = Collect::default();
+    let e = decode_event(v1.shapes(), &job("a", "2026-11-20T10:00:00Z")).unwrap();
+    engine.handle(e, &mut sink).unwrap();
+    engine.programs.insert(Arc::from("t1"), other);
+    engine
+        .advance_to("2026-11-20T12:00:00Z".parse().unwrap(), &mut sink)
+        .unwrap();
+    assert!(sink.actions.is_empty(), "{:?}", sink.actions);
+    assert_eq!(sink.errors.len(), 1);
+    assert!(
+        sink.errors[0]
+            .message
+            .contains("the rule `remind` is no longer deployed for tenant `t1`"),
+        "{}",
+        sink.errors[0].message
+    );
+    assert_eq!(engine.store.pending_timers().unwrap(), 0);
 }

@@ -84,6 +84,8 @@ pub struct Performed<'a> {
     pub args: &'a [(Arc<str>, Value)],
     pub key: ActionKey<'a>,
     pub shapes: &'a Shapes,
+    /// Where the action is delivered, if it is declared `via webhook`.
+    pub webhook: Option<&'a str>,
 }
 
 /// (tenant, rule, version, source, position): at most one performance per

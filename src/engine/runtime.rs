@@ -139,7 +139,10 @@ pub struct Stats {
 }
 
 pub struct Engine<S: Store> {
+    /// The program of every tenant without one of its own in `programs`.
     pub rules: Arc<Ruleset>,
+    /// Each tenant's own program, where tenants deploy their rules.
+    pub programs: std::collections::HashMap<Arc<str>, Arc<Ruleset>>,
     pub store: S,
     /// The tenants seen so far: a schedule-triggered rule fires for each.
     tenants: std::collections::BTreeSet<Arc<str>>,
@@ -148,6 +151,8 @@ pub struct Engine<S: Store> {
     pub explain: Option<String>,
     /// ... of this tenant only, if set.
     pub explain_tenant: Option<String>,
+    /// Explain every event (a durable worker stores each trace).
+    pub explain_all: bool,
     pub traces: Vec<Trace>,
     pub stats: Stats,
     pub limits: Limits,
@@ -257,11 +262,13 @@ impl<S: Store> Engine<S> {
     pub fn new(rules: Arc<Ruleset>, store: S) -> Engine<S> {
         Engine {
             rules,
+            programs: std::collections::HashMap::new(),
             store,
             tenants: std::collections::BTreeSet::new(),
             auto_decide: AutoDecide::None,
             explain: None,
             explain_tenant: None,
+            explain_all: false,
             traces: Vec::new(),
             stats: Stats::default(),
             limits: Limits::default(),
@@ -286,6 +293,19 @@ impl<S: Store> Engine<S> {
         if !self.tenants.contains(tenant) {
             self.tenants.insert(tenant.clone());
         }
+    }
+
+    /// The program `tenant`'s events run under.
+    pub fn program_for(&self, tenant: &str) -> &Arc<Ruleset> {
+        self.programs.get(tenant).unwrap_or(&self.rules)
+    }
+
+    /// Runs `f` with `rules` as the current program.
+    fn under<T>(&mut self, rules: Arc<Ruleset>, f: impl FnOnce(&mut Self) -> T) -> T {
+        let current = std::mem::replace(&mut self.rules, rules);
+        let out = f(self);
+        self.rules = current;
+        out
     }
 
     /// The engine's current time: the latest event, timer or advance.
@@ -338,7 +358,12 @@ impl<S: Store> Engine<S> {
     /// not lost when the store fails after its parent's unit).
     fn drain(&mut self, sink: &mut dyn Sink) -> Result<(), StoreError> {
         while let Some((event, depth, origin, now)) = self.backlog.front().cloned() {
-            self.process(event, depth, origin, now, sink)?;
+            if self.programs.is_empty() {
+                self.process(event, depth, origin, now, sink)?;
+            } else {
+                let program = self.program_for(&event.tenant).clone();
+                self.under(program, |e| e.process(event, depth, origin, now, sink))?;
+            }
             self.backlog.pop_front();
         }
         Ok(())
@@ -460,20 +485,24 @@ impl<S: Store> Engine<S> {
         if self.clock.is_none() {
             self.clock = Some(to);
         }
-        let rules = self.rules.clone();
-        let tenants: Vec<Arc<str>> = if rules.index.schedules.is_empty() || !self.fire_schedules {
+        // Each tenant with schedules in its program, with that program.
+        let tenants: Vec<(Arc<str>, Arc<Ruleset>)> = if !self.fire_schedules {
             Vec::new()
         } else {
-            self.tenants.iter().cloned().collect()
+            self.tenants
+                .iter()
+                .map(|t| (t.clone(), self.program_for(t).clone()))
+                .filter(|(_, rules)| !rules.index.schedules.is_empty())
+                .collect()
         };
-        for tenant in &tenants {
+        for (tenant, rules) in &tenants {
             for &r in &rules.index.schedules {
                 if self
                     .store
                     .next_tick(tenant, &rules.rules[r].name)?
                     .is_none()
                 {
-                    let t = self.next_tick_or_end(r, start, sink);
+                    let t = self.under(rules.clone(), |e| e.next_tick_or_end(r, start, sink));
                     self.set_next_tick(tenant, &rules.rules[r].name, t)?;
                 }
             }
@@ -482,7 +511,7 @@ impl<S: Store> Engine<S> {
         loop {
             let due = self.store.next_due()?.filter(is_due);
             let mut tick: Option<(DateTime<Utc>, usize, usize)> = None;
-            for (i, tenant) in tenants.iter().enumerate() {
+            for (i, (tenant, rules)) in tenants.iter().enumerate() {
                 for &r in &rules.index.schedules {
                     let next = self.store.next_tick(tenant, &rules.rules[r].name)?;
                     if let Some(t) = next.filter(is_due) {
@@ -497,26 +526,31 @@ impl<S: Store> Engine<S> {
                 (Some(d), None) => self.fire_due(d, sink)?,
                 (_, Some((t, r, i))) => {
                     self.clock = Some(t.max(self.clock.unwrap_or(t)));
-                    let tenant = &tenants[i];
+                    let Some((tenant, rules)) = tenants.get(i) else {
+                        break;
+                    };
                     if ticks >= self.limits.max_ticks {
-                        self.skip_ticks(tenant, r, t, to, sink)?;
+                        self.under(rules.clone(), |e| e.skip_ticks(tenant, r, t, to, sink))?;
                         continue;
                     }
                     ticks += 1;
-                    let mut t = t;
-                    let mut after = self.next_tick_or_end(r, t, sink);
-                    if self.limits.missed_ticks_once {
-                        // Missed while nobody ran: only the latest fires.
-                        let mut missed = 0;
-                        while is_due(&after) && missed < self.limits.max_ticks {
-                            t = after;
-                            after = self.next_tick_or_end(r, t, sink);
-                            missed += 1;
+                    let once = self.limits.missed_ticks_once;
+                    self.under(rules.clone(), |e| {
+                        let mut t = t;
+                        let mut after = e.next_tick_or_end(r, t, sink);
+                        if once {
+                            // Missed while nobody ran: only the latest fires.
+                            let mut missed = 0;
+                            while is_due(&after) && missed < e.limits.max_ticks {
+                                t = after;
+                                after = e.next_tick_or_end(r, t, sink);
+                                missed += 1;
+                            }
+                            e.stats.ticks_skipped = e.stats.ticks_skipped.saturating_add(missed);
                         }
-                        self.stats.ticks_skipped = self.stats.ticks_skipped.saturating_add(missed);
-                    }
-                    self.stats.ticks += 1;
-                    self.tick(tenant, r, t, after, sink)?;
+                        e.stats.ticks += 1;
+                        e.tick(tenant, r, t, after, sink)
+                    })?;
                 }
                 (None, None) => break,
             }
@@ -599,17 +633,42 @@ impl<S: Store> Engine<S> {
             return Ok(());
         };
         self.caused = 0;
+        let due = self.still_deployed(due);
         // Suspended work resumes under the ruleset that suspended it.
         let rules = match &due {
             Due::Timer(t) => t.cont.rules.clone(),
             Due::Deadline(a) => a.cont.rules.clone(),
             Due::Cancelled { .. } => self.rules.clone(),
         };
-        let current = std::mem::replace(&mut self.rules, rules);
-        let fired = self.fire(due, at, sink);
-        self.rules = current;
-        fired?;
+        self.under(rules, |e| e.fire(due, at, sink))?;
         self.drain(sink)
+    }
+
+    /// Suspended work runs on under the version that suspended it while
+    /// its rule is still deployed for its tenant (by name, in the tenant's
+    /// program); a rule since removed, or whose ruleset was disabled,
+    /// cancels it.
+    fn still_deployed(&self, due: Due) -> Due {
+        let (key, approval, cont) = match &due {
+            Due::Timer(t) => (&t.key, None, &t.cont),
+            Due::Deadline(a) => (&a.key, Some(a.id.clone()), &a.cont),
+            Due::Cancelled { .. } => return due,
+        };
+        let Some(rule) = cont.rules.rules.get(cont.rule) else {
+            return due;
+        };
+        let program = self.program_for(&key.tenant);
+        if Arc::ptr_eq(program, &cont.rules) || program.rules.iter().any(|r| r.name == rule.name) {
+            return due;
+        }
+        Due::Cancelled {
+            timer: approval.is_none().then(|| key.clone()),
+            approval,
+            reason: format!(
+                "the rule `{}` is no longer deployed for tenant `{}` (removed, or its ruleset disabled)",
+                rule.name, key.tenant
+            ),
+        }
     }
 
     /// The unit of work of a due item, under the ruleset it resumes under.
@@ -779,10 +838,10 @@ impl<S: Store> Engine<S> {
         self.caused = 0;
         let verdict = if approved { "approved" } else { "rejected" };
         let source: Arc<str> = Arc::from(format!("{}~{verdict}", a.id));
-        let current = std::mem::replace(&mut self.rules, a.cont.rules.clone());
-        let decided = self.decided(a, block, approved, by, source, now, sink);
-        self.rules = current;
-        decided?;
+        let rules = a.cont.rules.clone();
+        self.under(rules, |e| {
+            e.decided(a, block, approved, by, source, now, sink)
+        })?;
         self.drain(sink)?;
         Ok(true)
     }
@@ -853,11 +912,12 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        let explained = self.explain.as_deref() == Some(&*event.id)
-            && self
-                .explain_tenant
-                .as_deref()
-                .is_none_or(|t| t == &*event.tenant);
+        let explained = self.explain_all
+            || self.explain.as_deref() == Some(&*event.id)
+                && self
+                    .explain_tenant
+                    .as_deref()
+                    .is_none_or(|t| t == &*event.tenant);
         let mut trace = explained.then(|| Trace {
             event: event.id.to_string(),
             tenant: event.tenant.to_string(),
@@ -1364,6 +1424,7 @@ fn performed<'a>(
             pos: p.pos,
         },
         shapes: rules.shapes(),
+        webhook: rules.webhooks.get(&p.action).map(String::as_str),
     }
 }
 

@@ -1,0 +1,865 @@
+//! The control plane's tables: each tenant's rulesets (versions, the
+//! active one, enabled or not), the program a tenant runs, and the audit
+//! log. Written by `steward run --rules` and by the HTTP API; read by the
+//! workers, which reload a tenant's program when its generation moves.
+//!
+//! A tenant's program is its enabled rulesets' active versions checked and
+//! compiled together (files named `ruleset/file`), so rules of one ruleset
+//! may use the events another declares, and a name two rulesets give to
+//! different rules is refused at deploy. Every change of a program is one
+//! transaction: the ruleset's row, the program (kept by digest, the version
+//! continuations and idempotency keys name), the tenant's pointer to it, the
+//! cancelling of the timers and approvals of rules it no longer has, and the
+//! audit entry.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use steward::boundary::{diagnostics_json, BuildError, Sources};
+use steward::diag::JsonDiagnostic;
+
+use crate::time_text;
+
+/// The tenant whose programs apply to every tenant without its own: the
+/// development ruleset `steward run --rules` deploys.
+pub const EVERY_TENANT: &str = "*";
+
+/// What a change of a ruleset came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployed {
+    /// The ruleset's active version after the change.
+    pub version: i64,
+    /// Whether a version was made (false: the program is unchanged).
+    pub new: bool,
+    /// The digest of the tenant's program after the change (none: no
+    /// ruleset of the tenant is enabled).
+    pub digest: Option<String>,
+    /// The timers and approvals cancelled, their rules being gone.
+    pub cancelled: Vec<String>,
+}
+
+/// Why a change of a ruleset was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The tenant's program would not check: the diagnostics, the
+    /// ruleset's own files under their own names.
+    #[error("the rules have {} error(s)", .0.iter().filter(|d| d.severity == steward::diag::Severity::Error).count())]
+    Invalid(Vec<JsonDiagnostic>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] steward::engine::store::StoreError),
+}
+
+/// A tenant's program as the workers load it.
+#[derive(Clone, Debug)]
+pub struct ProgramRow {
+    pub tenant: String,
+    /// None: the tenant has rulesets, none enabled (it runs no rules).
+    pub program: Option<(String, Sources)>,
+}
+
+/// A ruleset of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RulesetHead {
+    pub name: String,
+    pub version: i64,
+    pub enabled: bool,
+    pub updated_at: String,
+}
+
+/// One version of a ruleset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesetVersion {
+    pub version: i64,
+    /// The tenant's program's digest when it was deployed.
+    pub digest: String,
+    pub sources: Sources,
+    pub deployed_at: String,
+}
+
+/// An entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub who: String,
+    pub what: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// The control plane, on either store.
+pub trait Control {
+    /// A number that grows with every change of any tenant's program.
+    fn program_generation(&self) -> Result<i64, ControlError>;
+    /// Every tenant's program (the tenant `*` included).
+    fn programs(&self) -> Result<Vec<ProgramRow>, ControlError>;
+    /// Deploys `sources` as a new version of ruleset `name` of `tenant`
+    /// (made if new, enabled or not as it was), unless the tenant's program
+    /// would be the same.
+    fn deploy_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        sources: &Sources,
+        who: &str,
+    ) -> Result<Deployed, ControlError>;
+    /// Deploys version `version`'s sources as a new version.
+    fn rollback_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: i64,
+        who: &str,
+    ) -> Result<Deployed, ControlError>;
+    /// Enables or disables a ruleset.
+    fn enable_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        enabled: bool,
+        who: &str,
+    ) -> Result<Deployed, ControlError>;
+    /// Deletes a ruleset (its versions are kept for the audit).
+    fn delete_ruleset(&self, tenant: &str, name: &str, who: &str)
+        -> Result<Deployed, ControlError>;
+    fn rulesets(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RulesetHead>, ControlError>;
+    fn ruleset(&self, tenant: &str, name: &str) -> Result<Option<RulesetHead>, ControlError>;
+    /// Versions of a ruleset, newest first, before `before` if given.
+    fn ruleset_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RulesetVersion>, ControlError>;
+    fn ruleset_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<RulesetVersion>, ControlError>;
+    /// Appends to the audit log (in a transaction of its own).
+    fn audit(
+        &self,
+        tenant: &str,
+        who: &str,
+        what: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ControlError>;
+    /// The audit log, newest first, before `before` if given.
+    fn audit_log(
+        &self,
+        tenant: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, ControlError>;
+}
+
+/// The sources of a tenant's program: each enabled ruleset's files (and
+/// the scripts they read) under `ruleset/`, rulesets in name order.
+pub fn compose(rulesets: &[(String, Sources)]) -> Sources {
+    let mut out = Sources::default();
+    for (name, s) in rulesets {
+        for (file, text) in &s.files {
+            out.files.push((format!("{name}/{file}"), text.clone()));
+        }
+        for (file, path, text) in &s.scripts {
+            out.scripts
+                .push((format!("{name}/{file}"), path.clone(), text.clone()));
+        }
+    }
+    out
+}
+
+/// Diagnostics of a composed program, the files of ruleset `name` under
+/// their own names again.
+fn own_names(mut diagnostics: Vec<JsonDiagnostic>, name: &str) -> Vec<JsonDiagnostic> {
+    let prefix = format!("{name}/");
+    let strip = |file: &mut String| {
+        if let Some(rest) = file.strip_prefix(&prefix) {
+            *file = rest.to_string();
+        }
+    };
+    for d in &mut diagnostics {
+        strip(&mut d.file);
+        for l in &mut d.labels {
+            strip(&mut l.file);
+        }
+    }
+    diagnostics
+}
+
+/// A program built from composed sources: its digest and rule names, or
+/// the diagnostics (for ruleset `name`: checked again with its files last,
+/// so what clashes with another ruleset is reported in its own files).
+pub(crate) fn build_program(
+    sources: &Sources,
+    name: &str,
+) -> Result<(String, BTreeSet<String>), ControlError> {
+    if let Ok(rules) = sources.build().rules {
+        return Ok((
+            rules.version.clone(),
+            rules.rules.iter().map(|r| r.name.to_string()).collect(),
+        ));
+    }
+    let prefix = format!("{name}/");
+    let (own, others): (Vec<_>, Vec<_>) = sources
+        .files
+        .iter()
+        .cloned()
+        .partition(|(file, _)| file.starts_with(&prefix));
+    let last = Sources {
+        files: others.into_iter().chain(own).collect(),
+        scripts: sources.scripts.clone(),
+    };
+    let built = last.build();
+    let diags = match built.rules {
+        Err(BuildError::Invalid(diags)) => diags,
+        Ok(_) => Vec::new(),
+    };
+    Err(ControlError::Invalid(own_names(
+        diagnostics_json(&built.analysis, &diags),
+        name,
+    )))
+}
+
+pub(crate) fn parse_sources(text: &str, what: &str) -> Result<Sources, ControlError> {
+    serde_json::from_str(text).map_err(|e| {
+        ControlError::Store(steward::engine::store::StoreError::Corrupt(format!(
+            "the sources of {what}: {e}"
+        )))
+    })
+}
+
+pub(crate) fn sources_text(sources: &Sources) -> Result<String, ControlError> {
+    serde_json::to_string(sources).map_err(|e| {
+        ControlError::Store(steward::engine::store::StoreError::Corrupt(format!(
+            "the sources: {e}"
+        )))
+    })
+}
+
+pub(crate) fn db(e: sqlx::Error) -> ControlError {
+    ControlError::Store(crate::unavailable(e))
+}
+
+pub(crate) fn now_text() -> String {
+    time_text(&Utc::now())
+}
+
+/// What a change does to a ruleset's head.
+pub(crate) enum Change<'a> {
+    /// A new version with these sources (unless the program is unchanged).
+    Deploy(&'a Sources),
+    /// A new version with an old version's sources.
+    Rollback(i64),
+    Enable(bool),
+    Delete,
+}
+
+/// The control plane written once for both stores, as `durable_store!` is.
+macro_rules! control_store {
+    ($store:ident, $db:ty, $begin:expr) => {
+        impl $store {
+            /// Changes a ruleset and the tenant's program, in one
+            /// transaction; a conflicting writer makes it try again.
+            fn change_ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+                change: &$crate::control::Change<'_>,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                let mut tries = 0;
+                loop {
+                    match self.block(self.change_once(tenant, name, change, who)) {
+                        Err($crate::control::ControlError::Store(
+                            steward::engine::store::StoreError::Conflict(_),
+                        )) if tries < 5 => tries += 1,
+                        done => return done,
+                    }
+                }
+            }
+
+            async fn change_once(
+                &self,
+                tenant: &str,
+                name: &str,
+                change: &$crate::control::Change<'_>,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                use $crate::control::{db, Change, ControlError, Deployed};
+                let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                // Serializes the changes of programs (and numbers them).
+                let generation: i64 = sqlx::query_scalar(&self.q(
+                    "UPDATE steward_seq SET value = value + 1 WHERE name = 'programs' RETURNING value",
+                ))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                let head = sqlx::query(&self.q(
+                    "SELECT version, enabled FROM steward_ruleset_heads WHERE tenant = ? AND name = ?",
+                ))
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let head: Option<(i64, bool)> = match head {
+                    Some(r) => Some((r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)),
+                    None => None,
+                };
+                let missing = || ControlError::NotFound(format!("no ruleset `{name}`"));
+                let current: Option<String> = sqlx::query_scalar(&self.q(
+                    "SELECT digest FROM steward_tenant_programs WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+                .flatten();
+                // The ruleset's new head, and the sources of a new version.
+                let (new_sources, enabled, deleted) = match change {
+                    Change::Deploy(s) => (Some((*s).clone()), head.is_none_or(|h| h.1), false),
+                    Change::Rollback(v) => {
+                        let Some(h) = head else { return Err(missing()) };
+                        let text: Option<String> = sqlx::query_scalar(&self.q(
+                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
+                        ))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(*v)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        let Some(text) = text else {
+                            return Err(ControlError::NotFound(format!(
+                                "ruleset `{name}` has no version {v}"
+                            )));
+                        };
+                        let s = $crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?;
+                        (Some(s), h.1, false)
+                    }
+                    Change::Enable(on) => {
+                        if head.is_none() {
+                            return Err(missing());
+                        }
+                        (None, *on, false)
+                    }
+                    Change::Delete => {
+                        if head.is_none() {
+                            return Err(missing());
+                        }
+                        (None, false, true)
+                    }
+                };
+                // The tenant's enabled rulesets as they will be.
+                let rows = sqlx::query(&self.q(
+                    "SELECT h.name, r.sources FROM steward_ruleset_heads h \
+                     JOIN steward_rulesets r ON r.tenant = h.tenant AND r.name = h.name AND r.version = h.version \
+                     WHERE h.tenant = ? AND h.enabled = ? AND h.name <> ? ORDER BY h.name",
+                ))
+                .bind(tenant)
+                .bind(true)
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                let mut rulesets = Vec::new();
+                for r in &rows {
+                    let other: String = r.try_get(0).map_err(db)?;
+                    let text: String = r.try_get(1).map_err(db)?;
+                    let s = $crate::control::parse_sources(&text, &format!("ruleset `{other}`"))?;
+                    rulesets.push((other, s));
+                }
+                let own: Option<Sources> = match (&new_sources, head) {
+                    (Some(s), _) => Some(s.clone()),
+                    (None, Some((v, _))) if !deleted => {
+                        let text: String = sqlx::query_scalar(&self.q(
+                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
+                        ))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        Some($crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?)
+                    }
+                    _ => None,
+                };
+                if let (true, Some(s)) = (enabled, &own) {
+                    rulesets.push((name.to_string(), s.clone()));
+                    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                let composed = $crate::control::compose(&rulesets);
+                let program = if rulesets.is_empty() {
+                    None
+                } else {
+                    Some($crate::control::build_program(&composed, name)?)
+                };
+                let digest = program.as_ref().map(|p| p.0.clone());
+                let now = $crate::control::now_text();
+                // A deploy that changes neither the program nor (for a
+                // disabled ruleset) the sources makes no version.
+                if let (Change::Deploy(s), Some((v, on))) = (change, head) {
+                    let unchanged = if on {
+                        digest == current
+                    } else {
+                        let text: String = sqlx::query_scalar(&self.q(
+                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
+                        ))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        $crate::control::parse_sources(&text, name)? == **s
+                    };
+                    if unchanged {
+                        tx.rollback().await.map_err(db)?;
+                        return Ok(Deployed { version: v, new: false, digest, cancelled: Vec::new() });
+                    }
+                }
+                // The ruleset's head and its new version.
+                let mut version = head.map_or(0, |h| h.0);
+                if let Some(s) = &new_sources {
+                    let last: Option<i64> = sqlx::query_scalar(&self.q(
+                        "SELECT MAX(version) FROM steward_rulesets WHERE tenant = ? AND name = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    version = last.unwrap_or(0).saturating_add(1);
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(digest.as_deref().unwrap_or(""))
+                    .bind($crate::control::sources_text(s)?)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                if deleted {
+                    sqlx::query(&self.q("DELETE FROM steward_ruleset_heads WHERE tenant = ? AND name = ?"))
+                        .bind(tenant)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                } else {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_ruleset_heads (tenant, name, version, enabled, updated_at) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET \
+                         version = excluded.version, enabled = excluded.enabled, updated_at = excluded.updated_at",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(enabled)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                // The program, and the tenant's pointer to it.
+                if let Some(d) = &digest {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_programs (tenant, digest, sources, created_at) \
+                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(tenant)
+                    .bind(d)
+                    .bind($crate::control::sources_text(&composed)?)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_tenant_programs (tenant, digest, generation, changed_at) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET \
+                     digest = excluded.digest, generation = excluded.generation, changed_at = excluded.changed_at",
+                ))
+                .bind(tenant)
+                .bind(&digest)
+                .bind(generation)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                // Work of rules the program no longer has is cancelled
+                // (the tenant `*`'s work is checked as it comes due).
+                let mut cancelled = Vec::new();
+                if tenant != $crate::control::EVERY_TENANT {
+                    let keep = program.map(|p| p.1).unwrap_or_default();
+                    let timers = sqlx::query(&self.q(
+                        "SELECT rule, key, pos FROM steward_timers WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    for r in &timers {
+                        let rule: String = r.try_get(0).map_err(db)?;
+                        if keep.contains(&rule) {
+                            continue;
+                        }
+                        let key: String = r.try_get(1).map_err(db)?;
+                        let pos: i64 = r.try_get(2).map_err(db)?;
+                        for table in ["steward_timers", "steward_timer_cancels"] {
+                            sqlx::query(&self.q(&format!(
+                                "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
+                            )))
+                            .bind(tenant)
+                            .bind(&rule)
+                            .bind(&key)
+                            .bind(pos)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        }
+                        cancelled.push(format!("timer {key}~{rule}~{pos}"));
+                    }
+                    let approvals = sqlx::query(&self.q(
+                        "SELECT id, rule FROM steward_approvals WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    for r in &approvals {
+                        let id: String = r.try_get(0).map_err(db)?;
+                        let rule: String = r.try_get(1).map_err(db)?;
+                        if keep.contains(&rule) {
+                            continue;
+                        }
+                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
+                            .bind(tenant)
+                            .bind(&id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        cancelled.push(format!("approval {id}"));
+                    }
+                }
+                let what = match change {
+                    Change::Deploy(_) => "ruleset.deployed",
+                    Change::Rollback(_) => "ruleset.rolled_back",
+                    Change::Enable(true) => "ruleset.enabled",
+                    Change::Enable(false) => "ruleset.disabled",
+                    Change::Delete => "ruleset.deleted",
+                };
+                let mut detail = serde_json::json!({ "version": version, "program": digest });
+                if let Change::Rollback(v) = change {
+                    detail["from_version"] = serde_json::json!(v);
+                }
+                if !cancelled.is_empty() {
+                    detail["cancelled"] = serde_json::json!(cancelled);
+                    detail["reason"] = serde_json::json!(format!(
+                        "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
+                        what.trim_start_matches("ruleset.").replace('_', " ")
+                    ));
+                }
+                self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
+                tx.commit().await.map_err(db)?;
+                Ok(Deployed { version, new: new_sources.is_some(), digest, cancelled })
+            }
+
+            async fn audit_on(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                who: &str,
+                what: &str,
+                subject: &str,
+                detail: &serde_json::Value,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_audit (tenant, seq, at, who, what, subject, detail) \
+                     SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM steward_audit WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .bind($crate::control::now_text())
+                .bind(who)
+                .bind(what)
+                .bind(subject)
+                .bind(detail.to_string())
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                Ok(())
+            }
+
+            fn version_of(
+                row: &<$db as sqlx::Database>::Row,
+                name: &str,
+            ) -> Result<$crate::control::RulesetVersion, $crate::control::ControlError> {
+                use $crate::control::db;
+                let version: i64 = row.try_get("version").map_err(db)?;
+                let text: String = row.try_get("sources").map_err(db)?;
+                Ok($crate::control::RulesetVersion {
+                    version,
+                    digest: row.try_get("digest").map_err(db)?,
+                    sources: $crate::control::parse_sources(&text, &format!("`{name}` version {version}"))?,
+                    deployed_at: row.try_get("deployed_at").map_err(db)?,
+                })
+            }
+
+            fn head_of(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::control::RulesetHead, $crate::control::ControlError> {
+                use $crate::control::db;
+                Ok($crate::control::RulesetHead {
+                    name: row.try_get("name").map_err(db)?,
+                    version: row.try_get("version").map_err(db)?,
+                    enabled: row.try_get("enabled").map_err(db)?,
+                    updated_at: row.try_get("updated_at").map_err(db)?,
+                })
+            }
+        }
+
+        impl $crate::control::Control for $store {
+            fn program_generation(&self) -> Result<i64, $crate::control::ControlError> {
+                self.block(async {
+                    sqlx::query_scalar("SELECT value FROM steward_seq WHERE name = 'programs'")
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map(|v| v.unwrap_or(0))
+                        .map_err($crate::control::db)
+                })
+            }
+
+            fn programs(&self) -> Result<Vec<$crate::control::ProgramRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(
+                        "SELECT t.tenant, t.digest, p.sources FROM steward_tenant_programs t \
+                         LEFT JOIN steward_programs p ON p.tenant = t.tenant AND p.digest = t.digest \
+                         ORDER BY t.tenant",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        let tenant: String = r.try_get(0).map_err(db)?;
+                        let digest: Option<String> = r.try_get(1).map_err(db)?;
+                        let text: Option<String> = r.try_get(2).map_err(db)?;
+                        let program = match (digest, text) {
+                            (Some(d), Some(t)) => {
+                                let s = $crate::control::parse_sources(&t, &format!("the program of tenant `{tenant}`"))?;
+                                Some((d, s))
+                            }
+                            _ => None,
+                        };
+                        out.push($crate::control::ProgramRow { tenant, program });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn deploy_ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+                sources: &Sources,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                self.change_ruleset(tenant, name, &$crate::control::Change::Deploy(sources), who)
+            }
+
+            fn rollback_ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+                version: i64,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                self.change_ruleset(tenant, name, &$crate::control::Change::Rollback(version), who)
+            }
+
+            fn enable_ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+                enabled: bool,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                self.change_ruleset(tenant, name, &$crate::control::Change::Enable(enabled), who)
+            }
+
+            fn delete_ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+                who: &str,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                self.change_ruleset(tenant, name, &$crate::control::Change::Delete, who)
+            }
+
+            fn rulesets(
+                &self,
+                tenant: &str,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<$crate::control::RulesetHead>, $crate::control::ControlError> {
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
+                         WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    rows.iter().map(Self::head_of).collect()
+                })
+            }
+
+            fn ruleset(
+                &self,
+                tenant: &str,
+                name: &str,
+            ) -> Result<Option<$crate::control::RulesetHead>, $crate::control::ControlError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
+                         WHERE tenant = ? AND name = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    row.as_ref().map(Self::head_of).transpose()
+                })
+            }
+
+            fn ruleset_versions(
+                &self,
+                tenant: &str,
+                name: &str,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<$crate::control::RulesetVersion>, $crate::control::ControlError> {
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
+                         WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    rows.iter().map(|r| Self::version_of(r, name)).collect()
+                })
+            }
+
+            fn ruleset_version(
+                &self,
+                tenant: &str,
+                name: &str,
+                version: i64,
+            ) -> Result<Option<$crate::control::RulesetVersion>, $crate::control::ControlError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
+                         WHERE tenant = ? AND name = ? AND version = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    row.as_ref().map(|r| Self::version_of(r, name)).transpose()
+                })
+            }
+
+            fn audit(
+                &self,
+                tenant: &str,
+                who: &str,
+                what: &str,
+                subject: &str,
+                detail: serde_json::Value,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                let mut tries = 0;
+                loop {
+                    let done = self.block(async {
+                        let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                        self.audit_on(&mut tx, tenant, who, what, subject, &detail).await?;
+                        tx.commit().await.map_err(db)
+                    });
+                    match done {
+                        Err($crate::control::ControlError::Store(
+                            steward::engine::store::StoreError::Conflict(_),
+                        )) if tries < 5 => tries += 1,
+                        done => return done,
+                    }
+                }
+            }
+
+            fn audit_log(
+                &self,
+                tenant: &str,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<$crate::control::AuditEntry>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT seq, at, who, what, subject, detail FROM steward_audit \
+                         WHERE tenant = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        let detail: String = r.try_get(5).map_err(db)?;
+                        out.push($crate::control::AuditEntry {
+                            seq: r.try_get(0).map_err(db)?,
+                            at: r.try_get(1).map_err(db)?,
+                            who: r.try_get(2).map_err(db)?,
+                            what: r.try_get(3).map_err(db)?,
+                            subject: r.try_get(4).map_err(db)?,
+                            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use control_store;
