@@ -581,6 +581,8 @@ fn engine_on<S: Durable>(programs: &Programs, store: S) -> Result<Engine<S>, Str
     let mut engine = Engine::new(programs.every.clone(), store);
     programs.install(&mut engine);
     engine.limits.missed_ticks_once = true;
+    // Every event's trace is kept, for `GET /v1/events/{id}/trace`.
+    engine.explain_all = true;
     for t in tenants {
         engine.add_tenant(&Arc::from(t.as_str()));
     }
@@ -661,8 +663,45 @@ fn batch<S: Durable>(
         }
     }
     engine.advance_to(Utc::now(), sink)?;
+    let traces = traces_of(engine, sink);
+    engine.store.put_traces(&traces)?;
     engine.store.commit_batch()?;
     Ok(claimed.len())
+}
+
+/// The batch's explain traces as stored: each with the actions and the
+/// errors of its event.
+fn traces_of<S: Durable>(engine: &mut Engine<S>, sink: &Collect) -> Vec<(String, String, String)> {
+    let traces = std::mem::take(&mut engine.traces);
+    if traces.is_empty() {
+        return Vec::new();
+    }
+    let mut actions: std::collections::HashMap<(&str, &str), Vec<steward::engine::Action>> =
+        std::collections::HashMap::new();
+    for a in &sink.actions {
+        actions
+            .entry((&a.tenant, &a.event))
+            .or_default()
+            .push(a.clone());
+    }
+    traces
+        .iter()
+        .map(|t| {
+            let key = (t.tenant.as_str(), t.event.as_str());
+            let errors: Vec<_> = sink
+                .errors
+                .iter()
+                .filter(|e| *e.event == *t.event)
+                .cloned()
+                .collect();
+            let json = steward::boundary::explain_json(
+                t,
+                actions.get(&key).map_or(&[][..], Vec::as_slice),
+                &errors,
+            );
+            (t.tenant.clone(), t.event.clone(), json.to_string())
+        })
+        .collect()
 }
 
 fn work<S: Durable + Control>(

@@ -912,6 +912,8 @@ macro_rules! durable_store {
                      WHERE handled_at < ? LIMIT ?)".to_string(),
                     "DELETE FROM steward_actions WHERE (tenant, key) IN (SELECT tenant, key FROM steward_actions \
                      WHERE status IN ('delivered', 'dead') AND finished_at < ? LIMIT ?)".to_string(),
+                    "DELETE FROM steward_traces WHERE (tenant, event) IN (SELECT tenant, event FROM steward_traces \
+                     WHERE created_at < ? LIMIT ?)".to_string(),
                 ];
                 self.block(async {
                     let mut gone = 0;
@@ -925,6 +927,41 @@ macro_rules! durable_store {
                         gone += done.rows_affected();
                     }
                     Ok(gone)
+                })
+            }
+            fn put_traces(&self, traces: &[(String, String, String)]) -> Result<(), StoreError> {
+                if traces.is_empty() {
+                    return Ok(());
+                }
+                let now = time_text(&Utc::now());
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    for chunk in traces.chunks(200) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO steward_traces (tenant, event, trace, created_at) ",
+                        );
+                        q.push_values(chunk, |mut row, (tenant, event, trace)| {
+                            row.push_bind(tenant).push_bind(event).push_bind(trace).push_bind(&now);
+                        });
+                        q.push(
+                            " ON CONFLICT (tenant, event) DO UPDATE SET trace = excluded.trace, \
+                             created_at = excluded.created_at",
+                        );
+                        q.build().execute(c.get()).await.map_err(unavailable)?;
+                    }
+                    Ok(())
+                })
+            }
+            fn trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError> {
+                self.block(async {
+                    sqlx::query_scalar(&self.q(
+                        "SELECT trace FROM steward_traces WHERE tenant = ? AND event = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(event)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)
                 })
             }
             fn listen(&mut self) -> Result<(), StoreError> {
@@ -1360,6 +1397,11 @@ pub trait Durable: Store {
     /// dead actions; up to `limit` rows of each, so a round stays short.
     /// Says how many rows went.
     fn prune(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+    /// Keeps explain traces (tenant, event id, trace as JSON), on the open
+    /// batch's transaction if there is one.
+    fn put_traces(&self, traces: &[(String, String, String)]) -> Result<(), StoreError>;
+    /// The stored trace of an event, as JSON.
+    fn trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError>;
     /// Makes [`Durable::wait_for_work`] wake when events are inserted
     /// (PostgreSQL: `LISTEN steward_events`); without it, it only waits.
     fn listen(&mut self) -> Result<(), StoreError>;
