@@ -6,6 +6,7 @@ mod deliver;
 mod observe;
 mod replay;
 mod run;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -31,6 +32,59 @@ const FAILURE: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How a worker runs (`steward run` and `steward serve`).
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
+    /// else `./steward.db`.
+    #[arg(long)]
+    database: Option<String>,
+    /// Rule files, or folders searched recursively for `.stw` files:
+    /// deployed as a new version of ruleset `default` (unless unchanged)
+    /// before running, for every tenant without rules of its own (or
+    /// for `--tenant` only). Without it, the rules deployed run.
+    #[arg(long, num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// Deploy `--rules` as this tenant's ruleset `default`, not every
+    /// tenant's.
+    #[arg(long, requires = "rules")]
+    tenant: Option<String>,
+    /// How long to wait between looks at the database when idle (on
+    /// PostgreSQL an insert wakes a waiting worker sooner).
+    #[arg(long, value_parser = parse_positive_duration, default_value = "500ms")]
+    poll: i64,
+    /// Do not `LISTEN` for inserted events, only poll (for connection
+    /// poolers that do not pass notifications).
+    #[arg(long)]
+    poll_only: bool,
+    /// The wait before a failed delivery's first retry; it doubles at
+    /// each attempt (with jitter).
+    #[arg(long, value_parser = parse_positive_duration, default_value = "5s")]
+    retry_base: i64,
+    /// Attempts before a delivery is dead.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=100))]
+    max_attempts: i32,
+    /// How long one delivery attempt may take (an HTTP request, an SMTP
+    /// session); a claimed delivery whose worker is silent for twice
+    /// this is taken up again.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
+    delivery_timeout: i64,
+    /// Deliveries made at once (threads): a slow endpoint holds one.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    delivery_threads: u16,
+    /// How long handled events (and their ids, against duplicates) and
+    /// delivered or dead actions are kept before they are pruned.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "14d")]
+    retain: i64,
+    /// Serve Prometheus metrics at this address (`127.0.0.1:9464` or
+    /// `127.0.0.1:9464/metrics`).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Events claimed and handled per transaction.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    batch: i64,
 }
 
 #[derive(Subcommand)]
@@ -110,58 +164,26 @@ enum Command {
     /// wall clock, recording every action in the database's outbox (and
     /// printing it as a JSON line).
     Run {
-        /// `postgres://...`, `sqlite://PATH` or a path; else `DATABASE_URL`,
-        /// else `./steward.db`.
-        #[arg(long)]
-        database: Option<String>,
-        /// Rule files, or folders searched recursively for `.stw` files:
-        /// deployed as a new version of ruleset `default` (unless unchanged)
-        /// before running, for every tenant without rules of its own (or
-        /// for `--tenant` only). Without it, the rules deployed run.
-        #[arg(long, num_args = 1..)]
-        rules: Vec<PathBuf>,
-        /// Deploy `--rules` as this tenant's ruleset `default`, not every
-        /// tenant's.
-        #[arg(long, requires = "rules")]
-        tenant: Option<String>,
+        #[command(flatten)]
+        worker: WorkerArgs,
         /// Exit once no event is pending and nothing is due (future timers
         /// may remain; they are counted).
         #[arg(long)]
         exit_when_idle: bool,
-        /// How long to wait between looks at the database when idle (on
-        /// PostgreSQL an insert wakes a waiting worker sooner).
-        #[arg(long, value_parser = parse_positive_duration, default_value = "500ms")]
-        poll: i64,
-        /// Do not `LISTEN` for inserted events, only poll (for connection
-        /// poolers that do not pass notifications).
+    },
+    /// Serve the HTTP API (see docs/api.md) and run the engine, in one
+    /// process: tenants deploy their rules, post events and decide
+    /// approvals over HTTP.
+    Serve {
+        #[command(flatten)]
+        worker: WorkerArgs,
+        /// Where the API listens (`HOST:PORT`; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The address approval links start with (default: `http://` and
+        /// the address listened on).
         #[arg(long)]
-        poll_only: bool,
-        /// The wait before a failed delivery's first retry; it doubles at
-        /// each attempt (with jitter).
-        #[arg(long, value_parser = parse_positive_duration, default_value = "5s")]
-        retry_base: i64,
-        /// Attempts before a delivery is dead.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=100))]
-        max_attempts: i32,
-        /// How long one delivery attempt may take (an HTTP request, an SMTP
-        /// session); a claimed delivery whose worker is silent for twice
-        /// this is taken up again.
-        #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
-        delivery_timeout: i64,
-        /// Deliveries made at once (threads): a slow endpoint holds one.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-        delivery_threads: u16,
-        /// How long handled events (and their ids, against duplicates) and
-        /// delivered or dead actions are kept before they are pruned.
-        #[arg(long, value_parser = parse_positive_duration, default_value = "14d")]
-        retain: i64,
-        /// Serve Prometheus metrics at this address (`127.0.0.1:9464` or
-        /// `127.0.0.1:9464/metrics`).
-        #[arg(long)]
-        metrics: Option<String>,
-        /// Events claimed and handled per transaction.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
-        batch: i64,
+        public_url: Option<String>,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -316,40 +338,17 @@ fn main() -> ExitCode {
         Command::Migrate { database } => run::migrate(database.as_deref()).map(ran),
         Command::Push { database, file } => run::push(database.as_deref(), &file).map(ran),
         Command::Run {
-            database,
-            rules,
-            tenant,
+            worker,
             exit_when_idle,
-            poll,
-            poll_only,
-            retry_base,
-            max_attempts,
-            delivery_timeout,
-            delivery_threads,
-            retain,
-            metrics,
-            batch,
-        } => deliver::Deliverer::from_env(
-            std::time::Duration::from_millis(retry_base.unsigned_abs()),
-            max_attempts,
-            std::time::Duration::from_millis(delivery_timeout.unsigned_abs()),
-        )
-        .and_then(|deliverer| {
-            run::run(run::RunOptions {
-                database: database.as_deref(),
-                rules: &rules,
-                tenant: tenant.as_deref(),
-                exit_when_idle,
-                poll: std::time::Duration::from_millis(poll.unsigned_abs()),
-                poll_only,
-                batch,
-                delivery_threads: usize::from(delivery_threads),
-                retain: chrono::Duration::milliseconds(retain),
-                metrics: metrics.as_deref(),
-                deliverer,
-            })
-        })
-        .map(ran),
+        } => worker.options(exit_when_idle).and_then(run::run).map(ran),
+        Command::Serve {
+            worker,
+            listen,
+            public_url,
+        } => worker
+            .options(false)
+            .and_then(|options| serve::serve(options, &listen, public_url.as_deref()))
+            .map(ran),
         Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),
         Command::Explain {
             rules,
@@ -479,4 +478,29 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+impl WorkerArgs {
+    fn options(self, exit_when_idle: bool) -> Result<run::RunOptions, String> {
+        let deliverer = deliver::Deliverer::from_env(
+            std::time::Duration::from_millis(self.retry_base.unsigned_abs()),
+            self.max_attempts,
+            std::time::Duration::from_millis(self.delivery_timeout.unsigned_abs()),
+        )?;
+        Ok(run::RunOptions {
+            database: self.database,
+            rules: self.rules,
+            tenant: self.tenant,
+            exit_when_idle,
+            poll: std::time::Duration::from_millis(self.poll.unsigned_abs()),
+            poll_only: self.poll_only,
+            batch: self.batch,
+            delivery_threads: usize::from(self.delivery_threads),
+            retain: chrono::Duration::milliseconds(self.retain),
+            metrics: self.metrics,
+            deliverer,
+            serving: false,
+            stop: Default::default(),
+        })
+    }
 }

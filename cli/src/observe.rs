@@ -48,6 +48,18 @@ pub fn serve_metrics(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Records the metrics for rendering on demand (`steward serve`'s
+/// `/metrics`).
+pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)
+        .map_err(|e| format!("metrics: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    describe();
+    Ok(handle)
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use steward::engine::store::StoreError;
 use steward::engine::{decode_event, Collect, Engine, Handled, Refused, Ruleset};
+use steward_db::api::Api;
 use steward_db::control::{Control, ControlError, EVERY_TENANT};
 use steward_db::{Attempt, Delivery, Durable, PgStore, PushError, SqliteStore, Target};
 
@@ -79,7 +80,7 @@ fn open_sqlite(path: &str) -> Result<SqliteStore, String> {
 }
 
 /// Pushing needs no rules: the payloads are checked when handled.
-fn empty_rules() -> Result<Arc<Ruleset>, String> {
+pub fn empty_rules() -> Result<Arc<Ruleset>, String> {
     let analysis = steward::check::analyze(&[], &steward::check::NoFiles);
     steward::engine::compile(&analysis)
         .map(Arc::new)
@@ -121,11 +122,11 @@ fn push_lines<S: Durable>(
     Ok(bad == 0)
 }
 
-pub struct RunOptions<'a> {
-    pub database: Option<&'a str>,
-    pub rules: &'a [PathBuf],
+pub struct RunOptions {
+    pub database: Option<String>,
+    pub rules: Vec<PathBuf>,
     /// The tenant `rules` are deployed for (else every tenant's).
-    pub tenant: Option<&'a str>,
+    pub tenant: Option<String>,
     pub exit_when_idle: bool,
     pub poll: Duration,
     /// Poll only: no `LISTEN` (for connection poolers that do not pass it).
@@ -137,28 +138,38 @@ pub struct RunOptions<'a> {
     /// How long handled events, their ids and finished actions are kept.
     pub retain: chrono::Duration,
     /// Where Prometheus metrics are served, if anywhere.
-    pub metrics: Option<&'a str>,
+    pub metrics: Option<String>,
     pub deliverer: Deliverer,
+    /// Run beside the HTTP API (`steward serve`): start with no rules
+    /// deployed (tenants deploy theirs).
+    pub serving: bool,
+    /// Set to stop the worker after its batch (SIGTERM and SIGINT set it).
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `steward run`: handles pending events and due work on the wall clock,
 /// recording every action in the outbox (and printing it as a JSON line),
 /// and delivers the outbox.
-pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
+pub fn run(opts: RunOptions) -> Result<bool, String> {
     super::observe::init_logging();
-    if let Some(addr) = opts.metrics {
+    if let Some(addr) = &opts.metrics {
         super::observe::serve_metrics(addr)?;
     }
-    let target = Target::choose(opts.database);
+    work_on_target(&opts)
+}
+
+/// Runs the worker on the database `opts` names.
+pub fn work_on_target(opts: &RunOptions) -> Result<bool, String> {
+    let target = Target::choose(opts.database.as_deref());
     let empty = empty_rules()?;
     match &target {
         Target::Sqlite(path) => {
             let store = SqliteStore::open(path, empty).map_err(|e| e.to_string())?;
-            start(store, &target, &opts)
+            start(store, &target, opts)
         }
         Target::Postgres(url) => {
             let store = PgStore::open(url, empty).map_err(|e| e.to_string())?;
-            start(store, &target, &opts)
+            start(store, &target, opts)
         }
     }
 }
@@ -167,16 +178,16 @@ pub fn run(opts: RunOptions<'_>) -> Result<bool, String> {
 /// changed): for every tenant without rules of its own, or for `--tenant`.
 const RULESET: &str = "default";
 
-fn start<S: Durable + Control>(
+fn start<S: Durable + Control + Api>(
     mut store: S,
     target: &Target,
-    opts: &RunOptions<'_>,
+    opts: &RunOptions,
 ) -> Result<bool, String> {
     if !opts.rules.is_empty() {
-        let Some((sources, rules)) = load_sources(opts.rules)? else {
+        let Some((sources, rules)) = load_sources(&opts.rules)? else {
             return Ok(false);
         };
-        let tenant = opts.tenant.unwrap_or(EVERY_TENANT);
+        let tenant = opts.tenant.as_deref().unwrap_or(EVERY_TENANT);
         let who = if tenant == EVERY_TENANT {
             "steward run --rules".to_string()
         } else {
@@ -212,7 +223,7 @@ fn start<S: Durable + Control>(
         }
     }
     let programs = Programs::load(&mut store)?;
-    if programs.is_empty() {
+    if programs.is_empty() && !opts.serving {
         return Err(format!(
             "no rules: {target} has no ruleset deployed; give `--rules PATH`"
         ));
@@ -236,13 +247,15 @@ struct Programs {
     /// Built programs by digest, kept across reloads.
     built: std::collections::HashMap<String, Arc<Ruleset>>,
     checked: std::time::Instant,
+    /// A batch found the programs changed: look at once.
+    stale: bool,
 }
 
 /// How often a worker looks whether a program changed.
 const PROGRAMS_EVERY: Duration = Duration::from_secs(1);
 
 impl Programs {
-    fn load<S: Durable + Control>(store: &mut S) -> Result<Programs, String> {
+    fn load<S: Durable + Control + Api>(store: &mut S) -> Result<Programs, String> {
         let mut programs = Programs {
             generation: -1,
             every: empty_rules()?,
@@ -250,6 +263,7 @@ impl Programs {
             broken: Default::default(),
             built: Default::default(),
             checked: std::time::Instant::now(),
+            stale: false,
         };
         programs.reload(store)?;
         Ok(programs)
@@ -260,8 +274,9 @@ impl Programs {
     }
 
     /// Loads the programs again if they changed; says whether they did.
-    fn reload<S: Durable + Control>(&mut self, store: &mut S) -> Result<bool, String> {
+    fn reload<S: Durable + Control + Api>(&mut self, store: &mut S) -> Result<bool, String> {
         self.checked = std::time::Instant::now();
+        self.stale = false;
         let generation = store.program_generation().map_err(|e| e.to_string())?;
         if generation == self.generation {
             return Ok(false);
@@ -337,11 +352,11 @@ const SCHEDULER: &str = "scheduler";
 const SCHEDULER_FOR: chrono::Duration = chrono::Duration::seconds(10);
 const LEASE_FOR: chrono::Duration = chrono::Duration::seconds(60);
 
-fn drive<S: Durable + Control>(
+fn drive<S: Durable + Control + Api>(
     store: S,
     target: &Target,
     mut programs: Programs,
-    opts: &RunOptions<'_>,
+    opts: &RunOptions,
 ) -> Result<bool, String> {
     let holder = format!(
         "pid {} since {}",
@@ -443,7 +458,7 @@ impl Outbox {
 /// A delivery thread: claims one due action at a time, delivers it, and
 /// records the attempt, on a connection of its own; so a slow endpoint
 /// holds one thread, not the others.
-fn deliver_loop(target: &Target, opts: &RunOptions<'_>, outbox: &Outbox) -> Result<(), String> {
+fn deliver_loop(target: &Target, opts: &RunOptions, outbox: &Outbox) -> Result<(), String> {
     let rules = empty_rules()?;
     match target {
         Target::Sqlite(path) => {
@@ -457,7 +472,7 @@ fn deliver_loop(target: &Target, opts: &RunOptions<'_>, outbox: &Outbox) -> Resu
     }
 }
 
-fn deliveries<S: Durable>(store: &S, opts: &RunOptions<'_>, outbox: &Outbox) -> Result<(), String> {
+fn deliveries<S: Durable>(store: &S, opts: &RunOptions, outbox: &Outbox) -> Result<(), String> {
     let deliverer = &opts.deliverer;
     // A claim is held for the attempt's timeout and as long again: past
     // that, the worker that claimed it is taken to be dead.
@@ -554,11 +569,23 @@ fn record_delivery(d: &Delivery, outcome: &Attempt, started: std::time::Instant)
 enum Failed {
     Store(StoreError),
     Other(String),
+    /// The programs changed since the worker loaded them: it loads them
+    /// and does the batch again.
+    Reload,
 }
 
 impl From<StoreError> for Failed {
     fn from(e: StoreError) -> Failed {
         Failed::Store(e)
+    }
+}
+
+impl From<ControlError> for Failed {
+    fn from(e: ControlError) -> Failed {
+        match e {
+            ControlError::Store(e) => Failed::Store(e),
+            other => Failed::Other(other.to_string()),
+        }
     }
 }
 
@@ -625,7 +652,7 @@ struct Tally {
 
 /// One batch, in one transaction: claimed events handled (or rejected with
 /// the reason), then what is due by `now`. Says how many events it claimed.
-fn batch<S: Durable>(
+fn batch<S: Durable + Control + Api>(
     engine: &mut Engine<S>,
     programs: &Programs,
     limit: i64,
@@ -635,6 +662,11 @@ fn batch<S: Durable>(
 ) -> Result<usize, Failed> {
     engine.store.begin_batch()?;
     let claimed = engine.store.claim_events(limit)?;
+    // Read after the claims: an event inserted after a deploy committed
+    // is run by the programs deployed.
+    if engine.store.program_generation()? != programs.generation {
+        return Err(Failed::Reload);
+    }
     tracing::Span::current().record("claimed", claimed.len());
     for e in &claimed {
         let _span = tracing::debug_span!("event", tenant = %e.tenant, id = %e.id).entered();
@@ -661,6 +693,16 @@ fn batch<S: Durable>(
             engine.store.reject(&e.tenant, &e.id, &reason)?;
             rejected.push((e.tenant.clone(), e.id.clone(), reason));
         }
+    }
+    // Decisions recorded over HTTP (`steward serve`), each taken once.
+    for d in engine.store.decision_requests(limit)? {
+        let by = format!("{} (via {})", d.by, d.via);
+        match engine.decide(&d.approval, d.approved, &by, Utc::now(), sink) {
+            Ok(_) => {}
+            Err(Refused::Store(e)) => return Err(Failed::Store(e)),
+            Err(other) => eprintln!("the decision on `{}` was not taken: {other}", d.approval),
+        }
+        engine.store.took_decision(&d.tenant, &d.approval)?;
     }
     engine.advance_to(Utc::now(), sink)?;
     let traces = traces_of(engine, sink);
@@ -704,10 +746,10 @@ fn traces_of<S: Durable>(engine: &mut Engine<S>, sink: &Collect) -> Vec<(String,
         .collect()
 }
 
-fn work<S: Durable + Control>(
+fn work<S: Durable + Control + Api>(
     slot: &mut Option<S>,
     programs: &mut Programs,
-    opts: &RunOptions<'_>,
+    opts: &RunOptions,
     holder: &str,
     exclusive: bool,
     outbox: &Outbox,
@@ -723,10 +765,10 @@ fn work<S: Durable + Control>(
 
 /// The event loop. `engine` is `None` only if a fresh engine could not be
 /// made after a conflict (then the loop has returned that error).
-fn work_on<S: Durable + Control>(
+fn work_on<S: Durable + Control + Api>(
     slot: &mut Option<Engine<S>>,
     programs: &mut Programs,
-    opts: &RunOptions<'_>,
+    opts: &RunOptions,
     holder: &str,
     exclusive: bool,
     outbox: &Outbox,
@@ -735,7 +777,7 @@ fn work_on<S: Durable + Control>(
     let mut in_a_row = 0u32;
     let mut pruned_at: Option<std::time::Instant> = None;
     // SIGTERM or SIGINT: finish the batch, give the leases up, exit 0.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = opts.stop.clone();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
@@ -743,7 +785,7 @@ fn work_on<S: Durable + Control>(
     while slot.is_some() {
         // A deploy (here or by another process) changed the programs: a
         // fresh engine runs them, knowing the tenants their schedules need.
-        if programs.checked.elapsed() >= PROGRAMS_EVERY {
+        if programs.stale || programs.checked.elapsed() >= PROGRAMS_EVERY {
             let changed = match slot.as_mut() {
                 Some(engine) => programs.reload(&mut engine.store)?,
                 None => false,
@@ -834,6 +876,11 @@ fn work_on<S: Durable + Control>(
                         if let Some(old) = slot.take() {
                             *slot = Some(engine_on(programs, old.into_store())?);
                         }
+                        continue;
+                    }
+                    Failed::Reload => {
+                        rolled_back.map_err(|e| e.to_string())?;
+                        programs.stale = true;
                         continue;
                     }
                     Failed::Store(e) => return Err(e.to_string()),

@@ -60,7 +60,7 @@ pub struct ProgramRow {
 }
 
 /// A ruleset of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RulesetHead {
     pub name: String,
     pub version: i64,
@@ -79,19 +79,27 @@ pub struct RulesetVersion {
 }
 
 /// An entry of the audit log.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,
+    /// A token (`token ID`), `admin`, or an approver's name.
     pub who: String,
+    /// `ruleset.deployed`, `ruleset.rolled_back`, `ruleset.enabled`,
+    /// `ruleset.disabled`, `ruleset.deleted`, `approval.approved`,
+    /// `approval.rejected`, `action.retried`, `token.created`,
+    /// `tenant.created`.
     pub what: String,
+    /// What it was done to: a ruleset, an approval, an action, a token.
     pub subject: String,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
 /// The control plane, on either store.
 pub trait Control {
-    /// A number that grows with every change of any tenant's program.
+    /// A number that grows with every change of any tenant's program (read
+    /// in the open batch, if there is one).
     fn program_generation(&self) -> Result<i64, ControlError>;
     /// Every tenant's program (the tenant `*` included).
     fn programs(&self) -> Result<Vec<ProgramRow>, ControlError>;
@@ -639,9 +647,12 @@ macro_rules! control_store {
 
         impl $crate::control::Control for $store {
             fn program_generation(&self) -> Result<i64, $crate::control::ControlError> {
+                // On the open batch's transaction, if any: a batch checks
+                // after its claims that it runs the programs deployed.
                 self.block(async {
+                    let mut c = self.conn().await.map_err($crate::control::db)?;
                     sqlx::query_scalar("SELECT value FROM steward_seq WHERE name = 'programs'")
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(c.get())
                         .await
                         .map(|v| v.unwrap_or(0))
                         .map_err($crate::control::db)

@@ -18,6 +18,7 @@
 //! The store's methods are synchronous, as the engine's are: each runs its
 //! queries to the end on the store's own single-threaded `tokio` runtime.
 
+pub mod api;
 pub mod capture;
 pub mod control;
 
@@ -1917,4 +1918,25 @@ control::control_store!(
     PgStore,
     sqlx::Postgres,
     "BEGIN ISOLATION LEVEL READ COMMITTED"
+);
+api::api_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "BEGIN IMMEDIATE",
+    "",
+    "",
+    "id, type, occurred_at, key, payload, status, reason, received_at, processed_at, rowid AS seq",
+    "rowid"
+);
+api::api_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "FOR UPDATE",
+    "FOR UPDATE SKIP LOCKED",
+    "id, type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS occurred_at, \
+     key, payload::text AS payload, status, reason, \
+     to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS received_at, \
+     to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS processed_at, seq",
+    "seq"
 );

@@ -1,0 +1,1149 @@
+//! What the HTTP API reads and writes besides the control plane: tenants
+//! and their tokens, answers kept by `Idempotency-Key`, events, the
+//! outbox, timers, work for people, approvals and the decisions asked for,
+//! and approval links. Every query names the tenant first: a tenant sees
+//! only its own rows.
+
+use crate::control::ControlError;
+
+/// A page of a list: after the row the cursor names, in the list's order.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// The sort key of the last row of the page before (see each list).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct EventRow {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: String,
+    pub key: Option<String>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// `pending`, `processed` or `rejected`.
+    pub status: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    pub received_at: String,
+    pub processed_at: Option<String>,
+    /// Its place in the order events arrived (the list's cursor).
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct OutboxRow {
+    /// The idempotency key: the webhook's `webhook-id`, the mail's
+    /// `Message-ID`; the action's id in this API.
+    pub id: String,
+    pub rule: String,
+    pub event: String,
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub args: serde_json::Value,
+    /// Where a webhook action is delivered.
+    pub url: Option<String>,
+    /// `pending`, `delivered`, `failed` (to be retried) or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub performed_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// What cancels a timer: an event of this type whose field has this value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CancelRow {
+    pub event_type: String,
+    pub field: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TimerRow {
+    /// `key~rule~step`.
+    pub id: String,
+    pub rule: String,
+    pub key: String,
+    pub step: i64,
+    pub due: String,
+    /// The event the rule was handling when it set the timer.
+    pub event: Option<String>,
+    pub cancelled_by: Vec<CancelRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TaskRow {
+    pub id: String,
+    pub rule: String,
+    pub event: String,
+    pub role: String,
+    pub title: String,
+    pub due: Option<String>,
+    /// `open` or `done`.
+    pub status: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct NotificationRow {
+    pub id: String,
+    pub rule: String,
+    pub event: String,
+    pub role: String,
+    pub text: String,
+    pub created_at: String,
+}
+
+/// A decision: who, how (`api`, `link`) and when.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DecisionRow {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub by: String,
+    pub via: String,
+    pub comment: String,
+    pub at: String,
+    /// Whether the engine has run what the decision runs yet.
+    pub taken: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub rule: String,
+    pub key: String,
+    pub role: String,
+    /// The event the rule was handling when it asked.
+    pub event: Option<String>,
+    pub requested_at: String,
+    pub deadline: String,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    pub status: String,
+    pub decision: Option<DecisionRow>,
+}
+
+/// What asking for a decision came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// Recorded; the engine takes it in its next batch.
+    Recorded(DecisionRow),
+    /// Another decision was recorded first.
+    Already(DecisionRow),
+    /// The deadline has passed.
+    Expired(String),
+    NotFound,
+}
+
+/// What retrying an action came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retried {
+    Queued(Box<OutboxRow>),
+    /// Only a dead action is retried; this one is in this status.
+    NotDead(String),
+    NotFound,
+}
+
+/// A decision asked for over HTTP, for the engine to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRequest {
+    pub tenant: String,
+    pub approval: String,
+    pub approved: bool,
+    pub by: String,
+    pub via: String,
+}
+
+/// A stored answer to a creating POST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptAnswer {
+    /// A digest of the request it answered (method, path and body).
+    pub request: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// The HTTP API's reads and writes, on either store.
+pub trait Api {
+    /// Makes a tenant; false if it exists.
+    fn create_tenant(&self, id: &str) -> Result<bool, ControlError>;
+    fn tenant_exists(&self, id: &str) -> Result<bool, ControlError>;
+    /// Keeps a token's hash and scopes (with an audit entry).
+    fn create_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        hash: &str,
+        scopes: &[String],
+    ) -> Result<(), ControlError>;
+    /// A token's hash and scopes.
+    fn token(&self, tenant: &str, id: &str) -> Result<Option<(String, Vec<String>)>, ControlError>;
+
+    fn kept_answer(&self, tenant: &str, key: &str) -> Result<Option<KeptAnswer>, ControlError>;
+    /// Keeps an answer; false if one was kept first for the key.
+    fn keep_answer(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &KeptAnswer,
+    ) -> Result<bool, ControlError>;
+
+    /// Events of a tenant, in the order they arrived (cursor: `seq`).
+    fn events(
+        &self,
+        tenant: &str,
+        event_type: Option<&str>,
+        status: Option<&str>,
+        page: &Page,
+    ) -> Result<Vec<EventRow>, ControlError>;
+    fn event(&self, tenant: &str, id: &str) -> Result<Option<EventRow>, ControlError>;
+
+    /// The outbox, oldest first (cursor: `performed_at key`).
+    fn actions(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        rule: Option<&str>,
+        since: Option<&str>,
+        page: &Page,
+    ) -> Result<Vec<OutboxRow>, ControlError>;
+    fn action(&self, tenant: &str, id: &str) -> Result<Option<OutboxRow>, ControlError>;
+    /// Puts a dead action back in the outbox, due now, with its attempts
+    /// counted afresh.
+    fn retry_action(&self, tenant: &str, id: &str, who: &str) -> Result<Retried, ControlError>;
+
+    /// Pending timers, soonest first (cursor: `due rule key step`).
+    fn timers(&self, tenant: &str, page: &Page) -> Result<Vec<TimerRow>, ControlError>;
+    fn tasks(&self, tenant: &str, page: &Page) -> Result<Vec<TaskRow>, ControlError>;
+    fn notifications(
+        &self,
+        tenant: &str,
+        page: &Page,
+    ) -> Result<Vec<NotificationRow>, ControlError>;
+
+    /// Approvals: pending ones, or decided ones (`approved`, `rejected`),
+    /// or all; by id.
+    fn approvals(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        page: &Page,
+    ) -> Result<Vec<ApprovalRow>, ControlError>;
+    fn approval_row(&self, tenant: &str, id: &str) -> Result<Option<ApprovalRow>, ControlError>;
+    /// Records a decision, first come first served (a compare-and-set on
+    /// the approval), with an audit entry.
+    fn request_decision(
+        &self,
+        tenant: &str,
+        approval: &str,
+        approved: bool,
+        by: &str,
+        via: &str,
+        comment: &str,
+    ) -> Result<Decided, ControlError>;
+    /// Decisions recorded and not yet taken by the engine.
+    fn decision_requests(&self, limit: i64) -> Result<Vec<DecisionRequest>, ControlError>;
+    /// Marks a decision taken (in the open batch, if any).
+    fn took_decision(&self, tenant: &str, approval: &str) -> Result<(), ControlError>;
+
+    /// Keeps an approval link's token hash, until `expires_at`.
+    fn create_link(
+        &self,
+        tenant: &str,
+        hash: &str,
+        approval: &str,
+        expires_at: &str,
+    ) -> Result<(), ControlError>;
+    /// The approval a link names, if the link is unused and unexpired:
+    /// (approval, expires_at, used_at).
+    fn link(
+        &self,
+        tenant: &str,
+        hash: &str,
+    ) -> Result<Option<(String, String, Option<String>)>, ControlError>;
+    /// Uses a link up; false if it was used already.
+    fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, ControlError>;
+}
+
+pub(crate) fn json_or_text(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// The id of the event a stored continuation was suspended on.
+pub(crate) fn continuation_event(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("event")?.get("id")?.as_str().map(str::to_string)
+}
+
+/// Splits a cursor `a b c` into its parts (`\u{1f}`-separated).
+pub(crate) fn cursor_parts(after: &Option<String>, n: usize) -> Vec<String> {
+    let mut parts: Vec<String> = after
+        .as_deref()
+        .map(|a| a.split('\u{1f}').map(str::to_string).collect())
+        .unwrap_or_default();
+    parts.resize(n, String::new());
+    parts
+}
+
+/// The API written once for both stores.
+macro_rules! api_store {
+    ($store:ident, $db:ty, $begin:expr, $lock:expr, $skip:expr, $event_cols:expr, $order:expr) => {
+        impl $store {
+            fn event_of(
+                r: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::api::EventRow, $crate::control::ControlError> {
+                use $crate::control::db;
+                Ok($crate::api::EventRow {
+                    id: r.try_get("id").map_err(db)?,
+                    event_type: r.try_get("type").map_err(db)?,
+                    occurred_at: r.try_get("occurred_at").map_err(db)?,
+                    key: r.try_get("key").map_err(db)?,
+                    payload: $crate::api::json_or_text(r.try_get("payload").map_err(db)?),
+                    status: r.try_get("status").map_err(db)?,
+                    reason: r.try_get("reason").map_err(db)?,
+                    received_at: r.try_get("received_at").map_err(db)?,
+                    processed_at: r.try_get("processed_at").map_err(db)?,
+                    seq: r.try_get("seq").map_err(db)?,
+                })
+            }
+
+            fn outbox_of(
+                r: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::api::OutboxRow, $crate::control::ControlError> {
+                use $crate::control::db;
+                Ok($crate::api::OutboxRow {
+                    id: r.try_get("key").map_err(db)?,
+                    rule: r.try_get("rule").map_err(db)?,
+                    event: r.try_get("event").map_err(db)?,
+                    action: r.try_get("action").map_err(db)?,
+                    args: $crate::api::json_or_text(r.try_get("args").map_err(db)?),
+                    url: r.try_get("url").map_err(db)?,
+                    status: r.try_get("status").map_err(db)?,
+                    attempts: i64::from(r.try_get::<i32, _>("attempts").map_err(db)?),
+                    last_error: r.try_get("last_error").map_err(db)?,
+                    next_attempt_at: r.try_get("next_attempt_at").map_err(db)?,
+                    performed_at: r.try_get("performed_at").map_err(db)?,
+                    finished_at: r.try_get("finished_at").map_err(db)?,
+                })
+            }
+
+            fn decision_of(
+                r: &<$db as sqlx::Database>::Row,
+            ) -> Result<Option<$crate::api::DecisionRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let approved: Option<bool> = r.try_get("approved").map_err(db)?;
+                let Some(approved) = approved else {
+                    return Ok(None);
+                };
+                let taken: Option<String> = r.try_get("taken_at").map_err(db)?;
+                Ok(Some($crate::api::DecisionRow {
+                    decision: if approved { "approved" } else { "rejected" }.to_string(),
+                    by: r.try_get("decided_by").map_err(db)?,
+                    via: r.try_get("via").map_err(db)?,
+                    comment: r.try_get("comment").map_err(db)?,
+                    at: r.try_get("requested_at").map_err(db)?,
+                    taken: taken.is_some(),
+                }))
+            }
+
+            async fn decision_on(
+                &self,
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                approval: &str,
+            ) -> Result<Option<$crate::api::DecisionRow>, $crate::control::ControlError> {
+                let row = sqlx::query(&self.q(
+                    "SELECT approved, decided_by, via, comment, requested_at, taken_at \
+                     FROM steward_decision_requests WHERE tenant = ? AND approval = ?",
+                ))
+                .bind(tenant)
+                .bind(approval)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err($crate::control::db)?;
+                match row {
+                    Some(r) => Self::decision_of(&r),
+                    None => Ok(None),
+                }
+            }
+        }
+
+        impl $crate::api::Api for $store {
+            fn create_tenant(&self, id: &str) -> Result<bool, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    let done = sqlx::query(&self.q(
+                        "INSERT INTO steward_tenants (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(id)
+                    .bind($crate::control::now_text())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let made = done.rows_affected() == 1;
+                    if made {
+                        self.audit_on(&mut tx, id, "admin", "tenant.created", id, &serde_json::json!({}))
+                            .await?;
+                    }
+                    tx.commit().await.map_err(db)?;
+                    Ok(made)
+                })
+            }
+
+            fn tenant_exists(&self, id: &str) -> Result<bool, $crate::control::ControlError> {
+                self.block(async {
+                    let n: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_tenants WHERE id = ?",
+                    ))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    Ok(n > 0)
+                })
+            }
+
+            fn create_token(
+                &self,
+                tenant: &str,
+                id: &str,
+                hash: &str,
+                scopes: &[String],
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_tokens (tenant, id, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(hash)
+                    .bind(scopes.join(" "))
+                    .bind($crate::control::now_text())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    self.audit_on(
+                        &mut tx,
+                        tenant,
+                        "admin",
+                        "token.created",
+                        id,
+                        &serde_json::json!({ "scopes": scopes }),
+                    )
+                    .await?;
+                    tx.commit().await.map_err(db)
+                })
+            }
+
+            fn token(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<(String, Vec<String>)>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT hash, scopes FROM steward_tokens WHERE tenant = ? AND id = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    match row {
+                        Some(r) => {
+                            let hash: String = r.try_get(0).map_err(db)?;
+                            let scopes: String = r.try_get(1).map_err(db)?;
+                            Ok(Some((hash, scopes.split_whitespace().map(str::to_string).collect())))
+                        }
+                        None => Ok(None),
+                    }
+                })
+            }
+
+            fn kept_answer(
+                &self,
+                tenant: &str,
+                key: &str,
+            ) -> Result<Option<$crate::api::KeptAnswer>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT request, status, body FROM steward_idempotency WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    match row {
+                        Some(r) => Ok(Some($crate::api::KeptAnswer {
+                            request: r.try_get(0).map_err(db)?,
+                            status: u16::try_from(r.try_get::<i64, _>(1).map_err(db)?).unwrap_or(500),
+                            body: r.try_get(2).map_err(db)?,
+                        })),
+                        None => Ok(None),
+                    }
+                })
+            }
+
+            fn keep_answer(
+                &self,
+                tenant: &str,
+                key: &str,
+                answer: &$crate::api::KeptAnswer,
+            ) -> Result<bool, $crate::control::ControlError> {
+                self.block(async {
+                    // Answers are kept for a day.
+                    let old = chrono::Utc::now() - chrono::Duration::days(1);
+                    sqlx::query(&self.q(
+                        "DELETE FROM steward_idempotency WHERE tenant = ? AND created_at < ?",
+                    ))
+                    .bind(tenant)
+                    .bind($crate::time_text(&old))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    let done = sqlx::query(&self.q(
+                        "INSERT INTO steward_idempotency (tenant, key, request, status, body, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(&answer.request)
+                    .bind(i64::from(answer.status))
+                    .bind(&answer.body)
+                    .bind($crate::control::now_text())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+
+            fn events(
+                &self,
+                tenant: &str,
+                event_type: Option<&str>,
+                status: Option<&str>,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::EventRow>, $crate::control::ControlError> {
+                let after: i64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
+                self.block(async {
+                    let rows = sqlx::query(&self.q(&format!(
+                        "SELECT {} FROM steward_events WHERE tenant = ? \
+                         AND (? = '' OR type = ?) AND (? = '' OR status = ?) AND {} > ? \
+                         ORDER BY {} LIMIT ?",
+                        $event_cols, $order, $order
+                    )))
+                    .bind(tenant)
+                    .bind(event_type.unwrap_or(""))
+                    .bind(event_type.unwrap_or(""))
+                    .bind(status.unwrap_or(""))
+                    .bind(status.unwrap_or(""))
+                    .bind(after)
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    rows.iter().map(Self::event_of).collect()
+                })
+            }
+
+            fn event(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::api::EventRow>, $crate::control::ControlError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(&format!(
+                        "SELECT {} FROM steward_events WHERE tenant = ? AND id = ?",
+                        $event_cols
+                    )))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    row.as_ref().map(Self::event_of).transpose()
+                })
+            }
+
+            fn actions(
+                &self,
+                tenant: &str,
+                status: Option<&str>,
+                rule: Option<&str>,
+                since: Option<&str>,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::OutboxRow>, $crate::control::ControlError> {
+                let after = $crate::api::cursor_parts(&page.after, 2);
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                         next_attempt_at, performed_at, finished_at FROM steward_actions WHERE tenant = ? \
+                         AND (? = '' OR status = ?) AND (? = '' OR rule = ?) AND performed_at >= ? \
+                         AND (performed_at > ? OR (performed_at = ? AND key > ?)) \
+                         ORDER BY performed_at, key LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(status.unwrap_or(""))
+                    .bind(status.unwrap_or(""))
+                    .bind(rule.unwrap_or(""))
+                    .bind(rule.unwrap_or(""))
+                    .bind(since.unwrap_or(""))
+                    .bind(&after[0])
+                    .bind(&after[0])
+                    .bind(&after[1])
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    rows.iter().map(Self::outbox_of).collect()
+                })
+            }
+
+            fn action(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::api::OutboxRow>, $crate::control::ControlError> {
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                         next_attempt_at, performed_at, finished_at FROM steward_actions \
+                         WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    row.as_ref().map(Self::outbox_of).transpose()
+                })
+            }
+
+            fn retry_action(
+                &self,
+                tenant: &str,
+                id: &str,
+                who: &str,
+            ) -> Result<$crate::api::Retried, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    let status: Option<String> = sqlx::query_scalar(&self.q(&format!(
+                        "SELECT status FROM steward_actions WHERE tenant = ? AND key = ? {}",
+                        $lock
+                    )))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    match status.as_deref() {
+                        None => return Ok($crate::api::Retried::NotFound),
+                        Some("dead") => {}
+                        Some(other) => return Ok($crate::api::Retried::NotDead(other.to_string())),
+                    }
+                    sqlx::query(&self.q(
+                        "UPDATE steward_actions SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
+                         finished_at = NULL WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    self.audit_on(&mut tx, tenant, who, "action.retried", id, &serde_json::json!({}))
+                        .await?;
+                    let row = sqlx::query(&self.q(
+                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                         next_attempt_at, performed_at, finished_at FROM steward_actions \
+                         WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let out = Self::outbox_of(&row)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok($crate::api::Retried::Queued(Box::new(out)))
+                })
+            }
+
+            fn timers(
+                &self,
+                tenant: &str,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::TimerRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let after = $crate::api::cursor_parts(&page.after, 4);
+                let after_pos: i64 = after[3].parse().unwrap_or(-1);
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT rule, key, pos, due, continuation FROM steward_timers WHERE tenant = ? \
+                         AND (due > ? OR (due = ? AND (rule > ? OR (rule = ? AND (key > ? OR (key = ? AND pos > ?)))))) \
+                         ORDER BY due, rule, key, pos LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(&after[0])
+                    .bind(&after[0])
+                    .bind(&after[1])
+                    .bind(&after[1])
+                    .bind(&after[2])
+                    .bind(&after[2])
+                    .bind(after_pos)
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        let rule: String = r.try_get(0).map_err(db)?;
+                        let key: String = r.try_get(1).map_err(db)?;
+                        let pos: i64 = r.try_get(2).map_err(db)?;
+                        let cont: String = r.try_get(4).map_err(db)?;
+                        let cancels = sqlx::query(&self.q(
+                            "SELECT event_type, field, value FROM steward_timer_cancels \
+                             WHERE tenant = ? AND rule = ? AND key = ? AND pos = ? ORDER BY event_type, field, value",
+                        ))
+                        .bind(tenant)
+                        .bind(&rule)
+                        .bind(&key)
+                        .bind(pos)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                        let mut cancelled_by = Vec::new();
+                        for c in &cancels {
+                            cancelled_by.push($crate::api::CancelRow {
+                                event_type: c.try_get(0).map_err(db)?,
+                                field: c.try_get(1).map_err(db)?,
+                                value: c.try_get(2).map_err(db)?,
+                            });
+                        }
+                        out.push($crate::api::TimerRow {
+                            id: format!("{key}~{rule}~{pos}"),
+                            due: r.try_get(3).map_err(db)?,
+                            event: $crate::api::continuation_event(&cont),
+                            rule,
+                            key,
+                            step: pos,
+                            cancelled_by,
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn tasks(
+                &self,
+                tenant: &str,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::TaskRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let after = $crate::api::cursor_parts(&page.after, 2);
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT key, rule, event, role, title, due, status, created_at FROM steward_tasks \
+                         WHERE tenant = ? AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                         ORDER BY created_at, key LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(&after[0])
+                    .bind(&after[0])
+                    .bind(&after[1])
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        out.push($crate::api::TaskRow {
+                            id: r.try_get(0).map_err(db)?,
+                            rule: r.try_get(1).map_err(db)?,
+                            event: r.try_get(2).map_err(db)?,
+                            role: r.try_get(3).map_err(db)?,
+                            title: r.try_get(4).map_err(db)?,
+                            due: r.try_get(5).map_err(db)?,
+                            status: r.try_get(6).map_err(db)?,
+                            created_at: r.try_get(7).map_err(db)?,
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn notifications(
+                &self,
+                tenant: &str,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::NotificationRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let after = $crate::api::cursor_parts(&page.after, 2);
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT key, rule, event, role, text, created_at FROM steward_notifications \
+                         WHERE tenant = ? AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                         ORDER BY created_at, key LIMIT ?",
+                    ))
+                    .bind(tenant)
+                    .bind(&after[0])
+                    .bind(&after[0])
+                    .bind(&after[1])
+                    .bind(page.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        out.push($crate::api::NotificationRow {
+                            id: r.try_get(0).map_err(db)?,
+                            rule: r.try_get(1).map_err(db)?,
+                            event: r.try_get(2).map_err(db)?,
+                            role: r.try_get(3).map_err(db)?,
+                            text: r.try_get(4).map_err(db)?,
+                            created_at: r.try_get(5).map_err(db)?,
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn approvals(
+                &self,
+                tenant: &str,
+                status: Option<&str>,
+                page: &$crate::api::Page,
+            ) -> Result<Vec<$crate::api::ApprovalRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let after = $crate::api::cursor_parts(&page.after, 1);
+                let status = status.unwrap_or("");
+                self.block(async {
+                    // Pending ones are rows of steward_approvals (a decision
+                    // may be recorded and not yet taken); decided ones are
+                    // the decisions recorded over HTTP.
+                    let mut out = Vec::new();
+                    if status.is_empty() || status == "pending" {
+                        let rows = sqlx::query(&self.q(
+                            "SELECT a.id, a.rule, a.key, a.role, a.requested_at, a.deadline, a.continuation, \
+                             d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
+                             FROM steward_approvals a LEFT JOIN steward_decision_requests d \
+                             ON d.tenant = a.tenant AND d.approval = a.id \
+                             WHERE a.tenant = ? AND a.id > ? ORDER BY a.id LIMIT ?",
+                        ))
+                        .bind(tenant)
+                        .bind(&after[0])
+                        .bind(page.limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                        for r in &rows {
+                            let decision = Self::decision_of(r)?;
+                            let cont: String = r.try_get(6).map_err(db)?;
+                            out.push($crate::api::ApprovalRow {
+                                id: r.try_get(0).map_err(db)?,
+                                rule: r.try_get(1).map_err(db)?,
+                                key: r.try_get(2).map_err(db)?,
+                                role: r.try_get(3).map_err(db)?,
+                                event: $crate::api::continuation_event(&cont),
+                                requested_at: r.try_get(4).map_err(db)?,
+                                deadline: r.try_get(5).map_err(db)?,
+                                status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
+                                decision,
+                            });
+                        }
+                    }
+                    if status != "pending" {
+                        let rows = sqlx::query(&self.q(
+                            "SELECT d.approval, d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
+                             FROM steward_decision_requests d WHERE d.tenant = ? AND d.approval > ? \
+                             AND d.taken_at IS NOT NULL AND (? = '' OR d.approved = ?) ORDER BY d.approval LIMIT ?",
+                        ))
+                        .bind(tenant)
+                        .bind(&after[0])
+                        .bind(status)
+                        .bind(status == "approved")
+                        .bind(page.limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                        for r in &rows {
+                            let id: String = r.try_get(0).map_err(db)?;
+                            let decision = Self::decision_of(r)?;
+                            let mut parts = id.splitn(4, '/').skip(1);
+                            let rule = parts.next().unwrap_or_default().to_string();
+                            let event = parts.next().map(str::to_string);
+                            out.push($crate::api::ApprovalRow {
+                                id,
+                                rule,
+                                key: String::new(),
+                                role: String::new(),
+                                event,
+                                requested_at: String::new(),
+                                deadline: String::new(),
+                                status: decision.as_ref().map_or(String::new(), |d| d.decision.clone()),
+                                decision,
+                            });
+                        }
+                        out.sort_by(|a, b| a.id.cmp(&b.id));
+                        out.truncate(usize::try_from(page.limit).unwrap_or(0));
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn approval_row(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::api::ApprovalRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut c = self.pool.acquire().await.map_err(db)?;
+                    let decision = self.decision_on(&mut c, tenant, id).await?;
+                    let row = sqlx::query(&self.q(
+                        "SELECT id, rule, key, role, requested_at, deadline, continuation \
+                         FROM steward_approvals WHERE tenant = ? AND id = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(db)?;
+                    let Some(r) = row else {
+                        return Ok(decision.map(|d| $crate::api::ApprovalRow {
+                            id: id.to_string(),
+                            rule: id.split('/').nth(1).unwrap_or_default().to_string(),
+                            key: String::new(),
+                            role: String::new(),
+                            event: id.split('/').nth(2).map(str::to_string),
+                            requested_at: String::new(),
+                            deadline: String::new(),
+                            status: d.decision.clone(),
+                            decision: Some(d),
+                        }));
+                    };
+                    let cont: String = r.try_get(6).map_err(db)?;
+                    Ok(Some($crate::api::ApprovalRow {
+                        id: r.try_get(0).map_err(db)?,
+                        rule: r.try_get(1).map_err(db)?,
+                        key: r.try_get(2).map_err(db)?,
+                        role: r.try_get(3).map_err(db)?,
+                        event: $crate::api::continuation_event(&cont),
+                        requested_at: r.try_get(4).map_err(db)?,
+                        deadline: r.try_get(5).map_err(db)?,
+                        status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
+                        decision,
+                    }))
+                })
+            }
+
+            fn request_decision(
+                &self,
+                tenant: &str,
+                approval: &str,
+                approved: bool,
+                by: &str,
+                via: &str,
+                comment: &str,
+            ) -> Result<$crate::api::Decided, $crate::control::ControlError> {
+                use $crate::control::db;
+                let mut tries = 0;
+                loop {
+                    let done = self.block(async {
+                        let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                        if let Some(d) = self.decision_on(&mut tx, tenant, approval).await? {
+                            return Ok($crate::api::Decided::Already(d));
+                        }
+                        let deadline: Option<String> = sqlx::query_scalar(&self.q(&format!(
+                            "SELECT deadline FROM steward_approvals WHERE tenant = ? AND id = ? {}",
+                            $lock
+                        )))
+                        .bind(tenant)
+                        .bind(approval)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        let Some(deadline) = deadline else {
+                            return Ok($crate::api::Decided::NotFound);
+                        };
+                        let now = $crate::control::now_text();
+                        if deadline <= now {
+                            return Ok($crate::api::Decided::Expired(deadline));
+                        }
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_decision_requests \
+                             (tenant, approval, approved, decided_by, via, comment, requested_at) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        ))
+                        .bind(tenant)
+                        .bind(approval)
+                        .bind(approved)
+                        .bind(by)
+                        .bind(via)
+                        .bind(comment)
+                        .bind(&now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                        let what = if approved { "approval.approved" } else { "approval.rejected" };
+                        self.audit_on(
+                            &mut tx,
+                            tenant,
+                            by,
+                            what,
+                            approval,
+                            &serde_json::json!({ "via": via, "comment": comment }),
+                        )
+                        .await?;
+                        tx.commit().await.map_err(db)?;
+                        Ok($crate::api::Decided::Recorded($crate::api::DecisionRow {
+                            decision: if approved { "approved" } else { "rejected" }.to_string(),
+                            by: by.to_string(),
+                            via: via.to_string(),
+                            comment: comment.to_string(),
+                            at: now,
+                            taken: false,
+                        }))
+                    });
+                    match done {
+                        // Two decisions at once: the second finds the first.
+                        Err($crate::control::ControlError::Store(
+                            steward::engine::store::StoreError::Conflict(_),
+                        )) if tries < 5 => tries += 1,
+                        done => return done,
+                    }
+                }
+            }
+
+            fn decision_requests(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<$crate::api::DecisionRequest>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut c = self.conn().await.map_err(db)?;
+                    let rows = sqlx::query(&self.q(&format!(
+                        "SELECT tenant, approval, approved, decided_by, via FROM steward_decision_requests \
+                         WHERE taken_at IS NULL ORDER BY requested_at LIMIT ? {}",
+                        $skip
+                    )))
+                    .bind(limit)
+                    .fetch_all(c.get())
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        out.push($crate::api::DecisionRequest {
+                            tenant: r.try_get(0).map_err(db)?,
+                            approval: r.try_get(1).map_err(db)?,
+                            approved: r.try_get(2).map_err(db)?,
+                            by: r.try_get(3).map_err(db)?,
+                            via: r.try_get(4).map_err(db)?,
+                        });
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn took_decision(
+                &self,
+                tenant: &str,
+                approval: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut c = self.conn().await.map_err(db)?;
+                    sqlx::query(&self.q(
+                        "UPDATE steward_decision_requests SET taken_at = ? WHERE tenant = ? AND approval = ?",
+                    ))
+                    .bind($crate::control::now_text())
+                    .bind(tenant)
+                    .bind(approval)
+                    .execute(c.get())
+                    .await
+                    .map_err(db)?;
+                    Ok(())
+                })
+            }
+
+            fn create_link(
+                &self,
+                tenant: &str,
+                hash: &str,
+                approval: &str,
+                expires_at: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                self.block(async {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_approval_links (tenant, hash, approval, expires_at) \
+                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(tenant)
+                    .bind(hash)
+                    .bind(approval)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    Ok(())
+                })
+            }
+
+            fn link(
+                &self,
+                tenant: &str,
+                hash: &str,
+            ) -> Result<Option<(String, String, Option<String>)>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT approval, expires_at, used_at FROM steward_approval_links \
+                         WHERE tenant = ? AND hash = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    match row {
+                        Some(r) => Ok(Some((
+                            r.try_get(0).map_err(db)?,
+                            r.try_get(1).map_err(db)?,
+                            r.try_get(2).map_err(db)?,
+                        ))),
+                        None => Ok(None),
+                    }
+                })
+            }
+
+            fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, $crate::control::ControlError> {
+                self.block(async {
+                    let done = sqlx::query(&self.q(
+                        "UPDATE steward_approval_links SET used_at = ? \
+                         WHERE tenant = ? AND hash = ? AND used_at IS NULL",
+                    ))
+                    .bind($crate::control::now_text())
+                    .bind(tenant)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::control::db)?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use api_store;

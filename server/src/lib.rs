@@ -1,0 +1,110 @@
+//! Steward's HTTP API: `steward serve` runs it beside the engine, over the
+//! same boundary module, checker and durable store (no second way to check
+//! or run rules). See docs/api.md for a walk through it, and
+//! `GET /v1/openapi.json` for the contract, generated from this code.
+//!
+//! - [`problem`]: every error as RFC 9457 problem details, and the
+//!   extractors that make bad input a 400 (never a 500).
+//! - [`auth`]: the admin token and the tenants' tokens.
+//! - [`routes`]: the handlers, each described for the OpenAPI document.
+//!
+//! The stores are synchronous (each runs its queries on a runtime of its
+//! own); handlers call them on tokio's blocking threads ([`App::db`]).
+
+pub mod auth;
+pub mod page;
+pub mod problem;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, StatusCode};
+use axum::Router;
+use steward::engine::store::StoreError;
+use steward_db::api::Api;
+use steward_db::control::Control;
+use steward_db::{Durable, PushError};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::Problem;
+
+/// What the API needs of a store: the engine's durable store, the control
+/// plane and the API's own reads and writes. Both stores are one.
+pub trait Backend: Control + Api + Send + Sync + 'static {
+    fn push_line(&self, line: &str) -> Result<bool, PushError>;
+    fn stored_trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError>;
+}
+
+impl<T: Durable + Control + Api + Send + Sync + 'static> Backend for T {
+    fn push_line(&self, line: &str) -> Result<bool, PushError> {
+        self.push(line)
+    }
+
+    fn stored_trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError> {
+        self.trace(tenant, event)
+    }
+}
+
+/// The API's state: the store, the admin token, where links point, and
+/// how metrics are rendered.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Backend>,
+    pub admin_token: Option<String>,
+    /// The address approval links start with (`http://host:port`).
+    pub public_url: String,
+    /// Renders the Prometheus metrics (the engine's included).
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl App {
+    /// Runs `f` on the store, on a blocking thread.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Backend) -> Result<T, Problem> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("the request's work stopped: {e}"),
+                )
+            })?
+    }
+}
+
+/// How long a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API, with request ids (`x-request-id`, made if the client sent
+/// none, and returned), a span per request, and the timeout.
+pub fn router(app: App) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes::routes()
+        .with_state(app)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )),
+        )
+}
