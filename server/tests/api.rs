@@ -1,0 +1,1071 @@
+//! The HTTP API, route by route, on SQLite and on PostgreSQL (a database of
+//! this run's own at `DATABASE_URL`; under `CI` an unreachable server fails
+//! the test): every route's answer and error cases, tenant isolation, and
+//! the OpenAPI document naming every route. Requests go through the
+//! router with `tower::ServiceExt::oneshot`; the engine's part (an approval
+//! asked, a timer set) is played by an engine on a second store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use steward::engine::{decode_event, Collect, Engine};
+use steward_db::control::Control;
+use steward_db::{Durable, PgStore, SqliteStore};
+use steward_server::{App, Backend};
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-secret";
+
+const RULES: &str = r#"
+event job { id: string  amount: float }
+rule big_jobs "Ask the owner for big jobs"
+  when job
+  if amount > 100.0
+  then
+    require approval from role owner within 48h do
+      log "approved {id}"
+    else
+      log "not approved {id}"
+    end
+end
+rule remind when job then
+  after 1h unless job.done on id do
+    log "remind {id}"
+  end
+end
+event job.done { id: string }
+"#;
+
+struct Client {
+    router: axum::Router,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+
+    fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Body::from(body.unwrap_or_default().to_string()))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call("GET", path, Some(token), None, &[]).await
+    }
+
+    async fn send(&self, method: &str, path: &str, token: &str, body: Value) -> Answer {
+        self.call(method, path, Some(token), Some(&body.to_string()), &[])
+            .await
+    }
+}
+
+fn problem(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert_eq!(
+        a.headers.get("content-type").unwrap(),
+        "application/problem+json",
+        "{}",
+        a.text
+    );
+    let j = a.json();
+    assert_eq!(j["code"], code, "{}", a.text);
+    assert_eq!(j["status"], status.as_u16());
+    assert_eq!(j["type"], format!("urn:steward:problem:{code}"));
+    assert!(j["title"].is_string() && j["detail"].is_string());
+}
+
+fn encode(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn job(id: &str, at: &str, amount: f64) -> Value {
+    json!({"id": id, "type": "job", "occurred_at": at, "key": id, "payload": {"id": id, "amount": amount}})
+}
+
+/// Event times around the wall clock (the API judges deadlines by it).
+fn at(offset: chrono::Duration) -> String {
+    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The engine's part: handles the stored pending events `ids` of `tenant`
+/// with the tenant's program, on a store of its own, with a clock of its
+/// own (so an approval asked in the past stays pending past its deadline).
+fn run_engine<S: Durable + Control>(store: S, tenant: &str, ids: &[&str]) {
+    let programs = store.programs().unwrap();
+    let (_, sources) = programs
+        .iter()
+        .find(|p| p.tenant == tenant)
+        .and_then(|p| p.program.clone())
+        .unwrap();
+    let rules = sources.build().rules.unwrap();
+    let mut store = store;
+    store.use_rules(rules.clone());
+    let pending = store.pending_events(100).unwrap();
+    let mut engine = Engine::new(rules.clone(), store);
+    engine.programs.insert(Arc::from(tenant), rules.clone());
+    let mut sink = Collect::default();
+    for e in pending
+        .iter()
+        .filter(|e| e.tenant == tenant && ids.contains(&e.id.as_str()))
+    {
+        let event = decode_event(rules.shapes(), &e.line).unwrap();
+        engine.handle(event, &mut sink).unwrap();
+    }
+}
+
+fn suite<S: Durable + Control + steward_db::api::Api + Send + Sync + 'static>(
+    open: &dyn Fn() -> S,
+) {
+    let store: Arc<dyn Backend> = Arc::new(open());
+    let app = App {
+        store,
+        admin_token: Some(ADMIN.into()),
+        public_url: "http://steward.test".into(),
+        metrics: Some(Arc::new(|| "steward_up 1\n".to_string())),
+    };
+    let client = Client {
+        router: steward_server::router(app),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (acme, beta, reader) = rt.block_on(setup(&client));
+    // The engine asks for approvals (j1 now; j2 three days ago, so its
+    // deadline has passed) and sets timers.
+    run_engine(open(), "acme", &["j1", "j3"]);
+    run_engine(open(), "acme", &["j2"]);
+    rt.block_on(work(&client, &acme, &beta, &reader));
+    rt.block_on(isolation(&client, &acme, &beta));
+}
+
+async fn setup(c: &Client) -> (String, String, String) {
+    // Operations.
+    let a = c.call("GET", "/healthz", None, None, &[]).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(a.headers.get("x-request-id").is_some(), "a request id");
+    let a = c.call("GET", "/metrics", None, None, &[]).await;
+    assert_eq!(a.text, "steward_up 1\n");
+    let a = c.call("GET", "/v1/openapi.json", None, None, &[]).await;
+    let doc = a.json();
+    for path in [
+        "/v1/tenants",
+        "/v1/tenants/{tenant}/tokens",
+        "/v1/validate",
+        "/v1/rulesets",
+        "/v1/rulesets/{name}",
+        "/v1/rulesets/{name}/versions",
+        "/v1/rulesets/{name}/versions/{version}",
+        "/v1/rulesets/{name}/rollback",
+        "/v1/rulesets/{name}/disable",
+        "/v1/rulesets/{name}/enable",
+        "/v1/rulesets/{name}/backtest",
+        "/v1/events",
+        "/v1/events/{id}",
+        "/v1/events/{id}/trace",
+        "/v1/actions",
+        "/v1/actions/{id}/retry",
+        "/v1/timers",
+        "/v1/tasks",
+        "/v1/notifications",
+        "/v1/approvals",
+        "/v1/approvals/{id}",
+        "/v1/approvals/{id}/approve",
+        "/v1/approvals/{id}/reject",
+        "/v1/approvals/{id}/links",
+        "/v1/dry-run",
+        "/v1/audit",
+        "/approve/{token}",
+        "/healthz",
+        "/metrics",
+        "/v1/openapi.json",
+    ] {
+        assert!(doc["paths"][path].is_object(), "the document lacks {path}");
+    }
+    problem(
+        &c.call("GET", "/nowhere", None, None, &[]).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.call("DELETE", "/v1/events", Some(ADMIN), None, &[]).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+
+    // Tenants: the admin token only; bad bodies are 400 with the path.
+    let new = json!({"id": "acme"}).to_string();
+    problem(
+        &c.call("POST", "/v1/tenants", None, Some(&new), &[]).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    problem(
+        &c.call("POST", "/v1/tenants", Some("nope"), Some(&new), &[])
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let a = c
+        .call("POST", "/v1/tenants", Some(ADMIN), Some("{\"id\": "), &[])
+        .await;
+    problem(&a, StatusCode::BAD_REQUEST, "invalid_json");
+    let a = c.send("POST", "/v1/tenants", ADMIN, json!({"id": 5})).await;
+    problem(&a, StatusCode::BAD_REQUEST, "invalid_field");
+    assert!(
+        a.json()["detail"].as_str().unwrap().contains("`id`"),
+        "{}",
+        a.text
+    );
+    problem(
+        &c.send("POST", "/v1/tenants", ADMIN, json!({"id": "a b"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_tenant",
+    );
+    let key = [("idempotency-key", "k1")];
+    let a = c
+        .call("POST", "/v1/tenants", Some(ADMIN), Some(&new), &key)
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let again = c
+        .call("POST", "/v1/tenants", Some(ADMIN), Some(&new), &key)
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "a retry gets the answer");
+    assert_eq!(again.text, a.text);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    let other = json!({"id": "other"}).to_string();
+    problem(
+        &c.call("POST", "/v1/tenants", Some(ADMIN), Some(&other), &key)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
+    problem(
+        &c.call("POST", "/v1/tenants", Some(ADMIN), Some(&new), &[])
+            .await,
+        StatusCode::CONFLICT,
+        "tenant_exists",
+    );
+    assert_eq!(
+        c.send("POST", "/v1/tenants", ADMIN, json!({"id": "beta"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    // Tokens.
+    problem(
+        &c.send("POST", "/v1/tenants/nobody/tokens", ADMIN, json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.send(
+            "POST",
+            "/v1/tenants/acme/tokens",
+            ADMIN,
+            json!({"scopes": ["fly"]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_scope",
+    );
+    let token = |a: Answer| -> String {
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        a.json()["token"].as_str().unwrap().to_string()
+    };
+    let acme = token(
+        c.call("POST", "/v1/tenants/acme/tokens", Some(ADMIN), None, &[])
+            .await,
+    );
+    let beta = token(
+        c.call("POST", "/v1/tenants/beta/tokens", Some(ADMIN), None, &[])
+            .await,
+    );
+    let reader = token(
+        c.send(
+            "POST",
+            "/v1/tenants/acme/tokens",
+            ADMIN,
+            json!({"scopes": ["read"]}),
+        )
+        .await,
+    );
+    let forged = format!("{}x", &acme);
+    problem(
+        &c.get("/v1/rulesets", &forged).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+
+    // Validate and deploy.
+    let files = json!({"files": {"jobs.stw": RULES}});
+    let a = c.send("POST", "/v1/validate", &acme, files.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["diagnostics"], json!([]));
+    let bad = json!({"files": {"jobs.stw": "rule r when job if amont > 1.0 then log \"x\" end\nevent job { amount: float }\n"}});
+    let a = c.send("POST", "/v1/validate", &acme, bad.clone()).await;
+    let d = &a.json()["diagnostics"][0];
+    assert_eq!(d["file"], "jobs.stw", "{}", a.text);
+    assert_eq!(d["line"], 1);
+    assert!(d["code"].as_str().unwrap().starts_with('E'));
+    let a = c.send("PUT", "/v1/rulesets/jobs", &acme, bad).await;
+    problem(&a, StatusCode::UNPROCESSABLE_ENTITY, "rules_invalid");
+    assert_eq!(a.json()["diagnostics"][0]["file"], "jobs.stw");
+    problem(
+        &c.send("PUT", "/v1/rulesets/jobs", &reader, files.clone())
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let a = c
+        .send("PUT", "/v1/rulesets/jobs", &acme, files.clone())
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["version"], 1);
+    let a = c
+        .send("PUT", "/v1/rulesets/jobs", &acme, files.clone())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "unchanged: {}", a.text);
+    assert_eq!(a.json()["version"], 1);
+
+    // Events.
+    let a = c
+        .send(
+            "POST",
+            "/v1/events",
+            &acme,
+            json!([
+                job("j1", &at(chrono::Duration::zero()), 500.0),
+                job("j2", &at(chrono::Duration::days(-3)), 900.0),
+                job("j3", &at(chrono::Duration::minutes(5)), 5.0)
+            ]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(
+        a.json()["data"][0],
+        json!({"id": "j1", "status": "pending"})
+    );
+    let a = c
+        .send(
+            "POST",
+            "/v1/events",
+            &acme,
+            job("j1", &at(chrono::Duration::zero()), 500.0),
+        )
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::ACCEPTED,
+        "a duplicate is accepted once"
+    );
+    let mut wrong = job("x", "2026-11-20T10:00:00Z", 1.0);
+    wrong["tenant"] = json!("beta");
+    problem(
+        &c.send("POST", "/v1/events", &acme, wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_tenant",
+    );
+    let a = c
+        .send(
+            "POST",
+            "/v1/events",
+            &acme,
+            json!([job("y", "2026-11-20T10:00:00Z", 1.0), {"id": 7}]),
+        )
+        .await;
+    problem(&a, StatusCode::BAD_REQUEST, "invalid_field");
+    assert!(a.text.contains("[1]"), "{}", a.text);
+    let many: Vec<Value> = (0..1001)
+        .map(|i| job(&format!("m{i}"), "2026-11-20T10:00:00Z", 1.0))
+        .collect();
+    problem(
+        &c.send("POST", "/v1/events", &acme, json!(many)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    );
+    let huge = format!("{{\"id\": \"{}\"}}", "x".repeat(2 << 20));
+    problem(
+        &c.call("POST", "/v1/events", Some(&acme), Some(&huge), &[])
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    );
+    problem(
+        &c.send(
+            "POST",
+            "/v1/events",
+            &reader,
+            job("z", "2026-11-20T10:00:00Z", 1.0),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    (acme, beta, reader)
+}
+
+async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
+    // Lists, with pages.
+    let a = c.get("/v1/events?limit=2", acme).await;
+    let page = a.json();
+    assert_eq!(page["data"].as_array().unwrap().len(), 2, "{}", a.text);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let a = c
+        .get(&format!("/v1/events?limit=2&cursor={cursor}"), acme)
+        .await;
+    assert_eq!(a.json()["data"][0]["id"], "j3", "{}", a.text);
+    assert!(a.json()["next_cursor"].is_null());
+    for q in [
+        "limit=0",
+        "limit=501",
+        "cursor=!!",
+        "status=lost",
+        "limit=x",
+    ] {
+        let a = c.get(&format!("/v1/events?{q}"), acme).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text);
+    }
+    let a = c.get("/v1/events/j1", acme).await;
+    assert_eq!(a.json()["status"], "processed", "{}", a.text);
+    problem(
+        &c.get("/v1/events/none", acme).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.get("/v1/events/j1/trace", acme).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let a = c.get("/v1/rulesets", reader).await;
+    assert_eq!(a.json()["data"][0]["name"], "jobs", "{}", a.text);
+    let a = c.get("/v1/rulesets/jobs", acme).await;
+    assert_eq!(a.json()["files"]["jobs.stw"], RULES);
+    assert_eq!(
+        c.get("/v1/rulesets/jobs/versions", acme).await.json()["data"][0]["version"],
+        1
+    );
+    assert!(c.get("/v1/rulesets/jobs/versions/1", acme).await.json()["files"].is_object());
+    problem(
+        &c.get("/v1/rulesets/jobs/versions/9", acme).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.get("/v1/rulesets/jobs/versions/x", acme).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let a = c.get("/v1/timers", acme).await;
+    let timers = a.json();
+    assert_eq!(timers["data"].as_array().unwrap().len(), 3, "{}", a.text);
+    assert_eq!(
+        timers["data"][0]["cancelled_by"][0]["event_type"],
+        "job.done"
+    );
+    let a = c.get("/v1/approvals?status=pending", acme).await;
+    let approvals = a.json()["data"].as_array().unwrap().clone();
+    assert_eq!(approvals.len(), 2, "{}", a.text);
+    let j1 = approvals.iter().find(|x| x["event"] == "j1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j2 = approvals.iter().find(|x| x["event"] == "j2").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.get(&format!("/v1/approvals/{}", encode(&j1)), acme)
+            .await
+            .json()["role"],
+        "owner"
+    );
+
+    // Links: the page shows and decides nothing; its POST decides once.
+    let a = c
+        .call(
+            "POST",
+            &format!("/v1/approvals/{}/links", encode(&j1)),
+            Some(acme),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let url = a.json()["url"].as_str().unwrap().to_string();
+    let path = url.strip_prefix("http://steward.test").unwrap().to_string();
+    let page = c.call("GET", &path, None, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Approve") && page.text.contains("big_jobs"));
+    let again = c.call("GET", &path, None, None, &[]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "opening twice decides nothing"
+    );
+    assert_eq!(
+        c.get(&format!("/v1/approvals/{}", encode(&j1)), acme)
+            .await
+            .json()["status"],
+        "pending"
+    );
+    let form = |by: &str| -> Request<Body> {
+        Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("decision=approve&by={by}")))
+            .unwrap()
+    };
+    let res = c.router.clone().oneshot(form("Olga")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = c.router.clone().oneshot(form("Olga")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::GONE, "a link decides once");
+    let a = c.get(&format!("/v1/approvals/{}", encode(&j1)), acme).await;
+    let d = &a.json()["decision"];
+    assert_eq!(
+        (d["by"].as_str(), d["via"].as_str()),
+        (Some("Olga"), Some("link")),
+        "{}",
+        a.text
+    );
+    // A second decision over the API is 409 with the first.
+    let a = c
+        .send(
+            "POST",
+            &format!("/v1/approvals/{}/reject", encode(&j1)),
+            acme,
+            json!({"by": "Sam"}),
+        )
+        .await;
+    problem(&a, StatusCode::CONFLICT, "already_decided");
+    assert_eq!(a.json()["decision"]["by"], "Olga");
+    // After the deadline: 410.
+    problem(
+        &c.send(
+            "POST",
+            &format!("/v1/approvals/{}/approve", encode(&j2)),
+            acme,
+            json!({"by": "Sam"}),
+        )
+        .await,
+        StatusCode::GONE,
+        "expired",
+    );
+    problem(
+        &c.send(
+            "POST",
+            &format!("/v1/approvals/{}/approve", encode(&j2)),
+            reader,
+            json!({"by": "Sam"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    problem(
+        &c.send(
+            "POST",
+            "/v1/approvals/nope/approve",
+            acme,
+            json!({"by": "Sam"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.send("POST", "/v1/approvals/nope/approve", acme, json!({"by": 3}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    let bogus = c.call("GET", "/approve/acme.bogus", None, None, &[]).await;
+    assert_eq!(bogus.status, StatusCode::NOT_FOUND);
+
+    // The outbox.
+    let a = c.get("/v1/actions?status=delivered", acme).await;
+    let actions = a.json()["data"].as_array().unwrap().clone();
+    assert!(!actions.is_empty(), "{}", a.text);
+    let id = actions[0]["id"].as_str().unwrap().to_string();
+    problem(
+        &c.call(
+            "POST",
+            &format!("/v1/actions/{id}/retry"),
+            Some(acme),
+            None,
+            &[],
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "not_dead",
+    );
+    problem(
+        &c.call("POST", "/v1/actions/none/retry", Some(acme), None, &[])
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        c.get("/v1/actions?rule=nothing", acme).await.json()["data"],
+        json!([])
+    );
+    problem(
+        &c.get("/v1/actions?since=yesterday", acme).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_eq!(c.get("/v1/tasks", acme).await.status, StatusCode::OK);
+    assert_eq!(
+        c.get("/v1/notifications", acme).await.status,
+        StatusCode::OK
+    );
+
+    // Dry runs and backtests change nothing.
+    let a = c
+        .send(
+            "POST",
+            "/v1/dry-run",
+            acme,
+            json!({"events": [job("d1", "2026-11-20T10:00:00Z", 5.0)], "until": "2026-11-20T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let texts: Vec<Value> = a.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["args"]["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("remind d1")]);
+    let a = c
+        .send(
+            "POST",
+            "/v1/dry-run",
+            acme,
+            json!({"files": {"x.stw": "event job { id: string }\nrule x when job then log \"x {id}\" end\n"},
+                   "events": [job("d2", "2026-11-20T10:00:00Z", 5.0)]}),
+        )
+        .await;
+    assert_eq!(a.json()["actions"][0]["args"]["text"], "x d2", "{}", a.text);
+    let mut bad = job("d3", "2026-11-20T10:00:00Z", 5.0);
+    bad["payload"]["amount"] = json!("high");
+    let a = c
+        .send("POST", "/v1/dry-run", acme, json!({"events": [bad]}))
+        .await;
+    assert_eq!(a.json()["rejected"][0]["id"], "d3", "{}", a.text);
+    problem(
+        &c.send(
+            "POST",
+            "/v1/dry-run",
+            acme,
+            json!({"events": [], "approvals": "maybe"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    assert_eq!(
+        c.get("/v1/events/d1", acme).await.status,
+        StatusCode::NOT_FOUND,
+        "a dry run stores nothing"
+    );
+    let candidate = RULES.replace("log \"remind {id}\"", "log \"nudge {id}\"");
+    let a = c
+        .send(
+            "POST",
+            "/v1/rulesets/jobs/backtest",
+            acme,
+            json!({"files": {"jobs.stw": candidate}, "to": at(chrono::Duration::days(1))}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let b = a.json();
+    assert_eq!(b["events"], 3, "{}", a.text);
+    let added: Vec<Value> = b["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["args"]["text"].clone())
+        .collect();
+    assert!(added.contains(&json!("nudge j3")), "{}", a.text);
+    let removed: Vec<Value> = b["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["args"]["text"].clone())
+        .collect();
+    assert!(removed.contains(&json!("remind j3")), "{}", a.text);
+
+    // Versions: rollback, disable, enable, delete.
+    let v2 = json!({"files": {"jobs.stw": candidate}});
+    assert_eq!(
+        c.send("PUT", "/v1/rulesets/jobs", acme, v2).await.json()["version"],
+        2
+    );
+    let a = c
+        .send(
+            "POST",
+            "/v1/rulesets/jobs/rollback",
+            acme,
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["version"], 3);
+    problem(
+        &c.send(
+            "POST",
+            "/v1/rulesets/jobs/rollback",
+            acme,
+            json!({"version": 42}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let a = c
+        .call("POST", "/v1/rulesets/jobs/disable", Some(acme), None, &[])
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let cancelled = a.json()["cancelled"].as_array().unwrap().len();
+    assert!(
+        cancelled >= 2,
+        "its timers and approvals are cancelled: {}",
+        a.text
+    );
+    assert_eq!(c.get("/v1/timers", acme).await.json()["data"], json!([]));
+    assert_eq!(
+        c.get("/v1/rulesets/jobs", acme).await.json()["enabled"],
+        false
+    );
+    assert_eq!(
+        c.call("POST", "/v1/rulesets/jobs/enable", Some(acme), None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let _ = beta;
+
+    // The audit log names who did what.
+    let a = c.get("/v1/audit?limit=500", acme).await;
+    let whats: Vec<String> = a.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_string())
+        .collect();
+    for what in [
+        "tenant.created",
+        "token.created",
+        "ruleset.deployed",
+        "ruleset.rolled_back",
+        "ruleset.disabled",
+        "ruleset.enabled",
+        "approval.approved",
+    ] {
+        assert!(whats.iter().any(|w| w == what), "no `{what}` in {whats:?}");
+    }
+    let approved = a.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["what"] == "approval.approved")
+        .cloned()
+        .unwrap();
+    assert_eq!(approved["who"], "Olga");
+    assert_eq!(approved["detail"]["via"], "link");
+    let a = c
+        .call("DELETE", "/v1/rulesets/jobs", Some(acme), None, &[])
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    problem(
+        &c.get("/v1/rulesets/jobs", acme).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+/// Tenant B can neither read, list, deploy over, decide, retry nor trace
+/// anything of tenant A's: 404 for each, never a hint that it exists.
+async fn isolation(c: &Client, acme: &str, beta: &str) {
+    let files = json!({"files": {"jobs.stw": RULES}});
+    assert_eq!(
+        c.send("PUT", "/v1/rulesets/mine", acme, files.clone())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    problem(
+        &c.get("/v1/rulesets/mine", beta).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(c.get("/v1/rulesets", beta).await.json()["data"], json!([]));
+    problem(
+        &c.get("/v1/rulesets/mine/versions", beta).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    for path in ["disable", "enable"] {
+        problem(
+            &c.call(
+                "POST",
+                &format!("/v1/rulesets/mine/{path}"),
+                Some(beta),
+                None,
+                &[],
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    problem(
+        &c.send(
+            "POST",
+            "/v1/rulesets/mine/rollback",
+            beta,
+            json!({"version": 1}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    problem(
+        &c.call("DELETE", "/v1/rulesets/mine", Some(beta), None, &[])
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // Deploying over the same name makes beta's own ruleset.
+    assert_eq!(
+        c.send("PUT", "/v1/rulesets/mine", beta, files).await.json()["version"],
+        1
+    );
+    assert_eq!(
+        c.get("/v1/rulesets/mine/versions", acme).await.json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for path in ["/v1/events/j1", "/v1/events/j1/trace"] {
+        problem(&c.get(path, beta).await, StatusCode::NOT_FOUND, "not_found");
+    }
+    for path in [
+        "/v1/events",
+        "/v1/actions",
+        "/v1/timers",
+        "/v1/approvals",
+        "/v1/tasks",
+        "/v1/notifications",
+    ] {
+        let a = c.get(path, beta).await;
+        assert_eq!(a.json()["data"], json!([]), "{path}: {}", a.text);
+    }
+    let a = c.get("/v1/approvals", acme).await;
+    for approval in a.json()["data"].as_array().unwrap() {
+        let id = encode(approval["id"].as_str().unwrap());
+        for verb in ["approve", "reject"] {
+            problem(
+                &c.send(
+                    "POST",
+                    &format!("/v1/approvals/{id}/{verb}"),
+                    beta,
+                    json!({"by": "x"}),
+                )
+                .await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            );
+        }
+        problem(
+            &c.get(&format!("/v1/approvals/{id}"), beta).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        problem(
+            &c.call(
+                "POST",
+                &format!("/v1/approvals/{id}/links"),
+                Some(beta),
+                None,
+                &[],
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    let a = c.get("/v1/actions", acme).await;
+    for action in a.json()["data"].as_array().unwrap() {
+        let id = action["id"].as_str().unwrap();
+        problem(
+            &c.call(
+                "POST",
+                &format!("/v1/actions/{id}/retry"),
+                Some(beta),
+                None,
+                &[],
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    let audit = c.get("/v1/audit?limit=500", beta).await.json();
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["subject"] != "jobs"));
+}
+
+#[test]
+fn the_api_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("steward-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.db");
+    let path = path.to_str().unwrap().to_string();
+    let empty = || {
+        Arc::new(
+            steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles))
+                .unwrap(),
+        )
+    };
+    suite(&|| SqliteStore::open(&path, empty()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_api_on_postgres() {
+    let Some(db) = scratch::Scratch::create() else {
+        return;
+    };
+    let url = db.url();
+    let empty = || {
+        Arc::new(
+            steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles))
+                .unwrap(),
+        )
+    };
+    suite(&|| PgStore::open(&url, empty()).unwrap());
+}
+
+mod scratch {
+    /// A database of this run's own on the PostgreSQL at `DATABASE_URL`.
+    pub struct Scratch {
+        admin: String,
+        name: String,
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    impl Scratch {
+        pub fn create() -> Option<Scratch> {
+            let url = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+            let name = format!(
+                "steward_api_{}_{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            );
+            let created = rt().block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<_, sqlx::Error>(())
+            });
+            match created {
+                Ok(()) => Some(Scratch { admin: url, name }),
+                Err(e) if std::env::var_os("CI").is_some() => {
+                    panic!("PostgreSQL at DATABASE_URL is unreachable and CI is set: {e}")
+                }
+                Err(e) => {
+                    eprintln!("skipped: PostgreSQL at DATABASE_URL is unreachable ({e})");
+                    None
+                }
+            }
+        }
+
+        pub fn url(&self) -> String {
+            match self.admin.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{}", self.name),
+                None => format!("{}/{}", self.admin, self.name),
+            }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = rt().block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
+                sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut conn)
+                .await?;
+                Ok::<_, sqlx::Error>(())
+            });
+        }
+    }
+}
