@@ -3,6 +3,7 @@
 //! code; the work is done by the `steward` library and the language server.
 
 mod deliver;
+mod deploy;
 mod observe;
 mod replay;
 mod run;
@@ -170,6 +171,23 @@ enum Command {
         /// may remain; they are counted).
         #[arg(long)]
         exit_when_idle: bool,
+    },
+    /// Check rule files here, then deploy them as a new version of a
+    /// ruleset over the HTTP API of `steward serve`.
+    Deploy {
+        /// Rule files, or folders searched recursively for `.stw` files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The ruleset's name.
+        #[arg(long, default_value = "default")]
+        ruleset: String,
+        /// The server (`http://127.0.0.1:8080`); else `STEWARD_SERVER`.
+        #[arg(long, env = "STEWARD_SERVER")]
+        server: String,
+        /// A tenant token with the scope `rulesets:deploy`; else
+        /// `STEWARD_TOKEN`.
+        #[arg(long, env = "STEWARD_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Serve the HTTP API (see docs/api.md) and run the engine, in one
     /// process: tenants deploy their rules, post events and decide
@@ -341,6 +359,12 @@ fn main() -> ExitCode {
             worker,
             exit_when_idle,
         } => worker.options(exit_when_idle).and_then(run::run).map(ran),
+        Command::Deploy {
+            paths,
+            ruleset,
+            server,
+            token,
+        } => deploy::deploy(&paths, &ruleset, &server, &token).map(ran),
         Command::Serve {
             worker,
             listen,

@@ -48,6 +48,9 @@ pub fn serve(mut opts: RunOptions, listen: &str, public_url: Option<&str>) -> Re
             "warning: STEWARD_ADMIN_TOKEN is not set; tenants and tokens cannot be made over HTTP"
         );
     }
+    // Kept here, so the store (and its runtime) is dropped after the
+    // server, outside its runtime: a runtime cannot be dropped inside one.
+    let keep = store.clone();
     let app = App {
         store,
         admin_token,
@@ -57,7 +60,7 @@ pub fn serve(mut opts: RunOptions, listen: &str, public_url: Option<&str>) -> Re
     let router = steward_server::router(app);
     let stop = opts.stop.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::scope(|scope| {
+    let result = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
             let result = run::work_on_target(&opts);
             let _ = done_tx.send(());
@@ -94,5 +97,7 @@ pub fn serve(mut opts: RunOptions, listen: &str, public_url: Option<&str>) -> Re
         served.map_err(|e| format!("the server stopped: {e}"))?;
         eprintln!("steward serve: stopped");
         worked
-    })
+    });
+    drop(keep);
+    result
 }

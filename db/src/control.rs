@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use steward::boundary::{diagnostics_json, BuildError, Sources};
+use steward::boundary::{diagnostics_json, Sources};
 use steward::diag::JsonDiagnostic;
 
 use crate::time_text;
@@ -206,8 +206,7 @@ fn own_names(mut diagnostics: Vec<JsonDiagnostic>, name: &str) -> Vec<JsonDiagno
 }
 
 /// A program built from composed sources: its digest and rule names, or
-/// the diagnostics (for ruleset `name`: checked again with its files last,
-/// so what clashes with another ruleset is reported in its own files).
+/// the diagnostics (for ruleset `name`, see [`diagnose`]).
 pub(crate) fn build_program(
     sources: &Sources,
     name: &str,
@@ -218,6 +217,13 @@ pub(crate) fn build_program(
             rules.rules.iter().map(|r| r.name.to_string()).collect(),
         ));
     }
+    Err(ControlError::Invalid(diagnose(sources, name)))
+}
+
+/// Every diagnostic of a composed program, as ruleset `name` would be told
+/// them: checked with its files last (so what clashes with another ruleset
+/// is reported in its own files), and its files under their own names.
+pub fn diagnose(sources: &Sources, name: &str) -> Vec<JsonDiagnostic> {
     let prefix = format!("{name}/");
     let (own, others): (Vec<_>, Vec<_>) = sources
         .files
@@ -229,14 +235,10 @@ pub(crate) fn build_program(
         scripts: sources.scripts.clone(),
     };
     let built = last.build();
-    let diags = match built.rules {
-        Err(BuildError::Invalid(diags)) => diags,
-        Ok(_) => Vec::new(),
-    };
-    Err(ControlError::Invalid(own_names(
-        diagnostics_json(&built.analysis, &diags),
+    own_names(
+        diagnostics_json(&built.analysis, &built.analysis.diagnostics),
         name,
-    )))
+    )
 }
 
 pub(crate) fn parse_sources(text: &str, what: &str) -> Result<Sources, ControlError> {

@@ -428,6 +428,16 @@ pub struct Files {
     pub files: BTreeMap<String, String>,
 }
 
+/// Files to check, alone or as a ruleset of the tenant would be deployed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateBody {
+    pub files: BTreeMap<String, String>,
+    /// Check them as this ruleset, with the tenant's other enabled
+    /// rulesets (whose declarations they may use), as a deploy would.
+    pub ruleset: Option<String>,
+}
+
 /// A diagnostic, as `steward check --format json` prints it.
 #[derive(Serialize, ToSchema)]
 pub struct Diagnostic {
@@ -472,6 +482,46 @@ impl Host for FilesHost<'_> {
     }
 }
 
+/// The tenant's enabled rulesets other than `name`, with their sources.
+fn other_rulesets(
+    db: &dyn crate::Backend,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<(String, Sources)>, Problem> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let heads = db
+            .rulesets(tenant, after.as_deref(), 500)
+            .map_err(Problem::from)?;
+        let Some(last) = heads.last() else { break };
+        after = Some(last.name.clone());
+        for h in heads.iter().filter(|h| h.enabled && h.name != name) {
+            if let Some(v) = db
+                .ruleset_version(tenant, &h.name, h.version)
+                .map_err(Problem::from)?
+            {
+                out.push((h.name.clone(), v.sources));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The tenant's program with `sources` as ruleset `name` (its enabled
+/// rulesets, that one replaced or added), as a deploy would make it.
+fn with_ruleset(
+    db: &dyn crate::Backend,
+    tenant: &str,
+    name: &str,
+    sources: Sources,
+) -> Result<Sources, Problem> {
+    let mut rulesets = other_rulesets(db, tenant, name)?;
+    rulesets.push((name.to_string(), sources));
+    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(steward_db::control::compose(&rulesets))
+}
+
 /// Checks the request's files alone: their sources (the rule files and
 /// the scripts they read) and the diagnostics, as JSON.
 fn check_files(
@@ -492,16 +542,32 @@ fn check_files(
     Ok((sources, value, ok))
 }
 
-#[utoipa::path(post, path = "/v1/validate", request_body = Files, security(("tenant" = [])),
+#[utoipa::path(post, path = "/v1/validate", request_body = ValidateBody, security(("tenant" = [])),
     responses(
         (status = 200, description = "The diagnostics (none: the files check)", body = Diagnostics),
         (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "No files", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     ))]
-async fn validate(_: Tenant, Body(body, _): Body<Files>) -> Result<Json<Diagnostics>, Problem> {
-    let (_, diagnostics, _) = check_files(&body.files)?;
-    Ok(Json(Diagnostics { diagnostics }))
+async fn validate(
+    State(app): State<App>,
+    who: Tenant,
+    Body(body, _): Body<ValidateBody>,
+) -> Result<Json<Diagnostics>, Problem> {
+    let (sources, diagnostics, _) = check_files(&body.files)?;
+    let Some(name) = body.ruleset else {
+        return Ok(Json(Diagnostics { diagnostics }));
+    };
+    ruleset_name(&name)?;
+    let tenant = who.tenant.clone();
+    app.db(move |db| {
+        let composed = with_ruleset(db, &tenant, &name, sources)?;
+        let diagnostics = steward_db::control::diagnose(&composed, &name);
+        Ok(Json(Diagnostics {
+            diagnostics: serde_json::to_value(diagnostics).unwrap_or_default(),
+        }))
+    })
+    .await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -553,14 +619,9 @@ async fn deploy(
 ) -> Result<Response, Problem> {
     who.need("rulesets:deploy")?;
     ruleset_name(&name)?;
-    let (sources, diagnostics, ok) = check_files(&body.files)?;
-    if !ok {
-        return Err(Problem::unprocessable(
-            "rules_invalid",
-            "the rules do not check; nothing was deployed",
-        )
-        .with("diagnostics", diagnostics));
-    }
+    // Checked with the tenant's other rulesets (the store refuses what
+    // does not check, with the diagnostics).
+    let (sources, _, _) = check_files(&body.files)?;
     let (tenant, n, by) = (who.tenant.clone(), name.clone(), who.who());
     let (d, enabled) = app
         .db(move |db| {
@@ -1784,39 +1845,24 @@ async fn backtest(
     ruleset_name(&name)?;
     let from = time_arg("from", &body.from)?;
     let to = time_arg("to", &body.to)?;
-    let (candidate, diagnostics, ok) = check_files(&body.files)?;
-    if !ok {
-        return Err(
-            Problem::unprocessable("rules_invalid", "the candidate does not check")
-                .with("diagnostics", diagnostics),
-        );
-    }
+    let (candidate, _, _) = check_files(&body.files)?;
     let tenant = who.tenant.clone();
     app.db(move |db| {
         let active = active_program(db, &tenant)?;
         // The candidate program: the tenant's enabled rulesets, this one
         // replaced (or added).
-        let mut rulesets = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let heads = db.rulesets(&tenant, after.as_deref(), 500).map_err(Problem::from)?;
-            let Some(last) = heads.last() else { break };
-            after = Some(last.name.clone());
-            for h in heads.iter().filter(|h| h.enabled && h.name != name) {
-                if let Some(v) = db.ruleset_version(&tenant, &h.name, h.version).map_err(Problem::from)? {
-                    rulesets.push((h.name.clone(), v.sources));
-                }
-            }
-        }
-        rulesets.push((name.clone(), candidate));
-        rulesets.sort_by(|a, b| a.0.cmp(&b.0));
-        let composed = steward_db::control::compose(&rulesets);
+        let composed = with_ruleset(db, &tenant, &name, candidate)?;
         let candidate = match composed.build().rules {
             Ok(rules) => rules,
             Err(steward::boundary::BuildError::Invalid(_)) => {
                 return Err(Problem::unprocessable(
                     "rules_invalid",
-                    "the candidate does not check with the tenant's other rulesets (see PUT's diagnostics)",
+                    "the candidate does not check with the tenant's other rulesets",
+                )
+                .with(
+                    "diagnostics",
+                    serde_json::to_value(steward_db::control::diagnose(&composed, &name))
+                        .unwrap_or_default(),
                 ))
             }
         };
@@ -1970,7 +2016,7 @@ impl utoipa::Modify for Security {
     components(schemas(
         crate::problem::ProblemDoc, Health, NewTenant, TenantBody, NewToken, TokenBody, Files, Diagnostic,
         Diagnostics, DeployedBody, RulesetHead, RulesetPage, RulesetBody, VersionSummary,
-        VersionPage, VersionBody, RollbackBody, Envelope, Envelopes, Accepted, AcceptedPage,
+        VersionPage, VersionBody, RollbackBody, ValidateBody, Envelope, Envelopes, Accepted, AcceptedPage,
         EventRow, EventPage, OutboxRow, ActionPage, TimerRow, TimerPage, TaskRow, TaskPage,
         NotificationRow, NotificationPage, ApprovalRow, ApprovalPage, DecisionRow,
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,

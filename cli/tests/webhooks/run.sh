@@ -21,3 +21,4 @@ steward="$(cd "$target/debug" && pwd)/steward"
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_webhooks.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_mail.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_crash.py
+STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_serve.py
