@@ -50,13 +50,16 @@ impl Host for Both {
     }
 }
 
+/// A ruleset's files by name.
+type Files = BTreeMap<String, String>;
+
 /// The tenant's enabled rulesets other than `ruleset`, with their files.
 fn others(
     client: &reqwest::blocking::Client,
     base: &str,
     token: &str,
     ruleset: &str,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+) -> Result<Vec<(String, Files)>, String> {
     let get = |path: &str| -> Result<serde_json::Value, String> {
         let r = client
             .get(format!("{base}{path}"))
