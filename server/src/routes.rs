@@ -558,7 +558,12 @@ async fn validate(
     let Some(name) = body.ruleset else {
         return Ok(Json(Diagnostics { diagnostics }));
     };
-    ruleset_name(&name)?;
+    if !auth::valid_name(&name) {
+        return Err(Problem::unprocessable(
+            "invalid_field",
+            format!("`ruleset` `{name}` is not a ruleset name (letters, digits, `_`, `-`)"),
+        ));
+    }
     let tenant = who.tenant.clone();
     app.db(move |db| {
         let composed = with_ruleset(db, &tenant, &name, sources)?;
@@ -1272,6 +1277,8 @@ async fn list_actions(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Back in the outbox, due now", body = OutboxRow),
+        (status = 400, description = "A bad Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "No `events:write` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such action", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
