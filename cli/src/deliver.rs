@@ -95,13 +95,59 @@ impl Deliverer {
             return self.webhook(url, d, now);
         }
         if d.action == "send" {
-            return match &self.smtp {
-                Some((transport, from)) => self.mail(transport, from, d, now),
-                None => {
-                    println!("mail {}: {}", d.key, d.args);
-                    Attempt::Delivered
-                }
+            return self.send(d, now);
+        }
+        Attempt::Delivered
+    }
+
+    /// A mail (the arguments of a `send`): over SMTP, or printed.
+    pub fn send(&self, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        match &self.smtp {
+            Some((transport, from)) => self.mail(transport, from, d, now),
+            None => {
+                println!("mail {}: {}", d.key, d.args);
+                Attempt::Delivered
+            }
+        }
+    }
+
+    /// An approval asked (`approval_requested`): a mail to each holder of
+    /// its role, each with a link of its own that `link` makes (a
+    /// single-use token kept as a hash, valid until the deadline). With no
+    /// holder, nothing is sent.
+    pub fn approval(
+        &self,
+        d: &Delivery,
+        holders: &[String],
+        link: &mut dyn FnMut(&str) -> Result<String, String>,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        let args: serde_json::Value = serde_json::from_str(&d.args).unwrap_or_default();
+        let text = |k: &str| args[k].as_str().unwrap_or_default().to_string();
+        let (approval, role, deadline) = (text("approval"), text("role"), text("deadline"));
+        for (i, to) in holders.iter().enumerate() {
+            let url = match link(&deadline) {
+                Ok(url) => url,
+                Err(error) => return self.retry(d, error, None, now),
             };
+            let mail = Delivery {
+                key: format!("{}-{i}", d.key),
+                args: serde_json::json!({
+                    "to": to,
+                    "subject": format!("A decision is asked of the {role}: {}", d.rule),
+                    "body": format!(
+                        "The rule `{}` asks the role {role} to decide ({approval}).\n\n\
+                         See what it is about, and approve or reject it, at\n{url}\n\n\
+                         The link decides once, until {deadline}.\n",
+                        d.rule
+                    ),
+                })
+                .to_string(),
+                ..d.clone()
+            };
+            if let failed @ Attempt::Failed { .. } = self.send(&mail, now) {
+                return failed;
+            }
         }
         Attempt::Delivered
     }

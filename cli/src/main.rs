@@ -86,6 +86,11 @@ struct WorkerArgs {
     /// Events claimed and handled per transaction.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     batch: i64,
+    /// Where approval links point (the `steward serve` that answers
+    /// them): an approval asked is mailed to its role's holders with
+    /// links. `steward serve` sets it to its own address.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -196,12 +201,10 @@ enum Command {
         #[command(flatten)]
         worker: WorkerArgs,
         /// Where the API listens (`HOST:PORT`; port 0 picks a free one).
+        /// Approval links start with `--public-url`, else `http://` and
+        /// this address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The address approval links start with (default: `http://` and
-        /// the address listened on).
-        #[arg(long)]
-        public_url: Option<String>,
     },
     /// Run the `test` blocks of rule files against their rules.
     Test {
@@ -365,13 +368,9 @@ fn main() -> ExitCode {
             server,
             token,
         } => deploy::deploy(&paths, &ruleset, &server, &token).map(ran),
-        Command::Serve {
-            worker,
-            listen,
-            public_url,
-        } => worker
+        Command::Serve { worker, listen } => worker
             .options(false)
-            .and_then(|options| serve::serve(options, &listen, public_url.as_deref()))
+            .and_then(|options| serve::serve(options, &listen))
             .map(ran),
         Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),
         Command::Explain {
@@ -525,6 +524,7 @@ impl WorkerArgs {
             deliverer,
             serving: false,
             stop: Default::default(),
+            public_url: self.public_url,
         })
     }
 }

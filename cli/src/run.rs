@@ -145,6 +145,9 @@ pub struct RunOptions {
     pub serving: bool,
     /// Set to stop the worker after its batch (SIGTERM and SIGINT set it).
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Where approval links point (`http://host:port` of `steward serve`):
+    /// with it, an approval asked is mailed to its role's holders.
+    pub public_url: Option<String>,
 }
 
 /// `steward run`: handles pending events and due work on the wall clock,
@@ -472,7 +475,11 @@ fn deliver_loop(target: &Target, opts: &RunOptions, outbox: &Outbox) -> Result<(
     }
 }
 
-fn deliveries<S: Durable>(store: &S, opts: &RunOptions, outbox: &Outbox) -> Result<(), String> {
+fn deliveries<S: Durable + Api>(
+    store: &S,
+    opts: &RunOptions,
+    outbox: &Outbox,
+) -> Result<(), String> {
     let deliverer = &opts.deliverer;
     // A claim is held for the attempt's timeout and as long again: past
     // that, the worker that claimed it is taken to be dead.
@@ -497,7 +504,13 @@ fn deliveries<S: Durable>(store: &S, opts: &RunOptions, outbox: &Outbox) -> Resu
         for d in &claimed {
             let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
             let started = std::time::Instant::now();
-            let outcome = span.in_scope(|| deliverer.deliver(d, Utc::now()));
+            let outcome = span.in_scope(|| {
+                if d.action == "approval_requested" {
+                    approval_mail(store, opts, d)
+                } else {
+                    deliverer.deliver(d, Utc::now())
+                }
+            });
             record_delivery(d, &outcome, started);
             if let Attempt::Failed { error, retry_at } = &outcome {
                 match retry_at {
@@ -524,6 +537,43 @@ fn deliveries<S: Durable>(store: &S, opts: &RunOptions, outbox: &Outbox) -> Resu
         }
     }
     Ok(())
+}
+
+/// An approval asked, mailed with links to the holders of its role (see
+/// `PUT /v1/roles/{role}`), when links can be made (`--public-url`, which
+/// `steward serve` sets).
+fn approval_mail<S: Durable + Api>(store: &S, opts: &RunOptions, d: &Delivery) -> Attempt {
+    let now = Utc::now();
+    let Some(base) = &opts.public_url else {
+        return Attempt::Delivered;
+    };
+    let args: serde_json::Value = serde_json::from_str(&d.args).unwrap_or_default();
+    let role = args["role"].as_str().unwrap_or_default();
+    let approval = args["approval"].as_str().unwrap_or_default().to_string();
+    let holders = match store.roles(&d.tenant) {
+        Ok(roles) => roles
+            .into_iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, emails)| emails)
+            .unwrap_or_default(),
+        Err(e) => {
+            return Attempt::Failed {
+                error: e.to_string(),
+                retry_at: now.checked_add_signed(chrono::Duration::seconds(5)),
+            }
+        }
+    };
+    let tenant = d.tenant.clone();
+    let mut link = |deadline: &str| -> Result<String, String> {
+        let secret = steward_server::auth::random(32).map_err(|p| p.detail)?;
+        let token = format!("{tenant}.{secret}");
+        let hash = steward_server::auth::digest(&token);
+        store
+            .create_link(&tenant, &hash, &approval, deadline)
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{}/approve/{token}", base.trim_end_matches('/')))
+    };
+    opts.deliverer.approval(d, &holders, &mut link, now)
 }
 
 /// The metrics of a committed batch.

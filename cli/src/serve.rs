@@ -12,7 +12,7 @@ use steward_server::{App, Backend};
 
 use super::run::{self, RunOptions};
 
-pub fn serve(mut opts: RunOptions, listen: &str, public_url: Option<&str>) -> Result<bool, String> {
+pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
     super::observe::init_logging();
     if opts.metrics.is_some() {
         return Err("`steward serve` serves the metrics at /metrics; drop --metrics".into());
@@ -51,10 +51,14 @@ pub fn serve(mut opts: RunOptions, listen: &str, public_url: Option<&str>) -> Re
     // Kept here, so the store (and its runtime) is dropped after the
     // server, outside its runtime: a runtime cannot be dropped inside one.
     let keep = store.clone();
+    let public_url = opts
+        .public_url
+        .get_or_insert_with(|| format!("http://{addr}"))
+        .clone();
     let app = App {
         store,
         admin_token,
-        public_url: public_url.map_or_else(|| format!("http://{addr}"), str::to_string),
+        public_url,
         metrics: Some(Arc::new(move || metrics.render())),
     };
     let router = steward_server::router(app);

@@ -267,6 +267,17 @@ pub trait Api {
     ) -> Result<Option<(String, String, Option<String>)>, ControlError>;
     /// Uses a link up; false if it was used already.
     fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, ControlError>;
+
+    /// Sets who holds a role (with an audit entry).
+    fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        emails: &[String],
+        who: &str,
+    ) -> Result<(), ControlError>;
+    /// Every role of a tenant with its addresses, by name.
+    fn roles(&self, tenant: &str) -> Result<Vec<(String, Vec<String>)>, ControlError>;
 }
 
 pub(crate) fn json_or_text(text: String) -> serde_json::Value {
@@ -1124,6 +1135,58 @@ macro_rules! api_store {
                         ))),
                         None => Ok(None),
                     }
+                })
+            }
+
+            fn set_role(
+                &self,
+                tenant: &str,
+                role: &str,
+                emails: &[String],
+                who: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                let list = serde_json::json!(emails);
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_roles (tenant, role, emails, updated_at) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (tenant, role) DO UPDATE SET emails = excluded.emails, \
+                         updated_at = excluded.updated_at",
+                    ))
+                    .bind(tenant)
+                    .bind(role)
+                    .bind(list.to_string())
+                    .bind($crate::control::now_text())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    self.audit_on(&mut tx, tenant, who, "role.set", role, &serde_json::json!({ "emails": list }))
+                        .await?;
+                    tx.commit().await.map_err(db)
+                })
+            }
+
+            fn roles(
+                &self,
+                tenant: &str,
+            ) -> Result<Vec<(String, Vec<String>)>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT role, emails FROM steward_roles WHERE tenant = ? ORDER BY role",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        let role: String = r.try_get(0).map_err(db)?;
+                        let emails: String = r.try_get(1).map_err(db)?;
+                        out.push((role, serde_json::from_str(&emails).unwrap_or_default()));
+                    }
+                    Ok(out)
                 })
             }
 

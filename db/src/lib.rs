@@ -1718,10 +1718,12 @@ struct ActionRow {
     url: Option<String>,
 }
 
-/// Only mail and webhooks leave Steward: the other actions are records,
-/// done when written.
+/// Only mail (`send`, and the mail of an approval asked) and webhooks leave
+/// Steward: the other actions are records, done when written.
 fn initial_status(a: &ActionRow, now: &str) -> (&'static str, Option<String>) {
-    if a.action == "send" || a.url.is_some() {
+    // An approval asked is delivered as mail to the role's holders, with
+    // links (none held: delivered at once, with nothing sent).
+    if a.action == "send" || a.action == "approval_requested" || a.url.is_some() {
         ("pending", None)
     } else {
         ("delivered", Some(now.to_string()))

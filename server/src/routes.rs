@@ -61,6 +61,8 @@ pub fn routes() -> Router<App> {
             get(crate::page::show).post(crate::page::decide),
         )
         .route("/v1/audit", get(list_audit))
+        .route("/v1/roles", get(list_roles))
+        .route("/v1/roles/{role}", put(set_role))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -1959,6 +1961,101 @@ async fn backtest(
 }
 
 // ---------------------------------------------------------------------------
+// Roles
+
+/// Who holds a role: the addresses an approval asked of it is mailed to,
+/// each mail with its own link.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    pub emails: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoleRow {
+    pub role: String,
+    pub emails: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoleList {
+    pub data: Vec<RoleRow>,
+    /// Always null: a tenant's roles come in one page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/roles/{role}", request_body = RoleBody, security(("tenant" = ["rulesets:deploy"])),
+    params(("role" = String, Path)),
+    responses(
+        (status = 200, description = "Set", body = RoleRow),
+        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Not a role name", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not an address", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn set_role(
+    State(app): State<App>,
+    who: Tenant,
+    Segments(role): Segments<String>,
+    Body(body, _): Body<RoleBody>,
+) -> Result<Json<RoleRow>, Problem> {
+    who.need("rulesets:deploy")?;
+    if !auth::valid_name(&role) {
+        return Err(Problem::not_found(format!("no role `{role}`")));
+    }
+    if body.emails.len() > 100 {
+        return Err(Problem::unprocessable(
+            "invalid_field",
+            "at most 100 addresses a role",
+        ));
+    }
+    for e in &body.emails {
+        if e.parse::<lettre::Address>().is_err() {
+            return Err(Problem::unprocessable(
+                "invalid_field",
+                format!("`{e}` is not a mail address"),
+            ));
+        }
+    }
+    let (tenant, r, emails, by) = (
+        who.tenant.clone(),
+        role.clone(),
+        body.emails.clone(),
+        who.who(),
+    );
+    app.db(move |db| {
+        db.set_role(&tenant, &r, &emails, &by)
+            .map_err(Problem::from)
+    })
+    .await?;
+    Ok(Json(RoleRow {
+        role,
+        emails: body.emails,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/roles", security(("tenant" = ["read"])),
+    responses(
+        (status = 200, description = "The tenant's roles and who holds them", body = RoleList),
+        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn list_roles(State(app): State<App>, who: Tenant) -> Result<Json<RoleList>, Problem> {
+    who.need("read")?;
+    let tenant = who.tenant.clone();
+    let rows = app
+        .db(move |db| db.roles(&tenant).map_err(Problem::from))
+        .await?;
+    Ok(Json(RoleList {
+        data: rows
+            .into_iter()
+            .map(|(role, emails)| RoleRow { role, emails })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+// ---------------------------------------------------------------------------
 // Audit
 
 #[utoipa::path(get, path = "/v1/audit", security(("tenant" = ["read"])), params(PageQuery),
@@ -2018,7 +2115,7 @@ impl utoipa::Modify for Security {
         get_ruleset, delete_ruleset, list_versions, get_version, rollback, disable, enable,
         backtest, post_events, list_events, get_event, get_trace, list_actions, retry_action,
         list_timers, list_tasks, list_notifications, list_approvals, get_approval, approve,
-        reject, create_link, dry_run, list_audit, crate::page::show, crate::page::decide
+        reject, create_link, dry_run, list_audit, set_role, list_roles, crate::page::show, crate::page::decide
     ),
     components(schemas(
         crate::problem::ProblemDoc, Health, NewTenant, TenantBody, NewToken, TokenBody, Files, Diagnostic,
@@ -2027,7 +2124,7 @@ impl utoipa::Modify for Security {
         EventRow, EventPage, OutboxRow, ActionPage, TimerRow, TimerPage, TaskRow, TaskPage,
         NotificationRow, NotificationPage, ApprovalRow, ApprovalPage, DecisionRow,
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,
-        BacktestResult, AuditEntry, AuditPage, steward_db::api::CancelRow
+        BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow
     )),
     modifiers(&Security)
 )]

@@ -216,6 +216,8 @@ async fn setup(c: &Client) -> (String, String, String) {
         "/v1/approvals/{id}/links",
         "/v1/dry-run",
         "/v1/audit",
+        "/v1/roles",
+        "/v1/roles/{role}",
         "/approve/{token}",
         "/healthz",
         "/metrics",
@@ -629,7 +631,7 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
     assert_eq!(bogus.status, StatusCode::NOT_FOUND);
 
     // The outbox.
-    let a = c.get("/v1/actions?status=delivered", acme).await;
+    let a = c.get("/v1/actions?status=pending", acme).await;
     let actions = a.json()["data"].as_array().unwrap().clone();
     assert!(!actions.is_empty(), "{}", a.text);
     let id = actions[0]["id"].as_str().unwrap().to_string();
@@ -792,6 +794,39 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
     );
     let _ = beta;
 
+    // Roles: who an approval's mail goes to.
+    let a = c
+        .send(
+            "PUT",
+            "/v1/roles/owner",
+            acme,
+            json!({"emails": ["olga@example.com"]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    problem(
+        &c.send(
+            "PUT",
+            "/v1/roles/owner",
+            acme,
+            json!({"emails": ["no address"]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    );
+    problem(
+        &c.send("PUT", "/v1/roles/owner", reader, json!({"emails": []}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_eq!(
+        c.get("/v1/roles", acme).await.json()["data"],
+        json!([{"role": "owner", "emails": ["olga@example.com"]}])
+    );
+    assert_eq!(c.get("/v1/roles", beta).await.json()["data"], json!([]));
+
     // The audit log names who did what.
     let a = c.get("/v1/audit?limit=500", acme).await;
     let whats: Vec<String> = a.json()["data"]
@@ -808,6 +843,7 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
         "ruleset.disabled",
         "ruleset.enabled",
         "approval.approved",
+        "role.set",
     ] {
         assert!(whats.iter().any(|w| w == what), "no `{what}` in {whats:?}");
     }

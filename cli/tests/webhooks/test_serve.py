@@ -1,7 +1,8 @@
 """`steward serve` end to end: a tenant is made and given a token, the
 repository's `rules/` are deployed with `steward deploy`, events are posted,
-an approval is decided through its link (opening the page decides nothing;
-its button's POST decides, once), and the webhook the approved block sends
+an approval asked of the owner is mailed to the role's holder with a link
+(the console mail transport prints it), and decided through that link
+(opening the page decides nothing; its button's POST decides, once), and the webhook the approved block sends
 arrives, verified by the official Standard Webhooks library. A deploy that
 does not check with the tenant's other rulesets is refused with the
 server's diagnostics, and exit code 1.
@@ -116,6 +117,8 @@ def main():
         env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     lines = []
+    printed = []  # serve's stdout: actions, and mails (no SMTP here)
+    threading.Thread(target=lambda: printed.extend(serve.stdout), daemon=True).start()
     try:
         # Wait until it says it listens.
         for line in serve.stderr:
@@ -166,6 +169,11 @@ def main():
         assert "refused the deploy (422" in refused.stderr, refused.stderr
         assert "declared twice" in refused.stderr and "clash.stw:2:6" in refused.stderr, refused.stderr
 
+        status, body = api.json("PUT", "/v1/roles/owner", {"emails": ["owner@example.com"]})
+        assert status == 200, body
+        status, body = api.json("PUT", "/v1/roles/owner", {"emails": ["not an address"]})
+        assert status == 422, body
+
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         at = now.isoformat().replace("+00:00", "Z")
         status, body = api.json("POST", "/v1/events", [
@@ -189,9 +197,19 @@ def main():
         assert any(r["rule"] == "price_changes" and r["matched"] for r in trace["trace"]["rules"]), trace
 
         quoted = urllib.parse.quote(approval["id"], safe="")
-        status, link = api.json("POST", f"/v1/approvals/{quoted}/links")
-        assert status == 201, link
-        path = urllib.parse.urlparse(link["url"]).path
+        # The owner's mail, with its link.
+        def mailed():
+            for line in list(printed):
+                if line.startswith("mail ") and "/approve/" in line:
+                    args = json.loads(line.split(": ", 1)[1])
+                    if args["to"] == "owner@example.com":
+                        return args
+            return None
+
+        mail = wait_for("the owner's mail", mailed)
+        assert "price_changes" in mail["subject"], mail
+        url = re.search(r"http://\S+/approve/\S+", mail["body"]).group(0)
+        path = urllib.parse.urlparse(url).path
         # A mail scanner opens the link: a page, and no decision.
         for _ in range(2):
             status, page = api.call("GET", path, token="")
