@@ -60,9 +60,34 @@ fn main() -> Fallible<()> {
     let sqlite = dir.join("b4.db").to_string_lossy().into_owned();
     let db = Db { steward, rules };
 
+    // The peer, on the same database in the same run: Graphile Worker
+    // draining as many no-op jobs with concurrency 10 (`B4_GRAPHILE` names
+    // benches/b4-graphile/drain.js, installed by scripts/b4.sh).
+    let graphile = match std::env::var("B4_GRAPHILE") {
+        Ok(script) => {
+            let out = Command::new("node")
+                .args([script.as_str(), pg.as_str(), &events.to_string()])
+                .stderr(Stdio::inherit())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let rate = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<f64>().ok())
+                .ok_or_else(|| format!("Graphile Worker's drain said {text:?}"))?;
+            Some(rate)
+        }
+        Err(_) => None,
+    };
     println!("B4: {events} events per drain; latency at 1,000 events/s for 10 s");
-    println!("| store | workers | bare loop (events/s) | steward (events/s) | steward / bare | p50 | p99 |");
-    println!("|---|---|---|---|---|---|---|");
+    match graphile {
+        Some(rate) => {
+            println!("Graphile Worker 0.18, concurrency 10, same database: {rate:.0} jobs/s")
+        }
+        None => println!("Graphile Worker: not run (B4_GRAPHILE unset)"),
+    }
+    println!("| store | workers | bare loop (events/s) | steward (events/s) | steward / bare | steward / Graphile Worker | p50 | p99 |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (store, url, workers) in [
         ("PostgreSQL", &pg, 1),
         ("PostgreSQL", &pg, 2),
@@ -72,8 +97,12 @@ fn main() -> Fallible<()> {
         let bare = rt.block_on(db.bare(url, events, workers))?;
         let drained = db.drain(&rt, url, events, workers)?;
         let (p50, p99) = db.latency(&rt, url, workers)?;
+        let peer = match (graphile, store) {
+            (Some(rate), "PostgreSQL") => format!("{:.2}", drained / rate),
+            _ => "-".to_string(),
+        };
         println!(
-            "| {store} | {workers} | {bare:.0} | {drained:.0} | {:.2} | {:.1} ms | {:.1} ms |",
+            "| {store} | {workers} | {bare:.0} | {drained:.0} | {:.2} | {peer} | {:.1} ms | {:.1} ms |",
             drained / bare,
             p50 * 1000.0,
             p99 * 1000.0

@@ -122,9 +122,17 @@ pub struct ApprovalRow {
     pub event: Option<String>,
     pub requested_at: String,
     pub deadline: String,
-    /// `pending`, `approved`, `rejected` or `expired`.
+    /// `pending`, `approved` or `rejected`.
     pub status: String,
     pub decision: Option<DecisionRow>,
+    /// What approving would run (the actions of the `do` block; `maybe`
+    /// where a condition decides, `later` in a timer's block).
+    pub on_approve: Vec<String>,
+    /// What rejecting (or the deadline passing) would run.
+    pub on_reject: Vec<String>,
+    /// The stored continuation (the API describes the blocks from it).
+    #[serde(skip)]
+    pub continuation: Option<String>,
 }
 
 /// What asking for a decision came to.
@@ -278,6 +286,12 @@ pub trait Api {
     ) -> Result<(), ControlError>;
     /// Every role of a tenant with its addresses, by name.
     fn roles(&self, tenant: &str) -> Result<Vec<(String, Vec<String>)>, ControlError>;
+    /// The sources of one of a tenant's programs, by digest.
+    fn program_sources(
+        &self,
+        tenant: &str,
+        digest: &str,
+    ) -> Result<Option<steward::boundary::Sources>, ControlError>;
 }
 
 pub(crate) fn json_or_text(text: String) -> serde_json::Value {
@@ -871,6 +885,9 @@ macro_rules! api_store {
                                 deadline: r.try_get(5).map_err(db)?,
                                 status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
                                 decision,
+                                on_approve: Vec::new(),
+                                on_reject: Vec::new(),
+                                continuation: Some(cont),
                             });
                         }
                     }
@@ -904,6 +921,9 @@ macro_rules! api_store {
                                 deadline: String::new(),
                                 status: decision.as_ref().map_or(String::new(), |d| d.decision.clone()),
                                 decision,
+                                on_approve: Vec::new(),
+                                on_reject: Vec::new(),
+                                continuation: None,
                             });
                         }
                         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -942,6 +962,9 @@ macro_rules! api_store {
                             deadline: String::new(),
                             status: d.decision.clone(),
                             decision: Some(d),
+                            on_approve: Vec::new(),
+                            on_reject: Vec::new(),
+                            continuation: None,
                         }));
                     };
                     let cont: String = r.try_get(6).map_err(db)?;
@@ -955,6 +978,9 @@ macro_rules! api_store {
                         deadline: r.try_get(5).map_err(db)?,
                         status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
                         decision,
+                        on_approve: Vec::new(),
+                        on_reject: Vec::new(),
+                        continuation: Some(cont),
                     }))
                 })
             }
@@ -1188,6 +1214,25 @@ macro_rules! api_store {
                     }
                     Ok(out)
                 })
+            }
+
+            fn program_sources(
+                &self,
+                tenant: &str,
+                digest: &str,
+            ) -> Result<Option<steward::boundary::Sources>, $crate::control::ControlError> {
+                let text: Option<String> = self.block(async {
+                    sqlx::query_scalar(&self.q(
+                        "SELECT sources FROM steward_programs WHERE tenant = ? AND digest = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(digest)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::control::db)
+                })?;
+                text.map(|t| $crate::control::parse_sources(&t, &format!("program `{digest}`")))
+                    .transpose()
             }
 
             fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, $crate::control::ControlError> {

@@ -241,7 +241,7 @@ pub fn diagnose(sources: &Sources, name: &str) -> Vec<JsonDiagnostic> {
     )
 }
 
-pub(crate) fn parse_sources(text: &str, what: &str) -> Result<Sources, ControlError> {
+pub fn parse_sources(text: &str, what: &str) -> Result<Sources, ControlError> {
     serde_json::from_str(text).map_err(|e| {
         ControlError::Store(steward::engine::store::StoreError::Corrupt(format!(
             "the sources of {what}: {e}"

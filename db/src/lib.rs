@@ -668,6 +668,24 @@ macro_rules! durable_store {
                 a: &ActionRow,
             ) -> Result<(), sqlx::Error> {
                 let action = a.action.as_str();
+                if let Some(id) = &a.emitted {
+                    // An event a rule emitted: handled in this batch, kept
+                    // with the events (its key is not known here).
+                    let args: serde_json::Value = serde_json::from_str(&a.args).unwrap_or_default();
+                    sqlx::query(&self.q(&format!(
+                        "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload, status, processed_at) \
+                         VALUES (?, ?, ?, {}, NULL, {}, 'processed', {}) ON CONFLICT DO NOTHING",
+                        $events.time_in, $events.payload_in, $events.now
+                    )))
+                    .bind(&a.tenant)
+                    .bind(id)
+                    .bind(args["event_type"].as_str().unwrap_or_default())
+                    .bind(&a.at)
+                    .bind(args["payload"].to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    return Ok(());
+                }
                 if action != "notify" && action != "create_task" {
                     return Ok(());
                 }
@@ -1353,6 +1371,10 @@ macro_rules! durable_store {
                             args: serde_json::Value::Object(owned.args).to_string(),
                             at: time_text(&a.at),
                             url: a.webhook.map(str::to_string),
+                            // The id the engine gives the event (see
+                            // `runtime.rs`, `emit`).
+                            emitted: (&**a.action == "emit")
+                                .then(|| format!("{}~{}~{}", a.key.event, a.rule, a.key.pos)),
                         }
                     })
                     .collect();
@@ -1716,6 +1738,8 @@ struct ActionRow {
     at: String,
     /// Where a webhook action is delivered.
     url: Option<String>,
+    /// For `emit`: the id of the event emitted.
+    emitted: Option<String>,
 }
 
 /// Only mail (`send`, and the mail of an approval asked) and webhooks leave

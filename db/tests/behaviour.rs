@@ -769,3 +769,43 @@ fn a_timer_of_a_removed_rule_is_cancelled_when_due() {
     );
     assert_eq!(engine.store.pending_timers().unwrap(), 0);
 }
+
+/// An event a rule emits is kept with the events, handled (`processed`),
+/// with its type and payload.
+fn emits_are_kept<S: Durable + steward_db::api::Api>(store: S) {
+    let (_, rules) = program(
+        "event job { id: string }\nevent job.seen { job: string }\n\
+         rule see when job then\n  emit job.seen { job: id }\nend\n",
+    );
+    let mut engine = Engine::new(rules.clone(), store);
+    let mut sink = Collect::default();
+    let line = job("a", "2026-11-20T10:00:00Z");
+    assert!(engine.store.push(&line).unwrap());
+    let e = decode_event(rules.shapes(), &line).unwrap();
+    engine.handle(e, &mut sink).unwrap();
+    let page = steward_db::api::Page {
+        after: None,
+        limit: 10,
+    };
+    let events = engine
+        .store
+        .events("t1", Some("job.seen"), None, &page)
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].status, "processed");
+    assert_eq!(events[0].payload, serde_json::json!({"job": "a"}));
+    assert!(events[0].id.starts_with("a~see~"), "{}", events[0].id);
+    assert_eq!(engine.store.event_counts().unwrap(), [0, 2, 0]);
+}
+
+#[test]
+fn emitted_events_are_kept_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-emit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("emit.db");
+    emits_are_kept(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create() {
+        emits_are_kept(PgStore::open(&db.url(), rules()).unwrap());
+    }
+}

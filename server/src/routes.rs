@@ -1389,6 +1389,97 @@ async fn list_notifications(
 // ---------------------------------------------------------------------------
 // Approvals
 
+/// What a block of a rule runs, as action names: `maybe X` where a
+/// condition decides, `later X` in a timer's block, `ask R: X` in another
+/// approval's.
+fn block_actions(
+    rule: &steward::engine::program::Rule,
+    block: usize,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    use steward::engine::program::Op;
+    fn walk(
+        rule: &steward::engine::program::Rule,
+        ops: &[Op],
+        prefix: &str,
+        out: &mut Vec<String>,
+        depth: u32,
+    ) {
+        if depth > 16 {
+            return;
+        }
+        for op in ops {
+            match op {
+                Op::Let(_) => {}
+                Op::Act(a) => match &a.emit {
+                    Some((event_type, _)) => out.push(format!("{prefix}emit {event_type}")),
+                    None => out.push(format!("{prefix}{}", a.action)),
+                },
+                Op::If {
+                    branches,
+                    otherwise,
+                } => {
+                    let maybe = format!("{prefix}maybe ");
+                    for (_, ops) in branches {
+                        walk(rule, ops, &maybe, out, depth + 1);
+                    }
+                    walk(rule, otherwise, &maybe, out, depth + 1);
+                }
+                Op::Timer(t) => {
+                    if let Some(ops) = rule.blocks.get(t.block) {
+                        walk(rule, ops, &format!("{prefix}later "), out, depth + 1);
+                    }
+                }
+                Op::Approval(a) => out.push(format!("{prefix}ask {}", a.role)),
+            }
+        }
+    }
+    if let Some(ops) = rule.blocks.get(block) {
+        walk(rule, ops, prefix, out, 0);
+    }
+}
+
+/// Fills in what approving and rejecting each pending approval would run,
+/// from the program that asked.
+fn describe_approvals(db: &dyn crate::Backend, tenant: &str, rows: &mut [ApprovalRow]) {
+    use steward::engine::program::{BlockRef, Branch};
+    let mut built: std::collections::HashMap<String, Option<Arc<Ruleset>>> = Default::default();
+    for row in rows.iter_mut() {
+        let Some(text) = row.continuation.take() else {
+            continue;
+        };
+        let Ok(stored) = serde_json::from_str::<steward::engine::stored::StoredContinuation>(&text)
+        else {
+            continue;
+        };
+        let rules = built
+            .entry(stored.version.clone())
+            .or_insert_with(|| {
+                db.program_sources(tenant, &stored.version)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.build().rules.ok())
+            })
+            .clone();
+        let Some(rules) = rules else { continue };
+        let Some(rule) = rules.rules.iter().find(|r| *r.name == *stored.rule) else {
+            continue;
+        };
+        let find = |b: BlockRef| rule.block_steps.iter().position(|x| *x == b);
+        if let Some(i) = find(stored.block) {
+            block_actions(rule, i, "", &mut row.on_approve);
+        }
+        let otherwise = BlockRef {
+            step: stored.block.step,
+            branch: Branch::Else,
+        };
+        if let Some(i) = find(otherwise) {
+            block_actions(rule, i, "", &mut row.on_reject);
+        }
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ApprovalsQuery {
@@ -1415,8 +1506,11 @@ async fn list_approvals(
     let (tenant, pp) = (who.tenant.clone(), p.clone());
     let rows = app
         .db(move |db| {
-            db.approvals(&tenant, q.status.as_deref(), &pp)
-                .map_err(Problem::from)
+            let mut rows = db
+                .approvals(&tenant, q.status.as_deref(), &pp)
+                .map_err(Problem::from)?;
+            describe_approvals(db, &tenant, &mut rows);
+            Ok(rows)
         })
         .await?;
     let (data, next_cursor) = paged(rows, &p, |a| a.id.clone());
@@ -1436,10 +1530,16 @@ async fn get_approval(
 ) -> Result<Json<ApprovalRow>, Problem> {
     who.need("read")?;
     let (tenant, i) = (who.tenant.clone(), id.clone());
-    app.db(move |db| db.approval_row(&tenant, &i).map_err(Problem::from))
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no approval `{id}`")))
+    app.db(move |db| {
+        let mut row = db.approval_row(&tenant, &i).map_err(Problem::from)?;
+        if let Some(row) = row.as_mut() {
+            describe_approvals(db, &tenant, std::slice::from_mut(row));
+        }
+        Ok(row)
+    })
+    .await?
+    .map(Json)
+    .ok_or_else(|| Problem::not_found(format!("no approval `{id}`")))
 }
 
 #[derive(Deserialize, ToSchema)]

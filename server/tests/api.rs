@@ -521,12 +521,13 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        c.get(&format!("/v1/approvals/{}", encode(&j1)), acme)
-            .await
-            .json()["role"],
-        "owner"
-    );
+    let one = c
+        .get(&format!("/v1/approvals/{}", encode(&j1)), acme)
+        .await
+        .json();
+    assert_eq!(one["role"], "owner");
+    assert_eq!(one["on_approve"], json!(["log"]), "{one}");
+    assert_eq!(one["on_reject"], json!(["log"]), "{one}");
 
     // Links: the page shows and decides nothing; its POST decides once.
     let a = c

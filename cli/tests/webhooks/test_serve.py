@@ -190,6 +190,8 @@ def main():
 
         approval = wait_for("the approval", pending)[0]
         assert approval["rule"] == "price_changes" and approval["role"] == "owner", approval
+        assert approval["on_approve"] == ["apply_price"], approval
+        assert approval["on_reject"] == ["notify"], approval
         wait_for("the small change's webhook",
                  lambda: any(p["listing_id"] == "small" for _, p in received))
         status, trace = api.json("GET", "/v1/events/p1/trace")
