@@ -63,6 +63,28 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// The sources as one map of files by name, as the HTTP API sends and
+    /// takes them: the rule files, and each script under the path its rules
+    /// give, relative to the file that names it.
+    pub fn to_files(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out: std::collections::BTreeMap<String, String> =
+            self.files.iter().cloned().collect();
+        for (file, path, text) in &self.scripts {
+            out.insert(script_name(file, path), text.clone());
+        }
+        out
+    }
+}
+
+/// Where the script `path` that `file` names is, as a name beside it.
+pub fn script_name(file: &str, path: &str) -> String {
+    match file.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => format!("{dir}/{path}"),
+        _ => path.to_string(),
+    }
+}
+
 impl Host for Sources {
     fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
         self.scripts

@@ -42,9 +42,8 @@ impl Host for Both {
             let read = self.names.get(file).map_or(file, String::as_str);
             return self.local.rhai_source(read, path);
         }
-        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
         self.scripts
-            .get(&format!("{dir}/{path}"))
+            .get(&steward::boundary::script_name(file, path))
             .cloned()
             .ok_or(RhaiSourceError::Missing)
     }
@@ -157,16 +156,7 @@ pub fn deploy(paths: &[PathBuf], ruleset: &str, server: &str, token: &str) -> Re
             .filter(|(file, _, _)| !host.prefixes.iter().any(|p| file.starts_with(p)))
             .collect(),
     };
-    let mut files: BTreeMap<String, String> = sources.files.iter().cloned().collect();
-    for (file, path, text) in &sources.scripts {
-        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-        let name = if dir.is_empty() {
-            path.clone()
-        } else {
-            format!("{dir}/{path}")
-        };
-        files.insert(name, text.clone());
-    }
+    let files = sources.to_files();
     let url = format!("{base}/v1/rulesets/{ruleset}");
     let response = client
         .put(&url)

@@ -341,15 +341,7 @@ macro_rules! control_store {
                     Change::Deploy(s) => (Some((*s).clone()), head.is_none_or(|h| h.1), false),
                     Change::Rollback(v) => {
                         let Some(h) = head else { return Err(missing()) };
-                        let text: Option<String> = sqlx::query_scalar(&self.q(
-                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
-                        ))
-                        .bind(tenant)
-                        .bind(name)
-                        .bind(*v)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                        let text = self.version_sources(&mut tx, tenant, name, *v).await?;
                         let Some(text) = text else {
                             return Err(ControlError::NotFound(format!(
                                 "ruleset `{name}` has no version {v}"
@@ -393,15 +385,7 @@ macro_rules! control_store {
                 let own: Option<Sources> = match (&new_sources, head) {
                     (Some(s), _) => Some(s.clone()),
                     (None, Some((v, _))) if !deleted => {
-                        let text: String = sqlx::query_scalar(&self.q(
-                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
-                        ))
-                        .bind(tenant)
-                        .bind(name)
-                        .bind(v)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                        let text = self.version_sources(&mut tx, tenant, name, v).await?.unwrap_or_default();
                         Some($crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?)
                     }
                     _ => None,
@@ -424,15 +408,7 @@ macro_rules! control_store {
                     let unchanged = if on {
                         digest == current
                     } else {
-                        let text: String = sqlx::query_scalar(&self.q(
-                            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
-                        ))
-                        .bind(tenant)
-                        .bind(name)
-                        .bind(v)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                        let text = self.version_sources(&mut tx, tenant, name, v).await?.unwrap_or_default();
                         $crate::control::parse_sources(&text, name)? == **s
                     };
                     if unchanged {
@@ -590,6 +566,25 @@ macro_rules! control_store {
                 self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(Deployed { version, new: new_sources.is_some(), digest, cancelled })
+            }
+
+            /// The stored sources of version `version` of a ruleset.
+            async fn version_sources(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                name: &str,
+                version: i64,
+            ) -> Result<Option<String>, $crate::control::ControlError> {
+                sqlx::query_scalar(&self.q(
+                    "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
+                ))
+                .bind(tenant)
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::control::db)
             }
 
             async fn audit_on(

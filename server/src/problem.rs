@@ -255,3 +255,38 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segment
         }
     }
 }
+
+/// The problems routes answer, for the OpenAPI document: one type per
+/// status, each `application/problem+json` with [`ProblemDoc`]'s shape.
+pub mod answers {
+    use super::ProblemDoc;
+
+    macro_rules! problem_answer {
+        ($name:ident, $status:literal, $description:literal) => {
+            #[derive(utoipa::IntoResponses)]
+            #[response(status = $status, description = $description, content_type = "application/problem+json")]
+            pub struct $name(#[allow(dead_code)] ProblemDoc);
+        };
+    }
+
+    problem_answer!(
+        BadRequest,
+        400,
+        "Bad JSON, a field of the wrong type (its path named), or a bad query"
+    );
+    problem_answer!(Unauthorized, 401, "No token, or a wrong one");
+    problem_answer!(Forbidden, 403, "The token lacks the scope");
+    problem_answer!(
+        NotFound,
+        404,
+        "No such resource (another tenant's is not found either)"
+    );
+    problem_answer!(Conflict, 409, "Another change got there first");
+    problem_answer!(Gone, 410, "Past its deadline, or used");
+    problem_answer!(TooLarge, 413, "The body or the batch is too large");
+    problem_answer!(
+        Unprocessable,
+        422,
+        "Well-formed, but not acceptable (see `code`)"
+    );
+}

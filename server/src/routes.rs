@@ -20,7 +20,7 @@ use steward_db::control::{AuditEntry, ControlError, Deployed, RulesetHead, EVERY
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::{self, Admin, Tenant};
-use crate::problem::{parse_json, Body, Params, Problem, Segments};
+use crate::problem::{answers, parse_json, Body, Params, Problem, Segments};
 use crate::App;
 
 pub fn routes() -> Router<App> {
@@ -311,10 +311,10 @@ pub struct TenantBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer")),
     responses(
         (status = 201, description = "Made", body = TenantBody),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "It exists", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Bad id, or a reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Conflict,
+        answers::Unprocessable,
     ))]
 async fn create_tenant(
     State(app): State<App>,
@@ -371,10 +371,10 @@ pub struct TokenBody {
     params(("tenant" = String, Path)),
     responses(
         (status = 201, description = "The token, shown once", body = TokenBody),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such tenant", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn create_token(
     State(app): State<App>,
@@ -547,9 +547,9 @@ fn check_files(
 #[utoipa::path(post, path = "/v1/validate", request_body = ValidateBody, security(("tenant" = [])),
     responses(
         (status = 200, description = "The diagnostics (none: the files check)", body = Diagnostics),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "No files", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Unprocessable,
     ))]
 async fn validate(
     State(app): State<App>,
@@ -612,11 +612,11 @@ fn ruleset_name(name: &str) -> Result<(), Problem> {
     responses(
         (status = 201, description = "A new version, deployed", body = DeployedBody),
         (status = 200, description = "The same program: no new version", body = DeployedBody),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Not a ruleset name", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "The rules do not check (`diagnostics`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn deploy(
     State(app): State<App>,
@@ -651,8 +651,8 @@ async fn deploy(
 #[utoipa::path(get, path = "/v1/rulesets", security(("tenant" = ["read"])), params(PageQuery),
     responses(
         (status = 200, description = "The tenant's rulesets", body = RulesetPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_rulesets(
     State(app): State<App>,
@@ -681,25 +681,11 @@ pub struct RulesetBody {
     pub files: BTreeMap<String, String>,
 }
 
-fn files_of(sources: &Sources) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = sources.files.iter().cloned().collect();
-    for (file, path, text) in &sources.scripts {
-        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-        let name = if dir.is_empty() {
-            path.clone()
-        } else {
-            format!("{dir}/{path}")
-        };
-        out.insert(name, text.clone());
-    }
-    out
-}
-
 #[utoipa::path(get, path = "/v1/rulesets/{name}", security(("tenant" = ["read"])), params(("name" = String, Path)),
     responses(
         (status = 200, description = "The active version and its files", body = RulesetBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn get_ruleset(
     State(app): State<App>,
@@ -729,17 +715,17 @@ async fn get_ruleset(
         version: head.version,
         enabled: head.enabled,
         updated_at: head.updated_at,
-        files: files_of(&v.sources),
+        files: v.sources.to_files(),
     }))
 }
 
 #[utoipa::path(delete, path = "/v1/rulesets/{name}", security(("tenant" = ["rulesets:deploy"])), params(("name" = String, Path)),
     responses(
         (status = 200, description = "Deleted; its rules' pending work cancelled", body = DeployedBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Another ruleset needs it (`diagnostics`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn delete_ruleset(
     State(app): State<App>,
@@ -767,9 +753,9 @@ pub struct VersionSummary {
     params(("name" = String, Path), PageQuery),
     responses(
         (status = 200, description = "Its versions, newest first", body = VersionPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn list_versions(
     State(app): State<App>,
@@ -820,8 +806,8 @@ pub struct VersionBody {
     params(("name" = String, Path), ("version" = i64, Path)),
     responses(
         (status = 200, description = "The version and its files", body = VersionBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such version", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn get_version(
     State(app): State<App>,
@@ -842,7 +828,7 @@ async fn get_version(
         version: v.version,
         program: v.digest,
         deployed_at: v.deployed_at,
-        files: files_of(&v.sources),
+        files: v.sources.to_files(),
     }))
 }
 
@@ -857,11 +843,11 @@ pub struct RollbackBody {
     params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 201, description = "A new version with the old one's sources", body = DeployedBody),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset or version", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "That version no longer checks with the other rulesets, or a reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn rollback(
     State(app): State<App>,
@@ -927,10 +913,10 @@ async fn switch(
 #[utoipa::path(post, path = "/v1/rulesets/{name}/disable", security(("tenant" = ["rulesets:deploy"])), params(("name" = String, Path)),
     responses(
         (status = 200, description = "Disabled; its rules' pending work cancelled", body = DeployedBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Another ruleset needs it (`diagnostics`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn disable(
     State(app): State<App>,
@@ -943,10 +929,10 @@ async fn disable(
 #[utoipa::path(post, path = "/v1/rulesets/{name}/enable", security(("tenant" = ["rulesets:deploy"])), params(("name" = String, Path)),
     responses(
         (status = 200, description = "Enabled", body = DeployedBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such ruleset", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "It does not check with the other rulesets (`diagnostics`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn enable(
     State(app): State<App>,
@@ -1003,11 +989,11 @@ pub enum Envelopes {
     params(("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Accepted; a duplicate id is accepted once", body = AcceptedPage),
-        (status = 400, description = "Not an envelope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `events:write` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Too many events or too large", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Another tenant's event, or a reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::TooLarge,
+        answers::Unprocessable,
     ))]
 async fn post_events(
     State(app): State<App>,
@@ -1151,8 +1137,8 @@ fn one_of(what: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), Pr
 #[utoipa::path(get, path = "/v1/events", security(("tenant" = ["read"])), params(EventsQuery),
     responses(
         (status = 200, description = "Events, in the order they arrived", body = EventPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_events(
     State(app): State<App>,
@@ -1176,8 +1162,8 @@ async fn list_events(
 #[utoipa::path(get, path = "/v1/events/{id}", security(("tenant" = ["read"])), params(("id" = String, Path)),
     responses(
         (status = 200, description = "The event, its status and why it was rejected", body = EventRow),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn get_event(
     State(app): State<App>,
@@ -1195,8 +1181,8 @@ async fn get_event(
 #[utoipa::path(get, path = "/v1/events/{id}/trace", security(("tenant" = ["read"])), params(("id" = String, Path)),
     responses(
         (status = 200, description = "The explain trace: rules considered and matched, each condition's value and the fields it read, the actions and errors", body = Object),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such event, or not handled yet", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn get_trace(
     State(app): State<App>,
@@ -1234,8 +1220,8 @@ pub struct ActionsQuery {
 #[utoipa::path(get, path = "/v1/actions", security(("tenant" = ["read"])), params(ActionsQuery),
     responses(
         (status = 200, description = "The outbox, oldest first, with attempts and last errors", body = ActionPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_actions(
     State(app): State<App>,
@@ -1279,12 +1265,12 @@ async fn list_actions(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Back in the outbox, due now", body = OutboxRow),
-        (status = 400, description = "A bad Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `events:write` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such action", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Not dead", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unprocessable,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Conflict,
     ))]
 async fn retry_action(
     State(app): State<App>,
@@ -1324,8 +1310,8 @@ async fn retry_action(
 #[utoipa::path(get, path = "/v1/timers", security(("tenant" = ["read"])), params(PageQuery),
     responses(
         (status = 200, description = "Pending timers, soonest first, with what would cancel them", body = TimerPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_timers(
     State(app): State<App>,
@@ -1347,8 +1333,8 @@ async fn list_timers(
 #[utoipa::path(get, path = "/v1/tasks", security(("tenant" = ["read"])), params(PageQuery),
     responses(
         (status = 200, description = "Tasks, oldest first", body = TaskPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_tasks(
     State(app): State<App>,
@@ -1368,8 +1354,8 @@ async fn list_tasks(
 #[utoipa::path(get, path = "/v1/notifications", security(("tenant" = ["read"])), params(PageQuery),
     responses(
         (status = 200, description = "Notifications, oldest first", body = NotificationPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_notifications(
     State(app): State<App>,
@@ -1492,8 +1478,8 @@ pub struct ApprovalsQuery {
 #[utoipa::path(get, path = "/v1/approvals", security(("tenant" = ["read"])), params(ApprovalsQuery),
     responses(
         (status = 200, description = "Approvals, by id", body = ApprovalPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_approvals(
     State(app): State<App>,
@@ -1520,8 +1506,8 @@ async fn list_approvals(
 #[utoipa::path(get, path = "/v1/approvals/{id}", security(("tenant" = ["read"])), params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)")),
     responses(
         (status = 200, description = "The approval", body = ApprovalRow),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such approval", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::NotFound,
     ))]
 async fn get_approval(
     State(app): State<App>,
@@ -1641,13 +1627,13 @@ async fn decide_route(
     params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)"), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Recorded; the engine runs the approved block", body = DecisionRow),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `approvals:decide` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such approval", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Decided already (`decision`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "Past its deadline", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "No `by`, or a reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Conflict,
+        answers::Gone,
+        answers::Unprocessable,
     ))]
 async fn approve(
     State(app): State<App>,
@@ -1665,13 +1651,13 @@ async fn approve(
     params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)"), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Recorded; the engine runs the `else` block", body = DecisionRow),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `approvals:decide` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such approval", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Decided already (`decision`)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 410, description = "Past its deadline", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "No `by`, or a reused Idempotency-Key", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Conflict,
+        answers::Gone,
+        answers::Unprocessable,
     ))]
 async fn reject(
     State(app): State<App>,
@@ -1697,9 +1683,9 @@ pub struct LinkBody {
     params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)")),
     responses(
         (status = 201, description = "A link, valid until the deadline", body = LinkBody),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `approvals:decide` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No pending approval of that id", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
     ))]
 async fn create_link(
     State(app): State<App>,
@@ -1836,10 +1822,10 @@ fn time_arg(
 #[utoipa::path(post, path = "/v1/dry-run", request_body = DryRun, security(("tenant" = ["read"])),
     responses(
         (status = 200, description = "What would run; nothing is stored or sent", body = DryRunResult),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Too many events", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "The rules do not check, or a bad `until`", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::TooLarge,
+        answers::Unprocessable,
     ))]
 async fn dry_run(
     State(app): State<App>,
@@ -1938,11 +1924,11 @@ pub const MAX_BACKTEST_EVENTS: usize = 20_000;
     params(("name" = String, Path)),
     responses(
         (status = 200, description = "The difference in actions between the candidate and the active version, over the tenant's stored events", body = BacktestResult),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Not a ruleset name", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Too many stored events in the range", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "The candidate does not check with the other rulesets", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::NotFound,
+        answers::TooLarge,
+        answers::Unprocessable,
     ))]
 async fn backtest(
     State(app): State<App>,
@@ -2088,11 +2074,11 @@ pub struct RoleList {
     params(("role" = String, Path)),
     responses(
         (status = 200, description = "Set", body = RoleRow),
-        (status = 400, description = "Bad body", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "No `rulesets:deploy` scope", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Not a role name", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Not an address", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::Forbidden,
+        answers::NotFound,
+        answers::Unprocessable,
     ))]
 async fn set_role(
     State(app): State<App>,
@@ -2138,7 +2124,7 @@ async fn set_role(
 #[utoipa::path(get, path = "/v1/roles", security(("tenant" = ["read"])),
     responses(
         (status = 200, description = "The tenant's roles and who holds them", body = RoleList),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::Unauthorized,
     ))]
 async fn list_roles(State(app): State<App>, who: Tenant) -> Result<Json<RoleList>, Problem> {
     who.need("read")?;
@@ -2161,8 +2147,8 @@ async fn list_roles(State(app): State<App>, who: Tenant) -> Result<Json<RoleList
 #[utoipa::path(get, path = "/v1/audit", security(("tenant" = ["read"])), params(PageQuery),
     responses(
         (status = 200, description = "Who did what, when; newest first", body = AuditPage),
-        (status = 400, description = "Bad query", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "No token", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        answers::BadRequest,
+        answers::Unauthorized,
     ))]
 async fn list_audit(
     State(app): State<App>,
