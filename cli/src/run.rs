@@ -280,11 +280,29 @@ impl Programs {
     fn reload<S: Durable + Control + Api>(&mut self, store: &mut S) -> Result<bool, String> {
         self.checked = std::time::Instant::now();
         self.stale = false;
-        let generation = store.program_generation().map_err(|e| e.to_string())?;
+        // The database unavailable: keep what runs, and look again next
+        // round (the batch waits the outage out).
+        let unavailable =
+            |e: &ControlError| matches!(e, ControlError::Store(StoreError::Unavailable(_)));
+        let generation = match store.program_generation() {
+            Ok(g) => g,
+            Err(e) if unavailable(&e) => {
+                self.stale = true;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if generation == self.generation {
             return Ok(false);
         }
-        let rows = store.programs().map_err(|e| e.to_string())?;
+        let rows = match store.programs() {
+            Ok(rows) => rows,
+            Err(e) if unavailable(&e) => {
+                self.stale = true;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let mut every = None;
         let mut own = std::collections::HashMap::new();
         let mut broken = std::collections::HashMap::new();
@@ -486,6 +504,7 @@ fn deliveries<S: Durable + Api>(
     let hold = chrono::Duration::from_std(deliverer.timeout.saturating_mul(2))
         .unwrap_or(chrono::Duration::minutes(1));
     let mut rung = 0;
+    let mut unavailable = 0u32;
     while !outbox.stopped() {
         outbox.in_flight.fetch_add(1, Ordering::SeqCst);
         let now = Utc::now();
@@ -495,11 +514,17 @@ fn deliveries<S: Durable + Api>(
         let claimed = store.claim_deliveries(now, until, 1);
         let claimed = match claimed {
             Ok(claimed) => claimed,
+            Err(StoreError::Unavailable(why)) => {
+                outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+                unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                continue;
+            }
             Err(e) => {
                 outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
                 return Err(e.to_string());
             }
         };
+        unavailable = 0;
         let mut failed = None;
         for d in &claimed {
             let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
@@ -523,9 +548,18 @@ fn deliveries<S: Durable + Api>(
                     None => eprintln!("delivery of {} ({}) is dead: {error}", d.key, d.action),
                 }
             }
-            if let Err(e) = store.attempted(d, &outcome) {
-                failed = Some(e.to_string());
-                break;
+            match store.attempted(d, &outcome) {
+                Ok(()) => {}
+                // Not recorded: its claim runs out and it is delivered
+                // again, with the same key (the receiver drops the repeat).
+                Err(StoreError::Unavailable(why)) => {
+                    unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                    break;
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
             }
         }
         outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -689,6 +723,22 @@ fn renew<S: Durable>(engine: &Engine<S>, holder: &str, exclusive: bool) -> Resul
     }
 }
 
+/// The database is unavailable (a restart, a network blip): waits 2, 4,
+/// ... up to 32 seconds (the `n`th time in a row), heeding a stop.
+fn unavailable_wait(n: &mut u32, why: &str, stopped: &dyn Fn() -> bool) {
+    *n = n.saturating_add(1);
+    let wait = Duration::from_secs(1u64 << (*n).min(5));
+    eprintln!(
+        "the database is unavailable ({why}); trying again in {}s",
+        wait.as_secs()
+    );
+    metrics::counter!("steward_store_unavailable_total").increment(1);
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until && !stopped() {
+        std::thread::sleep(WAIT_SLICE.min(wait));
+    }
+}
+
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 500;
 
@@ -825,12 +875,28 @@ fn work_on<S: Durable + Control + Api>(
 ) -> Result<bool, String> {
     let mut tally = Tally::default();
     let mut in_a_row = 0u32;
+    // Batches in a row the database was unavailable for.
+    let mut unavailable = 0u32;
     let mut pruned_at: Option<std::time::Instant> = None;
     // SIGTERM or SIGINT: finish the batch, give the leases up, exit 0.
     let stop = opts.stop.clone();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    // A store call outside the batch: the database being unavailable is
+    // waited out (the round starts again); another error stops the worker.
+    macro_rules! soft {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(StoreError::Unavailable(why)) => {
+                    unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
     }
     while slot.is_some() {
         // A deploy (here or by another process) changed the programs: a
@@ -858,14 +924,11 @@ fn work_on<S: Durable + Control + Api>(
         // Retention, in rounds of a bounded size: once a minute, and at
         // once again while a round finds a full batch to forget.
         if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            let gone = engine
-                .store
-                .prune(
-                    now.checked_sub_signed(opts.retain)
-                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
-                    PRUNE_BATCH,
-                )
-                .map_err(|e| e.to_string())?;
+            let gone = soft!(engine.store.prune(
+                now.checked_sub_signed(opts.retain)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                PRUNE_BATCH,
+            ));
             tally.pruned = tally.pruned.saturating_add(gone);
             metrics::counter!("steward_rows_pruned_total").increment(gone);
             let full = gone >= PRUNE_BATCH.unsigned_abs();
@@ -875,21 +938,16 @@ fn work_on<S: Durable + Control + Api>(
                 Some(std::time::Instant::now())
             };
         }
-        if exclusive
-            && !engine
-                .store
-                .lease(LEASE, holder, now, now + LEASE_FOR)
-                .map_err(|e| e.to_string())?
-        {
+        if exclusive && !soft!(engine.store.lease(LEASE, holder, now, now + LEASE_FOR)) {
             return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
         }
         if !exclusive && programs.has_schedules() {
             // Of the workers sharing a database, the one holding this
             // lease fires the schedules, so a tick fires once.
-            engine.fire_schedules = engine
-                .store
-                .lease(SCHEDULER, holder, now, now + SCHEDULER_FOR)
-                .map_err(|e| e.to_string())?;
+            engine.fire_schedules =
+                soft!(engine
+                    .store
+                    .lease(SCHEDULER, holder, now, now + SCHEDULER_FOR));
         }
         let mut sink = Collect::default();
         let mut rejected = Vec::new();
@@ -933,12 +991,21 @@ fn work_on<S: Durable + Control + Api>(
                         programs.stale = true;
                         continue;
                     }
+                    Failed::Store(StoreError::Unavailable(why)) => {
+                        // Wait, and start again from what the store holds.
+                        unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                        if let Some(old) = slot.take() {
+                            *slot = Some(engine_on(programs, old.into_store())?);
+                        }
+                        continue;
+                    }
                     Failed::Store(e) => return Err(e.to_string()),
                     Failed::Other(e) => return Err(e),
                 }
             }
         };
         in_a_row = 0;
+        unavailable = 0;
         record_batch(started, &occurred, rejected.len(), sink.errors.len());
         for (tenant, id, reason) in &rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
@@ -963,11 +1030,8 @@ fn work_on<S: Durable + Control + Api>(
             outbox.ring();
         }
         if claimed == 0 {
-            let next = engine.store.next_due().map_err(|e| e.to_string())?;
-            let waiting = engine
-                .store
-                .waiting_deliveries(now)
-                .map_err(|e| e.to_string())?;
+            let next = soft!(engine.store.next_due());
+            let waiting = soft!(engine.store.waiting_deliveries(now));
             let in_flight = outbox.in_flight.load(Ordering::SeqCst);
             if opts.exit_when_idle && next.is_none_or(|t| t > now) && waiting == 0 && in_flight == 0
             {
@@ -982,10 +1046,14 @@ fn work_on<S: Durable + Control + Api>(
                 if left.is_zero() || stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let woken = engine
-                    .store
-                    .wait_for_work(left.min(WAIT_SLICE))
-                    .map_err(|e| e.to_string())?;
+                let woken = match engine.store.wait_for_work(left.min(WAIT_SLICE)) {
+                    Ok(woken) => woken,
+                    Err(StoreError::Unavailable(why)) => {
+                        unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                        break;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 if woken {
                     break;
                 }

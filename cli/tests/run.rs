@@ -138,6 +138,7 @@ fn push_and_run_on_postgres() {
     push_run_and_run_again(&url);
     capture_turns_rows_into_events(&url);
     an_insert_wakes_an_idle_worker(&url);
+    a_worker_waits_out_an_outage(&url, &admin);
     let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
@@ -330,4 +331,103 @@ fn rules_for_one_tenant_and_for_every_tenant() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(logs(&out), ["acme \"own 3\"", "beta \"every 4\""]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The database drops a worker's connections and takes no new ones for a
+/// while (as a restart would): the worker says so and waits, then connects
+/// again and goes on, and stops cleanly.
+fn a_worker_waits_out_an_outage(url: &str, admin: &str) {
+    let db = url.rsplit('/').next().unwrap_or_default().to_string();
+    let log = std::env::temp_dir().join(format!("steward-outage-{}.log", std::process::id()));
+    let psql = |on: &str, sql: &str| {
+        let out = Command::new("psql")
+            .args([on, "-qAtc", sql])
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    };
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args([
+            "run",
+            "--database",
+            url,
+            "--rules",
+            "rules/",
+            "--poll",
+            "50ms",
+        ])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(std::time::Instant::now() < give_up, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let said = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    wait_for("the worker did not start", &|| {
+        psql(
+            url,
+            "SELECT COUNT(*) FROM steward_leases WHERE name = 'scheduler'",
+        ) == "1"
+    });
+    psql(
+        admin,
+        &format!(
+            "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false; \
+             SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    let noticed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the worker did not say the database was gone", &|| {
+            said("the database is unavailable")
+        })
+    }));
+    psql(
+        admin,
+        &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"),
+    );
+    assert!(
+        noticed.is_ok(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(worker.try_wait().unwrap().is_none(), "the worker waits");
+    let line = r#"{"id":"outage-1","tenant":"acme","type":"reservation.created","occurred_at":"2026-11-20T10:00:00Z","key":"res_77","payload":{"id":"res_77","listing_id":"l1","guest":{"email":"ana@example.com","first_name":"Ana","country":"US","vip":false},"risk":0.2,"nights":3,"total":412.5,"channel":"airbnb","check_in":"2026-12-01T15:00:00Z","check_out":"2026-12-04T11:00:00Z"}}"#;
+    let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["push", "--database", url, "-"])
+        .env_remove("DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    assert!(push.wait().unwrap().success());
+    wait_for("the worker did not go on after the outage", &|| {
+        psql(
+            url,
+            "SELECT status FROM steward_events WHERE id = 'outage-1'",
+        ) == "processed"
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    assert!(worker.wait().unwrap().success(), "SIGTERM stops it cleanly");
+    let _ = std::fs::remove_file(&log);
 }
