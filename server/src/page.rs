@@ -129,6 +129,7 @@ async fn resolve(app: &App, token: &str) -> Result<(String, String, String), Res
         (status = 200, description = "What the approval is about, with Approve and Reject buttons; decides nothing", content_type = "text/html", body = String),
         (status = 404, description = "Not a link", content_type = "text/html", body = String),
         (status = 410, description = "Used or expired", content_type = "text/html", body = String),
+        crate::problem::answers::Unavailable,
     ))]
 pub async fn show(State(app): State<App>, Segments(token): Segments<String>) -> Response {
     let (tenant, _, approval) = match resolve(&app, &token).await {
@@ -209,6 +210,7 @@ struct Form {
         (status = 404, description = "Not a link", content_type = "text/html", body = String),
         (status = 409, description = "Decided already", content_type = "text/html", body = String),
         (status = 410, description = "Used or expired", content_type = "text/html", body = String),
+        crate::problem::answers::Unavailable,
     ))]
 pub async fn decide(
     State(app): State<App>,

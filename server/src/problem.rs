@@ -289,4 +289,5 @@ pub mod answers {
         422,
         "Well-formed, but not acceptable (see `code`)"
     );
+    problem_answer!(Unavailable, 503, "The database is unavailable: try again");
 }

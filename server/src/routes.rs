@@ -163,7 +163,10 @@ pub struct PageQuery {
 // ---------------------------------------------------------------------------
 // Operations
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server and its database answer", body = Health)))]
+#[utoipa::path(get, path = "/healthz", responses(
+        (status = 200, description = "The server and its database answer", body = Health),
+        crate::problem::answers::Unavailable,
+    ))]
 async fn healthz(State(app): State<App>) -> Result<Json<Health>, Problem> {
     app.db(|db| db.program_generation().map_err(Problem::from))
         .await?;
@@ -315,6 +318,7 @@ pub struct TenantBody {
         answers::Unauthorized,
         answers::Conflict,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn create_tenant(
     State(app): State<App>,
@@ -375,6 +379,7 @@ pub struct TokenBody {
         answers::Unauthorized,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn create_token(
     State(app): State<App>,
@@ -550,6 +555,7 @@ fn check_files(
         answers::BadRequest,
         answers::Unauthorized,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn validate(
     State(app): State<App>,
@@ -617,6 +623,7 @@ fn ruleset_name(name: &str) -> Result<(), Problem> {
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn deploy(
     State(app): State<App>,
@@ -653,6 +660,7 @@ async fn deploy(
         (status = 200, description = "The tenant's rulesets", body = RulesetPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_rulesets(
     State(app): State<App>,
@@ -686,6 +694,7 @@ pub struct RulesetBody {
         (status = 200, description = "The active version and its files", body = RulesetBody),
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn get_ruleset(
     State(app): State<App>,
@@ -726,6 +735,7 @@ async fn get_ruleset(
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn delete_ruleset(
     State(app): State<App>,
@@ -756,6 +766,7 @@ pub struct VersionSummary {
         answers::BadRequest,
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_versions(
     State(app): State<App>,
@@ -808,6 +819,7 @@ pub struct VersionBody {
         (status = 200, description = "The version and its files", body = VersionBody),
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn get_version(
     State(app): State<App>,
@@ -848,6 +860,7 @@ pub struct RollbackBody {
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn rollback(
     State(app): State<App>,
@@ -917,6 +930,7 @@ async fn switch(
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn disable(
     State(app): State<App>,
@@ -933,6 +947,7 @@ async fn disable(
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn enable(
     State(app): State<App>,
@@ -994,6 +1009,7 @@ pub enum Envelopes {
         answers::Forbidden,
         answers::TooLarge,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn post_events(
     State(app): State<App>,
@@ -1139,6 +1155,7 @@ fn one_of(what: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), Pr
         (status = 200, description = "Events, in the order they arrived", body = EventPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_events(
     State(app): State<App>,
@@ -1164,6 +1181,7 @@ async fn list_events(
         (status = 200, description = "The event, its status and why it was rejected", body = EventRow),
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn get_event(
     State(app): State<App>,
@@ -1183,6 +1201,7 @@ async fn get_event(
         (status = 200, description = "The explain trace: rules considered and matched, each condition's value and the fields it read, the actions and errors", body = Object),
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn get_trace(
     State(app): State<App>,
@@ -1222,6 +1241,7 @@ pub struct ActionsQuery {
         (status = 200, description = "The outbox, oldest first, with attempts and last errors", body = ActionPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_actions(
     State(app): State<App>,
@@ -1271,6 +1291,7 @@ async fn list_actions(
         answers::Forbidden,
         answers::NotFound,
         answers::Conflict,
+        crate::problem::answers::Unavailable,
     ))]
 async fn retry_action(
     State(app): State<App>,
@@ -1312,6 +1333,7 @@ async fn retry_action(
         (status = 200, description = "Pending timers, soonest first, with what would cancel them", body = TimerPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_timers(
     State(app): State<App>,
@@ -1335,6 +1357,7 @@ async fn list_timers(
         (status = 200, description = "Tasks, oldest first", body = TaskPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_tasks(
     State(app): State<App>,
@@ -1356,6 +1379,7 @@ async fn list_tasks(
         (status = 200, description = "Notifications, oldest first", body = NotificationPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_notifications(
     State(app): State<App>,
@@ -1480,6 +1504,7 @@ pub struct ApprovalsQuery {
         (status = 200, description = "Approvals, by id", body = ApprovalPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_approvals(
     State(app): State<App>,
@@ -1508,6 +1533,7 @@ async fn list_approvals(
         (status = 200, description = "The approval", body = ApprovalRow),
         answers::Unauthorized,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn get_approval(
     State(app): State<App>,
@@ -1634,6 +1660,7 @@ async fn decide_route(
         answers::Conflict,
         answers::Gone,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn approve(
     State(app): State<App>,
@@ -1658,6 +1685,7 @@ async fn approve(
         answers::Conflict,
         answers::Gone,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn reject(
     State(app): State<App>,
@@ -1686,6 +1714,7 @@ pub struct LinkBody {
         answers::Unauthorized,
         answers::Forbidden,
         answers::NotFound,
+        crate::problem::answers::Unavailable,
     ))]
 async fn create_link(
     State(app): State<App>,
@@ -1826,6 +1855,7 @@ fn time_arg(
         answers::Unauthorized,
         answers::TooLarge,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn dry_run(
     State(app): State<App>,
@@ -1929,6 +1959,7 @@ pub const MAX_BACKTEST_EVENTS: usize = 20_000;
         answers::NotFound,
         answers::TooLarge,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn backtest(
     State(app): State<App>,
@@ -2079,6 +2110,7 @@ pub struct RoleList {
         answers::Forbidden,
         answers::NotFound,
         answers::Unprocessable,
+        crate::problem::answers::Unavailable,
     ))]
 async fn set_role(
     State(app): State<App>,
@@ -2125,6 +2157,7 @@ async fn set_role(
     responses(
         (status = 200, description = "The tenant's roles and who holds them", body = RoleList),
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_roles(State(app): State<App>, who: Tenant) -> Result<Json<RoleList>, Problem> {
     who.need("read")?;
@@ -2149,6 +2182,7 @@ async fn list_roles(State(app): State<App>, who: Tenant) -> Result<Json<RoleList
         (status = 200, description = "Who did what, when; newest first", body = AuditPage),
         answers::BadRequest,
         answers::Unauthorized,
+        crate::problem::answers::Unavailable,
     ))]
 async fn list_audit(
     State(app): State<App>,
