@@ -1032,8 +1032,17 @@ fn work_on<S: Durable + Control + Api>(
         if claimed == 0 {
             let next = soft!(engine.store.next_due());
             let waiting = soft!(engine.store.waiting_deliveries(now));
+            // Decisions recorded over HTTP and not yet taken.
+            let deciding = soft!(engine.store.decision_requests(1).map_err(|e| match e {
+                ControlError::Store(e) => e,
+                other => StoreError::Corrupt(other.to_string()),
+            }));
             let in_flight = outbox.in_flight.load(Ordering::SeqCst);
-            if opts.exit_when_idle && next.is_none_or(|t| t > now) && waiting == 0 && in_flight == 0
+            if opts.exit_when_idle
+                && next.is_none_or(|t| t > now)
+                && waiting == 0
+                && in_flight == 0
+                && deciding.is_empty()
             {
                 idle(engine, &tally, next)?;
                 return Ok(true);

@@ -26,7 +26,6 @@ use steward_db::api::Api;
 use steward_db::control::Control;
 use steward_db::{Durable, PushError};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::problem::Problem;
@@ -82,11 +81,44 @@ impl App {
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Counts each request and how long it took, by route (the matched
+/// path, so ids do not make new series), method and status.
+async fn measure(
+    matched: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("steward_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("steward_http_request_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A request that took longer than [`REQUEST_TIMEOUT`]: 408, as a problem.
+async fn timed_out(_: tower::BoxError) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        format!(
+            "the request took longer than {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    )
+}
+
 /// The API, with request ids (`x-request-id`, made if the client sent
-/// none, and returned), a span per request, and the timeout.
+/// none, and returned), a span per request, metrics per route, and the
+/// timeout.
 pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes::routes()
+        .route_layer(axum::middleware::from_fn(measure))
         .with_state(app)
         .layer(
             tower::ServiceBuilder::new()
@@ -102,9 +134,7 @@ pub fn router(app: App) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
-                )),
+                .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
+                .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
         )
 }

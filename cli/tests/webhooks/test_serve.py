@@ -243,6 +243,10 @@ def main():
         _, audit = api.json("GET", "/v1/audit")
         whats = [e["what"] for e in audit["data"]]
         assert "approval.approved" in whats and "ruleset.deployed" in whats, whats
+        status, metrics = api.call("GET", "/metrics", token="")
+        assert status == 200, metrics
+        assert 'steward_http_requests_total{route="/v1/events"' in metrics, metrics
+        assert "steward_events_processed_total" in metrics, metrics
         assert not failures, failures
     finally:
         serve.terminate()
