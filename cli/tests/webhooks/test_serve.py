@@ -1,4 +1,5 @@
-"""`steward serve` end to end: a tenant is made and given a token, the
+"""`steward serve` end to end, on SQLite and then on PostgreSQL (a database
+of this run's own at DATABASE_URL; under CI an unreachable server fails): a tenant is made and given a token, the
 repository's `rules/` are deployed with `steward deploy`, events are posted,
 an approval asked of the owner is mailed to the role's holder with a link
 (the console mail transport prints it), and decided through that link
@@ -103,16 +104,46 @@ def wait_for(what, check, seconds=60):
     raise AssertionError(f"gave up waiting for {what}")
 
 
+def psql(url, sql):
+    out = subprocess.run(["psql", url, "-qAtc", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql: {out.stderr}")
+    return out.stdout.strip()
+
+
 def main():
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 9000), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    work = tempfile.mkdtemp(prefix="steward-serve-")
+    try:
+        work = tempfile.mkdtemp(prefix="steward-serve-")
+        serve_on(os.path.join(work, "steward.db"), work, "SQLite")
+        admin = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
+        name = f"steward_serve_{os.getpid()}"
+        try:
+            psql(admin, f"CREATE DATABASE {name}")
+        except (RuntimeError, OSError) as e:
+            if os.environ.get("CI"):
+                raise SystemExit(f"PostgreSQL at DATABASE_URL is unreachable and CI is set: {e}")
+            print(f"serve: PostgreSQL skipped, unreachable at DATABASE_URL: {e}")
+            return
+        try:
+            serve_on(f"{admin.rsplit('/', 1)[0]}/{name}", work, "PostgreSQL")
+        finally:
+            psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        receiver.shutdown()
+
+
+def serve_on(database, work, label):
+    with lock:
+        received.clear()
+        failures.clear()
     port = free_port()
     env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET, STEWARD_ADMIN_TOKEN=ADMIN)
     env.pop("DATABASE_URL", None)
     env.pop("STEWARD_SMTP_URL", None)
     serve = subprocess.Popen(
-        [STEWARD, "serve", "--database", os.path.join(work, "steward.db"),
+        [STEWARD, "serve", "--database", database,
          "--listen", f"127.0.0.1:{port}", "--poll", "50ms"],
         env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
@@ -251,9 +282,8 @@ def main():
     finally:
         serve.terminate()
         code = serve.wait(timeout=60)
-        receiver.shutdown()
     assert code == 0, (code, "".join(lines))
-    print(f"serve: deployed, approved by link, {len(received)} webhooks verified; stopped cleanly")
+    print(f"serve on {label}: deployed, approved by link, {len(received)} webhooks verified; stopped cleanly")
 
 
 if __name__ == "__main__":
