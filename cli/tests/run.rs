@@ -19,6 +19,18 @@ fn steward(database: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A worker process, killed if a test fails before it stops it.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -207,22 +219,24 @@ fn an_insert_wakes_an_idle_worker(url: &str) {
             .unwrap();
         text(&out.stdout).trim().to_string()
     };
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .current_dir(ROOT)
-        .args([
-            "run",
-            "--database",
-            url,
-            "--rules",
-            "rules/",
-            "--poll",
-            "1h",
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = Worker(
+        Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(ROOT)
+            .args([
+                "run",
+                "--database",
+                url,
+                "--rules",
+                "rules/",
+                "--poll",
+                "1h",
+            ])
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // The worker is in its loop once it holds the scheduler lease.
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
@@ -254,9 +268,12 @@ fn an_insert_wakes_an_idle_worker(url: &str) {
         psql("SELECT status FROM steward_events WHERE id = 'wake-1'") == "processed"
     });
     let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
+        .args(["-TERM", &worker.0.id().to_string()])
         .status();
-    assert!(worker.wait().unwrap().success(), "SIGTERM stops it cleanly");
+    assert!(
+        worker.0.wait().unwrap().success(),
+        "SIGTERM stops it cleanly"
+    );
 }
 
 /// `--rules --tenant T` deploys for T alone; other tenants run the rules
@@ -346,22 +363,24 @@ fn a_worker_waits_out_an_outage(url: &str, admin: &str) {
             .unwrap();
         text(&out.stdout).trim().to_string()
     };
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .current_dir(ROOT)
-        .args([
-            "run",
-            "--database",
-            url,
-            "--rules",
-            "rules/",
-            "--poll",
-            "50ms",
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = Worker(
+        Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(ROOT)
+            .args([
+                "run",
+                "--database",
+                url,
+                "--rules",
+                "rules/",
+                "--poll",
+                "50ms",
+            ])
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         while !done() {
@@ -402,7 +421,7 @@ fn a_worker_waits_out_an_outage(url: &str, admin: &str) {
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(worker.try_wait().unwrap().is_none(), "the worker waits");
+    assert!(worker.0.try_wait().unwrap().is_none(), "the worker waits");
     let line = r#"{"id":"outage-1","tenant":"acme","type":"reservation.created","occurred_at":"2026-11-20T10:00:00Z","key":"res_77","payload":{"id":"res_77","listing_id":"l1","guest":{"email":"ana@example.com","first_name":"Ana","country":"US","vip":false},"risk":0.2,"nights":3,"total":412.5,"channel":"airbnb","check_in":"2026-12-01T15:00:00Z","check_out":"2026-12-04T11:00:00Z"}}"#;
     let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["push", "--database", url, "-"])
@@ -426,8 +445,11 @@ fn a_worker_waits_out_an_outage(url: &str, admin: &str) {
         ) == "processed"
     });
     let _ = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
+        .args(["-TERM", &worker.0.id().to_string()])
         .status();
-    assert!(worker.wait().unwrap().success(), "SIGTERM stops it cleanly");
+    assert!(
+        worker.0.wait().unwrap().success(),
+        "SIGTERM stops it cleanly"
+    );
     let _ = std::fs::remove_file(&log);
 }

@@ -762,8 +762,13 @@ macro_rules! durable_store {
                 let (only, lock) = if claim { $events.claim } else { ("", "") };
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
+                    // Whether each was handled comes with the claim, so the
+                    // engine's lookups for the claimed events cost no round
+                    // trip (a claimed row is locked: only this batch can
+                    // handle it now).
                     let rows = sqlx::query(&self.q(&format!(
-                        "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload \
+                        "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload, \
+                         EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled \
                          FROM steward_events e WHERE status = 'pending' {only} \
                          ORDER BY occurred_at, {} LIMIT ? {lock}",
                         $events.time_out, $events.payload_out, $events.order
@@ -777,6 +782,10 @@ macro_rules! durable_store {
                             let get = |i: usize| r.try_get::<String, _>(i).map_err(unavailable);
                             let key: Option<String> = r.try_get(4).map_err(unavailable)?;
                             let (tenant, id) = (get(0)?, get(1)?);
+                            if claim {
+                                let handled: bool = r.try_get(6).map_err(unavailable)?;
+                                self.deferred().claimed.insert((tenant.clone(), id.clone()), handled);
+                            }
                             let payload: serde_json::Value = serde_json::from_str(&get(5)?)
                                 .map_err(|e| StoreError::Corrupt(format!("the payload of `{id}`: {e}")))?;
                             let line = serde_json::json!({
@@ -1167,8 +1176,14 @@ macro_rules! durable_store {
 
         impl Store for $store {
             fn is_handled(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-                if self.deferred().has(tenant, id) {
-                    return Ok(true);
+                {
+                    let deferred = self.deferred();
+                    if deferred.has(tenant, id) {
+                        return Ok(true);
+                    }
+                    if let Some(handled) = deferred.claimed_as(tenant, id) {
+                        return Ok(handled);
+                    }
                 }
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
@@ -1761,6 +1776,8 @@ struct Deferred {
     handled: Vec<(String, String)>,
     seen: std::collections::HashSet<(String, String)>,
     actions: Vec<ActionRow>,
+    /// The events the batch claimed, and whether each was handled then.
+    claimed: std::collections::HashMap<(String, String), bool>,
 }
 
 impl Deferred {
@@ -1772,6 +1789,15 @@ impl Deferred {
             }
         }
         self.actions.extend(actions);
+    }
+
+    fn claimed_as(&self, tenant: &str, id: &str) -> Option<bool> {
+        if self.claimed.is_empty() {
+            return None;
+        }
+        self.claimed
+            .get(&(tenant.to_string(), id.to_string()))
+            .copied()
     }
 
     fn has(&self, tenant: &str, id: &str) -> bool {
