@@ -60,6 +60,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
         admin_token,
         public_url,
         metrics: Some(Arc::new(move || metrics.render())),
+        programs: Default::default(),
     };
     let router = steward_server::router(app);
     let stop = opts.stop.clone();

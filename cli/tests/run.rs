@@ -31,6 +31,25 @@ impl Drop for Worker {
     }
 }
 
+/// `steward push` of one envelope, from stdin.
+fn push_line(url: &str, line: &str) {
+    use std::io::Write;
+    let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["push", "--database", url, "-"])
+        .env_remove("DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    assert!(push.wait().unwrap().success());
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -249,21 +268,7 @@ fn an_insert_wakes_an_idle_worker(url: &str) {
         psql("SELECT COUNT(*) FROM steward_leases WHERE name = 'scheduler'") == "1"
     });
     let line = r#"{"id":"wake-1","tenant":"acme","type":"reservation.created","occurred_at":"2026-11-20T10:00:00Z","key":"res_42","payload":{"id":"res_42","listing_id":"l1","guest":{"email":"ana@example.com","first_name":"Ana","country":"US","vip":true},"risk":0.2,"nights":3,"total":412.5,"channel":"airbnb","check_in":"2026-12-01T15:00:00Z","check_out":"2026-12-04T11:00:00Z"}}"#;
-    let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["push", "--database", url, "-"])
-        .env_remove("DATABASE_URL")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    push.stdin
-        .take()
-        .unwrap()
-        .write_all(line.as_bytes())
-        .unwrap();
-    assert!(push.wait().unwrap().success());
+    push_line(url, line);
     wait_for("the worker was not woken by the insert", &|| {
         psql("SELECT status FROM steward_events WHERE id = 'wake-1'") == "processed"
     });
@@ -423,21 +428,7 @@ fn a_worker_waits_out_an_outage(url: &str, admin: &str) {
     );
     assert!(worker.0.try_wait().unwrap().is_none(), "the worker waits");
     let line = r#"{"id":"outage-1","tenant":"acme","type":"reservation.created","occurred_at":"2026-11-20T10:00:00Z","key":"res_77","payload":{"id":"res_77","listing_id":"l1","guest":{"email":"ana@example.com","first_name":"Ana","country":"US","vip":false},"risk":0.2,"nights":3,"total":412.5,"channel":"airbnb","check_in":"2026-12-01T15:00:00Z","check_out":"2026-12-04T11:00:00Z"}}"#;
-    let mut push = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["push", "--database", url, "-"])
-        .env_remove("DATABASE_URL")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    push.stdin
-        .take()
-        .unwrap()
-        .write_all(line.as_bytes())
-        .unwrap();
-    assert!(push.wait().unwrap().success());
+    push_line(url, line);
     wait_for("the worker did not go on after the outage", &|| {
         psql(
             url,

@@ -103,6 +103,9 @@ pub trait Control {
     fn program_generation(&self) -> Result<i64, ControlError>;
     /// Every tenant's program (the tenant `*` included).
     fn programs(&self) -> Result<Vec<ProgramRow>, ControlError>;
+    /// One tenant's program; none if the tenant has no row (it runs the
+    /// tenant `*`'s).
+    fn program_of(&self, tenant: &str) -> Result<Option<ProgramRow>, ControlError>;
     /// Deploys `sources` as a new version of ruleset `name` of `tenant`
     /// (made if new, enabled or not as it was), unless the tenant's program
     /// would be the same.
@@ -132,6 +135,15 @@ pub trait Control {
     /// Deletes a ruleset (its versions are kept for the audit).
     fn delete_ruleset(&self, tenant: &str, name: &str, who: &str)
         -> Result<Deployed, ControlError>;
+    /// The sources the tenant's program would have with `sources` as
+    /// ruleset `name` (its other enabled rulesets, that one replaced or
+    /// added), as a deploy composes them; for checks and backtests.
+    fn program_with(
+        &self,
+        tenant: &str,
+        name: &str,
+        sources: &Sources,
+    ) -> Result<Sources, ControlError>;
     fn rulesets(
         &self,
         tenant: &str,
@@ -364,24 +376,7 @@ macro_rules! control_store {
                     }
                 };
                 // The tenant's enabled rulesets as they will be.
-                let rows = sqlx::query(&self.q(
-                    "SELECT h.name, r.sources FROM steward_ruleset_heads h \
-                     JOIN steward_rulesets r ON r.tenant = h.tenant AND r.name = h.name AND r.version = h.version \
-                     WHERE h.tenant = ? AND h.enabled = ? AND h.name <> ? ORDER BY h.name",
-                ))
-                .bind(tenant)
-                .bind(true)
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-                let mut rulesets = Vec::new();
-                for r in &rows {
-                    let other: String = r.try_get(0).map_err(db)?;
-                    let text: String = r.try_get(1).map_err(db)?;
-                    let s = $crate::control::parse_sources(&text, &format!("ruleset `{other}`"))?;
-                    rulesets.push((other, s));
-                }
+                let mut rulesets = self.other_rulesets(&mut tx, tenant, name).await?;
                 let own: Option<Sources> = match (&new_sources, head) {
                     (Some(s), _) => Some(s.clone()),
                     (None, Some((v, _))) if !deleted => {
@@ -568,6 +563,69 @@ macro_rules! control_store {
                 Ok(Deployed { version, new: new_sources.is_some(), digest, cancelled })
             }
 
+            /// The programs of every tenant, or of `only`.
+            async fn program_rows(
+                &self,
+                only: Option<&str>,
+            ) -> Result<Vec<$crate::control::ProgramRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let rows = sqlx::query(&self.q(
+                    "SELECT t.tenant, t.digest, p.sources FROM steward_tenant_programs t \
+                     LEFT JOIN steward_programs p ON p.tenant = t.tenant AND p.digest = t.digest \
+                     WHERE (? OR t.tenant = ?) ORDER BY t.tenant",
+                ))
+                .bind(only.is_none())
+                .bind(only.unwrap_or(""))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    let tenant: String = r.try_get(0).map_err(db)?;
+                    let digest: Option<String> = r.try_get(1).map_err(db)?;
+                    let text: Option<String> = r.try_get(2).map_err(db)?;
+                    let program = match (digest, text) {
+                        (Some(d), Some(t)) => {
+                            let s = $crate::control::parse_sources(&t, &format!("the program of tenant `{tenant}`"))?;
+                            Some((d, s))
+                        }
+                        _ => None,
+                    };
+                    out.push($crate::control::ProgramRow { tenant, program });
+                }
+                Ok(out)
+            }
+
+            /// The tenant's enabled rulesets other than `name`, by name, with
+            /// their active versions' sources.
+            async fn other_rulesets(
+                &self,
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                name: &str,
+            ) -> Result<Vec<(String, Sources)>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let rows = sqlx::query(&self.q(
+                    "SELECT h.name, r.sources FROM steward_ruleset_heads h \
+                     JOIN steward_rulesets r ON r.tenant = h.tenant AND r.name = h.name AND r.version = h.version \
+                     WHERE h.tenant = ? AND h.enabled = ? AND h.name <> ? ORDER BY h.name",
+                ))
+                .bind(tenant)
+                .bind(true)
+                .bind(name)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    let other: String = r.try_get(0).map_err(db)?;
+                    let text: String = r.try_get(1).map_err(db)?;
+                    let s = $crate::control::parse_sources(&text, &format!("ruleset `{other}`"))?;
+                    out.push((other, s));
+                }
+                Ok(out)
+            }
+
             /// The stored sources of version `version` of a ruleset.
             async fn version_sources(
                 &self,
@@ -657,32 +715,14 @@ macro_rules! control_store {
             }
 
             fn programs(&self) -> Result<Vec<$crate::control::ProgramRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let rows = sqlx::query(
-                        "SELECT t.tenant, t.digest, p.sources FROM steward_tenant_programs t \
-                         LEFT JOIN steward_programs p ON p.tenant = t.tenant AND p.digest = t.digest \
-                         ORDER BY t.tenant",
-                    )
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        let tenant: String = r.try_get(0).map_err(db)?;
-                        let digest: Option<String> = r.try_get(1).map_err(db)?;
-                        let text: Option<String> = r.try_get(2).map_err(db)?;
-                        let program = match (digest, text) {
-                            (Some(d), Some(t)) => {
-                                let s = $crate::control::parse_sources(&t, &format!("the program of tenant `{tenant}`"))?;
-                                Some((d, s))
-                            }
-                            _ => None,
-                        };
-                        out.push($crate::control::ProgramRow { tenant, program });
-                    }
-                    Ok(out)
-                })
+                self.block(self.program_rows(None))
+            }
+
+            fn program_of(
+                &self,
+                tenant: &str,
+            ) -> Result<Option<$crate::control::ProgramRow>, $crate::control::ControlError> {
+                Ok(self.block(self.program_rows(Some(tenant)))?.pop())
             }
 
             fn deploy_ruleset(
@@ -722,6 +762,21 @@ macro_rules! control_store {
                 who: &str,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
                 self.change_ruleset(tenant, name, &$crate::control::Change::Delete, who)
+            }
+
+            fn program_with(
+                &self,
+                tenant: &str,
+                name: &str,
+                sources: &Sources,
+            ) -> Result<Sources, $crate::control::ControlError> {
+                self.block(async {
+                    let mut c = self.pool.acquire().await.map_err($crate::control::db)?;
+                    let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
+                    rulesets.push((name.to_string(), sources.clone()));
+                    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
+                    Ok($crate::control::compose(&rulesets))
+                })
             }
 
             fn rulesets(

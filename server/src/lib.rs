@@ -57,6 +57,38 @@ pub struct App {
     pub public_url: String,
     /// Renders the Prometheus metrics (the engine's included).
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// Stored programs built, by digest (a program never changes under its
+    /// digest), for dry runs, backtests and approvals.
+    pub programs: Arc<Programs>,
+}
+
+/// Programs built from the store, by digest; at most [`Programs::KEEP`].
+#[derive(Default)]
+pub struct Programs(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<steward::engine::Ruleset>>>,
+);
+
+impl Programs {
+    const KEEP: usize = 64;
+
+    /// The program of `digest`, built from `sources()` the first time.
+    pub fn get(
+        &self,
+        digest: &str,
+        sources: impl FnOnce() -> Option<steward::boundary::Sources>,
+    ) -> Option<Arc<steward::engine::Ruleset>> {
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = lock().get(digest) {
+            return Some(found.clone());
+        }
+        let rules = sources()?.build().rules.ok()?;
+        let mut map = lock();
+        if map.len() >= Self::KEEP {
+            map.clear();
+        }
+        map.insert(digest.to_string(), rules.clone());
+        Some(rules)
+    }
 }
 
 impl App {

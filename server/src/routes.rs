@@ -489,46 +489,6 @@ impl Host for FilesHost<'_> {
     }
 }
 
-/// The tenant's enabled rulesets other than `name`, with their sources.
-fn other_rulesets(
-    db: &dyn crate::Backend,
-    tenant: &str,
-    name: &str,
-) -> Result<Vec<(String, Sources)>, Problem> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let heads = db
-            .rulesets(tenant, after.as_deref(), 500)
-            .map_err(Problem::from)?;
-        let Some(last) = heads.last() else { break };
-        after = Some(last.name.clone());
-        for h in heads.iter().filter(|h| h.enabled && h.name != name) {
-            if let Some(v) = db
-                .ruleset_version(tenant, &h.name, h.version)
-                .map_err(Problem::from)?
-            {
-                out.push((h.name.clone(), v.sources));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The tenant's program with `sources` as ruleset `name` (its enabled
-/// rulesets, that one replaced or added), as a deploy would make it.
-fn with_ruleset(
-    db: &dyn crate::Backend,
-    tenant: &str,
-    name: &str,
-    sources: Sources,
-) -> Result<Sources, Problem> {
-    let mut rulesets = other_rulesets(db, tenant, name)?;
-    rulesets.push((name.to_string(), sources));
-    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(steward_db::control::compose(&rulesets))
-}
-
 /// Checks the request's files alone: their sources (the rule files and
 /// the scripts they read) and the diagnostics, as JSON.
 fn check_files(
@@ -574,7 +534,9 @@ async fn validate(
     }
     let tenant = who.tenant.clone();
     app.db(move |db| {
-        let composed = with_ruleset(db, &tenant, &name, sources)?;
+        let composed = db
+            .program_with(&tenant, &name, &sources)
+            .map_err(Problem::from)?;
         let diagnostics = steward_db::control::diagnose(&composed, &name);
         Ok(Json(Diagnostics {
             diagnostics: serde_json::to_value(diagnostics).unwrap_or_default(),
@@ -1452,9 +1414,13 @@ fn block_actions(
 
 /// Fills in what approving and rejecting each pending approval would run,
 /// from the program that asked.
-fn describe_approvals(db: &dyn crate::Backend, tenant: &str, rows: &mut [ApprovalRow]) {
+fn describe_approvals(
+    db: &dyn crate::Backend,
+    programs: &crate::Programs,
+    tenant: &str,
+    rows: &mut [ApprovalRow],
+) {
     use steward::engine::program::{BlockRef, Branch};
-    let mut built: std::collections::HashMap<String, Option<Arc<Ruleset>>> = Default::default();
     for row in rows.iter_mut() {
         let Some(text) = row.continuation.take() else {
             continue;
@@ -1463,16 +1429,11 @@ fn describe_approvals(db: &dyn crate::Backend, tenant: &str, rows: &mut [Approva
         else {
             continue;
         };
-        let rules = built
-            .entry(stored.version.clone())
-            .or_insert_with(|| {
-                db.program_sources(tenant, &stored.version)
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.build().rules.ok())
-            })
-            .clone();
-        let Some(rules) = rules else { continue };
+        let Some(rules) = programs.get(&stored.version, || {
+            db.program_sources(tenant, &stored.version).ok().flatten()
+        }) else {
+            continue;
+        };
         let Some(rule) = rules.rules.iter().find(|r| *r.name == *stored.rule) else {
             continue;
         };
@@ -1515,12 +1476,13 @@ async fn list_approvals(
     one_of("status", &q.status, &["pending", "approved", "rejected"])?;
     let p = page(q.limit, &q.cursor)?;
     let (tenant, pp) = (who.tenant.clone(), p.clone());
+    let programs = app.programs.clone();
     let rows = app
         .db(move |db| {
             let mut rows = db
                 .approvals(&tenant, q.status.as_deref(), &pp)
                 .map_err(Problem::from)?;
-            describe_approvals(db, &tenant, &mut rows);
+            describe_approvals(db, &programs, &tenant, &mut rows);
             Ok(rows)
         })
         .await?;
@@ -1542,10 +1504,11 @@ async fn get_approval(
 ) -> Result<Json<ApprovalRow>, Problem> {
     who.need("read")?;
     let (tenant, i) = (who.tenant.clone(), id.clone());
+    let programs = app.programs.clone();
     app.db(move |db| {
         let mut row = db.approval_row(&tenant, &i).map_err(Problem::from)?;
         if let Some(row) = row.as_mut() {
-            describe_approvals(db, &tenant, std::slice::from_mut(row));
+            describe_approvals(db, &programs, &tenant, std::slice::from_mut(row));
         }
         Ok(row)
     })
@@ -1759,18 +1722,21 @@ pub struct Rejected {
 }
 
 /// The tenant's program as it runs: its own, else the tenant `*`'s.
-fn active_program(db: &dyn crate::Backend, tenant: &str) -> Result<Arc<Ruleset>, Problem> {
-    let rows = db.programs().map_err(Problem::from)?;
-    let row = rows
-        .iter()
-        .find(|r| r.tenant == tenant)
-        .or_else(|| rows.iter().find(|r| r.tenant == EVERY_TENANT));
-    match row.and_then(|r| r.program.as_ref()) {
-        Some((_, sources)) => sources.build().rules.map_err(|e| {
+fn active_program(
+    db: &dyn crate::Backend,
+    programs: &crate::Programs,
+    tenant: &str,
+) -> Result<Arc<Ruleset>, Problem> {
+    let row = match db.program_of(tenant).map_err(Problem::from)? {
+        Some(row) => Some(row),
+        None => db.program_of(EVERY_TENANT).map_err(Problem::from)?,
+    };
+    match row.and_then(|r| r.program) {
+        Some((digest, sources)) => programs.get(&digest, || Some(sources)).ok_or_else(|| {
             Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "program_broken",
-                format!("the tenant's stored program does not build: {e}"),
+                "the tenant's stored program does not build",
             )
         }),
         None => steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles))
@@ -1889,10 +1855,11 @@ async fn dry_run(
     }
     let tenant = who.tenant.clone();
     let files = body.files;
+    let programs = app.programs.clone();
     app.db(move |db| {
         let rules = match &files {
             Some(files) => program_of(files)?,
-            None => active_program(db, &tenant)?,
+            None => active_program(db, &programs, &tenant)?,
         };
         let (sink, rejected) = simulate(rules, &lines, until, decide)?;
         Ok(Json(DryRunResult {
@@ -1973,11 +1940,14 @@ async fn backtest(
     let to = time_arg("to", &body.to)?;
     let (candidate, _, _) = check_files(&body.files)?;
     let tenant = who.tenant.clone();
+    let programs = app.programs.clone();
     app.db(move |db| {
-        let active = active_program(db, &tenant)?;
+        let active = active_program(db, &programs, &tenant)?;
         // The candidate program: the tenant's enabled rulesets, this one
         // replaced (or added).
-        let composed = with_ruleset(db, &tenant, &name, candidate)?;
+        let composed = db
+            .program_with(&tenant, &name, &candidate)
+            .map_err(Problem::from)?;
         let candidate = match composed.build().rules {
             Ok(rules) => rules,
             Err(steward::boundary::BuildError::Invalid(_)) => {

@@ -162,6 +162,7 @@ fn suite<S: Durable + Control + steward_db::api::Api + Send + Sync + 'static>(
         admin_token: Some(ADMIN.into()),
         public_url: "http://steward.test".into(),
         metrics: Some(Arc::new(|| "steward_up 1\n".to_string())),
+        programs: Default::default(),
     };
     let client = Client {
         router: steward_server::router(app),

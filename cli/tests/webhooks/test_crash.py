@@ -35,6 +35,8 @@ import urllib.request
 from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook
 
+from common import psql
+
 SECRET = "whsec_" + base64.b64encode(b"steward-crash-secret-0123456789a").decode()
 STEWARD = os.environ["STEWARD"]
 EVENTS = 2000
@@ -83,13 +85,6 @@ class Mails:
         with lock:
             self.ids[mid] = self.ids.get(mid, 0) + 1
         return "250 OK"
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-qAtc", sql], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"psql: {out.stderr}")
-    return out.stdout.strip()
 
 
 def database():

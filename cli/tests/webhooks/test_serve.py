@@ -29,6 +29,8 @@ import urllib.request
 
 from standardwebhooks import Webhook
 
+from common import psql
+
 SECRET = "whsec_" + base64.b64encode(b"steward-serve-secret-0123456789a").decode()
 STEWARD = os.environ["STEWARD"]
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -102,13 +104,6 @@ def wait_for(what, check, seconds=60):
             return value
         time.sleep(0.1)
     raise AssertionError(f"gave up waiting for {what}")
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", url, "-qAtc", sql], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"psql: {out.stderr}")
-    return out.stdout.strip()
 
 
 def main():
