@@ -172,6 +172,12 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
                 if let Some(t) = r.throttled {
                     map.insert("throttled".into(), json!(t));
                 }
+                if let Some(c) = &r.counted {
+                    map.insert(
+                        "count".into(),
+                        json!({"seen": c.seen, "of": c.of, "within": c.window, "reached": c.reached}),
+                    );
+                }
                 if let Some(e) = &r.error {
                     map.insert("error".into(), json!(e));
                 }

@@ -39,6 +39,28 @@ pub struct Program {
     /// Expressions checked outside rules and functions (test blocks, the
     /// arguments of a call that could not be resolved): for hover only.
     pub detached: Vec<Expr>,
+    /// What rules read from the history of events (`previous`, `changed`,
+    /// `count(...)`), by [`Root::Recall`] index.
+    pub recalls: Vec<Recall>,
+}
+
+/// A value a rule reads from the history of events rather than from its
+/// event: the engine loads the ones a rule needs before the rule runs
+/// (`Root::Recall(i)` reads the `i`th).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recall {
+    /// `previous PATH`: the value `path` had in the last event of the same
+    /// tenant and key that carried it; `ty` is the field's type where it is
+    /// used (without `?`). A remembered value of another type is absent.
+    Previous { path: Arc<str>, ty: Type },
+    /// `count(E by f, g within D)`: how many events of type `event_type`
+    /// whose `fields` equal this event's happened within `window_ms` up to
+    /// now, this one included when it is one of them.
+    Count {
+        event_type: Arc<str>,
+        fields: Vec<Arc<str>>,
+        window_ms: i64,
+    },
 }
 
 /// Index of a user function in [`Program::functions`].
@@ -87,7 +109,13 @@ pub struct Rule {
     pub trigger: Trigger,
     /// The `if` clause split at its top-level `and`s: each is a `bool`.
     pub conditions: Vec<Expr>,
-    pub throttle: Option<Throttle>,
+    pub throttle: Option<Window>,
+    /// `count N within D by K`, and how many of `conditions` come before it
+    /// (those decide which events are counted; the rest, whether the rule
+    /// goes on at the event that completes the count).
+    pub count: Option<(Window, usize)>,
+    /// The [`Program::recalls`] the rule reads.
+    pub recalls: Vec<usize>,
     pub body: Vec<Stmt>,
 }
 
@@ -107,8 +135,9 @@ pub enum Trigger {
     Error,
 }
 
+/// A `throttle N per D by K` or `count N within D by K` clause.
 #[derive(Debug)]
-pub struct Throttle {
+pub struct Window {
     pub count: Expr,
     pub per: Expr,
     pub by: Option<Expr>,
@@ -262,6 +291,8 @@ pub enum Root {
     Event,
     Envelope,
     Local(usize),
+    /// A value from the history of events ([`Program::recalls`]).
+    Recall(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -504,7 +535,8 @@ impl Program {
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         for rule in &self.rules {
             rule.conditions.iter().for_each(|c| c.walk(f));
-            if let Some(t) = &rule.throttle {
+            let count = rule.count.as_ref().map(|(w, _)| w);
+            for t in rule.throttle.iter().chain(count) {
                 t.count.walk(f);
                 t.per.walk(f);
                 if let Some(by) = &t.by {

@@ -47,13 +47,21 @@ impl Store for Flaky {
     fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
         self.inner.decisions()
     }
-    fn throttle_count(
+    fn window_count(
         &self,
+        tenant: &str,
         key: &str,
         window_ms: i64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.inner.throttle_count(key, window_ms, now)
+        self.inner.window_count(tenant, key, window_ms, now)
+    }
+    fn remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Vec<(std::sync::Arc<str>, steward::engine::stored::StoredValue)>, StoreError> {
+        self.inner.remembered(tenant, key)
     }
     fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.inner.next_tick(tenant, rule)

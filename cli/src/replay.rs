@@ -414,6 +414,20 @@ pub fn show_trace(trace: &Trace) -> String {
                 }
             );
         }
+        if let Some(c) = &r.counted {
+            let _ = writeln!(
+                out,
+                "    count  =>  {} of {} within {}{}",
+                c.seen,
+                c.of,
+                c.window,
+                if c.reached {
+                    ", reached (counting starts again)"
+                } else {
+                    ", waiting"
+                }
+            );
+        }
         if let Some(e) = &r.error {
             let _ = writeln!(out, "    error: {e}");
         }

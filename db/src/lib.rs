@@ -30,7 +30,7 @@ use steward::boundary::Sources;
 use steward::engine::store::{
     window_start, Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
 };
-use steward::engine::stored::{self, StoredContinuation, Versions};
+use steward::engine::stored::{self, StoredContinuation, StoredValue, Versions};
 use steward::engine::{Performed, Ruleset, Store};
 
 /// Why a store could not be opened.
@@ -251,7 +251,14 @@ macro_rules! durable_store {
                 tx: &mut <$db as sqlx::Database>::Connection,
                 change: &Change,
             ) -> Result<(), sqlx::Error> {
-                if !matches!(change, Change::ThrottleCount { .. } | Change::NextTick { .. } | Change::Decision(_)) {
+                if !matches!(
+                    change,
+                    Change::WindowCount { .. }
+                        | Change::ClearWindow { .. }
+                        | Change::Remember { .. }
+                        | Change::NextTick { .. }
+                        | Change::Decision(_)
+                ) {
                     *self.due_hint() = None;
                 }
                 match change {
@@ -365,7 +372,7 @@ macro_rules! durable_store {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    Change::ThrottleCount {
+                    Change::WindowCount {
                         tenant,
                         key,
                         at,
@@ -388,15 +395,50 @@ macro_rules! durable_store {
                         .bind(time_text(at))
                         .fetch_one(&mut *tx)
                         .await?;
+                        let expires = steward::engine::value::add_ms(*at, *window_ms)
+                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
                         sqlx::query(&self.q(
-                            "INSERT INTO steward_throttles (tenant, key, at, n) VALUES (?, ?, ?, ?)",
+                            "INSERT INTO steward_throttles (tenant, key, at, n, expires) VALUES (?, ?, ?, ?, ?)",
                         ))
                         .bind(&**tenant)
                         .bind(key)
                         .bind(time_text(at))
                         .bind(n)
+                        .bind(time_text(&expires))
                         .execute(&mut *tx)
                         .await?;
+                    }
+                    Change::ClearWindow { tenant, key } => {
+                        sqlx::query(&self.q(
+                            "DELETE FROM steward_throttles WHERE tenant = ? AND key = ?",
+                        ))
+                        .bind(&**tenant)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Change::Remember {
+                        tenant,
+                        key,
+                        fields,
+                    } => {
+                        let now = time_text(&Utc::now());
+                        for (field, value) in fields {
+                            let value = serde_json::to_string(value)
+                                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                            sqlx::query(&self.q(
+                                "INSERT INTO steward_memory (tenant, key, field, value, updated_at) \
+                                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, key, field) \
+                                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                            ))
+                            .bind(&**tenant)
+                            .bind(&**key)
+                            .bind(&**field)
+                            .bind(value)
+                            .bind(&now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                     }
                     Change::NextTick { tenant, rule, at } => {
                         sqlx::query(&self.q(
@@ -942,6 +984,9 @@ macro_rules! durable_store {
                      WHERE status IN ('delivered', 'dead') AND finished_at < ? LIMIT ?)".to_string(),
                     "DELETE FROM steward_traces WHERE (tenant, event) IN (SELECT tenant, event FROM steward_traces \
                      WHERE created_at < ? LIMIT ?)".to_string(),
+                    // Window marks whose window has passed (keys not seen since).
+                    "DELETE FROM steward_throttles WHERE (tenant, key, at, n) IN (SELECT tenant, key, at, n \
+                     FROM steward_throttles WHERE expires < ? LIMIT ?)".to_string(),
                 ];
                 self.block(async {
                     let mut gone = 0;
@@ -1310,8 +1355,9 @@ macro_rules! durable_store {
                 })
             }
 
-            fn throttle_count(
+            fn window_count(
                 &self,
+                tenant: &str,
                 key: &str,
                 window_ms: i64,
                 now: DateTime<Utc>,
@@ -1328,14 +1374,43 @@ macro_rules! durable_store {
                             .map_err(unavailable)?;
                     }
                     let n: i64 = sqlx::query_scalar(&self.q(
-                        "SELECT COUNT(*) FROM steward_throttles WHERE key = ? AND at > ?",
+                        "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at > ?",
                     ))
+                    .bind(tenant)
                     .bind(key)
                     .bind(time_text(&start))
                     .fetch_one(c.get())
                     .await
                     .map_err(unavailable)?;
                     Ok(u64::try_from(n).unwrap_or(0))
+                })
+            }
+
+            fn remembered(
+                &self,
+                tenant: &str,
+                key: &str,
+            ) -> Result<Vec<(Arc<str>, StoredValue)>, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    let rows: Vec<(String, String)> = sqlx::query_as(&self.q(
+                        "SELECT field, value FROM steward_memory WHERE tenant = ? AND key = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(key)
+                    .fetch_all(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    rows.into_iter()
+                        .map(|(field, value)| {
+                            let value: StoredValue = serde_json::from_str(&value).map_err(|e| {
+                                StoreError::Corrupt(format!(
+                                    "the remembered `{field}` of `{key}`: {e}"
+                                ))
+                            })?;
+                            Ok((Arc::from(field.as_str()), value))
+                        })
+                        .collect()
                 })
             }
 

@@ -20,6 +20,7 @@ const DECLS: &str = r#"
 event job { id: string  owner: string  total: decimal }
 event job.done { id: string }
 event job.checked { id: string }
+event job.moved { id: string  stage: "open" | "review" | "closed" }
 "#;
 
 const RULES: &str = r#"
@@ -47,6 +48,18 @@ end
 
 rule hourly every 1h then
   log "tick"
+end
+
+rule moved when job.moved if stage changed then
+  log "{id}: {previous stage ?? "open"} to {stage}"
+end
+
+rule moved_twice when job.moved count 2 within 1d by id then
+  log "moved twice: {id}"
+end
+
+rule busy when job if count(job by owner within 1d) >= 2 then
+  log "busy {owner}"
 end
 "#;
 
@@ -112,7 +125,7 @@ fn script() -> Vec<(String, Option<&'static str>)> {
                 "e4",
                 "job",
                 "2026-11-20T15:00:00Z",
-                r#"{"id":"4","owner":"d","total":"1.10"}"#,
+                r#"{"id":"4","owner":"a","total":"1.10"}"#,
             ),
             None,
         ),
@@ -121,7 +134,36 @@ fn script() -> Vec<(String, Option<&'static str>)> {
                 "e4",
                 "job",
                 "2026-11-20T15:00:00Z",
-                r#"{"id":"4","owner":"d","total":"1.10"}"#,
+                r#"{"id":"4","owner":"a","total":"1.10"}"#,
+            ),
+            None,
+        ),
+        // History: the stage each event of key `k-1` carried, a count per
+        // id, across restarts (cuts 9 and 10).
+        (
+            line(
+                "m1",
+                "job.moved",
+                "2026-11-20T15:05:00Z",
+                r#"{"id":"1","stage":"review"}"#,
+            ),
+            None,
+        ),
+        (
+            line(
+                "n1",
+                "job.moved",
+                "2026-11-20T15:06:00Z",
+                r#"{"id":"1","stage":"review"}"#,
+            ),
+            None,
+        ),
+        (
+            line(
+                "o1",
+                "job.moved",
+                "2026-11-20T15:07:00Z",
+                r#"{"id":"1","stage":"closed"}"#,
             ),
             None,
         ),
@@ -210,6 +252,27 @@ fn memory() -> Outcome {
     let expected = whole(MemoryStore::new());
     assert!(expected.actions.len() > 20, "{:#?}", expected.actions);
     assert!(expected.errors.is_empty(), "{:?}", expected.errors);
+    // What the history forms did, the same on every store.
+    let logged: Vec<&str> = expected
+        .actions
+        .iter()
+        .filter_map(|a| {
+            a.split_once(r#"{"text":""#)
+                .map(|(_, t)| t.trim_end_matches("\"}"))
+        })
+        .filter(|t| t.contains(" to ") || t.starts_with("moved") || t.starts_with("busy"))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "busy a",
+            "1: open to review",
+            "moved twice: 1",
+            "1: review to closed"
+        ],
+        "{:#?}",
+        expected.actions
+    );
     expected
 }
 
@@ -221,7 +284,7 @@ fn sqlite_behaves_as_memory_and_keeps_work_across_restarts() {
     let path = dir.join("whole.db");
     let got = whole(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
     assert_eq!(got, expected);
-    for cut in [1, 3, 4, 5, 6] {
+    for cut in [1, 3, 4, 5, 6, 9, 10] {
         let path = dir.join(format!("cut-{cut}.db"));
         let open = || SqliteStore::open(path.to_str().unwrap(), rules()).unwrap();
         let got = restarted(&open, cut);
@@ -314,7 +377,7 @@ fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
     let expected = memory();
     let got = whole(PgStore::open(&db.url(), rules()).unwrap());
     assert_eq!(got, expected);
-    for cut in [3, 5] {
+    for cut in [3, 5, 10] {
         let fresh = Scratch::create().unwrap();
         let url = fresh.url();
         let open = || PgStore::open(&url, rules()).unwrap();

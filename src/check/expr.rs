@@ -131,6 +131,9 @@ pub(super) struct Ctx {
     /// The trigger event is unknown (already reported): unknown names are
     /// not reported again.
     pub lenient: bool,
+    /// Inside how many timer and approval blocks (which run later, without
+    /// the history the rule read when it fired).
+    pub suspended: u32,
 }
 
 impl Ctx {
@@ -143,6 +146,7 @@ impl Ctx {
             send: None,
             in_rule: false,
             lenient: false,
+            suspended: 0,
         }
     }
 }
@@ -153,6 +157,8 @@ pub(super) fn path(e: &Expr) -> Option<String> {
         ExprKind::Name(n) => Some(n.text.clone()),
         ExprKind::Field(base, f) => path(base).map(|p| format!("{p}.{}", f.text)),
         ExprKind::Paren(inner) => path(inner),
+        // Checked like any optional: `previous stage != none and ...`.
+        ExprKind::Previous(inner) => path(inner).map(|p| format!("previous {p}")),
         _ => None,
     }
 }
@@ -420,6 +426,11 @@ impl Checker<'_> {
                 (ty, node.kind)
             }
             ExprKind::Name(name) => self.name(cx, name.text.as_str(), name.span, e),
+            ExprKind::Previous(inner) => self.previous(cx, inner, e),
+            ExprKind::Changed { subject, from, to } => {
+                self.changed(cx, e, subject, from.as_deref(), to.as_deref())
+            }
+            ExprKind::CountOf { event, by, within } => self.count_of(cx, e, event, by, within),
             ExprKind::Field(base, field) => {
                 // A field of an optional record is optional: absent when the record is.
                 let mut base_ty = self.expr(cx, base);
@@ -612,7 +623,7 @@ impl Checker<'_> {
     }
 
     /// An optional read at a path known to be present is not optional there.
-    fn narrow(&self, cx: &Ctx, e: &Expr, ty: Type) -> Ty {
+    pub(super) fn narrow(&self, cx: &Ctx, e: &Expr, ty: Type) -> Ty {
         if ty.is_optional() && path(e).is_some_and(|p| cx.facts.contains(&p)) {
             return Ty::of(ty.present().clone());
         }
@@ -1043,7 +1054,15 @@ impl Checker<'_> {
         }
     }
 
-    fn equality(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
+    pub(super) fn equality(
+        &mut self,
+        cx: &mut Ctx,
+        op: BinaryOp,
+        l: &Expr,
+        r: &Expr,
+        a: Ty,
+        b: Ty,
+    ) -> Out {
         let file = cx.file;
         if a.ty == Type::Error || b.ty == Type::Error {
             return (Ty::of(Type::Bool), Kind::Error);

@@ -12,6 +12,7 @@
 pub mod actions;
 mod decls;
 mod expr;
+mod history;
 mod rules;
 pub mod schedule;
 pub mod stdlib;
@@ -212,6 +213,7 @@ pub fn analyze_cached(
         fn_ids: HashMap::new(),
         lets: Vec::new(),
         rhai: HashMap::new(),
+        rule_recalls: Vec::new(),
         host,
     };
     checker.run();
@@ -250,6 +252,8 @@ struct Checker<'a> {
     fn_ids: HashMap<String, crate::hir::FnId>,
     lets: Vec<TypeAt>,
     rhai: HashMap<(FileId, String), String>,
+    /// The recalls (`hir::Program::recalls`) the rule being checked reads.
+    rule_recalls: Vec<usize>,
     host: &'a dyn Host,
 }
 

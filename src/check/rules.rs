@@ -13,6 +13,15 @@ use crate::hir;
 use crate::syntax::ast::*;
 use std::sync::Arc;
 
+/// A rule's clauses and body, checked.
+#[derive(Default)]
+struct RuleRest {
+    conditions: Vec<hir::Expr>,
+    throttle: Option<hir::Window>,
+    count: Option<(hir::Window, usize)>,
+    body: Vec<hir::Stmt>,
+}
+
 /// The fields a message may have (the arguments of `send` after the
 /// message's name), and whether each is required.
 fn message_fields() -> Vec<(&'static str, bool)> {
@@ -396,16 +405,22 @@ impl Checker<'_> {
                 Arc::from(format!("{base}:{line}"))
             }
         };
-        let (conditions, throttle, body) = self.rule_rest(&mut cx, r);
+        self.rule_recalls.clear();
+        let rest = self.rule_rest(&mut cx, r);
+        let mut recalls = std::mem::take(&mut self.rule_recalls);
+        recalls.sort_unstable();
+        recalls.dedup();
         self.hir.rules.push(hir::Rule {
             name,
             file,
             span: r.span,
             title: r.title.as_ref().map(|t| t.value.clone()),
             trigger,
-            conditions,
-            throttle,
-            body,
+            conditions: rest.conditions,
+            throttle: rest.throttle,
+            count: rest.count,
+            recalls,
+            body: rest.body,
         });
     }
 
@@ -421,6 +436,8 @@ impl Checker<'_> {
             .any(|c| matches!(c, Clause::Throttle { .. }))
         {
             "is throttled"
+        } else if r.clauses.iter().any(|c| matches!(c, Clause::Count { .. })) {
+            "counts events"
         } else if holds_state(&r.body.stmts) {
             "waits (a timer or an approval)"
         } else {
@@ -534,15 +551,11 @@ impl Checker<'_> {
         }
     }
 
-    fn rule_rest(
-        &mut self,
-        cx: &mut Ctx,
-        r: &RuleDecl,
-    ) -> (Vec<hir::Expr>, Option<hir::Throttle>, Vec<hir::Stmt>) {
+    fn rule_rest(&mut self, cx: &mut Ctx, r: &RuleDecl) -> RuleRest {
         let file = cx.file;
-        let mut conditions = Vec::new();
-        let mut throttle = None;
+        let mut rest = RuleRest::default();
         let mut seen_throttle: Option<Span> = None;
+        let mut seen_count: Option<Span> = None;
         let mut seen_condition: Option<Span> = None;
         for clause in &r.clauses {
             match clause {
@@ -555,41 +568,20 @@ impl Checker<'_> {
                     if let Some(first) = seen_throttle.replace(*span) {
                         self.duplicate_clause(file, *span, first, "throttle");
                     }
-                    let c = self.expect(cx, count, &Type::Int, "the throttle's count");
-                    if matches!(c.konst, Some(Const::Int(n)) if n < 1)
-                        || (c.konst.is_none() && c.ty != Type::Error)
-                    {
-                        self.report(
-                            Diagnostic::new(
-                                Code::InvalidTiming,
-                                file,
-                                count.span,
-                                "a throttle's count must be a whole number of at least 1",
-                            )
-                            .with_help("write a number such as `throttle 1 per 24h`"),
-                        );
+                    let window = self.window_clause(cx, count, per, by.as_ref(), "throttle");
+                    rest.throttle = Some(window);
+                }
+                Clause::Count {
+                    span,
+                    count,
+                    within,
+                    by,
+                } => {
+                    if let Some(first) = seen_count.replace(*span) {
+                        self.duplicate_clause(file, *span, first, "count");
                     }
-                    let per = self.positive_duration(cx, per, "the throttle's period");
-                    let mut key = None;
-                    if let Some(by) = by {
-                        let ty = self.expr(cx, by);
-                        let mut ty = self.present(cx, by, ty);
-                        let mut node = ty.take();
-                        node.finish();
-                        key = Some(node);
-                        if !ty.ty.is_displayable() {
-                            let shown = self.program.show(&ty.ty);
-                            self.report(
-                                Diagnostic::new(Code::TypeMismatch, file, by.span, format!("a throttle key must be text, a number or a date, but this is a `{shown}`"))
-                                    .with_help("throttle by a field such as `guest.email`"),
-                            );
-                        }
-                    }
-                    throttle = Some(hir::Throttle {
-                        count: c.node,
-                        per,
-                        by: key,
-                    });
+                    let window = self.window_clause(cx, count, within, by.as_ref(), "count");
+                    rest.count = Some((window, rest.conditions.len()));
                 }
                 Clause::Condition { span, cond } => {
                     if let Some(first) = seen_condition.replace(*span) {
@@ -598,20 +590,84 @@ impl Checker<'_> {
                     let ty = self.condition(cx, cond);
                     self.constant_condition(file, cond, &ty);
                     facts(cond, true, &mut cx.facts);
-                    conjuncts(ty.node, &mut conditions);
+                    conjuncts(ty.node, &mut rest.conditions);
                 }
             }
         }
         let mut steps = hir::Steps::new(self.sources.text(file));
-        let body = self.block(cx, &r.body, &mut steps);
-        (conditions, throttle, body)
+        rest.body = self.block(cx, &r.body, &mut steps);
+        rest
+    }
+
+    /// The count, window and key of a `throttle N per D by K` or a `count N
+    /// within D by K` clause (`what` is its keyword).
+    fn window_clause(
+        &mut self,
+        cx: &mut Ctx,
+        count: &Expr,
+        per: &Expr,
+        by: Option<&Expr>,
+        what: &str,
+    ) -> hir::Window {
+        let file = cx.file;
+        let (number, period, example, key_example) = if what == "throttle" {
+            (
+                "a throttle's count",
+                "the throttle's period",
+                "throttle 1 per 24h",
+                "throttle by a field such as `guest.email`",
+            )
+        } else {
+            (
+                "the number of events to count",
+                "the count's window",
+                "count 5 within 10m",
+                "count by a field such as `email`",
+            )
+        };
+        let c = self.expect(cx, count, &Type::Int, number);
+        if matches!(c.konst, Some(Const::Int(n)) if n < 1)
+            || (c.konst.is_none() && c.ty != Type::Error)
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidTiming,
+                    file,
+                    count.span,
+                    format!("{number} must be a whole number of at least 1"),
+                )
+                .with_help(format!("write a number such as `{example}`")),
+            );
+        }
+        let per = self.positive_duration(cx, per, period);
+        let mut key = None;
+        if let Some(by) = by {
+            let ty = self.expr(cx, by);
+            let mut ty = self.present(cx, by, ty);
+            let mut node = ty.take();
+            node.finish();
+            key = Some(node);
+            if !ty.ty.is_displayable() {
+                let shown = self.program.show(&ty.ty);
+                self.report(
+                    Diagnostic::new(Code::TypeMismatch, file, by.span, format!("a {what} key must be text, a number or a date, but this is a `{shown}`"))
+                        .with_help(key_example),
+                );
+            }
+        }
+        hir::Window {
+            count: c.node,
+            per,
+            by: key,
+        }
     }
 
     fn duplicate_clause(&mut self, file: FileId, span: Span, first: Span, what: &str) {
+        let keep_one = format!("keep one `{what}`");
         let help = if what == "if" {
             "join the conditions with `and`"
         } else {
-            "keep one `throttle`"
+            &keep_one
         };
         self.report(
             Diagnostic::new(
@@ -671,7 +727,7 @@ impl Checker<'_> {
         }
     }
 
-    fn positive_duration(&mut self, cx: &mut Ctx, e: &Expr, what: &str) -> hir::Expr {
+    pub(super) fn positive_duration(&mut self, cx: &mut Ctx, e: &Expr, what: &str) -> hir::Expr {
         let node = self.expect(cx, e, &Type::Duration, what).node;
         if let ExprKind::Duration(ms) = e.kind {
             if ms <= 0 {
@@ -879,7 +935,9 @@ impl Checker<'_> {
                 for u in unless {
                     cancels.extend(self.unless(cx, u));
                 }
+                cx.suspended += 1;
                 let body = self.block(cx, body, steps);
+                cx.suspended -= 1;
                 Some(hir::Stmt::Timer {
                     step,
                     kind: *kind,
@@ -896,8 +954,10 @@ impl Checker<'_> {
                 otherwise,
             } => {
                 let within = self.positive_duration(cx, within, "the approval's deadline");
+                cx.suspended += 1;
                 let body = self.block(cx, body, steps);
                 let otherwise = otherwise.as_ref().map(|o| self.block(cx, o, steps));
+                cx.suspended -= 1;
                 Some(hir::Stmt::Approval {
                     step,
                     role: Arc::from(role.text.as_str()),

@@ -85,6 +85,7 @@ codes! {
     RhaiFileMissing = "E0408", Error, "Rhai file not found";
     RhaiSyntax = "E0409", Error, "Rhai script does not compile";
     RhaiFileOutside = "E0410", Error, "Rhai file outside the rules' folders";
+    NoHistory = "E0411", Error, "`previous`, `changed` or `count(...)` where no history is kept";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use super::builtins;
 use super::decode::{Shape, Shapes};
 use super::eval::{arith, equal, fault, test, Cond, Eval, Fault, Frame};
+use super::history::History;
 use super::index::{IndexKey, RuleIndex};
 use super::pred::{Access, Pred};
 use super::program::*;
@@ -28,7 +29,7 @@ use super::value::{Record, Value};
 use crate::check::types::Type;
 use crate::check::Analysis;
 use crate::diag::{Code, Diagnostic, FileId, Span};
-use crate::hir::{self, Callee, ExprKind, Lit, Part};
+use crate::hir::{self, Callee, ExprKind, Lit, Part, Root};
 use crate::syntax::ast::BinaryOp;
 
 /// Compiled rules, ready to run.
@@ -40,6 +41,8 @@ pub struct Ruleset {
     pub(crate) index: RuleIndex,
     /// For each event type, the fields that cancel timers (`unless E on k`).
     pub(crate) cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
+    /// What the rules remember and count, by event type.
+    pub(crate) history: History,
     /// The payload of schedule-triggered rules.
     pub(crate) empty: Arc<Record>,
     /// The webhook actions, by name: where each is delivered.
@@ -156,6 +159,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
     }
 
     let index = RuleIndex::build(&rules);
+    let history = History::build(&analysis.hir, &shapes);
     let empty = Arc::new(Record {
         shape: shapes.envelope,
         slots: Box::new([]),
@@ -166,6 +170,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         lib: Library::new(functions, rhai_fns::sandbox(), shapes),
         index,
         cancel_fields,
+        history,
         empty,
         webhooks: analysis
             .program
@@ -268,9 +273,14 @@ impl Lower<'_> {
         };
         let mut conditions = Vec::new();
         let mut test = Pred::Const(true);
+        let mut after_count = Pred::Const(true);
         let mut index_key = None;
-        for part in &r.conditions {
-            if index_key.is_none() {
+        // With a `count` clause, the conditions before it decide which
+        // events are counted (and only they can file the rule in the
+        // index); the ones after it, whether the rule goes on.
+        let counted = r.count.as_ref().map_or(r.conditions.len(), |(_, n)| *n);
+        for (i, part) in r.conditions.iter().enumerate() {
+            if index_key.is_none() && i < counted {
                 index_key = self.index_key(part);
             }
             let mut reads = Vec::new();
@@ -280,15 +290,28 @@ impl Lower<'_> {
                 cond: self.cond(part),
                 reads,
             });
-            test = match test {
+            let into = if i < counted {
+                &mut test
+            } else {
+                &mut after_count
+            };
+            *into = match std::mem::replace(into, Pred::Const(true)) {
                 Pred::Const(true) => self.pred(part),
-                test => Pred::all(test, self.pred(part)),
+                before => Pred::all(before, self.pred(part)),
             };
         }
-        let throttle = r.throttle.as_ref().map(|t| Throttle {
-            count: self.expr(&t.count).eval,
-            per: self.expr(&t.per).eval,
-            by: t.by.as_ref().map(|b| self.expr(b).eval),
+        let window = |cx: &Self, t: &hir::Window| Throttle {
+            count: cx.expr(&t.count).eval,
+            per: cx.expr(&t.per).eval,
+            by: t.by.as_ref().map(|b| cx.expr(b).eval),
+        };
+        let throttle = r.throttle.as_ref().map(|t| window(self, t));
+        let count = r.count.as_ref().map(|(t, _)| {
+            let rest = match after_count {
+                Pred::Const(true) => None,
+                rest => Some(rest.into_cond()),
+            };
+            (window(self, t), rest)
         });
         let mut rule = Rule {
             name: r.name.clone(),
@@ -297,6 +320,7 @@ impl Lower<'_> {
             conditions,
             test: test.into_cond(),
             throttle,
+            count,
             blocks: vec![Vec::new()],
             block_steps: vec![BlockRef {
                 step: 0,
@@ -340,7 +364,13 @@ impl Lower<'_> {
     /// The fields an expression reads, as written, for `explain`.
     fn reads(&self, e: &hir::Expr, out: &mut Vec<(String, Place)>) {
         if let ExprKind::Read(place) = &e.kind {
-            let text = self.text(e.at.file, e.at.span);
+            let text = match place.root {
+                Root::Recall(i) => match self.analysis.hir.recalls.get(i) {
+                    Some(recall) => History::describe(recall),
+                    None => self.text(e.at.file, e.at.span),
+                },
+                _ => self.text(e.at.file, e.at.span),
+            };
             if !out.iter().any(|(t, _)| *t == text) {
                 out.push((text, place.clone()));
             }
@@ -780,6 +810,7 @@ impl Lower<'_> {
                 event: &empty,
                 envelope: &empty,
                 locals: &[],
+                recalled: &[],
                 now: chrono::DateTime::<chrono::Utc>::default(),
                 lib: &lib,
             };
@@ -812,6 +843,7 @@ impl Lower<'_> {
                             event: f.event,
                             envelope: f.envelope,
                             locals: &values,
+                            recalled: f.recalled,
                             now: f.now,
                             lib: f.lib,
                         }),

@@ -22,6 +22,7 @@ pub mod action;
 pub(crate) mod builtins;
 pub mod decode;
 pub mod eval;
+pub mod history;
 pub(crate) mod index;
 pub(crate) mod lower;
 pub(crate) mod pred;

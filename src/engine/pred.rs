@@ -327,6 +327,7 @@ mod tests {
             event: &event,
             envelope: &envelope,
             locals: &[],
+            recalled: &[],
             now: Default::default(),
             lib: &lib,
         };

@@ -27,6 +27,9 @@ pub struct Frame<'a> {
     pub envelope: &'a Arc<Record>,
     /// `let`s and function parameters, by slot.
     pub locals: &'a [Value],
+    /// What the rule reads from the history of events, by recall index
+    /// (`hir::Program::recalls`); empty where nothing was loaded.
+    pub recalled: &'a [Value],
     /// The time of the event or timer being handled; `now()`.
     pub now: DateTime<Utc>,
     /// Functions, for calls.
@@ -134,6 +137,7 @@ impl Place {
                 None => return &NONE,
             },
             Root::Local(i) => (&f.locals[i], &self.path[..]),
+            Root::Recall(i) => (f.recalled.get(i).unwrap_or(&NONE), &self.path[..]),
         };
         for &slot in rest {
             match v {
@@ -172,6 +176,9 @@ pub struct Rule {
     /// All of the conditions as one test: what the engine runs.
     pub test: Cond,
     pub throttle: Option<Throttle>,
+    /// `count N within D by K`: a window like a throttle's, and the
+    /// conditions after the clause (the ones before it are in `test`).
+    pub count: Option<(Throttle, Option<Cond>)>,
     /// Block 0 is the body; timers and approvals refer to the others.
     pub blocks: Vec<Vec<Op>>,
     /// Where each block is, by the step id of the statement that owns it
@@ -220,6 +227,7 @@ pub struct Condition {
     pub reads: Vec<(String, Place)>,
 }
 
+/// A `throttle` or `count` clause: how many, in which window, by what.
 pub struct Throttle {
     pub count: Eval,
     pub per: Eval,

@@ -110,8 +110,20 @@ pub struct RuleTrace {
     pub skipped: Option<String>,
     pub conditions: Vec<CondTrace>,
     pub throttled: Option<bool>,
+    /// Where the rule's `count` clause stands after this event.
+    pub counted: Option<CountTrace>,
     pub matched: bool,
     pub error: Option<String>,
+}
+
+/// A `count N within D` clause at one event: `seen` matching events in the
+/// window, this one included, of the `of` it waits for.
+#[derive(Clone, Debug)]
+pub struct CountTrace {
+    pub seen: u64,
+    pub of: u64,
+    pub window: String,
+    pub reached: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +175,10 @@ pub struct Engine<S: Store> {
     /// Events caused so far by the input being handled (see `Limits::max_caused`).
     caused: u32,
     scratch: Vec<usize>,
+    /// What the rules on the event being handled read from its history (see
+    /// `engine::history`), by recall index; `no_recall` when none.
+    recalled: Arc<[Value]>,
+    no_recall: Arc<[Value]>,
     /// What the rule (or resumed block) being run has done so far; applied
     /// when it ends, dropped if it faults, so its handling is all or nothing.
     fx: Effects,
@@ -245,6 +261,9 @@ struct Ctx {
     source: Arc<str>,
     /// What started the chain (for the chain bound's message).
     origin: Arc<str>,
+    /// What the rule reads from the history of events (empty in resumed
+    /// blocks and schedules, which the checker keeps from reading it).
+    recalled: Arc<[Value]>,
 }
 
 /// Where an event stands in its chain of emits.
@@ -276,6 +295,8 @@ impl<S: Store> Engine<S> {
             clock: None,
             caused: 0,
             scratch: Vec::new(),
+            recalled: Arc::from(Vec::new()),
+            no_recall: Arc::from(Vec::new()),
             fx: Effects::default(),
             backlog: Queue::new(),
         }
@@ -766,6 +787,7 @@ impl<S: Store> Engine<S> {
             depth: 0,
             origin: source.clone(),
             source,
+            recalled: self.no_recall.clone(),
         };
         let mut locals = cont.locals;
         let rules = self.rules.clone();
@@ -912,6 +934,13 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
+        self.recalled = match rules
+            .history
+            .load(&self.store, rules.shapes(), &event, now)?
+        {
+            Some(values) => Arc::from(values),
+            None => self.no_recall.clone(),
+        };
         let explained = self.explain_all
             || self.explain.as_deref() == Some(&*event.id)
                 && self
@@ -945,6 +974,7 @@ impl<S: Store> Engine<S> {
                     )),
                     conditions: Vec::new(),
                     throttled: None,
+                    counted: None,
                     matched: false,
                     error: None,
                 });
@@ -962,6 +992,10 @@ impl<S: Store> Engine<S> {
             }
         }
         self.scratch = candidates;
+        self.recalled = self.no_recall.clone();
+        rules
+            .history
+            .record(rules.shapes(), &event, now, &mut self.fx.changes.changes);
         self.finish(sink)?;
         if let Some(trace) = trace {
             self.traces.push(trace);
@@ -991,11 +1025,13 @@ impl<S: Store> Engine<S> {
             depth: chain.depth,
             source: event.id.clone(),
             origin: chain.origin.clone(),
+            recalled: self.recalled.clone(),
         };
         let frame = Frame {
             event: &event.payload,
             envelope: &cx.envelope,
             locals: &[],
+            recalled: &cx.recalled,
             now,
             lib: &rules.lib,
         };
@@ -1007,6 +1043,7 @@ impl<S: Store> Engine<S> {
                 skipped: None,
                 conditions: Vec::new(),
                 throttled: None,
+                counted: None,
                 matched: true,
                 error: None,
             };
@@ -1041,6 +1078,33 @@ impl<S: Store> Engine<S> {
             }
         }
         let mark = self.fx.mark();
+        if let Some((window, rest)) = &rule.count {
+            let result = match self.count_clause(rule, window, &frame, &event.tenant, now)? {
+                Ok(counted) => {
+                    let reached = counted.reached;
+                    if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
+                        last.matched &= reached;
+                        last.counted = Some(counted);
+                    }
+                    match rest {
+                        Some(rest) if reached => rest(&frame),
+                        _ => Ok(reached),
+                    }
+                }
+                Err(fault) => Err(fault),
+            };
+            match result {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(fault) => {
+                    if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
+                        last.error = Some(fault.to_string());
+                    }
+                    self.fault(&cx, fault, sink);
+                    return Ok(());
+                }
+            }
+        }
         if let Some(throttle) = &rule.throttle {
             let result = match self.throttled(rule, throttle, &frame, &event.tenant, now)? {
                 Ok((throttled, count)) => {
@@ -1087,20 +1151,62 @@ impl<S: Store> Engine<S> {
         tenant: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<(bool, Option<Change>), Fault>, StoreError> {
-        let (limit, window, by) = match throttle_window(throttle, frame) {
+        let (limit, window, by) = match throttle_window(throttle, frame, "throttle") {
             Ok(v) => v,
             Err(fault) => return Ok(Err(fault)),
         };
         let key = format!("{tenant}\u{1f}{}\u{1f}{by}", rule.name);
-        let allowed = self.store.throttle_count(&key, window, now)? < limit;
+        let allowed = self.store.window_count(tenant, &key, window, now)? < limit;
         // The firing is counted in the unit, with the rule's other effects.
-        let count = allowed.then_some(Change::ThrottleCount {
+        let count = allowed.then_some(Change::WindowCount {
             tenant: Arc::from(tenant),
             key,
             at: now,
             window_ms: window,
         });
         Ok(Ok((!allowed, count)))
+    }
+
+    /// A `count N within D by K` clause at a matching event: the event is
+    /// counted in its key's window, and the count that reaches N empties it
+    /// (so counting starts again from zero).
+    fn count_clause(
+        &mut self,
+        rule: &Rule,
+        window: &super::program::Throttle,
+        frame: &Frame,
+        tenant: &Arc<str>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<CountTrace, Fault>, StoreError> {
+        let (limit, window_ms, by) = match throttle_window(window, frame, "count") {
+            Ok(v) => v,
+            Err(fault) => return Ok(Err(fault)),
+        };
+        let key = format!("{tenant}\u{1f}{}\u{1f}count\u{1f}{by}", rule.name);
+        let seen = self
+            .store
+            .window_count(tenant, &key, window_ms, now)?
+            .saturating_add(1);
+        let reached = seen >= limit;
+        self.fx.change(if reached {
+            Change::ClearWindow {
+                tenant: tenant.clone(),
+                key,
+            }
+        } else {
+            Change::WindowCount {
+                tenant: tenant.clone(),
+                key,
+                at: now,
+                window_ms,
+            }
+        });
+        Ok(Ok(CountTrace {
+            seen,
+            of: limit,
+            window: show_duration(window_ms),
+            reached,
+        }))
     }
 
     fn fault(&mut self, cx: &Ctx, fault: Fault, sink: &mut dyn Sink) {
@@ -1122,6 +1228,7 @@ impl<S: Store> Engine<S> {
                 event: &cx.event.payload,
                 envelope: &cx.envelope,
                 locals,
+                recalled: &cx.recalled,
                 now: cx.now,
                 lib: &rules.lib,
             };
@@ -1358,16 +1465,18 @@ impl<S: Store> Engine<S> {
     }
 }
 
-/// A throttle's limit, window and key value, as the rule's clause gives them.
+/// A `throttle` or `count` clause's number, window and key value, as the
+/// rule's clause gives them (`what` is the clause's keyword).
 fn throttle_window(
     throttle: &super::program::Throttle,
     frame: &Frame,
+    what: &str,
 ) -> Result<(u64, i64, String), Fault> {
     let limit = match (throttle.count)(frame)? {
         Value::Int(n) if n >= 0 => n.unsigned_abs(),
         other => {
             return Err(Fault::new(format!(
-                "throttle count must be a positive int, not {other}"
+                "{what} count must be a positive int, not {other}"
             )))
         }
     };
@@ -1375,13 +1484,13 @@ fn throttle_window(
         Value::Duration(ms) if ms > 0 => ms,
         Value::Duration(ms) => {
             return Err(Fault::new(format!(
-                "throttle window must be a positive duration, not {}",
+                "{what} window must be a positive duration, not {}",
                 show_duration(ms)
             )))
         }
         other => {
             return Err(Fault::new(format!(
-                "throttle window must be a duration, not {other}"
+                "{what} window must be a duration, not {other}"
             )))
         }
     };

@@ -1,6 +1,6 @@
 //! The engine's state, behind one trait: pending timers (keyed, cancellable),
-//! suspended approvals, throttle windows, schedule positions and the events
-//! already handled. [`MemoryStore`] keeps it in memory (replay, tests); the
+//! suspended approvals, windows (throttles and counts), remembered field
+//! values, schedule positions and the events already handled. [`MemoryStore`] keeps it in memory (replay, tests); the
 //! database-backed stores implement the same trait over their tables, so the
 //! runtime's semantics are written once, in `runtime.rs`.
 //!
@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use super::action::Performed;
 use super::decode::Event;
 use super::lower::Ruleset;
+use super::stored::StoredValue;
 use super::value::{Record, Value};
 
 /// What a timer or an approval resumes: a block of a rule of the ruleset
@@ -147,13 +148,26 @@ pub enum Change {
     /// Removes a pending approval (decided, expired or superseded).
     RemoveApproval(String),
     Decision(Decision),
-    /// Counts a firing of a throttled rule against its window (of
-    /// `window_ms`: firings older than that are no longer kept).
-    ThrottleCount {
+    /// Counts a firing of a throttled rule, an event a `count` clause
+    /// matched, or an event a `count(...)` counts, in the window of `key`
+    /// (of `window_ms`: marks older than that are no longer kept).
+    WindowCount {
         tenant: Arc<str>,
         key: String,
         at: DateTime<Utc>,
         window_ms: i64,
+    },
+    /// Empties the window of `key` (a `count` clause reached its number).
+    ClearWindow {
+        tenant: Arc<str>,
+        key: String,
+    },
+    /// The values of fields the rules remember (`previous`, `changed`) as
+    /// the last event of (tenant, key) that carried them has them.
+    Remember {
+        tenant: Arc<str>,
+        key: Arc<str>,
+        fields: Vec<(Arc<str>, StoredValue)>,
     },
     /// Where a schedule of a tenant stands: its next tick.
     NextTick {
@@ -217,14 +231,22 @@ pub trait Store {
     /// Pending approvals, oldest first.
     fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError>;
     fn decisions(&self) -> Result<Vec<Decision>, StoreError>;
-    /// How many firings of `key` were counted in the window of `window_ms`
-    /// ending at `now` (a firing at exactly the window's start is out).
-    fn throttle_count(
+    /// How many marks the window of the tenant's `key` holds within
+    /// `window_ms` ending at `now` (a mark at exactly the window's start is
+    /// out).
+    fn window_count(
         &self,
+        tenant: &str,
         key: &str,
         window_ms: i64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+    /// The remembered field values of (tenant, key), by field path.
+    fn remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Remembered, StoreError>;
     /// The next tick of a schedule-triggered rule for a tenant.
     fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     fn pending_timers(&self) -> Result<usize, StoreError>;
@@ -240,6 +262,9 @@ pub trait Store {
     ) -> Result<(), StoreError>;
 }
 
+/// The remembered field values of one key, by field path.
+pub type Remembered = Vec<(Arc<str>, StoredValue)>;
+
 /// Everything in memory.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -252,7 +277,9 @@ pub struct MemoryStore {
     approval_keys: HashMap<TimerKey, String>,
     deadlines: BTreeSet<(DateTime<Utc>, u64, String)>,
     decisions: Vec<Decision>,
-    throttles: HashMap<String, VecDeque<DateTime<Utc>>>,
+    windows: HashMap<String, VecDeque<DateTime<Utc>>>,
+    /// By (tenant, key), then field path.
+    memory: HashMap<(Arc<str>, Arc<str>), Remembered>,
     /// By tenant, then rule.
     ticks: HashMap<String, HashMap<String, DateTime<Utc>>>,
     seq: u64,
@@ -343,15 +370,31 @@ impl MemoryStore {
                 self.take_approval(&id);
             }
             Change::Decision(d) => self.decisions.push(d),
-            Change::ThrottleCount {
+            Change::WindowCount {
                 key, at, window_ms, ..
             } => {
-                let window = self.throttles.entry(key).or_default();
+                let window = self.windows.entry(key).or_default();
                 let start = window_start(at, window_ms);
                 while window.front().is_some_and(|t| *t <= start) {
                     window.pop_front();
                 }
                 window.push_back(at);
+            }
+            Change::ClearWindow { key, .. } => {
+                self.windows.remove(&key);
+            }
+            Change::Remember {
+                tenant,
+                key,
+                fields,
+            } => {
+                let kept = self.memory.entry((tenant, key)).or_default();
+                for (path, value) in fields {
+                    match kept.iter_mut().find(|(p, _)| *p == path) {
+                        Some(slot) => slot.1 = value,
+                        None => kept.push((path, value)),
+                    }
+                }
             }
             Change::NextTick { tenant, rule, at } => {
                 self.ticks
@@ -426,18 +469,28 @@ impl Store for MemoryStore {
         Ok(self.decisions.clone())
     }
 
-    fn throttle_count(
+    fn window_count(
         &self,
+        _tenant: &str,
         key: &str,
         window_ms: i64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let Some(window) = self.throttles.get(key) else {
+        let Some(window) = self.windows.get(key) else {
             return Ok(0);
         };
         let start = window_start(now, window_ms);
         let inside = window.iter().rev().take_while(|t| **t > start).count();
         Ok(u64::try_from(inside).unwrap_or(u64::MAX))
+    }
+
+    fn remembered(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Remembered, StoreError> {
+        let found = self.memory.get(&(Arc::from(tenant), Arc::from(key)));
+        Ok(found.cloned().unwrap_or_default())
     }
 
     fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -213,7 +213,7 @@ pub struct RuleDecl {
     pub name: Option<Name>,
     pub title: Option<StrLit>,
     pub trigger: Trigger,
-    /// `throttle` and `if` clauses, in source order.
+    /// `throttle`, `count` and `if` clauses, in source order.
     pub clauses: Vec<Clause>,
     pub body: Block,
 }
@@ -241,6 +241,13 @@ pub enum Clause {
     Condition {
         span: Span,
         cond: Expr,
+    },
+    /// `count 5 within 10m by email`.
+    Count {
+        span: Span,
+        count: Expr,
+        within: Expr,
+        by: Option<Expr>,
     },
 }
 
@@ -451,4 +458,19 @@ pub enum ExprKind {
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     If(Box<Expr>, Box<Expr>, Box<Expr>),
     Paren(Box<Expr>),
+    /// `previous stage`: the value the last event of the same key carried.
+    /// The path is a name or a field path.
+    Previous(Box<Expr>),
+    /// `stage changed [from A] [to B]`.
+    Changed {
+        subject: Box<Expr>,
+        from: Option<Box<Expr>>,
+        to: Option<Box<Expr>>,
+    },
+    /// `count(work_order.created by property_id, category within 90d)`.
+    CountOf {
+        event: Name,
+        by: Vec<Expr>,
+        within: Box<Expr>,
+    },
 }

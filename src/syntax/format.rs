@@ -511,6 +511,25 @@ impl Printer<'_> {
                 )
             }
             Clause::Condition { span, cond } => (format!("if {}", self.expr(cond)), *span),
+            Clause::Count {
+                span,
+                count,
+                within,
+                by,
+            } => {
+                let by = by
+                    .as_ref()
+                    .map(|b| format!(" by {}", self.expr(b)))
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "count {} within {}{by}",
+                        self.expr(count),
+                        self.expr(within)
+                    ),
+                    *span,
+                )
+            }
         }
     }
 
@@ -818,6 +837,26 @@ impl Printer<'_> {
                 self.expr(f)
             ),
             ExprKind::Paren(inner) => format!("({})", self.expr(inner)),
+            ExprKind::Previous(path) => format!("previous {}", self.expr(path)),
+            ExprKind::Changed { subject, from, to } => {
+                let mut out = format!("{} changed", self.expr(subject));
+                if let Some(from) = from {
+                    out.push_str(&format!(" from {}", self.expr(from)));
+                }
+                if let Some(to) = to {
+                    out.push_str(&format!(" to {}", self.expr(to)));
+                }
+                out
+            }
+            ExprKind::CountOf { event, by, within } => {
+                let by = if by.is_empty() {
+                    String::new()
+                } else {
+                    let paths: Vec<String> = by.iter().map(|b| self.expr(b)).collect();
+                    format!(" by {}", paths.join(", "))
+                };
+                format!("count({}{by} within {})", event.text, self.expr(within))
+            }
         }
     }
 }

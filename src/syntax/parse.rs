@@ -81,7 +81,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::div_op, Left)
             | Op::infix(Rule::rem_op, Left))
         .op(Op::prefix(Rule::neg_op))
-        .op(Op::postfix(Rule::field_access))
+        .op(Op::postfix(Rule::field_access) | Op::postfix(Rule::changed_op))
 });
 
 /// Parses one file. Always returns a tree; problems come back as diagnostics.
@@ -225,7 +225,9 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_approval
             | kw_at
             | kw_by
+            | kw_changed
             | kw_contains
+            | kw_count
             | kw_create
             | kw_do
             | kw_due
@@ -253,6 +255,7 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_on
             | kw_or
             | kw_per
+            | kw_previous
             | kw_require
             | kw_rhai
             | kw_role
@@ -263,6 +266,7 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_task
             | kw_then
             | kw_throttle
+            | kw_to
             | kw_true
             | kw_type
             | kw_unless
@@ -294,6 +298,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         when_trigger => "`when`",
         every_trigger => "`every`",
         throttle_clause => "`throttle`",
+        count_clause => "`count`",
+        changed_op => "an operator",
+        previous_expr | count_expr | field_path | operand => "an expression",
         condition_clause => "`if`",
         record_lit => "`{`",
         params => "`(`",
@@ -465,7 +472,9 @@ const RESERVED: &[&str] = &[
 const STATEMENT_TOKENS: &[&str] = &[
     "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require",
 ];
-const EXPRESSION_TOKENS: &[&str] = &["(", "[", "true", "false", "none", "not", "-", "\"", "r\""];
+const EXPRESSION_TOKENS: &[&str] = &[
+    "(", "[", "true", "false", "none", "not", "-", "\"", "r\"", "previous",
+];
 /// Tokens that close or continue a construct: the likeliest thing missing.
 const CLOSERS: &[&str] = &[
     "end", "then", "do", "else", ")", "]", "}", ">", ":", "=", ",", "->", "per", "for", "on",
@@ -488,7 +497,7 @@ fn expected_list(err: &pest::error::Error<Rule>) -> Vec<String> {
         if STATEMENT_TOKENS.contains(&t) && tokens.iter().any(|x| x == "send") {
             statement = true;
         } else if EXPRESSION_TOKENS.contains(&t)
-            || (t == "if" && tokens.iter().any(|x| x == "true"))
+            || (matches!(t, "if" | "count") && tokens.iter().any(|x| x == "true"))
         {
             expression = true;
         } else if is_operator_token(t) {
@@ -545,6 +554,7 @@ fn is_operator_token(token: &str) -> bool {
     matches!(
         token,
         "or" | "and"
+            | "changed"
             | "??"
             | "=="
             | "!="
@@ -928,6 +938,18 @@ impl Builder {
                         by,
                     });
                 }
+                Rule::count_clause => {
+                    let mut ci = kids(p);
+                    let count = self.expr(ci.next().unwrap())?;
+                    let within = self.expr(ci.next().unwrap())?;
+                    let by = ci.next().map(|e| self.expr(e)).transpose()?;
+                    clauses.push(Clause::Count {
+                        span: cspan,
+                        count,
+                        within,
+                        by,
+                    });
+                }
                 Rule::condition_clause => clauses.push(Clause::Condition {
                     span: cspan,
                     cond: self.expr(kids(p).next().unwrap())?,
@@ -1184,6 +1206,26 @@ impl Builder {
             .map_postfix(|lhs, op| {
                 let lhs = lhs?;
                 let span = lhs.span.to(self.span(&op));
+                if op.as_rule() == Rule::changed_op {
+                    let (mut from, mut to) = (None, None);
+                    for part in kids(op) {
+                        let operand = kids(part.clone()).next().unwrap();
+                        let value = Some(Box::new(self.expr(operand)?));
+                        if part.as_rule() == Rule::changed_from {
+                            from = value;
+                        } else {
+                            to = value;
+                        }
+                    }
+                    return Ok(Expr {
+                        span,
+                        kind: ExprKind::Changed {
+                            subject: Box::new(lhs),
+                            from,
+                            to,
+                        },
+                    });
+                }
                 let field = self.name(kids(op).next().unwrap());
                 Ok(Expr {
                     span,
@@ -1324,6 +1366,27 @@ impl Builder {
                 ExprKind::List(kids(pair).map(|e| self.expr(e)).collect::<Built<_>>()?)
             }
             Rule::paren_expr => ExprKind::Paren(Box::new(self.expr(kids(pair).next().unwrap())?)),
+            Rule::previous_expr => {
+                ExprKind::Previous(Box::new(self.expr(kids(pair).next().unwrap())?))
+            }
+            Rule::count_expr => {
+                let mut it = kids(pair);
+                let event = self.name(it.next().unwrap());
+                let mut by = Vec::new();
+                let mut within = None;
+                for p in it {
+                    if p.as_rule() == Rule::field_path {
+                        by.push(self.expr(p)?);
+                    } else {
+                        within = Some(self.expr(p)?);
+                    }
+                }
+                ExprKind::CountOf {
+                    event,
+                    by,
+                    within: Box::new(within.unwrap()),
+                }
+            }
             Rule::if_expr => {
                 let mut it = kids(pair);
                 let c = self.expr(it.next().unwrap())?;

@@ -109,6 +109,7 @@ fn frame_of<'a>(payload: &'a Arc<Record>, empty: &'a Arc<Record>, rules: &'a Rul
         event: payload,
         envelope: empty,
         locals: &[],
+        recalled: &[],
         now: Default::default(),
         lib: &rules.lib,
     }

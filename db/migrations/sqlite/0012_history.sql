@@ -1,0 +1,20 @@
+-- What rules remember between events (docs/engine.md, "History"):
+-- the last value of each field a rule reads with `previous` or `changed`,
+-- per tenant and event key, replaced in place by each event that carries it.
+CREATE TABLE steward_memory (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    field TEXT NOT NULL,
+    -- engine::stored::StoredValue as JSON: exact, tagged by kind.
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, key, field)
+);
+
+-- steward_throttles holds every window: throttles, `count` clauses and
+-- `count(...)` expressions. A mark is no use once its window has passed:
+-- retention deletes it then, so a key that is never seen again does not
+-- keep its marks. Marks written before this column have none, and go when
+-- their key is next counted.
+ALTER TABLE steward_throttles ADD COLUMN expires TEXT;
+CREATE INDEX steward_throttles_expires ON steward_throttles (expires);
