@@ -166,6 +166,24 @@ fn hover_on_declarations_uses_and_expressions() {
 }
 
 #[test]
+fn history_forms_complete_and_hover() {
+    // After `count(`: the event types.
+    insta::assert_snapshot!(completions(
+        "when work_order.created if count(work_$0 within 90d) > 2 then log \"x\"\n"
+    ));
+    // The words, and what a recalled value is.
+    insta::assert_snapshot!(hover_text(
+        "rule r when reservation.created if channel chan$0ged to \"vrbo\" then log \"x\" end\n"
+    ));
+    insta::assert_snapshot!(hover_text(
+        "rule r when reservation.created if prev$0ious nights != none then log \"x\" end\n"
+    ));
+    insta::assert_snapshot!(hover_text(
+        "rule r when reservation.created if previous nig$0hts != none then log \"x\" end\n"
+    ));
+}
+
+#[test]
 fn quick_fixes_for_misspellings_and_unchecked_optionals() {
     let (analysis, file, _) =
         at("$0when reservation.created if guest.phone starts_with \"+1\" then send welcom\n");

@@ -242,11 +242,7 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
     /// The remembered field values of (tenant, key), by field path.
-    fn remembered(
-        &self,
-        tenant: &str,
-        key: &str,
-    ) -> Result<Remembered, StoreError>;
+    fn remembered(&self, tenant: &str, key: &str) -> Result<Remembered, StoreError>;
     /// The next tick of a schedule-triggered rule for a tenant.
     fn next_tick(&self, tenant: &str, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     fn pending_timers(&self) -> Result<usize, StoreError>;
@@ -484,11 +480,7 @@ impl Store for MemoryStore {
         Ok(u64::try_from(inside).unwrap_or(u64::MAX))
     }
 
-    fn remembered(
-        &self,
-        tenant: &str,
-        key: &str,
-    ) -> Result<Remembered, StoreError> {
+    fn remembered(&self, tenant: &str, key: &str) -> Result<Remembered, StoreError> {
         let found = self.memory.get(&(Arc::from(tenant), Arc::from(key)));
         Ok(found.cloned().unwrap_or_default())
     }

@@ -48,7 +48,12 @@ const RULE_KEYWORDS: &[&str] = &[
     "within",
     "throttle",
     "per",
+    "count",
     "by",
+    "previous",
+    "changed",
+    "changed to",
+    "changed from",
     "none",
     "true",
     "false",
@@ -69,7 +74,9 @@ fn regex(pattern: &str) -> Regex {
 }
 
 static EVENT_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?:^|[\s(])(?:when|unless|emit|given(?:\s+partial)?)\s+([A-Za-z0-9_.]*)$")
+    regex(
+        r"(?:^|[\s(])(?:(?:when|unless|emit|given(?:\s+partial)?)\s+|count\(\s*)([A-Za-z0-9_.]*)$",
+    )
 });
 static UNLESS_ON: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\bunless\s+([A-Za-z_][\w.]*)\s+on\s+\w*$"));

@@ -15,6 +15,7 @@ use crate::convert::file_range;
 pub fn hover(analysis: &Analysis, file: FileId, offset: u32, now: DateTime<Utc>) -> Option<Hover> {
     let (span, markdown) = cron_hover(analysis, file, offset, now)
         .or_else(|| symbol_hover(analysis, file, offset))
+        .or_else(|| history_hover(analysis, file, offset))
         .or_else(|| {
             let (span, ty) = type_at(analysis, file, offset)?;
             let text = text_of(analysis, Loc { file, span });
@@ -193,6 +194,32 @@ fn symbol_hover(analysis: &Analysis, file: FileId, offset: u32) -> Option<(Span,
         .map_or(symbol.loc.span, |r| r.at.span);
     let text = describe(analysis, symbol, Some((file, span)));
     (!text.is_empty()).then_some((span, text))
+}
+
+/// What the words that read the history of events mean (`previous`,
+/// `changed`, `count`), on the word itself.
+fn history_hover(analysis: &Analysis, file: FileId, offset: u32) -> Option<(Span, String)> {
+    let Some(Item::Rule(_)) = super::item_at(analysis, file, offset) else {
+        return None;
+    };
+    let text = analysis.sources.text(file);
+    let at = usize::try_from(offset).ok()?.min(text.len());
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let start = text
+        .get(..at)?
+        .rfind(|c: char| !is_word(c))
+        .map_or(0, |i| i + 1);
+    let end = text
+        .get(at..)?
+        .find(|c: char| !is_word(c))
+        .map_or(text.len(), |i| at + i);
+    let doc = match text.get(start..end)? {
+        "previous" => "`previous FIELD`: the value the field had in the last event of the same tenant and key that carried it, or `none` the first time (an optional). Not inside timers and approvals: keep it with `let` first.",
+        "changed" => "`FIELD changed [from A] [to B]`: whether the field differs from its previous value (the last event of the same key that carried it). The first event of a key has no previous value, so it counts as a change.",
+        "count" => "`count N within D by K` (a clause): the rule goes on at the event that makes N matching events within D for that key, then counting starts again. `count(EVENT by f, g within D)` (an expression): how many such events with this event's values of `f` and `g` happened within D, this one included when it is one of them.",
+        _ => return None,
+    };
+    Some((Span::new(start, end), doc.to_string()))
 }
 
 /// On a cron expression or its zone: the next three fire times.
