@@ -15,8 +15,8 @@ use steward::check::Analysis;
 use steward::diag::render_human;
 use steward::engine::runtime::Trace;
 use steward::engine::{
-    decode_event, AutoDecide, Engine, Handled, Limits, MemoryStore, Performed, RuleError, Ruleset,
-    Sink, Store,
+    decode_event, AutoDecide, Engine, Handled, Limits, MemoryStore, Performed, Refused, RuleError,
+    Ruleset, Sink, Store,
 };
 use steward::files;
 
@@ -100,6 +100,7 @@ struct Counts {
     handled: u64,
     rejected: u64,
     blank: u64,
+    decisions: u64,
     /// The line numbers of events whose id was handled before.
     duplicates: Vec<u64>,
 }
@@ -116,6 +117,147 @@ fn cut(text: &str) -> String {
         end -= 1;
     }
     format!("{}... ({} bytes in all)", &text[..end], text.len())
+}
+
+/// A line of the events file that decides an approval: by its id, or by
+/// the rule that asked and the event it asked for (and the tenant, when
+/// several have that event id).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionLine {
+    decision: Verdict,
+    approval: Option<String>,
+    rule: Option<String>,
+    event: Option<String>,
+    tenant: Option<String>,
+    /// RFC 3339; the engine's clock when left out.
+    at: Option<String>,
+    by: Option<String>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// Whether a line that is not a well-formed decision was meant as one: an
+/// object with `decision` and no `type`.
+fn is_decision(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        .is_ok_and(|m| m.contains_key("decision") && !m.contains_key("type"))
+}
+
+/// A decision taken.
+struct Decided {
+    id: String,
+    approved: bool,
+    by: String,
+    at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.approved {
+            "approved"
+        } else {
+            "rejected"
+        };
+        write!(
+            f,
+            "{verdict} `{}` by {} at {}",
+            self.id,
+            self.by,
+            steward::engine::value::show_datetime(&self.at)
+        )
+    }
+}
+
+/// Takes the decision a line gives, at its time.
+fn decide(
+    engine: &mut Engine<MemoryStore>,
+    line: &DecisionLine,
+    sink: &mut dyn Sink,
+) -> Result<Decided, String> {
+    let now = engine.now();
+    let at = match &line.at {
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| format!("`at`: `{}` is not an RFC 3339 time", cut(text)))?,
+        None => now.ok_or("a decision before any event needs its time: give `at`")?,
+    };
+    if let Some(now) = now.filter(|n| at < *n) {
+        return Err(format!(
+            "the decision at {} is before the engine's clock ({}): lines go in time order",
+            steward::engine::value::show_datetime(&at),
+            steward::engine::value::show_datetime(&now)
+        ));
+    }
+    let pending = engine
+        .store
+        .pending_approvals()
+        .map_err(|e| e.to_string())?;
+    let ids: Vec<String> = match (&line.approval, &line.rule, &line.event) {
+        (Some(id), None, None) => pending
+            .iter()
+            .filter(|a| a.id == *id)
+            .map(|a| a.id.clone())
+            .collect(),
+        (None, Some(rule), Some(event)) => pending
+            .iter()
+            .filter(|a| {
+                let asked = a.cont.rules.rules.get(a.cont.rule).map(|r| &*r.name);
+                asked == Some(rule.as_str())
+                    && &*a.cont.event.id == event.as_str()
+                    && line.tenant.as_deref().is_none_or(|t| *a.cont.event.tenant == *t)
+            })
+            .map(|a| a.id.clone())
+            .collect(),
+        _ => {
+            return Err(
+                "a decision names `approval` (an id), or `rule` and `event` (the rule that asked and the event it asked for)"
+                    .into(),
+            )
+        }
+    };
+    let what = match (&line.approval, &line.rule, &line.event) {
+        (Some(id), _, _) => format!("`{}`", cut(id)),
+        (_, Some(rule), Some(event)) => {
+            format!("by rule `{}` for event `{}`", cut(rule), cut(event))
+        }
+        _ => String::new(),
+    };
+    let id = match ids.as_slice() {
+        [id] => id.clone(),
+        [] => {
+            return Err(format!(
+                "no pending approval {what} at this point (decided, expired, or never asked; replay with `--approvals none`, the default, to decide them here)"
+            ))
+        }
+        several => {
+            return Err(format!(
+                "{} approvals are pending {what}: name one by `approval` ({})",
+                several.len(),
+                several.join(", ")
+            ))
+        }
+    };
+    let approved = line.decision == Verdict::Approve;
+    let by = line.by.clone().unwrap_or_else(|| "replay".into());
+    match engine.decide(&id, approved, &by, at, sink) {
+        Ok(true) => Ok(Decided {
+            id,
+            approved,
+            by,
+            at,
+        }),
+        Ok(false) => Err(format!(
+            "the approval `{id}` expired before {}",
+            steward::engine::value::show_datetime(&at)
+        )),
+        Err(refused) => Err(refused.to_string()),
+    }
 }
 
 pub struct ReplayOptions<'a> {
@@ -198,6 +340,36 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
             counts.blank += 1;
             continue;
         }
+        // A decision line (`{"decision": "approve", ...}`) decides a pending
+        // approval; only a line that names one is read as such.
+        if text.contains("\"decision\"") {
+            let line = match serde_json::from_str::<DecisionLine>(text) {
+                Ok(line) => Some(line),
+                Err(e) if is_decision(text) => {
+                    counts.rejected += 1;
+                    eprintln!(
+                        "rejected: line {line_no}: a decision: {}",
+                        cut(&e.to_string())
+                    );
+                    continue;
+                }
+                Err(_) => None,
+            };
+            if let Some(line) = line {
+                match decide(&mut engine, &line, &mut printer) {
+                    Ok(done) => {
+                        counts.decisions += 1;
+                        eprintln!("decided: line {line_no}: {done}");
+                        last = Some(last.map_or(done.at, |l| l.max(done.at)));
+                    }
+                    Err(e) => {
+                        counts.rejected += 1;
+                        eprintln!("rejected: line {line_no}: {e}");
+                    }
+                }
+                continue;
+            }
+        }
         match decode_event(rules.shapes(), text) {
             Ok(event) => {
                 if let Some(until) = opts.until.filter(|u| event.occurred_at > *u) {
@@ -244,8 +416,17 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         }
     }
     if let Some(until) = opts.until.or(last) {
-        if let Err(refused) = engine.advance_to(until, &mut printer) {
-            return Err(format!("cannot run the clock to {until}: {refused}"));
+        match engine.advance_to(until, &mut printer) {
+            Ok(()) => {}
+            Err(Refused::BeyondHorizon { clock, horizon, .. }) => {
+                return Err(format!(
+                    "cannot run the clock to --until {}: it is more than {} after the engine's clock ({clock}), \
+                     the horizon; raise it with --horizon (such as `--horizon 3650d`)",
+                    steward::engine::value::show_datetime(&until),
+                    steward::engine::value::show_duration(horizon.num_milliseconds()),
+                ))
+            }
+            Err(refused) => return Err(format!("cannot run the clock to {until}: {refused}")),
         }
     }
     if let Some(bar) = progress {
@@ -287,13 +468,18 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         }
     };
     eprintln!(
-        "read {} lines: {} events handled, {} rejected, {} blank{duplicates}; \
+        "read {} lines: {} events handled, {} rejected, {} blank{duplicates}{}; \
          {} events emitted by rules; {} actions, {} rule errors, {} timers fired, {} cancelled, {} schedule ticks{}; \
          pending: {} timers, {} approvals",
         counts.lines,
         counts.handled,
         counts.rejected,
         counts.blank,
+        if counts.decisions > 0 {
+            format!(", {} decisions", counts.decisions)
+        } else {
+            String::new()
+        },
         s.emitted,
         s.actions,
         s.errors,

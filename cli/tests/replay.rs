@@ -182,3 +182,90 @@ fn explain_json_has_the_trace_the_actions_and_the_errors() {
     assert!(json["errors"].as_array().unwrap().is_empty());
     std::fs::remove_file(&event).ok();
 }
+
+/// Decision lines in the events file: one request approved, another
+/// rejected, by the rule and event that asked; a decision that finds
+/// nothing pending is reported by its line.
+#[test]
+fn replay_takes_decisions_from_the_events_file() {
+    let dir = std::env::temp_dir().join(format!("steward-decisions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        [
+            r#"{"id":"p1","tenant":"acme","type":"pricing.recommended","occurred_at":"2026-11-21T09:00:00Z","payload":{"listing_id":"l1","current":"100.00","recommended":"150.00"}}"#,
+            r#"{"id":"p2","tenant":"acme","type":"pricing.recommended","occurred_at":"2026-11-21T09:05:00Z","payload":{"listing_id":"l2","current":"100.00","recommended":"50.00"}}"#,
+            r#"{"decision":"approve","rule":"price_changes","event":"p1","at":"2026-11-21T10:00:00Z","by":"owner@acme.com"}"#,
+            r#"{"decision":"reject","rule":"price_changes","event":"p2","tenant":"acme","at":"2026-11-21T10:30:00Z"}"#,
+            r#"{"decision":"reject","rule":"price_changes","event":"p2","at":"2026-11-21T10:31:00Z"}"#,
+            r#"{"decision":"maybe","rule":"price_changes","event":"p2"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args(["replay", "--rules", "rules", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let actions: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &serde_json::Value| a["action"] != "approval_requested")
+        .collect();
+    assert_eq!(actions.len(), 2, "{stdout}");
+    assert_eq!(actions[0]["action"], "apply_price");
+    assert_eq!(actions[0]["args"]["listing_id"], "l1");
+    assert_eq!(actions[0]["at"], "2026-11-21T10:00:00Z");
+    assert_eq!(actions[1]["action"], "notify");
+    assert_eq!(actions[1]["event"], "p2");
+    assert_eq!(actions[1]["at"], "2026-11-21T10:30:00Z");
+    assert!(
+        stderr.contains("decided: line 3: approved `acme/price_changes/p1/")
+            && stderr.contains("by owner@acme.com at 2026-11-21T10:00:00Z"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "rejected: line 5: no pending approval by rule `price_changes` for event `p2`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rejected: line 6: a decision: unknown variant `maybe`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 decisions"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--until` past the horizon names the clock and `--horizon`, not an event.
+#[test]
+fn until_past_the_horizon_names_the_flag() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(ROOT)
+        .args([
+            "replay",
+            "--rules",
+            "rules",
+            "--events",
+            "examples/events.jsonl",
+            "--until",
+            "2036-01-01T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot run the clock to --until 2036-01-01T00:00:00Z: it is more than 366d after the engine's clock")
+            && stderr.contains("raise it with --horizon"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the event was not handled"), "{stderr}");
+}
