@@ -22,5 +22,8 @@ for run in 1 2 3; do
   measure "  serde_json parse (the limit)" target/release/examples/parse_jsonl "$file"
   measure "  steward replay (this tree)" target/release/steward replay --rules rules/ --events "$file"
   measure "  steward replay (older build)" "$old/target"/release/steward replay --rules "$old/rules/" --events "$file"
+  # The same rules on both builds: what the new code costs rules that do
+  # not use what it added.
+  measure "  steward replay (this tree, the older build's rules)" target/release/steward replay --rules "$old/rules/" --events "$file"
 done
 rm -f "$file"

@@ -416,3 +416,91 @@ fn every_built_in_action_carries_the_arguments_its_declaration_names() {
     assert_eq!(emitted.args["event_type"], "job.done");
     assert_eq!(emitted.args["payload"]["id"], "j1");
 }
+
+/// `count` windows are measured on the events' own times: a backlog handled
+/// long after it happened is counted as it happened, not as one burst.
+#[test]
+fn count_windows_use_the_events_own_times() {
+    let r = rules(
+        "rule burst when ping count 3 within 10m then\n  log \"burst at {n}\"\nend\n\
+         rule recent when ping if count(ping within 10m) >= 3 then\n  log \"three recent at {n}\"\nend",
+    );
+    let mut run = Run::new(&r);
+    // The engine's clock is a day ahead of the pings when they are handled.
+    run.advance("2026-11-21T10:00:00Z");
+    for (i, at) in [
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T10:06:00Z",
+        "2026-11-20T10:12:00Z",
+        "2026-11-20T10:13:00Z",
+        "2026-11-20T10:14:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        run.handle(&event(
+            "t1",
+            &format!("p{i}"),
+            "ping",
+            at,
+            None,
+            &format!(r#"{{"n":{i}}}"#),
+        ));
+    }
+    // 10:00, 10:06 and 10:12 are not within ten minutes of each other;
+    // 10:06, 10:12 and 10:13 are: the clause fires at 10:13 (n = 3) and
+    // starts again; `count(...)` sees three at 10:13, and at 10:14 (10:12,
+    // 10:13, 10:14).
+    assert_eq!(
+        run.logged(),
+        ["burst at 3", "three recent at 3", "three recent at 4"],
+        "{:?}",
+        run.errors()
+    );
+}
+
+/// `previous` is the value of the last event of the same key that carried
+/// the field, across event types; an event without a key has none.
+#[test]
+fn previous_follows_the_key_across_types() {
+    let r = rules(
+        "rule moved when job.done if previous id != none then\n  log \"done after {previous id}\"\nend",
+    );
+    let mut run = Run::new(&r);
+    let at = "2026-11-20T10:00:00Z";
+    run.handle(&event("t1", "j1", "job", at, Some("k1"), r#"{"id":"a"}"#));
+    run.handle(&event(
+        "t1",
+        "d1",
+        "job.done",
+        at,
+        Some("k1"),
+        r#"{"id":"b"}"#,
+    ));
+    run.handle(&event(
+        "t1",
+        "d2",
+        "job.done",
+        at,
+        Some("k2"),
+        r#"{"id":"c"}"#,
+    ));
+    run.handle(&event(
+        "t2",
+        "d3",
+        "job.done",
+        at,
+        Some("k1"),
+        r#"{"id":"d"}"#,
+    ));
+    run.handle(&event("t1", "d4", "job.done", at, None, r#"{"id":"e"}"#));
+    run.handle(&event(
+        "t1",
+        "d5",
+        "job.done",
+        at,
+        Some("k1"),
+        r#"{"id":"f"}"#,
+    ));
+    assert_eq!(run.logged(), ["done after a", "done after b"]);
+}

@@ -395,7 +395,11 @@ macro_rules! durable_store {
                         .bind(time_text(at))
                         .fetch_one(&mut *tx)
                         .await?;
-                        let expires = steward::engine::value::add_ms(*at, *window_ms)
+                        // Retention deletes the mark once its window has
+                        // passed, measured from when it was written (not from
+                        // `at`, the engine's time: a backfill of old events
+                        // still counts them).
+                        let expires = steward::engine::value::add_ms(Utc::now(), *window_ms)
                             .unwrap_or(DateTime::<Utc>::MAX_UTC);
                         sqlx::query(&self.q(
                             "INSERT INTO steward_throttles (tenant, key, at, n, expires) VALUES (?, ?, ?, ?, ?)",

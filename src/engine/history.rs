@@ -7,12 +7,11 @@
 //! adds the event to the history, in the event's own unit of work: the
 //! fields any rule remembers (by the envelope's `key`), and a mark in each
 //! window that counts its type. Event types nothing remembers or counts
-//! cost nothing.
+//! cost nothing. Windows are measured on the events' own times
+//! (`occurred_at`), so a backlog handled late is counted as it happened.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
 
 use super::decode::{Event, Shapes};
 use super::lower::conforms;
@@ -183,7 +182,6 @@ impl History {
         store: &S,
         shapes: &Shapes,
         event: &Event,
-        now: DateTime<Utc>,
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let Some(th) = self.by_type.get(&event.event_type) else {
             return Ok(None);
@@ -217,7 +215,8 @@ impl History {
                     counts_itself,
                 } => {
                     let key = counter.key(&event.tenant, event);
-                    let stored = store.window_count(&event.tenant, &key, *window_ms, now)?;
+                    let stored =
+                        store.window_count(&event.tenant, &key, *window_ms, event.occurred_at)?;
                     let n = stored.saturating_add(u64::from(*counts_itself));
                     if let Some(slot) = values.get_mut(*index) {
                         *slot = Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
@@ -230,13 +229,7 @@ impl History {
 
     /// What handling `event` adds to the history: its remembered fields (when
     /// it has a key) and its marks in the windows that count its type.
-    pub fn record(
-        &self,
-        shapes: &Shapes,
-        event: &Event,
-        now: DateTime<Utc>,
-        out: &mut Vec<Change>,
-    ) {
+    pub fn record(&self, shapes: &Shapes, event: &Event, out: &mut Vec<Change>) {
         let Some(th) = self.by_type.get(&event.event_type) else {
             return;
         };
@@ -262,7 +255,7 @@ impl History {
             out.push(Change::WindowCount {
                 tenant: event.tenant.clone(),
                 key: counter.key(&event.tenant, event),
-                at: now,
+                at: event.occurred_at,
                 window_ms: counter.window_ms,
             });
         }

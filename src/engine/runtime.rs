@@ -934,10 +934,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        self.recalled = match rules
-            .history
-            .load(&self.store, rules.shapes(), &event, now)?
-        {
+        self.recalled = match rules.history.load(&self.store, rules.shapes(), &event)? {
             Some(values) => Arc::from(values),
             None => self.no_recall.clone(),
         };
@@ -995,7 +992,7 @@ impl<S: Store> Engine<S> {
         self.recalled = self.no_recall.clone();
         rules
             .history
-            .record(rules.shapes(), &event, now, &mut self.fx.changes.changes);
+            .record(rules.shapes(), &event, &mut self.fx.changes.changes);
         self.finish(sink)?;
         if let Some(trace) = trace {
             self.traces.push(trace);
@@ -1079,7 +1076,7 @@ impl<S: Store> Engine<S> {
         }
         let mark = self.fx.mark();
         if let Some((window, rest)) = &rule.count {
-            let result = match self.count_clause(rule, window, &frame, &event.tenant, now)? {
+            let result = match self.count_clause(rule, window, &frame, event)? {
                 Ok(counted) => {
                     let reached = counted.reached;
                     if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
@@ -1169,15 +1166,16 @@ impl<S: Store> Engine<S> {
 
     /// A `count N within D by K` clause at a matching event: the event is
     /// counted in its key's window, and the count that reaches N empties it
-    /// (so counting starts again from zero).
+    /// (so counting starts again from zero). The window is measured on the
+    /// events' own times.
     fn count_clause(
         &mut self,
         rule: &Rule,
         window: &super::program::Throttle,
         frame: &Frame,
-        tenant: &Arc<str>,
-        now: DateTime<Utc>,
+        event: &Event,
     ) -> Result<Result<CountTrace, Fault>, StoreError> {
+        let (tenant, now) = (&event.tenant, event.occurred_at);
         let (limit, window_ms, by) = match throttle_window(window, frame, "count") {
             Ok(v) => v,
             Err(fault) => return Ok(Err(fault)),

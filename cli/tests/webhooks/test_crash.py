@@ -11,7 +11,11 @@ and started again, several times. At the end:
   cause, are counted and printed, and always carry the same webhook-id);
 - every mail arrived at aiosmtpd with the Message-ID of its key;
 - events of one key were handled in the order they occurred;
-- a schedule's tick fired once across the two workers.
+- a schedule's tick fired once across the two workers;
+- what rules remember was kept once per event: each event after the first of
+  its key saw the previous one's `n` (`previous n`), and a `count 5 within 1d
+  by group` clause (groups that cross keys, so the workers share them) fired
+  exactly once per five events of a group.
 
 The seed of the kills is printed (STEWARD_CRASH_SEED replays it).
 """
@@ -42,6 +46,7 @@ STEWARD = os.environ["STEWARD"]
 EVENTS = 2000
 KEYS = 40
 KILLS = 5
+GROUPS = 7
 # A hang guard, not a timed assertion: the run fails with its state if the
 # work is not done by then.
 GIVE_UP_AFTER = 600
@@ -120,7 +125,7 @@ def main():
     rules = os.path.join(work, "rules.stw")
     with open(rules, "w") as f:
         f.write(
-            "event booking { id: string  email: string  n: int }\n"
+            "event booking { id: string  email: string  n: int  group: string }\n"
             f'action record(id: string, n: int) via webhook "http://127.0.0.1:{server.server_port}/hook"\n'
             'message welcome { to: email  subject: "Booking {id}"  body: "Booking {id} is confirmed." }\n'
             "rule book when booking then\n"
@@ -128,6 +133,17 @@ def main():
             "  send welcome\n"
             "end\n"
             'rule beat every 1s then log("beat") end\n'
+            # What rules remember: the previous event of the key, and a
+            # window per group shared by both workers.
+            "rule followed when booking if previous n != none then\n"
+            '  log "after {id}"\n'
+            "end\n"
+            f"rule gap when booking if previous n != none and n != (previous n ?? 0) + {KEYS} then\n"
+            '  log "gap at {id}"\n'
+            "end\n"
+            "rule fifth when booking count 5 within 1d by group then\n"
+            '  log "fifth of {group} at {id}"\n'
+            "end\n"
         )
     env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET,
                STEWARD_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
@@ -161,7 +177,8 @@ def main():
             "occurred_at": (BASE + datetime.timedelta(milliseconds=10 * i)).isoformat()
                            .replace("+00:00", "Z"),
             "key": f"k{i % KEYS}",
-            "payload": {"id": f"b{i}", "email": f"guest{i}@example.com", "n": i},
+            "payload": {"id": f"b{i}", "email": f"guest{i}@example.com", "n": i,
+                        "group": f"g{i % GROUPS}"},
         }) + "\n" for i in chunk)
         subprocess.run([STEWARD, "push", "--database", url, "-"], input=lines, text=True,
                        check=True, env=env, capture_output=True)
@@ -263,11 +280,20 @@ def main():
     tick_events = int(psql(url, "SELECT COUNT(DISTINCT event) FROM steward_actions WHERE rule = 'beat'"))
     assert ticks == tick_events and ticks > 0, (ticks, tick_events)
 
+    # Remembered once per event: each event but the first of its key saw the
+    # previous one, never a gap; each group's count fired once per five.
+    count = lambda rule: int(psql(url, f"SELECT COUNT(*) FROM steward_actions WHERE rule = '{rule}'"))
+    assert count("followed") == EVENTS - KEYS, count("followed")
+    assert count("gap") == 0, psql(url, "SELECT args FROM steward_actions WHERE rule = 'gap' LIMIT 5")
+    per_group = [len(range(g, EVENTS, GROUPS)) for g in range(GROUPS)]
+    assert count("fifth") == sum(n // 5 for n in per_group), (count("fifth"), per_group)
+
     psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     print(f"crash: {EVENTS} events on {KEYS} keys, 2 workers, {kills} SIGKILLs: each event processed "
           f"once and in order per key, {len(keys)} actions once each; {len(received)} webhooks verified "
           f"({hook_repeats} delivered again, with the same webhook-id), {len(mails.ids)} mails "
-          f"({mail_repeats} again, with the same Message-ID); {ticks} ticks, each once")
+          f"({mail_repeats} again, with the same Message-ID); {ticks} ticks, each once; "
+          f"previous values and counts kept once per event")
 
 
 if __name__ == "__main__":
