@@ -131,9 +131,31 @@ pub enum Trigger {
     },
     /// Every so many milliseconds (at least 1).
     Interval(i64),
+    /// `when no E on f for D since S on g until C on h`.
+    Quiet(Box<Quiet>),
     /// The event or the schedule was wrong (reported).
     Error,
 }
+
+/// A watch for what did not happen: each `start` event arms it for the
+/// value of its `start_field`; each `event` whose `field` has that value
+/// starts the `period` again; when it passes, the rule runs (with the start
+/// event in scope, and the local `quiet_since`); an `until` event whose
+/// field has the value ends the watch.
+#[derive(Debug)]
+pub struct Quiet {
+    pub event: Arc<str>,
+    pub field: Arc<str>,
+    pub period: Expr,
+    pub start: Arc<str>,
+    pub start_record: RecordId,
+    pub start_field: Arc<str>,
+    pub until: Option<(Arc<str>, Arc<str>)>,
+}
+
+/// The local a rule on what did not happen sees: when the quiet period
+/// began (the start event, or the last watched event).
+pub const QUIET_SINCE: &str = "quiet_since";
 
 /// A `throttle N per D by K` or `count N within D by K` clause.
 #[derive(Debug)]
@@ -534,6 +556,9 @@ impl Program {
     /// Calls `f` on every expression of the program, detached ones included.
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         for rule in &self.rules {
+            if let Trigger::Quiet(q) = &rule.trigger {
+                q.period.walk(f);
+            }
             rule.conditions.iter().for_each(|c| c.walk(f));
             let count = rule.count.as_ref().map(|(w, _)| w);
             for t in rule.throttle.iter().chain(count) {

@@ -38,6 +38,9 @@ impl Store for Flaky {
     fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
         self.inner.approval(id)
     }
+    fn timer(&self, key: &TimerKey) -> Result<Option<steward::engine::store::Timer>, StoreError> {
+        self.inner.timer(key)
+    }
     fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError> {
         self.inner.approval_for(key)
     }

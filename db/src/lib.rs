@@ -1282,6 +1282,30 @@ macro_rules! durable_store {
                 })
             }
 
+            fn timer(&self, key: &TimerKey) -> Result<Option<Timer>, StoreError> {
+                self.block(async {
+                    let mut c = self.conn().await.map_err(unavailable)?;
+                    let row = sqlx::query(&self.q(
+                        "SELECT tenant, rule, key, pos, due, seq, continuation FROM steward_timers \
+                         WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?",
+                    ))
+                    .bind(&*key.tenant)
+                    .bind(&*key.rule)
+                    .bind(&*key.key)
+                    .bind(i64::from(key.pos))
+                    .fetch_optional(c.get())
+                    .await
+                    .map_err(unavailable)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    Ok(match self.load_timer(c.get(), &row).await? {
+                        Due::Timer(t) => Some(t),
+                        Due::Deadline(_) | Due::Cancelled { .. } => None,
+                    })
+                })
+            }
+
             fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;

@@ -21,6 +21,7 @@ event job { id: string  owner: string  total: decimal }
 event job.done { id: string }
 event job.checked { id: string }
 event job.moved { id: string  stage: "open" | "review" | "closed" }
+event job.note { id: string }
 "#;
 
 const RULES: &str = r#"
@@ -60,6 +61,10 @@ end
 
 rule busy when job if count(job by owner within 1d) >= 2 then
   log "busy {owner}"
+end
+
+rule quiet_job when no job.note on id for 2h since job on id until job.done on id then
+  log "quiet {id} since {quiet_since}"
 end
 "#;
 
@@ -116,6 +121,11 @@ fn script() -> Vec<(String, Option<&'static str>)> {
             None,
         ),
         (String::new(), Some("2026-11-20T10:40:00Z")),
+        // Starts job 2's quiet period again: it fires at 12:50, not 12:10.
+        (
+            line("n2", "job.note", "2026-11-20T10:50:00Z", r#"{"id":"2"}"#),
+            None,
+        ),
         (
             line("d2", "job.done", "2026-11-20T13:00:00Z", r#"{"id":"2"}"#),
             None,

@@ -134,6 +134,9 @@ pub(super) struct Ctx {
     /// Inside how many timer and approval blocks (which run later, without
     /// the history the rule read when it fired).
     pub suspended: u32,
+    /// In a rule on what did not happen (`when no ...`), which runs when the
+    /// quiet period has passed.
+    pub quiet: bool,
 }
 
 impl Ctx {
@@ -147,6 +150,7 @@ impl Ctx {
             in_rule: false,
             lenient: false,
             suspended: 0,
+            quiet: false,
         }
     }
 }

@@ -238,6 +238,11 @@ impl Checker<'_> {
                 "use it in the conditions or the body of a rule that starts with `when`"
                     .to_string(),
             )
+        } else if cx.quiet {
+            (
+                format!("`{what}` cannot be read in a rule on what did not happen, which runs when the quiet period has passed"),
+                "read it in a rule on the start or the watched event, or use the start event's fields (in scope here) and `quiet_since`".to_string(),
+            )
         } else if cx.suspended > 0 {
             let text = self.text(cx.file, span).to_string();
             (

@@ -13,6 +13,7 @@ pub mod actions;
 mod decls;
 mod expr;
 mod history;
+mod quiet;
 mod rules;
 pub mod schedule;
 pub mod stdlib;

@@ -393,6 +393,7 @@ impl Checker<'_> {
                 }
             },
             Trigger::Every { schedule: s, .. } => self.schedule(file, s),
+            Trigger::Quiet(q) => self.quiet(&mut cx, q),
         };
         let name: Arc<str> = match &r.name {
             Some(n) => Arc::from(n.text.as_str()),
@@ -405,6 +406,9 @@ impl Checker<'_> {
                 Arc::from(format!("{base}:{line}"))
             }
         };
+        if matches!(r.trigger, Trigger::Quiet(_)) {
+            self.no_windows_on_quiet(file, r);
+        }
         self.rule_recalls.clear();
         let rest = self.rule_rest(&mut cx, r);
         let mut recalls = std::mem::take(&mut self.rule_recalls);
@@ -430,6 +434,8 @@ impl Checker<'_> {
     fn stateful_needs_name(&mut self, file: FileId, r: &RuleDecl) {
         let what = if matches!(r.trigger, Trigger::Every { .. }) {
             "runs on a schedule"
+        } else if matches!(r.trigger, Trigger::Quiet(_)) {
+            "watches for what does not happen"
         } else if r
             .clauses
             .iter()
@@ -445,6 +451,7 @@ impl Checker<'_> {
         };
         let base = match &r.trigger {
             Trigger::When { event, .. } => event.text.replace('.', "_"),
+            Trigger::Quiet(q) => format!("no_{}", q.event.text.replace('.', "_")),
             Trigger::Every { .. } => "schedule".to_string(),
         };
         let names: HashSet<&str> = self
@@ -659,6 +666,27 @@ impl Checker<'_> {
             count: c.node,
             per,
             by: key,
+        }
+    }
+
+    /// A rule on what did not happen fires once per quiet period: a
+    /// `throttle` or a `count` would have no event to count.
+    fn no_windows_on_quiet(&mut self, file: FileId, r: &RuleDecl) {
+        for clause in &r.clauses {
+            let (span, what) = match clause {
+                Clause::Throttle { span, .. } => (*span, "throttle"),
+                Clause::Count { span, .. } => (*span, "count"),
+                Clause::Condition { .. } => continue,
+            };
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidTiming,
+                    file,
+                    span,
+                    format!("a rule on what did not happen cannot `{what}`"),
+                )
+                .with_help("it fires once per quiet period already; remove the clause, or put it on a rule that the quiet rule `emit`s an event to"),
+            );
         }
     }
 

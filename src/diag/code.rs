@@ -86,6 +86,7 @@ codes! {
     RhaiSyntax = "E0409", Error, "Rhai script does not compile";
     RhaiFileOutside = "E0410", Error, "Rhai file outside the rules' folders";
     NoHistory = "E0411", Error, "`previous`, `changed` or `count(...)` where no history is kept";
+    QuietWithoutStart = "E0412", Error, "`when no` without what starts the clock";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -41,6 +41,10 @@ pub struct Ruleset {
     pub(crate) index: RuleIndex,
     /// For each event type, the fields that cancel timers (`unless E on k`).
     pub(crate) cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
+    /// For each event type, the rules that watch for its absence (`when no`)
+    /// and the slot of the field they watch: such an event starts their
+    /// quiet period again.
+    pub(crate) watchers: foldhash::HashMap<Arc<str>, Vec<(usize, usize)>>,
     /// What the rules remember and count, by event type.
     pub(crate) history: History,
     /// The payload of schedule-triggered rules.
@@ -158,8 +162,35 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         }
     }
 
+    // `until C on h` of a rule on what did not happen cancels like `unless`.
+    for rule in &rules {
+        if let Some((event, field)) = rule.quiet.as_ref().and_then(|q| q.until.as_ref()) {
+            let slot = shapes
+                .events
+                .get(&**event)
+                .and_then(|id| shapes.record(*id).slot(field));
+            if let Some(slot) = slot {
+                let list = cancel_fields.entry(event.clone()).or_default();
+                if !list.iter().any(|(f, _)| f == field) {
+                    list.push((field.clone(), slot));
+                }
+            }
+        }
+    }
     let index = RuleIndex::build(&rules);
     let history = History::build(&analysis.hir, &shapes);
+    let mut watchers: foldhash::HashMap<Arc<str>, Vec<(usize, usize)>> = Default::default();
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(q) = &rule.quiet {
+            let slot = shapes
+                .events
+                .get(&*q.event)
+                .and_then(|id| shapes.record(*id).slot(&q.field));
+            if let Some(slot) = slot {
+                watchers.entry(q.event.clone()).or_default().push((i, slot));
+            }
+        }
+    }
     let empty = Arc::new(Record {
         shape: shapes.envelope,
         slots: Box::new([]),
@@ -170,6 +201,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         lib: Library::new(functions, rhai_fns::sandbox(), shapes),
         index,
         cancel_fields,
+        watchers,
         history,
         empty,
         webhooks: analysis
@@ -269,8 +301,16 @@ impl Lower<'_> {
                 zone: *zone,
             },
             hir::Trigger::Interval(ms) => RuleTrigger::Interval((*ms).max(1)),
+            // Filed under the event that starts the watch.
+            hir::Trigger::Quiet(q) => RuleTrigger::Event {
+                event_type: q.start.clone(),
+                record: q.start_record,
+            },
             hir::Trigger::Error => return None,
         };
+        if let hir::Trigger::Quiet(q) = &r.trigger {
+            return self.quiet_rule(r, q, trigger);
+        }
         let mut conditions = Vec::new();
         let mut test = Pred::Const(true);
         let mut after_count = Pred::Const(true);
@@ -327,9 +367,64 @@ impl Lower<'_> {
                 branch: Branch::Body,
             }],
             index_key,
+            quiet: None,
         };
         let body = self.block(&mut rule, &r.body);
         rule.blocks[0] = body;
+        Some(rule)
+    }
+
+    /// A rule on what did not happen: its start event arms the watch, and
+    /// the block that runs when the quiet period passes holds its
+    /// conditions and its body (`quiet_since` is its local 0).
+    fn quiet_rule(&mut self, r: &hir::Rule, q: &hir::Quiet, trigger: RuleTrigger) -> Option<Rule> {
+        let shapes = &self.analysis.program;
+        let start_slot = shapes
+            .record(q.start_record)
+            .fields
+            .iter()
+            .position(|f| *f.name == *q.start_field)?;
+        let mut test = Pred::Const(true);
+        for part in &r.conditions {
+            test = match test {
+                Pred::Const(true) => self.pred(part),
+                test => Pred::all(test, self.pred(part)),
+            };
+        }
+        let mut rule = Rule {
+            name: r.name.clone(),
+            title: r.title.clone(),
+            trigger,
+            conditions: Vec::new(),
+            test: Pred::Const(true).into_cond(),
+            throttle: None,
+            count: None,
+            blocks: vec![Vec::new()],
+            block_steps: vec![BlockRef {
+                step: 0,
+                branch: Branch::Body,
+            }],
+            index_key: None,
+            quiet: None,
+        };
+        let body = self.block(&mut rule, &r.body);
+        let block = rule.blocks.len();
+        rule.blocks.push(vec![Op::If {
+            branches: vec![(test.into_cond(), body)],
+            otherwise: Vec::new(),
+        }]);
+        rule.block_steps.push(BlockRef {
+            step: 0,
+            branch: Branch::Do,
+        });
+        rule.quiet = Some(Quiet {
+            period: self.expr(&q.period).eval,
+            event: q.event.clone(),
+            field: q.field.clone(),
+            start_slot,
+            until: q.until.clone(),
+            block,
+        });
         Some(rule)
     }
 

@@ -27,6 +27,7 @@ pub(crate) mod index;
 pub(crate) mod lower;
 pub(crate) mod pred;
 pub mod program;
+pub mod quiet;
 pub(crate) mod rhai;
 pub mod runtime;
 pub mod store;

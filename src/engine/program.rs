@@ -186,7 +186,28 @@ pub struct Rule {
     pub block_steps: Vec<BlockRef>,
     /// An equality test every firing needs, for the rule index.
     pub index_key: Option<(Place, String, Vec<IndexKey>)>,
+    /// A rule on what did not happen (`when no ...`): its trigger's event
+    /// arms the watch instead of running the body.
+    pub quiet: Option<Quiet>,
 }
+
+/// `when no EVENT on FIELD for PERIOD since START on FIELD until END on
+/// FIELD`, compiled: a watch is a timer of the rule (position
+/// [`QUIET_POS`]) keyed by the watched value, whose block is `block`.
+pub struct Quiet {
+    pub period: Eval,
+    pub event: Arc<str>,
+    pub field: Arc<str>,
+    /// The slot of the start event's field that holds the watched value.
+    pub start_slot: usize,
+    pub until: Option<(Arc<str>, Arc<str>)>,
+    /// The block run when the period passes: the conditions, then the body.
+    pub block: usize,
+}
+
+/// The timer position of a rule's watch (statements' step ids are digests,
+/// never 0).
+pub const QUIET_POS: u32 = 0;
 
 /// A block of a rule by what owns it, stable across compiles: the step id
 /// of its timer or approval statement, and which of its blocks.

@@ -705,7 +705,16 @@ impl<S: Store> Engine<S> {
                     show_datetime(&t.due)
                 ));
                 self.begin(&t.cont.event, &source, at);
-                self.fx.change(Change::RemoveTimer(t.key));
+                // A watch fires once per quiet period and waits for the next
+                // watched event to arm it again.
+                self.fx.change(if super::quiet::is_watch(&t.cont) {
+                    Change::PutTimer(Timer {
+                        due: super::quiet::parked_at(),
+                        ..t.clone()
+                    })
+                } else {
+                    Change::RemoveTimer(t.key)
+                });
                 self.resume(t.cont, None, source, at, sink);
             }
             Due::Cancelled {
@@ -934,6 +943,24 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
+        // A watched event starts the quiet period of each watch on its value.
+        for key in super::quiet::watched_keys(&rules, &event) {
+            let Some(timer) = self.store.timer(&key)? else {
+                continue;
+            };
+            match super::quiet::rearm(timer, now) {
+                Ok(timer) => self.fx.change(Change::PutTimer(timer)),
+                Err(fault) => {
+                    self.stats.errors += 1;
+                    sink.error(RuleError {
+                        at: now,
+                        event: event.id.clone(),
+                        rule: key.rule.clone(),
+                        message: fault.to_string(),
+                    });
+                }
+            }
+        }
         self.recalled = match rules.history.load(&self.store, rules.shapes(), &event)? {
             Some(values) => Arc::from(values),
             None => self.no_recall.clone(),
@@ -1033,6 +1060,27 @@ impl<S: Store> Engine<S> {
             lib: &rules.lib,
         };
         let mut trace = trace;
+        if rule.quiet.is_some() {
+            // The start of a watch: the rule runs when nothing happened.
+            match super::quiet::arm(&rules, r, event, envelope, now) {
+                Ok(Some(timer)) => self.fx.change(Change::PutTimer(timer)),
+                Ok(None) => {}
+                Err(fault) => self.fault(&cx, fault, sink),
+            }
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.rules.push(RuleTrace {
+                    rule: rule.name.to_string(),
+                    considered: true,
+                    skipped: None,
+                    conditions: Vec::new(),
+                    throttled: None,
+                    counted: None,
+                    matched: true,
+                    error: None,
+                });
+            }
+            return Ok(());
+        }
         if let Some(trace) = trace.as_deref_mut() {
             let mut rt = RuleTrace {
                 rule: rule.name.to_string(),

@@ -224,6 +224,9 @@ pub trait Store {
     fn due(&self, up_to: DateTime<Utc>) -> Result<Option<Due>, StoreError>;
     /// How many pending timers wait on `key`.
     fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError>;
+    /// A pending timer, by its key (`None` also when its stored form can
+    /// no longer resume: it is cancelled when it comes due).
+    fn timer(&self, key: &TimerKey) -> Result<Option<Timer>, StoreError>;
     /// A pending approval, by id.
     fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
     /// The pending approval with this key (one per key, like timers).
@@ -441,6 +444,10 @@ impl Store for MemoryStore {
 
     fn waiting_on(&self, key: &CancelKey) -> Result<usize, StoreError> {
         Ok(self.cancel_index.get(key).map_or(0, |set| set.len()))
+    }
+
+    fn timer(&self, key: &TimerKey) -> Result<Option<Timer>, StoreError> {
+        Ok(self.timers.get(key).map(|(t, _)| t.clone()))
     }
 
     fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {

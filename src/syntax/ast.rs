@@ -220,8 +220,29 @@ pub struct RuleDecl {
 
 #[derive(Clone, Debug)]
 pub enum Trigger {
-    When { span: Span, event: Name },
-    Every { span: Span, schedule: Schedule },
+    When {
+        span: Span,
+        event: Name,
+    },
+    Every {
+        span: Span,
+        schedule: Schedule,
+    },
+    /// `when no EVENT on FIELD for D since START on FIELD until END on FIELD`.
+    Quiet(Box<Quiet>),
+}
+
+/// A trigger on what did not happen: no `event` whose `field` equals the
+/// watched value for `period`, the clock started by `since` and restarted by
+/// each `event`; `until` ends the watch.
+#[derive(Clone, Debug)]
+pub struct Quiet {
+    pub span: Span,
+    pub event: Name,
+    pub field: Name,
+    pub period: Expr,
+    pub since: Option<(Name, Name)>,
+    pub until: Option<(Name, Name)>,
 }
 
 #[derive(Clone, Debug)]

@@ -473,6 +473,21 @@ impl Printer<'_> {
     fn trigger(&self, t: &Trigger) -> (String, Span) {
         match t {
             Trigger::When { span, event } => (format!("when {}", event.text), *span),
+            Trigger::Quiet(q) => {
+                let mut text = format!(
+                    "when no {} on {} for {}",
+                    q.event.text,
+                    q.field.text,
+                    self.expr(&q.period)
+                );
+                if let Some((event, field)) = &q.since {
+                    text.push_str(&format!(" since {} on {}", event.text, field.text));
+                }
+                if let Some((event, field)) = &q.until {
+                    text.push_str(&format!(" until {} on {}", event.text, field.text));
+                }
+                (text, q.span)
+            }
             Trigger::Every { span, schedule } => {
                 let text = match schedule {
                     Schedule::Cron {

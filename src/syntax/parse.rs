@@ -261,6 +261,7 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_role
             | kw_rule
             | kw_send
+            | kw_since
             | kw_skip
             | kw_starts_with
             | kw_task
@@ -295,7 +296,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         | emit_stmt | log_stmt | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
         item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
         | rule_decl | short_rule => "a declaration or a rule",
-        when_trigger => "`when`",
+        when_trigger | quiet_trigger => "`when`",
+        quiet_since => "`since`",
+        quiet_until => "`until`",
         every_trigger => "`every`",
         throttle_clause => "`throttle`",
         count_clause => "`count`",
@@ -975,6 +978,31 @@ impl Builder {
                 span,
                 event: self.name(kids(pair).next().unwrap()),
             },
+            Rule::quiet_trigger => {
+                let mut it = kids(pair);
+                let event = self.name(it.next().unwrap());
+                let field = self.name(it.next().unwrap());
+                let period = self.expr(it.next().unwrap())?;
+                let (mut since, mut until) = (None, None);
+                for part in it {
+                    let which = part.as_rule();
+                    let mut names = kids(part).map(|n| self.name(n));
+                    let pair = (names.next().unwrap(), names.next().unwrap());
+                    if which == Rule::quiet_since {
+                        since = Some(pair);
+                    } else {
+                        until = Some(pair);
+                    }
+                }
+                Trigger::Quiet(Box::new(Quiet {
+                    span,
+                    event,
+                    field,
+                    period,
+                    since,
+                    until,
+                }))
+            }
             _ => {
                 let mut it = kids(pair);
                 let first = it.next().unwrap();

@@ -15,7 +15,8 @@ and started again, several times. At the end:
 - what rules remember was kept once per event: each event after the first of
   its key saw the previous one's `n` (`previous n`), and a `count 5 within 1d
   by group` clause (groups that cross keys, so the workers share them) fired
-  exactly once per five events of a group.
+  exactly once per five events of a group, and a `when no booking on group`
+  watch left one pending timer per group.
 
 The seed of the kills is printed (STEWARD_CRASH_SEED replays it).
 """
@@ -143,6 +144,10 @@ def main():
             "end\n"
             "rule fifth when booking count 5 within 1d by group then\n"
             '  log "fifth of {group} at {id}"\n'
+            "end\n"
+            # A watch per group, started again by each booking of it.
+            "rule idle when no booking on group for 365d since booking on group then\n"
+            '  log "no booking in {group} for a year"\n'
             "end\n"
         )
     env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET,
@@ -287,6 +292,10 @@ def main():
     assert count("gap") == 0, psql(url, "SELECT args FROM steward_actions WHERE rule = 'gap' LIMIT 5")
     per_group = [len(range(g, EVENTS, GROUPS)) for g in range(GROUPS)]
     assert count("fifth") == sum(n // 5 for n in per_group), (count("fifth"), per_group)
+    # One pending watch per watched group, never one per booking.
+    watches = psql(url, "SELECT key FROM steward_timers WHERE rule = 'idle' ORDER BY key")
+    assert watches.split() == [f"g{g}" for g in range(GROUPS)], watches
+    assert count("idle") == 0, count("idle")
 
     psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     print(f"crash: {EVENTS} events on {KEYS} keys, 2 workers, {kills} SIGKILLs: each event processed "

@@ -51,6 +51,8 @@ const RULE_KEYWORDS: &[&str] = &[
     "count",
     "by",
     "previous",
+    "since",
+    "until",
     "changed",
     "changed to",
     "changed from",

@@ -116,6 +116,10 @@ pub fn document_symbols(analysis: &Analysis, file: FileId) -> Vec<DocumentSymbol
             Item::Rule(r) => {
                 let (trigger, trigger_span) = match &r.trigger {
                     Trigger::When { span, event } => (format!("when {}", event.text), *span),
+                    Trigger::Quiet(q) => (
+                        format!("when no {} on {}", q.event.text, q.field.text),
+                        q.span,
+                    ),
                     Trigger::Every { span, schedule } => (
                         match schedule {
                             Schedule::Cron { expr, .. } => format!("every \"{}\"", expr.value),
