@@ -197,6 +197,23 @@ pub enum Stmt {
         body: Vec<Stmt>,
         otherwise: Option<Vec<Stmt>>,
     },
+    /// `every "CRON" in ZONE unless ... do ... end`: a schedule of the
+    /// event's key, one timer for its next tick.
+    Every {
+        step: u32,
+        schedule: Box<CronSchedule>,
+        zone: Zone,
+        unless: Vec<Unless>,
+        body: Vec<Stmt>,
+    },
+}
+
+/// The time zone of a schedule statement: written out (checked), or an
+/// expression (a text, checked when the event arrives).
+#[derive(Debug)]
+pub enum Zone {
+    Fixed(Tz),
+    Of(Expr),
 }
 
 /// An action statement, with its arguments as the action's declaration
@@ -533,6 +550,15 @@ impl Stmt {
                 when, unless, body, ..
             } => {
                 when.walk(f);
+                unless.iter().for_each(|u| u.value.walk(f));
+                block(body, f);
+            }
+            Stmt::Every {
+                zone, unless, body, ..
+            } => {
+                if let Zone::Of(zone) = zone {
+                    zone.walk(f);
+                }
                 unless.iter().for_each(|u| u.value.walk(f));
                 block(body, f);
             }

@@ -504,3 +504,67 @@ fn previous_follows_the_key_across_types() {
     ));
     assert_eq!(run.logged(), ["done after a", "done after b"]);
 }
+
+const USERS: &str = "event user { id: string  tz: string }\n\
+    event user.gone { id: string }\n\
+    rule digest when user then\n  every \"0 8 * * *\" in tz unless user.gone on id do\n    log \"digest {id}\"\n  end\nend";
+
+fn user_rules() -> Arc<Ruleset> {
+    let files = vec![("users.stw".to_string(), USERS.to_string())];
+    let analysis = analyze(&files, &NoFiles);
+    let errors: Vec<String> = analysis.errors().map(|d| d.message.clone()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(compile(&analysis).unwrap_or_else(|d| panic!("{d:?}")))
+}
+
+/// A schedule statement: each tick in the event's zone; a zone the event
+/// gives that does not exist is a rule error naming the event; and in a
+/// worker (`missed_ticks_once`), ticks missed while it was down fire once.
+#[test]
+fn schedules_of_an_event_key() {
+    let r = user_rules();
+    let mut run = Run::new(&r);
+    let at = "2026-01-01T00:00:00Z";
+    run.handle(&event(
+        "t1",
+        "u1",
+        "user",
+        at,
+        Some("u1"),
+        r#"{"id":"u1","tz":"Asia/Tokyo"}"#,
+    ));
+    run.handle(&event(
+        "t1",
+        "u2",
+        "user",
+        at,
+        Some("u2"),
+        r#"{"id":"u2","tz":"Mars/Olympus"}"#,
+    ));
+    run.advance("2026-01-03T00:00:00Z");
+    // 8:00 in Tokyo is 23:00 UTC the day before: Jan 1 and Jan 2.
+    assert_eq!(run.logged(), ["digest u1", "digest u1"]);
+    assert_eq!(
+        run.errors(),
+        ["event `u2` gives the time zone `Mars/Olympus`, which is not an IANA zone such as `America/Toronto`"]
+    );
+
+    let mut worker = Run::new(&r);
+    worker.engine.limits.missed_ticks_once = true;
+    worker.handle(&event(
+        "t1",
+        "u1",
+        "user",
+        at,
+        Some("u1"),
+        r#"{"id":"u1","tz":"UTC"}"#,
+    ));
+    worker.advance("2026-01-10T09:00:00Z");
+    assert_eq!(
+        worker.logged(),
+        ["digest u1"],
+        "nine missed ticks fire once"
+    );
+    worker.advance("2026-01-11T09:00:00Z");
+    assert_eq!(worker.logged(), ["digest u1", "digest u1"]);
+}

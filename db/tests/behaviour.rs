@@ -66,6 +66,12 @@ end
 rule quiet_job when no job.note on id for 2h since job on id until job.done on id then
   log "quiet {id} since {quiet_since}"
 end
+
+rule job_reminders when job then
+  every "0 */4 * * *" in "Europe/Paris" unless job.done on id do
+    log "still open: {id}"
+  end
+end
 "#;
 
 fn rules() -> Arc<Ruleset> {
@@ -270,15 +276,50 @@ fn memory() -> Outcome {
             a.split_once(r#"{"text":""#)
                 .map(|(_, t)| t.trim_end_matches("\"}"))
         })
-        .filter(|t| t.contains(" to ") || t.starts_with("moved") || t.starts_with("busy"))
+        .filter(|t| {
+            t.contains(" to ")
+                || t.starts_with("moved")
+                || t.starts_with("busy")
+                || t.starts_with("quiet")
+        })
         .collect();
     assert_eq!(
         logged,
         [
+            "quiet 3 since 2026-11-20T10:20:00Z",
+            "quiet 2 since 2026-11-20T10:50:00Z",
             "busy a",
             "1: open to review",
             "moved twice: 1",
-            "1: review to closed"
+            "1: review to closed",
+            "quiet 4 since 2026-11-20T15:00:00Z",
+        ],
+        "{:#?}",
+        expected.actions
+    );
+    // Every four hours in Paris (UTC+1) for each job not done yet.
+    let reminded: Vec<String> = expected
+        .actions
+        .iter()
+        .filter(|a| a.contains("still open"))
+        .map(|a| {
+            let time = a.split_whitespace().nth(1).unwrap_or("");
+            let id = a.rsplit(": ").next().unwrap_or("").trim_end_matches("\"}");
+            format!("{time} {id}")
+        })
+        .collect();
+    assert_eq!(
+        reminded,
+        [
+            "11:00:00 2",
+            "11:00:00 3",
+            "15:00:00 3",
+            // At one instant, in the order the timers were put: job 4's at
+            // 15:00, job 3's again when its 15:00 tick fired.
+            "19:00:00 4",
+            "19:00:00 3",
+            "23:00:00 4",
+            "23:00:00 3"
         ],
         "{:#?}",
         expected.actions

@@ -1403,6 +1403,12 @@ fn block_actions(
                         walk(rule, ops, &format!("{prefix}later "), out, depth + 1);
                     }
                 }
+                Op::Every(i) => {
+                    let block = rule.repeats.get(*i).and_then(|r| rule.blocks.get(r.block));
+                    if let Some(ops) = block {
+                        walk(rule, ops, &format!("{prefix}each tick "), out, depth + 1);
+                    }
+                }
                 Op::Approval(a) => out.push(format!("{prefix}ask {}", a.role)),
             }
         }

@@ -495,31 +495,107 @@ impl Checker<'_> {
         );
     }
 
+    /// A cron expression written at `span` (a string literal), parsed, or
+    /// reported at the field that is wrong.
+    fn cron(&mut self, file: FileId, span: Span, text: &str) -> Result<schedule::CronSchedule, ()> {
+        let parsed = schedule::CronSchedule::parse(text);
+        if let Err(err) = &parsed {
+            // Point at the field inside the string when we know it.
+            let at = match err.field {
+                Some((start, end)) if span.len() as usize == text.len() + 2 => Span::new(
+                    span.start as usize + 1 + start,
+                    span.start as usize + 1 + end,
+                ),
+                _ => span,
+            };
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidCron,
+                    file,
+                    at,
+                    format!("invalid cron expression: {}", err.message),
+                )
+                .with_help(err.help.clone()),
+            );
+        }
+        parsed.map_err(|_| ())
+    }
+
+    /// `every "CRON" in ZONE unless E on k do ... end` in a rule: a schedule
+    /// of the rule's event key.
+    #[allow(clippy::too_many_arguments)]
+    fn every(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        span: Span,
+        when: &Expr,
+        zone: Option<&Expr>,
+        unless: &[Unless],
+        skip_late: bool,
+        body: &Block,
+        steps: &mut hir::Steps,
+    ) -> Option<hir::Stmt> {
+        let file = cx.file;
+        let schedule = match &when.kind {
+            ExprKind::Str(t) => match t.as_plain() {
+                Some(text) => self.cron(file, when.span, &text).ok(),
+                None => {
+                    self.report(
+                        Diagnostic::new(Code::InvalidCron, file, when.span, "a schedule's cron expression is written out, without `{...}`")
+                            .with_help("write it as text, such as `every \"0 8 * * *\" in tz`; the zone may come from the event"),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        if cx.event.is_none() && !cx.lenient {
+            self.report(
+                Diagnostic::new(Code::ScheduleWithoutEvent, file, span, "a schedule statement needs the event that started it")
+                    .with_help("put it in a rule that starts with `when`: its schedule is kept per event key; a rule that runs on a schedule is written `every \"...\" then ...`"),
+            );
+        }
+        if skip_late {
+            self.report(
+                Diagnostic::new(Code::InvalidTiming, file, span, "a schedule has no late ticks to skip")
+                    .with_help("a tick missed while the engine was down fires once when it comes back; remove `skip if late`"),
+            );
+        }
+        let zone = match zone {
+            None => Some(hir::Zone::Fixed(chrono_tz::Tz::UTC)),
+            Some(z) => match &z.kind {
+                ExprKind::Str(t) if t.as_plain().is_some() => {
+                    let name = t.as_plain().unwrap_or_default();
+                    self.known_zone(file, z.span, &name);
+                    name.parse::<chrono_tz::Tz>().ok().map(hir::Zone::Fixed)
+                }
+                _ => Some(hir::Zone::Of(
+                    self.expect(cx, z, &Type::String, "the time zone")
+                        .finished(),
+                )),
+            },
+        };
+        let mut cancels = Vec::new();
+        for u in unless {
+            cancels.extend(self.unless(cx, u));
+        }
+        cx.suspended += 1;
+        let body = self.block(cx, body, steps);
+        cx.suspended -= 1;
+        Some(hir::Stmt::Every {
+            step,
+            schedule: Box::new(schedule?),
+            zone: zone?,
+            unless: cancels,
+            body,
+        })
+    }
+
     fn schedule(&mut self, file: FileId, s: &Schedule) -> hir::Trigger {
         match s {
             Schedule::Cron { expr, zone } => {
-                let parsed = schedule::CronSchedule::parse(&expr.value);
-                if let Err(err) = &parsed {
-                    // Point at the field inside the string when we know it.
-                    let span = match err.field {
-                        Some((start, end)) if expr.span.len() as usize == expr.value.len() + 2 => {
-                            Span::new(
-                                expr.span.start as usize + 1 + start,
-                                expr.span.start as usize + 1 + end,
-                            )
-                        }
-                        _ => expr.span,
-                    };
-                    self.report(
-                        Diagnostic::new(
-                            Code::InvalidCron,
-                            file,
-                            span,
-                            format!("invalid cron expression: {}", err.message),
-                        )
-                        .with_help(err.help.clone()),
-                    );
-                }
+                let parsed = self.cron(file, expr.span, &expr.value);
                 let tz = match zone {
                     Some(zone) => {
                         self.known_zone(file, zone.span, &zone.value);
@@ -949,15 +1025,34 @@ impl Checker<'_> {
                 act("log", vec![("text", line)])
             }
             StmtKind::Timer {
+                kind: TimerKind::Every,
+                when,
+                zone,
+                unless,
+                skip_late,
+                body,
+            } => self.every(
+                cx,
+                step,
+                stmt.span,
+                when,
+                zone.as_ref(),
+                unless,
+                *skip_late,
+                body,
+                steps,
+            ),
+            StmtKind::Timer {
                 kind,
                 when,
                 unless,
                 skip_late,
                 body,
+                ..
             } => {
                 let when = match kind {
-                    TimerKind::After => self.positive_duration(cx, when, "the delay"),
                     TimerKind::At => self.expect(cx, when, &Type::DateTime, "the time").node,
+                    _ => self.positive_duration(cx, when, "the delay"),
                 };
                 let mut cancels = Vec::new();
                 for u in unless {

@@ -87,6 +87,7 @@ codes! {
     RhaiFileOutside = "E0410", Error, "Rhai file outside the rules' folders";
     NoHistory = "E0411", Error, "`previous`, `changed` or `count(...)` where no history is kept";
     QuietWithoutStart = "E0412", Error, "`when no` without what starts the clock";
+    ScheduleWithoutEvent = "E0413", Error, "schedule statement outside a rule on an event";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -162,9 +162,15 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         }
     }
 
-    // `until C on h` of a rule on what did not happen cancels like `unless`.
+    // `until C on h` of a rule on what did not happen, and the `unless` of a
+    // schedule statement, cancel like a timer's `unless`.
     for rule in &rules {
-        if let Some((event, field)) = rule.quiet.as_ref().and_then(|q| q.until.as_ref()) {
+        let until = rule.quiet.as_ref().and_then(|q| q.until.as_ref());
+        let unless = rule
+            .repeats
+            .iter()
+            .flat_map(|r| r.unless.iter().map(|(e, f, _)| (e, f)));
+        for (event, field) in until.map(|(e, f)| (e, f)).into_iter().chain(unless) {
             let slot = shapes
                 .events
                 .get(&**event)
@@ -368,6 +374,7 @@ impl Lower<'_> {
             }],
             index_key,
             quiet: None,
+            repeats: Vec::new(),
         };
         let body = self.block(&mut rule, &r.body);
         rule.blocks[0] = body;
@@ -406,6 +413,7 @@ impl Lower<'_> {
             }],
             index_key: None,
             quiet: None,
+            repeats: Vec::new(),
         };
         let body = self.block(&mut rule, &r.body);
         let block = rule.blocks.len();
@@ -553,6 +561,35 @@ impl Lower<'_> {
                         skip_late: *skip_late,
                         block,
                     })
+                }
+                hir::Stmt::Every {
+                    step,
+                    schedule,
+                    zone,
+                    unless,
+                    body,
+                } => {
+                    let zone = match zone {
+                        hir::Zone::Fixed(tz) => RepeatZone::Fixed(*tz),
+                        hir::Zone::Of(e) => RepeatZone::Of(self.expr(e).eval),
+                    };
+                    let unless = unless
+                        .iter()
+                        .map(|u| (u.event.clone(), u.field.clone(), self.expr(&u.value).eval))
+                        .collect();
+                    let owner = BlockRef {
+                        step: *step,
+                        branch: Branch::Do,
+                    };
+                    let block = self.sub_block(rule, body, owner);
+                    rule.repeats.push(Repeat {
+                        pos: *step,
+                        schedule: schedule.clone(),
+                        zone,
+                        unless,
+                        block,
+                    });
+                    Op::Every(rule.repeats.len() - 1)
                 }
                 hir::Stmt::Approval {
                     step,

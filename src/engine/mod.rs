@@ -28,6 +28,7 @@ pub(crate) mod lower;
 pub(crate) mod pred;
 pub mod program;
 pub mod quiet;
+pub mod repeat;
 pub(crate) mod rhai;
 pub mod runtime;
 pub mod store;

@@ -189,6 +189,8 @@ pub struct Rule {
     /// A rule on what did not happen (`when no ...`): its trigger's event
     /// arms the watch instead of running the body.
     pub quiet: Option<Quiet>,
+    /// The schedules its `every` statements keep ([`Op::Every`]).
+    pub repeats: Vec<Repeat>,
 }
 
 /// `when no EVENT on FIELD for PERIOD since START on FIELD until END on
@@ -266,6 +268,9 @@ pub enum Op {
     Act(Act),
     Timer(TimerOp),
     Approval(ApprovalOp),
+    /// A schedule of the event's key: the index of its [`Repeat`] in
+    /// `Rule::repeats`.
+    Every(usize),
 }
 
 pub struct Act {
@@ -285,6 +290,23 @@ pub struct TimerOp {
     pub unless: Vec<(Arc<str>, Arc<str>, Eval)>,
     pub skip_late: bool,
     pub block: usize,
+}
+
+/// `every "CRON" in ZONE unless E on k do ... end`: one timer for the next
+/// tick, put again for the tick after each time it fires.
+pub struct Repeat {
+    pub pos: u32,
+    pub schedule: Box<crate::check::schedule::CronSchedule>,
+    pub zone: RepeatZone,
+    pub unless: Vec<(Arc<str>, Arc<str>, Eval)>,
+    pub block: usize,
+}
+
+pub enum RepeatZone {
+    Fixed(chrono_tz::Tz),
+    /// A text the event gives (`in tz`), read when the schedule is put and
+    /// again at each tick, from the event and the `let`s it keeps.
+    Of(Eval),
 }
 
 pub struct ApprovalOp {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, LocalResult, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 
 pub use super::action::{Action, ActionKey, Collect, KeyParts, Performed, RuleError, Sink};
@@ -179,6 +179,10 @@ pub struct Engine<S: Store> {
     /// `engine::history`), by recall index; `no_recall` when none.
     recalled: Arc<[Value]>,
     no_recall: Arc<[Value]>,
+    /// Where the clock is being moved to (by `advance`): with
+    /// `Limits::missed_ticks_once`, a schedule statement's missed ticks are
+    /// skipped up to it.
+    advancing_to: Option<DateTime<Utc>>,
     /// What the rule (or resumed block) being run has done so far; applied
     /// when it ends, dropped if it faults, so its handling is all or nothing.
     fx: Effects,
@@ -297,6 +301,7 @@ impl<S: Store> Engine<S> {
             scratch: Vec::new(),
             recalled: Arc::from(Vec::new()),
             no_recall: Arc::from(Vec::new()),
+            advancing_to: None,
             fx: Effects::default(),
             backlog: Queue::new(),
         }
@@ -501,6 +506,7 @@ impl<S: Store> Engine<S> {
         self.within_horizon(to)?;
         // What a failed commit left first.
         self.drain(sink)?;
+        self.advancing_to = Some(to);
         let start = self.clock.unwrap_or(to);
         let mut ticks = 0u64;
         if self.clock.is_none() {
@@ -706,14 +712,21 @@ impl<S: Store> Engine<S> {
                 ));
                 self.begin(&t.cont.event, &source, at);
                 // A watch fires once per quiet period and waits for the next
-                // watched event to arm it again.
-                self.fx.change(if super::quiet::is_watch(&t.cont) {
-                    Change::PutTimer(Timer {
-                        due: super::quiet::parked_at(),
-                        ..t.clone()
-                    })
+                // watched event to arm it again; a schedule waits for its
+                // next tick; any other timer is done.
+                let kept = if super::quiet::is_watch(&t.cont) {
+                    Some(super::quiet::parked_at())
                 } else {
-                    Change::RemoveTimer(t.key)
+                    // Ticks missed while nobody ran fire once (a worker).
+                    let after = match self.advancing_to {
+                        Some(to) if self.limits.missed_ticks_once => to.max(at),
+                        _ => at,
+                    };
+                    super::repeat::next_tick(&t.cont, after)
+                };
+                self.fx.change(match kept {
+                    Some(due) => Change::PutTimer(Timer { due, ..t.clone() }),
+                    None => Change::RemoveTimer(t.key),
                 });
                 self.resume(t.cont, None, source, at, sink);
             }
@@ -1420,6 +1433,33 @@ impl<S: Store> Engine<S> {
                         cont,
                     }));
                 }
+                Op::Every(i) => {
+                    let Some(repeat) = rule.repeats.get(*i) else {
+                        continue;
+                    };
+                    let due = super::repeat::first_tick(repeat, &frame, &cx.event.id, cx.now)?;
+                    let mut cancel = Vec::new();
+                    for (event_type, field, value) in &repeat.unless {
+                        cancel.push(CancelKey {
+                            tenant: cx.event.tenant.clone(),
+                            event_type: event_type.clone(),
+                            field: field.clone(),
+                            value: value(&frame)?.to_string(),
+                        });
+                    }
+                    let cont = self.continuation(cx, repeat.block, locals);
+                    self.fx.change(Change::PutTimer(Timer {
+                        key: TimerKey {
+                            tenant: cx.event.tenant.clone(),
+                            rule: rule.name.clone(),
+                            key: cx.event.timer_key().clone(),
+                            pos: repeat.pos,
+                        },
+                        due,
+                        cancel,
+                        cont,
+                    }));
+                }
                 Op::Approval(a) => {
                     let within = match (a.within)(&frame)? {
                         Value::Duration(ms) if ms > 0 => ms,
@@ -1586,27 +1626,7 @@ fn performed<'a>(
 /// The first tick of a schedule-triggered rule strictly after `after`.
 fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match &rule.trigger {
-        RuleTrigger::Cron { schedule, zone } => {
-            // Cron fields are wall-clock times: walk them in local time, then
-            // place each in the zone. A time the spring-forward gap skips
-            // fires once right after the gap (as cronie does); a time the
-            // fall-back repeats fires once, at its first occurrence.
-            let local = Utc.from_utc_datetime(&after.with_timezone(zone).naive_local());
-            for wall in schedule.after(&local).map(|t| t.naive_utc()) {
-                let instant = match zone.from_local_datetime(&wall) {
-                    LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
-                    LocalResult::None => (1..=24 * 60).find_map(|m| {
-                        let later = wall.checked_add_signed(Duration::minutes(m))?;
-                        zone.from_local_datetime(&later).earliest()
-                    })?,
-                }
-                .with_timezone(&Utc);
-                if instant > after {
-                    return Some(instant);
-                }
-            }
-            None
-        }
+        RuleTrigger::Cron { schedule, zone } => super::repeat::next_cron(schedule, *zone, after),
         RuleTrigger::Interval(ms) => {
             // Aligned to the epoch, so `every 15m` fires at :00, :15, :30, :45.
             let now = after.timestamp_millis();

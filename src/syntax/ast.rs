@@ -288,6 +288,8 @@ pub struct Stmt {
 pub enum TimerKind {
     After,
     At,
+    /// `every "CRON" [in ZONE]`: `when` is the cron text, repeating.
+    Every,
 }
 
 #[derive(Clone, Debug)]
@@ -331,6 +333,8 @@ pub enum StmtKind {
     Timer {
         kind: TimerKind,
         when: Expr,
+        /// `in ZONE` of `every` (UTC when left out).
+        zone: Option<Expr>,
         unless: Vec<Unless>,
         skip_late: bool,
         body: Block,

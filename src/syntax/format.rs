@@ -643,16 +643,20 @@ impl Printer<'_> {
             StmtKind::Timer {
                 kind,
                 when,
+                zone,
                 unless,
                 skip_late,
                 ..
             } => {
-                let kw = if *kind == TimerKind::After {
-                    "after"
-                } else {
-                    "at"
+                let kw = match kind {
+                    TimerKind::After => "after",
+                    TimerKind::At => "at",
+                    TimerKind::Every => "every",
                 };
                 let mut head = format!("{kw} {}", self.expr(when));
+                if let Some(zone) = zone {
+                    head.push_str(&format!(" in {}", self.expr(zone)));
+                }
                 for u in unless {
                     head.push_str(&format!(" unless {} on {}", u.event.text, u.field.text));
                 }
@@ -751,10 +755,18 @@ impl Printer<'_> {
                 self.close(stmt.span, "end");
             }
             StmtKind::Timer {
-                when, unless, body, ..
+                when,
+                zone,
+                unless,
+                body,
+                ..
             } => {
                 let head = format!("{} do", self.head(stmt));
-                let head_end = unless.last().map_or(when.span.end, |u| u.span.end);
+                let head_end = unless
+                    .last()
+                    .map_or(zone.as_ref().map_or(when.span.end, |z| z.span.end), |u| {
+                        u.span.end
+                    });
                 self.line(stmt.span.start, &head, head_end);
                 self.indent += 1;
                 self.block(body);

@@ -293,7 +293,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         type_expr | union_type | list_type | paren_type => "a type",
         string | plain_string | interp_string | raw_string => "a string",
         block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt
-        | emit_stmt | log_stmt | after_stmt | at_stmt | approval_stmt | call_stmt => "a statement",
+        | emit_stmt | log_stmt | after_stmt | at_stmt | every_stmt | approval_stmt | call_stmt => {
+            "a statement"
+        }
         item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
         | rule_decl | short_rule => "a declaration or a rule",
         when_trigger | quiet_trigger => "`when`",
@@ -473,7 +475,7 @@ const RESERVED: &[&str] = &[
 ];
 
 const STATEMENT_TOKENS: &[&str] = &[
-    "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "require",
+    "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "every", "require",
 ];
 const EXPRESSION_TOKENS: &[&str] = &[
     "(", "[", "true", "false", "none", "not", "-", "\"", "r\"", "previous",
@@ -1111,8 +1113,19 @@ impl Builder {
             Rule::log_stmt => StmtKind::Log {
                 text: self.expr(it.next().unwrap())?,
             },
-            Rule::after_stmt | Rule::at_stmt => {
-                let when = self.expr(it.next().unwrap())?;
+            Rule::after_stmt | Rule::at_stmt | Rule::every_stmt => {
+                let when = if rule == Rule::every_stmt {
+                    self.primary(it.next().unwrap())?
+                } else {
+                    self.expr(it.next().unwrap())?
+                };
+                let zone = match it.peek().map(|p| p.as_rule()) {
+                    Some(Rule::every_zone) => {
+                        let z = it.next().unwrap();
+                        Some(self.expr(kids(z).next().unwrap())?)
+                    }
+                    _ => None,
+                };
                 let mut unless = Vec::new();
                 let mut skip_late = false;
                 for opt in kids(it.next().unwrap()) {
@@ -1130,14 +1143,15 @@ impl Builder {
                         skip_late = true;
                     }
                 }
-                let kind = if rule == Rule::after_stmt {
-                    TimerKind::After
-                } else {
-                    TimerKind::At
+                let kind = match rule {
+                    Rule::after_stmt => TimerKind::After,
+                    Rule::at_stmt => TimerKind::At,
+                    _ => TimerKind::Every,
                 };
                 StmtKind::Timer {
                     kind,
                     when,
+                    zone,
                     unless,
                     skip_late,
                     body: self.block(it.next().unwrap())?,
