@@ -153,6 +153,11 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
             ))
         },
         ("at_time", 4) => at_time,
+        ("add_months", 2 | 3) => super::calendar::add_months,
+        ("add_years", 2 | 3) => super::calendar::add_years,
+        ("add_business_days", 2 | 3) => super::calendar::add_business_days,
+        ("business_days_between", 2 | 3) => super::calendar::business_days_between,
+        ("is_business_day", 1 | 2) => super::calendar::is_business_day,
         ("hour_of", 2) => |a, _| {
             Ok(Value::Int(
                 time(&a[0])?.with_timezone(&zone(&a[1])?).hour() as i64

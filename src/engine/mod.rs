@@ -20,6 +20,7 @@
 
 pub mod action;
 pub(crate) mod builtins;
+pub(crate) mod calendar;
 pub mod decode;
 pub mod eval;
 pub mod history;

@@ -319,6 +319,73 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
     })
 }
 
+/// The rewrite of a calendar amount written as a duration, with the span it
+/// replaces: `install_date + 1y * life` is `add_years(install_date, life)`,
+/// `check_out - 6mo` is `add_months(check_out, -6)`, `after 1mo` is `at
+/// add_months(now(), 1)`. `None` when the text around it is not one of
+/// these shapes.
+fn calendar_rewrite(
+    src: &str,
+    item_start: usize,
+    at: usize,
+    token: &str,
+    count: &str,
+    years: bool,
+) -> Option<(Span, String)> {
+    static OPERAND: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(r"(\d{4}-\d{2}-\d{2}|[A-Za-z_][\w.]*(?:\(\))?)\s*([+-])\s*$").ok()
+    });
+    static FACTOR: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"^\s*\*\s*([A-Za-z_][\w.]*|\d+)").ok());
+    let line_start = src
+        .get(item_start..at)?
+        .rfind('\n')
+        .map_or(item_start, |i| item_start + i + 1);
+    let before = src.get(line_start..at)?;
+    let after = at + token.len();
+    let line_end = src
+        .get(after..)?
+        .find('\n')
+        .map_or(src.len(), |i| after + i);
+    let factor = FACTOR.as_ref()?.captures(src.get(after..line_end)?);
+    let end = after
+        + factor
+            .as_ref()
+            .and_then(|f| f.get(0))
+            .map_or(0, |m| m.end());
+    let function = if years { "add_years" } else { "add_months" };
+    let amount = |negative: bool| {
+        let n = match factor.as_ref().and_then(|f| f.get(1)) {
+            Some(f) if count == "1" => f.as_str().to_string(),
+            Some(f) if negative => format!("({count} * {})", f.as_str()),
+            Some(f) => format!("{count} * {}", f.as_str()),
+            None => count.to_string(),
+        };
+        if negative {
+            format!("-{n}")
+        } else {
+            n
+        }
+    };
+    if let Some(c) = OPERAND.as_ref()?.captures(before) {
+        let (operand, sign) = (c.get(1)?, c.get(2)?);
+        let rewrite = format!(
+            "{function}({}, {})",
+            operand.as_str(),
+            amount(sign.as_str() == "-")
+        );
+        return Some((Span::new(line_start + operand.start(), end), rewrite));
+    }
+    // `after 1mo do`: a timer at that date.
+    let trimmed = before.trim_end();
+    if trimmed.ends_with("after") {
+        let start = line_start + trimmed.len() - "after".len();
+        let rewrite = format!("at {function}(now(), {})", amount(false));
+        return Some((Span::new(start, end), rewrite));
+    }
+    None
+}
+
 fn syntax_error(
     file: FileId,
     src: &str,
@@ -382,23 +449,33 @@ fn syntax_error(
         && token[digits..].bytes().all(|b| b.is_ascii_alphabetic())
     {
         let unit = &token[digits..];
-        let months = matches!(
-            unit,
-            "y" | "yr" | "yrs" | "year" | "years" | "mo" | "mon" | "month" | "months"
-        );
-        let help = if months {
-            "months and years have no fixed length, so they are not durations; use days (`365d`), or compare dates"
-        } else {
-            "write a number and a unit with nothing between, such as `90m`, `2h30m` or `7d`"
-        };
-        return Diagnostic::new(
+        let years = matches!(unit, "y" | "yr" | "yrs" | "year" | "years");
+        let months = years || matches!(unit, "mo" | "mon" | "month" | "months");
+        let diag = Diagnostic::new(
             Code::Syntax,
             file,
             Span::new(abs, abs + token.len()),
             format!("`{token}` is not a duration: the units are `ms`, `s`, `m`, `h`, `d` and `w`"),
         )
-        .with_label("unknown unit")
-        .with_help(help);
+        .with_label("unknown unit");
+        if !months {
+            return diag.with_help(
+                "write a number and a unit with nothing between, such as `90m`, `2h30m` or `7d`",
+            );
+        }
+        return match calendar_rewrite(src, base as usize, abs, token, &token[..digits], years) {
+            Some((span, rewrite)) => diag
+                .with_help(format!(
+                    "months and years have no fixed length, so they are not durations: write `{rewrite}` (the same day of the month, or its last day when shorter)"
+                ))
+                .with_fix(format!("write `{rewrite}`"), span, rewrite),
+            None => diag.with_help(format!(
+                "months and years have no fixed length, so they are not durations: use `{}(date, {})` for a date or a time that many {} on",
+                if years { "add_years" } else { "add_months" },
+                &token[..digits],
+                if years { "years" } else { "months" },
+            )),
+        };
     }
 
     // A reserved word where a name goes: a field called `type` is still
