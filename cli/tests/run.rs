@@ -185,6 +185,8 @@ fn capture_turns_rows_into_events(url: &str) {
         text(&out.stdout).trim().to_string()
     };
     psql("CREATE TABLE bookings (ref text PRIMARY KEY, guest text, nights int)");
+    // A row from before the capture: its first event will be an update.
+    psql("INSERT INTO bookings VALUES ('r0', 'Di', 1)");
     let out = steward(
         url,
         &[
@@ -195,16 +197,42 @@ fn capture_turns_rows_into_events(url: &str) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     psql("INSERT INTO bookings VALUES ('r1', 'Ana', 2), ('r2', 'Bo', 3)");
     psql("UPDATE bookings SET nights = 4 WHERE ref = 'r1'");
+    psql("UPDATE bookings SET nights = 5 WHERE ref = 'r0'");
     // A rolled-back change makes no event.
     psql("BEGIN; INSERT INTO bookings VALUES ('r3', 'Cy', 1); ROLLBACK");
     let rows = psql(
         "SELECT tenant || ' ' || type || ' ' || key || ' ' || (payload->>'nights') \
+         || ' ' || coalesce(previous->>'nights', '-') \
          FROM steward_events WHERE type LIKE 'booking.%' ORDER BY seq",
     );
     assert_eq!(
         rows,
-        "acme booking.created r1 2\nacme booking.created r2 3\nacme booking.updated r1 4"
+        "acme booking.created r1 2 -\nacme booking.created r2 3 -\nacme booking.updated r1 4 2\n\
+         acme booking.updated r0 5 1"
     );
+    // The update of a row from before the capture still knows what changed.
+    let rules = std::env::temp_dir().join(format!("steward-capture-{}.stw", std::process::id()));
+    std::fs::write(
+        &rules,
+        "event booking.created { ref: string  guest: string  nights: int }\n\
+         event booking.updated { ref: string  guest: string  nights: int }\n\
+         when booking.updated if nights changed then log \"{ref}: {previous nights ?? 0} to {nights}\"\n",
+    )
+    .unwrap();
+    let out = steward(
+        url,
+        &[
+            "run",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--exit-when-idle",
+        ],
+    );
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(printed.contains(r#""text":"r1: 2 to 4""#), "{printed}");
+    assert!(printed.contains(r#""text":"r0: 1 to 5""#), "{printed}");
+    let _ = std::fs::remove_file(&rules);
     // A name that is not a plain identifier is refused, never spliced in.
     let out = steward(
         url,

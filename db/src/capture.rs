@@ -1,7 +1,9 @@
 //! `steward pg capture`: a trigger that turns inserts and updates of an
 //! application's own PostgreSQL table into events (`PREFIX.created`,
 //! `PREFIX.updated`) in `steward_events`, in the application's transaction:
-//! the event exists exactly when the change does.
+//! the event exists exactly when the change does. An update carries the
+//! row's old values too (`previous`), so `changed` and `previous` know what
+//! changed from the first update seen.
 
 /// What to capture.
 pub struct Capture<'a> {
@@ -75,14 +77,15 @@ impl Capture<'_> {
              -- `{event}.updated` events, in the same transaction.\n\
              CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $steward$\n\
              BEGIN\n\
-             \x20 INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload)\n\
+             \x20 INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload, previous)\n\
              \x20 VALUES (\n\
              \x20   {tenant},\n\
              \x20   {prefix} || '.' || lower(TG_OP) || ':' || gen_random_uuid()::text,\n\
              \x20   {prefix} || CASE TG_OP WHEN 'INSERT' THEN '.created' ELSE '.updated' END,\n\
              \x20   now(),\n\
              \x20   {key},\n\
-             \x20   to_jsonb(NEW)\n\
+             \x20   to_jsonb(NEW),\n\
+             \x20   CASE TG_OP WHEN 'UPDATE' THEN to_jsonb(OLD) END\n\
              \x20 );\n\
              \x20 RETURN NEW;\n\
              END;\n\

@@ -784,9 +784,9 @@ macro_rules! durable_store {
                 let e = Envelope::parse(line)?;
                 self.block(async {
                     let done = sqlx::query(&self.q(&format!(
-                        "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
-                         VALUES (?, ?, ?, {}, ?, {}) ON CONFLICT DO NOTHING",
-                        $events.time_in, $events.payload_in
+                        "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload, previous) \
+                         VALUES (?, ?, ?, {}, ?, {}, {}) ON CONFLICT DO NOTHING",
+                        $events.time_in, $events.payload_in, $events.payload_in
                     )))
                     .bind(&e.tenant)
                     .bind(&e.id)
@@ -794,6 +794,7 @@ macro_rules! durable_store {
                     .bind(time_text(&e.occurred_at))
                     .bind(&e.key)
                     .bind(&e.payload)
+                    .bind(&e.previous)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| PushError::Store(unavailable(e)))?;
@@ -814,10 +815,11 @@ macro_rules! durable_store {
                     // handle it now).
                     let rows = sqlx::query(&self.q(&format!(
                         "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload, \
-                         EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled \
+                         EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled, \
+                         {} AS previous \
                          FROM steward_events e WHERE status = 'pending' {only} \
                          ORDER BY occurred_at, {} LIMIT ? {lock}",
-                        $events.time_out, $events.payload_out, $events.order
+                        $events.time_out, $events.payload_out, $events.previous_out, $events.order
                     )))
                     .bind(limit)
                     .fetch_all(c.get())
@@ -834,7 +836,12 @@ macro_rules! durable_store {
                             }
                             let payload: serde_json::Value = serde_json::from_str(&get(5)?)
                                 .map_err(|e| StoreError::Corrupt(format!("the payload of `{id}`: {e}")))?;
-                            let line = serde_json::json!({
+                            let previous: Option<String> = r.try_get(7).map_err(unavailable)?;
+                            let previous: Option<serde_json::Value> = previous
+                                .map(|p| serde_json::from_str(&p))
+                                .transpose()
+                                .map_err(|e| StoreError::Corrupt(format!("the previous values of `{id}`: {e}")))?;
+                            let mut line = serde_json::json!({
                                 "id": id,
                                 "tenant": tenant,
                                 "type": get(2)?,
@@ -842,6 +849,9 @@ macro_rules! durable_store {
                                 "key": key,
                                 "payload": payload,
                             });
+                            if let (Some(previous), Some(map)) = (previous, line.as_object_mut()) {
+                                map.insert("previous".into(), previous);
+                            }
                             Ok(PendingEvent {
                                 tenant,
                                 id,
@@ -1629,6 +1639,8 @@ struct EventsSql {
     /// A bound JSON text as a `payload`, and back.
     payload_in: &'static str,
     payload_out: &'static str,
+    /// The values before the change (`previous`), as text or NULL.
+    previous_out: &'static str,
     /// Ties of `occurred_at`: in the order received.
     order: &'static str,
     /// What a claim adds to the pending events' query: a condition and a
@@ -1649,6 +1661,7 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     time_out: "occurred_at",
     payload_in: "?",
     payload_out: "payload",
+    previous_out: "previous",
     order: "rowid",
     claim: ("", ""),
     lock_key: None,
@@ -1660,6 +1673,7 @@ const PG_EVENTS: EventsSql = EventsSql {
     time_out: "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     payload_in: "CAST(? AS JSONB)",
     payload_out: "payload::text",
+    previous_out: "previous::text",
     order: "seq",
     claim: (
         "AND NOT EXISTS (SELECT 1 FROM steward_events p WHERE p.status = 'pending' \
@@ -1696,6 +1710,7 @@ struct Envelope {
     occurred_at: DateTime<Utc>,
     key: Option<String>,
     payload: String,
+    previous: Option<String>,
 }
 
 impl Envelope {
@@ -1712,6 +1727,8 @@ impl Envelope {
             key: Option<String>,
             #[serde(borrow)]
             payload: &'a serde_json::value::RawValue,
+            #[serde(default, borrow)]
+            previous: Option<&'a serde_json::value::RawValue>,
         }
         let raw: Raw = serde_json::from_str(line)
             .map_err(|e| PushError::Envelope(format!("not an envelope: {e}")))?;
@@ -1726,6 +1743,10 @@ impl Envelope {
         if !raw.payload.get().trim_start().starts_with('{') {
             return Err(PushError::Envelope("payload: expected an object".into()));
         }
+        let previous = raw.previous.map(|p| p.get()).filter(|p| *p != "null");
+        if previous.is_some_and(|p| !p.trim_start().starts_with('{')) {
+            return Err(PushError::Envelope("previous: expected an object".into()));
+        }
         Ok(Envelope {
             id: raw.id,
             tenant: raw.tenant,
@@ -1733,6 +1754,7 @@ impl Envelope {
             occurred_at,
             key: raw.key,
             payload: raw.payload.get().to_string(),
+            previous: previous.map(str::to_string),
         })
     }
 }

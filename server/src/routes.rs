@@ -950,6 +950,12 @@ pub struct Envelope {
     pub key: Option<String>,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    /// The entity's values before the change this event reports, if the
+    /// source knows them: what `previous` and `changed` read when nothing
+    /// was remembered for the key yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub previous: Option<serde_json::Value>,
     /// If given, the token's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,

@@ -1563,7 +1563,10 @@ fn builtin_act(
 /// Splits a condition's node at its top-level `and`s.
 fn conjuncts(node: hir::Expr, out: &mut Vec<hir::Expr>) {
     match node.kind {
-        hir::ExprKind::Binary(op, l, r) if op.op == BinaryOp::And => {
+        // An `and` written by the user; one that stands for a form as a
+        // whole (`stage changed to "won"`) has its parts where the form is,
+        // and is explained whole.
+        hir::ExprKind::Binary(op, l, r) if op.op == BinaryOp::And && l.at != node.at => {
             conjuncts(*l, out);
             conjuncts(*r, out);
         }

@@ -239,6 +239,10 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
     pub key: Option<Arc<str>>,
     pub payload: Arc<Record>,
+    /// The entity's values before the change the event reports, when its
+    /// source knows them (`steward pg capture` gives an update's old row):
+    /// what `previous` reads when nothing was remembered for the key yet.
+    pub previous: Option<Arc<Record>>,
 }
 
 impl Event {
@@ -263,6 +267,8 @@ struct RawEnvelope<'a> {
     key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     payload: &'a RawValue,
+    #[serde(default, borrow)]
+    previous: Option<&'a RawValue>,
 }
 
 /// Decodes one envelope (DESIGN.md) and its payload by the declared schema.
@@ -284,6 +290,12 @@ pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
         });
     };
     let payload = decode_payload(shapes, record, raw.payload.get(), false)?;
+    // The values before the change are a hint: ones that do not fit the
+    // schema are not used, and do not reject the event.
+    let previous = raw
+        .previous
+        .filter(|p| p.get() != "null")
+        .and_then(|p| decode_payload(shapes, record, p.get(), false).ok());
     Ok(Event {
         id: Arc::from(&*raw.id),
         tenant: Arc::from(&*raw.tenant),
@@ -294,6 +306,7 @@ pub fn decode_event(shapes: &Shapes, text: &str) -> Result<Event, DecodeError> {
         occurred_at,
         key: raw.key.as_deref().map(Arc::from),
         payload,
+        previous,
     })
 }
 

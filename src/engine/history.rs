@@ -194,15 +194,25 @@ impl History {
         for load in &th.loads {
             match load {
                 Load::Previous { index, path, ty } => {
-                    let Some(key) = &event.key else { continue };
-                    if remembered.is_none() {
+                    if let (Some(key), None) = (&event.key, &remembered) {
                         remembered = Some(store.remembered(&event.tenant, key)?);
                     }
-                    let found = remembered
+                    let kept = remembered
                         .iter()
                         .flatten()
                         .find(|(p, _)| **p == **path)
-                        .and_then(|(_, v)| stored_to_value(shapes, v).ok())
+                        .and_then(|(_, v)| stored_to_value(shapes, v).ok());
+                    // Nothing kept for the key yet: the values the event's
+                    // source says the entity had before (a captured update).
+                    let found = kept
+                        .or_else(|| {
+                            let before = event.previous.as_ref()?;
+                            let (_, place) = th.remember.iter().find(|(p, _)| *p == *path)?;
+                            match place.get_in(before) {
+                                Value::None => None,
+                                v => Some(v.clone()),
+                            }
+                        })
                         .filter(|v| conforms(v, ty));
                     if let (Some(v), Some(slot)) = (found, values.get_mut(*index)) {
                         *slot = v;

@@ -761,6 +761,7 @@ impl<S: Store> Engine<S> {
                     occurred_at: at,
                     key: None,
                     payload: self.rules.empty.clone(),
+                    previous: None,
                 });
                 self.begin(&unit, &event, at);
                 if let Some(t) = timer {
@@ -842,6 +843,7 @@ impl<S: Store> Engine<S> {
             occurred_at: at,
             key: None,
             payload: rules.empty.clone(),
+            previous: None,
         });
         self.caused = 0;
         let envelope = self.envelope_of(&event);
@@ -1358,6 +1360,7 @@ impl<S: Store> Engine<S> {
                                     // the event that had none.
                                     key: Some(cx.event.timer_key().clone()),
                                     payload,
+                                    previous: None,
                                 }),
                                 cx.depth + 1,
                                 cx.origin.clone(),

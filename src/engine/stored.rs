@@ -180,6 +180,7 @@ impl Versions {
             occurred_at: parse_time(&e.occurred_at)?,
             key: e.key.as_deref().map(Arc::from),
             payload,
+            previous: None,
         });
         let locals = stored
             .locals

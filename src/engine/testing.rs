@@ -163,6 +163,7 @@ impl Runner {
                     occurred_at: self.now(),
                     key,
                     payload,
+                    previous: None,
                 };
                 self.engine
                     .handle(event, &mut self.sink)

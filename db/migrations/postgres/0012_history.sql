@@ -18,3 +18,8 @@ CREATE TABLE steward_memory (
 -- their key is next counted.
 ALTER TABLE steward_throttles ADD COLUMN expires TEXT COLLATE "C";
 CREATE INDEX steward_throttles_expires ON steward_throttles (expires);
+
+-- The values an event's source says the entity had before the change it
+-- reports (`steward pg capture` gives an update's old row): what `previous`
+-- reads when nothing was remembered for the key yet.
+ALTER TABLE steward_events ADD COLUMN previous JSONB;
