@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::HashMap as FastMap;
+
 use super::decode::{Event, Shapes};
 use super::lower::conforms;
 use super::program::Place;
@@ -27,7 +29,7 @@ use crate::hir::{self, Root};
 pub struct History {
     /// How many recalls the program has: the length of what `load` gives.
     recalls: usize,
-    by_type: HashMap<Arc<str>, TypeHistory>,
+    by_type: FastMap<Arc<str>, TypeHistory>,
 }
 
 #[derive(Default)]
@@ -85,7 +87,7 @@ impl History {
     pub fn build(hir: &hir::Program, shapes: &Shapes) -> History {
         let mut history = History {
             recalls: hir.recalls.len(),
-            by_type: HashMap::new(),
+            by_type: FastMap::default(),
         };
         if hir.recalls.is_empty() {
             return history;
@@ -183,6 +185,9 @@ impl History {
         shapes: &Shapes,
         event: &Event,
     ) -> Result<Option<Vec<Value>>, StoreError> {
+        if self.by_type.is_empty() {
+            return Ok(None);
+        }
         let Some(th) = self.by_type.get(&event.event_type) else {
             return Ok(None);
         };
@@ -240,6 +245,9 @@ impl History {
     /// What handling `event` adds to the history: its remembered fields (when
     /// it has a key) and its marks in the windows that count its type.
     pub fn record(&self, shapes: &Shapes, event: &Event, out: &mut Vec<Change>) {
+        if self.by_type.is_empty() {
+            return;
+        }
         let Some(th) = self.by_type.get(&event.event_type) else {
             return;
         };

@@ -138,6 +138,9 @@ fn due_after(q: &Quiet, cont: &Continuation, now: DateTime<Utc>) -> Result<DateT
 /// The watches a watched event starts again: for each rule of the program
 /// that watches its type, the key of its watch for the event's value.
 pub(super) fn watched_keys(rules: &Ruleset, event: &Event) -> Vec<TimerKey> {
+    if rules.watchers.is_empty() {
+        return Vec::new();
+    }
     let Some(watchers) = rules.watchers.get(&*event.event_type) else {
         return Vec::new();
     };
