@@ -172,6 +172,9 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
                 if let Some(t) = r.throttled {
                     map.insert("throttled".into(), json!(t));
                 }
+                if let Some(w) = &r.watch {
+                    map.insert("watch".into(), json!(w));
+                }
                 if let Some(c) = &r.counted {
                     map.insert(
                         "count".into(),
@@ -185,7 +188,7 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
             rule
         })
         .collect();
-    json!({
+    let mut out = json!({
         "trace": {
             "event": trace.event,
             "tenant": trace.tenant,
@@ -195,5 +198,11 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
         },
         "actions": actions.iter().map(action_json).collect::<Vec<_>>(),
         "errors": errors.iter().map(rule_error_json).collect::<Vec<_>>(),
-    })
+    });
+    if !trace.restarted.is_empty() {
+        if let Some(t) = out.get_mut("trace").and_then(|t| t.as_object_mut()) {
+            t.insert("restarted".into(), json!(trace.restarted));
+        }
+    }
+    out
 }

@@ -559,6 +559,9 @@ pub fn show_trace(trace: &Trace) -> String {
         trace.at,
         trace.rules.len()
     );
+    for restarted in &trace.restarted {
+        let _ = writeln!(out, "  {restarted}");
+    }
     for r in &trace.rules {
         if !r.considered {
             let _ = writeln!(
@@ -599,6 +602,9 @@ pub fn show_trace(trace: &Trace) -> String {
                     "within the limit"
                 }
             );
+        }
+        if let Some(w) = &r.watch {
+            let _ = writeln!(out, "    {w}");
         }
         if let Some(c) = &r.counted {
             let _ = writeln!(

@@ -269,3 +269,42 @@ fn until_past_the_horizon_names_the_flag() {
     );
     assert!(!stderr.contains("the event was not handled"), "{stderr}");
 }
+
+/// `explain` says what a watch on what did not happen started, and which
+/// watches an event started again; and what a `changed` read.
+#[test]
+fn explain_shows_watches_and_what_changed() {
+    let explain = |id: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+            .current_dir(ROOT)
+            .args([
+                "replay",
+                "--rules",
+                "rules",
+                "--events",
+                "examples/events.jsonl",
+            ])
+            .args(["--explain", id])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let started = explain("evt_09");
+    assert!(
+        started.contains("watches for `activity.logged` on `deal_id` = `d1`: runs at 2026-12-02T11:00:00Z if none comes"),
+        "{started}"
+    );
+    let again = explain("evt_11");
+    assert!(
+        again.contains(
+            "rule `stale_deal`: the quiet period of `d1` starts again, until 2026-12-03T10:00:00Z"
+        ),
+        "{again}"
+    );
+    let changed = explain("evt_10");
+    assert!(
+        changed.contains(r#"if stage changed to "negotiation"  =>  true   (previous stage = "proposal", stage = "negotiation")"#),
+        "{changed}"
+    );
+}

@@ -100,6 +100,8 @@ pub struct Trace {
     pub event_type: String,
     pub at: String,
     pub rules: Vec<RuleTrace>,
+    /// The watches on what did not happen that this event started again.
+    pub restarted: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +114,8 @@ pub struct RuleTrace {
     pub throttled: Option<bool>,
     /// Where the rule's `count` clause stands after this event.
     pub counted: Option<CountTrace>,
+    /// What a rule on what did not happen started watching.
+    pub watch: Option<String>,
     pub matched: bool,
     pub error: Option<String>,
 }
@@ -959,12 +963,21 @@ impl<S: Store> Engine<S> {
             }
         }
         // A watched event starts the quiet period of each watch on its value.
+        let mut restarted = Vec::new();
         for key in super::quiet::watched_keys(&rules, &event) {
             let Some(timer) = self.store.timer(&key)? else {
                 continue;
             };
             match super::quiet::rearm(timer, now) {
-                Ok(timer) => self.fx.change(Change::PutTimer(timer)),
+                Ok(timer) => {
+                    restarted.push(format!(
+                        "rule `{}`: the quiet period of `{}` starts again, until {}",
+                        key.rule,
+                        key.key,
+                        show_datetime(&timer.due)
+                    ));
+                    self.fx.change(Change::PutTimer(timer));
+                }
                 Err(fault) => {
                     self.stats.errors += 1;
                     sink.error(RuleError {
@@ -992,6 +1005,7 @@ impl<S: Store> Engine<S> {
             event_type: event.event_type.to_string(),
             at: show_datetime(&now),
             rules: Vec::new(),
+            restarted,
         });
         let mut candidates = std::mem::take(&mut self.scratch);
         rules
@@ -1014,6 +1028,7 @@ impl<S: Store> Engine<S> {
                     conditions: Vec::new(),
                     throttled: None,
                     counted: None,
+                    watch: None,
                     matched: false,
                     error: None,
                 });
@@ -1077,11 +1092,28 @@ impl<S: Store> Engine<S> {
         let mut trace = trace;
         if rule.quiet.is_some() {
             // The start of a watch: the rule runs when nothing happened.
-            match super::quiet::arm(&rules, r, event, envelope, now) {
-                Ok(Some(timer)) => self.fx.change(Change::PutTimer(timer)),
-                Ok(None) => {}
-                Err(fault) => self.fault(&cx, fault, sink),
-            }
+            let (watch, error) = match super::quiet::arm(&rules, r, event, envelope, now) {
+                Ok(Some(timer)) => {
+                    let what = rule.quiet.as_ref().map_or(String::new(), |q| {
+                        format!("`{}` on `{}` = `{}`", q.event, q.field, timer.key.key)
+                    });
+                    let watch = format!(
+                        "watches for {what}: runs at {} if none comes",
+                        show_datetime(&timer.due)
+                    );
+                    self.fx.change(Change::PutTimer(timer));
+                    (Some(watch), None)
+                }
+                Ok(None) => (
+                    Some("nothing to watch: the value is absent".to_string()),
+                    None,
+                ),
+                Err(fault) => {
+                    let message = fault.to_string();
+                    self.fault(&cx, fault, sink);
+                    (None, Some(message))
+                }
+            };
             if let Some(trace) = trace.as_deref_mut() {
                 trace.rules.push(RuleTrace {
                     rule: rule.name.to_string(),
@@ -1090,8 +1122,9 @@ impl<S: Store> Engine<S> {
                     conditions: Vec::new(),
                     throttled: None,
                     counted: None,
-                    matched: true,
-                    error: None,
+                    watch,
+                    matched: error.is_none(),
+                    error,
                 });
             }
             return Ok(());
@@ -1104,6 +1137,7 @@ impl<S: Store> Engine<S> {
                 conditions: Vec::new(),
                 throttled: None,
                 counted: None,
+                watch: None,
                 matched: true,
                 error: None,
             };
