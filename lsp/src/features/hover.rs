@@ -217,6 +217,9 @@ fn history_hover(analysis: &Analysis, file: FileId, offset: u32) -> Option<(Span
         "previous" => "`previous FIELD`: the value the field had in the last event of the same tenant and key that carried it, or `none` the first time (an optional). Not inside timers and approvals: keep it with `let` first.",
         "changed" => "`FIELD changed [from A] [to B]`: whether the field differs from its previous value (the last event of the same key that carried it). The first event of a key has no previous value, so it counts as a change.",
         "count" => "`count N within D by K` (a clause): the rule goes on at the event that makes N matching events within D for that key, then counting starts again. `count(EVENT by f, g within D)` (an expression): how many such events with this event's values of `f` and `g` happened within D, this one included when it is one of them.",
+        "since" => "`when no EVENT on FIELD for PERIOD since START on FIELD`: the start event arms the watch for its field's value; each EVENT with that value starts the quiet period again; when PERIOD passes without one, the rule runs once (`until END on FIELD` ends the watch).",
+        "quiet_since" => "`quiet_since` (a `datetime`): in a rule on what did not happen, when the quiet period began (the start event's time, or the last watched event's).",
+        "every" => "`every \"CRON\" [in ZONE]`: as a rule's trigger, a schedule; as a statement in a rule on an event, a schedule of the event's key (one timer for its next tick, moved when the rule fires again for the key, cancelled by `unless`).",
         _ => return None,
     };
     Some((Span::new(start, end), doc.to_string()))
