@@ -110,6 +110,8 @@ pub struct Rule {
     /// The `if` clause split at its top-level `and`s: each is a `bool`.
     pub conditions: Vec<Expr>,
     pub throttle: Option<Window>,
+    /// `priority N`: rules with one run first, lowest first.
+    pub priority: Option<i64>,
     /// `count N within D by K`, and how many of `conditions` come before it
     /// (those decide which events are counted; the rest, whether the rule
     /// goes on at the event that completes the count).
@@ -206,6 +208,8 @@ pub enum Stmt {
         unless: Vec<Unless>,
         body: Vec<Stmt>,
     },
+    /// `stop`: no later rule handles the event.
+    Stop,
 }
 
 /// The time zone of a schedule statement: written out (checked), or an
@@ -546,6 +550,7 @@ impl Stmt {
                 block(otherwise, f);
             }
             Stmt::Act(act) => act.args.iter().for_each(|(_, e)| e.walk(f)),
+            Stmt::Stop => {}
             Stmt::Timer {
                 when, unless, body, ..
             } => {

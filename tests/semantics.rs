@@ -568,3 +568,35 @@ fn schedules_of_an_event_key() {
     worker.advance("2026-01-11T09:00:00Z");
     assert_eq!(worker.logged(), ["digest u1", "digest u1"]);
 }
+
+/// Rules with a priority run first, lowest first, ties by name, then the
+/// others in source order; `stop` ends the event's handling by every later
+/// rule, and nothing else: a timer set earlier still fires, and the next
+/// event is handled by every rule.
+#[test]
+fn priority_orders_rules_and_stop_ends_the_events_handling() {
+    let r = rules(
+        "rule plain when ping then\n  log \"plain {n}\"\nend\n\
+         rule b_second when ping priority 2 then\n  log \"b {n}\"\nend\n\
+         rule a_second when ping priority 2 then\n  log \"a {n}\"\nend\n\
+         rule first when ping priority 1 then\n  log \"first {n}\"\n  after 1h do\n    log \"later {n}\"\n  end\n  if n == 1 then\n    stop\n  end\n  log \"after the if {n}\"\nend",
+    );
+    let mut run = Run::new(&r);
+    let at = "2026-11-20T10:00:00Z";
+    run.handle(&event("t1", "p0", "ping", at, None, r#"{"n":0}"#));
+    run.handle(&event("t1", "p1", "ping", at, None, r#"{"n":1}"#));
+    run.advance("2026-11-20T12:00:00Z");
+    assert_eq!(
+        run.logged(),
+        [
+            "first 0",
+            "after the if 0",
+            "a 0",
+            "b 0",
+            "plain 0",
+            "first 1",
+            "later 0",
+            "later 1"
+        ]
+    );
+}

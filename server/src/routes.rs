@@ -1416,6 +1416,7 @@ fn block_actions(
                     }
                 }
                 Op::Approval(a) => out.push(format!("{prefix}ask {}", a.role)),
+                Op::Stop => {}
             }
         }
     }

@@ -19,6 +19,7 @@ struct RuleRest {
     conditions: Vec<hir::Expr>,
     throttle: Option<hir::Window>,
     count: Option<(hir::Window, usize)>,
+    priority: Option<i64>,
     body: Vec<hir::Stmt>,
 }
 
@@ -423,6 +424,7 @@ impl Checker<'_> {
             conditions: rest.conditions,
             throttle: rest.throttle,
             count: rest.count,
+            priority: rest.priority,
             recalls,
             body: rest.body,
         });
@@ -639,9 +641,29 @@ impl Checker<'_> {
         let mut rest = RuleRest::default();
         let mut seen_throttle: Option<Span> = None;
         let mut seen_count: Option<Span> = None;
+        let mut seen_priority: Option<Span> = None;
         let mut seen_condition: Option<Span> = None;
         for clause in &r.clauses {
             match clause {
+                Clause::Priority { span, value } => {
+                    if let Some(first) = seen_priority.replace(*span) {
+                        self.duplicate_clause(file, *span, first, "priority");
+                    }
+                    let ty = self.expect(cx, value, &Type::Int, "a priority");
+                    match ty.konst {
+                        Some(Const::Int(n)) => rest.priority = Some(n),
+                        _ if ty.ty == Type::Error => {}
+                        _ => self.report(
+                            Diagnostic::new(
+                                Code::InvalidTiming,
+                                file,
+                                value.span,
+                                "a priority is a whole number written out",
+                            )
+                            .with_help("write a number such as `priority 1`: rules with a priority run first, lowest first"),
+                        ),
+                    }
+                }
                 Clause::Throttle {
                     span,
                     count,
@@ -752,7 +774,7 @@ impl Checker<'_> {
             let (span, what) = match clause {
                 Clause::Throttle { span, .. } => (*span, "throttle"),
                 Clause::Count { span, .. } => (*span, "count"),
-                Clause::Condition { .. } => continue,
+                Clause::Condition { .. } | Clause::Priority { .. } => continue,
             };
             self.report(
                 Diagnostic::new(
@@ -895,6 +917,21 @@ impl Checker<'_> {
             )
         };
         match &stmt.kind {
+            StmtKind::Stop => {
+                if cx.suspended > 0 || cx.quiet {
+                    self.report(
+                        Diagnostic::new(
+                            Code::StopOutsideEvent,
+                            file,
+                            stmt.span,
+                            "`stop` ends the handling of an event, and this runs later, on its own",
+                        )
+                        .with_help("put `stop` in the rule's body, outside timers, approvals and rules on what did not happen: it keeps later rules from handling the event"),
+                    );
+                    return None;
+                }
+                Some(hir::Stmt::Stop)
+            }
             StmtKind::Let { name, ty, value } => {
                 let declared = ty.as_ref().map(|t| self.resolve_type(file, t, &[]));
                 let mut node;

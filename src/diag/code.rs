@@ -88,6 +88,7 @@ codes! {
     NoHistory = "E0411", Error, "`previous`, `changed` or `count(...)` where no history is kept";
     QuietWithoutStart = "E0412", Error, "`when no` without what starts the clock";
     ScheduleWithoutEvent = "E0413", Error, "schedule statement outside a rule on an event";
+    StopOutsideEvent = "E0414", Error, "`stop` where no event is being handled";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -41,6 +41,9 @@ pub struct Ruleset {
     pub(crate) index: RuleIndex,
     /// For each event type, the fields that cancel timers (`unless E on k`).
     pub(crate) cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>>,
+    /// Each rule's rank in the order rules run for one event, when some have
+    /// a `priority` (`None`: all in source order).
+    pub(crate) order: Option<Vec<u32>>,
     /// For each event type, the rules that watch for its absence (`when no`)
     /// and the slot of the field they watch: such an event starts their
     /// quiet period again.
@@ -184,6 +187,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         }
     }
     let index = RuleIndex::build(&rules);
+    let order = priority_order(&rules);
     let history = History::build(&analysis.hir, &shapes);
     let mut watchers: foldhash::HashMap<Arc<str>, Vec<(usize, usize)>> = Default::default();
     for (i, rule) in rules.iter().enumerate() {
@@ -207,6 +211,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         lib: Library::new(functions, rhai_fns::sandbox(), shapes),
         index,
         cancel_fields,
+        order,
         watchers,
         history,
         empty,
@@ -217,6 +222,31 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
             .map(|a| (Arc::from(a.name.as_str()), a.url.clone()))
             .collect(),
     })
+}
+
+/// The rank of each rule when some have a `priority`: those first, lowest
+/// first, ties by name; then the others in source order.
+fn priority_order(rules: &[Rule]) -> Option<Vec<u32>> {
+    if rules.iter().all(|r| r.priority.is_none()) {
+        return None;
+    }
+    let mut by_rank: Vec<usize> = (0..rules.len()).collect();
+    by_rank.sort_by(|&a, &b| {
+        let (ra, rb) = (&rules[a], &rules[b]);
+        match (ra.priority, rb.priority) {
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| ra.name.cmp(&rb.name)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.cmp(&b),
+        }
+    });
+    let mut rank = vec![0u32; rules.len()];
+    for (position, &r) in by_rank.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(r) {
+            *slot = u32::try_from(position).unwrap_or(u32::MAX);
+        }
+    }
+    Some(rank)
 }
 
 fn visit_ops(ops: &[Op], f: &mut dyn FnMut(&Op)) {
@@ -375,6 +405,7 @@ impl Lower<'_> {
             index_key,
             quiet: None,
             repeats: Vec::new(),
+            priority: r.priority,
         };
         let body = self.block(&mut rule, &r.body);
         rule.blocks[0] = body;
@@ -414,6 +445,7 @@ impl Lower<'_> {
             index_key: None,
             quiet: None,
             repeats: Vec::new(),
+            priority: None,
         };
         let body = self.block(&mut rule, &r.body);
         let block = rule.blocks.len();
@@ -562,6 +594,7 @@ impl Lower<'_> {
                         block,
                     })
                 }
+                hir::Stmt::Stop => Op::Stop,
                 hir::Stmt::Every {
                     step,
                     schedule,

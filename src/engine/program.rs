@@ -191,6 +191,8 @@ pub struct Rule {
     pub quiet: Option<Quiet>,
     /// The schedules its `every` statements keep ([`Op::Every`]).
     pub repeats: Vec<Repeat>,
+    /// `priority N`: rules with one run first, lowest first.
+    pub priority: Option<i64>,
 }
 
 /// `when no EVENT on FIELD for PERIOD since START on FIELD until END on
@@ -271,6 +273,8 @@ pub enum Op {
     /// A schedule of the event's key: the index of its [`Repeat`] in
     /// `Rule::repeats`.
     Every(usize),
+    /// `stop`: the rule ends here, and no later rule handles the event.
+    Stop,
 }
 
 pub struct Act {

@@ -187,6 +187,8 @@ pub struct Engine<S: Store> {
     /// `Limits::missed_ticks_once`, a schedule statement's missed ticks are
     /// skipped up to it.
     advancing_to: Option<DateTime<Utc>>,
+    /// The rule whose `stop` ended the handling of the event in hand.
+    stopped: Option<Arc<str>>,
     /// What the rule (or resumed block) being run has done so far; applied
     /// when it ends, dropped if it faults, so its handling is all or nothing.
     fx: Effects,
@@ -306,6 +308,7 @@ impl<S: Store> Engine<S> {
             recalled: Arc::from(Vec::new()),
             no_recall: Arc::from(Vec::new()),
             advancing_to: None,
+            stopped: None,
             fx: Effects::default(),
             backlog: Queue::new(),
         }
@@ -1035,7 +1038,11 @@ impl<S: Store> Engine<S> {
             }
         }
         let envelope = self.envelope_of(&event);
-        for &r in &candidates {
+        if let Some(order) = &rules.order {
+            candidates.sort_by_key(|&r| order.get(r).copied().unwrap_or(u32::MAX));
+        }
+        self.stopped = None;
+        for (i, &r) in candidates.iter().enumerate() {
             let at = Chain {
                 depth,
                 origin: &origin,
@@ -1043,6 +1050,28 @@ impl<S: Store> Engine<S> {
             if let Err(e) = self.run_rule(r, &event, &envelope, at, now, sink, trace.as_mut()) {
                 self.scratch = candidates;
                 return Err(e);
+            }
+            if let Some(by) = self.stopped.take() {
+                // `stop`: the later rules do not handle this event.
+                if let Some(trace) = &mut trace {
+                    for &later in candidates.get(i + 1..).unwrap_or(&[]) {
+                        let Some(rule) = rules.rules.get(later) else {
+                            continue;
+                        };
+                        trace.rules.push(RuleTrace {
+                            rule: rule.name.to_string(),
+                            considered: false,
+                            skipped: Some(format!("rule `{by}` stopped the event's handling")),
+                            conditions: Vec::new(),
+                            throttled: None,
+                            counted: None,
+                            watch: None,
+                            matched: false,
+                            error: None,
+                        });
+                    }
+                }
+                break;
             }
         }
         self.scratch = candidates;
@@ -1328,6 +1357,10 @@ impl<S: Store> Engine<S> {
                 lib: &rules.lib,
             };
             match op {
+                Op::Stop => {
+                    self.stopped = Some(rule.name.clone());
+                    return Ok(());
+                }
                 Op::Let(e) => {
                     let v = e(&frame)?;
                     locals.push(v);
@@ -1346,6 +1379,9 @@ impl<S: Store> Engine<S> {
                     let mark = locals.len();
                     self.exec(cx, chosen, locals)?;
                     locals.truncate(mark);
+                    if self.stopped.is_some() {
+                        return Ok(());
+                    }
                 }
                 Op::Act(act) => {
                     let start = self.fx.args.len();

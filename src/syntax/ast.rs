@@ -263,6 +263,11 @@ pub enum Clause {
         span: Span,
         cond: Expr,
     },
+    /// `priority 1`.
+    Priority {
+        span: Span,
+        value: Expr,
+    },
     /// `count 5 within 10m by email`.
     Count {
         span: Span,
@@ -313,6 +318,8 @@ pub enum StmtKind {
     Send {
         message: Name,
     },
+    /// `stop`: no later rule handles the event.
+    Stop,
     Notify {
         role: Name,
         text: Expr,

@@ -526,6 +526,7 @@ impl Printer<'_> {
                 )
             }
             Clause::Condition { span, cond } => (format!("if {}", self.expr(cond)), *span),
+            Clause::Priority { span, value } => (format!("priority {}", self.expr(value)), *span),
             Clause::Count {
                 span,
                 count,
@@ -687,6 +688,7 @@ impl Printer<'_> {
                 value,
             } => format!("let {} = {}", name.text, self.expr(value)),
             StmtKind::Send { message } => format!("send {}", message.text),
+            StmtKind::Stop => "stop".to_string(),
             StmtKind::Notify { role, text } => {
                 format!("notify role {} {}", role.text, self.expr(text))
             }

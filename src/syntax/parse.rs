@@ -256,6 +256,7 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_or
             | kw_per
             | kw_previous
+            | kw_priority
             | kw_require
             | kw_rhai
             | kw_role
@@ -264,6 +265,7 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_since
             | kw_skip
             | kw_starts_with
+            | kw_stop
             | kw_task
             | kw_then
             | kw_throttle
@@ -293,9 +295,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         type_expr | union_type | list_type | paren_type => "a type",
         string | plain_string | interp_string | raw_string => "a string",
         block | statement | let_stmt | if_stmt | send_stmt | notify_stmt | task_stmt
-        | emit_stmt | log_stmt | after_stmt | at_stmt | every_stmt | approval_stmt | call_stmt => {
-            "a statement"
-        }
+        | emit_stmt | log_stmt | after_stmt | at_stmt | every_stmt | approval_stmt | stop_stmt
+        | call_stmt => "a statement",
         item | type_decl | event_decl | message_decl | action_decl | fn_decl | extern_fn_decl
         | rule_decl | short_rule => "a declaration or a rule",
         when_trigger | quiet_trigger => "`when`",
@@ -304,6 +305,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         every_trigger => "`every`",
         throttle_clause => "`throttle`",
         count_clause => "`count`",
+        priority_clause => "`priority`",
         changed_op => "an operator",
         previous_expr | count_expr | field_path | operand => "an expression",
         condition_clause => "`if`",
@@ -553,6 +555,7 @@ const RESERVED: &[&str] = &[
 
 const STATEMENT_TOKENS: &[&str] = &[
     "let", "if", "send", "notify", "create", "emit", "log", "after", "at", "every", "require",
+    "stop",
 ];
 const EXPRESSION_TOKENS: &[&str] = &[
     "(", "[", "true", "false", "none", "not", "-", "\"", "r\"", "previous",
@@ -1020,6 +1023,10 @@ impl Builder {
                         by,
                     });
                 }
+                Rule::priority_clause => clauses.push(Clause::Priority {
+                    span: cspan,
+                    value: self.expr(kids(p).next().unwrap())?,
+                }),
                 Rule::count_clause => {
                     let mut ci = kids(p);
                     let count = self.expr(ci.next().unwrap())?;
@@ -1150,6 +1157,7 @@ impl Builder {
                     otherwise,
                 }
             }
+            Rule::stop_stmt => StmtKind::Stop,
             Rule::send_stmt => StmtKind::Send {
                 message: self.name(it.next().unwrap()),
             },
