@@ -49,6 +49,8 @@ const RULE_KEYWORDS: &[&str] = &[
     "throttle",
     "per",
     "count",
+    "priority",
+    "stop",
     "by",
     "previous",
     "since",
