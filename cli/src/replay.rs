@@ -580,9 +580,15 @@ pub fn show_trace(trace: &Trace) -> String {
         let _ = writeln!(out, "  rule {}: {verdict}", r.rule);
         for c in &r.conditions {
             let reads: Vec<String> = c.reads.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            // An `unless` clause is shown as written.
+            let keyword = if c.condition.starts_with("unless ") {
+                ""
+            } else {
+                "if "
+            };
             let _ = writeln!(
                 out,
-                "    if {}  =>  {}{}",
+                "    {keyword}{}  =>  {}{}",
                 c.condition,
                 c.value,
                 if reads.is_empty() {

@@ -642,9 +642,25 @@ impl Checker<'_> {
         let mut seen_throttle: Option<Span> = None;
         let mut seen_count: Option<Span> = None;
         let mut seen_priority: Option<Span> = None;
+        let mut seen_unless: Option<Span> = None;
         let mut seen_condition: Option<Span> = None;
         for clause in &r.clauses {
             match clause {
+                Clause::Unless { span, cond } => {
+                    if let Some(first) = seen_unless.replace(*span) {
+                        self.duplicate_clause(file, *span, first, "unless");
+                    }
+                    let ty = self.condition(cx, cond);
+                    self.constant_condition(file, cond, &ty);
+                    facts(cond, false, &mut cx.facts);
+                    // Explained as written: `unless guest.vip`.
+                    let at = Loc { file, span: *span };
+                    rest.conditions.push(hir::Expr::new(
+                        Type::Bool,
+                        at,
+                        hir::ExprKind::Not(Box::new(ty.node)),
+                    ));
+                }
                 Clause::Priority { span, value } => {
                     if let Some(first) = seen_priority.replace(*span) {
                         self.duplicate_clause(file, *span, first, "priority");
@@ -774,7 +790,9 @@ impl Checker<'_> {
             let (span, what) = match clause {
                 Clause::Throttle { span, .. } => (*span, "throttle"),
                 Clause::Count { span, .. } => (*span, "count"),
-                Clause::Condition { .. } | Clause::Priority { .. } => continue,
+                Clause::Condition { .. } | Clause::Priority { .. } | Clause::Unless { .. } => {
+                    continue
+                }
             };
             self.report(
                 Diagnostic::new(

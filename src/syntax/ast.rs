@@ -268,6 +268,11 @@ pub enum Clause {
         span: Span,
         value: Expr,
     },
+    /// `unless cond`: the negation of an `if` clause.
+    Unless {
+        span: Span,
+        cond: Expr,
+    },
     /// `count 5 within 10m by email`.
     Count {
         span: Span,

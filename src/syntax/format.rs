@@ -527,6 +527,7 @@ impl Printer<'_> {
             }
             Clause::Condition { span, cond } => (format!("if {}", self.expr(cond)), *span),
             Clause::Priority { span, value } => (format!("priority {}", self.expr(value)), *span),
+            Clause::Unless { span, cond } => (format!("unless {}", self.expr(cond)), *span),
             Clause::Count {
                 span,
                 count,

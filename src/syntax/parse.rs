@@ -306,6 +306,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         throttle_clause => "`throttle`",
         count_clause => "`count`",
         priority_clause => "`priority`",
+        unless_rule_clause => "`unless`",
         changed_op => "an operator",
         previous_expr | count_expr | field_path | operand => "an expression",
         condition_clause => "`if`",
@@ -1023,6 +1024,10 @@ impl Builder {
                         by,
                     });
                 }
+                Rule::unless_rule_clause => clauses.push(Clause::Unless {
+                    span: cspan,
+                    cond: self.expr(kids(p).next().unwrap())?,
+                }),
                 Rule::priority_clause => clauses.push(Clause::Priority {
                     span: cspan,
                     value: self.expr(kids(p).next().unwrap())?,
