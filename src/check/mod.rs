@@ -13,6 +13,7 @@ pub mod actions;
 mod decls;
 mod expr;
 mod history;
+mod interact;
 mod quiet;
 mod rules;
 pub mod schedule;

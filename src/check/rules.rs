@@ -65,6 +65,7 @@ impl Checker<'_> {
             }
         }
         self.recursion();
+        self.interactions();
     }
 
     fn message_shape(&mut self, file: FileId, m: &MessageDecl) {
@@ -1665,6 +1666,13 @@ fn calls_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
 /// Why a conjunction of comparisons with constants can never hold
 /// (`nights < 2 and nights > 5`, `channel == "a" and channel == "b"`).
 fn contradiction(cond: &Expr) -> Option<String> {
+    contradiction_all(&[cond])
+}
+
+/// Why conditions that must all hold cannot (`nights < 2` and `nights >
+/// 5`), when the comparisons of fields with constants show it; `None`
+/// when they may all hold, or it cannot tell.
+pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
     #[derive(Default)]
     struct Bounds {
         low: Option<(f64, bool)>,
@@ -1672,6 +1680,7 @@ fn contradiction(cond: &Expr) -> Option<String> {
         eq_num: Option<f64>,
         eq_str: Option<String>,
         ne_str: Vec<String>,
+        eq_bool: Option<bool>,
     }
     fn atoms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         match &e.kind {
@@ -1693,12 +1702,27 @@ fn contradiction(cond: &Expr) -> Option<String> {
         }
     }
     let mut list = Vec::new();
-    atoms(cond, &mut list);
+    for cond in conds {
+        atoms(cond, &mut list);
+    }
     if list.len() < 2 {
         return None;
     }
     let mut bounds: HashMap<String, Bounds> = HashMap::new();
     for atom in list {
+        // A flag (`guest.vip`) or its negation (`not guest.vip`).
+        let flag = match &atom.kind {
+            ExprKind::Unary(UnaryOp::Not, inner) => path(inner).map(|p| (p, false)),
+            _ => path(atom).map(|p| (p, true)),
+        };
+        if let Some((p, value)) = flag {
+            let b = bounds.entry(p.clone()).or_default();
+            if b.eq_bool.is_some_and(|v| v != value) {
+                return Some(format!("`{p}` cannot be both true and false"));
+            }
+            b.eq_bool = Some(value);
+            continue;
+        }
         let ExprKind::Binary(op, l, r) = &atom.kind else {
             continue;
         };

@@ -95,6 +95,7 @@ codes! {
     AlwaysTrue = "W0103", Warning, "condition is always true";
     NeedlessDefault = "W0104", Warning, "`??` on a value that is never absent";
     RoleNamedLikeValue = "W0105", Warning, "role named like a value in scope";
+    LikelyDuplicate = "W0106", Warning, "two rules do the same thing for one event";
 }
 
 impl std::fmt::Display for Code {
