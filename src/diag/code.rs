@@ -96,6 +96,9 @@ codes! {
     NeedlessDefault = "W0104", Warning, "`??` on a value that is never absent";
     RoleNamedLikeValue = "W0105", Warning, "role named like a value in scope";
     LikelyDuplicate = "W0106", Warning, "two rules do the same thing for one event";
+    ShadowedRule = "W0107", Warning, "rule that a rule before it always stops";
+    EmitCycle = "W0108", Warning, "rules that emit each other's events in a cycle";
+    TimerNeverRuns = "W0109", Warning, "timer that is always skipped";
 }
 
 impl std::fmt::Display for Code {
