@@ -1681,10 +1681,12 @@ impl Checker<'_> {
             };
             filled[slot] = Some(i);
         }
+        // An optional parameter (`note: string?`) may be left out: it is
+        // absent then.
         let missing: Vec<&ParamDef> = params
             .iter()
             .zip(&filled)
-            .filter(|(_, f)| f.is_none())
+            .filter(|(p, f)| f.is_none() && !p.ty.is_optional())
             .map(|(p, _)| p)
             .collect();
         if !missing.is_empty() && !bad {

@@ -1366,7 +1366,13 @@ impl Checker<'_> {
             let ok_list = param.ty.takes_list()
                 && matches!(&ty.ty, Type::List(e) if e.is_stringy() || **e == Type::Error);
             if !ok_list {
-                let ty = self.present(cx, &field.value, ty);
+                // `cc`, `bcc` and `reply_to` may be absent: the mail goes
+                // without them. `to`, `subject` and `body` may not.
+                let ty = if param.ty.ty().is_optional() {
+                    Ty::of(ty.ty.present().clone())
+                } else {
+                    self.present(cx, &field.value, ty)
+                };
                 if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
                     let what = format!("the message's `{}`", field.name.text);
                     let shown = self.program.show(&ty.ty);
