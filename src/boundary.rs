@@ -175,6 +175,9 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
                 if let Some(w) = &r.watch {
                     map.insert("watch".into(), json!(w));
                 }
+                if !r.scheduled.is_empty() {
+                    map.insert("scheduled".into(), json!(r.scheduled));
+                }
                 if let Some(c) = &r.counted {
                     map.insert(
                         "count".into(),

@@ -612,6 +612,9 @@ pub fn show_trace(trace: &Trace) -> String {
         if let Some(w) = &r.watch {
             let _ = writeln!(out, "    {w}");
         }
+        for s in &r.scheduled {
+            let _ = writeln!(out, "    scheduled: {s}");
+        }
         if let Some(c) = &r.counted {
             let _ = writeln!(
                 out,

@@ -302,6 +302,15 @@ fn explain_shows_watches_and_what_changed() {
         ),
         "{again}"
     );
+    // What a rule left for later: a timer, an approval, a schedule.
+    assert!(
+        explain("evt_01").contains("scheduled: a timer for `res_42` at 2026-11-29T15:00:00Z, unless `reservation.cancelled` with id = `res_42`")
+    );
+    assert!(explain("evt_04")
+        .contains("scheduled: an approval from role `owner` until 2026-11-22T12:30:00Z"));
+    assert!(
+        explain("evt_17").contains("scheduled: a schedule for `u1`, first at 2026-11-28T13:00:00Z")
+    );
     let changed = explain("evt_10");
     assert!(
         changed.contains(r#"if stage changed to "negotiation"  =>  true   (previous stage = "proposal", stage = "negotiation")"#),

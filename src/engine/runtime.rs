@@ -116,6 +116,8 @@ pub struct RuleTrace {
     pub counted: Option<CountTrace>,
     /// What a rule on what did not happen started watching.
     pub watch: Option<String>,
+    /// The timers, schedules and approvals the rule left for later.
+    pub scheduled: Vec<String>,
     pub matched: bool,
     pub error: Option<String>,
 }
@@ -1032,6 +1034,7 @@ impl<S: Store> Engine<S> {
                     throttled: None,
                     counted: None,
                     watch: None,
+                    scheduled: Vec::new(),
                     matched: false,
                     error: None,
                 });
@@ -1066,6 +1069,7 @@ impl<S: Store> Engine<S> {
                             throttled: None,
                             counted: None,
                             watch: None,
+                            scheduled: Vec::new(),
                             matched: false,
                             error: None,
                         });
@@ -1152,6 +1156,7 @@ impl<S: Store> Engine<S> {
                     throttled: None,
                     counted: None,
                     watch,
+                    scheduled: Vec::new(),
                     matched: error.is_none(),
                     error,
                 });
@@ -1167,6 +1172,7 @@ impl<S: Store> Engine<S> {
                 throttled: None,
                 counted: None,
                 watch: None,
+                scheduled: Vec::new(),
                 matched: true,
                 error: None,
             };
@@ -1238,7 +1244,7 @@ impl<S: Store> Engine<S> {
                 }
                 Err(fault) => Err(fault),
             };
-            if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
+            if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
                 match &result {
                     Ok(throttled) => {
                         last.throttled = Some(*throttled);
@@ -1262,6 +1268,10 @@ impl<S: Store> Engine<S> {
             self.fx.rollback(mark);
             self.caused = caused;
             self.fault(&cx, fault, sink);
+        } else if let Some(last) = trace.and_then(|t| t.rules.last_mut()) {
+            // What the rule left for later, for `explain`.
+            let changes = self.fx.changes.changes.get(mark.changes..).unwrap_or(&[]);
+            last.scheduled.extend(changes.iter().filter_map(scheduled));
         }
         Ok(())
     }
@@ -1621,6 +1631,38 @@ impl<S: Store> Engine<S> {
             envelope: cx.envelope.clone(),
             locals: locals.to_vec(),
         }
+    }
+}
+
+/// What a change a rule made leaves for later, as `explain` shows it.
+fn scheduled(change: &Change) -> Option<String> {
+    match change {
+        Change::PutTimer(t) if super::repeat::repeat_of(&t.cont).is_some() => Some(format!(
+            "a schedule for `{}`, first at {}",
+            t.key.key,
+            show_datetime(&t.due)
+        )),
+        Change::PutTimer(t) => Some(format!(
+            "a timer for `{}` at {}{}",
+            t.key.key,
+            show_datetime(&t.due),
+            if t.cancel.is_empty() {
+                String::new()
+            } else {
+                let by: Vec<String> = t
+                    .cancel
+                    .iter()
+                    .map(|c| format!("`{}` with {} = `{}`", c.event_type, c.field, c.value))
+                    .collect();
+                format!(", unless {}", by.join(" or "))
+            }
+        )),
+        Change::PutApproval(a) => Some(format!(
+            "an approval from role `{}` until {}",
+            a.role,
+            show_datetime(&a.deadline)
+        )),
+        _ => None,
     }
 }
 
