@@ -784,6 +784,23 @@ impl Checker<'_> {
         }
     }
 
+    /// `stop`, where an event is being handled.
+    fn stop(&mut self, cx: &Ctx, span: Span) -> Option<hir::Stmt> {
+        if cx.suspended > 0 || cx.quiet {
+            self.report(
+                Diagnostic::new(
+                    Code::StopOutsideEvent,
+                    cx.file,
+                    span,
+                    "`stop` ends the handling of an event, and this runs later, on its own",
+                )
+                .with_help("put `stop` in the rule's body, outside timers, approvals and rules on what did not happen: it keeps later rules from handling the event"),
+            );
+            return None;
+        }
+        Some(hir::Stmt::Stop)
+    }
+
     /// A rule on what did not happen fires once per quiet period: a
     /// `throttle` or a `count` would have no event to count.
     fn no_windows_on_quiet(&mut self, file: FileId, r: &RuleDecl) {
@@ -936,21 +953,7 @@ impl Checker<'_> {
             )
         };
         match &stmt.kind {
-            StmtKind::Stop => {
-                if cx.suspended > 0 || cx.quiet {
-                    self.report(
-                        Diagnostic::new(
-                            Code::StopOutsideEvent,
-                            file,
-                            stmt.span,
-                            "`stop` ends the handling of an event, and this runs later, on its own",
-                        )
-                        .with_help("put `stop` in the rule's body, outside timers, approvals and rules on what did not happen: it keeps later rules from handling the event"),
-                    );
-                    return None;
-                }
-                Some(hir::Stmt::Stop)
-            }
+            StmtKind::Stop => self.stop(cx, stmt.span),
             StmtKind::Let { name, ty, value } => {
                 let declared = ty.as_ref().map(|t| self.resolve_type(file, t, &[]));
                 let mut node;

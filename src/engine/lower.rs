@@ -496,6 +496,24 @@ impl Lower<'_> {
         Some((place.clone(), text, keys?))
     }
 
+    /// `unless E on k` of a timer or a schedule: the event type, the field,
+    /// and this event's value of it.
+    fn unless(&self, unless: &[hir::Unless]) -> Vec<(Arc<str>, Arc<str>, Eval)> {
+        unless
+            .iter()
+            .map(|u| (u.event.clone(), u.field.clone(), self.expr(&u.value).eval))
+            .collect()
+    }
+
+    /// The block of a timer or a schedule statement, named by its step.
+    fn do_block(&mut self, rule: &mut Rule, body: &[hir::Stmt], step: u32) -> usize {
+        let owner = BlockRef {
+            step,
+            branch: Branch::Do,
+        };
+        self.sub_block(rule, body, owner)
+    }
+
     /// The fields an expression reads, as written, for `explain`.
     fn reads(&self, e: &hir::Expr, out: &mut Vec<(String, Place)>) {
         if let ExprKind::Read(place) = &e.kind {
@@ -576,15 +594,8 @@ impl Lower<'_> {
                     body,
                 } => {
                     let when = self.expr(when).eval;
-                    let unless = unless
-                        .iter()
-                        .map(|u| (u.event.clone(), u.field.clone(), self.expr(&u.value).eval))
-                        .collect();
-                    let owner = BlockRef {
-                        step: *step,
-                        branch: Branch::Do,
-                    };
-                    let block = self.sub_block(rule, body, owner);
+                    let unless = self.unless(unless);
+                    let block = self.do_block(rule, body, *step);
                     Op::Timer(TimerOp {
                         pos: *step,
                         kind: *kind,
@@ -606,15 +617,8 @@ impl Lower<'_> {
                         hir::Zone::Fixed(tz) => RepeatZone::Fixed(*tz),
                         hir::Zone::Of(e) => RepeatZone::Of(self.expr(e).eval),
                     };
-                    let unless = unless
-                        .iter()
-                        .map(|u| (u.event.clone(), u.field.clone(), self.expr(&u.value).eval))
-                        .collect();
-                    let owner = BlockRef {
-                        step: *step,
-                        branch: Branch::Do,
-                    };
-                    let block = self.sub_block(rule, body, owner);
+                    let unless = self.unless(unless);
+                    let block = self.do_block(rule, body, *step);
                     rule.repeats.push(Repeat {
                         pos: *step,
                         schedule: schedule.clone(),

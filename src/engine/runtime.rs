@@ -122,6 +122,33 @@ pub struct RuleTrace {
     pub error: Option<String>,
 }
 
+impl RuleTrace {
+    /// A rule of the event's type that runs; what it does is added as it goes.
+    fn considered(rule: &str, matched: bool) -> RuleTrace {
+        RuleTrace {
+            rule: rule.to_string(),
+            considered: true,
+            skipped: None,
+            conditions: Vec::new(),
+            throttled: None,
+            counted: None,
+            watch: None,
+            scheduled: Vec::new(),
+            matched,
+            error: None,
+        }
+    }
+
+    /// A rule of the event's type that did not run, and why.
+    fn skipped(rule: &str, why: String) -> RuleTrace {
+        RuleTrace {
+            considered: false,
+            skipped: Some(why),
+            ..RuleTrace::considered(rule, false)
+        }
+    }
+}
+
 /// A `count N within D` clause at one event: `seen` matching events in the
 /// window, this one included, of the `of` it waits for.
 #[derive(Clone, Debug)]
@@ -967,33 +994,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        // A watched event starts the quiet period of each watch on its value.
-        let mut restarted = Vec::new();
-        for key in super::quiet::watched_keys(&rules, &event) {
-            let Some(timer) = self.store.timer(&key)? else {
-                continue;
-            };
-            match super::quiet::rearm(timer, now) {
-                Ok(timer) => {
-                    restarted.push(format!(
-                        "rule `{}`: the quiet period of `{}` starts again, until {}",
-                        key.rule,
-                        key.key,
-                        show_datetime(&timer.due)
-                    ));
-                    self.fx.change(Change::PutTimer(timer));
-                }
-                Err(fault) => {
-                    self.stats.errors += 1;
-                    sink.error(RuleError {
-                        at: now,
-                        event: event.id.clone(),
-                        rule: key.rule.clone(),
-                        message: fault.to_string(),
-                    });
-                }
-            }
-        }
+        let restarted = self.restart_watches(&rules, &event, now, sink)?;
         self.recalled = match rules.history.load(&self.store, rules.shapes(), &event)? {
             Some(values) => Arc::from(values),
             None => self.no_recall.clone(),
@@ -1022,22 +1023,14 @@ impl<S: Store> Engine<S> {
                 .skipped(&rules.rules, &event.event_type, &event.payload)
             {
                 let wanted: Vec<String> = skipped.wanted.iter().map(|k| format!("{k:?}")).collect();
-                trace.rules.push(RuleTrace {
-                    rule: rules.rules[skipped.rule].name.to_string(),
-                    considered: false,
-                    skipped: Some(format!(
+                trace.rules.push(RuleTrace::skipped(
+                    &rules.rules[skipped.rule].name,
+                    format!(
                         "the index filed it under `{}` in [{}]",
                         skipped.field,
                         wanted.join(", ")
-                    )),
-                    conditions: Vec::new(),
-                    throttled: None,
-                    counted: None,
-                    watch: None,
-                    scheduled: Vec::new(),
-                    matched: false,
-                    error: None,
-                });
+                    ),
+                ));
             }
         }
         let envelope = self.envelope_of(&event);
@@ -1057,23 +1050,11 @@ impl<S: Store> Engine<S> {
             if let Some(by) = self.stopped.take() {
                 // `stop`: the later rules do not handle this event.
                 if let Some(trace) = &mut trace {
-                    for &later in candidates.get(i + 1..).unwrap_or(&[]) {
-                        let Some(rule) = rules.rules.get(later) else {
-                            continue;
-                        };
-                        trace.rules.push(RuleTrace {
-                            rule: rule.name.to_string(),
-                            considered: false,
-                            skipped: Some(format!("rule `{by}` stopped the event's handling")),
-                            conditions: Vec::new(),
-                            throttled: None,
-                            counted: None,
-                            watch: None,
-                            scheduled: Vec::new(),
-                            matched: false,
-                            error: None,
-                        });
-                    }
+                    let later = candidates.get(i + 1..).unwrap_or(&[]);
+                    trace.rules.extend(later.iter().filter_map(|&r| {
+                        let why = format!("rule `{by}` stopped the event's handling");
+                        Some(RuleTrace::skipped(&rules.rules.get(r)?.name, why))
+                    }));
                 }
                 break;
             }
@@ -1125,57 +1106,14 @@ impl<S: Store> Engine<S> {
         let mut trace = trace;
         if rule.quiet.is_some() {
             // The start of a watch: the rule runs when nothing happened.
-            let (watch, error) = match super::quiet::arm(&rules, r, event, envelope, now) {
-                Ok(Some(timer)) => {
-                    let what = rule.quiet.as_ref().map_or(String::new(), |q| {
-                        format!("`{}` on `{}` = `{}`", q.event, q.field, timer.key.key)
-                    });
-                    let watch = format!(
-                        "watches for {what}: runs at {} if none comes",
-                        show_datetime(&timer.due)
-                    );
-                    self.fx.change(Change::PutTimer(timer));
-                    (Some(watch), None)
-                }
-                Ok(None) => (
-                    Some("nothing to watch: the value is absent".to_string()),
-                    None,
-                ),
-                Err(fault) => {
-                    let message = fault.to_string();
-                    self.fault(&cx, fault, sink);
-                    (None, Some(message))
-                }
-            };
+            let traced = self.arm_watch(&rules, r, &cx, sink);
             if let Some(trace) = trace.as_deref_mut() {
-                trace.rules.push(RuleTrace {
-                    rule: rule.name.to_string(),
-                    considered: true,
-                    skipped: None,
-                    conditions: Vec::new(),
-                    throttled: None,
-                    counted: None,
-                    watch,
-                    scheduled: Vec::new(),
-                    matched: error.is_none(),
-                    error,
-                });
+                trace.rules.push(traced);
             }
             return Ok(());
         }
         if let Some(trace) = trace.as_deref_mut() {
-            let mut rt = RuleTrace {
-                rule: rule.name.to_string(),
-                considered: true,
-                skipped: None,
-                conditions: Vec::new(),
-                throttled: None,
-                counted: None,
-                watch: None,
-                scheduled: Vec::new(),
-                matched: true,
-                error: None,
-            };
+            let mut rt = RuleTrace::considered(&rule.name, true);
             for c in &rule.conditions {
                 let value = (c.cond)(&frame);
                 let reads = c
@@ -1208,27 +1146,11 @@ impl<S: Store> Engine<S> {
         }
         let mark = self.fx.mark();
         if let Some((window, rest)) = &rule.count {
-            let result = match self.count_clause(rule, window, &frame, event)? {
-                Ok(counted) => {
-                    let reached = counted.reached;
-                    if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
-                        last.matched &= reached;
-                        last.counted = Some(counted);
-                    }
-                    match rest {
-                        Some(rest) if reached => rest(&frame),
-                        _ => Ok(reached),
-                    }
-                }
-                Err(fault) => Err(fault),
-            };
-            match result {
+            let last = trace.as_deref_mut().and_then(|t| t.rules.last_mut());
+            match self.count_gate(rule, window, rest.as_ref(), &frame, event, last)? {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(fault) => {
-                    if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
-                        last.error = Some(fault.to_string());
-                    }
                     self.fault(&cx, fault, sink);
                     return Ok(());
                 }
@@ -1276,6 +1198,78 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// A watched event starts the quiet period of each watch on its value
+    /// again; what it restarted goes to `explain`.
+    fn restart_watches(
+        &mut self,
+        rules: &Ruleset,
+        event: &Event,
+        now: DateTime<Utc>,
+        sink: &mut dyn Sink,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut restarted = Vec::new();
+        for key in super::quiet::watched_keys(rules, event) {
+            let Some(timer) = self.store.timer(&key)? else {
+                continue;
+            };
+            match super::quiet::rearm(timer, now) {
+                Ok(timer) => {
+                    restarted.push(format!(
+                        "rule `{}`: the quiet period of `{}` starts again, until {}",
+                        key.rule,
+                        key.key,
+                        show_datetime(&timer.due)
+                    ));
+                    self.fx.change(Change::PutTimer(timer));
+                }
+                Err(fault) => {
+                    self.stats.errors += 1;
+                    sink.error(RuleError {
+                        at: now,
+                        event: event.id.clone(),
+                        rule: key.rule.clone(),
+                        message: fault.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(restarted)
+    }
+
+    /// Arms the watch of a rule on what did not happen at its start event,
+    /// and says so for `explain`.
+    fn arm_watch(
+        &mut self,
+        rules: &Arc<Ruleset>,
+        r: usize,
+        cx: &Ctx,
+        sink: &mut dyn Sink,
+    ) -> RuleTrace {
+        let mut traced = RuleTrace::considered(&rules.rules[r].name, false);
+        match super::quiet::arm(rules, r, &cx.event, &cx.envelope, cx.now) {
+            Ok(Some(timer)) => {
+                let what = rules.rules[r].quiet.as_ref().map_or(String::new(), |q| {
+                    format!("`{}` on `{}` = `{}`", q.event, q.field, timer.key.key)
+                });
+                traced.watch = Some(format!(
+                    "watches for {what}: runs at {} if none comes",
+                    show_datetime(&timer.due)
+                ));
+                self.fx.change(Change::PutTimer(timer));
+                traced.matched = true;
+            }
+            Ok(None) => {
+                traced.watch = Some("nothing to watch: the value is absent".to_string());
+                traced.matched = true;
+            }
+            Err(fault) => {
+                traced.error = Some(fault.to_string());
+                self.fault(cx, fault, sink);
+            }
+        }
+        traced
+    }
+
     fn throttled(
         &mut self,
         rule: &Rule,
@@ -1298,6 +1292,42 @@ impl<S: Store> Engine<S> {
             window_ms: window,
         });
         Ok(Ok((!allowed, count)))
+    }
+
+    /// Whether the rule goes on past its `count` clause: the count reached,
+    /// then the conditions written after the clause; what it found goes to
+    /// `explain`.
+    fn count_gate(
+        &mut self,
+        rule: &Rule,
+        window: &super::program::Throttle,
+        rest: Option<&super::program::Cond>,
+        frame: &Frame,
+        event: &Event,
+        last: Option<&mut RuleTrace>,
+    ) -> Result<Result<bool, Fault>, StoreError> {
+        let counted = match self.count_clause(rule, window, frame, event)? {
+            Ok(counted) => counted,
+            Err(fault) => {
+                if let Some(last) = last {
+                    last.error = Some(fault.to_string());
+                }
+                return Ok(Err(fault));
+            }
+        };
+        let reached = counted.reached;
+        let go_on = match rest {
+            Some(rest) if reached => rest(frame),
+            _ => Ok(reached),
+        };
+        if let Some(last) = last {
+            last.matched &= reached;
+            last.counted = Some(counted);
+            if let Err(fault) = &go_on {
+                last.error = Some(fault.to_string());
+            }
+        }
+        Ok(go_on)
     }
 
     /// A `count N within D by K` clause at a matching event: the event is
@@ -1498,16 +1528,7 @@ impl<S: Store> Engine<S> {
                         }
                         continue;
                     }
-                    let mut cancel = Vec::new();
-                    for (event_type, field, value) in &t.unless {
-                        let v = value(&frame)?;
-                        cancel.push(CancelKey {
-                            tenant: cx.event.tenant.clone(),
-                            event_type: event_type.clone(),
-                            field: field.clone(),
-                            value: v.to_string(),
-                        });
-                    }
+                    let cancel = cancel_keys(cx, &t.unless, &frame)?;
                     let cont = self.continuation(cx, t.block, locals);
                     self.fx.change(Change::PutTimer(Timer {
                         key,
@@ -1521,15 +1542,7 @@ impl<S: Store> Engine<S> {
                         continue;
                     };
                     let due = super::repeat::first_tick(repeat, &frame, &cx.event.id, cx.now)?;
-                    let mut cancel = Vec::new();
-                    for (event_type, field, value) in &repeat.unless {
-                        cancel.push(CancelKey {
-                            tenant: cx.event.tenant.clone(),
-                            event_type: event_type.clone(),
-                            field: field.clone(),
-                            value: value(&frame)?.to_string(),
-                        });
-                    }
+                    let cancel = cancel_keys(cx, &repeat.unless, &frame)?;
                     let cont = self.continuation(cx, repeat.block, locals);
                     self.fx.change(Change::PutTimer(Timer {
                         key: TimerKey {
@@ -1632,6 +1645,25 @@ impl<S: Store> Engine<S> {
             locals: locals.to_vec(),
         }
     }
+}
+
+/// The keys of `unless E on k`: this event's value of each `k`.
+fn cancel_keys(
+    cx: &Ctx,
+    unless: &[(Arc<str>, Arc<str>, super::program::Eval)],
+    frame: &Frame,
+) -> Result<Vec<CancelKey>, Fault> {
+    unless
+        .iter()
+        .map(|(event_type, field, value)| {
+            Ok(CancelKey {
+                tenant: cx.event.tenant.clone(),
+                event_type: event_type.clone(),
+                field: field.clone(),
+                value: value(frame)?.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// What a change a rule made leaves for later, as `explain` shows it.
