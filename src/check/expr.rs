@@ -201,7 +201,7 @@ pub(super) fn facts(e: &Expr, when: bool, out: &mut Vec<String>) {
     }
 }
 
-fn strip_parens(e: &Expr) -> &Expr {
+pub(super) fn strip_parens(e: &Expr) -> &Expr {
     match &e.kind {
         ExprKind::Paren(inner) => strip_parens(inner),
         _ => e,

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expr::{facts, order_args, path, Callee, Const, Ctx, Local, SendSite, Ty};
+use super::expr::{facts, order_args, path, strip_parens, Callee, Const, Ctx, Local, SendSite, Ty};
 use super::schedule;
 use super::suggest::did_you_mean;
 use super::types::*;
@@ -413,6 +413,7 @@ impl Checker<'_> {
         }
         self.rule_recalls.clear();
         let rest = self.rule_rest(&mut cx, r);
+        self.clauses_contradict(file, r);
         let mut recalls = std::mem::take(&mut self.rule_recalls);
         recalls.sort_unstable();
         recalls.dedup();
@@ -781,6 +782,47 @@ impl Checker<'_> {
             count: c.node,
             per,
             by: key,
+        }
+    }
+
+    /// An `if` and an `unless` clause that cannot both hold (`if nights > 5
+    /// unless nights > 3`): the rule never fires. (One clause alone is
+    /// judged where it is checked.)
+    fn clauses_contradict(&mut self, file: FileId, r: &RuleDecl) {
+        let negated: Vec<Expr> = r
+            .clauses
+            .iter()
+            .filter_map(|c| match c {
+                Clause::Unless { cond, .. } => Some(Expr {
+                    span: cond.span,
+                    kind: ExprKind::Unary(UnaryOp::Not, Box::new(cond.clone())),
+                }),
+                _ => None,
+            })
+            .collect();
+        let conds: Vec<&Expr> = r
+            .clauses
+            .iter()
+            .filter_map(|c| match c {
+                Clause::Condition { cond, .. } => Some(cond),
+                _ => None,
+            })
+            .chain(&negated)
+            .collect();
+        if conds.len() < 2 {
+            return;
+        }
+        if let Some(why) = contradiction_all(&conds) {
+            let span = conds
+                .iter()
+                .map(|c| c.span)
+                .reduce(|a, b| a.to(b))
+                .unwrap_or(r.span);
+            self.report(
+                Diagnostic::new(Code::AlwaysFalse, file, span, "this rule can never fire: its clauses contradict each other")
+                    .with_label(why)
+                    .with_help("the `if` and the `unless` cannot both let an event through; fix one of them, or remove the rule"),
+            );
         }
     }
 
@@ -1732,9 +1774,27 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
             b.eq_bool = Some(value);
             continue;
         }
-        let ExprKind::Binary(op, l, r) = &atom.kind else {
-            continue;
+        // `not (nights > 3)` is `nights <= 3` (an `unless` clause).
+        let (op, l, r) = match &atom.kind {
+            ExprKind::Binary(op, l, r) => (*op, l, r),
+            ExprKind::Unary(UnaryOp::Not, inner) => match &strip_parens(inner).kind {
+                ExprKind::Binary(op, l, r) => {
+                    let negated = match op {
+                        BinaryOp::Lt => BinaryOp::Ge,
+                        BinaryOp::Le => BinaryOp::Gt,
+                        BinaryOp::Gt => BinaryOp::Le,
+                        BinaryOp::Ge => BinaryOp::Lt,
+                        BinaryOp::Eq => BinaryOp::Ne,
+                        BinaryOp::Ne => BinaryOp::Eq,
+                        _ => continue,
+                    };
+                    (negated, l, r)
+                }
+                _ => continue,
+            },
+            _ => continue,
         };
+        let op = &op;
         let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
             (Some(p), Some(v), _, _) => (p, v, *op),
             (_, _, Some(p), Some(v)) => {
