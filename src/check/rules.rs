@@ -580,13 +580,7 @@ impl Checker<'_> {
                 )),
             },
         };
-        let mut cancels = Vec::new();
-        for u in unless {
-            cancels.extend(self.unless(cx, u));
-        }
-        cx.suspended += 1;
-        let body = self.block(cx, body, steps);
-        cx.suspended -= 1;
+        let (cancels, body) = self.suspended_block(cx, unless, body, steps);
         Some(hir::Stmt::Every {
             step,
             schedule: Box::new(schedule?),
@@ -824,6 +818,22 @@ impl Checker<'_> {
                     .with_help("the `if` and the `unless` cannot both let an event through; fix one of them, or remove the rule"),
             );
         }
+    }
+
+    /// The `unless` clauses and the block of a timer or a schedule
+    /// statement, which runs later.
+    fn suspended_block(
+        &mut self,
+        cx: &mut Ctx,
+        unless: &[Unless],
+        body: &Block,
+        steps: &mut hir::Steps,
+    ) -> (Vec<hir::Unless>, Vec<hir::Stmt>) {
+        let cancels = unless.iter().filter_map(|u| self.unless(cx, u)).collect();
+        cx.suspended += 1;
+        let body = self.block(cx, body, steps);
+        cx.suspended -= 1;
+        (cancels, body)
     }
 
     /// `stop`, where an event is being handled.
@@ -1155,13 +1165,7 @@ impl Checker<'_> {
                     TimerKind::At => self.expect(cx, when, &Type::DateTime, "the time").node,
                     _ => self.positive_duration(cx, when, "the delay"),
                 };
-                let mut cancels = Vec::new();
-                for u in unless {
-                    cancels.extend(self.unless(cx, u));
-                }
-                cx.suspended += 1;
-                let body = self.block(cx, body, steps);
-                cx.suspended -= 1;
+                let (cancels, body) = self.suspended_block(cx, unless, body, steps);
                 Some(hir::Stmt::Timer {
                     step,
                     kind: *kind,
@@ -1774,25 +1778,8 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
             b.eq_bool = Some(value);
             continue;
         }
-        // `not (nights > 3)` is `nights <= 3` (an `unless` clause).
-        let (op, l, r) = match &atom.kind {
-            ExprKind::Binary(op, l, r) => (*op, l, r),
-            ExprKind::Unary(UnaryOp::Not, inner) => match &strip_parens(inner).kind {
-                ExprKind::Binary(op, l, r) => {
-                    let negated = match op {
-                        BinaryOp::Lt => BinaryOp::Ge,
-                        BinaryOp::Le => BinaryOp::Gt,
-                        BinaryOp::Gt => BinaryOp::Le,
-                        BinaryOp::Ge => BinaryOp::Lt,
-                        BinaryOp::Eq => BinaryOp::Ne,
-                        BinaryOp::Ne => BinaryOp::Eq,
-                        _ => continue,
-                    };
-                    (negated, l, r)
-                }
-                _ => continue,
-            },
-            _ => continue,
+        let Some((op, l, r)) = comparison(atom) else {
+            continue;
         };
         let op = &op;
         let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
@@ -1851,6 +1838,30 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
         }
     }
     None
+}
+
+/// A comparison as an operator and its sides; `not (nights > 3)` (an
+/// `unless` clause) is `nights <= 3`.
+fn comparison(atom: &Expr) -> Option<(BinaryOp, &Expr, &Expr)> {
+    match &atom.kind {
+        ExprKind::Binary(op, l, r) => Some((*op, l, r)),
+        ExprKind::Unary(UnaryOp::Not, inner) => match &strip_parens(inner).kind {
+            ExprKind::Binary(op, l, r) => {
+                let negated = match op {
+                    BinaryOp::Lt => BinaryOp::Ge,
+                    BinaryOp::Le => BinaryOp::Gt,
+                    BinaryOp::Gt => BinaryOp::Le,
+                    BinaryOp::Ge => BinaryOp::Lt,
+                    BinaryOp::Eq => BinaryOp::Ne,
+                    BinaryOp::Ne => BinaryOp::Eq,
+                    _ => return None,
+                };
+                Some((negated, l, r))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn tighter_low(old: Option<(f64, bool)>, new: (f64, bool)) -> (f64, bool) {

@@ -143,49 +143,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
         return Err(cx.diags);
     }
 
-    let mut cancel_fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>> = Default::default();
-    for rule in &rules {
-        for block in &rule.blocks {
-            visit_ops(block, &mut |op| {
-                if let Op::Timer(t) = op {
-                    for (event, field, _) in &t.unless {
-                        let slot = shapes
-                            .events
-                            .get(&**event)
-                            .and_then(|id| shapes.record(*id).slot(field));
-                        if let Some(slot) = slot {
-                            let list = cancel_fields.entry(event.clone()).or_default();
-                            if !list.iter().any(|(f, _)| f == field) {
-                                list.push((field.clone(), slot));
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    }
-
-    // `until C on h` of a rule on what did not happen, and the `unless` of a
-    // schedule statement, cancel like a timer's `unless`.
-    for rule in &rules {
-        let until = rule.quiet.as_ref().and_then(|q| q.until.as_ref());
-        let unless = rule
-            .repeats
-            .iter()
-            .flat_map(|r| r.unless.iter().map(|(e, f, _)| (e, f)));
-        for (event, field) in until.map(|(e, f)| (e, f)).into_iter().chain(unless) {
-            let slot = shapes
-                .events
-                .get(&**event)
-                .and_then(|id| shapes.record(*id).slot(field));
-            if let Some(slot) = slot {
-                let list = cancel_fields.entry(event.clone()).or_default();
-                if !list.iter().any(|(f, _)| f == field) {
-                    list.push((field.clone(), slot));
-                }
-            }
-        }
-    }
+    let cancel_fields = cancel_fields(&rules, &shapes);
     let index = RuleIndex::build(&rules);
     let order = priority_order(&rules);
     let history = History::build(&analysis.hir, &shapes);
@@ -222,6 +180,42 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
             .map(|a| (Arc::from(a.name.as_str()), a.url.clone()))
             .collect(),
     })
+}
+
+/// For each event type, the fields whose values cancel pending work: a
+/// timer's or a schedule statement's `unless E on k`, a watch's `until E on
+/// k`.
+fn cancel_fields(
+    rules: &[Rule],
+    shapes: &Shapes,
+) -> foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>> {
+    let mut pairs: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+    for rule in rules {
+        for block in &rule.blocks {
+            visit_ops(block, &mut |op| {
+                if let Op::Timer(t) = op {
+                    pairs.extend(t.unless.iter().map(|(e, f, _)| (e.clone(), f.clone())));
+                }
+            });
+        }
+        let repeats = rule.repeats.iter().flat_map(|r| &r.unless);
+        pairs.extend(repeats.map(|(e, f, _)| (e.clone(), f.clone())));
+        pairs.extend(rule.quiet.as_ref().and_then(|q| q.until.clone()));
+    }
+    let mut fields: foldhash::HashMap<Arc<str>, Vec<(Arc<str>, usize)>> = Default::default();
+    for (event, field) in pairs {
+        let slot = shapes
+            .events
+            .get(&*event)
+            .and_then(|id| shapes.record(*id).slot(&field));
+        if let Some(slot) = slot {
+            let list = fields.entry(event).or_default();
+            if !list.iter().any(|(f, _)| *f == field) {
+                list.push((field, slot));
+            }
+        }
+    }
+    fields
 }
 
 /// The rank of each rule when some have a `priority`: those first, lowest
