@@ -16,9 +16,12 @@
 //!   `STEWARD_MAIL_FROM`, with a `Message-ID` made from the action's key, so
 //!   a retried mail has the same one. Without it, to the console (printed,
 //!   delivered), and a line at start says so.
-//! - The other built-in actions (`notify`, `create_task`, `log`, `emit`,
-//!   the approval actions) are records: the outbox row is what the API will
-//!   read, so they are delivered where they are.
+//! - `notify` to an address (`notify owner_email "..."`): mailed like a
+//!   `send`, the text as the body and its first line as the subject.
+//! - The other built-in actions (`notify` to a role or a user id,
+//!   `create_task`, `log`, `emit`, the approval actions) are records: the
+//!   outbox row is what the API will read, so they are delivered where they
+//!   are.
 
 use std::time::Duration;
 
@@ -97,7 +100,10 @@ impl Deliverer {
         if d.action == "send" {
             return self.send(d, now);
         }
-        Attempt::Delivered
+        match notification_mail(d) {
+            Some(mail) => self.send(&mail, now),
+            None => Attempt::Delivered,
+        }
     }
 
     /// A mail (the arguments of a `send`): over SMTP, or printed.
@@ -240,6 +246,29 @@ impl Deliverer {
         };
         self.retry(d, error, retry_after, now)
     }
+}
+
+/// The mail a notification to an address makes (`notify owner_email
+/// "..."`): the text as the body, its first line as the subject, under the
+/// action's key (so its `Message-ID` is the same at every attempt). None
+/// for a notification to a role or to a user id (not an address).
+fn notification_mail(d: &Delivery) -> Option<Delivery> {
+    let args: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&d.args).ok()?;
+    let to = steward::engine::action::mailed_to(&d.action, &args)?;
+    let text = args
+        .get("text")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let first = text.lines().next().unwrap_or_default();
+    let subject = match first.char_indices().nth(78) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None => first.to_string(),
+    };
+    let body = format!("{text}\n\n(A notification from the rule `{}`.)\n", d.rule);
+    Some(Delivery {
+        args: serde_json::json!({"to": to, "subject": subject, "body": body}).to_string(),
+        ..d.clone()
+    })
 }
 
 /// The mail a `send` action's arguments make: `to`, `cc` and `bcc` (an

@@ -76,12 +76,23 @@ pub struct TimerRow {
     pub cancelled_by: Vec<CancelRow>,
 }
 
+/// Whom a list of tasks or notifications is about: those for a person
+/// (`assignee`), for a role, or both; everyone's when neither is given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Whom {
+    pub assignee: Option<String>,
+    pub role: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskRow {
     pub id: String,
     pub rule: String,
     pub event: String,
-    pub role: String,
+    /// The role it is for (`create task ... for role NAME`), or none.
+    pub role: Option<String>,
+    /// The person it is for, a user id or an address (`for owner_id`), or none.
+    pub assignee: Option<String>,
     pub title: String,
     pub due: Option<String>,
     /// `open` or `done`.
@@ -94,7 +105,10 @@ pub struct NotificationRow {
     pub id: String,
     pub rule: String,
     pub event: String,
-    pub role: String,
+    /// The role notified (`notify role NAME`), or none.
+    pub role: Option<String>,
+    /// The person notified, a user id or an address (mailed), or none.
+    pub assignee: Option<String>,
     pub text: String,
     pub created_at: String,
 }
@@ -226,10 +240,13 @@ pub trait Api {
 
     /// Pending timers, soonest first (cursor: `due rule key step`).
     fn timers(&self, tenant: &str, page: &Page) -> Result<Vec<TimerRow>, ControlError>;
-    fn tasks(&self, tenant: &str, page: &Page) -> Result<Vec<TaskRow>, ControlError>;
+    /// Tasks, oldest first (cursor: `created_at key`), for whom given.
+    fn tasks(&self, tenant: &str, whom: &Whom, page: &Page) -> Result<Vec<TaskRow>, ControlError>;
+    /// Notifications, oldest first (cursor: `created_at key`), for whom given.
     fn notifications(
         &self,
         tenant: &str,
+        whom: &Whom,
         page: &Page,
     ) -> Result<Vec<NotificationRow>, ControlError>;
 
@@ -773,17 +790,23 @@ macro_rules! api_store {
             fn tasks(
                 &self,
                 tenant: &str,
+                whom: &$crate::api::Whom,
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::TaskRow>, $crate::control::ControlError> {
                 use $crate::control::db;
                 let after = $crate::api::cursor_parts(&page.after, 2);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
-                        "SELECT key, rule, event, role, title, due, status, created_at FROM steward_tasks \
-                         WHERE tenant = ? AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                        "SELECT key, rule, event, role, assignee, title, due, status, created_at FROM steward_tasks \
+                         WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
+                         AND (created_at > ? OR (created_at = ? AND key > ?)) \
                          ORDER BY created_at, key LIMIT ?",
                     ))
                     .bind(tenant)
+                    .bind(&whom.assignee)
+                    .bind(&whom.assignee)
+                    .bind(&whom.role)
+                    .bind(&whom.role)
                     .bind(&after[0])
                     .bind(&after[0])
                     .bind(&after[1])
@@ -798,10 +821,11 @@ macro_rules! api_store {
                             rule: r.try_get(1).map_err(db)?,
                             event: r.try_get(2).map_err(db)?,
                             role: r.try_get(3).map_err(db)?,
-                            title: r.try_get(4).map_err(db)?,
-                            due: r.try_get(5).map_err(db)?,
-                            status: r.try_get(6).map_err(db)?,
-                            created_at: r.try_get(7).map_err(db)?,
+                            assignee: r.try_get(4).map_err(db)?,
+                            title: r.try_get(5).map_err(db)?,
+                            due: r.try_get(6).map_err(db)?,
+                            status: r.try_get(7).map_err(db)?,
+                            created_at: r.try_get(8).map_err(db)?,
                         });
                     }
                     Ok(out)
@@ -811,17 +835,23 @@ macro_rules! api_store {
             fn notifications(
                 &self,
                 tenant: &str,
+                whom: &$crate::api::Whom,
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::NotificationRow>, $crate::control::ControlError> {
                 use $crate::control::db;
                 let after = $crate::api::cursor_parts(&page.after, 2);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
-                        "SELECT key, rule, event, role, text, created_at FROM steward_notifications \
-                         WHERE tenant = ? AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                        "SELECT key, rule, event, role, assignee, text, created_at FROM steward_notifications \
+                         WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
+                         AND (created_at > ? OR (created_at = ? AND key > ?)) \
                          ORDER BY created_at, key LIMIT ?",
                     ))
                     .bind(tenant)
+                    .bind(&whom.assignee)
+                    .bind(&whom.assignee)
+                    .bind(&whom.role)
+                    .bind(&whom.role)
                     .bind(&after[0])
                     .bind(&after[0])
                     .bind(&after[1])
@@ -836,8 +866,9 @@ macro_rules! api_store {
                             rule: r.try_get(1).map_err(db)?,
                             event: r.try_get(2).map_err(db)?,
                             role: r.try_get(3).map_err(db)?,
-                            text: r.try_get(4).map_err(db)?,
-                            created_at: r.try_get(5).map_err(db)?,
+                            assignee: r.try_get(4).map_err(db)?,
+                            text: r.try_get(5).map_err(db)?,
+                            created_at: r.try_get(6).map_err(db)?,
                         });
                     }
                     Ok(out)

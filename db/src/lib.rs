@@ -738,16 +738,21 @@ macro_rules! durable_store {
                 let args: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(&a.args).unwrap_or_default();
                 let text = |name: &str| args.get(name).and_then(|v| v.as_str()).map(str::to_string);
-                let role = text("role").unwrap_or_default();
+                // A role or a person; a row with neither (arguments written
+                // by an older build) is for no one: kept under the role "".
+                let (role, assignee) = match (text("role"), text("assignee")) {
+                    (None, None) => (Some(String::new()), None),
+                    whom => whom,
+                };
                 let sql = if action == "notify" {
                     self.q(
-                        "INSERT INTO steward_notifications (tenant, key, rule, event, role, text, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO steward_notifications (tenant, key, rule, event, role, assignee, text, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                 } else {
                     self.q(
-                        "INSERT INTO steward_tasks (tenant, key, rule, event, role, title, due, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO steward_tasks (tenant, key, rule, event, role, assignee, title, due, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                 };
                 let query = sqlx::query(&sql)
@@ -755,7 +760,8 @@ macro_rules! durable_store {
                     .bind(&a.key)
                     .bind(&a.rule)
                     .bind(&a.event)
-                    .bind(role);
+                    .bind(role)
+                    .bind(assignee);
                 let query = if action == "notify" {
                     query.bind(text("text").unwrap_or_default())
                 } else {
@@ -1882,12 +1888,17 @@ struct ActionRow {
     emitted: Option<String>,
 }
 
-/// Only mail (`send`, and the mail of an approval asked) and webhooks leave
-/// Steward: the other actions are records, done when written.
+/// Only mail (`send`, a notification to an address, and the mail of an
+/// approval asked) and webhooks leave Steward: the other actions are
+/// records, done when written.
 fn initial_status(a: &ActionRow, now: &str) -> (&'static str, Option<String>) {
     // An approval asked is delivered as mail to the role's holders, with
     // links (none held: delivered at once, with nothing sent).
-    if a.action == "send" || a.action == "approval_requested" || a.url.is_some() {
+    let mailed = || {
+        serde_json::from_str(&a.args)
+            .is_ok_and(|args| steward::engine::action::mailed_to(&a.action, &args).is_some())
+    };
+    if a.action == "send" || a.action == "approval_requested" || a.url.is_some() || mailed() {
         ("pending", None)
     } else {
         ("delivered", Some(now.to_string()))

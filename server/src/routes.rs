@@ -14,7 +14,7 @@ use steward::check::{Host, RhaiSourceError};
 use steward::engine::{AutoDecide, Collect, Engine, MemoryStore, Ruleset};
 use steward_db::api::{
     ApprovalRow, Decided, DecisionRow, EventRow, NotificationRow, OutboxRow, Page, Retried,
-    TaskRow, TimerRow,
+    TaskRow, TimerRow, Whom,
 };
 use steward_db::control::{AuditEntry, ControlError, Deployed, RulesetHead, EVERY_TENANT};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -1320,7 +1320,29 @@ async fn list_timers(
     Ok(Json(TimerPage { data, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/tasks", security(("tenant" = ["read"])), params(PageQuery),
+/// Whom a list of tasks or notifications is about.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkQuery {
+    /// Only those for this person (a user id or an address), as written.
+    pub assignee: Option<String>,
+    /// Only those for this role.
+    pub role: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl WorkQuery {
+    fn whom(&self) -> Whom {
+        Whom {
+            assignee: self.assignee.clone(),
+            role: self.role.clone(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/tasks", security(("tenant" = ["read"])), params(WorkQuery),
     responses(
         (status = 200, description = "Tasks, oldest first", body = TaskPage),
         answers::BadRequest,
@@ -1330,19 +1352,19 @@ async fn list_timers(
 async fn list_tasks(
     State(app): State<App>,
     who: Tenant,
-    Params(q): Params<PageQuery>,
+    Params(q): Params<WorkQuery>,
 ) -> Result<Json<TaskPage>, Problem> {
     who.need("read")?;
     let p = page(q.limit, &q.cursor)?;
-    let (tenant, pp) = (who.tenant.clone(), p.clone());
+    let (tenant, pp, whom) = (who.tenant.clone(), p.clone(), q.whom());
     let rows = app
-        .db(move |db| db.tasks(&tenant, &pp).map_err(Problem::from))
+        .db(move |db| db.tasks(&tenant, &whom, &pp).map_err(Problem::from))
         .await?;
     let (data, next_cursor) = paged(rows, &p, |t| format!("{}{SEP}{}", t.created_at, t.id));
     Ok(Json(TaskPage { data, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/notifications", security(("tenant" = ["read"])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/notifications", security(("tenant" = ["read"])), params(WorkQuery),
     responses(
         (status = 200, description = "Notifications, oldest first", body = NotificationPage),
         answers::BadRequest,
@@ -1352,13 +1374,13 @@ async fn list_tasks(
 async fn list_notifications(
     State(app): State<App>,
     who: Tenant,
-    Params(q): Params<PageQuery>,
+    Params(q): Params<WorkQuery>,
 ) -> Result<Json<NotificationPage>, Problem> {
     who.need("read")?;
     let p = page(q.limit, &q.cursor)?;
-    let (tenant, pp) = (who.tenant.clone(), p.clone());
+    let (tenant, pp, whom) = (who.tenant.clone(), p.clone(), q.whom());
     let rows = app
-        .db(move |db| db.notifications(&tenant, &pp).map_err(Problem::from))
+        .db(move |db| db.notifications(&tenant, &whom, &pp).map_err(Problem::from))
         .await?;
     let (data, next_cursor) = paged(rows, &p, |n| format!("{}{SEP}{}", n.created_at, n.id));
     Ok(Json(NotificationPage { data, next_cursor }))

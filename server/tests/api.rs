@@ -36,6 +36,13 @@ rule remind when job then
   end
 end
 event job.done { id: string }
+event lead { id: string  owner: string?  owner_email: string }
+rule route_lead when lead then
+  create task "Call {id}" for owner ?? "desk" due now() + 1d
+  create task "Review {id}" for role sales
+  notify owner_email "New lead {id}"
+  notify role sales "Lead {id} in"
+end
 "#;
 
 struct Client {
@@ -179,6 +186,86 @@ fn suite<S: Durable + Control + steward_db::api::Api + Send + Sync + 'static>(
     run_engine(open(), "acme", &["j2"]);
     rt.block_on(work(&client, &acme, &beta, &reader));
     rt.block_on(isolation(&client, &acme, &beta));
+    rt.block_on(push_leads(&client, &acme));
+    run_engine(open(), "acme", &["l1", "l2"]);
+    rt.block_on(people(&client, &acme, &beta));
+}
+
+async fn push_leads(c: &Client, acme: &str) {
+    let lead = |id: &str, owner: Option<&str>, email: &str| {
+        json!({"id": id, "type": "lead", "occurred_at": at(chrono::Duration::zero()), "key": id,
+               "payload": {"id": id, "owner": owner, "owner_email": email}})
+    };
+    let a = c
+        .send(
+            "POST",
+            "/v1/events",
+            acme,
+            json!([
+                lead("l1", Some("bo"), "bo@example.com"),
+                lead("l2", None, "al@example.com")
+            ]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+}
+
+/// Tasks and notifications for people and for roles, listed by either.
+async fn people(c: &Client, acme: &str, beta: &str) {
+    let list = |v: Value, field: &str| -> Vec<String> {
+        let mut out: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[field].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let a = c.get("/v1/tasks?assignee=bo", acme).await;
+    assert_eq!(list(a.json(), "title"), ["Call l1"], "{}", a.text);
+    assert_eq!(a.json()["data"][0]["role"], Value::Null);
+    assert_eq!(a.json()["data"][0]["status"], "open");
+    assert!(a.json()["data"][0]["due"].is_string());
+    let a = c.get("/v1/tasks?assignee=desk", acme).await;
+    assert_eq!(list(a.json(), "title"), ["Call l2"], "{}", a.text);
+    let a = c.get("/v1/tasks?role=sales", acme).await;
+    assert_eq!(
+        list(a.json(), "title"),
+        ["Review l1", "Review l2"],
+        "{}",
+        a.text
+    );
+    assert_eq!(a.json()["data"][0]["assignee"], Value::Null);
+    let a = c.get("/v1/tasks?role=sales&assignee=bo", acme).await;
+    assert_eq!(a.json()["data"], json!([]), "{}", a.text);
+    let a = c.get("/v1/tasks?role=sales&limit=1", acme).await;
+    let cursor = a.json()["next_cursor"].as_str().unwrap().to_string();
+    let a = c
+        .get(
+            &format!("/v1/tasks?role=sales&limit=1&cursor={cursor}"),
+            acme,
+        )
+        .await;
+    assert_eq!(a.json()["data"].as_array().unwrap().len(), 1, "{}", a.text);
+    assert!(a.json()["next_cursor"].is_null(), "{}", a.text);
+
+    let a = c
+        .get("/v1/notifications?assignee=al%40example.com", acme)
+        .await;
+    assert_eq!(list(a.json(), "text"), ["New lead l2"], "{}", a.text);
+    let a = c.get("/v1/notifications?role=sales", acme).await;
+    assert_eq!(
+        list(a.json(), "text"),
+        ["Lead l1 in", "Lead l2 in"],
+        "{}",
+        a.text
+    );
+    let a = c.get("/v1/notifications?assignee=nobody", acme).await;
+    assert_eq!(a.json()["data"], json!([]), "{}", a.text);
+    // Another tenant sees none of them.
+    let a = c.get("/v1/tasks?assignee=bo", beta).await;
+    assert_eq!(a.json()["data"], json!([]), "{}", a.text);
 }
 
 async fn setup(c: &Client) -> (String, String, String) {

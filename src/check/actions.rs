@@ -117,21 +117,32 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "notify",
-        form: "notify role ROLE \"TEXT\"",
-        doc: "Notifies everyone with a role: `notify role owner \"Price change for {listing_id}\"`.",
+        form: "notify role ROLE \"TEXT\" | notify [user] PERSON \"TEXT\"",
+        doc: "Notifies everyone with a role (`notify role owner \"Price change for {listing_id}\"`) \
+              or one person, a user id or an e-mail address held in an expression \
+              (`notify owner_email \"...\"`, `notify user owner_id \"...\"`). A notification to an \
+              address is also mailed, through the outbox like `send`.",
         params: &[
-            param("role", Text, "who is notified"),
+            param("role", OptionalText, "the role notified (`notify role NAME`)"),
+            param(
+                "assignee",
+                OptionalText,
+                "the person notified: a user id, or an address (mailed)",
+            ),
             param("text", Text, "what they are told"),
         ],
         by_engine: false,
     },
     Builtin {
         name: "create_task",
-        form: "create task \"TITLE\" for role ROLE [due TIME]",
-        doc: "Creates a task for a role, with an optional due time: \
-              `create task \"Call the guest\" for role ops_admin due now() + 2h`.",
+        form: "create task \"TITLE\" for (role ROLE | [user] PERSON) [due TIME]",
+        doc: "Creates a task for a role or for one person (a user id or an e-mail address held in \
+              an expression), with an optional due time: \
+              `create task \"Call the guest\" for role ops_admin due now() + 2h`, \
+              `create task \"Follow up on {name}\" for owner_id due now() + 2d`.",
         params: &[
-            param("role", Text, "who the task is for"),
+            param("role", OptionalText, "the role the task is for"),
+            param("assignee", OptionalText, "the person the task is for"),
             param("title", Text, "what is to be done"),
             param("due", OptionalDateTime, "when it is due"),
         ],

@@ -262,7 +262,14 @@ impl Checker<'_> {
         ty
     }
 
-    fn mismatch(&mut self, file: FileId, e: &Expr, found: &Ty, expected: &Type, what: &str) {
+    pub(super) fn mismatch(
+        &mut self,
+        file: FileId,
+        e: &Expr,
+        found: &Ty,
+        expected: &Type,
+        what: &str,
+    ) {
         let (code, message, help) = match (&found.ty, expected) {
             (Type::Float | Type::Number, Type::Decimal) | (Type::Decimal, Type::Float) => (
                 Code::DecimalFloatMix,
@@ -305,16 +312,22 @@ impl Checker<'_> {
 
     /// The value's type without `?`, reporting a use of an unchecked optional.
     pub(super) fn present(&mut self, cx: &Ctx, e: &Expr, ty: Ty) -> Ty {
+        self.present_or(cx, e, ty, None)
+    }
+
+    /// [`Self::present`], with the default the fix offers (`"ops@example.com"`
+    /// for a person) rather than the type's empty value.
+    pub(super) fn present_or(&mut self, cx: &Ctx, e: &Expr, ty: Ty, default: Option<&str>) -> Ty {
         match ty.ty.clone() {
             Type::Optional(inner) => {
                 let text = self.text(cx.file, e.span).to_string();
-                let default = match *inner {
+                let default = default.unwrap_or(match *inner {
                     Type::String | Type::Union(_) => "\"\"",
                     Type::Int => "0",
                     Type::Float | Type::Decimal => "0.0",
                     Type::Bool => "false",
                     _ => "...",
-                };
+                });
                 let mut diag = Diagnostic::new(Code::UncheckedOptional, cx.file, e.span, format!("`{text}` may be absent"))
                     .with_label(format!("this is a `{}`", self.program.show(&Type::Optional(inner.clone()))))
                     .with_help(format!(

@@ -325,6 +325,45 @@ impl Checker<'_> {
     /// Warns when a role is named like a field or a `let` in scope: roles are
     /// names, so `notify role owner_id` notifies the role called `owner_id`,
     /// not the person whose id the field holds.
+    /// Whom a notification or a task is for, as its argument: `role` (a
+    /// name) or `assignee` (a string that must be there: an optional is
+    /// defaulted with `??`).
+    fn assignee(&mut self, cx: &mut Ctx, to: &Assignee, what: &str) -> (&'static str, hir::Expr) {
+        match to {
+            Assignee::Role(role) => {
+                self.role_not_a_value(cx, role);
+                let node = hir::Expr::new(
+                    Type::String,
+                    Loc {
+                        file: cx.file,
+                        span: role.span,
+                    },
+                    hir::ExprKind::Lit(hir::Lit::Str(Arc::from(role.text.as_str()))),
+                );
+                ("role", node)
+            }
+            Assignee::Person { who, .. } => {
+                let ty = self.expr(cx, who);
+                let ty = self.present_or(cx, who, ty, Some("\"ops@example.com\""));
+                if !self
+                    .program
+                    .assignable(&ty.ty, ty.str_konst(), &Type::String)
+                {
+                    self.mismatch(cx.file, who, &ty, &Type::String, what);
+                    let at = Loc {
+                        file: cx.file,
+                        span: who.span,
+                    };
+                    return ("assignee", hir::Expr::error(at));
+                }
+                let mut node = ty.node;
+                node.settle(&Type::String);
+                node.finish();
+                ("assignee", node)
+            }
+        }
+    }
+
     fn role_not_a_value(&mut self, cx: &Ctx, role: &Name) {
         let local = cx.locals.iter().any(|l| l.name == role.text);
         let field = cx
@@ -346,7 +385,7 @@ impl Checker<'_> {
                 format!("`{}` is a role name here, and also {what}", role.text),
             )
             .with_label("the role named this, not the value")
-            .with_help("roles are fixed names your application maps to people (`role owner`); the value is not used. Rename the role, or send a `message` to an address held in a field"),
+            .with_help(format!("roles are fixed names your application maps to people (`role owner`); the value is not used. To reach the person the value names, write it without `role`: `{}`", role.text)),
         );
     }
 
@@ -1095,16 +1134,16 @@ impl Checker<'_> {
                     emit: None,
                 }))
             }
-            StmtKind::Notify { role, text: body } => {
-                self.role_not_a_value(cx, role);
+            StmtKind::Notify { to, text: body } => {
+                let to = self.assignee(cx, to, "whom the notification is for");
                 let ty = self.builtin_param("notify", "text");
                 let body = self
                     .expect(cx, body, &ty, "the notification's text")
                     .finished();
-                act("notify", vec![("role", text(role)), ("text", body)])
+                act("notify", vec![to, ("text", body)])
             }
-            StmtKind::CreateTask { title, role, due } => {
-                self.role_not_a_value(cx, role);
+            StmtKind::CreateTask { title, to, due } => {
+                let to = self.assignee(cx, to, "whom the task is for");
                 let ty = self.builtin_param("create_task", "title");
                 let title = self.expect(cx, title, &ty, "the task's title").finished();
                 let due = match due {
@@ -1118,10 +1157,7 @@ impl Checker<'_> {
                         span: stmt.span,
                     }),
                 };
-                act(
-                    "create_task",
-                    vec![("role", text(role)), ("title", title), ("due", due)],
-                )
+                act("create_task", vec![to, ("title", title), ("due", due)])
             }
             StmtKind::Emit {
                 event,

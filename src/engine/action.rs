@@ -263,3 +263,18 @@ impl Sink for Collect {
         }
     }
 }
+
+/// Where an action leaves Steward by mail, besides a `send`: a notification
+/// to a person whose assignee is an e-mail address (`notify owner_email
+/// "..."`). None for any other action, and for a notification to a role or
+/// to a user id. An address here has one `@` with text on both sides and no
+/// space; the mailer parses it fully.
+pub fn mailed_to<'a>(action: &str, args: &'a Map<String, serde_json::Value>) -> Option<&'a str> {
+    if action != "notify" {
+        return None;
+    }
+    let to = args.get("assignee")?.as_str()?;
+    let (local, domain) = to.split_once('@')?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['@', ' ', '<', '>']);
+    (plain(local) && plain(domain)).then_some(to)
+}

@@ -326,12 +326,12 @@ pub enum StmtKind {
     /// `stop`: no later rule handles the event.
     Stop,
     Notify {
-        role: Name,
+        to: Assignee,
         text: Expr,
     },
     CreateTask {
         title: Expr,
-        role: Name,
+        to: Assignee,
         due: Option<Expr>,
     },
     Emit {
@@ -361,6 +361,16 @@ pub enum StmtKind {
         name: Name,
         args: Vec<Arg>,
     },
+}
+
+/// Whom a notification or a task is for.
+#[derive(Clone, Debug)]
+pub enum Assignee {
+    /// `role NAME`: everyone your application gives the role.
+    Role(Name),
+    /// A person: an expression holding a user id or an e-mail address;
+    /// `user` when written `user EXPR`.
+    Person { who: Expr, user: bool },
 }
 
 #[derive(Clone, Debug)]

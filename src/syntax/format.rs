@@ -690,18 +690,18 @@ impl Printer<'_> {
             } => format!("let {} = {}", name.text, self.expr(value)),
             StmtKind::Send { message } => format!("send {}", message.text),
             StmtKind::Stop => "stop".to_string(),
-            StmtKind::Notify { role, text } => {
-                format!("notify role {} {}", role.text, self.expr(text))
+            StmtKind::Notify { to, text } => {
+                format!("notify {} {}", self.assignee(to), self.expr(text))
             }
-            StmtKind::CreateTask { title, role, due } => {
+            StmtKind::CreateTask { title, to, due } => {
                 let due = due
                     .as_ref()
                     .map(|d| format!(" due {}", self.expr(d)))
                     .unwrap_or_default();
                 format!(
-                    "create task {} for role {}{due}",
+                    "create task {} for {}{due}",
                     self.expr(title),
-                    role.text
+                    self.assignee(to)
                 )
             }
             StmtKind::Emit { event, fields, .. } => {
@@ -832,6 +832,14 @@ impl Printer<'_> {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    fn assignee(&self, to: &Assignee) -> String {
+        match to {
+            Assignee::Role(role) => format!("role {}", role.text),
+            Assignee::Person { who, user: true } => format!("user {}", self.expr(who)),
+            Assignee::Person { who, user: false } => self.expr(who),
+        }
     }
 
     fn expr(&self, e: &Expr) -> String {

@@ -423,25 +423,50 @@ fn syntax_error(
             .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)");
     }
 
-    // `notify owner_email "..."`, `create task "..." for owner`: only a role.
+    // `notify` or a task's `for` with nothing that says whom.
     let before = src[base as usize..abs].trim_end();
     let after_word = |kw: &str| {
         before.ends_with(kw)
             && !before[..before.len() - kw.len()]
                 .ends_with(|c: char| c.is_alphanumeric() || c == '_')
     };
-    if (after_word("notify") || after_word("for")) && !src[abs..].starts_with("role") {
+    if after_word("notify") || after_word("for") {
         // The word found instead (at the end of the file: nothing, so an
         // empty span there).
         let len = scan::token_len(&src[abs..base as usize + chunk.len()]);
         let what = if after_word("notify") {
-            "`notify` is followed by `role NAME` and the text, as in `notify role owner \"...\"`"
+            "`notify` is followed by whom and the text, as in `notify role owner \"...\"` or `notify owner_email \"...\"`"
         } else {
-            "a task is for `role NAME`, as in `create task \"...\" for role cleaner`"
+            "a task is for a role or a person, as in `create task \"...\" for role cleaner` or `for owner_id`"
         };
         return Diagnostic::new(Code::Syntax, file, Span::new(abs, abs + len), what)
-            .with_label("expected `role` here")
-            .with_help("notifications and tasks go to a role, a name your application maps to people; to write to an address, declare a `message` and `send` it");
+            .with_label("expected whom here")
+            .with_help("write `role NAME` for everyone with a role, or an expression holding a user id or an e-mail address (`user owner_id`, `guest.email`)");
+    }
+
+    // `notify "text"`: the text, and nobody to tell.
+    if let Some(at) = before.rfind("notify") {
+        let rest = before[at + "notify".len()..].trim();
+        let quotes = rest
+            .matches('"')
+            .count()
+            .saturating_sub(rest.matches("\\\"").count());
+        let word_start =
+            at == 0 || !before[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if word_start
+            && rest.len() >= 2
+            && rest.starts_with('"')
+            && rest.ends_with('"')
+            && quotes == 2
+        {
+            let start = base as usize + at;
+            let end = start + before[at..].len();
+            return Diagnostic::new(Code::Syntax, file, Span::new(start, end), "`notify` is followed by whom, then the text")
+                .with_label("nobody to notify")
+                .with_help(format!(
+                    "write the role or the person before the text: `notify role owner {rest}`, or `notify owner_email {rest}` for the address in a field"
+                ));
+        }
     }
 
     // `1y`, `6mo`, `3 days`: a number with a unit that is not a duration's.
@@ -1122,6 +1147,25 @@ impl Builder {
         self.name(kids(pair).next().unwrap())
     }
 
+    /// `role NAME`, `user EXPR` or `EXPR`: whom a notification or a task is for.
+    fn assignee<'i>(
+        &self,
+        it: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+    ) -> Built<Assignee> {
+        let first = it.next().unwrap();
+        Ok(match first.as_rule() {
+            Rule::role => Assignee::Role(self.role(first)),
+            Rule::user_mark => Assignee::Person {
+                who: self.expr(it.next().unwrap())?,
+                user: true,
+            },
+            _ => Assignee::Person {
+                who: self.expr(first)?,
+                user: false,
+            },
+        })
+    }
+
     fn stmt(&self, pair: Pair<Rule>) -> Built<Stmt> {
         let span = self.span(&pair);
         let rule = pair.as_rule();
@@ -1167,17 +1211,17 @@ impl Builder {
                 message: self.name(it.next().unwrap()),
             },
             Rule::notify_stmt => {
-                let role = self.role(it.next().unwrap());
+                let to = self.assignee(&mut it)?;
                 StmtKind::Notify {
-                    role,
+                    to,
                     text: self.expr(it.next().unwrap())?,
                 }
             }
             Rule::task_stmt => {
                 let title = self.expr(it.next().unwrap())?;
-                let role = self.role(it.next().unwrap());
+                let to = self.assignee(&mut it)?;
                 let due = it.next().map(|e| self.expr(e)).transpose()?;
-                StmtKind::CreateTask { title, role, due }
+                StmtKind::CreateTask { title, to, due }
             }
             Rule::emit_stmt => {
                 let event = self.name(it.next().unwrap());

@@ -46,6 +46,11 @@ def main():
             "  body: \"Booking {id} is confirmed.\"\n"
             "}\n"
             "rule greet when booking then send welcome end\n"
+            "rule tell when booking then\n"
+            "  notify email \"Booking {id} needs a look\\nThe guest is {name}.\"\n"
+            "  notify user name \"Not mailed: a user id\"\n"
+            "  notify role desk \"Not mailed: a role\"\n"
+            "end\n"
         )
     events = os.path.join(work, "events.jsonl")
     with open(events, "w") as f:
@@ -68,20 +73,35 @@ def main():
         assert run.returncode == 0, run.stderr
     controller.stop()
 
-    assert len(keep.mails) == 2, [m["Subject"] for _, m in keep.mails]
-    keys = dict(sqlite3.connect(db).execute(
-        "SELECT json_extract(args, '$.to'), key || ' ' || status FROM steward_actions"
-    ).fetchall())
+    # Two welcomes and two notifications to an address; the notifications
+    # to a user id and to a role are not mailed.
+    assert len(keep.mails) == 4, [m["Subject"] for _, m in keep.mails]
+    rows = sqlite3.connect(db).execute(
+        "SELECT action, coalesce(json_extract(args, '$.to'), json_extract(args, '$.assignee'), "
+        "json_extract(args, '$.role')), key, status FROM steward_actions"
+    ).fetchall()
+    assert all(status == "delivered" for *_, status in rows), rows
+    keys = {(action, to): key for action, to, key, _ in rows}
+    welcomes = notes = 0
     for rcpt, mail in keep.mails:
         to = mail["To"]
-        key, status = keys[to].split()
-        assert status == "delivered", keys
-        assert mail["Message-ID"] == f"<{key}@steward>", (mail["Message-ID"], key)
+        body = mail.get_payload(decode=True).decode()
         assert mail["From"] == "Steward <steward@example.com>", mail["From"]
-        assert sorted(rcpt) == sorted([to, "desk@example.com", "owner@example.com"]), rcpt
-        assert mail["Subject"] in ("Welcome, Ana!", "Welcome, Bo!"), mail["Subject"]
-        assert "is confirmed." in mail.get_payload(decode=True).decode()
-    print(f"mail: {len(keep.mails)} mails received over SMTP, each once, with the Message-ID of its key")
+        if mail["Subject"].startswith("Welcome"):
+            welcomes += 1
+            key = keys[("send", to)]
+            assert sorted(rcpt) == sorted([to, "desk@example.com", "owner@example.com"]), rcpt
+            assert mail["Subject"] in ("Welcome, Ana!", "Welcome, Bo!"), mail["Subject"]
+            assert "is confirmed." in body
+        else:
+            notes += 1
+            key = keys[("notify", to)]
+            assert rcpt == [to], rcpt
+            assert mail["Subject"] in ("Booking b0 needs a look", "Booking b1 needs a look"), mail["Subject"]
+            assert "The guest is " in body and "the rule `tell`" in body, body
+        assert mail["Message-ID"] == f"<{key}@steward>", (mail["Message-ID"], key)
+    assert (welcomes, notes) == (2, 2), (welcomes, notes)
+    print(f"mail: {len(keep.mails)} mails received over SMTP (sends and notifications to an address), each once, with the Message-ID of its key")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ const RULE_KEYWORDS: &[&str] = &[
     "let",
     "send",
     "notify role",
+    "notify user",
     "create task",
     "emit",
     "log",
