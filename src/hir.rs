@@ -210,6 +210,13 @@ pub enum Stmt {
     },
     /// `stop`: no later rule handles the event.
     Stop,
+    /// A call of a block action (`escalate(id, "no reply")`): its
+    /// parameters bound as `let`s to the arguments, then its statements, in
+    /// a scope of their own.
+    Inline {
+        action: Arc<str>,
+        body: Vec<Stmt>,
+    },
 }
 
 /// The time zone of a schedule statement: written out (checked), or an
@@ -550,6 +557,7 @@ impl Stmt {
                 block(otherwise, f);
             }
             Stmt::Act(act) => act.args.iter().for_each(|(_, e)| e.walk(f)),
+            Stmt::Inline { body, .. } => block(body, f),
             Stmt::Stop => {}
             Stmt::Timer {
                 when, unless, body, ..
@@ -641,9 +649,14 @@ impl Program {
 /// before it in the rule. Adding statements, comments or blank lines
 /// elsewhere, or renaming or moving the file, leaves it unchanged, so a
 /// stored timer or approval finds its statement again.
+///
+/// The statements of a block action are numbered where it is called: their
+/// ids are salted with the call's own id, so each call site has keys of
+/// its own, as stable as the call's.
 pub(crate) struct Steps<'a> {
     text: &'a str,
     seen: HashMap<String, u32>,
+    salt: Option<u32>,
 }
 
 impl<'a> Steps<'a> {
@@ -651,6 +664,16 @@ impl<'a> Steps<'a> {
         Steps {
             text,
             seen: HashMap::new(),
+            salt: None,
+        }
+    }
+
+    /// The ids of a block action's statements (in `text`, its file) called
+    /// by the statement whose id is `call`.
+    pub(crate) fn salted(text: &'a str, call: u32) -> Steps<'a> {
+        Steps {
+            salt: Some(call),
+            ..Steps::new(text)
         }
     }
 
@@ -659,10 +682,15 @@ impl<'a> Steps<'a> {
         let canonical = crate::syntax::format::step_text(stmt, self.text);
         let n = self.seen.entry(canonical.clone()).or_insert(0);
         *n = n.saturating_add(1);
-        let digest = Sha256::new()
+        let mut digest = Sha256::new()
             .chain_update(canonical.as_bytes())
-            .chain_update(n.to_be_bytes())
-            .finalize();
+            .chain_update(n.to_be_bytes());
+        if let Some(call) = self.salt {
+            digest = digest
+                .chain_update(b"call")
+                .chain_update(call.to_be_bytes());
+        }
+        let digest = digest.finalize();
         let mut id = [0u8; 4];
         id.copy_from_slice(&digest[..4]);
         u32::from_be_bytes(id)

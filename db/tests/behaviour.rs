@@ -25,6 +25,11 @@ event job.note { id: string }
 "#;
 
 const RULES: &str = r#"
+action escalate(id: string, why: string) do
+  notify role ops "escalate {id}: {why}"
+  create task "escalate {id}" for role ops due now() + 1h
+end
+
 rule opened when job then
   let share = total * 0.15
   log "opened {id}: {share}"
@@ -32,6 +37,7 @@ rule opened when job then
   emit job.checked { id: id }
   after 1h unless job.done on id do
     notify role ops "{id} is overdue, {share} at stake"
+    escalate(id, "overdue")
   end
 end
 
@@ -44,6 +50,7 @@ rule sign_off when job.done then
     log "signed {id}"
   else
     log "not signed {id}"
+    escalate(id, "not signed")
   end
 end
 
@@ -324,6 +331,42 @@ fn memory() -> Outcome {
         "{:#?}",
         expected.actions
     );
+    // A block action's actions where it was called (in a timer, in an
+    // approval's `else`), each with a key of its own.
+    let escalated: Vec<String> = expected
+        .actions
+        .iter()
+        .filter(|a| a.contains("escalate "))
+        .map(|a| {
+            // `DATE TIME UTC KEY ACTION ARGS`
+            let words: Vec<&str> = a.split_whitespace().collect();
+            format!("{} {}", words[1], words[4])
+        })
+        .collect();
+    assert_eq!(
+        escalated,
+        [
+            "11:10:00 notify",
+            "11:10:00 create_task",
+            "11:20:00 notify",
+            "11:20:00 create_task",
+            "15:00:00 notify",
+            "15:00:00 create_task",
+            "16:00:00 notify",
+            "16:00:00 create_task",
+        ],
+        "{:#?}",
+        expected.actions
+    );
+    let mut keys: Vec<&str> = expected
+        .actions
+        .iter()
+        .filter_map(|a| a.split_whitespace().nth(3))
+        .collect();
+    keys.sort_unstable();
+    let all = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "every action has a key of its own");
     expected
 }
 

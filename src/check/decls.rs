@@ -185,8 +185,14 @@ impl Checker<'_> {
                 if self.program.actions.contains_key(&d.name.text) {
                     return;
                 }
-                self.check_url(file, &d.url);
-                self.add_action(file, &d.name, &d.params, &d.url.value);
+                let url = match &d.body {
+                    ast::ActionBody::Webhook(url) => {
+                        self.check_url(file, url);
+                        Some(url.value.clone())
+                    }
+                    ast::ActionBody::Block(_) => None,
+                };
+                self.add_action(file, &d.name, &d.params, url);
             }
             Item::Fn(d) => {
                 if self.program.functions.contains_key(&d.name.text) {
@@ -243,7 +249,13 @@ impl Checker<'_> {
         }
     }
 
-    fn add_action(&mut self, file: FileId, name: &ast::Name, params: &[ast::Param], url: &str) {
+    fn add_action(
+        &mut self,
+        file: FileId,
+        name: &ast::Name,
+        params: &[ast::Param],
+        url: Option<String>,
+    ) {
         let params = self.params(file, params, &[]);
         let loc = Loc {
             file,
@@ -253,7 +265,7 @@ impl Checker<'_> {
             name: name.text.clone(),
             loc,
             params,
-            url: url.to_string(),
+            url,
         };
         self.program.actions.insert(name.text.clone(), sig);
     }

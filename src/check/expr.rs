@@ -137,6 +137,9 @@ pub(super) struct Ctx {
     /// In a rule on what did not happen (`when no ...`), which runs when the
     /// quiet period has passed.
     pub quiet: bool,
+    /// In the block of this action (`action NAME(...) do ... end`), which
+    /// sees its parameters only.
+    pub action: Option<String>,
 }
 
 impl Ctx {
@@ -151,6 +154,7 @@ impl Ctx {
             lenient: false,
             suspended: 0,
             quiet: false,
+            action: None,
         }
     }
 }
@@ -763,6 +767,10 @@ impl Checker<'_> {
             _ => {
                 let help = if is_fn {
                     Some(format!("`{name}` is a function: call it, `{name}(...)`"))
+                } else if let (Some(action), None) = (&cx.action, &suggestion) {
+                    Some(format!(
+                        "an action's block sees its parameters only: declare `{name}` as one (`action {action}(..., {name}: string)`) and pass it where the action is called"
+                    ))
                 } else if !cx.in_rule && (name == stdlib::EVENT || name == stdlib::ENVELOPE) {
                     Some(format!(
                         "`{name}` exists only in rules triggered by an event (`when ...`)"

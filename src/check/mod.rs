@@ -10,6 +10,7 @@
 //! mistake gives one diagnostic.
 
 pub mod actions;
+mod compose;
 mod decls;
 mod expr;
 mod history;
@@ -216,6 +217,7 @@ pub fn analyze_cached(
         lets: Vec::new(),
         rhai: HashMap::new(),
         rule_recalls: Vec::new(),
+        expanding: Vec::new(),
         host,
     };
     checker.run();
@@ -256,6 +258,8 @@ struct Checker<'a> {
     rhai: HashMap<(FileId, String), String>,
     /// The recalls (`hir::Program::recalls`) the rule being checked reads.
     rule_recalls: Vec<usize>,
+    /// The block actions whose calls are being expanded, outermost first.
+    expanding: Vec<String>,
     host: &'a dyn Host,
 }
 

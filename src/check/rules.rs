@@ -58,6 +58,7 @@ impl Checker<'_> {
                 match item {
                     Item::Message(m) => self.message_shape(f.id, m),
                     Item::Fn(d) => self.function(f.id, d),
+                    Item::Action(d) => self.action_block(f.id, d),
                     Item::Rule(r) => self.rule(f.id, r),
                     Item::Test(t) => self.test_decl(f.id, t),
                     _ => {}
@@ -269,23 +270,38 @@ impl Checker<'_> {
 
     /// Steward functions may not call themselves, directly or through others:
     /// evaluation must always end.
+    /// Functions that call themselves, and block actions whose calls come
+    /// back to them, through others or not (E0211).
     fn recursion(&mut self) {
         let files = self.files;
         let mut calls: HashMap<&str, (FileId, Span, Vec<&str>)> = HashMap::new();
+        let mut actions = HashSet::new();
         for f in files {
             for item in &f.tree.items {
-                if let Item::Fn(FnDecl {
-                    name,
-                    body: FnBody::Expr(body),
-                    ..
-                }) = item
-                {
-                    let mut called = Vec::new();
-                    calls_in(body, &mut called);
-                    calls
-                        .entry(name.text.as_str())
-                        .or_insert((f.id, name.span, called));
-                }
+                let mut called = Vec::new();
+                let name = match item {
+                    Item::Fn(FnDecl {
+                        name,
+                        body: FnBody::Expr(body),
+                        ..
+                    }) => {
+                        calls_in(body, &mut called);
+                        name
+                    }
+                    Item::Action(ActionDecl {
+                        name,
+                        body: ActionBody::Block(body),
+                        ..
+                    }) => {
+                        actions_called(&body.stmts, &mut called);
+                        actions.insert(name.text.as_str());
+                        name
+                    }
+                    _ => continue,
+                };
+                calls
+                    .entry(name.text.as_str())
+                    .or_insert((f.id, name.span, called));
             }
         }
         let mut names: Vec<&str> = calls.keys().copied().collect();
@@ -306,10 +322,20 @@ impl Checker<'_> {
                                 .map(|n| format!("`{n}`"))
                                 .collect::<Vec<_>>()
                                 .join(" calls ");
+                            let help = if actions.contains(start) {
+                                "an action's block cannot call itself, so each call performs a known set of actions; call the other actions from the rule, one after the other"
+                            } else {
+                                "Steward functions cannot be recursive, so every rule finishes; write the logic without recursion, or in Rhai"
+                            };
                             self.report(
-                                Diagnostic::new(Code::Recursive, file, span, format!("`{start}` calls itself"))
-                                    .with_label(cycle)
-                                    .with_help("Steward functions cannot be recursive, so every rule finishes; write the logic without recursion, or in Rhai"),
+                                Diagnostic::new(
+                                    Code::Recursive,
+                                    file,
+                                    span,
+                                    format!("`{start}` calls itself"),
+                                )
+                                .with_label(cycle)
+                                .with_help(help),
                             );
                         }
                     } else if calls.contains_key(next) && visited.insert(next) {
@@ -998,7 +1024,12 @@ impl Checker<'_> {
         node
     }
 
-    fn block(&mut self, cx: &mut Ctx, block: &Block, steps: &mut hir::Steps) -> Vec<hir::Stmt> {
+    pub(super) fn block(
+        &mut self,
+        cx: &mut Ctx,
+        block: &Block,
+        steps: &mut hir::Steps,
+    ) -> Vec<hir::Stmt> {
         let mark = cx.locals.len();
         let facts_mark = cx.facts.len();
         let mut out = Vec::new();
@@ -1247,6 +1278,7 @@ impl Checker<'_> {
                             stmt.span,
                         );
                         let order = order_args(&action.params, args);
+                        let block_action = action.url.is_none();
                         let mut given = Vec::new();
                         for (param, i) in action.params.iter().zip(order) {
                             let node = match i.and_then(|i| tys.get_mut(i)) {
@@ -1262,6 +1294,9 @@ impl Checker<'_> {
                                 }),
                             };
                             given.push((Arc::from(param.name.as_str()), node));
+                        }
+                        if block_action {
+                            return self.inline_call(cx, &action, given, step);
                         }
                         return Some(hir::Stmt::Act(hir::Act {
                             step,
@@ -1722,6 +1757,36 @@ fn conjuncts(node: hir::Expr, out: &mut Vec<hir::Expr>) {
 }
 
 /// The functions a Steward expression calls.
+/// The actions the statements call (`escalate(id)`), in `if`s too.
+fn actions_called<'s>(stmts: &'s [Stmt], out: &mut Vec<&'s str>) {
+    for stmt in stmts {
+        match &stmt.kind {
+            StmtKind::Call { name, .. } => out.push(&name.text),
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                for (_, body) in branches {
+                    actions_called(&body.stmts, out);
+                }
+                if let Some(body) = otherwise {
+                    actions_called(&body.stmts, out);
+                }
+            }
+            StmtKind::Timer { body, .. } => actions_called(&body.stmts, out),
+            StmtKind::Approval {
+                body, otherwise, ..
+            } => {
+                actions_called(&body.stmts, out);
+                if let Some(body) = otherwise {
+                    actions_called(&body.stmts, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn calls_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
     match &e.kind {
         ExprKind::Call(name, args) => {

@@ -169,6 +169,19 @@ impl Checker<'_> {
         };
         if let Some(sig) = &custom {
             self.refer(file, action.span, sig.loc, DefKind::Action);
+            if builtin.is_none() && sig.url.is_none() {
+                self.report(
+                    Diagnostic::new(
+                        Code::WrongKindOfCall,
+                        file,
+                        action.span,
+                        format!("`{}` is a block of other actions, which are what is performed", action.text),
+                    )
+                    .with_label("never performed as such")
+                    .with_help("expect the actions its block performs, such as `expect notify ROLE { text: \"...\" }` or `expect create_task ROLE { title: \"...\" }`"),
+                );
+                return;
+            }
         }
         if let (Some(t), "send") = (target, action.text.as_str()) {
             if let Some(loc) = self.message_loc(&t.text) {

@@ -182,8 +182,9 @@ pub struct ActionSig {
     pub name: String,
     pub loc: Loc,
     pub params: Vec<ParamDef>,
-    /// Where its deliveries are POSTed.
-    pub url: String,
+    /// Where its deliveries are POSTed; none for a block action (`do ...
+    /// end`), whose statements run where it is called.
+    pub url: Option<String>,
 }
 
 /// Where the declarations of one program are and what types they have:

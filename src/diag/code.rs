@@ -56,7 +56,7 @@ codes! {
     DuplicateField = "E0208", Error, "duplicate field or argument";
     ReservedName = "E0209", Error, "reserved name";
     Shadowed = "E0210", Error, "name already defined";
-    Recursive = "E0211", Error, "recursive function";
+    Recursive = "E0211", Error, "recursive function or action";
     RecursiveType = "E0212", Error, "type that requires itself";
     UnnamedStatefulRule = "E0213", Error, "rule that holds state has no name";
     // Types.
@@ -89,6 +89,7 @@ codes! {
     QuietWithoutStart = "E0412", Error, "`when no` without what starts the clock";
     ScheduleWithoutEvent = "E0413", Error, "schedule statement outside a rule on an event";
     StopOutsideEvent = "E0414", Error, "`stop` where no event is being handled";
+    NotInAction = "E0415", Error, "timer, approval or `stop` in an action's block";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

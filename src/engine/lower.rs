@@ -177,7 +177,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
             .program
             .actions
             .values()
-            .map(|a| (Arc::from(a.name.as_str()), a.url.clone()))
+            .filter_map(|a| Some((Arc::from(a.name.as_str()), a.url.clone()?)))
             .collect(),
     })
 }
@@ -600,6 +600,12 @@ impl Lower<'_> {
                     })
                 }
                 hir::Stmt::Stop => Op::Stop,
+                // A block action's call: a scope of its own, which is what
+                // an `if` without conditions runs.
+                hir::Stmt::Inline { body, .. } => Op::If {
+                    branches: Vec::new(),
+                    otherwise: self.block(rule, body),
+                },
                 hir::Stmt::Every {
                     step,
                     schedule,

@@ -170,7 +170,16 @@ pub struct ActionDecl {
     pub span: Span,
     pub name: Name,
     pub params: Vec<Param>,
-    pub url: StrLit,
+    pub body: ActionBody,
+}
+
+/// What an action does: a webhook POST, or the actions of a block.
+#[derive(Clone, Debug)]
+pub enum ActionBody {
+    /// `via webhook "URL"`.
+    Webhook(StrLit),
+    /// `do ... end`: other actions, run where the action is called.
+    Block(Block),
 }
 
 #[derive(Clone, Debug)]

@@ -243,15 +243,27 @@ impl Printer<'_> {
                 }
                 self.close(d.span, "}");
             }
-            Item::Action(d) => {
-                let text = format!(
-                    "action {}({}) via webhook {}",
-                    d.name.text,
-                    self.params(&d.params),
-                    self.slice(d.url.span)
-                );
-                self.line(d.span.start, &text, d.span.end);
-            }
+            Item::Action(d) => match &d.body {
+                ActionBody::Webhook(url) => {
+                    let text = format!(
+                        "action {}({}) via webhook {}",
+                        d.name.text,
+                        self.params(&d.params),
+                        self.slice(url.span)
+                    );
+                    self.line(d.span.start, &text, d.span.end);
+                }
+                ActionBody::Block(body) => {
+                    let head = format!("action {}({}) do", d.name.text, self.params(&d.params));
+                    let do_end = self.src[..body.span.start as usize]
+                        .rfind("do")
+                        .map_or(d.name.span.end, |i| i as u32 + 2);
+                    self.line(d.span.start, &head, do_end);
+                    self.indent += 1;
+                    self.block(body);
+                    self.close(d.span, "end");
+                }
+            },
             Item::Fn(d) if self.has_comment_in(d.span) => self.node(d.span, ""),
             Item::Fn(d) => {
                 let head = format!(

@@ -801,12 +801,17 @@ impl Builder {
                 let mut it = kids(pair);
                 let name = self.name(it.next().unwrap());
                 let params = self.params(it.next().unwrap());
-                let url = self.plain_string(it.next().unwrap());
+                let rest = it.next().unwrap();
+                let body = if rest.as_rule() == Rule::block {
+                    ActionBody::Block(self.block(rest)?)
+                } else {
+                    ActionBody::Webhook(self.plain_string(rest))
+                };
                 Item::Action(ActionDecl {
                     span,
                     name,
                     params,
-                    url,
+                    body,
                 })
             }
             Rule::fn_decl => {

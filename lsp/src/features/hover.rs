@@ -133,9 +133,13 @@ pub fn describe(analysis: &Analysis, symbol: Symbol, use_span: Option<(FileId, S
             let Some(action) = program.actions.values().find(|a| a.loc == loc) else {
                 return String::new();
             };
+            let how = match action.url {
+                Some(_) => "via webhook",
+                None => "do ... end",
+            };
             with_doc(
                 code(&format!(
-                    "action {}({}) via webhook",
+                    "action {}({}) {how}",
                     action.name,
                     params(analysis, &action.params)
                 )),

@@ -4,7 +4,7 @@
 use lsp_types::{DocumentSymbol, SymbolKind};
 use steward::check::Analysis;
 use steward::diag::{FileId, Span};
-use steward::syntax::ast::{FieldDecl, Item, Schedule, Trigger};
+use steward::syntax::ast::{ActionBody, FieldDecl, Item, Schedule, Trigger};
 
 use crate::convert::file_range;
 
@@ -91,7 +91,10 @@ pub fn document_symbols(analysis: &Analysis, file: FileId) -> Vec<DocumentSymbol
             ),
             Item::Action(d) => s(
                 d.name.text.clone(),
-                Some(format!("via webhook {}", d.url.value)),
+                Some(match &d.body {
+                    ActionBody::Webhook(url) => format!("via webhook {}", url.value),
+                    ActionBody::Block(_) => "do ... end".to_string(),
+                }),
                 SymbolKind::METHOD,
                 d.span,
                 d.name.span,
