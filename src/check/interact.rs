@@ -269,7 +269,9 @@ impl Checker<'_> {
                 }
                 let mut all: Vec<&Expr> = a.conditions.iter().chain(&b.conditions).collect();
                 all.extend(ea.around.iter().chain(&eb.around));
-                if contradiction_all(&all).is_some() {
+                let event = self.program.events.get(a.event).copied();
+                let domain = |p: &str| self.union_members(event, p);
+                if contradiction_all(&all, &domain).is_some() {
                     continue;
                 }
                 reported.push(&eb.what);

@@ -348,9 +348,6 @@ impl Checker<'_> {
         }
     }
 
-    /// Warns when a role is named like a field or a `let` in scope: roles are
-    /// names, so `notify role owner_id` notifies the role called `owner_id`,
-    /// not the person whose id the field holds.
     /// Whom a notification or a task is for, as its argument: `role` (a
     /// name) or `assignee` (a string that must be there: an optional is
     /// defaulted with `??`).
@@ -390,6 +387,9 @@ impl Checker<'_> {
         }
     }
 
+    /// Warns when a role is named like a field or a `let` in scope: roles are
+    /// names, so `notify role owner_id` notifies the role called `owner_id`,
+    /// not the person whose id the field holds.
     fn role_not_a_value(&mut self, cx: &Ctx, role: &Name) {
         let local = cx.locals.iter().any(|l| l.name == role.text);
         let field = cx
@@ -478,7 +478,7 @@ impl Checker<'_> {
         }
         self.rule_recalls.clear();
         let rest = self.rule_rest(&mut cx, r);
-        self.clauses_contradict(file, r);
+        self.clauses_contradict(file, r, cx.event);
         let mut recalls = std::mem::take(&mut self.rule_recalls);
         recalls.sort_unstable();
         recalls.dedup();
@@ -712,7 +712,7 @@ impl Checker<'_> {
                         self.duplicate_clause(file, *span, first, "unless");
                     }
                     let ty = self.condition(cx, cond);
-                    self.constant_condition(file, cond, &ty);
+                    self.constant_condition(file, cond, &ty, cx.event);
                     facts(cond, false, &mut cx.facts);
                     // Explained as written: `unless guest.vip`.
                     let at = Loc { file, span: *span };
@@ -770,7 +770,7 @@ impl Checker<'_> {
                         self.duplicate_clause(file, *span, first, "if");
                     }
                     let ty = self.condition(cx, cond);
-                    self.constant_condition(file, cond, &ty);
+                    self.constant_condition(file, cond, &ty, cx.event);
                     facts(cond, true, &mut cx.facts);
                     conjuncts(ty.node, &mut rest.conditions);
                 }
@@ -847,7 +847,7 @@ impl Checker<'_> {
     /// An `if` and an `unless` clause that cannot both hold (`if nights > 5
     /// unless nights > 3`): the rule never fires. (One clause alone is
     /// judged where it is checked.)
-    fn clauses_contradict(&mut self, file: FileId, r: &RuleDecl) {
+    fn clauses_contradict(&mut self, file: FileId, r: &RuleDecl, event: Option<RecordId>) {
         let negated: Vec<Expr> = r
             .clauses
             .iter()
@@ -871,7 +871,8 @@ impl Checker<'_> {
         if conds.len() < 2 {
             return;
         }
-        if let Some(why) = contradiction_all(&conds) {
+        let domain = |p: &str| self.union_members(event, p);
+        if let Some(why) = contradiction_all(&conds, &domain) {
             let span = conds
                 .iter()
                 .map(|c| c.span)
@@ -961,7 +962,7 @@ impl Checker<'_> {
     }
 
     /// Warns about conditions whose value is known when checking.
-    fn constant_condition(&mut self, file: FileId, cond: &Expr, ty: &Ty) {
+    fn constant_condition(&mut self, file: FileId, cond: &Expr, ty: &Ty, event: Option<RecordId>) {
         match ty.konst {
             Some(Const::Bool(false)) => {
                 self.report(
@@ -990,7 +991,17 @@ impl Checker<'_> {
                 );
             }
             _ => {
-                if let Some(why) = contradiction(cond) {
+                let domain = |p: &str| self.union_members(event, p);
+                if let Some(why) = contradiction(cond, &domain) {
+                    // Two comparisons that exclude each other were likely
+                    // meant as alternatives; one that excludes what the
+                    // type allows compares with the wrong values.
+                    let help = match strip_parens(cond).kind {
+                        ExprKind::Binary(BinaryOp::And, ..) => {
+                            "the actions after it never run; did you mean `or`?"
+                        }
+                        _ => "the actions after it never run; compare with a value the field can hold, or remove the condition",
+                    };
                     self.report(
                         Diagnostic::new(
                             Code::AlwaysFalse,
@@ -999,7 +1010,7 @@ impl Checker<'_> {
                             "this condition is never true",
                         )
                         .with_label(why)
-                        .with_help("the actions after it never run; did you mean `or`?"),
+                        .with_help(help),
                     );
                 }
             }
@@ -1135,7 +1146,7 @@ impl Checker<'_> {
                     let mut bcx = cx.clone();
                     bcx.facts.extend(negated.iter().cloned());
                     let ty = self.condition(&mut bcx, cond);
-                    self.constant_condition(file, cond, &ty);
+                    self.constant_condition(file, cond, &ty, cx.event);
                     facts(cond, true, &mut bcx.facts);
                     let body = self.block(&mut bcx, body, steps);
                     arms.push((ty.node, body));
@@ -1821,22 +1832,61 @@ fn calls_in<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
 
 /// Why a conjunction of comparisons with constants can never hold
 /// (`nights < 2 and nights > 5`, `channel == "a" and channel == "b"`).
-fn contradiction(cond: &Expr) -> Option<String> {
-    contradiction_all(&[cond])
+fn contradiction(cond: &Expr, domain: Domain) -> Option<String> {
+    contradiction_all(&[cond], domain)
+}
+
+/// The values a field's declared type allows, when they are few: the
+/// members of a string union (`channel: "airbnb" | "vrbo"`), by the path
+/// that reads the field (`channel`, `guest.channel`). None for any other
+/// type, an optional (it may also be absent) or a path that is not a field.
+pub(super) type Domain<'d> = &'d dyn Fn(&str) -> Option<Vec<String>>;
+
+impl Checker<'_> {
+    /// The [`Domain`] of the fields of an event's payload.
+    pub(super) fn union_members(&self, event: Option<RecordId>, path: &str) -> Option<Vec<String>> {
+        let mut record = event?;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let field = self.program.record(record).field(part)?;
+            match (&field.ty, parts.peek()) {
+                (Type::Union(members), None) => return Some(members.to_vec()),
+                (Type::Record(id), Some(_)) => record = *id,
+                _ => return None,
+            }
+        }
+        None
+    }
 }
 
 /// Why conditions that must all hold cannot (`nights < 2` and `nights >
-/// 5`), when the comparisons of fields with constants show it; `None`
-/// when they may all hold, or it cannot tell.
-pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
+/// 5`; `channel != "airbnb" and channel != "vrbo"` when those are the
+/// only values `domain` allows), when the comparisons of fields with
+/// constants show it; `None` when they may all hold, or it cannot tell.
+pub(super) fn contradiction_all(conds: &[&Expr], domain: Domain) -> Option<String> {
     #[derive(Default)]
     struct Bounds {
         low: Option<(f64, bool)>,
         high: Option<(f64, bool)>,
         eq_num: Option<f64>,
-        eq_str: Option<String>,
-        ne_str: Vec<String>,
+        /// The texts it may be (`==`, `in`), when some comparison says.
+        allowed: Option<Vec<String>>,
+        /// The texts it may not be (`!=`, `not in`).
+        excluded: Vec<String>,
         eq_bool: Option<bool>,
+    }
+    /// The plain texts of a list literal, when they all are.
+    fn texts(e: &Expr) -> Option<Vec<String>> {
+        match &strip_parens(e).kind {
+            ExprKind::List(items) => items
+                .iter()
+                .map(|i| match &strip_parens(i).kind {
+                    ExprKind::Str(t) => t.as_plain(),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
     }
     fn atoms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         match &e.kind {
@@ -1861,9 +1911,6 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
     for cond in conds {
         atoms(cond, &mut list);
     }
-    if list.len() < 2 {
-        return None;
-    }
     let mut bounds: HashMap<String, Bounds> = HashMap::new();
     for atom in list {
         // A flag (`guest.vip`) or its negation (`not guest.vip`).
@@ -1882,6 +1929,22 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
         let Some((op, l, r)) = comparison(atom) else {
             continue;
         };
+        // `channel in ["a", "b"]`, `channel not in [...]`.
+        if let (BinaryOp::In | BinaryOp::NotIn, Some(p), Some(list)) = (op, path(l), texts(r)) {
+            let b = bounds.entry(p.clone()).or_default();
+            if op == BinaryOp::In {
+                b.allowed = Some(match b.allowed.take() {
+                    Some(was) => was.into_iter().filter(|v| list.contains(v)).collect(),
+                    None => list,
+                });
+            } else {
+                b.excluded.extend(list);
+            }
+            if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
+                return Some(why);
+            }
+            continue;
+        }
         let op = &op;
         let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
             (Some(p), Some(v), _, _) => (p, v, *op),
@@ -1906,16 +1969,19 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
                 b.eq_num = Some(n);
             }
             (BinaryOp::Eq, Err(s)) => {
-                if b.eq_str.as_ref().is_some_and(|m| *m != s) || b.ne_str.contains(&s) {
-                    return Some(format!("`{p}` cannot be both of these"));
+                b.allowed = Some(match b.allowed.take() {
+                    Some(was) => was.into_iter().filter(|v| *v == s).collect(),
+                    None => vec![s],
+                });
+                if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
+                    return Some(why);
                 }
-                b.eq_str = Some(s);
             }
             (BinaryOp::Ne, Err(s)) => {
-                if b.eq_str.as_ref() == Some(&s) {
-                    return Some(format!("`{p}` cannot be both of these"));
+                b.excluded.push(s);
+                if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
+                    return Some(why);
                 }
-                b.ne_str.push(s);
             }
             (BinaryOp::Gt, Ok(n)) => b.low = Some(tighter_low(b.low, (n, false))),
             (BinaryOp::Ge, Ok(n)) => b.low = Some(tighter_low(b.low, (n, true))),
@@ -1941,6 +2007,35 @@ pub(super) fn contradiction_all(conds: &[&Expr]) -> Option<String> {
     None
 }
 
+/// Why no text is left for `p`: what it may be (said by the conditions,
+/// else by its declared type) is all excluded.
+fn no_text_left(
+    p: &str,
+    allowed: Option<&[String]>,
+    excluded: &[String],
+    domain: Domain,
+) -> Option<String> {
+    let declared;
+    let (candidates, from_type) = match allowed {
+        Some(a) => (a, false),
+        None => {
+            declared = domain(p)?;
+            (declared.as_slice(), true)
+        }
+    };
+    if !candidates.iter().all(|v| excluded.contains(v)) {
+        return None;
+    }
+    if from_type {
+        let shown: Vec<String> = candidates.iter().map(|v| format!("\"{v}\"")).collect();
+        return Some(format!(
+            "`{p}` is declared as {}, and each is ruled out",
+            shown.join(" | ")
+        ));
+    }
+    Some(format!("`{p}` cannot be both of these"))
+}
+
 /// A comparison as an operator and its sides; `not (nights > 3)` (an
 /// `unless` clause) is `nights <= 3`.
 fn comparison(atom: &Expr) -> Option<(BinaryOp, &Expr, &Expr)> {
@@ -1955,6 +2050,8 @@ fn comparison(atom: &Expr) -> Option<(BinaryOp, &Expr, &Expr)> {
                     BinaryOp::Ge => BinaryOp::Lt,
                     BinaryOp::Eq => BinaryOp::Ne,
                     BinaryOp::Ne => BinaryOp::Eq,
+                    BinaryOp::In => BinaryOp::NotIn,
+                    BinaryOp::NotIn => BinaryOp::In,
                     _ => return None,
                 };
                 Some((negated, l, r))
