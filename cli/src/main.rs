@@ -20,9 +20,12 @@ use steward::check::Analysis;
 use steward::diag::render_human;
 use steward::engine::AutoDecide;
 
-/// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O.
+/// Exit codes: 0 clean (warnings allowed), 1 problems found, 2 usage or I/O,
+/// 3 actions left undelivered by `run --exit-when-idle`.
 const PROBLEMS: u8 = 1;
 const FAILURE: u8 = 2;
+/// `steward run --exit-when-idle`: some actions were not delivered.
+const UNDELIVERED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -173,9 +176,14 @@ enum Command {
         #[command(flatten)]
         worker: WorkerArgs,
         /// Exit once no event is pending and nothing is due (future timers
-        /// may remain; they are counted).
+        /// may remain; they are counted). Exits 0 when every action was
+        /// delivered, 3 when some were not (listed).
         #[arg(long)]
         exit_when_idle: bool,
+        /// With `--exit-when-idle`: wait for deliveries whose next attempt
+        /// is due within this long, rather than leave them undelivered.
+        #[arg(long, value_parser = parse_positive_duration, default_value = "60s")]
+        idle_wait: i64,
     },
     /// Check rule files here, then deploy them as a new version of a
     /// ruleset over the HTTP API of `steward serve`.
@@ -361,7 +369,19 @@ fn main() -> ExitCode {
         Command::Run {
             worker,
             exit_when_idle,
-        } => worker.options(exit_when_idle).and_then(run::run).map(ran),
+            idle_wait,
+        } => worker
+            .options(exit_when_idle)
+            .map(|mut o| {
+                o.idle_wait = std::time::Duration::from_millis(idle_wait.unsigned_abs());
+                o
+            })
+            .and_then(run::run)
+            .map(|finished| match finished {
+                run::Finished::Clean => ExitCode::SUCCESS,
+                run::Finished::Problems => ExitCode::from(PROBLEMS),
+                run::Finished::Undelivered => ExitCode::from(UNDELIVERED),
+            }),
         Command::Deploy {
             paths,
             ruleset,
@@ -515,6 +535,7 @@ impl WorkerArgs {
             rules: self.rules,
             tenant: self.tenant,
             exit_when_idle,
+            idle_wait: std::time::Duration::from_secs(60),
             poll: std::time::Duration::from_millis(self.poll.unsigned_abs()),
             poll_only: self.poll_only,
             batch: self.batch,

@@ -128,6 +128,9 @@ pub struct RunOptions {
     /// The tenant `rules` are deployed for (else every tenant's).
     pub tenant: Option<String>,
     pub exit_when_idle: bool,
+    /// With `exit_when_idle`: how soon a failed delivery's next attempt
+    /// must be for the run to wait for it.
+    pub idle_wait: Duration,
     pub poll: Duration,
     /// Poll only: no `LISTEN` (for connection poolers that do not pass it).
     pub poll_only: bool,
@@ -153,7 +156,18 @@ pub struct RunOptions {
 /// `steward run`: handles pending events and due work on the wall clock,
 /// recording every action in the outbox (and printing it as a JSON line),
 /// and delivers the outbox.
-pub fn run(opts: RunOptions) -> Result<bool, String> {
+/// How a run that exits when idle ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Every action was delivered (or, serving, the worker was stopped).
+    Clean,
+    /// The rules have errors: nothing ran.
+    Problems,
+    /// Some actions were not (dead, or their next attempt too far off).
+    Undelivered,
+}
+
+pub fn run(opts: RunOptions) -> Result<Finished, String> {
     super::observe::init_logging();
     if let Some(addr) = &opts.metrics {
         super::observe::serve_metrics(addr)?;
@@ -162,7 +176,7 @@ pub fn run(opts: RunOptions) -> Result<bool, String> {
 }
 
 /// Runs the worker on the database `opts` names.
-pub fn work_on_target(opts: &RunOptions) -> Result<bool, String> {
+pub fn work_on_target(opts: &RunOptions) -> Result<Finished, String> {
     let target = Target::choose(opts.database.as_deref());
     let empty = empty_rules()?;
     match &target {
@@ -185,10 +199,10 @@ fn start<S: Durable + Control + Api>(
     mut store: S,
     target: &Target,
     opts: &RunOptions,
-) -> Result<bool, String> {
+) -> Result<Finished, String> {
     if !opts.rules.is_empty() {
         let Some((sources, rules)) = load_sources(&opts.rules)? else {
-            return Ok(false);
+            return Ok(Finished::Problems);
         };
         let tenant = opts.tenant.as_deref().unwrap_or(EVERY_TENANT);
         let who = if tenant == EVERY_TENANT {
@@ -378,7 +392,7 @@ fn drive<S: Durable + Control + Api>(
     target: &Target,
     mut programs: Programs,
     opts: &RunOptions,
-) -> Result<bool, String> {
+) -> Result<Finished, String> {
     let holder = format!(
         "pid {} since {}",
         std::process::id(),
@@ -853,7 +867,7 @@ fn work<S: Durable + Control + Api>(
     holder: &str,
     exclusive: bool,
     outbox: &Outbox,
-) -> Result<bool, String> {
+) -> Result<Finished, String> {
     let Some(store) = slot.take() else {
         return Err("no store".into());
     };
@@ -872,7 +886,7 @@ fn work_on<S: Durable + Control + Api>(
     holder: &str,
     exclusive: bool,
     outbox: &Outbox,
-) -> Result<bool, String> {
+) -> Result<Finished, String> {
     let mut tally = Tally::default();
     let mut in_a_row = 0u32;
     // Batches in a row the database was unavailable for.
@@ -918,7 +932,7 @@ fn work_on<S: Durable + Control + Api>(
         if stop.load(Ordering::SeqCst) {
             eprintln!("stopping: asked to (SIGTERM or SIGINT)");
             idle(engine, &tally, None)?;
-            return Ok(true);
+            return Ok(Finished::Clean);
         }
         let now = Utc::now();
         // Retention, in rounds of a bounded size: once a minute, and at
@@ -1038,18 +1052,39 @@ fn work_on<S: Durable + Control + Api>(
                 other => StoreError::Corrupt(other.to_string()),
             }));
             let in_flight = outbox.in_flight.load(Ordering::SeqCst);
+            let mut poll = opts.poll;
             if opts.exit_when_idle
                 && next.is_none_or(|t| t > now)
                 && waiting == 0
                 && in_flight == 0
                 && deciding.is_empty()
             {
-                idle(engine, &tally, next)?;
-                return Ok(true);
+                // A failed delivery tried again soon is waited for; one
+                // further off, or dead, is left undelivered, and said.
+                let left = soft!(engine.store.undelivered(UNDELIVERED_SHOWN));
+                let retry = left
+                    .iter()
+                    .filter_map(|u| u.next_attempt_at)
+                    .min()
+                    .and_then(|t| (t - now).to_std().ok())
+                    .filter(|wait| *wait <= opts.idle_wait);
+                match retry {
+                    Some(wait) => poll = poll.min(wait.max(Duration::from_millis(10))),
+                    None => {
+                        idle(engine, &tally, next)?;
+                        if left.is_empty() {
+                            return Ok(Finished::Clean);
+                        }
+                        for u in &left {
+                            eprintln!("not delivered: {}", undelivered_line(u));
+                        }
+                        return Ok(Finished::Undelivered);
+                    }
+                }
             }
             // In slices of at most a second, so a signal to stop is
             // heeded and the leases stay renewed.
-            let until = std::time::Instant::now() + opts.poll;
+            let until = std::time::Instant::now() + poll;
             loop {
                 let left = until.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() || stop.load(Ordering::SeqCst) {
@@ -1072,6 +1107,28 @@ fn work_on<S: Durable + Control + Api>(
     }
     Err("the worker lost its engine".into())
 }
+/// How many undelivered actions `--exit-when-idle` lists at the end.
+const UNDELIVERED_SHOWN: i64 = 50;
+
+/// One undelivered action, for the list `--exit-when-idle` ends with.
+fn undelivered_line(u: &steward_db::Undelivered) -> String {
+    let when = match (&u.status[..], u.next_attempt_at) {
+        ("failed", Some(t)) => format!(
+            ", next attempt {}",
+            steward::engine::value::show_datetime(&t)
+        ),
+        _ => String::new(),
+    };
+    let error = u
+        .last_error
+        .as_ref()
+        .map_or(String::new(), |e| format!(": {e}"));
+    format!(
+        "{} {} (rule `{}`, tenant `{}`) {} after {} attempt(s){when}{error}",
+        u.action, u.key, u.rule, u.tenant, u.status, u.attempts
+    )
+}
+
 /// Says what the run came to, and what remains.
 fn idle<S: Durable>(
     engine: &Engine<S>,

@@ -67,7 +67,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let result = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            let result = run::work_on_target(&opts);
+            let result = run::work_on_target(&opts).map(|f| f != run::Finished::Problems);
             let _ = done_tx.send(());
             result
         });

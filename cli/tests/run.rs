@@ -95,6 +95,9 @@ fn push_run_and_run_again(database: &str) {
     assert!(first.status.success(), "{first:?}");
     let stderr = text(&first.stderr);
     assert!(stderr.contains("18 events handled, 1 rejected"), "{stderr}");
+    // The README's first command ends clean: every action delivered.
+    assert!(stderr.contains("0 to be retried, 0 dead"), "{stderr}");
+    assert!(!stderr.contains("not delivered"), "{stderr}");
     assert!(
         stderr.contains(
             "rejected event `evt_02` of tenant `acme`: payload.risk: expected float, found string"

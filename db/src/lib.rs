@@ -660,48 +660,65 @@ macro_rules! durable_store {
             ) -> Result<(), sqlx::Error> {
                 let Deferred { handled, actions, .. } = std::mem::take(&mut *self.deferred());
                 let now = time_text(&Utc::now());
-                for chunk in handled.chunks(300) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO steward_handled (tenant, id, handled_at) ",
-                    );
-                    q.push_values(chunk, |mut row, (tenant, id)| {
-                        row.push_bind(tenant).push_bind(id).push_bind(&now);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
-                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                // Each statement takes its rows as one JSON array bound as
+                // one parameter, so its text is the same for any number of
+                // rows (prepared once per connection, planned once).
+                if !handled.is_empty() {
+                    let rows: Vec<[&str; 2]> = handled
+                        .iter()
+                        .map(|(tenant, id)| [tenant.as_str(), id.as_str()])
+                        .collect();
+                    let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                    sqlx::query(&self.q(&format!(
+                        "INSERT INTO steward_handled (tenant, id, handled_at) {} ON CONFLICT DO NOTHING",
+                        $events.rows.select(&["?"], 2)
+                    )))
+                    .bind(&now)
+                    .bind(&rows)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(&self.q(&format!(
                         "UPDATE steward_events SET status = 'processed', processed_at = {} \
-                         WHERE status = 'pending' AND (tenant, id) IN ",
-                        $events.now
-                    ));
-                    q.push_tuples(chunk, |mut row, (tenant, id)| {
-                        row.push_bind(tenant).push_bind(id);
-                    });
-                    q.build().execute(&mut *tx).await?;
+                         WHERE status = 'pending' AND (tenant, id) IN ({})",
+                        $events.now,
+                        $events.rows.select(&[], 2)
+                    )))
+                    .bind(&rows)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 for a in &actions {
                     self.record_work(tx, a).await?;
                 }
-                for chunk in actions.chunks(100) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                if !actions.is_empty() {
+                    let rows: Vec<[Option<&str>; 10]> = actions
+                        .iter()
+                        .map(|a| {
+                            let (status, finished) = initial_status(a, &now);
+                            [
+                                Some(a.tenant.as_str()),
+                                Some(a.key.as_str()),
+                                Some(a.rule.as_str()),
+                                Some(a.event.as_str()),
+                                Some(a.action.as_str()),
+                                Some(a.args.as_str()),
+                                Some(a.at.as_str()),
+                                a.url.as_deref(),
+                                Some(status),
+                                finished.map(|_| now.as_str()),
+                            ]
+                        })
+                        .collect();
+                    let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                    sqlx::query(&self.q(&format!(
                         "INSERT INTO steward_actions \
-                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) ",
-                    );
-                    q.push_values(chunk, |mut row, a| {
-                        let (status, finished) = initial_status(a, &now);
-                        row.push_bind(&a.tenant)
-                            .push_bind(&a.key)
-                            .push_bind(&a.rule)
-                            .push_bind(&a.event)
-                            .push_bind(&a.action)
-                            .push_bind(&a.args)
-                            .push_bind(&a.at)
-                            .push_bind(&a.url)
-                            .push_bind(status)
-                            .push_bind(finished);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) \
+                         {} ON CONFLICT DO NOTHING",
+                        $events.rows.select(&[], 10)
+                    )))
+                    .bind(&rows)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Ok(())
             }
@@ -824,7 +841,7 @@ macro_rules! durable_store {
                          EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled, \
                          {} AS previous \
                          FROM steward_events e WHERE status = 'pending' {only} \
-                         ORDER BY occurred_at, {} LIMIT ? {lock}",
+                         ORDER BY e.occurred_at, e.{} LIMIT ? {lock}",
                         $events.time_out, $events.payload_out, $events.previous_out, $events.order
                     )))
                     .bind(limit)
@@ -1209,6 +1226,45 @@ macro_rules! durable_store {
                     .fetch_one(c.get())
                     .await
                     .map_err(unavailable)
+                })
+            }
+            fn undelivered(&self, limit: i64) -> Result<Vec<Undelivered>, StoreError> {
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT tenant, key, rule, action, status, attempts, next_attempt_at, last_error \
+                         FROM steward_actions WHERE status IN ('pending', 'failed', 'dead') \
+                         ORDER BY performed_at, key LIMIT ?",
+                    ))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    rows.iter()
+                        .map(|r| {
+                            let status: String = r.try_get(4).map_err(unavailable)?;
+                            let next: Option<String> = r.try_get(6).map_err(unavailable)?;
+                            // A failed action's next attempt; a pending one's
+                            // column holds a claim's hold, not an attempt.
+                            let next_attempt_at = match (status.as_str(), next) {
+                                ("failed", Some(t)) => Some(
+                                    DateTime::parse_from_rfc3339(&t)
+                                        .map(|t| t.with_timezone(&Utc))
+                                        .map_err(|e| StoreError::Corrupt(format!("a next attempt time `{t}`: {e}")))?,
+                                ),
+                                _ => None,
+                            };
+                            Ok(Undelivered {
+                                tenant: r.try_get(0).map_err(unavailable)?,
+                                key: r.try_get(1).map_err(unavailable)?,
+                                rule: r.try_get(2).map_err(unavailable)?,
+                                action: r.try_get(3).map_err(unavailable)?,
+                                status,
+                                attempts: r.try_get(5).map_err(unavailable)?,
+                                next_attempt_at,
+                                last_error: r.try_get(7).map_err(unavailable)?,
+                            })
+                        })
+                        .collect()
                 })
             }
             fn delivery_counts(&self) -> Result<[i64; 4], StoreError> {
@@ -1605,6 +1661,23 @@ pub trait Durable: Store {
     fn waiting_deliveries(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
     /// How many actions are in each state: pending, delivered, failed, dead.
     fn delivery_counts(&self) -> Result<[i64; 4], StoreError>;
+    /// Up to `limit` actions not delivered (pending, failed and waiting for
+    /// their next attempt, or dead), oldest first.
+    fn undelivered(&self, limit: i64) -> Result<Vec<Undelivered>, StoreError>;
+}
+
+/// An action of the outbox that was not delivered, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undelivered {
+    pub tenant: String,
+    pub key: String,
+    pub rule: String,
+    pub action: String,
+    /// `pending`, `failed` (to be tried again at `next_attempt_at`) or `dead`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
 }
 
 /// An action of the outbox, to deliver.
@@ -1659,6 +1732,40 @@ struct EventsSql {
     /// Takes a lock on a bound key until the batch ends, where workers
     /// share the work (a throttle's window).
     lock_key: Option<&'static str>,
+    /// Rows bound as one JSON array of arrays of texts.
+    rows: JsonRows,
+}
+
+/// How a dialect reads rows bound as one JSON text, an array of arrays of
+/// texts (or nulls): `[["acme", "e1"], ...]`.
+#[derive(Clone, Copy)]
+enum JsonRows {
+    Sqlite,
+    Postgres,
+}
+
+impl JsonRows {
+    /// `SELECT` of `first` (bound values or expressions, before the rows'
+    /// columns) and the rows' `width` columns, from the JSON text bound
+    /// after whatever `first` binds.
+    fn select(self, first: &[&str], width: usize) -> String {
+        let mut columns: Vec<String> = first.iter().map(|c| c.to_string()).collect();
+        match self {
+            JsonRows::Sqlite => {
+                columns.extend((0..width).map(|i| format!("json_extract(value, '$[{i}]')")));
+                // `WHERE true`: SQLite reads an `ON CONFLICT` after a bare
+                // `FROM` as a join's `ON`.
+                format!("SELECT {} FROM json_each(?) WHERE true", columns.join(", "))
+            }
+            JsonRows::Postgres => {
+                columns.extend((0..width).map(|i| format!("r ->> {i}")));
+                format!(
+                    "SELECT {} FROM jsonb_array_elements(CAST(? AS JSONB)) AS t(r)",
+                    columns.join(", ")
+                )
+            }
+        }
+    }
 }
 
 const SQLITE_EVENTS: EventsSql = EventsSql {
@@ -1671,6 +1778,7 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     order: "rowid",
     claim: ("", ""),
     lock_key: None,
+    rows: JsonRows::Sqlite,
 };
 
 const PG_EVENTS: EventsSql = EventsSql {
@@ -1688,6 +1796,7 @@ const PG_EVENTS: EventsSql = EventsSql {
         "FOR UPDATE SKIP LOCKED",
     ),
     lock_key: Some("SELECT pg_advisory_xact_lock(hashtext(?))::text"),
+    rows: JsonRows::Postgres,
 };
 
 /// An event waiting to be handled, as an envelope line.
