@@ -136,9 +136,14 @@ pub struct ApprovalRow {
     pub event: Option<String>,
     pub requested_at: String,
     pub deadline: String,
-    /// `pending`, `approved` or `rejected`.
+    /// `pending`, `approved`, `rejected`, `expired` (no decision by the
+    /// deadline) or `cancelled` (superseded, or its rule went away).
     pub status: String,
     pub decision: Option<DecisionRow>,
+    /// Why it ended without a decision.
+    pub reason: Option<String>,
+    /// When it stopped being pending.
+    pub ended_at: Option<String>,
     /// What approving would run (the actions of the `do` block; `maybe`
     /// where a condition decides, `later` in a timer's block).
     pub on_approve: Vec<String>,
@@ -158,6 +163,12 @@ pub enum Decided {
     Already(DecisionRow),
     /// The deadline has passed.
     Expired(String),
+    /// It ended without a decision that can be taken now: cancelled
+    /// (with why), or expired.
+    Ended {
+        status: String,
+        reason: Option<String>,
+    },
     NotFound,
 }
 
@@ -390,6 +401,59 @@ macro_rules! api_store {
                     at: r.try_get("requested_at").map_err(db)?,
                     taken: taken.is_some(),
                 }))
+            }
+
+            /// Approvals that ended (`steward_approvals_ended`), after
+            /// `after`, with the decision that ended them, if any.
+            async fn ended_approvals(
+                &self,
+                tenant: &str,
+                id: Option<&str>,
+                status: &str,
+                after: &str,
+                limit: i64,
+            ) -> Result<Vec<$crate::api::ApprovalRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let rows = sqlx::query(&self.q(
+                    "SELECT e.id, e.rule, e.key, e.role, e.requested_at AS asked_at, e.deadline, e.continuation, \
+                     e.status, e.reason, e.ended_at, \
+                     d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
+                     FROM steward_approvals_ended e LEFT JOIN steward_decision_requests d \
+                     ON d.tenant = e.tenant AND d.approval = e.id \
+                     WHERE e.tenant = ? AND (? = '' OR e.id = ?) AND (? = '' OR e.status = ?) AND e.id > ? \
+                     ORDER BY e.id LIMIT ?",
+                ))
+                .bind(tenant)
+                .bind(id.unwrap_or(""))
+                .bind(id.unwrap_or(""))
+                .bind(status)
+                .bind(status)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                let mut out = Vec::new();
+                for r in &rows {
+                    let cont: String = r.try_get(6).map_err(db)?;
+                    out.push($crate::api::ApprovalRow {
+                        id: r.try_get(0).map_err(db)?,
+                        rule: r.try_get(1).map_err(db)?,
+                        key: r.try_get(2).map_err(db)?,
+                        role: r.try_get(3).map_err(db)?,
+                        event: $crate::api::continuation_event(&cont),
+                        requested_at: r.try_get(4).map_err(db)?,
+                        deadline: r.try_get(5).map_err(db)?,
+                        status: r.try_get(7).map_err(db)?,
+                        decision: Self::decision_of(r)?,
+                        reason: r.try_get(8).map_err(db)?,
+                        ended_at: r.try_get(9).map_err(db)?,
+                        on_approve: Vec::new(),
+                        on_reject: Vec::new(),
+                        continuation: Some(cont),
+                    });
+                }
+                Ok(out)
             }
 
             async fn decision_on(
@@ -916,6 +980,8 @@ macro_rules! api_store {
                                 deadline: r.try_get(5).map_err(db)?,
                                 status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
                                 decision,
+                                reason: None,
+                                ended_at: None,
                                 on_approve: Vec::new(),
                                 on_reject: Vec::new(),
                                 continuation: Some(cont),
@@ -923,10 +989,17 @@ macro_rules! api_store {
                         }
                     }
                     if status != "pending" {
+                        out.extend(self.ended_approvals(tenant, None, status, &after[0], page.limit).await?);
+                    }
+                    // Decided before ended approvals were kept: only their
+                    // decision is known.
+                    if status.is_empty() || status == "approved" || status == "rejected" {
                         let rows = sqlx::query(&self.q(
                             "SELECT d.approval, d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
                              FROM steward_decision_requests d WHERE d.tenant = ? AND d.approval > ? \
-                             AND d.taken_at IS NOT NULL AND (? = '' OR d.approved = ?) ORDER BY d.approval LIMIT ?",
+                             AND d.taken_at IS NOT NULL AND (? = '' OR d.approved = ?) \
+                             AND NOT EXISTS (SELECT 1 FROM steward_approvals_ended e \
+                             WHERE e.tenant = d.tenant AND e.id = d.approval) ORDER BY d.approval LIMIT ?",
                         ))
                         .bind(tenant)
                         .bind(&after[0])
@@ -952,6 +1025,8 @@ macro_rules! api_store {
                                 deadline: String::new(),
                                 status: decision.as_ref().map_or(String::new(), |d| d.decision.clone()),
                                 decision,
+                                reason: None,
+                                ended_at: None,
                                 on_approve: Vec::new(),
                                 on_reject: Vec::new(),
                                 continuation: None,
@@ -982,7 +1057,12 @@ macro_rules! api_store {
                     .fetch_optional(&mut *c)
                     .await
                     .map_err(db)?;
+                    drop(c);
                     let Some(r) = row else {
+                        let ended = self.ended_approvals(tenant, Some(id), "", "", 1).await?;
+                        if let Some(row) = ended.into_iter().next() {
+                            return Ok(Some(row));
+                        }
                         return Ok(decision.map(|d| $crate::api::ApprovalRow {
                             id: id.to_string(),
                             rule: id.split('/').nth(1).unwrap_or_default().to_string(),
@@ -993,6 +1073,8 @@ macro_rules! api_store {
                             deadline: String::new(),
                             status: d.decision.clone(),
                             decision: Some(d),
+                            reason: None,
+                            ended_at: None,
                             on_approve: Vec::new(),
                             on_reject: Vec::new(),
                             continuation: None,
@@ -1009,12 +1091,15 @@ macro_rules! api_store {
                         deadline: r.try_get(5).map_err(db)?,
                         status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
                         decision,
+                        reason: None,
+                        ended_at: None,
                         on_approve: Vec::new(),
                         on_reject: Vec::new(),
                         continuation: Some(cont),
                     }))
                 })
             }
+
 
             fn request_decision(
                 &self,
@@ -1043,7 +1128,18 @@ macro_rules! api_store {
                         .await
                         .map_err(db)?;
                         let Some(deadline) = deadline else {
-                            return Ok($crate::api::Decided::NotFound);
+                            let ended: Option<(String, Option<String>)> = sqlx::query_as(&self.q(
+                                "SELECT status, reason FROM steward_approvals_ended WHERE tenant = ? AND id = ?",
+                            ))
+                            .bind(tenant)
+                            .bind(approval)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                            return Ok(match ended {
+                                Some((status, reason)) => $crate::api::Decided::Ended { status, reason },
+                                None => $crate::api::Decided::NotFound,
+                            });
                         };
                         let now = $crate::control::now_text();
                         if deadline <= now {

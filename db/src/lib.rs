@@ -352,9 +352,25 @@ macro_rules! durable_store {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    Change::RemoveApproval(id) => {
-                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE id = ?"))
-                            .bind(id)
+                    Change::EndApproval(end) => {
+                        // An approval's id starts with its tenant.
+                        let tenant = end.id.split('/').next().unwrap_or_default();
+                        sqlx::query(&self.q(
+                            "INSERT INTO steward_approvals_ended \
+                             (tenant, id, rule, key, role, requested_at, deadline, continuation, status, reason, ended_at) \
+                             SELECT tenant, id, rule, key, role, requested_at, deadline, continuation, ?, ?, ? \
+                             FROM steward_approvals WHERE tenant = ? AND id = ? ON CONFLICT DO NOTHING",
+                        ))
+                        .bind(end.status)
+                        .bind(&end.reason)
+                        .bind(time_text(&end.at))
+                        .bind(tenant)
+                        .bind(&end.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
+                            .bind(tenant)
+                            .bind(&end.id)
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -832,6 +848,10 @@ macro_rules! durable_store {
                 let (only, lock) = if claim { $events.claim } else { ("", "") };
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
+                    let plan = $events.claim_plan.filter(|_| claim);
+                    if let Some((set, _)) = plan {
+                        sqlx::raw_sql(set).execute(c.get()).await.map_err(unavailable)?;
+                    }
                     // Whether each was handled comes with the claim, so the
                     // engine's lookups for the claimed events cost no round
                     // trip (a claimed row is locked: only this batch can
@@ -848,6 +868,9 @@ macro_rules! durable_store {
                     .fetch_all(c.get())
                     .await
                     .map_err(unavailable)?;
+                    if let Some((_, reset)) = plan {
+                        sqlx::raw_sql(reset).execute(c.get()).await.map_err(unavailable)?;
+                    }
                     rows.iter()
                         .map(|r| {
                             let get = |i: usize| r.try_get::<String, _>(i).map_err(unavailable);
@@ -1021,6 +1044,8 @@ macro_rules! durable_store {
                      WHERE status IN ('delivered', 'dead') AND finished_at < ? LIMIT ?)".to_string(),
                     "DELETE FROM steward_traces WHERE (tenant, event) IN (SELECT tenant, event FROM steward_traces \
                      WHERE created_at < ? LIMIT ?)".to_string(),
+                    "DELETE FROM steward_approvals_ended WHERE (tenant, id) IN (SELECT tenant, id \
+                     FROM steward_approvals_ended WHERE ended_at < ? LIMIT ?)".to_string(),
                     // Window marks whose window has passed (keys not seen since).
                     "DELETE FROM steward_throttles WHERE (tenant, key, at, n) IN (SELECT tenant, key, at, n \
                      FROM steward_throttles WHERE expires < ? LIMIT ?)".to_string(),
@@ -1729,6 +1754,8 @@ struct EventsSql {
     /// what another worker has locked. SQLite has one writer, whose batch
     /// holds the database: it takes events in order.
     claim: (&'static str, &'static str),
+    /// Planner settings for the claim's statement, and their reset after.
+    claim_plan: Option<(&'static str, &'static str)>,
     /// Takes a lock on a bound key until the batch ends, where workers
     /// share the work (a throttle's window).
     lock_key: Option<&'static str>,
@@ -1777,6 +1804,7 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     previous_out: "previous",
     order: "rowid",
     claim: ("", ""),
+    claim_plan: None,
     lock_key: None,
     rows: JsonRows::Sqlite,
 };
@@ -1789,12 +1817,26 @@ const PG_EVENTS: EventsSql = EventsSql {
     payload_out: "payload::text",
     previous_out: "previous::text",
     order: "seq",
+    // `(SELECT ... LIMIT 1) IS NULL`, not `NOT EXISTS`: the planner may
+    // turn the latter into an anti-join, which with statistics taken
+    // before a burst of inserts (a few pending rows, it believes) reads
+    // every pending row once per candidate: 123 s for one claim over
+    // 20,000 pending events, measured. The subquery is looked up by key for
+    // each candidate, through `steward_events_pending_key`.
     claim: (
-        "AND NOT EXISTS (SELECT 1 FROM steward_events p WHERE p.status = 'pending' \
+        "AND (SELECT 1 FROM steward_events p WHERE p.status = 'pending' \
          AND p.tenant = e.tenant AND p.key = e.key \
-         AND (p.occurred_at, p.seq) < (e.occurred_at, e.seq))",
+         AND (p.occurred_at, p.seq) < (e.occurred_at, e.seq) LIMIT 1) IS NULL",
         "FOR UPDATE SKIP LOCKED",
     ),
+    // And the candidates read in order from `steward_events_pending_order`
+    // until the batch is full, rather than all pending rows sorted (which
+    // the same stale statistics make look cheaper): 1.7 ms against 81 ms
+    // over 20,000 pending events. For the claim only.
+    claim_plan: Some((
+        "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off",
+        "SET LOCAL enable_sort = on; SET LOCAL enable_bitmapscan = on",
+    )),
     lock_key: Some("SELECT pg_advisory_xact_lock(hashtext(?))::text"),
     rows: JsonRows::Postgres,
 };

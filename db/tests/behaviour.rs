@@ -393,7 +393,47 @@ fn sqlite_behaves_as_memory_and_keeps_work_across_restarts() {
     let (notified, tasks) = (count("notify"), count("create_task"));
     assert!(notified > 0 && tasks > 0);
     assert_eq!(store.people_work().unwrap(), [notified, tasks]);
+    ended_approvals_are_listed(&store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After the whole script: job 1's sign-off was approved, job 2's expired
+/// at its deadline; both stay listed with how they ended, and neither can
+/// be decided again.
+fn ended_approvals_are_listed<S: steward_db::api::Api>(store: &S) {
+    use steward_db::api::{Decided, Page};
+    let page = Page {
+        after: None,
+        limit: 50,
+    };
+    let list = |status: Option<&str>| store.approvals("t1", status, &page).unwrap();
+    assert!(list(Some("pending")).is_empty());
+    let expired = list(Some("expired"));
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    let e = &expired[0];
+    assert_eq!((e.key.as_str(), e.role.as_str()), ("k-2", "owner"));
+    assert_eq!(e.event.as_deref(), Some("d2"));
+    assert_eq!(
+        e.ended_at.as_deref(),
+        Some("2026-11-20T15:00:00.000000000Z")
+    );
+    assert!(
+        e.reason.as_deref().is_some_and(|r| r.contains("deadline")),
+        "{e:?}"
+    );
+    let approved = list(Some("approved"));
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0].event.as_deref(), Some("d1"));
+    assert_eq!(list(None).len(), 2);
+    assert!(list(Some("cancelled")).is_empty());
+    assert_eq!(store.approval_row("t1", &e.id).unwrap().as_ref(), Some(e));
+    match store
+        .request_decision("t1", &e.id, true, "ana", "api", "")
+        .unwrap()
+    {
+        Decided::Ended { status, .. } => assert_eq!(status, "expired"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A database of this run's own on the server at `DATABASE_URL`.
@@ -471,6 +511,7 @@ fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
     let expected = memory();
     let got = whole(PgStore::open(&db.url(), rules()).unwrap());
     assert_eq!(got, expected);
+    ended_approvals_are_listed(&PgStore::open(&db.url(), rules()).unwrap());
     for cut in [3, 5, 10] {
         let fresh = Scratch::create().unwrap();
         let url = fresh.url();

@@ -12,6 +12,7 @@
 //! own); handlers call them on tokio's blocking threads ([`App::db`]).
 
 pub mod auth;
+pub mod ids;
 pub mod page;
 pub mod problem;
 pub mod routes;

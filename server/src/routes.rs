@@ -1314,9 +1314,12 @@ async fn list_timers(
     let rows = app
         .db(move |db| db.timers(&tenant, &pp).map_err(Problem::from))
         .await?;
-    let (data, next_cursor) = paged(rows, &p, |t| {
+    let (mut data, next_cursor) = paged(rows, &p, |t| {
         format!("{}{SEP}{}{SEP}{}{SEP}{}", t.due, t.rule, t.key, t.step)
     });
+    for t in &mut data {
+        t.id = crate::ids::timer(&t.id);
+    }
     Ok(Json(TimerPage { data, next_cursor }))
 }
 
@@ -1489,7 +1492,8 @@ fn describe_approvals(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ApprovalsQuery {
-    /// `pending`, `approved` or `rejected`; all if absent.
+    /// `pending`, `approved`, `rejected`, `expired` or `cancelled`; all if
+    /// absent.
     pub status: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -1508,7 +1512,11 @@ async fn list_approvals(
     Params(q): Params<ApprovalsQuery>,
 ) -> Result<Json<ApprovalPage>, Problem> {
     who.need("read")?;
-    one_of("status", &q.status, &["pending", "approved", "rejected"])?;
+    one_of(
+        "status",
+        &q.status,
+        &["pending", "approved", "rejected", "expired", "cancelled"],
+    )?;
     let p = page(q.limit, &q.cursor)?;
     let (tenant, pp) = (who.tenant.clone(), p.clone());
     let programs = app.programs.clone();
@@ -1521,11 +1529,14 @@ async fn list_approvals(
             Ok(rows)
         })
         .await?;
-    let (data, next_cursor) = paged(rows, &p, |a| a.id.clone());
+    let (mut data, next_cursor) = paged(rows, &p, |a| a.id.clone());
+    for a in &mut data {
+        a.id = crate::ids::approval(&a.id);
+    }
     Ok(Json(ApprovalPage { data, next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/approvals/{id}", security(("tenant" = ["read"])), params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)")),
+#[utoipa::path(get, path = "/v1/approvals/{id}", security(("tenant" = ["read"])), params(("id" = String, Path, description = "The approval's id as listed (`apr_...`), as it is")),
     responses(
         (status = 200, description = "The approval", body = ApprovalRow),
         answers::Unauthorized,
@@ -1538,12 +1549,13 @@ async fn get_approval(
     Segments(id): Segments<String>,
 ) -> Result<Json<ApprovalRow>, Problem> {
     who.need("read")?;
-    let (tenant, i) = (who.tenant.clone(), id.clone());
+    let (tenant, i) = (who.tenant.clone(), crate::ids::approval_from_path(&id));
     let programs = app.programs.clone();
     app.db(move |db| {
         let mut row = db.approval_row(&tenant, &i).map_err(Problem::from)?;
         if let Some(row) = row.as_mut() {
             describe_approvals(db, &programs, &tenant, std::slice::from_mut(row));
+            row.id = crate::ids::approval(&row.id);
         }
         Ok(row)
     })
@@ -1601,6 +1613,14 @@ pub async fn decide(
             "expired",
             format!("approval `{id}`'s deadline passed at {deadline}"),
         )),
+        Decided::Ended { status, reason } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_pending",
+            match reason {
+                Some(why) => format!("approval `{id}` is {status}: {why}"),
+                None => format!("approval `{id}` is {status}"),
+            },
+        )),
         Decided::NotFound => Err(Problem::not_found(format!("no approval `{id}`"))),
     }
 }
@@ -1648,7 +1668,7 @@ async fn decide_route(
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", request_body = DecisionBody, security(("tenant" = ["approvals:decide"])),
-    params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "The approval's id as listed (`apr_...`), as it is"), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Recorded; the engine runs the approved block", body = DecisionRow),
         answers::BadRequest,
@@ -1669,11 +1689,12 @@ async fn approve(
     headers: HeaderMap,
     Body(body, bytes): Body<DecisionBody>,
 ) -> Response {
+    let id = crate::ids::approval_from_path(&id);
     decide_route(app, who, id, true, method, uri, headers, body, bytes).await
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", request_body = DecisionBody, security(("tenant" = ["approvals:decide"])),
-    params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, description = "The approval's id as listed (`apr_...`), as it is"), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 202, description = "Recorded; the engine runs the `else` block", body = DecisionRow),
         answers::BadRequest,
@@ -1694,6 +1715,7 @@ async fn reject(
     headers: HeaderMap,
     Body(body, bytes): Body<DecisionBody>,
 ) -> Response {
+    let id = crate::ids::approval_from_path(&id);
     decide_route(app, who, id, false, method, uri, headers, body, bytes).await
 }
 
@@ -1706,7 +1728,7 @@ pub struct LinkBody {
 }
 
 #[utoipa::path(post, path = "/v1/approvals/{id}/links", security(("tenant" = ["approvals:decide"])),
-    params(("id" = String, Path, description = "Percent-encoded (ids hold `/`)")),
+    params(("id" = String, Path, description = "The approval's id as listed (`apr_...`), as it is")),
     responses(
         (status = 201, description = "A link, valid until the deadline", body = LinkBody),
         answers::Unauthorized,
@@ -1720,6 +1742,7 @@ async fn create_link(
     Segments(id): Segments<String>,
 ) -> Result<Response, Problem> {
     who.need("approvals:decide")?;
+    let id = crate::ids::approval_from_path(&id);
     let link = crate::page::make_link(&app, &who.tenant, &id).await?;
     Ok(created(StatusCode::CREATED, link))
 }

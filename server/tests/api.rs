@@ -598,6 +598,15 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
         timers["data"][0]["cancelled_by"][0]["event_type"],
         "job.done"
     );
+    for status in ["expired", "cancelled"] {
+        let a = c.get(&format!("/v1/approvals?status={status}"), acme).await;
+        assert_eq!(a.json()["data"], json!([]), "{status}: {}", a.text);
+    }
+    problem(
+        &c.get("/v1/approvals?status=lost", acme).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
     let a = c.get("/v1/approvals?status=pending", acme).await;
     let approvals = a.json()["data"].as_array().unwrap().clone();
     assert_eq!(approvals.len(), 2, "{}", a.text);
@@ -616,6 +625,38 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
     assert_eq!(one["role"], "owner");
     assert_eq!(one["on_approve"], json!(["log"]), "{one}");
     assert_eq!(one["on_reject"], json!(["log"]), "{one}");
+    // Ids go into a path as they are; the engine's id (as earlier
+    // releases listed it, and as the action's arguments hold it) still
+    // does, percent-encoded.
+    assert!(
+        j1.starts_with("apr_")
+            && j1
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+        "{j1}"
+    );
+    assert_eq!(
+        c.get(&format!("/v1/approvals/{j1}"), acme).await.json()["id"],
+        j1
+    );
+    let outbox = c.get("/v1/actions", acme).await.json();
+    let engine_id = outbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["action"] == "approval_requested" && x["event"] == "j1")
+        .map(|x| x["args"]["approval"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(engine_id.contains('/'), "{engine_id}");
+    let old = c
+        .get(&format!("/v1/approvals/{}", encode(&engine_id)), acme)
+        .await;
+    assert_eq!(old.json()["id"], j1, "{}", old.text);
+    let timers = c.get("/v1/timers", acme).await.json();
+    assert!(timers["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("tmr_"));
 
     // Links: the page shows and decides nothing; its POST decides once.
     let a = c

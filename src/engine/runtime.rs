@@ -14,8 +14,8 @@ use super::eval::{Fault, Frame};
 use super::lower::Ruleset;
 use super::program::{Op, Rule, RuleTrigger};
 use super::store::{
-    Approval, CancelKey, Change, Changes, Continuation, Decision, Due, Store, StoreError, Timer,
-    TimerKey,
+    Approval, ApprovalEnd, CancelKey, Change, Changes, Continuation, Decision, Due, Store,
+    StoreError, Timer, TimerKey,
 };
 use super::value::{add_ms, show_datetime, show_duration, Record, Value};
 use crate::syntax::ast::TimerKind;
@@ -489,6 +489,7 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             let reason = format!("superseded by `{}`", new.id);
+            let at = new.requested_at;
             let (rule, pos) = (new.cont.rule, new.key.pos);
             let start = self.fx.args.len();
             self.fx.args.extend([
@@ -501,7 +502,12 @@ impl<S: Store> Engine<S> {
                 action: Arc::from("approval_cancelled"),
                 args: start..self.fx.args.len(),
             });
-            self.fx.change(Change::RemoveApproval(old.id));
+            self.fx.change(Change::EndApproval(ApprovalEnd {
+                id: old.id,
+                status: "cancelled",
+                reason: Some(reason),
+                at,
+            }));
         }
         Ok(())
     }
@@ -804,7 +810,12 @@ impl<S: Store> Engine<S> {
                     self.fx.change(Change::RemoveTimer(t));
                 }
                 if let Some(id) = approval {
-                    self.fx.change(Change::RemoveApproval(id));
+                    self.fx.change(Change::EndApproval(ApprovalEnd {
+                        id,
+                        status: "cancelled",
+                        reason: Some(reason.clone()),
+                        at,
+                    }));
                 }
                 self.stats.errors += 1;
                 sink.error(RuleError {
@@ -818,7 +829,15 @@ impl<S: Store> Engine<S> {
                 self.stats.approvals_expired += 1;
                 let source: Arc<str> = Arc::from(format!("{}~expired", a.id));
                 self.begin(&a.cont.event, &source, at);
-                self.fx.change(Change::RemoveApproval(a.id.clone()));
+                self.fx.change(Change::EndApproval(ApprovalEnd {
+                    id: a.id.clone(),
+                    status: "expired",
+                    reason: Some(format!(
+                        "no decision by its deadline, {}",
+                        super::value::show_datetime(&a.deadline)
+                    )),
+                    at,
+                }));
                 if let Some(block) = a.otherwise {
                     self.resume(a.cont, Some(block), source, at, sink);
                 }
@@ -942,7 +961,12 @@ impl<S: Store> Engine<S> {
     ) -> Result<(), StoreError> {
         let id = a.id.clone();
         self.begin(&a.cont.event, &source, now);
-        self.fx.change(Change::RemoveApproval(a.id.clone()));
+        self.fx.change(Change::EndApproval(ApprovalEnd {
+            id: a.id.clone(),
+            status: if approved { "approved" } else { "rejected" },
+            reason: None,
+            at: now,
+        }));
         self.fx.change(Change::Decision(Decision {
             approval: id.to_string(),
             approved,

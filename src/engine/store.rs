@@ -134,6 +134,19 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How a pending approval ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalEnd {
+    pub id: String,
+    /// `approved`, `rejected`, `expired` or `cancelled` (superseded
+    /// included).
+    pub status: &'static str,
+    /// Why, when it was not decided: the deadline, what superseded it,
+    /// why it was cancelled.
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// One change to the engine's state.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -145,8 +158,10 @@ pub enum Change {
     CancelTimers(CancelKey),
     /// Adds a pending approval (one superseded is removed by its own change).
     PutApproval(Approval),
-    /// Removes a pending approval (decided, expired or superseded).
-    RemoveApproval(String),
+    /// Ends a pending approval: decided, expired, cancelled or superseded.
+    /// It is no longer pending; a durable store keeps how it ended, for
+    /// the API to list.
+    EndApproval(ApprovalEnd),
     Decision(Decision),
     /// Counts a firing of a throttled rule, an event a `count` clause
     /// matched, or an event a `count(...)` counts, in the window of `key`
@@ -365,8 +380,8 @@ impl MemoryStore {
             }
             Change::CancelTimers(k) => self.cancel_timers(&k),
             Change::PutApproval(a) => self.put_approval(a),
-            Change::RemoveApproval(id) => {
-                self.take_approval(&id);
+            Change::EndApproval(end) => {
+                self.take_approval(&end.id);
             }
             Change::Decision(d) => self.decisions.push(d),
             Change::WindowCount {
