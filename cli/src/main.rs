@@ -2,9 +2,7 @@
 //! and `lsp`. The one place that touches the terminal and the process exit
 //! code; the work is done by the `steward` library and the language server.
 
-mod deliver;
 mod deploy;
-mod observe;
 mod replay;
 mod run;
 mod serve;
@@ -370,28 +368,29 @@ fn main() -> ExitCode {
             worker,
             exit_when_idle,
             idle_wait,
-        } => worker
-            .options(exit_when_idle)
-            .map(|mut o| {
-                o.idle_wait = std::time::Duration::from_millis(idle_wait.unsigned_abs());
-                o
+        } => worker.options(exit_when_idle).and_then(|options| {
+            let Some(mut options) = options else {
+                return Ok(ExitCode::from(PROBLEMS));
+            };
+            options.idle_wait = std::time::Duration::from_millis(idle_wait.unsigned_abs());
+            steward_worker::run(options).map(|finished| match finished {
+                steward_worker::Finished::Clean => ExitCode::SUCCESS,
+                steward_worker::Finished::Problems => ExitCode::from(PROBLEMS),
+                steward_worker::Finished::Undelivered => ExitCode::from(UNDELIVERED),
             })
-            .and_then(run::run)
-            .map(|finished| match finished {
-                run::Finished::Clean => ExitCode::SUCCESS,
-                run::Finished::Problems => ExitCode::from(PROBLEMS),
-                run::Finished::Undelivered => ExitCode::from(UNDELIVERED),
-            }),
+        }),
         Command::Deploy {
             paths,
             ruleset,
             server,
             token,
         } => deploy::deploy(&paths, &ruleset, &server, &token).map(ran),
-        Command::Serve { worker, listen } => worker
-            .options(false)
-            .and_then(|options| serve::serve(options, &listen))
-            .map(ran),
+        Command::Serve { worker, listen } => {
+            worker.options(false).and_then(|options| match options {
+                Some(options) => serve::serve(options, &listen).map(ran),
+                None => Ok(ExitCode::from(PROBLEMS)),
+            })
+        }
         Command::Lsp => steward_lsp::run_stdio().map(|()| ExitCode::SUCCESS),
         Command::Explain {
             rules,
@@ -524,15 +523,25 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> Result<ExitCode, String> {
 }
 
 impl WorkerArgs {
-    fn options(self, exit_when_idle: bool) -> Result<run::RunOptions, String> {
-        let deliverer = deliver::Deliverer::from_env(
+    /// The worker's options; `None` when the rules given do not check
+    /// (their diagnostics printed).
+    fn options(self, exit_when_idle: bool) -> Result<Option<steward_worker::RunOptions>, String> {
+        let rules = if self.rules.is_empty() {
+            None
+        } else {
+            match replay::load_sources(&self.rules)? {
+                Some(loaded) => Some(loaded),
+                None => return Ok(None),
+            }
+        };
+        let deliverer = steward_worker::Deliverer::from_env(
             std::time::Duration::from_millis(self.retry_base.unsigned_abs()),
             self.max_attempts,
             std::time::Duration::from_millis(self.delivery_timeout.unsigned_abs()),
         )?;
-        Ok(run::RunOptions {
+        Ok(Some(steward_worker::RunOptions {
             database: self.database,
-            rules: self.rules,
+            rules,
             tenant: self.tenant,
             exit_when_idle,
             idle_wait: std::time::Duration::from_secs(60),
@@ -546,6 +555,6 @@ impl WorkerArgs {
             serving: false,
             stop: Default::default(),
             public_url: self.public_url,
-        })
+        }))
     }
 }

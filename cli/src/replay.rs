@@ -81,16 +81,7 @@ impl<W: Write> Sink for Printer<W> {
     }
 }
 
-/// A rule's error, on stderr.
-pub(crate) fn report_error(error: &RuleError) {
-    eprintln!(
-        "error: rule `{}` on event `{}` at {}: {}",
-        error.rule,
-        error.event,
-        steward::engine::value::show_datetime(&error.at),
-        error.message
-    );
-}
+pub(crate) use steward_worker::report_error;
 
 /// What became of the lines of an events file: `lines` is always
 /// `handled + rejected + blank + duplicates.len()`.

@@ -10,23 +10,23 @@ use std::sync::Arc;
 use steward_db::{PgStore, SqliteStore, Target};
 use steward_server::{App, Backend};
 
-use super::run::{self, RunOptions};
+use steward_worker::{empty_rules, observe, work_on_target, Finished, RunOptions};
 
 pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
-    super::observe::init_logging();
+    observe::init_logging();
     if opts.metrics.is_some() {
         return Err("`steward serve` serves the metrics at /metrics; drop --metrics".into());
     }
-    let metrics = super::observe::install_metrics()?;
+    let metrics = observe::install_metrics()?;
     opts.serving = true;
     let target = Target::choose(opts.database.as_deref());
     target.migrate().map_err(|e| e.to_string())?;
     let store: Arc<dyn Backend> = match &target {
         Target::Sqlite(path) => {
-            Arc::new(SqliteStore::open(path, run::empty_rules()?).map_err(|e| e.to_string())?)
+            Arc::new(SqliteStore::open(path, empty_rules()?).map_err(|e| e.to_string())?)
         }
         Target::Postgres(url) => {
-            Arc::new(PgStore::open(url, run::empty_rules()?).map_err(|e| e.to_string())?)
+            Arc::new(PgStore::open(url, empty_rules()?).map_err(|e| e.to_string())?)
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +67,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let result = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            let result = run::work_on_target(&opts).map(|f| f != run::Finished::Problems);
+            let result = work_on_target(&opts).map(|f| f != Finished::Problems);
             let _ = done_tx.send(());
             result
         });

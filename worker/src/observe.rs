@@ -1,9 +1,12 @@
-//! What `steward run` tells operators: `tracing` spans (a batch, each event
+//! What the worker tells operators: `tracing` spans (a batch, each event
 //! in it, each rule, each delivery) written to stderr when `STEWARD_LOG`
 //! sets a filter (`STEWARD_LOG=steward=debug`, `info`, ...), and Prometheus
 //! metrics served at `--metrics ADDR`.
 
 use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use steward_db::{Attempt, Delivery};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
@@ -110,4 +113,42 @@ fn describe() {
         "How long one delivery attempt took"
     );
     describe_counter!("steward_rows_pruned_total", "Rows forgotten by retention");
+}
+
+/// The metrics of a committed batch.
+pub(crate) fn record_batch(
+    started: std::time::Instant,
+    occurred: &[DateTime<Utc>],
+    rejected: usize,
+    errors: usize,
+) {
+    if occurred.is_empty() && rejected == 0 {
+        return;
+    }
+    let now = Utc::now();
+    metrics::counter!("steward_batches_total").increment(1);
+    metrics::histogram!("steward_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("steward_events_processed_total").increment(occurred.len() as u64);
+    metrics::counter!("steward_events_rejected_total").increment(rejected as u64);
+    metrics::counter!("steward_rule_errors_total").increment(errors as u64);
+    let lag = metrics::histogram!("steward_event_lag_seconds");
+    for t in occurred {
+        let ms = now.signed_duration_since(*t).num_milliseconds().max(0);
+        lag.record(ms as f64 / 1000.0);
+    }
+}
+
+/// The metrics of a delivery attempt, labelled by action.
+pub(crate) fn record_delivery(d: &Delivery, outcome: &Attempt, started: std::time::Instant) {
+    let action = d.action.clone();
+    metrics::histogram!("steward_delivery_seconds", "action" => action.clone())
+        .record(started.elapsed().as_secs_f64());
+    let name = match outcome {
+        Attempt::Delivered => "steward_actions_delivered_total",
+        Attempt::Failed {
+            retry_at: Some(_), ..
+        } => "steward_actions_failed_total",
+        Attempt::Failed { retry_at: None, .. } => "steward_actions_dead_total",
+    };
+    metrics::counter!(name, "action" => action).increment(1);
 }

@@ -1,0 +1,198 @@
+//! The outbox's delivery threads: each claims one due action at a time on
+//! a connection of its own, delivers it and records the attempt; a batch
+//! that recorded actions rings the bell that wakes them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use steward_db::api::Api;
+use steward_db::{Attempt, Delivery, Durable, PgStore, SqliteStore, Target};
+
+use crate::observe::record_delivery;
+use crate::work::unavailable_wait;
+use crate::{empty_rules, RunOptions};
+use chrono::DateTime;
+use steward::engine::store::StoreError;
+
+/// What the event loop and the delivery threads share: a bell rung when a
+/// batch recorded actions, the deliveries in flight, and the stop signal.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub(crate) state: Mutex<(u64, bool)>,
+    pub(crate) bell: Condvar,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl Outbox {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn ring(&self) {
+        self.lock().0 += 1;
+        self.bell.notify_all();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.lock().1 = true;
+        self.bell.notify_all();
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.lock().1
+    }
+
+    /// Waits for the bell, the stop signal, or `poll`.
+    pub(crate) fn wait(&self, rung: u64, poll: Duration) -> u64 {
+        let guard = self.lock();
+        let (guard, _) = self
+            .bell
+            .wait_timeout_while(guard, poll, |(n, stop)| *n == rung && !*stop)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.0
+    }
+}
+
+/// A delivery thread: claims one due action at a time, delivers it, and
+/// records the attempt, on a connection of its own; so a slow endpoint
+/// holds one thread, not the others.
+pub(crate) fn deliver_loop(
+    target: &Target,
+    opts: &RunOptions,
+    outbox: &Outbox,
+) -> Result<(), String> {
+    let rules = empty_rules()?;
+    match target {
+        Target::Sqlite(path) => {
+            let store = SqliteStore::open(path, rules).map_err(|e| e.to_string())?;
+            deliveries(&store, opts, outbox)
+        }
+        Target::Postgres(url) => {
+            let store = PgStore::open(url, rules).map_err(|e| e.to_string())?;
+            deliveries(&store, opts, outbox)
+        }
+    }
+}
+
+pub(crate) fn deliveries<S: Durable + Api>(
+    store: &S,
+    opts: &RunOptions,
+    outbox: &Outbox,
+) -> Result<(), String> {
+    let deliverer = &opts.deliverer;
+    // A claim is held for the attempt's timeout and as long again: past
+    // that, the worker that claimed it is taken to be dead.
+    let hold = chrono::Duration::from_std(deliverer.timeout.saturating_mul(2))
+        .unwrap_or(chrono::Duration::minutes(1));
+    let mut rung = 0;
+    let mut unavailable = 0u32;
+    while !outbox.stopped() {
+        outbox.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = Utc::now();
+        let until = now
+            .checked_add_signed(hold)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let claimed = store.claim_deliveries(now, until, 1);
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(StoreError::Unavailable(why)) => {
+                outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+                unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                continue;
+            }
+            Err(e) => {
+                outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+                return Err(e.to_string());
+            }
+        };
+        unavailable = 0;
+        let mut failed = None;
+        for d in &claimed {
+            let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
+            let started = std::time::Instant::now();
+            let outcome = span.in_scope(|| {
+                if d.action == "approval_requested" {
+                    approval_mail(store, opts, d)
+                } else {
+                    deliverer.deliver(d, Utc::now())
+                }
+            });
+            record_delivery(d, &outcome, started);
+            if let Attempt::Failed { error, retry_at } = &outcome {
+                match retry_at {
+                    Some(t) => eprintln!(
+                        "delivery of {} ({}) failed: {error}; trying again at {}",
+                        d.key,
+                        d.action,
+                        steward::engine::value::show_datetime(t)
+                    ),
+                    None => eprintln!("delivery of {} ({}) is dead: {error}", d.key, d.action),
+                }
+            }
+            match store.attempted(d, &outcome) {
+                Ok(()) => {}
+                // Not recorded: its claim runs out and it is delivered
+                // again, with the same key (the receiver drops the repeat).
+                Err(StoreError::Unavailable(why)) => {
+                    unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                    break;
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if claimed.is_empty() {
+            rung = outbox.wait(rung, opts.poll);
+        }
+    }
+    Ok(())
+}
+
+/// An approval asked, mailed with links to the holders of its role (see
+/// `PUT /v1/roles/{role}`), when links can be made (`--public-url`, which
+/// `steward serve` sets).
+pub(crate) fn approval_mail<S: Durable + Api>(
+    store: &S,
+    opts: &RunOptions,
+    d: &Delivery,
+) -> Attempt {
+    let now = Utc::now();
+    let Some(base) = &opts.public_url else {
+        return Attempt::Delivered;
+    };
+    let args: serde_json::Value = serde_json::from_str(&d.args).unwrap_or_default();
+    let role = args["role"].as_str().unwrap_or_default();
+    let approval = args["approval"].as_str().unwrap_or_default().to_string();
+    let holders = match store.roles(&d.tenant) {
+        Ok(roles) => roles
+            .into_iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, emails)| emails)
+            .unwrap_or_default(),
+        Err(e) => {
+            return Attempt::Failed {
+                error: e.to_string(),
+                retry_at: now.checked_add_signed(chrono::Duration::seconds(5)),
+            }
+        }
+    };
+    let tenant = d.tenant.clone();
+    let mut link = |deadline: &str| -> Result<String, String> {
+        let secret = steward_server::auth::random(32).map_err(|p| p.detail)?;
+        let token = format!("{tenant}.{secret}");
+        let hash = steward_server::auth::digest(&token);
+        store
+            .create_link(&tenant, &hash, &approval, deadline)
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{}/approve/{token}", base.trim_end_matches('/')))
+    };
+    opts.deliverer.approval(d, &holders, &mut link, now)
+}
