@@ -1183,7 +1183,8 @@ macro_rules! api_store {
                     match done {
                         // Two decisions at once: the second finds the first.
                         Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_),
+                            steward::engine::store::StoreError::Conflict(_)
+                                | steward::engine::store::StoreError::Duplicate(_),
                         )) if tries < 5 => tries += 1,
                         done => return done,
                     }

@@ -304,7 +304,8 @@ macro_rules! control_store {
                 loop {
                     match self.block(self.change_once(tenant, name, change, who)) {
                         Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_),
+                            steward::engine::store::StoreError::Conflict(_)
+                                | steward::engine::store::StoreError::Duplicate(_),
                         )) if tries < 5 => tries += 1,
                         done => return done,
                     }
@@ -881,7 +882,8 @@ macro_rules! control_store {
                     });
                     match done {
                         Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_),
+                            steward::engine::store::StoreError::Conflict(_)
+                                | steward::engine::store::StoreError::Duplicate(_),
                         )) if tries < 5 => tries += 1,
                         done => return done,
                     }

@@ -57,15 +57,16 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
-        // A serialization failure, a deadlock between workers' locks, or
-        // a row another worker inserted first (SQLite: 2067, a unique key).
-        sqlx::Error::Database(d)
-            if matches!(
-                d.code().as_deref(),
-                Some("40001" | "40P01" | "23505" | "2067")
-            ) =>
-        {
+        // A serialization failure, or a deadlock between workers' locks.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")) => {
             StoreError::Conflict(e.to_string())
+        }
+        // A row another worker or request inserted first (SQLite: 2067 and
+        // 1555, a unique key or a primary key).
+        sqlx::Error::Database(d)
+            if matches!(d.code().as_deref(), Some("23505" | "2067" | "1555")) =>
+        {
+            StoreError::Duplicate(e.to_string())
         }
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())

@@ -102,10 +102,11 @@ impl App {
         tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|e| {
+                tracing::error!(cause = %e, "the request's work stopped");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    format!("the request's work stopped: {e}"),
+                    "the request's work stopped; the server's log says why",
                 )
             })?
     }
@@ -145,15 +146,40 @@ async fn timed_out(_: tower::BoxError) -> Problem {
     )
 }
 
+/// A handler that panicked: a 500 problem (the connection is kept), the
+/// panic's message in the log.
+fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(cause = %what, "a handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed on this request; its log says why",
+    )
+    .into_response()
+}
+
 /// The API, with request ids (`x-request-id`, made if the client sent
-/// none, and returned), a span per request, metrics per route, and the
-/// timeout.
+/// none, and returned), a span per request, metrics per route, the
+/// timeout, and a handler's panic answered as a 500 problem.
 pub fn router(app: App) -> Router {
+    with_layers(
+        routes::routes()
+            .route_layer(axum::middleware::from_fn(measure))
+            .with_state(app),
+    )
+}
+
+/// What every route is wrapped in: request ids, the span, panics, the
+/// timeout.
+fn with_layers(routes: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    routes::routes()
-        .route_layer(axum::middleware::from_fn(measure))
-        .with_state(app)
-        .layer(
+    routes.layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
@@ -167,7 +193,69 @@ pub fn router(app: App) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
                 .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
                 .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use steward::engine::store::StoreError;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_with_a_problem() {
+        let routes = Router::new().route(
+            "/boom/{n}",
+            axum::routing::get(
+                |axum::extract::Path(n): axum::extract::Path<u8>| async move {
+                    // Out of bounds for any `n`: a bug in a handler.
+                    let empty: [&'static str; 0] = [];
+                    empty[usize::from(n)]
+                },
+            ),
+        );
+        let res = with_layers(routes)
+            .oneshot(Request::get("/boom/7").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        assert!(res.headers().get("x-request-id").is_some());
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("index out of bounds"), "{text}");
+    }
+
+    #[test]
+    fn database_errors_reach_clients_as_fixed_messages() {
+        let cause = "relation \"steward_secret\" does not exist at 10.0.0.7";
+        for (e, status, code) in [
+            (
+                StoreError::Unavailable(cause.into()),
+                503,
+                "store_unavailable",
+            ),
+            (StoreError::Conflict(cause.into()), 409, "conflict"),
+            (StoreError::Duplicate(cause.into()), 409, "exists"),
+            (StoreError::Corrupt(cause.into()), 500, "store_corrupt"),
+        ] {
+            let p = Problem::from(e);
+            assert_eq!((p.status, p.code), (status, code));
+            assert!(!p.detail.contains("10.0.0.7"), "{}", p.detail);
+        }
+        // A key that exists is not a race to try again.
+        assert!(!Problem::from(StoreError::Duplicate(cause.into()))
+            .detail
+            .contains("try again"));
+    }
 }

@@ -126,21 +126,40 @@ impl IntoResponse for Problem {
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
         match e {
-            StoreError::Unavailable(why) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                format!("the database is unavailable: {why}"),
-            ),
-            StoreError::Conflict(why) => Problem::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("another change got there first; try again: {why}"),
-            ),
-            StoreError::Corrupt(why) => Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_corrupt",
-                format!("the database holds something Steward cannot read: {why}"),
-            ),
+            // The cause goes to the log (in the request's span, with its
+            // id); the client gets a fixed message, never the database's.
+            StoreError::Unavailable(why) => {
+                tracing::warn!(cause = %why, "the database is unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+            }
+            StoreError::Conflict(why) => {
+                tracing::info!(cause = %why, "a change conflicted with another");
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "another change was made at the same time; try again",
+                )
+            }
+            StoreError::Duplicate(why) => {
+                tracing::info!(cause = %why, "a row with the same key exists");
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "exists",
+                    "it exists already: the request names something another request made",
+                )
+            }
+            StoreError::Corrupt(why) => {
+                tracing::error!(cause = %why, "the database holds something unreadable");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store_corrupt",
+                    "the database holds something Steward cannot read; the server's log says what",
+                )
+            }
         }
     }
 }

@@ -129,6 +129,11 @@ pub enum StoreError {
     /// serialization failure): the unit can be retried.
     #[error("the store refused a conflicting change: {0}")]
     Conflict(String),
+    /// A row with the same key exists (a unique constraint): inserted
+    /// first by another worker or request. Within a transaction that read
+    /// before it wrote, doing it again sees that row.
+    #[error("a row with the same key exists: {0}")]
+    Duplicate(String),
     /// The store holds something it cannot read back.
     #[error("the store holds data it cannot read: {0}")]
     Corrupt(String),

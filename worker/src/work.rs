@@ -177,7 +177,7 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
             Err(failed) => {
                 let rolled_back = engine.store.rollback_batch();
                 match failed {
-                    Failed::Store(StoreError::Conflict(_)) => {
+                    Failed::Store(StoreError::Conflict(_) | StoreError::Duplicate(_)) => {
                         // Another worker changed what this batch read:
                         // start again from what the store holds.
                         tally.conflicts = tally.conflicts.saturating_add(1);
