@@ -1,5 +1,7 @@
-//! The routes, one module per resource, each handler described for the
-//! OpenAPI document (`ApiDoc`, below, lists them); pagination and
+//! The routes, one module per resource, each handler described by its
+//! `#[utoipa::path]`: `routes_and_document` mounts them with utoipa-axum's
+//! `OpenApiRouter`, which collects the OpenAPI document from them (`ApiDoc`
+//! adds the title, the security schemes and the schemas). Pagination and
 //! `Idempotency-Key` are modules of their own.
 
 use std::collections::BTreeMap;
@@ -8,7 +10,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use steward::boundary::Sources;
@@ -25,48 +26,60 @@ use crate::auth::{self, Admin, Tenant};
 use crate::problem::{answers, parse_json, Body, Params, Problem, Segments};
 use crate::App;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/tenants", post(create_tenant))
-        .route("/v1/tenants/{tenant}/tokens", post(create_token))
-        .route("/v1/validate", post(validate))
-        .route("/v1/dry-run", post(dry_run))
-        .route("/v1/rulesets", get(list_rulesets))
-        .route(
-            "/v1/rulesets/{name}",
-            put(deploy).get(get_ruleset).delete(delete_ruleset),
-        )
-        .route("/v1/rulesets/{name}/versions", get(list_versions))
-        .route("/v1/rulesets/{name}/versions/{version}", get(get_version))
-        .route("/v1/rulesets/{name}/rollback", post(rollback))
-        .route("/v1/rulesets/{name}/disable", post(disable))
-        .route("/v1/rulesets/{name}/enable", post(enable))
-        .route("/v1/rulesets/{name}/backtest", post(backtest))
-        .route("/v1/events", post(post_events).get(list_events))
-        .route("/v1/events/{id}", get(get_event))
-        .route("/v1/events/{id}/trace", get(get_trace))
-        .route("/v1/actions", get(list_actions))
-        .route("/v1/actions/{id}/retry", post(retry_action))
-        .route("/v1/timers", get(list_timers))
-        .route("/v1/tasks", get(list_tasks))
-        .route("/v1/notifications", get(list_notifications))
-        .route("/v1/approvals", get(list_approvals))
-        .route("/v1/approvals/{id}", get(get_approval))
-        .route("/v1/approvals/{id}/approve", post(approve))
-        .route("/v1/approvals/{id}/reject", post(reject))
-        .route("/v1/approvals/{id}/links", post(create_link))
-        .route(
-            "/approve/{token}",
-            get(crate::page::show).post(crate::page::decide),
-        )
-        .route("/v1/audit", get(list_audit))
-        .route("/v1/roles", get(list_roles))
-        .route("/v1/roles/{role}", put(set_role))
+/// The routes, and the OpenAPI document collected from their handlers'
+/// `#[utoipa::path]` descriptions (`ApiDoc` adds the title, the security
+/// schemes and the schemas).
+pub fn routes_and_document() -> (Router<App>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(create_tenant))
+        .routes(routes!(create_token))
+        .routes(routes!(validate))
+        .routes(routes!(dry_run))
+        .routes(routes!(list_rulesets))
+        .routes(routes!(deploy, get_ruleset, delete_ruleset))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(rollback))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(backtest))
+        .routes(routes!(post_events, list_events))
+        .routes(routes!(get_event))
+        .routes(routes!(get_trace))
+        .routes(routes!(list_actions))
+        .routes(routes!(retry_action))
+        .routes(routes!(list_timers))
+        .routes(routes!(list_tasks))
+        .routes(routes!(list_notifications))
+        .routes(routes!(list_approvals))
+        .routes(routes!(get_approval))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(create_link))
+        .routes(routes!(crate::page::show, crate::page::decide))
+        .routes(routes!(list_audit))
+        .routes(routes!(list_roles))
+        .routes(routes!(set_role))
+        .split_for_parts();
+    let router = router
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    (router, document)
+}
+
+pub fn routes() -> Router<App> {
+    routes_and_document().0
+}
+
+/// The OpenAPI document, made once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| routes_and_document().1)
 }
 
 async fn not_found(uri: Uri) -> Problem {
@@ -130,13 +143,6 @@ impl utoipa::Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Steward", description = "Deploy and operate Steward rules: tenants and tokens, rulesets and their versions, events, the outbox, timers, approvals, dry runs and backtests, the audit log. Errors are RFC 9457 problem details with a stable `code`."),
-    paths(
-        healthz, metrics, openapi, create_tenant, create_token, validate, deploy, list_rulesets,
-        get_ruleset, delete_ruleset, list_versions, get_version, rollback, disable, enable,
-        backtest, post_events, list_events, get_event, get_trace, list_actions, retry_action,
-        list_timers, list_tasks, list_notifications, list_approvals, get_approval, approve,
-        reject, create_link, dry_run, list_audit, set_role, list_roles, crate::page::show, crate::page::decide
-    ),
     components(schemas(
         crate::problem::ProblemDoc, Health, NewTenant, TenantBody, NewToken, TokenBody, Files, Diagnostic,
         Diagnostics, DeployedBody, RulesetHead, RulesetPage, RulesetBody, VersionSummary,

@@ -31,5 +31,5 @@ pub(crate) async fn metrics(State(app): State<App>) -> Response {
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "This API's OpenAPI document", body = Object)))]
 pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(super::document().clone())
 }
