@@ -150,33 +150,14 @@ fn push_and_run_on_sqlite() {
 
 #[test]
 fn push_and_run_on_postgres() {
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let name = format!("steward_cli_{}", std::process::id());
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([admin.as_str(), "-qAtc", sql])
-            .output()
+    let Some(db) = steward_test_support::Scratch::create("cli") else {
+        return;
     };
-    match psql(&format!("CREATE DATABASE {name}")) {
-        Ok(out) if out.status.success() => {}
-        other => {
-            if std::env::var_os("CI").is_some() {
-                panic!("PostgreSQL at DATABASE_URL is unreachable and CI is set: {other:?}");
-            }
-            eprintln!("skipped: PostgreSQL at DATABASE_URL is unreachable: {other:?}");
-            return;
-        }
-    }
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => format!("{admin}/{name}"),
-    };
+    let url = db.url();
     push_run_and_run_again(&url);
     capture_turns_rows_into_events(&url);
     an_insert_wakes_an_idle_worker(&url);
-    a_worker_waits_out_an_outage(&url, &admin);
-    let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    a_worker_waits_out_an_outage(&url, db.admin());
 }
 
 /// `steward pg capture --apply`: inserts and updates of the application's

@@ -15,6 +15,7 @@ use steward::check::{analyze, NoFiles};
 use steward::engine::{compile, decode_event, Collect, Engine, MemoryStore, Ruleset, Store};
 use steward_db::control::Control;
 use steward_db::{Durable, PgStore, SqliteStore};
+use steward_test_support::Scratch;
 
 const DECLS: &str = r#"
 event job { id: string  owner: string  total: decimal }
@@ -436,76 +437,9 @@ fn ended_approvals_are_listed<S: steward_db::api::Api>(store: &S) {
     }
 }
 
-/// A database of this run's own on the server at `DATABASE_URL`.
-struct Scratch {
-    admin: String,
-    name: String,
-}
-
-impl Scratch {
-    fn create() -> Option<Scratch> {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let name = format!(
-            "steward_test_{}_{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-        );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let created = rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await?;
-            Ok::<_, sqlx::Error>(())
-        });
-        match created {
-            Ok(()) => Some(Scratch { admin: url, name }),
-            Err(e) if std::env::var_os("CI").is_some() => {
-                panic!("PostgreSQL at DATABASE_URL is unreachable and CI is set: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipped: PostgreSQL at DATABASE_URL is unreachable ({e})");
-                None
-            }
-        }
-    }
-
-    fn url(&self) -> String {
-        match self.admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{}", self.name),
-            None => format!("{}/{}", self.admin, self.name),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _ = rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
-            sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await?;
-            Ok::<_, sqlx::Error>(())
-        });
-    }
-}
-
 #[test]
 fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
-    let Some(db) = Scratch::create() else {
+    let Some(db) = Scratch::create("test") else {
         return;
     };
     let expected = memory();
@@ -513,7 +447,7 @@ fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
     assert_eq!(got, expected);
     ended_approvals_are_listed(&PgStore::open(&db.url(), rules()).unwrap());
     for cut in [3, 5, 10] {
-        let fresh = Scratch::create().unwrap();
+        let fresh = Scratch::create("test").unwrap();
         let url = fresh.url();
         let open = || PgStore::open(&url, rules()).unwrap();
         let got = restarted(&open, cut);
@@ -561,7 +495,7 @@ fn leases_on_sqlite_and_postgres() {
     let path = dir.join("lease.db");
     leases_hold_one_worker(&SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(db) = Scratch::create() {
+    if let Some(db) = Scratch::create("test") {
         leases_hold_one_worker(&PgStore::open(&db.url(), rules()).unwrap());
     }
 }
@@ -661,7 +595,7 @@ fn timers_resume_under_their_version_after_a_redeploy() {
     let path = dir.join("redeploy.db");
     redeploys(&|rules| SqliteStore::open(path.to_str().unwrap(), rules).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(db) = Scratch::create() {
+    if let Some(db) = Scratch::create("test") {
         let url = db.url();
         redeploys(&|rules| PgStore::open(&url, rules).unwrap());
     }
@@ -717,7 +651,7 @@ fn retention_prunes_what_finished() {
     let path = dir.join("prune.db");
     prunes(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(db) = Scratch::create() {
+    if let Some(db) = Scratch::create("test") {
         prunes(PgStore::open(&db.url(), rules()).unwrap());
     }
 }
@@ -936,7 +870,7 @@ fn tenants_run_their_own_programs_on_sqlite_and_postgres() {
     let path = dir.join("tenants.db");
     tenants_run_their_own_programs(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(db) = Scratch::create() {
+    if let Some(db) = Scratch::create("test") {
         tenants_run_their_own_programs(PgStore::open(&db.url(), rules()).unwrap());
     }
 }
@@ -1003,7 +937,7 @@ fn emitted_events_are_kept_on_sqlite_and_postgres() {
     let path = dir.join("emit.db");
     emits_are_kept(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(db) = Scratch::create() {
+    if let Some(db) = Scratch::create("test") {
         emits_are_kept(PgStore::open(&db.url(), rules()).unwrap());
     }
 }

@@ -1151,7 +1151,7 @@ fn the_api_on_sqlite() {
 
 #[test]
 fn the_api_on_postgres() {
-    let Some(db) = scratch::Scratch::create() else {
+    let Some(db) = steward_test_support::Scratch::create("api") else {
         return;
     };
     let url = db.url();
@@ -1162,72 +1162,4 @@ fn the_api_on_postgres() {
         )
     };
     suite(&|| PgStore::open(&url, empty()).unwrap());
-}
-
-mod scratch {
-    /// A database of this run's own on the PostgreSQL at `DATABASE_URL`.
-    pub struct Scratch {
-        admin: String,
-        name: String,
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    impl Scratch {
-        pub fn create() -> Option<Scratch> {
-            let url = std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-            let name = format!(
-                "steward_api_{}_{}",
-                std::process::id(),
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-            );
-            let created = rt().block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&url).await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(())
-            });
-            match created {
-                Ok(()) => Some(Scratch { admin: url, name }),
-                Err(e) if std::env::var_os("CI").is_some() => {
-                    panic!("PostgreSQL at DATABASE_URL is unreachable and CI is set: {e}")
-                }
-                Err(e) => {
-                    eprintln!("skipped: PostgreSQL at DATABASE_URL is unreachable ({e})");
-                    None
-                }
-            }
-        }
-
-        pub fn url(&self) -> String {
-            match self.admin.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{}", self.name),
-                None => format!("{}/{}", self.admin, self.name),
-            }
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = rt().block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
-                sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .execute(&mut conn)
-                .await?;
-                Ok::<_, sqlx::Error>(())
-            });
-        }
-    }
 }
