@@ -85,13 +85,19 @@ impl Programs {
         let mut every = None;
         let mut own = std::collections::HashMap::new();
         let mut broken = std::collections::HashMap::new();
+        let mut in_use = std::collections::HashSet::new();
         for row in rows {
-            let rules = match &row.program {
-                None => Ok(empty_rules()?),
-                Some((digest, _)) if self.built.contains_key(digest) => {
-                    Ok(self.built[digest].clone())
-                }
-                Some((digest, sources)) => match sources.build().rules {
+            if let Some((digest, _)) = &row.program {
+                in_use.insert(digest.clone());
+            }
+            let known = row
+                .program
+                .as_ref()
+                .and_then(|(digest, _)| self.built.get(digest).cloned());
+            let rules = match (&row.program, known) {
+                (None, _) => Ok(empty_rules()?),
+                (Some(_), Some(rules)) => Ok(rules),
+                (Some((digest, sources)), None) => match sources.build().rules {
                     Ok(rules) if &rules.version == digest => Ok(rules),
                     Ok(_) => Err(
                         "its stored program builds to another version with this Steward"
@@ -126,6 +132,9 @@ impl Programs {
         self.own = own;
         self.broken = broken;
         self.generation = generation;
+        // Only what runs is kept built: a long-running worker's deploys do
+        // not pile up (the store keeps the versions stored work needs).
+        self.built.retain(|digest, _| in_use.contains(digest));
         Ok(true)
     }
 

@@ -84,6 +84,23 @@ pub(crate) fn check_files(
     Ok((sources, value, ok))
 }
 
+/// [`check_files`] on one of tokio's blocking threads: the checker (and a
+/// Rhai script's compilation) never holds a thread that serves requests.
+pub(crate) async fn checked(
+    files: BTreeMap<String, String>,
+) -> Result<(Sources, serde_json::Value, bool), Problem> {
+    tokio::task::spawn_blocking(move || check_files(&files))
+        .await
+        .map_err(|e| {
+            tracing::error!(cause = %e, "the check stopped");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the check stopped; the server's log says why",
+            )
+        })?
+}
+
 #[utoipa::path(post, path = "/v1/validate", request_body = ValidateBody, security(("tenant" = [])),
     responses(
         (status = 200, description = "The diagnostics (none: the files check)", body = Diagnostics),
@@ -97,7 +114,7 @@ pub(crate) async fn validate(
     who: Tenant,
     Body(body, _): Body<ValidateBody>,
 ) -> Result<Json<Diagnostics>, Problem> {
-    let (sources, diagnostics, _) = check_files(&body.files)?;
+    let (sources, diagnostics, _) = checked(body.files).await?;
     let Some(name) = body.ruleset else {
         return Ok(Json(Diagnostics { diagnostics }));
     };
@@ -172,7 +189,7 @@ pub(crate) async fn deploy(
     ruleset_name(&name)?;
     // Checked with the tenant's other rulesets (the store refuses what
     // does not check, with the diagnostics).
-    let (sources, _, _) = check_files(&body.files)?;
+    let (sources, _, _) = checked(body.files).await?;
     let (tenant, n, by) = (who.tenant.clone(), name.clone(), who.who());
     let (d, enabled) = app
         .db(move |db| {

@@ -248,7 +248,7 @@ pub(crate) async fn backtest(
     ruleset_name(&name)?;
     let from = time_arg("from", &body.from)?;
     let to = time_arg("to", &body.to)?;
-    let (candidate, _, _) = check_files(&body.files)?;
+    let (candidate, _, _) = checked(body.files).await?;
     let tenant = who.tenant.clone();
     let programs = app.programs.clone();
     app.db(move |db| {
