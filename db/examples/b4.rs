@@ -9,6 +9,10 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; each run makes a database of
 //! its own, and an SQLite file in a temporary folder).
 //!
+//! Then one PostgreSQL worker draining backlogs of 3,000 and 30,000 events,
+//! with the rule above and with rules that also pass a throttle and set a
+//! timer for every event.
+//!
 //! Measured, for PostgreSQL with 1 and 2 workers and for SQLite with 1:
 //! - drain: workers started and idle, EVENTS events inserted in one
 //!   transaction, the time until none is pending: events per second;
@@ -29,6 +33,20 @@ rule welcome when booking if risk < 0.5 then
 end
 "#;
 
+/// The stateful workload: every event passes a throttle (its window kept
+/// per id) and sets a timer, besides the action.
+const STATEFUL_RULES: &str = r#"
+event booking { id: string  risk: float }
+rule welcome when booking if risk < 0.5 then
+  log "welcome {id}"
+end
+rule remind when booking throttle 1000 per 1h by id then
+  after 1h do
+    log "remind {id}"
+  end
+end
+"#;
+
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Fallible<()> {
@@ -43,6 +61,9 @@ fn main() -> Fallible<()> {
     let rules = dir.join("rules.stw");
     std::fs::write(&rules, RULES)?;
     let rules = rules.to_string_lossy().into_owned();
+    let stateful = dir.join("stateful.stw");
+    std::fs::write(&stateful, STATEFUL_RULES)?;
+    let stateful = stateful.to_string_lossy().into_owned();
 
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
@@ -107,6 +128,24 @@ fn main() -> Fallible<()> {
             p50 * 1000.0,
             p99 * 1000.0
         );
+    }
+    // One PostgreSQL worker by backlog and workload: whether the rate
+    // holds as the backlog grows, and with state kept for every event.
+    println!();
+    println!(
+        "PostgreSQL, 1 worker, events/s drained by backlog (events inserted at once) and workload:"
+    );
+    println!("| workload | 3,000 | 30,000 |");
+    println!("|---|---|---|");
+    for (label, rules) in [
+        ("an action per event", &db.rules),
+        ("and a throttle and a timer per event", &stateful),
+    ] {
+        let mut rates = Vec::new();
+        for backlog in [3_000, 30_000] {
+            rates.push(db.drain_with(&rt, &pg, backlog, 1, rules)?);
+        }
+        println!("| {label} | {:.0} | {:.0} |", rates[0], rates[1]);
     }
     rt.block_on(async {
         let mut c = sqlx::PgConnection::connect(&admin).await?;
@@ -229,6 +268,10 @@ const RESET: &[&str] = &[
     "DELETE FROM steward_events",
     "DELETE FROM steward_handled",
     "DELETE FROM steward_actions",
+    "DELETE FROM steward_timer_cancels",
+    "DELETE FROM steward_timers",
+    "DELETE FROM steward_throttles",
+    "DELETE FROM steward_traces",
 ];
 
 impl Db {
@@ -269,11 +312,11 @@ impl Db {
         Ok(events as f64 / start.elapsed().as_secs_f64())
     }
 
-    fn workers(&self, url: &str, n: usize) -> Fallible<Vec<Child>> {
+    fn workers(&self, url: &str, n: usize, rules: &str) -> Fallible<Vec<Child>> {
         (0..n)
             .map(|_| {
                 Command::new(&self.steward)
-                    .args(["run", "--database", url, "--rules", &self.rules])
+                    .args(["run", "--database", url, "--rules", rules])
                     .args(["--poll", "5ms", "--retain", "30d"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -291,8 +334,20 @@ impl Db {
         events: i64,
         workers: usize,
     ) -> Fallible<f64> {
+        self.drain_with(rt, url, events, workers, &self.rules)
+    }
+
+    /// [`Db::drain`] with the rules file `rules`.
+    fn drain_with(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        url: &str,
+        events: i64,
+        workers: usize,
+        rules: &str,
+    ) -> Fallible<f64> {
         let mut c = rt.block_on(self.reset(url))?;
-        let mut children = self.workers(url, workers)?;
+        let mut children = self.workers(url, workers, rules)?;
         // Ready once the rules are deployed and a worker has run a round.
         std::thread::sleep(Duration::from_secs(2));
         rt.block_on(c.insert(0, events))?;
@@ -315,7 +370,7 @@ impl Db {
         workers: usize,
     ) -> Fallible<(f64, f64)> {
         let mut c = rt.block_on(self.reset(url))?;
-        let mut children = self.workers(url, workers)?;
+        let mut children = self.workers(url, workers, &self.rules)?;
         std::thread::sleep(Duration::from_secs(2));
         let start = Instant::now();
         for tick in 0..1000i64 {
