@@ -21,6 +21,7 @@
 pub mod api;
 pub mod capture;
 pub mod control;
+pub mod links;
 
 use std::sync::Arc;
 

@@ -25,20 +25,26 @@ pub async fn make_link(app: &App, tenant: &str, approval: &str) -> Result<LinkBo
             "no pending approval `{approval}`"
         )));
     };
-    let token = format!("{tenant}.{}", auth::random(32)?);
-    let hash = auth::digest(&token);
-    let (t, a, expires) = (
+    let (t, a, expires, base) = (
         tenant.to_string(),
         approval.to_string(),
         row.deadline.clone(),
+        app.public_url.clone(),
     );
-    app.db(move |db| {
-        db.create_link(&t, &hash, &a, &expires)
-            .map_err(Problem::from)
-    })
-    .await?;
+    let url = app
+        .db(move |db| {
+            steward_db::links::mint(db, &t, &a, &expires, &base).map_err(|e| match e {
+                steward_db::links::LinkError::Store(e) => Problem::from(e),
+                other => Problem::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "no_randomness",
+                    other.to_string(),
+                ),
+            })
+        })
+        .await?;
     Ok(LinkBody {
-        url: format!("{}/approve/{token}", app.public_url.trim_end_matches('/')),
+        url,
         expires_at: row.deadline,
     })
 }
@@ -94,7 +100,7 @@ async fn resolve(app: &App, token: &str) -> Result<(String, String, String), Res
         return Err(gone("It is not an approval link."));
     }
     let tenant = tenant.to_string();
-    let hash = auth::digest(token);
+    let hash = steward_db::links::token_hash(token);
     let (t, h) = (tenant.clone(), hash.clone());
     let link = app
         .db(move |db| db.link(&t, &h).map_err(Problem::from))

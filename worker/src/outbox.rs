@@ -186,13 +186,8 @@ pub(crate) fn approval_mail<S: Durable + Api>(
     };
     let tenant = d.tenant.clone();
     let mut link = |deadline: &str| -> Result<String, String> {
-        let secret = steward_server::auth::random(32).map_err(|p| p.detail)?;
-        let token = format!("{tenant}.{secret}");
-        let hash = steward_server::auth::digest(&token);
-        store
-            .create_link(&tenant, &hash, &approval, deadline)
-            .map_err(|e| e.to_string())?;
-        Ok(format!("{}/approve/{token}", base.trim_end_matches('/')))
+        steward_db::links::mint(store, &tenant, &approval, deadline, base)
+            .map_err(|e| e.to_string())
     };
     opts.deliverer.approval(d, &holders, &mut link, now)
 }
