@@ -163,7 +163,11 @@ impl<'a> Checker<'a> {
                 }
                 _ => continue,
             };
-            let head = self.sources.text(file)[stmt.span.range()]
+            let head = self
+                .sources
+                .text(file)
+                .get(stmt.span.range())
+                .unwrap_or_default()
                 .lines()
                 .next()
                 .unwrap_or_default()
