@@ -384,6 +384,39 @@ macro_rules! api_store {
                 })
             }
 
+            /// An approval from a row whose first seven columns are its id,
+            /// rule, key, role, requested_at, deadline and continuation (a
+            /// pending one, or one that ended), with how it stands.
+            fn approval_of(
+                r: &<$db as sqlx::Database>::Row,
+                status: Option<String>,
+                decision: Option<$crate::api::DecisionRow>,
+                reason: Option<String>,
+                ended_at: Option<String>,
+            ) -> Result<$crate::api::ApprovalRow, $crate::control::ControlError> {
+                use $crate::control::db;
+                let cont: String = r.try_get(6).map_err(db)?;
+                let status = status.unwrap_or_else(|| {
+                    decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone())
+                });
+                Ok($crate::api::ApprovalRow {
+                    id: r.try_get(0).map_err(db)?,
+                    rule: r.try_get(1).map_err(db)?,
+                    key: r.try_get(2).map_err(db)?,
+                    role: r.try_get(3).map_err(db)?,
+                    event: $crate::api::continuation_event(&cont),
+                    requested_at: r.try_get(4).map_err(db)?,
+                    deadline: r.try_get(5).map_err(db)?,
+                    status,
+                    decision,
+                    reason,
+                    ended_at,
+                    on_approve: Vec::new(),
+                    on_reject: Vec::new(),
+                    continuation: Some(cont),
+                })
+            }
+
             fn decision_of(
                 r: &<$db as sqlx::Database>::Row,
             ) -> Result<Option<$crate::api::DecisionRow>, $crate::control::ControlError> {
@@ -435,23 +468,13 @@ macro_rules! api_store {
                 .map_err(db)?;
                 let mut out = Vec::new();
                 for r in &rows {
-                    let cont: String = r.try_get(6).map_err(db)?;
-                    out.push($crate::api::ApprovalRow {
-                        id: r.try_get(0).map_err(db)?,
-                        rule: r.try_get(1).map_err(db)?,
-                        key: r.try_get(2).map_err(db)?,
-                        role: r.try_get(3).map_err(db)?,
-                        event: $crate::api::continuation_event(&cont),
-                        requested_at: r.try_get(4).map_err(db)?,
-                        deadline: r.try_get(5).map_err(db)?,
-                        status: r.try_get(7).map_err(db)?,
-                        decision: Self::decision_of(r)?,
-                        reason: r.try_get(8).map_err(db)?,
-                        ended_at: r.try_get(9).map_err(db)?,
-                        on_approve: Vec::new(),
-                        on_reject: Vec::new(),
-                        continuation: Some(cont),
-                    });
+                    out.push(Self::approval_of(
+                        r,
+                        Some(r.try_get(7).map_err(db)?),
+                        Self::decision_of(r)?,
+                        r.try_get(8).map_err(db)?,
+                        r.try_get(9).map_err(db)?,
+                    )?);
                 }
                 Ok(out)
             }
@@ -968,24 +991,7 @@ macro_rules! api_store {
                         .await
                         .map_err(db)?;
                         for r in &rows {
-                            let decision = Self::decision_of(r)?;
-                            let cont: String = r.try_get(6).map_err(db)?;
-                            out.push($crate::api::ApprovalRow {
-                                id: r.try_get(0).map_err(db)?,
-                                rule: r.try_get(1).map_err(db)?,
-                                key: r.try_get(2).map_err(db)?,
-                                role: r.try_get(3).map_err(db)?,
-                                event: $crate::api::continuation_event(&cont),
-                                requested_at: r.try_get(4).map_err(db)?,
-                                deadline: r.try_get(5).map_err(db)?,
-                                status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
-                                decision,
-                                reason: None,
-                                ended_at: None,
-                                on_approve: Vec::new(),
-                                on_reject: Vec::new(),
-                                continuation: Some(cont),
-                            });
+                            out.push(Self::approval_of(r, None, Self::decision_of(r)?, None, None)?);
                         }
                     }
                     if status != "pending" {
@@ -1080,23 +1086,7 @@ macro_rules! api_store {
                             continuation: None,
                         }));
                     };
-                    let cont: String = r.try_get(6).map_err(db)?;
-                    Ok(Some($crate::api::ApprovalRow {
-                        id: r.try_get(0).map_err(db)?,
-                        rule: r.try_get(1).map_err(db)?,
-                        key: r.try_get(2).map_err(db)?,
-                        role: r.try_get(3).map_err(db)?,
-                        event: $crate::api::continuation_event(&cont),
-                        requested_at: r.try_get(4).map_err(db)?,
-                        deadline: r.try_get(5).map_err(db)?,
-                        status: decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone()),
-                        decision,
-                        reason: None,
-                        ended_at: None,
-                        on_approve: Vec::new(),
-                        on_reject: Vec::new(),
-                        continuation: Some(cont),
-                    }))
+                    Ok(Some(Self::approval_of(&r, None, decision, None, None)?))
                 })
             }
 
