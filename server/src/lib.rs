@@ -101,15 +101,19 @@ impl App {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&*store))
             .await
-            .map_err(|e| {
-                tracing::error!(cause = %e, "the request's work stopped");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the request's work stopped; the server's log says why",
-                )
-            })?
+            .map_err(work_stopped)?
     }
+}
+
+/// A request's work on a blocking thread that did not finish (it
+/// panicked): a 500 problem, the cause in the log.
+pub(crate) fn work_stopped(e: tokio::task::JoinError) -> Problem {
+    tracing::error!(cause = %e, "the request's work stopped");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the request's work stopped; the server's log says why",
+    )
 }
 
 /// How long a request may take before it is answered 408.

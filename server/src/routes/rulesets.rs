@@ -91,14 +91,7 @@ pub(crate) async fn checked(
 ) -> Result<(Sources, serde_json::Value, bool), Problem> {
     tokio::task::spawn_blocking(move || check_files(&files))
         .await
-        .map_err(|e| {
-            tracing::error!(cause = %e, "the check stopped");
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the check stopped; the server's log says why",
-            )
-        })?
+        .map_err(crate::work_stopped)?
 }
 
 #[utoipa::path(post, path = "/v1/validate", request_body = ValidateBody, security(("tenant" = [])),
