@@ -74,6 +74,9 @@ pub struct TimerRow {
     /// The event the rule was handling when it set the timer.
     pub event: Option<String>,
     pub cancelled_by: Vec<CancelRow>,
+    /// The stored continuation (what the timer will run).
+    #[serde(skip)]
+    pub continuation: Option<String>,
 }
 
 /// Whom a list of tasks or notifications is about: those for a person
@@ -479,6 +482,53 @@ macro_rules! api_store {
                 Ok(out)
             }
 
+            /// Timers from rows of rule, key, pos, due and continuation,
+            /// each with what cancels it.
+            async fn timer_rows(
+                &self,
+                tenant: &str,
+                rows: &[<$db as sqlx::Database>::Row],
+            ) -> Result<Vec<$crate::api::TimerRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                    let mut out = Vec::new();
+                for r in rows {
+                    let rule: String = r.try_get(0).map_err(db)?;
+                    let key: String = r.try_get(1).map_err(db)?;
+                    let pos: i64 = r.try_get(2).map_err(db)?;
+                    let cont: String = r.try_get(4).map_err(db)?;
+                    let cancels = sqlx::query(&self.q(
+                        "SELECT event_type, field, value FROM steward_timer_cancels \
+                         WHERE tenant = ? AND rule = ? AND key = ? AND pos = ? ORDER BY event_type, field, value",
+                    ))
+                    .bind(tenant)
+                    .bind(&rule)
+                    .bind(&key)
+                    .bind(pos)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut cancelled_by = Vec::new();
+                    for c in &cancels {
+                        cancelled_by.push($crate::api::CancelRow {
+                            event_type: c.try_get(0).map_err(db)?,
+                            field: c.try_get(1).map_err(db)?,
+                            value: c.try_get(2).map_err(db)?,
+                        });
+                    }
+                    out.push($crate::api::TimerRow {
+                        id: format!("{key}~{rule}~{pos}"),
+                        due: r.try_get(3).map_err(db)?,
+                        event: $crate::api::continuation_event(&cont),
+                        rule,
+                        key,
+                        step: pos,
+                        cancelled_by,
+                        continuation: Some(cont),
+                    });
+                }
+                Ok(out)
+            }
+
             async fn decision_on(
                 &self,
                 c: &mut <$db as sqlx::Database>::Connection,
@@ -835,42 +885,7 @@ macro_rules! api_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        let rule: String = r.try_get(0).map_err(db)?;
-                        let key: String = r.try_get(1).map_err(db)?;
-                        let pos: i64 = r.try_get(2).map_err(db)?;
-                        let cont: String = r.try_get(4).map_err(db)?;
-                        let cancels = sqlx::query(&self.q(
-                            "SELECT event_type, field, value FROM steward_timer_cancels \
-                             WHERE tenant = ? AND rule = ? AND key = ? AND pos = ? ORDER BY event_type, field, value",
-                        ))
-                        .bind(tenant)
-                        .bind(&rule)
-                        .bind(&key)
-                        .bind(pos)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db)?;
-                        let mut cancelled_by = Vec::new();
-                        for c in &cancels {
-                            cancelled_by.push($crate::api::CancelRow {
-                                event_type: c.try_get(0).map_err(db)?,
-                                field: c.try_get(1).map_err(db)?,
-                                value: c.try_get(2).map_err(db)?,
-                            });
-                        }
-                        out.push($crate::api::TimerRow {
-                            id: format!("{key}~{rule}~{pos}"),
-                            due: r.try_get(3).map_err(db)?,
-                            event: $crate::api::continuation_event(&cont),
-                            rule,
-                            key,
-                            step: pos,
-                            cancelled_by,
-                        });
-                    }
-                    Ok(out)
+                    self.timer_rows(tenant, &rows).await
                 })
             }
 

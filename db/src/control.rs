@@ -132,6 +132,15 @@ pub trait Control {
         enabled: bool,
         who: &str,
     ) -> Result<Deployed, ControlError>;
+    /// What `change` would come to (the version, the program, what it
+    /// would cancel), found by making it in a transaction that is then
+    /// rolled back: the same logic as the change itself.
+    fn preview_change(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: &Change<'_>,
+    ) -> Result<Deployed, ControlError>;
     /// Deletes a ruleset (its versions are kept for the audit).
     fn delete_ruleset(&self, tenant: &str, name: &str, who: &str)
         -> Result<Deployed, ControlError>;
@@ -273,12 +282,13 @@ pub(crate) fn db(e: sqlx::Error) -> ControlError {
     ControlError::Store(crate::unavailable(e))
 }
 
-pub(crate) fn now_text() -> String {
+pub fn now_text() -> String {
     time_text(&Utc::now())
 }
 
 /// What a change does to a ruleset's head.
-pub(crate) enum Change<'a> {
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
     /// A new version with these sources (unless the program is unchanged).
     Deploy(&'a Sources),
     /// A new version with an old version's sources.
@@ -299,10 +309,11 @@ macro_rules! control_store {
                 name: &str,
                 change: &$crate::control::Change<'_>,
                 who: &str,
+                preview: bool,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
                 let mut tries = 0;
                 loop {
-                    match self.block(self.change_once(tenant, name, change, who)) {
+                    match self.block(self.change_once(tenant, name, change, who, preview)) {
                         Err($crate::control::ControlError::Store(
                             steward::engine::store::StoreError::Conflict(_)
                                 | steward::engine::store::StoreError::Duplicate(_),
@@ -318,6 +329,7 @@ macro_rules! control_store {
                 name: &str,
                 change: &$crate::control::Change<'_>,
                 who: &str,
+                preview: bool,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
                 use $crate::control::{db, Change, ControlError, Deployed};
                 let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
@@ -559,9 +571,15 @@ macro_rules! control_store {
                         what.trim_start_matches("ruleset.").replace('_', " ")
                     ));
                 }
+                let done = Deployed { version, new: new_sources.is_some(), digest, cancelled };
+                if preview {
+                    // What the change would do, undone.
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(done);
+                }
                 self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
                 tx.commit().await.map_err(db)?;
-                Ok(Deployed { version, new: new_sources.is_some(), digest, cancelled })
+                Ok(done)
             }
 
             /// The programs of every tenant, or of `only`.
@@ -733,7 +751,7 @@ macro_rules! control_store {
                 sources: &Sources,
                 who: &str,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Deploy(sources), who)
+                self.change_ruleset(tenant, name, &$crate::control::Change::Deploy(sources), who, false)
             }
 
             fn rollback_ruleset(
@@ -743,7 +761,7 @@ macro_rules! control_store {
                 version: i64,
                 who: &str,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Rollback(version), who)
+                self.change_ruleset(tenant, name, &$crate::control::Change::Rollback(version), who, false)
             }
 
             fn enable_ruleset(
@@ -753,7 +771,7 @@ macro_rules! control_store {
                 enabled: bool,
                 who: &str,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Enable(enabled), who)
+                self.change_ruleset(tenant, name, &$crate::control::Change::Enable(enabled), who, false)
             }
 
             fn delete_ruleset(
@@ -762,7 +780,16 @@ macro_rules! control_store {
                 name: &str,
                 who: &str,
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Delete, who)
+                self.change_ruleset(tenant, name, &$crate::control::Change::Delete, who, false)
+            }
+
+            fn preview_change(
+                &self,
+                tenant: &str,
+                name: &str,
+                change: &$crate::control::Change<'_>,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                self.change_ruleset(tenant, name, change, "preview", true)
             }
 
             fn program_with(

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod capture;
+pub mod console;
 pub mod control;
 pub mod links;
 
@@ -33,6 +34,16 @@ use steward::engine::store::{
 };
 use steward::engine::stored::{self, StoredContinuation, StoredValue, Versions};
 use steward::engine::{Performed, Ruleset, Store};
+
+/// An event's explain trace as kept: the trace as JSON, and how many rule
+/// errors it holds (the console lists recent errors by it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTrace {
+    pub tenant: String,
+    pub event: String,
+    pub trace: String,
+    pub errors: usize,
+}
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -1066,7 +1077,7 @@ macro_rules! durable_store {
                     Ok(gone)
                 })
             }
-            fn put_traces(&self, traces: &[(String, String, String)]) -> Result<(), StoreError> {
+            fn put_traces(&self, traces: &[StoredTrace]) -> Result<(), StoreError> {
                 if traces.is_empty() {
                     return Ok(());
                 }
@@ -1075,14 +1086,18 @@ macro_rules! durable_store {
                     let mut c = self.conn().await.map_err(unavailable)?;
                     for chunk in traces.chunks(200) {
                         let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO steward_traces (tenant, event, trace, created_at) ",
+                            "INSERT INTO steward_traces (tenant, event, trace, errors, created_at) ",
                         );
-                        q.push_values(chunk, |mut row, (tenant, event, trace)| {
-                            row.push_bind(tenant).push_bind(event).push_bind(trace).push_bind(&now);
+                        q.push_values(chunk, |mut row, t| {
+                            row.push_bind(&t.tenant)
+                                .push_bind(&t.event)
+                                .push_bind(&t.trace)
+                                .push_bind(i32::try_from(t.errors).unwrap_or(i32::MAX))
+                                .push_bind(&now);
                         });
                         q.push(
                             " ON CONFLICT (tenant, event) DO UPDATE SET trace = excluded.trace, \
-                             created_at = excluded.created_at",
+                             errors = excluded.errors, created_at = excluded.created_at",
                         );
                         q.build().execute(c.get()).await.map_err(unavailable)?;
                     }
@@ -1637,9 +1652,8 @@ pub trait Durable: Store {
     /// dead actions; up to `limit` rows of each, so a round stays short.
     /// Says how many rows went.
     fn prune(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
-    /// Keeps explain traces (tenant, event id, trace as JSON), on the open
-    /// batch's transaction if there is one.
-    fn put_traces(&self, traces: &[(String, String, String)]) -> Result<(), StoreError>;
+    /// Keeps explain traces, on the open batch's transaction if there is one.
+    fn put_traces(&self, traces: &[StoredTrace]) -> Result<(), StoreError>;
     /// The stored trace of an event, as JSON.
     fn trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError>;
     /// Makes [`Durable::wait_for_work`] wake when events are inserted
@@ -2238,6 +2252,14 @@ impl PgStore {
     }
 }
 
+/// An event's columns as the API shows them (`EventRow`), in each dialect.
+const SQLITE_EVENT_COLS: &str =
+    "id, type, occurred_at, key, payload, status, reason, received_at, processed_at, rowid AS seq";
+const PG_EVENT_COLS: &str = "id, type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS occurred_at, \
+     key, payload::text AS payload, status, reason, \
+     to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS received_at, \
+     to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS processed_at, seq";
+
 durable_store!(
     SqliteStore,
     sqlx::Sqlite,
@@ -2266,7 +2288,7 @@ api::api_store!(
     "BEGIN IMMEDIATE",
     "",
     "",
-    "id, type, occurred_at, key, payload, status, reason, received_at, processed_at, rowid AS seq",
+    SQLITE_EVENT_COLS,
     "rowid"
 );
 api::api_store!(
@@ -2275,9 +2297,22 @@ api::api_store!(
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     "FOR UPDATE",
     "FOR UPDATE SKIP LOCKED",
-    "id, type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS occurred_at, \
-     key, payload::text AS payload, status, reason, \
-     to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS received_at, \
-     to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS processed_at, seq",
+    PG_EVENT_COLS,
     "seq"
+);
+console::console_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "BEGIN IMMEDIATE",
+    SQLITE_EVENT_COLS,
+    "rowid",
+    "?"
+);
+console::console_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    PG_EVENT_COLS,
+    "seq",
+    "CAST(? AS TIMESTAMPTZ)"
 );

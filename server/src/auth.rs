@@ -77,7 +77,7 @@ pub fn digest(text: &str) -> String {
 }
 
 /// Equal, in a time that does not depend on where they differ.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -112,6 +112,20 @@ impl FromRequestParts<App> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.to_string();
+        check_token(app, &token).await
+    }
+}
+
+/// Whether `token` is the admin token (none configured: no).
+pub(crate) fn is_admin(app: &App, token: &str) -> bool {
+    app.admin_token
+        .as_deref()
+        .is_some_and(|admin| same(admin, token))
+}
+
+/// A tenant token (`TENANT.ID.SECRET`) checked against its stored hash.
+pub(crate) async fn check_token(app: &App, token: &str) -> Result<Tenant, Problem> {
+    {
         let wrong = || Problem::unauthorized("the token is not valid");
         let mut pieces = token.splitn(3, '.');
         let (Some(tenant), Some(id), Some(_)) = (pieces.next(), pieces.next(), pieces.next())
@@ -130,7 +144,7 @@ impl FromRequestParts<App> for Tenant {
         let Some((hash, scopes)) = found else {
             return Err(wrong());
         };
-        if !same(&hash, &digest(&token)) {
+        if !same(&hash, &digest(token)) {
             return Err(wrong());
         }
         Ok(Tenant {

@@ -12,6 +12,7 @@
 //! own); handlers call them on tokio's blocking threads ([`App::db`]).
 
 pub mod auth;
+pub mod console;
 pub mod ids;
 pub mod page;
 pub mod problem;
@@ -24,6 +25,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::Router;
 use steward::engine::store::StoreError;
 use steward_db::api::Api;
+use steward_db::console::Console;
 use steward_db::control::Control;
 use steward_db::{Durable, PushError};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -33,12 +35,12 @@ use crate::problem::Problem;
 
 /// What the API needs of a store: the engine's durable store, the control
 /// plane and the API's own reads and writes. Both stores are one.
-pub trait Backend: Control + Api + Send + Sync + 'static {
+pub trait Backend: Control + Api + Console + Send + Sync + 'static {
     fn push_line(&self, line: &str) -> Result<bool, PushError>;
     fn stored_trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError>;
 }
 
-impl<T: Durable + Control + Api + Send + Sync + 'static> Backend for T {
+impl<T: Durable + Control + Api + Console + Send + Sync + 'static> Backend for T {
     fn push_line(&self, line: &str) -> Result<bool, PushError> {
         self.push(line)
     }
@@ -174,6 +176,7 @@ fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::R
 pub fn router(app: App) -> Router {
     with_layers(
         routes::routes()
+            .merge(console::routes())
             .route_layer(axum::middleware::from_fn(measure))
             .with_state(app),
     )

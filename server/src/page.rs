@@ -49,7 +49,7 @@ pub async fn make_link(app: &App, tenant: &str, approval: &str) -> Result<LinkBo
     })
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -160,7 +160,7 @@ fn run_engine<S: Durable + Control>(store: S, tenant: &str, ids: &[&str]) {
     }
 }
 
-fn suite<S: Durable + Control + steward_db::api::Api + Send + Sync + 'static>(
+fn suite<S: Durable + Control + steward_db::api::Api + steward_db::console::Console + Send + Sync + 'static>(
     open: &dyn Fn() -> S,
 ) {
     let store: Arc<dyn Backend> = Arc::new(open());

@@ -1795,7 +1795,7 @@ fn performed<'a>(
 }
 
 /// The first tick of a schedule-triggered rule strictly after `after`.
-fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_tick(rule: &Rule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match &rule.trigger {
         RuleTrigger::Cron { schedule, zone } => super::repeat::next_cron(schedule, *zone, after),
         RuleTrigger::Interval(ms) => {

@@ -7,7 +7,7 @@ use steward::engine::store::StoreError;
 use steward::engine::{decode_event, Collect, Engine, Handled, Refused};
 use steward_db::api::Api;
 use steward_db::control::{Control, ControlError};
-use steward_db::Durable;
+use steward_db::{Durable, StoredTrace};
 
 use crate::programs::Programs;
 
@@ -108,10 +108,7 @@ pub(crate) fn batch<S: Durable + Control + Api>(
 
 /// The batch's explain traces as stored: each with the actions and the
 /// errors of its event.
-pub(crate) fn traces_of<S: Durable>(
-    engine: &mut Engine<S>,
-    sink: &Collect,
-) -> Vec<(String, String, String)> {
+pub(crate) fn traces_of<S: Durable>(engine: &mut Engine<S>, sink: &Collect) -> Vec<StoredTrace> {
     let traces = std::mem::take(&mut engine.traces);
     if traces.is_empty() {
         return Vec::new();
@@ -139,7 +136,12 @@ pub(crate) fn traces_of<S: Durable>(
                 actions.get(&key).map_or(&[][..], Vec::as_slice),
                 &errors,
             );
-            (t.tenant.clone(), t.event.clone(), json.to_string())
+            StoredTrace {
+                tenant: t.tenant.clone(),
+                event: t.event.clone(),
+                trace: json.to_string(),
+                errors: errors.len(),
+            }
         })
         .collect()
 }

@@ -252,11 +252,29 @@ pub(crate) async fn backtest(
     let tenant = who.tenant.clone();
     let programs = app.programs.clone();
     app.db(move |db| {
-        let active = active_program(db, &programs, &tenant)?;
+        backtest_sources(db, &programs, &tenant, &name, &candidate, from, to).map(Json)
+    })
+    .await
+}
+
+/// Replays the tenant's stored events that occurred in `[from, to)`
+/// through its active program and through the candidate (its other enabled
+/// rulesets with `candidate` as ruleset `name`), and compares the actions.
+pub(crate) fn backtest_sources(
+    db: &dyn crate::Backend,
+    programs: &crate::Programs,
+    tenant: &str,
+    name: &str,
+    candidate: &Sources,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<BacktestResult, Problem> {
+    {
+        let active = active_program(db, programs, tenant)?;
         // The candidate program: the tenant's enabled rulesets, this one
         // replaced (or added).
         let composed = db
-            .program_with(&tenant, &name, &candidate)
+            .program_with(tenant, name, candidate)
             .map_err(Problem::from)?;
         let candidate = match composed.build().rules {
             Ok(rules) => rules,
@@ -267,16 +285,21 @@ pub(crate) async fn backtest(
                 )
                 .with(
                     "diagnostics",
-                    serde_json::to_value(steward_db::control::diagnose(&composed, &name))
+                    serde_json::to_value(steward_db::control::diagnose(&composed, name))
                         .unwrap_or_default(),
                 ))
             }
         };
         // The stored events in the range, in the order they arrived.
         let mut lines = Vec::new();
-        let mut page = Page { after: None, limit: 500 };
+        let mut page = Page {
+            after: None,
+            limit: 500,
+        };
         loop {
-            let rows = db.events(&tenant, None, None, &page).map_err(Problem::from)?;
+            let rows = db
+                .events(tenant, None, None, &page)
+                .map_err(Problem::from)?;
             let Some(last) = rows.last() else { break };
             page.after = Some(last.seq.to_string());
             for e in rows {
@@ -310,7 +333,14 @@ pub(crate) async fn backtest(
                     args: serde_json::Value::Object(a.args.clone()),
                 })
                 .collect();
-            v.sort_by_key(|a| ActionSummaryKey(a.rule.clone(), a.event.clone(), a.action.clone(), a.args.to_string()));
+            v.sort_by_key(|a| {
+                ActionSummaryKey(
+                    a.rule.clone(),
+                    a.event.clone(),
+                    a.action.clone(),
+                    a.args.to_string(),
+                )
+            });
             v
         };
         let (old, _) = simulate(active, &lines, to, AutoDecide::None)?;
@@ -320,7 +350,14 @@ pub(crate) async fn backtest(
         let mut added = Vec::new();
         let mut unchanged = 0;
         let (mut i, mut j) = (0, 0);
-        let key = |a: &ActionSummary| ActionSummaryKey(a.rule.clone(), a.event.clone(), a.action.clone(), a.args.to_string());
+        let key = |a: &ActionSummary| {
+            ActionSummaryKey(
+                a.rule.clone(),
+                a.event.clone(),
+                a.action.clone(),
+                a.args.to_string(),
+            )
+        };
         while i < old.len() || j < new.len() {
             match (old.get(i), new.get(j)) {
                 (Some(a), Some(b)) if key(a) == key(b) => {
@@ -347,12 +384,11 @@ pub(crate) async fn backtest(
                 (None, None) => break,
             }
         }
-        Ok(Json(BacktestResult {
+        Ok(BacktestResult {
             events: lines.len(),
             added,
             removed,
             unchanged,
-        }))
-    })
-    .await
+        })
+    }
 }
