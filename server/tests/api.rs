@@ -10,13 +10,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use steward::engine::{decode_event, Collect, Engine};
 use steward_db::control::Control;
 use steward_db::{Durable, PgStore, SqliteStore};
 use steward_server::{App, Backend};
 use tower::ServiceExt;
 
-const ADMIN: &str = "admin-secret";
+mod common;
+use common::*;
 
 const RULES: &str = r#"
 event job { id: string  amount: float }
@@ -45,67 +45,6 @@ rule route_lead when lead then
 end
 "#;
 
-struct Client {
-    router: axum::Router,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Answer {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Answer {
-        self.call("GET", path, Some(token), None, &[]).await
-    }
-
-    async fn send(&self, method: &str, path: &str, token: &str, body: Value) -> Answer {
-        self.call(method, path, Some(token), Some(&body.to_string()), &[])
-            .await
-    }
-}
-
 fn problem(a: &Answer, status: StatusCode, code: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     assert_eq!(
@@ -129,38 +68,9 @@ fn job(id: &str, at: &str, amount: f64) -> Value {
     json!({"id": id, "type": "job", "occurred_at": at, "key": id, "payload": {"id": id, "amount": amount}})
 }
 
-/// Event times around the wall clock (the API judges deadlines by it).
-fn at(offset: chrono::Duration) -> String {
-    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// The engine's part: handles the stored pending events `ids` of `tenant`
-/// with the tenant's program, on a store of its own, with a clock of its
-/// own (so an approval asked in the past stays pending past its deadline).
-fn run_engine<S: Durable + Control>(store: S, tenant: &str, ids: &[&str]) {
-    let programs = store.programs().unwrap();
-    let (_, sources) = programs
-        .iter()
-        .find(|p| p.tenant == tenant)
-        .and_then(|p| p.program.clone())
-        .unwrap();
-    let rules = sources.build().rules.unwrap();
-    let mut store = store;
-    store.use_rules(rules.clone());
-    let pending = store.pending_events(100).unwrap();
-    let mut engine = Engine::new(rules.clone(), store);
-    engine.programs.insert(Arc::from(tenant), rules.clone());
-    let mut sink = Collect::default();
-    for e in pending
-        .iter()
-        .filter(|e| e.tenant == tenant && ids.contains(&e.id.as_str()))
-    {
-        let event = decode_event(rules.shapes(), &e.line).unwrap();
-        engine.handle(event, &mut sink).unwrap();
-    }
-}
-
-fn suite<S: Durable + Control + steward_db::api::Api + steward_db::console::Console + Send + Sync + 'static>(
+fn suite<
+    S: Durable + Control + steward_db::api::Api + steward_db::console::Console + Send + Sync + 'static,
+>(
     open: &dyn Fn() -> S,
 ) {
     let store: Arc<dyn Backend> = Arc::new(open());
@@ -567,8 +477,12 @@ async fn work(c: &Client, acme: &str, beta: &str, reader: &str) {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    // The trace the worker kept: every rule of the type, and what it did.
+    let trace = c.get("/v1/events/j1/trace", acme).await.json();
+    assert_eq!(trace["trace"]["rules"][0]["rule"], "big_jobs", "{trace}");
+    assert_eq!(trace["trace"]["rules"][0]["matched"], true, "{trace}");
     problem(
-        &c.get("/v1/events/j1/trace", acme).await,
+        &c.get("/v1/events/none/trace", acme).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );

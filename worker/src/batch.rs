@@ -108,7 +108,7 @@ pub(crate) fn batch<S: Durable + Control + Api>(
 
 /// The batch's explain traces as stored: each with the actions and the
 /// errors of its event.
-pub(crate) fn traces_of<S: Durable>(engine: &mut Engine<S>, sink: &Collect) -> Vec<StoredTrace> {
+pub fn traces_of<S: Durable>(engine: &mut Engine<S>, sink: &Collect) -> Vec<StoredTrace> {
     let traces = std::mem::take(&mut engine.traces);
     if traces.is_empty() {
         return Vec::new();

@@ -37,6 +37,7 @@ use steward_db::api::Api;
 use steward_db::control::{Control, ControlError, EVERY_TENANT};
 use steward_db::{Durable, PgStore, SqliteStore, Target};
 
+pub use batch::traces_of;
 pub use deliver::Deliverer;
 pub use work::report_error;
 
