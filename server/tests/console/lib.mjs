@@ -200,7 +200,13 @@ export async function serve(extra = []) {
 export async function receiver() {
   const requests = [];
   const answers = new Map();
+  const pages = new Map();
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && pages.has(req.url)) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(pages.get(req.url));
+      return;
+    }
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -220,6 +226,8 @@ export async function receiver() {
     url: (p) => `http://127.0.0.1:${port}${p}`,
     requests,
     answer(p, status) { answers.set(p, status); },
+    /** Serves `html` at `p` (a page of another origin). */
+    page(p, html) { pages.set(p, html); },
     /** Waits for a request `pred` accepts (answered 200 unless `any`). */
     got(what, pred) {
       return waitFor(what, () => requests.find((r) => pred(r)));
@@ -269,7 +277,7 @@ function watch(page, problems) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const where = m.location()?.url || '';
-    // Known: the console serves no /favicon.ico (reported, see the README).
+    // Known: the console serves no /favicon.ico (a todo test in access.test.mjs).
     if (where.endsWith('/favicon.ico')) { problems.favicon++; return; }
     if ([...problems.expected].some((u) => where === u || where.startsWith(u))) return;
     problems.list.push(`console error on ${page.url()} (${where}): ${m.text()}`);
@@ -318,15 +326,33 @@ export async function shot(page, name, dir) {
 // Accessibility
 
 const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Violations already reported to the console's authors (docs/console.md,
+ * "Testing the console"): printed as known, not failed on. Each matches the axe rule
+ * and the element's selector; remove it when the page is fixed.
+ */
+export const KNOWN = [
+  {
+    id: 'color-contrast',
+    node: /\.ln$/,
+    why: 'line numbers of a code block (.code .ln: #8a93a3 on #ffffff, 3.09:1; fix in server/assets/console.css)',
+  },
+];
+
 /** Every violation found, by page, for the summary. */
 export const violations = [];
+
+function known(id, target) {
+  return KNOWN.find((k) => k.id === id && k.node.test(target));
+}
 
 /**
  * Runs axe-core on what `page` shows now: its HTML is served again, at the
  * same address, to a page of a context that bypasses the CSP (the CSP,
  * rightly, refuses axe's inline script), with the console's own stylesheet
  * and scripts. Prints every violation; returns those of serious or critical
- * impact.
+ * impact not in KNOWN.
  */
 export async function audit(browser, page, name) {
   const url = page.url();
@@ -342,31 +368,41 @@ export async function audit(browser, page, name) {
     const result = await p.evaluate(() => globalThis.axe.run(document, {
       resultTypes: ['violations'],
     }));
-    const found = result.violations.map((v) => ({
-      page: name,
-      url,
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary.replace(/\s+/g, ' ')}`),
-    }));
-    for (const v of found) {
-      violations.push(v);
-      const more = v.nodes.length > 3 ? `\n  ... and ${v.nodes.length - 3} more of the same` : '';
-      console.log(`axe: ${name} (${url}): ${v.impact} ${v.id}: ${v.help}\n  ${v.nodes.slice(0, 3).join('\n  ')}${more}`);
+    const bad = [];
+    for (const v of result.violations) {
+      const nodes = v.nodes.map((n) => ({
+        target: n.target.join(' '),
+        summary: n.failureSummary.replace(/\s+/g, ' '),
+      }));
+      const fresh = nodes.filter((n) => !known(v.id, n.target));
+      const found = {
+        page: name, url, id: v.id, impact: v.impact, help: v.help,
+        nodes: nodes.map((n) => `${n.target}: ${n.summary}`),
+        known: fresh.length === 0 ? known(v.id, nodes[0].target).why : null,
+      };
+      violations.push(found);
+      if (process.env.STEWARD_CONSOLE_TMP) {
+        fs.appendFileSync(path.join(process.env.STEWARD_CONSOLE_TMP, 'axe.jsonl'), `${JSON.stringify(found)}\n`);
+      }
+      const shown = nodes.slice(0, 3).map((n) => `${n.target}: ${n.summary}`);
+      const more = nodes.length > 3 ? `\n  ... and ${nodes.length - 3} more` : '';
+      const tag = found.known ? ' (known)' : '';
+      console.log(`axe: ${name} (${url}): ${v.impact} ${v.id}${tag}: ${v.help}\n  ${shown.join('\n  ')}${more}`);
+      if ((v.impact === 'serious' || v.impact === 'critical') && fresh.length > 0) {
+        bad.push(`${v.id} (${v.impact}): ${fresh.map((n) => n.target).join(', ')}`);
+      }
     }
-    if (found.length === 0) console.log(`axe: ${name}: no violation`);
-    return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    if (result.violations.length === 0) console.log(`axe: ${name}: no violation`);
+    return bad;
   } finally {
     await ctx.close();
   }
 }
 
-/** Audits the page and fails on a serious or critical violation. */
+/** Audits the page and fails on a serious or critical violation not known. */
 export async function accessible(browser, page, name) {
   const bad = await audit(browser, page, name);
-  if (process.env.A11Y_REPORT_ONLY) return;
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.join('; ')}`), [], `${name}: serious or critical accessibility violations`);
+  assert.deepEqual(bad, [], `${name}: serious or critical accessibility violations`);
 }
 
 // ---------------------------------------------------------------------------

@@ -97,10 +97,11 @@ test('rules: edit, validate, backtest, deploy, audit, versions, roll back', asyn
   await page.getByRole('button', { name: 'Validate' }).click();
   await page.waitForURL(`${base}/rules/orders/edit`);
   await page.locator('.notice.bad', { hasText: 'The rules do not check: 1 error(s)' }).waitFor();
-  // The diagnostic is under line 13, the line of the `if`.
-  const line = page.locator('.code span.line#L13');
-  assert.match(await line.innerText(), /if customer >= 100/);
-  const diag = page.locator('.code span.line#L13 + .diag.error');
+  // The diagnostic is under line 13 of orders.stw, the line of the `if`.
+  const file = page.locator('h3:has(code:text-is("orders.stw")) + .code');
+  const line = file.locator('span.line[id$="L13"]');
+  assert.match(await line.textContent(), /if customer >= 100/);
+  const diag = file.locator('span.line[id$="L13"] + .diag.error');
   const said = await diag.innerText();
   assert.match(said, /^error\[E0303\]: mismatched types: `customer` is a `string`, `100` is an `int` \(line 13, column \d+\)/);
   assert.match(said, /help: /);
@@ -162,7 +163,7 @@ test('rules: edit, validate, backtest, deploy, audit, versions, roll back', asyn
   await page.getByRole('link', { name: '1', exact: true }).click();
   await page.waitForURL(`${base}/rules/orders/versions/1`);
   await page.getByRole('heading', { level: 1, name: 'Ruleset orders, version 1' }).waitFor();
-  assert.match(await mainText(page), /if amount >= 100/);
+  assert.match(await page.locator('h3:has(code:text-is("orders.stw")) + .code span.line[id$="L13"]').textContent(), /if amount >= 100/);
   await accessible(browser, page, 'ruleset version');
   await page.goBack();
   await page.getByRole('link', { name: 'Diff with active' }).click();
@@ -201,4 +202,41 @@ test('rules: edit, validate, backtest, deploy, audit, versions, roll back', asyn
 
   problems.check();
   await ctx.close();
+});
+
+// Known problems of the pages, reported to the console's authors: each a
+// test marked todo (reported, never failing the run) until it is fixed.
+
+test('the ruleset page shows the ruleset\'s own files, not the standard library', {
+  todo: 'rules.rs highlighted() lists every file of the analysis, <stdlib>/envelope.stw and <stdlib>/functions.stw first',
+}, async () => {
+  const { ctx } = await context(browser);
+  const page = await ctx.newPage();
+  try {
+    await signIn(page, server.base, api.token);
+    await page.goto(`${server.base}/rules/orders`);
+    assert.deepEqual(await page.locator('h3 code').allInnerTexts(), ['orders.stw']);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('the code view keeps the spaces between highlighted words', {
+  todo: 'console.css: .code .line is display:flex, which drops the white space between two token spans ("whenorder.placed") and the indentation before one',
+}, async () => {
+  const { ctx } = await context(browser);
+  const page = await ctx.newPage();
+  try {
+    await signIn(page, server.base, api.token);
+    await page.goto(`${server.base}/rules/orders`);
+    // Line 12 is `  when order.placed`: a keyword, a space, an event name.
+    const gap = await page.locator('h3:has(code:text-is("orders.stw")) + .code span.line[id$="L12"]').evaluate((line) => {
+      const when = line.querySelector('.tok-keyword');
+      const event = line.querySelector('.tok-event');
+      return event.getBoundingClientRect().left - when.getBoundingClientRect().right;
+    });
+    assert.ok(gap >= 4, `the space between "when" and "order.placed" is ${gap}px wide`);
+  } finally {
+    await ctx.close();
+  }
 });
