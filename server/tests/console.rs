@@ -449,7 +449,10 @@ async fn forms(c: &Client, acme: &str, reader: &str) {
     assert!(a.text.contains("do not check"), "{}", a.text);
     assert!(a.text.contains("error[E0"), "{}", a.text);
     let line = broken.lines().position(|l| l.contains("\"lots\"")).unwrap() + 1;
-    let at_line = a.text.find(&format!("id=\"L{line}\"")).expect("the line");
+    let at_line = a
+        .text
+        .find(&format!("id=\"f0-L{line}\""))
+        .expect("the line");
     let diag = a.text.find("error[E0").unwrap();
     assert!(diag > at_line, "the diagnostic follows its line");
     let versions = c.get("/v1/rulesets/main/versions", acme).await.json();

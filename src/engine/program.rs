@@ -49,6 +49,17 @@ pub enum IndexKey {
     Bool(bool),
 }
 
+/// A key as the language writes it: `"urgent"`, `3`, `true`.
+impl std::fmt::Display for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexKey::Str(s) => write!(f, "{:?}", &**s),
+            IndexKey::Int(i) => write!(f, "{i}"),
+            IndexKey::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 impl IndexKey {
     pub fn of(v: &Value) -> Option<IndexKey> {
         match v {

@@ -1046,13 +1046,13 @@ impl<S: Store> Engine<S> {
                 .index
                 .skipped(&rules.rules, &event.event_type, &event.payload)
             {
-                let wanted: Vec<String> = skipped.wanted.iter().map(|k| format!("{k:?}")).collect();
+                let wanted: Vec<String> = skipped.wanted.iter().map(|k| k.to_string()).collect();
                 trace.rules.push(RuleTrace::skipped(
                     &rules.rules[skipped.rule].name,
                     format!(
-                        "the index filed it under `{}` in [{}]",
+                        "it runs only when `{}` is {}, and this event's is not",
                         skipped.field,
-                        wanted.join(", ")
+                        wanted.join(" or ")
                     ),
                 ));
             }

@@ -54,7 +54,16 @@ pub async fn list(
                 .approvals(&tenant, Some(&s), &page)
                 .map_err(Problem::from)?;
             describe_approvals(db, &programs, &tenant, &mut rows);
-            Ok(rows)
+            // What is being decided on: the payload of each one's event.
+            let mut payloads = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let event = match &row.event {
+                    Some(id) => db.event(&tenant, id).map_err(Problem::from)?,
+                    None => None,
+                };
+                payloads.push(event.map(|e| e.payload));
+            }
+            Ok(rows.into_iter().zip(payloads).collect::<Vec<_>>())
         })
         .await?;
     let more = rows.len() == usize::try_from(super::events::PAGE).unwrap_or(usize::MAX);
@@ -79,8 +88,8 @@ pub async fn list(
                 @else { "None." }
             }))
         }
-        @for a in &rows {
-            section.card aria-label=(format!("Approval asked by rule {}", a.rule)) {
+        @for (a, payload) in &rows {
+            section.card aria-label=(format!("Approval asked by rule {} for key {} ({})", a.rule, a.key, crate::ids::approval(&a.id))) {
                 h2 { "Rule " code { (a.rule) } " asks " code { (a.role) } }
                 p {
                     "For key " (ui::key_link(&Some(a.key.clone()).filter(|k| !k.is_empty())))
@@ -100,6 +109,9 @@ pub async fn list(
                         @if let Some(t) = &a.ended_at { " · ended " (ui::time(t)) }
                     }
                 }
+                @if let Some(p) = payload {
+                    details open[a.status == "pending"] { summary { "What the event says" } (ui::json(p)) }
+                }
                 div.grid {
                     div { h3 { "Approving runs" } @if a.on_approve.is_empty() { p.muted { "nothing" } } @else { ul { @for x in &a.on_approve { li { code { (x) } } } } } }
                     div { h3 { "Rejecting (or the deadline) runs" } @if a.on_reject.is_empty() { p.muted { "nothing" } } @else { ul { @for x in &a.on_reject { li { code { (x) } } } } } }
@@ -107,7 +119,7 @@ pub async fn list(
                 @if a.status == "pending" && a.decision.is_none() && decide {
                     form method="post" action="/approvals/decide" {
                         (ui::csrf(&viewer))
-                        input type="hidden" name="id" value=(a.id);
+                        input type="hidden" name="id" value=(crate::ids::approval(&a.id));
                         div.field {
                             label for=(format!("comment-{}", crate::ids::approval(&a.id))) { "Comment (optional)" }
                             input id=(format!("comment-{}", crate::ids::approval(&a.id))) name="comment" size="50";
@@ -121,7 +133,7 @@ pub async fn list(
             }
         }
         @if more {
-            @if let Some(last) = rows.last() {
+            @if let Some((last, _)) = rows.last() {
                 p.pager { a href=(format!("/approvals{}", ui::query(&[("status", Some(&status)), ("after", Some(&last.id))]))) { "More →" } }
             }
         }
@@ -134,7 +146,7 @@ pub async fn decide(
     Posted(viewer, fields): Posted,
 ) -> Result<Response, Fail> {
     viewer.need("approvals:decide")?;
-    let id = fields.get("id").unwrap_or("").to_string();
+    let id = crate::ids::approval_from_path(fields.get("id").unwrap_or(""));
     let approved = match fields.get("decision") {
         Some("approve") => true,
         Some("reject") => false,

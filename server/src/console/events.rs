@@ -92,7 +92,7 @@ pub async fn list(
     let older = rows.last().map(|r| r.seq);
     let statuses = ["pending", "processed", "rejected"];
     let body = html! {
-        form.filters method="get" action="/events" role="search" aria-label="Filter events" {
+        form.filters method="get" action="/events" hx-get="/events" hx-target="#main" hx-select="#main" hx-swap="outerHTML" hx-push-url="true" role="search" aria-label="Filter events" {
             div { label for="f-type" { "Type" } input #f-type name="type" value=[filter.event_type.as_deref()] placeholder="reservation.created"; }
             div { label for="f-status" { "Status" }
                 select #f-status name="status" {
@@ -226,7 +226,7 @@ fn why(trace: &serde_json::Value) -> Markup {
                 @if error.is_some() { (ui::badge("error")) }
                 @else if matched { (ui::badge("matched")) }
                 @else { span.badge { "did not match" } }
-                @if let Some(skipped) = text(r, "skipped") { p.muted { "Not run: " (skipped) } }
+                @if let Some(skipped) = text(r, "skipped") { p.muted { "Not run: " (ui::ticked(&skipped)) } }
                 @if let Some(conds) = r.get("conditions").and_then(|c| c.as_array()) {
                     @if !conds.is_empty() {
                         ul {
@@ -254,7 +254,7 @@ fn why(trace: &serde_json::Value) -> Markup {
                 @if let Some(watch) = text(r, "watch") { p.muted { "Watching: " (watch) } }
                 @if let Some(s) = r.get("scheduled").and_then(|s| s.as_array()) {
                     @if !s.is_empty() {
-                        p { "Left for later: " @for (i, x) in s.iter().enumerate() { @if i > 0 { ", " } code { (x.as_str().unwrap_or_default()) } } }
+                        p { "Left for later: " @for (i, x) in s.iter().enumerate() { @if i > 0 { "; " } (ui::ticked(x.as_str().unwrap_or_default())) } }
                     }
                 }
                 @if let Some(e) = error { p.notice.bad { (e) } }
@@ -323,7 +323,7 @@ pub async fn timeline(
             at: timer.due.clone(),
             future: timer.due > now,
             what: html! { "Timer of rule " code { (timer.rule) } " due" @if !timer.cancelled_by.is_empty() {
-                " (cancelled by " @for (i, c) in timer.cancelled_by.iter().enumerate() { @if i > 0 { ", " } code { (c.event_type) " with " (c.field) " = " (c.value) } } ")"
+                " (cancelled if " @for (i, c) in timer.cancelled_by.iter().enumerate() { @if i > 0 { " or " } code { (c.event_type) } " with " code { (c.field) " = " (c.value) } } " arrives first)"
             } },
         });
     }

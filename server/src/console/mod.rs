@@ -68,6 +68,7 @@ pub fn routes() -> Router<App> {
         .route("/tasks", get(work::tasks))
         .route("/audit", get(work::audit))
         .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .layer(axum::middleware::from_fn(secure))
 }
 

@@ -50,7 +50,7 @@ pub async fn show(State(app): State<App>, viewer: Viewer) -> Result<Response, Fa
                         span.n { (count(&o.actions, status)) }
                     }
                 }
-                @if count(&o.actions, "dead") > 0 {
+                @if count(&o.actions, "dead") > 0 && viewer.can("events:write") {
                     p { a href="/deliveries/retry-dead" { "Retry the dead ones…" } }
                 }
             }

@@ -12,7 +12,7 @@ use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use steward::boundary::Sources;
 use steward::diag::JsonDiagnostic;
-use steward_db::control::{Change, ControlError, RulesetHead, RulesetVersion};
+use steward_db::control::{Change, ControlError, RulesetHead, RulesetVersion, EVERY_TENANT};
 
 use super::session::{Fields, Posted, Viewer};
 use super::ui::{self, Fail};
@@ -33,19 +33,32 @@ fn name_ok(name: &str) -> Result<(), Fail> {
 
 pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Response, Fail> {
     let tenant = viewer.tenant.clone();
-    let heads = app
-        .db(move |db| db.rulesets(&tenant, None, 200).map_err(Problem::from))
+    let (heads, shared) = app
+        .db(move |db| {
+            let heads = db.rulesets(&tenant, None, 200).map_err(Problem::from)?;
+            // Without rulesets of its own, a tenant runs the tenant `*`'s.
+            let shared = heads.is_empty()
+                && tenant != EVERY_TENANT
+                && db
+                    .program_of(EVERY_TENANT)
+                    .map_err(Problem::from)?
+                    .is_some_and(|p| p.program.is_some());
+            Ok((heads, shared))
+        })
         .await?;
     let body = html! {
         p.lede { "Each ruleset is a set of rule files deployed together; the tenant runs every enabled one." }
         @if viewer.can("rulesets:deploy") {
             div.actions { a.button href="/new-ruleset" { "New ruleset" } }
         }
+        @if shared {
+            (ui::notice("", html! { "This tenant has no rulesets of its own: it runs the rules every such tenant runs, tenant " code { (EVERY_TENANT) } "'s (what " code { "steward run --rules" } " and " code { "steward serve --rules" } " deploy)." @if viewer.admin { " " a href="/tenant" { "Look at tenant " (EVERY_TENANT) } "." } }))
+        }
         @if heads.is_empty() {
             (ui::empty(html! { "No rulesets yet. Write one with " a href="/new-ruleset" { "New ruleset" } ", or deploy a folder with " code { "steward deploy" } "." }))
         } @else {
             table {
-                thead { tr { th scope="col" { "Ruleset" } th scope="col" { "Active version" } th scope="col" { "State" } th scope="col" { "Changed" } } }
+                thead { tr { th scope="col" { "Ruleset" } th.num scope="col" { "Active version" } th scope="col" { "State" } th scope="col" { "Changed" } } }
                 tbody {
                     @for h in &heads {
                         tr {
@@ -196,6 +209,7 @@ pub async fn version(
     let body = html! {
         p.lede { "Deployed " (ui::time(&v.deployed_at)) @if v.version == head.version { " · " (ui::badge("active")) } }
         p { a href=(format!("/rules/{}", ui::seg(&name))) { "Back to ruleset " (name) } }
+        h2 { "Files" }
         (highlighted(&v.sources, &[]))
     };
     Ok(ui::page(
@@ -282,16 +296,19 @@ fn unified(old: &str, new: &str) -> Markup {
 fn highlighted(sources: &Sources, diagnostics: &[JsonDiagnostic]) -> Markup {
     let built = sources.build();
     let analysis = &built.analysis;
+    // The ruleset's own files (the analysis holds the standard library's
+    // too), each line's id naming its file.
+    let own = |name: &str| sources.files.iter().any(|(n, _)| n == name);
     html! {
-        @for parsed in &analysis.files {
+        @for (i, parsed) in analysis.files.iter().filter(|f| own(analysis.sources.name(f.id))).enumerate() {
             @let name = analysis.sources.name(parsed.id);
             @let text = analysis.sources.text(parsed.id);
             h3 { code { (name) } }
-            (annotated(text, &spans(analysis, parsed), diagnostics.iter().filter(|d| d.file == name).collect()))
+            (annotated(&format!("f{i}"), text, &spans(analysis, parsed), diagnostics.iter().filter(|d| d.file == name).collect()))
         }
-        @for (file, path, text) in &sources.scripts {
+        @for (i, (file, path, text)) in sources.scripts.iter().enumerate() {
             h3 { code { (path) } span.muted { " (a Rhai script of " (file) ")" } }
-            (annotated(text, &[], Vec::new()))
+            (annotated(&format!("s{i}"), text, &[], Vec::new()))
         }
     }
 }
@@ -340,6 +357,7 @@ fn spans(
 /// A text with line numbers, `spans` coloured, and diagnostics after the
 /// line they start on.
 fn annotated(
+    file: &str,
     text: &str,
     spans: &[(usize, usize, &'static str)],
     diagnostics: Vec<&JsonDiagnostic>,
@@ -392,7 +410,7 @@ fn annotated(
         div.code {
             @for (i, line) in lines.iter().enumerate() {
                 @let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                span.line id=(format!("L{n}")) { span.ln { (n) } (PreEscaped(line)) }
+                span.line id=(format!("{file}-L{n}")) { span.ln { (n) } (PreEscaped(line)) }
                 @for d in by_line.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
                     (diagnostic(d))
                 }
@@ -714,11 +732,19 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
         }
         Done::Checked | Done::Backtest(_) if errors > 0 => html! {
             (ui::notice("bad", html! { "The rules do not check: " (errors) " error(s), " (warnings) " warning(s). Nothing was " (if fields.get("do") == Some("deploy") { "deployed" } else { "run" }) "." }))
-            (highlighted(&sources, &diagnostics))
+            section aria-labelledby="diagnostics" {
+                h2 #diagnostics { "Diagnostics" }
+                (highlighted(&sources, &diagnostics))
+            }
         },
         Done::Checked => html! {
             (ui::notice("good", html! { "The rules check with the tenant's other rulesets" @if warnings > 0 { ", with " (warnings) " warning(s)" } "." }))
-            @if warnings > 0 { (highlighted(&sources, &diagnostics)) }
+            @if warnings > 0 {
+                section aria-labelledby="diagnostics" {
+                    h2 #diagnostics { "Diagnostics" }
+                    (highlighted(&sources, &diagnostics))
+                }
+            }
         },
         Done::Backtest(result) => backtest_result(&result),
     };

@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use steward_db::console::Session;
+use steward_db::control::EVERY_TENANT;
 
 use super::ui::{self, Fail};
 use crate::auth;
@@ -247,9 +248,9 @@ fn sign_in_form(problem: Option<&str>) -> maud::Markup {
             form.card method="post" action="/sign-in" {
                 div.field {
                     label for="token" { "Token" }
-                    input #token type="password" name="token" autocomplete="current-password" required;
+                    input #token type="password" name="token" autocomplete="current-password" required aria-describedby="token-help";
                 }
-                p.muted { "A tenant's token (" code { "TENANT.ID.SECRET" } "), or the admin token, then a tenant to look at." }
+                p.muted #token-help { "A tenant's token (" code { "TENANT.ID.SECRET" } "), or the admin token, then a tenant to look at." }
                 button type="submit" { "Sign in" }
             }
         }
@@ -356,20 +357,21 @@ pub async fn choose_page(State(app): State<App>, signed: Signed) -> Result<Respo
             main.signin id="main" {
                 h1 { "Choose a tenant" }
                 @if tenants.is_empty() {
-                    p.empty { "There are no tenants yet. Make one with " code { "POST /v1/tenants" } " and the admin token (docs/api.md)." }
-                } @else {
-                    form.card method="post" action="/tenant" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        div.field {
-                            label for="tenant" { "Tenant" }
-                            select #tenant name="tenant" {
-                                @for t in &tenants {
-                                    option value=(t) selected[signed.session.tenant.as_deref() == Some(t.as_str())] { (t) }
-                                }
-                            }
+                    p.muted { "No tenant has been made over the API yet (" code { "POST /v1/tenants" } ", docs/api.md). A tenant whose events were pushed with " code { "steward push" } " can still be looked at by its id." }
+                }
+                form.card method="post" action="/tenant" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.field {
+                        label for="tenant" { "Tenant" }
+                        input #tenant name="tenant" list="tenants" required aria-describedby="tenant-help"
+                            value=[signed.session.tenant.as_deref()];
+                        datalist #tenants {
+                            @for t in &tenants { option value=(t) {} }
+                            option value=(EVERY_TENANT) {}
                         }
-                        p { button type="submit" { "Look at this tenant" } }
                     }
+                    p.muted #tenant-help { "Its id; " code { (EVERY_TENANT) } " is the tenant whose rules every tenant without rules of its own runs (what " code { "steward run --rules" } " deploys)." }
+                    p { button type="submit" { "Look at this tenant" } }
                 }
             }
         },
@@ -394,7 +396,16 @@ pub async fn choose(
     let t = tenant.clone();
     let known = app
         .db(move |db| {
-            if !db.tenant_exists(&t).map_err(Problem::from)? {
+            // A tenant made over the API, the tenant `*`, or one whose
+            // events were pushed.
+            let known = t == EVERY_TENANT
+                || (auth::valid_name(&t)
+                    && (db.tenant_exists(&t).map_err(Problem::from)?
+                        || !db
+                            .recent_events(&t, &Default::default(), None, 1)
+                            .map_err(Problem::from)?
+                            .is_empty()));
+            if !known {
                 return Ok(false);
             }
             db.look_at(&hash, &t).map_err(Problem::from)?;

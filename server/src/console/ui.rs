@@ -75,8 +75,11 @@ fn head(title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}"#;
+            // htmx within the CSP (no inline style or script, no eval) and
+            // keeping no copies of pages in the browser's storage.
+            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"attributesToSettle":["class","width","height"],"historyCacheSize":0,"refreshOnHistoryMiss":true}"#;
             title { (title) " · Steward" }
+            link rel="icon" href=(assets::ICON) type="image/svg+xml";
             link rel="stylesheet" href=(assets::STYLE);
             script src=(assets::HTMX) defer {}
             script src=(assets::SCRIPT) defer {}
@@ -181,9 +184,26 @@ pub fn notice(kind: &str, text: Markup) -> Markup {
     html! { div class=(class) role="status" { (text) } }
 }
 
+/// What a path segment keeps as it is: letters, digits and `-_.~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// A path segment, percent-encoded.
 pub fn seg(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// Text from the engine that marks names with backticks (`a timer for
+/// `res_42``), the names shown as code.
+pub fn ticked(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
 
 /// A query string from pairs, the empty values left out.

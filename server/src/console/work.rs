@@ -110,7 +110,7 @@ pub async fn scheduled(
                             td { code { (t.rule) } }
                             td { (ui::key_link(&Some(t.key.clone()))) }
                             td { @if runs.is_empty() { span.muted { "—" } } @else { ul { @for r in runs { li { code { (r) } } } } } }
-                            td { @if t.cancelled_by.is_empty() { span.muted { "nothing" } } @else { ul { @for c in &t.cancelled_by { li { code { (c.event_type) } " with " code { (c.field) " = " (c.value) } } } } } }
+                            td { @if t.cancelled_by.is_empty() { span.muted { "nothing" } } @else { ul { @for c in &t.cancelled_by { li { code { (c.event_type) } " with " code { (c.field) " = " (c.value) } " arriving first" } } } } }
                             td { @match &t.event { Some(e) => (ui::event_link(e)), None => span.muted { "—" } } }
                         }
                     }
@@ -181,7 +181,7 @@ pub async fn deliveries(
             Some(n) => (ui::notice("good", html! { (n) " dead action(s) queued again." })),
             None => (ui::nothing()),
         }
-        form.filters method="get" action="/deliveries" role="search" aria-label="Filter deliveries" {
+        form.filters method="get" action="/deliveries" hx-get="/deliveries" hx-target="#main" hx-select="#main" hx-swap="outerHTML" hx-push-url="true" role="search" aria-label="Filter deliveries" {
             div { label for="d-status" { "Status" }
                 select #d-status name="status" {
                     option value="" { "any" }
@@ -195,21 +195,25 @@ pub async fn deliveries(
             }
         }
         @if rows.is_empty() {
-            (ui::empty(html! { @if status.is_some() || rule.is_some() { "No action matches these filters." } @else { "No action yet: rules' sends, webhooks and notifications to addresses land here." } }))
+            (ui::empty(html! { @if status.is_some() || rule.is_some() { "No action matches these filters." } @else { "No action yet. Every action a rule performs lands here (mails, webhooks, notifications, tasks, approvals asked), with its delivery." } }))
         } @else {
-            table {
-                thead { tr { th scope="col" { "Performed" } th scope="col" { "Rule" } th scope="col" { "Action" } th scope="col" { "Event" } th scope="col" { "Status" } th scope="col" { "Attempts" } th scope="col" { "Last error" } th scope="col" { "Next attempt" } th scope="col" { span.skip { "Retry" } } } }
+            div.scroll { table {
+                thead { tr { th scope="col" { "Performed" } th scope="col" { "Action" } th scope="col" { "Event" } th scope="col" { "Delivery" } th scope="col" { "Last error" } th scope="col" { span.skip { "Retry" } } } }
                 tbody {
                     @for a in &rows {
                         tr {
                             td { (ui::time(&a.performed_at)) }
-                            td { code { (a.rule) } }
-                            td { code { (a.action) } @if let Some(u) = &a.url { br; span.muted.mono { (u) } } }
+                            td {
+                                code { (a.action) } span.muted { " by " } code { (a.rule) }
+                                @if let Some(u) = &a.url { br; span.muted.mono { (u) } }
+                            }
                             td { (ui::event_link(&a.event)) }
-                            td { (ui::badge(&a.status)) }
-                            td.num { (a.attempts) }
+                            td {
+                                (ui::badge(&a.status)) br;
+                                span.muted { (a.attempts) " attempt(s)" }
+                                @if let Some(next) = &a.next_attempt_at { br; span.muted { "next " } (ui::time(next)) }
+                            }
                             td { @if let Some(e) = &a.last_error { (e) } }
-                            td { (ui::time_opt(&a.next_attempt_at)) }
                             td {
                                 @if a.status == "dead" && retry {
                                     form.inline method="post" action="/deliveries/retry" {
@@ -222,7 +226,7 @@ pub async fn deliveries(
                         }
                     }
                 }
-            }
+            } }
             @if more {
                 @if let Some(last) = rows.last() {
                     p.pager { a href=(format!("/deliveries{}", ui::query(&[("status", status.as_deref()), ("rule", rule.as_deref()), ("after", Some(&format!("{}\u{1f}{}", last.performed_at, last.id)))]))) { "More →" } }
@@ -368,7 +372,7 @@ pub async fn tasks(
                 }
             }
         }
-        form.filters method="get" action="/tasks" role="search" aria-label="Filter by person or role" {
+        form.filters method="get" action="/tasks" hx-get="/tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML" hx-push-url="true" role="search" aria-label="Filter by person or role" {
             input type="hidden" name="show" value=(show);
             div { label for="t-assignee" { "Person" } input #t-assignee name="assignee" value=[whom.assignee.as_deref()]; }
             div { label for="t-role" { "Role" } input #t-role name="role" value=[whom.role.as_deref()]; }

@@ -277,8 +277,6 @@ function watch(page, problems) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const where = m.location()?.url || '';
-    // Known: the console serves no /favicon.ico (a todo test in access.test.mjs).
-    if (where.endsWith('/favicon.ico')) { problems.favicon++; return; }
     if ([...problems.expected].some((u) => where === u || where.startsWith(u))) return;
     problems.list.push(`console error on ${page.url()} (${where}): ${m.text()}`);
   });
@@ -332,13 +330,8 @@ const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
  * "Testing the console"): printed as known, not failed on. Each matches the axe rule
  * and the element's selector; remove it when the page is fixed.
  */
-export const KNOWN = [
-  {
-    id: 'color-contrast',
-    node: /\.ln$/,
-    why: 'line numbers of a code block (.code .ln: #8a93a3 on #ffffff, 3.09:1; fix in server/assets/console.css)',
-  },
-];
+/** Violations known and allowed (none now): `{ id, node: /selector/, why }`. */
+export const KNOWN = [];
 
 /** Every violation found, by page, for the summary. */
 export const violations = [];

@@ -204,12 +204,7 @@ test('rules: edit, validate, backtest, deploy, audit, versions, roll back', asyn
   await ctx.close();
 });
 
-// Known problems of the pages, reported to the console's authors: each a
-// test marked todo (reported, never failing the run) until it is fixed.
-
-test('the ruleset page shows the ruleset\'s own files, not the standard library', {
-  todo: 'rules.rs highlighted() lists every file of the analysis, <stdlib>/envelope.stw and <stdlib>/functions.stw first',
-}, async () => {
+test('the ruleset page shows the ruleset\'s own files, not the standard library', async () => {
   const { ctx } = await context(browser);
   const page = await ctx.newPage();
   try {
@@ -221,9 +216,7 @@ test('the ruleset page shows the ruleset\'s own files, not the standard library'
   }
 });
 
-test('the code view keeps the spaces between highlighted words', {
-  todo: 'console.css: .code .line is display:flex, which drops the white space between two token spans ("whenorder.placed") and the indentation before one',
-}, async () => {
+test('the code view keeps the spaces between highlighted words', async () => {
   const { ctx } = await context(browser);
   const page = await ctx.newPage();
   try {
