@@ -92,6 +92,11 @@ struct WorkerArgs {
     /// links. `steward serve` sets it to its own address.
     #[arg(long)]
     public_url: Option<String>,
+    /// Let webhooks reach the loopback (127.0.0.0/8, ::1): for a single
+    /// team's `steward run` whose receivers run on the same host. Other
+    /// private destinations open with `STEWARD_WEBHOOK_ALLOW`.
+    #[arg(long)]
+    allow_loopback: bool,
 }
 
 #[derive(Subcommand)]
@@ -385,6 +390,15 @@ fn main() -> ExitCode {
             server,
             token,
         } => deploy::deploy(&paths, &ruleset, &server, &token).map(ran),
+        Command::Serve { worker, listen } if worker.allow_loopback => {
+            let _ = (worker, listen);
+            Err(
+                "`--allow-loopback` is for a single team's `steward run`: a server's tenants \
+                 must not reach its loopback; open a trusted destination with \
+                 STEWARD_WEBHOOK_ALLOW"
+                    .to_string(),
+            )
+        }
         Command::Serve { worker, listen } => {
             worker.options(false).and_then(|options| match options {
                 Some(options) => serve::serve(options, &listen).map(ran),
@@ -538,6 +552,7 @@ impl WorkerArgs {
             std::time::Duration::from_millis(self.retry_base.unsigned_abs()),
             self.max_attempts,
             std::time::Duration::from_millis(self.delivery_timeout.unsigned_abs()),
+            self.allow_loopback,
         )?;
         Ok(Some(steward_worker::RunOptions {
             database: self.database,

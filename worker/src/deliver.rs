@@ -30,6 +30,23 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use steward_db::{Attempt, Delivery};
 
+use crate::guard::{Destinations, Guarded, REFUSED};
+
+/// An error and its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// How deliveries are made and retried.
 pub struct Deliverer {
     http: reqwest::blocking::Client,
@@ -37,6 +54,8 @@ pub struct Deliverer {
     smtp: Option<(lettre::SmtpTransport, lettre::message::Mailbox)>,
     /// The webhook secret's key bytes (after `whsec_`), if one is set.
     secret: Option<Vec<u8>>,
+    /// Where webhooks may go (see [`crate::guard`]).
+    destinations: std::sync::Arc<Destinations>,
     pub retry_base: Duration,
     pub max_attempts: i32,
     /// How long one attempt may take (an HTTP request, an SMTP session).
@@ -45,11 +64,14 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// From the environment: `STEWARD_WEBHOOK_SECRET` (a `whsec_` secret;
-    /// without it webhooks go unsigned, and a warning says so).
+    /// without it webhooks go unsigned, and a warning says so) and
+    /// `STEWARD_WEBHOOK_ALLOW` (the destinations opened beyond the public
+    /// internet; `allow_loopback` opens the loopback too).
     pub fn from_env(
         retry_base: Duration,
         max_attempts: i32,
         timeout: Duration,
+        allow_loopback: bool,
     ) -> Result<Deliverer, String> {
         let smtp = match std::env::var("STEWARD_SMTP_URL") {
             Ok(url) => {
@@ -78,14 +100,25 @@ impl Deliverer {
                 None
             }
         };
+        let mut destinations = Destinations::from_env()?;
+        if allow_loopback {
+            destinations = destinations.with_loopback();
+        }
+        let destinations = std::sync::Arc::new(destinations);
+        // Names resolved by the guard, which keeps only the addresses a
+        // webhook may reach; redirects not followed (each would need the
+        // same check, and a receiver has no reason to send one).
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
+            .dns_resolver(std::sync::Arc::new(Guarded(destinations.clone())))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Deliverer {
             http,
             smtp,
             secret,
+            destinations,
             retry_base,
             max_attempts,
             timeout,
@@ -214,6 +247,13 @@ impl Deliverer {
     }
 
     fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+        // A destination refused now is refused at every attempt: dead.
+        if let Err(why) = self.destinations.check_url(url) {
+            return Attempt::Failed {
+                error: why,
+                retry_at: None,
+            };
+        }
         let timestamp = now.timestamp().to_string();
         let mut request = self
             .http
@@ -234,6 +274,20 @@ impl Deliverer {
                     retry_at: None,
                 }
             }
+            Ok(response) if response.status().is_redirection() => {
+                return Attempt::Failed {
+                    error: format!(
+                        "{url} answered {} to {}: redirects are not followed (give the webhook its final URL)",
+                        response.status(),
+                        response
+                            .headers()
+                            .get("location")
+                            .and_then(|l| l.to_str().ok())
+                            .unwrap_or("nowhere")
+                    ),
+                    retry_at: None,
+                }
+            }
             Ok(response) => {
                 let after = response
                     .headers()
@@ -242,7 +296,17 @@ impl Deliverer {
                     .and_then(|v| v.trim().parse::<u64>().ok());
                 (format!("{url} answered {}", response.status()), after)
             }
-            Err(e) => (format!("{url}: {e}"), None),
+            Err(e) => {
+                // The guard's refusal, deep in the client's error.
+                let chain = error_chain(&e);
+                if chain.contains(REFUSED) {
+                    return Attempt::Failed {
+                        error: format!("{url}: {chain}"),
+                        retry_at: None,
+                    };
+                }
+                (format!("{url}: {chain}"), None)
+            }
         };
         self.retry(d, error, retry_after, now)
     }

@@ -21,6 +21,7 @@
 
 mod batch;
 pub mod deliver;
+pub mod guard;
 mod leases;
 pub mod observe;
 mod outbox;

@@ -168,7 +168,7 @@ def main():
         err = open(os.path.join(work, f"{tag}-{len(outputs)}.err"), "w")
         outputs.append(out.name)
         return subprocess.Popen(
-            [STEWARD, "run", "--database", url, "--rules", rules, "--poll", "50ms",
+            [STEWARD, "run", "--database", url, "--rules", rules, "--poll", "50ms", "--allow-loopback",
              "--delivery-timeout", "2s", "--retry-base", "200ms", "--batch", "50", *extra],
             stdout=out, stderr=err, env=env,
         )

@@ -134,7 +134,9 @@ def serve_on(database, work, label):
         received.clear()
         failures.clear()
     port = free_port()
-    env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET, STEWARD_ADMIN_TOKEN=ADMIN)
+    # The receiver is on the loopback, which only an operator opens.
+    env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET, STEWARD_ADMIN_TOKEN=ADMIN,
+               STEWARD_WEBHOOK_ALLOW="127.0.0.1/32")
     env.pop("DATABASE_URL", None)
     env.pop("STEWARD_SMTP_URL", None)
     serve = subprocess.Popen(
@@ -273,6 +275,30 @@ def serve_on(database, work, label):
         assert status == 200, metrics
         assert 'steward_http_requests_total{route="/v1/events"' in metrics, metrics
         assert "steward_events_processed_total" in metrics, metrics
+
+        # A tenant's webhook to the cloud's metadata address, or to a
+        # loopback address the operator did not open: dead at once, with why.
+        probe = (
+            "event probe { id: string }\n"
+            'action metadata(id: string) via webhook "http://169.254.169.254/latest/meta-data/"\n'
+            'action admin(id: string) via webhook "http://127.0.0.2:9000/internal-admin"\n'
+            "rule probe when probe then\n  metadata(id)\n  admin(id)\nend\n"
+        )
+        status, body = api.json("PUT", "/v1/rulesets/probe", {"files": {"probe.stw": probe}})
+        assert status == 201, body
+        status, body = api.json("POST", "/v1/events", [
+            {"id": "probe1", "type": "probe", "occurred_at": at, "payload": {"id": "probe1"}}])
+        assert status == 202, body
+
+        def refused():
+            _, body = api.json("GET", "/v1/actions?status=dead&rule=probe")
+            return body["data"] if len(body["data"]) == 2 else None
+
+        dead = {a["action"]: a for a in wait_for("the refused webhooks", refused)}
+        assert "link-local" in dead["metadata"]["last_error"], dead
+        assert "loopback" in dead["admin"]["last_error"], dead
+        assert all("is not an allowed destination" in a["last_error"] and a["attempts"] == 1
+                   for a in dead.values()), dead
         assert not failures, failures
     finally:
         serve.terminate()

@@ -83,6 +83,45 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def refused_destinations(work, env, port):
+    """Without --allow-loopback, a webhook to the loopback, by address or by
+    a name that resolves to it, or to the cloud's metadata address, is dead
+    at once with the reason, and nothing reaches the receiver."""
+    rules = os.path.join(work, "internal.stw")
+    with open(rules, "w") as f:
+        f.write(
+            "event probe { id: string }\n"
+            f'action by_address(id: string) via webhook "http://127.0.0.1:{port}/internal-admin"\n'
+            f'action by_name(id: string) via webhook "http://localhost:{port}/internal-admin"\n'
+            'action metadata(id: string) via webhook "http://169.254.169.254/latest/meta-data/"\n'
+            f'action mapped(id: string) via webhook "http://[::ffff:127.0.0.1]:{port}/internal-admin"\n'
+            "rule probe when probe then\n"
+            "  by_address(id)\n  by_name(id)\n  metadata(id)\n  mapped(id)\n"
+            "end\n"
+        )
+    events = os.path.join(work, "probe.jsonl")
+    with open(events, "w") as f:
+        f.write(json.dumps({"id": "probe1", "tenant": "acme", "type": "probe",
+                            "occurred_at": "2026-11-20T10:00:00Z", "payload": {"id": "probe1"}}) + "\n")
+    db = os.path.join(work, "internal.db")
+    subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
+    before = len(received)
+    run = subprocess.run(
+        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--poll", "20ms"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    assert len(received) == before, "a refused destination was reached"
+    dead = dict(sqlite3.connect(db).execute(
+        "SELECT action, status || ' ' || attempts || ' ' || last_error FROM steward_actions"
+    ).fetchall())
+    assert set(dead) == {"by_address", "by_name", "metadata", "mapped"}, dead
+    for action, kind in [("by_address", "loopback"), ("by_name", "loopback"),
+                         ("metadata", "link-local"), ("mapped", "loopback")]:
+        assert dead[action].startswith("dead 1 "), (action, dead[action])
+        assert "is not an allowed destination" in dead[action] and kind in dead[action], (action, dead[action])
+
+
 def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -111,11 +150,13 @@ def main():
     env = dict(os.environ, STEWARD_WEBHOOK_SECRET=SECRET)
     env.pop("DATABASE_URL", None)
     env.pop("STEWARD_SMTP_URL", None)
+    env.pop("STEWARD_WEBHOOK_ALLOW", None)
+    refused_destinations(work, env, server.server_port)
     subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
     # One run: the retries (due within a second) are waited for; what is
     # dead is listed, and the run says so with its exit status.
     run = subprocess.run(
-        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle",
+        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--allow-loopback",
          "--retry-base", "50ms", "--max-attempts", "3", "--poll", "20ms",
          "--delivery-timeout", "30s"],
         env=env, capture_output=True, text=True, timeout=120,
@@ -131,7 +172,8 @@ def main():
     assert any("410 Gone" in l for l in not_delivered), stderr
     # Run again: nothing is delivered twice, and the dead are still said.
     again = subprocess.run(
-        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--poll", "20ms"],
+        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--poll", "20ms",
+         "--allow-loopback"],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 3, (again.returncode, again.stderr)
@@ -169,7 +211,7 @@ def main():
         }) + "\n")
     subprocess.run([STEWARD, "push", "--database", db, later], check=True, env=env)
     run = subprocess.run(
-        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle",
+        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--allow-loopback",
          "--retry-base", "1h", "--idle-wait", "1m", "--poll", "20ms"],
         env=env, capture_output=True, text=True, timeout=120,
     )

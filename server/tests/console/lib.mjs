@@ -138,7 +138,11 @@ async function binary() {
 export async function serve(extra = []) {
   const dir = fs.mkdtempSync(path.join(SCRATCH, 'steward-console-'));
   const adminToken = 'admin-' + randomBytes(12).toString('hex');
-  const env = { ...process.env, STEWARD_ADMIN_TOKEN: adminToken, STEWARD_WEBHOOK_SECRET: SECRET };
+  // The receivers are on the loopback, which only an operator opens.
+  const env = {
+    ...process.env, STEWARD_ADMIN_TOKEN: adminToken, STEWARD_WEBHOOK_SECRET: SECRET,
+    STEWARD_WEBHOOK_ALLOW: '127.0.0.1/32',
+  };
   delete env.DATABASE_URL;
   delete env.STEWARD_SMTP_URL;
   const args = ['serve', '--database', path.join(dir, 'steward.db'), '--listen', '127.0.0.1:0', '--poll', '100ms', ...extra];
