@@ -48,6 +48,16 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
             "warning: STEWARD_ADMIN_TOKEN is not set; tenants and tokens cannot be made over HTTP"
         );
     }
+    let sealer = match steward_db::sealed::Sealer::from_env() {
+        Ok(s) => Some(s),
+        Err(steward_db::sealed::SealError::NoKey) => {
+            eprintln!(
+                "warning: STEWARD_SECRET_KEY is not set; tenants have no secrets or signing secrets of their own (webhooks are signed with STEWARD_WEBHOOK_SECRET)"
+            );
+            None
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     // Kept here, so the store (and its runtime) is dropped after the
     // server, outside its runtime: a runtime cannot be dropped inside one.
     let keep = store.clone();
@@ -61,6 +71,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
         public_url,
         metrics: Some(Arc::new(move || metrics.render())),
         programs: Default::default(),
+        sealer,
     };
     let router = steward_server::router(app);
     let stop = opts.stop.clone();

@@ -208,15 +208,17 @@ pub trait Api {
     /// Makes a tenant; false if it exists.
     fn create_tenant(&self, id: &str) -> Result<bool, ControlError>;
     fn tenant_exists(&self, id: &str) -> Result<bool, ControlError>;
-    /// Keeps a token's hash and scopes (with an audit entry).
+    /// Keeps a token's hash and scopes, and when it expires (with an audit
+    /// entry).
     fn create_token(
         &self,
         tenant: &str,
         id: &str,
         hash: &str,
         scopes: &[String],
+        expires_at: Option<&str>,
     ) -> Result<(), ControlError>;
-    /// A token's hash and scopes.
+    /// A token's hash and scopes, unless it expired (or was revoked).
     fn token(&self, tenant: &str, id: &str) -> Result<Option<(String, Vec<String>)>, ControlError>;
 
     fn kept_answer(&self, tenant: &str, key: &str) -> Result<Option<KeptAnswer>, ControlError>;
@@ -593,18 +595,21 @@ macro_rules! api_store {
                 id: &str,
                 hash: &str,
                 scopes: &[String],
+                expires_at: Option<&str>,
             ) -> Result<(), $crate::control::ControlError> {
                 use $crate::control::db;
                 self.block(async {
                     let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
                     sqlx::query(&self.q(
-                        "INSERT INTO steward_tokens (tenant, id, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO steward_tokens (tenant, id, hash, scopes, created_at, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
                     ))
                     .bind(tenant)
                     .bind(id)
                     .bind(hash)
                     .bind(scopes.join(" "))
                     .bind($crate::control::now_text())
+                    .bind(expires_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
@@ -614,7 +619,7 @@ macro_rules! api_store {
                         "admin",
                         "token.created",
                         id,
-                        &serde_json::json!({ "scopes": scopes }),
+                        &serde_json::json!({ "scopes": scopes, "expires_at": expires_at }),
                     )
                     .await?;
                     tx.commit().await.map_err(db)
@@ -629,10 +634,12 @@ macro_rules! api_store {
                 use $crate::control::db;
                 self.block(async {
                     let row = sqlx::query(&self.q(
-                        "SELECT hash, scopes FROM steward_tokens WHERE tenant = ? AND id = ?",
+                        "SELECT hash, scopes FROM steward_tokens WHERE tenant = ? AND id = ? \
+                         AND (expires_at IS NULL OR expires_at > ?)",
                     ))
                     .bind(tenant)
                     .bind(id)
+                    .bind($crate::control::now_text())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db)?;

@@ -23,6 +23,8 @@ pub mod capture;
 pub mod console;
 pub mod control;
 pub mod links;
+pub mod sealed;
+pub mod tenancy;
 
 use std::sync::Arc;
 
@@ -2300,6 +2302,8 @@ api::api_store!(
     PG_EVENT_COLS,
     "seq"
 );
+tenancy::tenancy_store!(SqliteStore, "BEGIN IMMEDIATE");
+tenancy::tenancy_store!(PgStore, "BEGIN ISOLATION LEVEL READ COMMITTED");
 console::console_store!(
     SqliteStore,
     sqlx::Sqlite,

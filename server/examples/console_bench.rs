@@ -30,7 +30,7 @@ fn main() -> Result<(), String> {
     // A tenant, a read token and a session for it, made directly.
     store.create_tenant(tenant).map_err(|e| e.to_string())?;
     store
-        .create_token(tenant, "bench", "unused", &["read".to_string()])
+        .create_token(tenant, "bench", "unused", &["read".to_string()], None)
         .or_else(|e| match e {
             steward_db::control::ControlError::Store(
                 steward::engine::store::StoreError::Duplicate(_),
@@ -73,6 +73,7 @@ fn main() -> Result<(), String> {
         public_url: "http://127.0.0.1".into(),
         metrics: None,
         programs: Default::default(),
+        sealer: None,
     };
     let router = steward_server::router(app);
     let rt = tokio::runtime::Builder::new_multi_thread()

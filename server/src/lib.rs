@@ -27,6 +27,7 @@ use steward::engine::store::StoreError;
 use steward_db::api::Api;
 use steward_db::console::Console;
 use steward_db::control::Control;
+use steward_db::tenancy::Tenancy;
 use steward_db::{Durable, PushError};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -35,12 +36,12 @@ use crate::problem::Problem;
 
 /// What the API needs of a store: the engine's durable store, the control
 /// plane and the API's own reads and writes. Both stores are one.
-pub trait Backend: Control + Api + Console + Send + Sync + 'static {
+pub trait Backend: Control + Api + Console + Tenancy + Send + Sync + 'static {
     fn push_line(&self, line: &str) -> Result<bool, PushError>;
     fn stored_trace(&self, tenant: &str, event: &str) -> Result<Option<String>, StoreError>;
 }
 
-impl<T: Durable + Control + Api + Console + Send + Sync + 'static> Backend for T {
+impl<T: Durable + Control + Api + Console + Tenancy + Send + Sync + 'static> Backend for T {
     fn push_line(&self, line: &str) -> Result<bool, PushError> {
         self.push(line)
     }
@@ -63,6 +64,9 @@ pub struct App {
     /// Stored programs built, by digest (a program never changes under its
     /// digest), for dry runs, backtests and approvals.
     pub programs: Arc<Programs>,
+    /// What seals tenants' secrets (`STEWARD_SECRET_KEY`); without it the
+    /// server keeps none.
+    pub sealer: Option<steward_db::sealed::Sealer>,
 }
 
 /// Programs built from the store, by digest; at most [`Programs::KEEP`].

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use steward_db::control::Control;
-use steward_db::{Durable, PgStore, SqliteStore};
+use steward_db::{PgStore, SqliteStore};
 use steward_server::{App, Backend};
 use tower::ServiceExt;
 
@@ -68,11 +67,7 @@ fn job(id: &str, at: &str, amount: f64) -> Value {
     json!({"id": id, "type": "job", "occurred_at": at, "key": id, "payload": {"id": id, "amount": amount}})
 }
 
-fn suite<
-    S: Durable + Control + steward_db::api::Api + steward_db::console::Console + Send + Sync + 'static,
->(
-    open: &dyn Fn() -> S,
-) {
+fn suite<S: Store>(open: &dyn Fn() -> S) {
     let store: Arc<dyn Backend> = Arc::new(open());
     let app = App {
         store,
@@ -80,6 +75,7 @@ fn suite<
         public_url: "http://steward.test".into(),
         metrics: Some(Arc::new(|| "steward_up 1\n".to_string())),
         programs: Default::default(),
+        sealer: None,
     };
     let client = Client {
         router: steward_server::router(app),

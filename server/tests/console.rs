@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use steward_db::api::Api;
-use steward_db::control::Control;
-use steward_db::{Attempt, Durable, PgStore, SqliteStore};
+use steward_db::{Attempt, PgStore, SqliteStore};
 use steward_server::{App, Backend};
 
 mod common;
@@ -125,9 +123,7 @@ async fn token(c: &Client, tenant: &str, scopes: &[&str]) -> String {
     a.json()["token"].as_str().unwrap().to_string()
 }
 
-fn suite<S: Durable + Control + Api + steward_db::console::Console + Send + Sync + 'static>(
-    open: &dyn Fn() -> S,
-) {
+fn suite<S: Store>(open: &dyn Fn() -> S) {
     let store: Arc<dyn Backend> = Arc::new(open());
     let app = App {
         store,
@@ -135,6 +131,7 @@ fn suite<S: Durable + Control + Api + steward_db::console::Console + Send + Sync
         public_url: "http://steward.test".into(),
         metrics: None,
         programs: Default::default(),
+        sealer: None,
     };
     let c = Client {
         router: steward_server::router(app),

@@ -56,6 +56,8 @@ pub struct Deliverer {
     secret: Option<Vec<u8>>,
     /// Where webhooks may go (see [`crate::guard`]).
     destinations: std::sync::Arc<Destinations>,
+    /// What opens tenants' own signing secrets (`STEWARD_SECRET_KEY`).
+    pub sealer: Option<steward_db::sealed::Sealer>,
     pub retry_base: Duration,
     pub max_attempts: i32,
     /// How long one attempt may take (an HTTP request, an SMTP session).
@@ -100,6 +102,11 @@ impl Deliverer {
                 None
             }
         };
+        let sealer = match steward_db::sealed::Sealer::from_env() {
+            Ok(s) => Some(s),
+            Err(steward_db::sealed::SealError::NoKey) => None,
+            Err(e) => return Err(e.to_string()),
+        };
         let mut destinations = Destinations::from_env()?;
         if allow_loopback {
             destinations = destinations.with_loopback();
@@ -119,16 +126,19 @@ impl Deliverer {
             smtp,
             secret,
             destinations,
+            sealer,
             retry_base,
             max_attempts,
             timeout,
         })
     }
 
-    /// Delivers one action of the outbox, and says what came of it.
-    pub fn deliver(&self, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+    /// Delivers one action of the outbox, and says what came of it. A
+    /// webhook is signed with each of `keys` (the tenant's signing secrets,
+    /// two during a rotation's grace), else with `STEWARD_WEBHOOK_SECRET`.
+    pub fn deliver(&self, d: &Delivery, now: DateTime<Utc>, keys: &[Vec<u8>]) -> Attempt {
         if let Some(url) = &d.url {
-            return self.webhook(url, d, now);
+            return self.webhook(url, d, now, keys);
         }
         if d.action == "send" {
             return self.send(d, now);
@@ -246,7 +256,28 @@ impl Deliverer {
         }
     }
 
-    fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>) -> Attempt {
+    /// The key bytes of `tenant`'s own signing secrets that `sealed`
+    /// (name, sealed value) holds; a secret that does not open is an error.
+    pub fn tenant_keys(
+        &self,
+        tenant: &str,
+        sealed: &[(String, String)],
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(Vec::new());
+        };
+        sealed
+            .iter()
+            .map(|(name, value)| {
+                let secret = sealer
+                    .open(tenant, name, value)
+                    .map_err(|e| format!("tenant `{tenant}`'s secret `{name}`: {e}"))?;
+                decode_secret(&secret)
+            })
+            .collect()
+    }
+
+    fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>, keys: &[Vec<u8>]) -> Attempt {
         // A destination refused now is refused at every attempt: dead.
         if let Err(why) = self.destinations.check_url(url) {
             return Attempt::Failed {
@@ -263,8 +294,20 @@ impl Deliverer {
             .header("webhook-timestamp", &timestamp)
             .header("idempotency-key", &d.key)
             .body(d.args.clone());
-        if let Some(key) = &self.secret {
-            request = request.header("webhook-signature", sign(key, &d.key, &timestamp, &d.args));
+        // Every signature in one header, space separated, as Standard
+        // Webhooks allows (a receiver accepts the message if one verifies).
+        let signatures: Vec<String> = if keys.is_empty() {
+            self.secret
+                .iter()
+                .map(|key| sign(key, &d.key, &timestamp, &d.args))
+                .collect()
+        } else {
+            keys.iter()
+                .map(|key| sign(key, &d.key, &timestamp, &d.args))
+                .collect()
+        };
+        if !signatures.is_empty() {
+            request = request.header("webhook-signature", signatures.join(" "));
         }
         let (error, retry_after) = match request.send() {
             Ok(response) if response.status().is_success() => return Attempt::Delivered,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use steward_db::api::Api;
+use steward_db::tenancy::{Tenancy, SIGNING, SIGNING_PREVIOUS};
 use steward_db::{Attempt, Delivery, Durable, PgStore, SqliteStore, Target};
 
 use crate::observe::record_delivery;
@@ -76,7 +77,7 @@ pub(crate) fn deliver_loop(
     }
 }
 
-pub(crate) fn deliveries<S: Durable + Api>(
+pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
     store: &S,
     opts: &RunOptions,
     outbox: &Outbox,
@@ -116,7 +117,16 @@ pub(crate) fn deliveries<S: Durable + Api>(
                 if d.action == "approval_requested" {
                     approval_mail(store, opts, d)
                 } else {
-                    deliverer.deliver(d, Utc::now())
+                    match signing_keys(store, deliverer, d) {
+                        Ok(keys) => deliverer.deliver(d, Utc::now(), &keys),
+                        // A tenant's secret that does not open (another
+                        // STEWARD_SECRET_KEY): not sent unsigned or
+                        // signed with the server's; tried again.
+                        Err(why) => Attempt::Failed {
+                            error: why,
+                            retry_at: Utc::now().checked_add_signed(chrono::Duration::minutes(1)),
+                        },
+                    }
                 }
             });
             record_delivery(d, &outcome, started);
@@ -159,6 +169,24 @@ pub(crate) fn deliveries<S: Durable + Api>(
 /// An approval asked, mailed with links to the holders of its role (see
 /// `PUT /v1/roles/{role}`), when links can be made (`--public-url`, which
 /// `steward serve` sets).
+/// The signing keys of a webhook's tenant (its own secret, and the one a
+/// rotation replaced while it signs); none for another action or a tenant
+/// without its own.
+fn signing_keys<S: Tenancy>(
+    store: &S,
+    deliverer: &crate::Deliverer,
+    d: &Delivery,
+) -> Result<Vec<Vec<u8>>, String> {
+    if d.url.is_none() || deliverer.sealer.is_none() {
+        return Ok(Vec::new());
+    }
+    let now = steward_db::control::now_text();
+    let sealed = store
+        .sealed_secrets(&d.tenant, &[SIGNING, SIGNING_PREVIOUS], &now)
+        .map_err(|e| e.to_string())?;
+    deliverer.tenant_keys(&d.tenant, &sealed)
+}
+
 pub(crate) fn approval_mail<S: Durable + Api>(
     store: &S,
     opts: &RunOptions,

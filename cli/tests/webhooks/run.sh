@@ -5,7 +5,9 @@
 # `steward`, installs the pinned verifier into a virtual environment under
 # the target folder, and runs test_webhooks.py and test_mail.py against
 # `steward run`, then test_crash.py: two workers on PostgreSQL (DATABASE_URL),
-# one killed with SIGKILL again and again, delivering to both.
+# one killed with SIGKILL again and again, delivering to both; then
+# test_serve.py (the API end to end) and test_tenants.py (each tenant's
+# webhooks signed with its own secret, across a rotation).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -22,3 +24,4 @@ STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_webhooks.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_mail.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_crash.py
 STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_serve.py
+STEWARD="$steward" "$venv/bin/python" cli/tests/webhooks/test_tenants.py

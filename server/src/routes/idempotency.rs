@@ -15,6 +15,23 @@ pub(crate) async fn once<F>(
 where
     F: std::future::Future<Output = Response>,
 {
+    once_keeping(app, scope, headers, request, run, None).await
+}
+
+/// [`once`], the kept answer without the member `secret` of its JSON body
+/// (a secret shown once is not kept in the clear): a retry gets the
+/// answer with `secret` saying so.
+pub(crate) async fn once_keeping<F>(
+    app: &App,
+    scope: &str,
+    headers: &HeaderMap,
+    request: (&Method, &Uri, &[u8]),
+    run: F,
+    secret: Option<&'static str>,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let Some(key) = headers.get("idempotency-key") else {
         return run.await;
     };
@@ -80,10 +97,21 @@ where
             .into_response()
         }
     };
+    let mut kept_body = String::from_utf8_lossy(&bytes).into_owned();
+    if let Some(member) = secret {
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Some(field) = v.get_mut(member).filter(|f| f.is_string()) {
+                *field = serde_json::Value::String(
+                    "shown once, in the first answer; rotate it for a new one".into(),
+                );
+            }
+            kept_body = v.to_string();
+        }
+    }
     let answer = steward_db::api::KeptAnswer {
         request: digest,
         status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body: kept_body,
     };
     let scope = scope.to_string();
     if let Err(p) = app

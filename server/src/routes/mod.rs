@@ -65,6 +65,12 @@ pub fn routes_and_document() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_audit))
         .routes(routes!(list_roles))
         .routes(routes!(set_role))
+        .routes(routes!(list_secrets))
+        .routes(routes!(put_secret, delete_secret))
+        .routes(routes!(rotate_signing))
+        .routes(routes!(list_tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(admin_revoke_token))
         .split_for_parts();
     let router = router
         .fallback(not_found)
@@ -102,6 +108,7 @@ mod ops;
 mod pagination;
 mod roles;
 mod rulesets;
+mod secrets;
 mod simulate;
 mod tenants;
 mod work;
@@ -114,6 +121,7 @@ pub use ops::*;
 pub use pagination::*;
 pub use roles::*;
 pub use rulesets::*;
+pub use secrets::*;
 pub use simulate::*;
 pub use tenants::*;
 pub use work::*;
@@ -150,7 +158,8 @@ impl utoipa::Modify for Security {
         EventRow, EventPage, OutboxRow, ActionPage, TimerRow, TimerPage, TaskRow, TaskPage,
         NotificationRow, NotificationPage, ApprovalRow, ApprovalPage, DecisionRow,
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,
-        BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow
+        BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow,
+        SecretSummary, SecretList, SecretValue, Rotation, SigningSecret, TokenSummary, TokenList
     )),
     modifiers(&Security)
 )]

@@ -12,6 +12,10 @@ pub struct NewTenant {
 #[derive(Serialize, ToSchema)]
 pub struct TenantBody {
     pub id: String,
+    /// The tenant's webhook signing secret (`whsec_...`), shown once (when
+    /// the server keeps secrets, `STEWARD_SECRET_KEY`): its webhooks are
+    /// signed with it, not with the server's.
+    pub signing_secret: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/tenants", request_body = NewTenant, security(("admin" = [])),
@@ -33,7 +37,7 @@ pub(crate) async fn create_tenant(
     Body(body, bytes): Body<NewTenant>,
 ) -> Response {
     let app2 = app.clone();
-    once(&app, "*admin", &headers, (&method, &uri, &bytes), async move {
+    once_keeping(&app, "*admin", &headers, (&method, &uri, &bytes), async move {
         if !auth::valid_name(&body.id) || body.id == EVERY_TENANT {
             return Problem::unprocessable(
                 "invalid_tenant",
@@ -46,7 +50,23 @@ pub(crate) async fn create_tenant(
             .db(move |db| db.create_tenant(&id).map_err(Problem::from))
             .await
         {
-            Ok(true) => created(StatusCode::CREATED, TenantBody { id: body.id }),
+            Ok(true) => {
+                // Its own signing secret, when the server keeps secrets.
+                let signing_secret = if app2.sealer.is_some() {
+                    let admin = auth::Tenant {
+                        tenant: body.id.clone(),
+                        token: "admin".into(),
+                        scopes: Vec::new(),
+                    };
+                    match rotated(&app2, &admin, 0).await {
+                        Ok(s) => Some(s.secret),
+                        Err(p) => return p.into_response(),
+                    }
+                } else {
+                    None
+                };
+                created(StatusCode::CREATED, TenantBody { id: body.id, signing_secret })
+            }
             Ok(false) => Problem::new(
                 StatusCode::CONFLICT,
                 "tenant_exists",
@@ -55,7 +75,7 @@ pub(crate) async fn create_tenant(
             .into_response(),
             Err(p) => p.into_response(),
         }
-    })
+    }, Some("signing_secret"))
     .await
 }
 
@@ -65,6 +85,8 @@ pub struct NewToken {
     /// Of `read`, `events:write`, `rulesets:deploy`, `approvals:decide`;
     /// all of them if absent.
     pub scopes: Option<Vec<String>>,
+    /// How long it is valid (`90d`, `12h`); forever if absent.
+    pub expires_in: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,6 +95,8 @@ pub struct TokenBody {
     pub token: String,
     pub id: String,
     pub scopes: Vec<String>,
+    /// When it stops being valid (none: never).
+    pub expires_at: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", request_body = NewToken, security(("admin" = [])),
@@ -115,15 +139,45 @@ pub(crate) async fn create_token(
     {
         return Err(Problem::not_found(format!("no tenant `{tenant}`")));
     }
+    let expires_at = match body
+        .expires_in
+        .as_deref()
+        .map(steward::engine::decode::parse_duration)
+    {
+        None => None,
+        Some(Some(ms)) if ms > 0 && ms <= 3650 * 86_400_000 => Some(
+            (chrono::Utc::now() + chrono::Duration::milliseconds(ms))
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        ),
+        Some(_) => {
+            return Err(Problem::unprocessable(
+                "invalid_field",
+                "`expires_in` is a duration from `1s` to `3650d` (`90d`, `12h`)",
+            ))
+        }
+    };
     let id = auth::random(9)?.replace(['-', '_'], "x");
     let secret = auth::random(32)?;
     let token = format!("{tenant}.{id}.{secret}");
     let hash = auth::digest(&token);
-    let (t, i, s) = (tenant.clone(), id.clone(), scopes.clone());
-    app.db(move |db| db.create_token(&t, &i, &hash, &s).map_err(Problem::from))
-        .await?;
+    let (t, i, s, e) = (
+        tenant.clone(),
+        id.clone(),
+        scopes.clone(),
+        expires_at.clone(),
+    );
+    app.db(move |db| {
+        db.create_token(&t, &i, &hash, &s, e.as_deref())
+            .map_err(Problem::from)
+    })
+    .await?;
     Ok(created(
         StatusCode::CREATED,
-        TokenBody { token, id, scopes },
+        TokenBody {
+            token,
+            id,
+            scopes,
+            expires_at,
+        },
     ))
 }

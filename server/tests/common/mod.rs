@@ -16,6 +16,31 @@ use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin-secret";
 
+/// Either store, with all the API needs.
+pub trait Store:
+    Durable
+    + Control
+    + steward_db::api::Api
+    + steward_db::console::Console
+    + steward_db::tenancy::Tenancy
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: Durable
+        + Control
+        + steward_db::api::Api
+        + steward_db::console::Console
+        + steward_db::tenancy::Tenancy
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 pub struct Client {
     pub router: axum::Router,
 }

@@ -1,0 +1,303 @@
+//! What keeps tenants apart beyond their rows: their tokens (listed,
+//! expiring, revoked) and their secrets (sealed with `sealed::Sealer`,
+//! listed by name only). Every query names the tenant first.
+
+use crate::control::ControlError;
+
+/// The name of a tenant's webhook signing secret, and of the one it
+/// replaced, which signs beside it until it expires.
+pub const SIGNING: &str = "webhook-signing";
+pub const SIGNING_PREVIOUS: &str = "webhook-signing.previous";
+
+/// A token as listed: never its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// A secret as listed: its name and when and by whom it was set, never
+/// its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRow {
+    pub name: String,
+    pub set_at: String,
+    pub set_by: String,
+    /// When it stops being used (a signing secret replaced by a rotation).
+    pub expires_at: Option<String>,
+}
+
+pub trait Tenancy {
+    /// A tenant's tokens, by id.
+    fn tokens(&self, tenant: &str) -> Result<Vec<TokenRow>, ControlError>;
+    /// Deletes a token and ends its console sessions, with an audit entry;
+    /// false if there was none.
+    fn revoke_token(&self, tenant: &str, id: &str, who: &str) -> Result<bool, ControlError>;
+    /// Sets a secret (sealed), with an audit entry naming it only.
+    fn put_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        sealed: &str,
+        who: &str,
+    ) -> Result<(), ControlError>;
+    /// Replaces secret `name` with `sealed`; the value it replaces, sealed
+    /// again for its new name, is kept as `previous.0` until `until` (none:
+    /// there was none). One transaction, one audit entry.
+    fn rotate_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        sealed: &str,
+        previous: (&str, Option<&str>),
+        until: &str,
+        who: &str,
+    ) -> Result<(), ControlError>;
+    fn secrets(&self, tenant: &str) -> Result<Vec<SecretRow>, ControlError>;
+    /// Deletes a secret, with an audit entry; false if there was none.
+    fn delete_secret(&self, tenant: &str, name: &str, who: &str) -> Result<bool, ControlError>;
+    /// The sealed values of those of `names` that are set and not expired
+    /// at `now`: (name, sealed).
+    fn sealed_secrets(
+        &self,
+        tenant: &str,
+        names: &[&str],
+        now: &str,
+    ) -> Result<Vec<(String, String)>, ControlError>;
+}
+
+/// The tenancy queries written once for both stores, as `api_store!`.
+macro_rules! tenancy_store {
+    ($store:ident, $begin:expr) => {
+        impl $crate::tenancy::Tenancy for $store {
+            fn tokens(
+                &self,
+                tenant: &str,
+            ) -> Result<Vec<$crate::tenancy::TokenRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT id, scopes, created_at, expires_at FROM steward_tokens \
+                         WHERE tenant = ? ORDER BY id LIMIT 1000",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    rows.iter()
+                        .map(|r| {
+                            let scopes: String = r.try_get(1).map_err(db)?;
+                            Ok($crate::tenancy::TokenRow {
+                                id: r.try_get(0).map_err(db)?,
+                                scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                                created_at: r.try_get(2).map_err(db)?,
+                                expires_at: r.try_get(3).map_err(db)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn revoke_token(
+                &self,
+                tenant: &str,
+                id: &str,
+                who: &str,
+            ) -> Result<bool, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    let done = sqlx::query(&self.q(
+                        "DELETE FROM steward_tokens WHERE tenant = ? AND id = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query(&self.q(
+                        "DELETE FROM steward_sessions WHERE tenant = ? AND token = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    self.audit_on(&mut tx, tenant, who, "token.revoked", id, &serde_json::json!({}))
+                        .await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
+                })
+            }
+
+            fn put_secret(
+                &self,
+                tenant: &str,
+                name: &str,
+                sealed: &str,
+                who: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_secrets (tenant, name, sealed, set_at, set_by, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (tenant, name) DO UPDATE SET \
+                         sealed = excluded.sealed, set_at = excluded.set_at, set_by = excluded.set_by, \
+                         expires_at = NULL",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(sealed)
+                    .bind($crate::control::now_text())
+                    .bind(who)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    self.audit_on(&mut tx, tenant, who, "secret.set", name, &serde_json::json!({}))
+                        .await?;
+                    tx.commit().await.map_err(db)
+                })
+            }
+
+            fn rotate_secret(
+                &self,
+                tenant: &str,
+                name: &str,
+                sealed: &str,
+                previous: (&str, Option<&str>),
+                until: &str,
+                who: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                let now = $crate::control::now_text();
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    sqlx::query(&self.q("DELETE FROM steward_secrets WHERE tenant = ? AND name IN (?, ?)"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(previous.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let insert = self.q(
+                        "INSERT INTO steward_secrets (tenant, name, sealed, set_at, set_by, expires_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    );
+                    if let Some(old) = previous.1 {
+                        sqlx::query(&insert)
+                            .bind(tenant)
+                            .bind(previous.0)
+                            .bind(old)
+                            .bind(&now)
+                            .bind(who)
+                            .bind(until)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    sqlx::query(&insert)
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(sealed)
+                        .bind(&now)
+                        .bind(who)
+                        .bind(Option::<String>::None)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let detail = serde_json::json!({ "previous_until": previous.1.map(|_| until) });
+                    self.audit_on(&mut tx, tenant, who, "secret.rotated", name, &detail)
+                        .await?;
+                    tx.commit().await.map_err(db)
+                })
+            }
+
+            fn secrets(
+                &self,
+                tenant: &str,
+            ) -> Result<Vec<$crate::tenancy::SecretRow>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT name, set_at, set_by, expires_at FROM steward_secrets \
+                         WHERE tenant = ? ORDER BY name LIMIT 1000",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok($crate::tenancy::SecretRow {
+                                name: r.try_get(0).map_err(db)?,
+                                set_at: r.try_get(1).map_err(db)?,
+                                set_by: r.try_get(2).map_err(db)?,
+                                expires_at: r.try_get(3).map_err(db)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn delete_secret(
+                &self,
+                tenant: &str,
+                name: &str,
+                who: &str,
+            ) -> Result<bool, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    let done = sqlx::query(&self.q("DELETE FROM steward_secrets WHERE tenant = ? AND name = ?"))
+                        .bind(tenant)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    self.audit_on(&mut tx, tenant, who, "secret.deleted", name, &serde_json::json!({}))
+                        .await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(true)
+                })
+            }
+
+            fn sealed_secrets(
+                &self,
+                tenant: &str,
+                names: &[&str],
+                now: &str,
+            ) -> Result<Vec<(String, String)>, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let rows = sqlx::query(&self.q(
+                        "SELECT name, sealed FROM steward_secrets WHERE tenant = ? \
+                         AND (expires_at IS NULL OR expires_at > ?) ORDER BY name",
+                    ))
+                    .bind(tenant)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let mut out = Vec::new();
+                    for r in &rows {
+                        let name: String = r.try_get(0).map_err(db)?;
+                        if names.contains(&name.as_str()) {
+                            out.push((name, r.try_get(1).map_err(db)?));
+                        }
+                    }
+                    Ok(out)
+                })
+            }
+        }
+    };
+}
+pub(crate) use tenancy_store;
