@@ -21,7 +21,10 @@ fi
 steward="$(cd "$target/debug" && pwd)/steward"
 work=$(mktemp -d)
 admin="admin-$RANDOM$RANDOM"
-STEWARD_ADMIN_TOKEN="$admin" "$steward" serve --database "$work/steward.db" \
+# A server that keeps secrets (its key random for the run), as a
+# multi-tenant server runs.
+secret_key=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+STEWARD_ADMIN_TOKEN="$admin" STEWARD_SECRET_KEY="$secret_key" "$steward" serve --database "$work/steward.db" \
   --listen 127.0.0.1:0 --poll 50ms >"$work/out.log" 2>"$work/err.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
