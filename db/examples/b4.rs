@@ -84,8 +84,9 @@ fn main() -> Fallible<()> {
     // The peer, on the same database in the same run: Graphile Worker
     // draining as many no-op jobs with concurrency 10 (`B4_GRAPHILE` names
     // benches/b4-graphile/drain.js, installed by scripts/b4.sh).
-    let graphile = match std::env::var("B4_GRAPHILE") {
-        Ok(script) => {
+    let fairness_only = std::env::var("B4_ONLY").as_deref() == Ok("fairness");
+    let graphile = match std::env::var("B4_GRAPHILE").ok().filter(|_| !fairness_only) {
+        Some(script) => {
             let out = Command::new("node")
                 .args([script.as_str(), pg.as_str(), &events.to_string()])
                 .stderr(Stdio::inherit())
@@ -98,54 +99,24 @@ fn main() -> Fallible<()> {
                 .ok_or_else(|| format!("Graphile Worker's drain said {text:?}"))?;
             Some(rate)
         }
-        Err(_) => None,
+        None => None,
     };
-    println!("B4: {events} events per drain; latency at 1,000 events/s for 10 s");
-    match graphile {
-        Some(rate) => {
-            println!("Graphile Worker 0.18, concurrency 10, same database: {rate:.0} jobs/s")
-        }
-        None => println!("Graphile Worker: not run (B4_GRAPHILE unset)"),
+    if !fairness_only {
+        db.main_sections(&rt, &pg, &sqlite, events, graphile, &stateful)?;
     }
-    println!("| store | workers | bare loop (events/s) | steward (events/s) | steward / bare | steward / Graphile Worker | p50 | p99 |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for (store, url, workers) in [
-        ("PostgreSQL", &pg, 1),
-        ("PostgreSQL", &pg, 2),
-        ("SQLite", &sqlite, 1),
-    ] {
+    // Fair share: one tenant floods, another sends an event every 50 ms.
+    println!();
+    println!("Fair share: 1 worker; tenant `flood` inserts {events} events at once, tenant `quiet` one every 50 ms until the flood is drained:");
+    println!("| store | flood drained (events/s) | quiet events | quiet p50 | quiet p99 |");
+    println!("|---|---|---|---|---|");
+    for (store, url) in [("PostgreSQL", &pg), ("SQLite", &sqlite)] {
         steward_db::Target::parse(url).migrate()?;
-        let bare = rt.block_on(db.bare(url, events, workers))?;
-        let drained = db.drain(&rt, url, events, workers)?;
-        let (p50, p99) = db.latency(&rt, url, workers)?;
-        let peer = match (graphile, store) {
-            (Some(rate), "PostgreSQL") => format!("{:.2}", drained / rate),
-            _ => "-".to_string(),
-        };
+        let (rate, p50, p99, n) = db.fairness(&rt, url, events)?;
         println!(
-            "| {store} | {workers} | {bare:.0} | {drained:.0} | {:.2} | {peer} | {:.1} ms | {:.1} ms |",
-            drained / bare,
+            "| {store} | {rate:.0} | {n} | {:.1} ms | {:.1} ms |",
             p50 * 1000.0,
             p99 * 1000.0
         );
-    }
-    // One PostgreSQL worker by backlog and workload: whether the rate
-    // holds as the backlog grows, and with state kept for every event.
-    println!();
-    println!(
-        "PostgreSQL, 1 worker, events/s drained by backlog (events inserted at once) and workload:"
-    );
-    println!("| workload | 3,000 | 30,000 |");
-    println!("|---|---|---|");
-    for (label, rules) in [
-        ("an action per event", &db.rules),
-        ("and a throttle and a timer per event", &stateful),
-    ] {
-        let mut rates = Vec::new();
-        for backlog in [3_000, 30_000] {
-            rates.push(db.drain_with(&rt, &pg, backlog, 1, rules)?);
-        }
-        println!("| {label} | {:.0} | {:.0} |", rates[0], rates[1]);
     }
     rt.block_on(async {
         let mut c = sqlx::PgConnection::connect(&admin).await?;
@@ -155,6 +126,69 @@ fn main() -> Fallible<()> {
     })?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+impl Db {
+    /// The drains, latencies and backlogs (everything but fair share).
+    fn main_sections(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        pg: &str,
+        sqlite: &str,
+        events: i64,
+        graphile: Option<f64>,
+        stateful: &str,
+    ) -> Fallible<()> {
+        let db = self;
+        println!("B4: {events} events per drain; latency at 1,000 events/s for 10 s");
+        match graphile {
+            Some(rate) => {
+                println!("Graphile Worker 0.18, concurrency 10, same database: {rate:.0} jobs/s")
+            }
+            None => println!("Graphile Worker: not run (B4_GRAPHILE unset)"),
+        }
+        println!("| store | workers | bare loop (events/s) | steward (events/s) | steward / bare | steward / Graphile Worker | p50 | p99 |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (store, url, workers) in [
+            ("PostgreSQL", pg, 1),
+            ("PostgreSQL", pg, 2),
+            ("SQLite", sqlite, 1),
+        ] {
+            steward_db::Target::parse(url).migrate()?;
+            let bare = rt.block_on(db.bare(url, events, workers))?;
+            let drained = db.drain(rt, url, events, workers)?;
+            let (p50, p99) = db.latency(rt, url, workers)?;
+            let peer = match (graphile, store) {
+                (Some(rate), "PostgreSQL") => format!("{:.2}", drained / rate),
+                _ => "-".to_string(),
+            };
+            println!(
+            "| {store} | {workers} | {bare:.0} | {drained:.0} | {:.2} | {peer} | {:.1} ms | {:.1} ms |",
+            drained / bare,
+            p50 * 1000.0,
+            p99 * 1000.0
+        );
+        }
+        // One PostgreSQL worker by backlog and workload: whether the rate
+        // holds as the backlog grows, and with state kept for every event.
+        println!();
+        println!(
+        "PostgreSQL, 1 worker, events/s drained by backlog (events inserted at once) and workload:"
+    );
+        println!("| workload | 3,000 | 30,000 |");
+        println!("|---|---|---|");
+        for (label, rules) in [
+            ("an action per event", db.rules.as_str()),
+            ("and a throttle and a timer per event", stateful),
+        ] {
+            let mut rates = Vec::new();
+            for backlog in [3_000, 30_000] {
+                rates.push(db.drain_with(rt, pg, backlog, 1, rules)?);
+            }
+            println!("| {label} | {:.0} | {:.0} |", rates[0], rates[1]);
+        }
+        Ok(())
+    }
 }
 
 struct Db {
@@ -197,14 +231,19 @@ impl Conn {
 
     /// Inserts `n` events numbered from `from`, in one transaction.
     async fn insert(&mut self, from: i64, n: i64) -> Fallible<()> {
+        self.insert_as("acme", "e", from, n).await
+    }
+
+    /// [`Conn::insert`] for `tenant`, ids starting with `prefix`.
+    async fn insert_as(&mut self, tenant: &str, prefix: &str, from: i64, n: i64) -> Fallible<()> {
         let to = from + n - 1;
         match self {
             Conn::Pg(c) => {
                 c.execute(
                     format!(
                         "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
-                         SELECT 'acme', 'e' || g, 'booking', clock_timestamp(), 'k' || (g % 1000), \
-                         jsonb_build_object('id', 'e' || g, 'risk', 0.1) \
+                         SELECT '{tenant}', '{prefix}' || g, 'booking', clock_timestamp(), 'k' || (g % 1000), \
+                         jsonb_build_object('id', '{prefix}' || g, 'risk', 0.1) \
                          FROM generate_series({from}, {to}) g"
                     )
                     .as_str(),
@@ -216,8 +255,8 @@ impl Conn {
                     format!(
                         "WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) \
                          INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload) \
-                         SELECT 'acme', 'e' || n, 'booking', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-                         'k' || (n % 1000), json_object('id', 'e' || n, 'risk', 0.1) FROM g"
+                         SELECT '{tenant}', '{prefix}' || n, 'booking', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
+                         'k' || (n % 1000), json_object('id', '{prefix}' || n, 'risk', 0.1) FROM g"
                     )
                     .as_str(),
                 )
@@ -361,6 +400,50 @@ impl Db {
         Ok(rate)
     }
 
+    /// Fair share: one worker, `flood` events of tenant `flood` inserted at
+    /// once, and meanwhile one event of tenant `quiet` every 50 ms until the
+    /// flood is drained: the flood's rate, and the quiet tenant's p50 and
+    /// p99 seconds from insert to the handling's commit, and its count.
+    fn fairness(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        url: &str,
+        flood: i64,
+    ) -> Fallible<(f64, f64, f64, usize)> {
+        let mut c = rt.block_on(self.reset(url))?;
+        let mut children = self.workers(url, 1, &self.rules)?;
+        std::thread::sleep(Duration::from_secs(2));
+        rt.block_on(c.insert_as("flood", "f", 0, flood))?;
+        let start = Instant::now();
+        let flooding =
+            "SELECT COUNT(*) FROM steward_events WHERE status = 'pending' AND tenant = 'flood'";
+        let mut quiet = 0i64;
+        loop {
+            let due = start + Duration::from_millis(50 * quiet as u64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            rt.block_on(c.insert_as("quiet", "q", quiet, 1))?;
+            quiet += 1;
+            if rt.block_on(c.count(flooding))? == 0 {
+                break;
+            }
+        }
+        let rate = flood as f64 / start.elapsed().as_secs_f64();
+        let pending = "SELECT COUNT(*) FROM steward_events WHERE status = 'pending'";
+        while rt.block_on(c.count(pending))? > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop(&mut children);
+        let mut lags = lags(rt, &mut c, "WHERE tenant = 'quiet'")?;
+        lags.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((lags.len() as f64 - 1.0) * q).round() as usize;
+            lags.get(i).copied().unwrap_or(f64::NAN)
+        };
+        Ok((rate, at(0.5), at(0.99), lags.len()))
+    }
+
     /// At 1,000 events/s for 10 s: p50 and p99 seconds from insert to the
     /// handling's commit.
     fn latency(
@@ -385,20 +468,7 @@ impl Db {
             std::thread::sleep(Duration::from_millis(20));
         }
         stop(&mut children);
-        let mut lags: Vec<f64> = match &mut c {
-            Conn::Pg(c) => rt.block_on(
-                sqlx::query_scalar::<_, f64>(
-                    "SELECT EXTRACT(EPOCH FROM processed_at - received_at)::float8 FROM steward_events",
-                )
-                .fetch_all(c),
-            )?,
-            Conn::Lite(c) => rt.block_on(
-                sqlx::query_scalar::<_, f64>(
-                    "SELECT (julianday(processed_at) - julianday(received_at)) * 86400.0 FROM steward_events",
-                )
-                .fetch_all(c),
-            )?,
-        };
+        let mut lags = lags(rt, &mut c, "")?;
         lags.sort_by(f64::total_cmp);
         let at = |q: f64| {
             let i = ((lags.len() as f64 - 1.0) * q).round() as usize;
@@ -406,6 +476,25 @@ impl Db {
         };
         Ok((at(0.5), at(0.99)))
     }
+}
+
+/// Seconds from each event's insert to the commit of its handling, of the
+/// events `filter` (a `WHERE` clause, or nothing) keeps.
+fn lags(rt: &tokio::runtime::Runtime, c: &mut Conn, filter: &str) -> Fallible<Vec<f64>> {
+    Ok(match c {
+        Conn::Pg(c) => rt.block_on(
+            sqlx::query_scalar::<_, f64>(&format!(
+                "SELECT EXTRACT(EPOCH FROM processed_at - received_at)::float8 FROM steward_events {filter}"
+            ))
+            .fetch_all(c),
+        )?,
+        Conn::Lite(c) => rt.block_on(
+            sqlx::query_scalar::<_, f64>(&format!(
+                "SELECT (julianday(processed_at) - julianday(received_at)) * 86400.0 FROM steward_events {filter}"
+            ))
+            .fetch_all(c),
+        )?,
+    })
 }
 
 /// Stops the workers as an operator would (SIGTERM: each finishes its

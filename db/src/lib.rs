@@ -856,11 +856,78 @@ macro_rules! durable_store {
                 })
             }
 
-            /// Up to `limit` pending events, in the order they occurred, as
-            /// envelope lines for the engine's decoder.
-            /// ... and when `claim`, locked for this batch (see [`EventsSql::claim`]).
+            /// Up to `limit` pending events, as envelope lines for the
+            /// engine's decoder; when `claim`, locked for this batch (see
+            /// [`EventsSql::claim`]) and shared fairly among tenants: with
+            /// several tenants waiting, up to [`FAIR_TENANTS`] of them, in
+            /// turn from where the last claim stopped, get an equal share of
+            /// the batch (each its oldest events), so one tenant's backlog
+            /// delays another's next event by a batch at most.
             fn pending_events_now(&self, limit: i64, claim: bool) -> Result<Vec<PendingEvent>, StoreError> {
+                if !claim {
+                    return self.pending_of(None, limit, false);
+                }
+                let tenants = self.waiting_tenants()?;
+                if tenants.len() <= 1 {
+                    return self.pending_of(None, limit, true);
+                }
+                let count = i64::try_from(tenants.len()).unwrap_or(1);
+                let share = (limit.saturating_add(count - 1) / count).max(1);
+                let mut out = Vec::new();
+                for tenant in &tenants {
+                    out.extend(self.pending_of(Some(tenant), share, true)?);
+                }
+                if let Some(last) = tenants.last() {
+                    *self.next_tenant.lock().unwrap_or_else(|e| e.into_inner()) = last.clone();
+                }
+                Ok(out)
+            }
+
+            /// Up to [`FAIR_TENANTS`] tenants with pending events, in turn
+            /// after the last claim's (a skip scan of the pending index:
+            /// one lookup a tenant, whatever their backlogs).
+            fn waiting_tenants(&self) -> Result<Vec<String>, StoreError> {
+                let after = self.next_tenant.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let skip = |from: &str, n: i64| {
+                    let from = from.to_string();
+                    async move {
+                        let mut c = self.conn().await.map_err(unavailable)?;
+                        sqlx::query_scalar::<_, String>(&self.q(
+                            "WITH RECURSIVE t(tenant, n) AS ( \
+                             SELECT (SELECT tenant FROM steward_events WHERE status = 'pending' AND tenant > ? \
+                             ORDER BY tenant LIMIT 1), 1 \
+                             UNION ALL \
+                             SELECT (SELECT e.tenant FROM steward_events e WHERE e.status = 'pending' \
+                             AND e.tenant > t.tenant ORDER BY e.tenant LIMIT 1), t.n + 1 \
+                             FROM t WHERE t.tenant IS NOT NULL AND t.n < ?) \
+                             SELECT tenant FROM t WHERE tenant IS NOT NULL",
+                        ))
+                        .bind(from)
+                        .bind(n)
+                        .fetch_all(c.get())
+                        .await
+                        .map_err(unavailable)
+                    }
+                };
+                let mut tenants = self.block(skip(&after, FAIR_TENANTS))?;
+                let room = FAIR_TENANTS - i64::try_from(tenants.len()).unwrap_or(FAIR_TENANTS);
+                if room > 0 && !after.is_empty() {
+                    // Round the turn from the first tenant.
+                    for t in self.block(skip("", room))? {
+                        if t.as_str() > after.as_str() || tenants.contains(&t) {
+                            break;
+                        }
+                        tenants.push(t);
+                    }
+                }
+                Ok(tenants)
+            }
+
+            /// Up to `limit` pending events (of `tenant` only, if given), in
+            /// the order they occurred.
+            fn pending_of(&self, tenant: Option<&str>, limit: i64, claim: bool) -> Result<Vec<PendingEvent>, StoreError> {
                 let (only, lock) = if claim { $events.claim } else { ("", "") };
+                let of_tenant = if tenant.is_some() { "AND e.tenant = ?" } else { "" };
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
                     let plan = $events.claim_plan.filter(|_| claim);
@@ -871,14 +938,20 @@ macro_rules! durable_store {
                     // engine's lookups for the claimed events cost no round
                     // trip (a claimed row is locked: only this batch can
                     // handle it now).
-                    let rows = sqlx::query(&self.q(&format!(
+                    let sql = self.q(&format!(
                         "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload, \
                          EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled, \
                          {} AS previous \
-                         FROM steward_events e WHERE status = 'pending' {only} \
+                         FROM steward_events e WHERE status = 'pending' {of_tenant} {only} \
                          ORDER BY e.occurred_at, e.{} LIMIT ? {lock}",
                         $events.time_out, $events.payload_out, $events.previous_out, $events.order
-                    )))
+                    ));
+                    let query = sqlx::query(&sql);
+                    let query = match tenant {
+                        Some(t) => query.bind(t),
+                        None => query,
+                    };
+                    let rows = query
                     .bind(limit)
                     .fetch_all(c.get())
                     .await
@@ -2138,6 +2211,8 @@ pub struct SqliteStore {
     tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Sqlite>>>,
     deferred: std::sync::Mutex<Deferred>,
     due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
+    /// Where the next claim's round of tenants starts (fair share).
+    next_tenant: std::sync::Mutex<String>,
     versions: std::sync::Mutex<Versions>,
 }
 
@@ -2149,6 +2224,8 @@ pub struct PgStore {
     listener: tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>,
     deferred: std::sync::Mutex<Deferred>,
     due_hint: std::sync::Mutex<Option<Option<DateTime<Utc>>>>,
+    /// Where the next claim's round of tenants starts (fair share).
+    next_tenant: std::sync::Mutex<String>,
     versions: std::sync::Mutex<Versions>,
 }
 
@@ -2173,6 +2250,7 @@ impl SqliteStore {
             tx: tokio::sync::Mutex::new(None),
             deferred: std::sync::Mutex::new(Deferred::default()),
             due_hint: std::sync::Mutex::new(None),
+            next_tenant: std::sync::Mutex::new(String::new()),
             versions: std::sync::Mutex::new(versions),
         })
     }
@@ -2193,6 +2271,7 @@ impl PgStore {
             listener: tokio::sync::Mutex::new(None),
             deferred: std::sync::Mutex::new(Deferred::default()),
             due_hint: std::sync::Mutex::new(None),
+            next_tenant: std::sync::Mutex::new(String::new()),
             versions: std::sync::Mutex::new(versions),
         })
     }
@@ -2253,6 +2332,10 @@ impl PgStore {
         })
     }
 }
+
+/// The most tenants one claim shares a batch among (the next claim goes on
+/// with the tenants after them).
+const FAIR_TENANTS: i64 = 16;
 
 /// An event's columns as the API shows them (`EventRow`), in each dialect.
 const SQLITE_EVENT_COLS: &str =

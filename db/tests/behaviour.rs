@@ -500,6 +500,77 @@ fn leases_on_sqlite_and_postgres() {
     }
 }
 
+/// Fair share: with one tenant's backlog of 250 and another's single
+/// event pushed after it, the first claim of 100 takes the other's event;
+/// claims go on in turn until all is claimed, each event once, in the
+/// order it occurred within its tenant.
+fn claims_share_among_tenants<S: Durable>(store: &S) {
+    let line = |tenant: &str, id: &str, minute: usize| {
+        format!(
+            r#"{{"id": "{id}", "tenant": "{tenant}", "type": "job", "occurred_at": "2026-11-20T10:{:02}:00Z", "key": "{id}", "payload": {{"id": "{id}", "amount": 1.0}}}}"#,
+            minute % 60
+        )
+    };
+    for i in 0..250 {
+        assert!(store
+            .push(&line("flood", &format!("f{i:03}"), i / 5))
+            .unwrap());
+    }
+    assert!(store.push(&line("quiet", "q1", 59)).unwrap());
+    assert!(store.push(&line("zeta", "z1", 59)).unwrap());
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut first = true;
+    loop {
+        store.begin_batch().unwrap();
+        let claimed = store.claim_events(100).unwrap();
+        if first {
+            let tenants: Vec<&str> = claimed.iter().map(|e| e.tenant.as_str()).collect();
+            assert!(
+                tenants.contains(&"quiet") && tenants.contains(&"zeta"),
+                "{tenants:?}"
+            );
+            assert!(claimed.len() <= 102, "one share each: {}", claimed.len());
+            first = false;
+        }
+        // Each one settled in the batch, as the engine would (here by
+        // rejecting it: no longer pending either way).
+        for e in &claimed {
+            store
+                .reject(&e.tenant, &e.id, "settled by the test")
+                .unwrap();
+            seen.push((e.tenant.clone(), e.id.clone()));
+        }
+        store.commit_batch().unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 252, "each event once");
+    let flood: Vec<&str> = seen
+        .iter()
+        .filter(|(t, _)| t == "flood")
+        .map(|(_, i)| i.as_str())
+        .collect();
+    let mut sorted = flood.clone();
+    sorted.sort();
+    assert_eq!(
+        flood, sorted,
+        "a tenant's events in the order they occurred"
+    );
+}
+
+#[test]
+fn claims_share_among_tenants_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-fair-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fair.db");
+    claims_share_among_tenants(&SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create("test") {
+        claims_share_among_tenants(&PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
+
 fn program(text: &str) -> (steward::boundary::Sources, Arc<Ruleset>) {
     let files = vec![("remind.stw".to_string(), text.to_string())];
     let sources = steward::boundary::Sources {
