@@ -892,16 +892,17 @@ macro_rules! durable_store {
                     let from = from.to_string();
                     async move {
                         let mut c = self.conn().await.map_err(unavailable)?;
-                        sqlx::query_scalar::<_, String>(&self.q(
+                        sqlx::query_scalar::<_, String>(&self.q(&format!(
                             "WITH RECURSIVE t(tenant, n) AS ( \
-                             SELECT (SELECT tenant FROM steward_events WHERE status = 'pending' AND tenant > ? \
+                             SELECT (SELECT tenant FROM steward_events {by} WHERE status = 'pending' AND tenant > ? \
                              ORDER BY tenant LIMIT 1), 1 \
                              UNION ALL \
-                             SELECT (SELECT e.tenant FROM steward_events e WHERE e.status = 'pending' \
+                             SELECT (SELECT e.tenant FROM steward_events e {by} WHERE e.status = 'pending' \
                              AND e.tenant > t.tenant ORDER BY e.tenant LIMIT 1), t.n + 1 \
                              FROM t WHERE t.tenant IS NOT NULL AND t.n < ?) \
                              SELECT tenant FROM t WHERE tenant IS NOT NULL",
-                        ))
+                            by = $events.by_tenant
+                        )))
                         .bind(from)
                         .bind(n)
                         .fetch_all(c.get())
@@ -927,7 +928,11 @@ macro_rules! durable_store {
             /// the order they occurred.
             fn pending_of(&self, tenant: Option<&str>, limit: i64, claim: bool) -> Result<Vec<PendingEvent>, StoreError> {
                 let (only, lock) = if claim { $events.claim } else { ("", "") };
-                let of_tenant = if tenant.is_some() { "AND e.tenant = ?" } else { "" };
+                let (by, of_tenant) = if tenant.is_some() {
+                    ($events.by_tenant, "AND e.tenant = ?")
+                } else {
+                    ("", "")
+                };
                 self.block(async {
                     let mut c = self.conn().await.map_err(unavailable)?;
                     let plan = $events.claim_plan.filter(|_| claim);
@@ -942,7 +947,7 @@ macro_rules! durable_store {
                         "SELECT tenant, id, type, {} AS occurred_at, key, {} AS payload, \
                          EXISTS (SELECT 1 FROM steward_handled h WHERE h.tenant = e.tenant AND h.id = e.id) AS handled, \
                          {} AS previous \
-                         FROM steward_events e WHERE status = 'pending' {of_tenant} {only} \
+                         FROM steward_events e {by} WHERE status = 'pending' {of_tenant} {only} \
                          ORDER BY e.occurred_at, e.{} LIMIT ? {lock}",
                         $events.time_out, $events.payload_out, $events.previous_out, $events.order
                     ));
@@ -1273,6 +1278,12 @@ macro_rules! durable_store {
                 limit: i64,
             ) -> Result<Vec<Delivery>, StoreError> {
                 self.block(async {
+                    // In a transaction that takes the write lock first (on
+                    // SQLite `BEGIN IMMEDIATE`, which waits its turn): as one
+                    // statement, its read could start before a batch's
+                    // commit and its write then fail at once ("database is
+                    // locked"), under a steady stream of batches.
+                    let mut tx = self.pool.begin_with($begin).await.map_err(unavailable)?;
                     let rows = sqlx::query(&self.q(&format!(
                         "UPDATE steward_actions SET next_attempt_at = ? \
                          WHERE (tenant, key) IN (SELECT tenant, key FROM steward_actions \
@@ -1285,9 +1296,10 @@ macro_rules! durable_store {
                     .bind(time_text(&hold_until))
                     .bind(time_text(&now))
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                    tx.commit().await.map_err(unavailable)?;
                     let mut out = rows.iter()
                         .map(|r| {
                             Ok((r.try_get::<String, _>(6).map_err(unavailable)?, Delivery {
@@ -1847,6 +1859,11 @@ struct EventsSql {
     claim: (&'static str, &'static str),
     /// Planner settings for the claim's statement, and their reset after.
     claim_plan: Option<(&'static str, &'static str)>,
+    /// How a query names the pending events by tenant's index
+    /// (`steward_events_pending_tenant`): SQLite's planner, without
+    /// statistics, would read every pending row of the status index and
+    /// sort them; PostgreSQL's finds it by itself.
+    by_tenant: &'static str,
     /// Takes a lock on a bound key until the batch ends, where workers
     /// share the work (a throttle's window).
     lock_key: Option<&'static str>,
@@ -1896,6 +1913,7 @@ const SQLITE_EVENTS: EventsSql = EventsSql {
     order: "rowid",
     claim: ("", ""),
     claim_plan: None,
+    by_tenant: "INDEXED BY steward_events_pending_tenant",
     lock_key: None,
     rows: JsonRows::Sqlite,
 };
@@ -1928,6 +1946,7 @@ const PG_EVENTS: EventsSql = EventsSql {
         "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off",
         "SET LOCAL enable_sort = on; SET LOCAL enable_bitmapscan = on",
     )),
+    by_tenant: "",
     lock_key: Some("SELECT pg_advisory_xact_lock(hashtext(?))::text"),
     rows: JsonRows::Postgres,
 };

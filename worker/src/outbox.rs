@@ -100,7 +100,9 @@ pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
             Ok(claimed) => claimed,
             Err(StoreError::Unavailable(why)) => {
                 outbox.in_flight.fetch_sub(1, Ordering::SeqCst);
-                unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                unavailable_wait(&mut unavailable, "claiming a delivery", &why, &|| {
+                    outbox.stopped()
+                });
                 continue;
             }
             Err(e) => {
@@ -146,7 +148,9 @@ pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
                 // Not recorded: its claim runs out and it is delivered
                 // again, with the same key (the receiver drops the repeat).
                 Err(StoreError::Unavailable(why)) => {
-                    unavailable_wait(&mut unavailable, &why, &|| outbox.stopped());
+                    unavailable_wait(&mut unavailable, "recording a delivery", &why, &|| {
+                        outbox.stopped()
+                    });
                     break;
                 }
                 Err(e) => {

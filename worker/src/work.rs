@@ -29,11 +29,11 @@ pub(crate) const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// The database is unavailable (a restart, a network blip): waits 2, 4,
 /// ... up to 32 seconds (the `n`th time in a row), heeding a stop.
-pub(crate) fn unavailable_wait(n: &mut u32, why: &str, stopped: &dyn Fn() -> bool) {
+pub(crate) fn unavailable_wait(n: &mut u32, what: &str, why: &str, stopped: &dyn Fn() -> bool) {
     *n = n.saturating_add(1);
     let wait = Duration::from_secs(1u64 << (*n).min(5));
     eprintln!(
-        "the database is unavailable ({why}); trying again in {}s",
+        "the database is unavailable for {what} ({why}); trying again in {}s",
         wait.as_secs()
     );
     metrics::counter!("steward_store_unavailable_total").increment(1);
@@ -99,7 +99,9 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
             match $e {
                 Ok(v) => v,
                 Err(StoreError::Unavailable(why)) => {
-                    unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                    unavailable_wait(&mut unavailable, "the worker's round", &why, &|| {
+                        stop.load(Ordering::SeqCst)
+                    });
                     continue;
                 }
                 Err(e) => return Err(e.to_string()),
@@ -201,7 +203,9 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
                     }
                     Failed::Store(StoreError::Unavailable(why)) => {
                         // Wait, and start again from what the store holds.
-                        unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                        unavailable_wait(&mut unavailable, "a batch", &why, &|| {
+                            stop.load(Ordering::SeqCst)
+                        });
                         if let Some(old) = slot.take() {
                             *slot = Some(engine_on(programs, old.into_store())?);
                         }
@@ -287,7 +291,9 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
                 let woken = match engine.store.wait_for_work(left.min(WAIT_SLICE)) {
                     Ok(woken) => woken,
                     Err(StoreError::Unavailable(why)) => {
-                        unavailable_wait(&mut unavailable, &why, &|| stop.load(Ordering::SeqCst));
+                        unavailable_wait(&mut unavailable, "waiting for work", &why, &|| {
+                            stop.load(Ordering::SeqCst)
+                        });
                         break;
                     }
                     Err(e) => return Err(e.to_string()),
