@@ -91,7 +91,7 @@ pub trait Console {
 
 /// The console's queries written once for both stores, as `api_store!`.
 macro_rules! console_store {
-    ($store:ident, $db:ty, $begin:expr, $event_cols:expr, $order:expr, $ts:expr) => {
+    ($store:ident, $db:ty, $begin:expr, $event_cols:expr, $order:expr, $ts:expr, $list_plan:expr) => {
         impl $crate::console::Console for $store {
             fn tenant_ids(&self, limit: i64) -> Result<Vec<String>, $crate::control::ControlError> {
                 self.block(async {
@@ -301,7 +301,18 @@ macro_rules! console_store {
                             q = q.bind(text(v));
                         }
                     }
-                    let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(db)?;
+                    // Read down the tenant's index, newest first, until the
+                    // page is full, whatever the statistics say (taken
+                    // before a burst of inserts, they make a bitmap scan of
+                    // every row of the tenant and a sort look cheaper: 250
+                    // ms against 1 ms over 100,000 events, measured).
+                    let mut tx = self.pool.begin().await.map_err(db)?;
+                    let plan: Option<&str> = $list_plan;
+                    if let Some(set) = plan {
+                        sqlx::raw_sql(set).execute(&mut *tx).await.map_err(db)?;
+                    }
+                    let rows = q.bind(limit).fetch_all(&mut *tx).await.map_err(db)?;
+                    tx.commit().await.map_err(db)?;
                     rows.iter().map(Self::event_of).collect()
                 })
             }

@@ -2412,7 +2412,8 @@ console::console_store!(
     "BEGIN IMMEDIATE",
     SQLITE_EVENT_COLS,
     "rowid",
-    "?"
+    "?",
+    None
 );
 console::console_store!(
     PgStore,
@@ -2420,5 +2421,6 @@ console::console_store!(
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     PG_EVENT_COLS,
     "seq",
-    "CAST(? AS TIMESTAMPTZ)"
+    "CAST(? AS TIMESTAMPTZ)",
+    Some("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off")
 );
