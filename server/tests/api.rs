@@ -1049,12 +1049,6 @@ fn the_api_on_sqlite() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("api.db");
     let path = path.to_str().unwrap().to_string();
-    let empty = || {
-        Arc::new(
-            steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles))
-                .unwrap(),
-        )
-    };
     suite(&|| SqliteStore::open(&path, empty()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1065,11 +1059,5 @@ fn the_api_on_postgres() {
         return;
     };
     let url = db.url();
-    let empty = || {
-        Arc::new(
-            steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles))
-                .unwrap(),
-        )
-    };
     suite(&|| PgStore::open(&url, empty()).unwrap());
 }

@@ -672,9 +672,3 @@ fn the_console_on_postgres() {
     let url = db.url();
     suite(&|| PgStore::open(&url, empty()).unwrap());
 }
-
-fn empty() -> Arc<steward::engine::Ruleset> {
-    Arc::new(
-        steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles)).unwrap(),
-    )
-}

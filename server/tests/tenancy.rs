@@ -392,9 +392,3 @@ fn tenancy_on_postgres() {
     let url = db.url();
     suite(&|| PgStore::open(&url, empty()).unwrap());
 }
-
-fn empty() -> Arc<steward::engine::Ruleset> {
-    Arc::new(
-        steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles)).unwrap(),
-    )
-}

@@ -63,10 +63,8 @@ impl Destinations {
 
     /// Opens the loopback (`127.0.0.0/8`, `::1`).
     pub fn with_loopback(mut self) -> Destinations {
-        self.nets
-            .push(IpNet::from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0))));
-        if let Ok(net) = "127.0.0.0/8".parse() {
-            self.nets.push(net);
+        if let Ok(net) = ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8) {
+            self.nets.push(IpNet::V4(net));
         }
         self.nets.push(IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         self

@@ -165,3 +165,11 @@ pub fn run_engine<S: Durable + Control>(store: S, tenant: &str, ids: &[&str]) {
     let traces = steward_worker::traces_of(&mut engine, &sink);
     engine.store.put_traces(&traces).unwrap();
 }
+
+/// A program with no rules (what a store is opened with before a tenant
+/// deploys).
+pub fn empty() -> Arc<steward::engine::Ruleset> {
+    Arc::new(
+        steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles)).unwrap(),
+    )
+}
