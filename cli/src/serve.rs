@@ -72,6 +72,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
         metrics: Some(Arc::new(move || metrics.render())),
         programs: Default::default(),
         sealer,
+        limits: Default::default(),
     };
     let router = steward_server::router(app);
     let stop = opts.stop.clone();

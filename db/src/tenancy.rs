@@ -29,7 +29,29 @@ pub struct SecretRow {
     pub expires_at: Option<String>,
 }
 
+/// What a tenant may use (none: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub events_per_second: Option<i64>,
+    pub events_stored: Option<i64>,
+    pub rulesets: Option<i64>,
+    pub requests_per_minute: Option<i64>,
+}
+
+/// What a tenant uses now, of what its quotas count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub events_stored: i64,
+    pub rulesets: i64,
+}
+
 pub trait Tenancy {
+    /// A tenant's quotas (all none when the admin set none).
+    fn quotas(&self, tenant: &str) -> Result<Quotas, ControlError>;
+    /// Sets a tenant's quotas, with an audit entry.
+    fn set_quotas(&self, tenant: &str, quotas: &Quotas, who: &str) -> Result<(), ControlError>;
+    /// What the tenant stores now: its events and its rulesets.
+    fn usage(&self, tenant: &str) -> Result<Usage, ControlError>;
     /// A tenant's tokens, by id.
     fn tokens(&self, tenant: &str) -> Result<Vec<TokenRow>, ControlError>;
     /// Deletes a token and ends its console sessions, with an audit entry;
@@ -72,6 +94,88 @@ pub trait Tenancy {
 macro_rules! tenancy_store {
     ($store:ident, $begin:expr) => {
         impl $crate::tenancy::Tenancy for $store {
+            fn quotas(&self, tenant: &str) -> Result<$crate::tenancy::Quotas, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let row = sqlx::query(&self.q(
+                        "SELECT events_per_second, events_stored, rulesets, requests_per_minute \
+                         FROM steward_quotas WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                    let Some(r) = row else {
+                        return Ok($crate::tenancy::Quotas::default());
+                    };
+                    Ok($crate::tenancy::Quotas {
+                        events_per_second: r.try_get(0).map_err(db)?,
+                        events_stored: r.try_get(1).map_err(db)?,
+                        rulesets: r.try_get(2).map_err(db)?,
+                        requests_per_minute: r.try_get(3).map_err(db)?,
+                    })
+                })
+            }
+
+            fn set_quotas(
+                &self,
+                tenant: &str,
+                quotas: &$crate::tenancy::Quotas,
+                who: &str,
+            ) -> Result<(), $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_quotas (tenant, events_per_second, events_stored, rulesets, \
+                         requests_per_minute, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (tenant) DO UPDATE SET events_per_second = excluded.events_per_second, \
+                         events_stored = excluded.events_stored, rulesets = excluded.rulesets, \
+                         requests_per_minute = excluded.requests_per_minute, updated_at = excluded.updated_at",
+                    ))
+                    .bind(tenant)
+                    .bind(quotas.events_per_second)
+                    .bind(quotas.events_stored)
+                    .bind(quotas.rulesets)
+                    .bind(quotas.requests_per_minute)
+                    .bind($crate::control::now_text())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let detail = serde_json::json!({
+                        "events_per_second": quotas.events_per_second,
+                        "events_stored": quotas.events_stored,
+                        "rulesets": quotas.rulesets,
+                        "requests_per_minute": quotas.requests_per_minute,
+                    });
+                    self.audit_on(&mut tx, tenant, who, "tenant.quotas", tenant, &detail)
+                        .await?;
+                    tx.commit().await.map_err(db)
+                })
+            }
+
+            fn usage(&self, tenant: &str) -> Result<$crate::tenancy::Usage, $crate::control::ControlError> {
+                use $crate::control::db;
+                self.block(async {
+                    let mut c = self.pool.acquire().await.map_err(db)?;
+                    let events_stored: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_events WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(db)?;
+                    let rulesets: i64 = sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_ruleset_heads WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(db)?;
+                    Ok($crate::tenancy::Usage { events_stored, rulesets })
+                })
+            }
+
             fn tokens(
                 &self,
                 tenant: &str,

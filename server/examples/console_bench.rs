@@ -74,6 +74,7 @@ fn main() -> Result<(), String> {
         metrics: None,
         programs: Default::default(),
         sealer: None,
+        limits: Default::default(),
     };
     let router = steward_server::router(app);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -112,7 +112,15 @@ impl FromRequestParts<App> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.to_string();
-        check_token(app, &token).await
+        let tenant = check_token(app, &token).await?;
+        let quotas = crate::limits::quotas_of(app, &tenant.tenant).await?;
+        crate::limits::requests_rate(
+            &app.limits,
+            &tenant.tenant,
+            &tenant.token,
+            quotas.requests_per_minute,
+        )?;
+        Ok(tenant)
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod console;
 pub mod ids;
+pub mod limits;
 pub mod page;
 pub mod problem;
 pub mod routes;
@@ -67,6 +68,8 @@ pub struct App {
     /// What seals tenants' secrets (`STEWARD_SECRET_KEY`); without it the
     /// server keeps none.
     pub sealer: Option<steward_db::sealed::Sealer>,
+    /// The rate limits' buckets and the quotas last read.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// Programs built from the store, by digest; at most [`Programs::KEEP`].

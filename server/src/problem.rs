@@ -22,6 +22,8 @@ pub struct Problem {
     pub code: &'static str,
     pub detail: String,
     extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// Seconds to wait before trying again (`Retry-After`), for a 429.
+    retry_after: Option<u64>,
 }
 
 /// A problem as RFC 9457 says: `application/problem+json`.
@@ -69,7 +71,21 @@ impl Problem {
             code,
             detail: detail.into(),
             extra: None,
+            retry_after: None,
         }
+    }
+
+    /// 429: a rate was exceeded; try again after `seconds`.
+    pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Problem {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+        p.retry_after = Some(seconds.max(1));
+        p
+    }
+
+    /// 429: a quota is used up (no wait frees it: the admin raises it, or
+    /// what is stored shrinks).
+    pub fn quota_exceeded(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", detail)
     }
 
     /// Adds a member of the problem's own.
@@ -118,6 +134,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -309,4 +330,9 @@ pub mod answers {
         "Well-formed, but not acceptable (see `code`)"
     );
     problem_answer!(Unavailable, 503, "The database is unavailable: try again");
+    problem_answer!(
+        TooMany,
+        429,
+        "A rate limit (`rate_limited`, with `Retry-After`) or a quota (`quota_exceeded`) of the tenant"
+    );
 }

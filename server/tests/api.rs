@@ -76,6 +76,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         metrics: Some(Arc::new(|| "steward_up 1\n".to_string())),
         programs: Default::default(),
         sealer: None,
+        limits: Default::default(),
     };
     let client = Client {
         router: steward_server::router(app),

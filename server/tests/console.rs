@@ -132,6 +132,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         metrics: None,
         programs: Default::default(),
         sealer: None,
+        limits: Default::default(),
     };
     let c = Client {
         router: steward_server::router(app),

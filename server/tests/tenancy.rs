@@ -33,6 +33,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         metrics: None,
         programs: Default::default(),
         sealer: Some(Sealer::from_base64(KEY).unwrap()),
+        limits: Default::default(),
     };
     let c = Client {
         router: steward_server::router(app),
@@ -336,6 +337,72 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
             c.get("/v1/events", "acme.old.secret").await.status,
             StatusCode::UNAUTHORIZED
         );
+
+        // Quotas: set by the admin, shown to the tenant, enforced.
+        let a = c.send("PUT", "/v1/tenants/nobody/quotas", ADMIN, json!({})).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+        let a = c.send("PUT", "/v1/tenants/beta/quotas", ADMIN, json!({"rulesets": 0})).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+        let a = c.send("PUT", "/v1/tenants/beta/quotas", &beta, json!({})).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+        let a = c
+            .send(
+                "PUT",
+                "/v1/tenants/beta/quotas",
+                ADMIN,
+                json!({"events_per_second": 2, "events_stored": 3, "rulesets": 1}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let info = c.get("/v1/tenant", &beta).await.json();
+        assert_eq!(info["quotas"]["rulesets"], 1, "{info}");
+        assert_eq!(info["quotas"]["requests_per_minute"], serde_json::Value::Null, "{info}");
+        assert_eq!(info["usage"]["events_stored"], 0, "{info}");
+        let rules = "event ping { id: string }\nrule ping when ping then\n  log \"{id}\"\nend\n";
+        let a = c.send("PUT", "/v1/rulesets/one", &beta, json!({"files": {"one.stw": rules}})).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        let other = rules.replace("rule ping", "rule pong");
+        let a = c.send("PUT", "/v1/rulesets/two", &beta, json!({"files": {"two.stw": other}})).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert_eq!(a.json()["code"], "quota_exceeded", "{}", a.text);
+        let again = rules.replace("log", "log \"again\"\n  log");
+        let a = c.send("PUT", "/v1/rulesets/one", &beta, json!({"files": {"one.stw": again}})).await;
+        assert_eq!(a.status, StatusCode::CREATED, "a ruleset it has: {}", a.text);
+        let ping = |id: &str| json!({"id": id, "type": "ping", "occurred_at": at(chrono::Duration::zero()), "payload": {"id": id}});
+        // More at once than a second's worth: 429 with Retry-After.
+        let a = c.send("POST", "/v1/events", &beta, json!([ping("p1"), ping("p2"), ping("p3")])).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert_eq!(a.json()["code"], "rate_limited", "{}", a.text);
+        assert!(a.headers.contains_key("retry-after"), "{:?}", a.headers);
+        // Stored: 3 at most.
+        let a = c.send("POST", "/v1/events", &beta, json!([ping("p1"), ping("p2")])).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        let a = c
+            .send("PUT", "/v1/tenants/beta/quotas", ADMIN, json!({"events_stored": 3}))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let a = c.send("POST", "/v1/events", &beta, json!([ping("p3"), ping("p4")])).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert_eq!(a.json()["code"], "quota_exceeded", "{}", a.text);
+        let a = c.send("POST", "/v1/events", &beta, json!([ping("p3")])).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        let info = c.get("/v1/tenant", &beta).await.json();
+        assert_eq!(info["usage"]["events_stored"], 3, "{info}");
+        assert_eq!(info["usage"]["rulesets"], 1, "{info}");
+        // Requests a minute, per token: the third of two is refused.
+        let a = c
+            .send("PUT", "/v1/tenants/beta/quotas", ADMIN, json!({"requests_per_minute": 2}))
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let (limited, _) = token("beta", json!(["read"])).await;
+        for _ in 0..2 {
+            assert_eq!(c.get("/v1/tenant", &limited).await.status, StatusCode::OK);
+        }
+        let a = c.get("/v1/tenant", &limited).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert!(a.headers.contains_key("retry-after"), "{:?}", a.headers);
+        // Another tenant is not limited by beta's quotas.
+        assert_eq!(c.get("/v1/tenant", &acme).await.status, StatusCode::OK);
 
         // A revoked token's console session ends.
         let (console, console_id) = token("acme", json!(["read"])).await;

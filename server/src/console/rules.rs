@@ -685,6 +685,7 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
     if what == "deploy" {
         viewer.need("rulesets:deploy")?;
     }
+    let quotas = crate::limits::quotas_of(&app, &viewer.tenant).await?;
     let (tenant, n, by, programs, f) = (
         viewer.tenant.clone(),
         name.to_string(),
@@ -706,15 +707,18 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
                 "backtest" if !errors => Done::Backtest(backtest_sources(
                     db, &programs, &tenant, &n, &sources, from, to,
                 )?),
-                "deploy" if !errors => match db.deploy_ruleset(&tenant, &n, &sources, &by) {
-                    Ok(_) => Done::Deployed,
-                    // Another ruleset changed since: what it says now.
-                    Err(ControlError::Invalid(d)) => {
-                        diagnostics = d;
-                        Done::Checked
+                "deploy" if !errors => {
+                    crate::limits::ruleset_room(db, &quotas, &tenant, &n)?;
+                    match db.deploy_ruleset(&tenant, &n, &sources, &by) {
+                        Ok(_) => Done::Deployed,
+                        // Another ruleset changed since: what it says now.
+                        Err(ControlError::Invalid(d)) => {
+                            diagnostics = d;
+                            Done::Checked
+                        }
+                        Err(e) => return Err(Problem::from(e)),
                     }
-                    Err(e) => return Err(Problem::from(e)),
-                },
+                }
                 _ => Done::Checked,
             };
             Ok((sources, diagnostics, done))

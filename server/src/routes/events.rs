@@ -58,6 +58,7 @@ pub enum Envelopes {
         answers::TooLarge,
         answers::Unprocessable,
         crate::problem::answers::Unavailable,
+        crate::problem::answers::TooMany,
     ))]
 pub(crate) async fn post_events(
     State(app): State<App>,
@@ -127,6 +128,13 @@ pub(crate) async fn accept(
     body: serde_json::Value,
 ) -> Result<Response, Problem> {
     let envelopes = envelopes(body)?;
+    let quotas = crate::limits::quotas_of(&app, &who.tenant).await?;
+    crate::limits::events_rate(
+        &app.limits,
+        &who.tenant,
+        quotas.events_per_second,
+        envelopes.len(),
+    )?;
     let mut lines = Vec::new();
     for (i, mut e) in envelopes.into_iter().enumerate() {
         match &e.tenant {
@@ -148,6 +156,7 @@ pub(crate) async fn accept(
     let tenant = who.tenant.clone();
     let data = app
         .db(move |db| {
+            crate::limits::events_room(db, &quotas, &tenant, lines.len())?;
             let mut out = Vec::new();
             for (i, (id, line)) in lines.iter().enumerate() {
                 match db.push_line(line) {

@@ -71,6 +71,8 @@ pub fn routes_and_document() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_tokens))
         .routes(routes!(revoke_token))
         .routes(routes!(admin_revoke_token))
+        .routes(routes!(set_quotas))
+        .routes(routes!(get_tenant))
         .split_for_parts();
     let router = router
         .fallback(not_found)
@@ -159,7 +161,8 @@ impl utoipa::Modify for Security {
         NotificationRow, NotificationPage, ApprovalRow, ApprovalPage, DecisionRow,
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,
         BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow,
-        SecretSummary, SecretList, SecretValue, Rotation, SigningSecret, TokenSummary, TokenList
+        SecretSummary, SecretList, SecretValue, Rotation, SigningSecret, TokenSummary, TokenList,
+        QuotasBody, UsageBody, TenantInfo
     )),
     modifiers(&Security)
 )]

@@ -171,6 +171,7 @@ pub(crate) fn ruleset_name(name: &str) -> Result<(), Problem> {
         answers::NotFound,
         answers::Unprocessable,
         crate::problem::answers::Unavailable,
+        crate::problem::answers::TooMany,
     ))]
 pub(crate) async fn deploy(
     State(app): State<App>,
@@ -183,9 +184,11 @@ pub(crate) async fn deploy(
     // Checked with the tenant's other rulesets (the store refuses what
     // does not check, with the diagnostics).
     let (sources, _, _) = checked(body.files).await?;
+    let quotas = crate::limits::quotas_of(&app, &who.tenant).await?;
     let (tenant, n, by) = (who.tenant.clone(), name.clone(), who.who());
     let (d, enabled) = app
         .db(move |db| {
+            crate::limits::ruleset_room(db, &quotas, &tenant, &n)?;
             {
                 let d = db.deploy_ruleset(&tenant, &n, &sources, &by)?;
                 let enabled = db.ruleset(&tenant, &n)?.is_none_or(|h| h.enabled);

@@ -181,3 +181,127 @@ pub(crate) async fn create_token(
         },
     ))
 }
+
+/// A tenant's quotas; each absent or null: no limit.
+#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasBody {
+    /// Events accepted a second (`POST /v1/events`; 429 `rate_limited` with `Retry-After`).
+    pub events_per_second: Option<i64>,
+    /// Events stored (429 `quota_exceeded` until retention prunes old ones).
+    pub events_stored: Option<i64>,
+    /// Rulesets (429 `quota_exceeded` for a new one past it).
+    pub rulesets: Option<i64>,
+    /// API requests a minute, per token (429 `rate_limited` with `Retry-After`).
+    pub requests_per_minute: Option<i64>,
+}
+
+impl From<steward_db::tenancy::Quotas> for QuotasBody {
+    fn from(q: steward_db::tenancy::Quotas) -> QuotasBody {
+        QuotasBody {
+            events_per_second: q.events_per_second,
+            events_stored: q.events_stored,
+            rulesets: q.rulesets,
+            requests_per_minute: q.requests_per_minute,
+        }
+    }
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/quotas", request_body = QuotasBody, security(("admin" = [])),
+    params(("tenant" = String, Path)),
+    responses(
+        (status = 200, description = "The tenant's quotas now", body = QuotasBody),
+        answers::BadRequest,
+        answers::Unauthorized,
+        answers::NotFound,
+        answers::Unprocessable,
+        crate::problem::answers::Unavailable,
+    ))]
+pub(crate) async fn set_quotas(
+    State(app): State<App>,
+    _: Admin,
+    Segments(tenant): Segments<String>,
+    Body(body, _): Body<QuotasBody>,
+) -> Result<Json<QuotasBody>, Problem> {
+    let limits = [
+        ("events_per_second", body.events_per_second),
+        ("events_stored", body.events_stored),
+        ("rulesets", body.rulesets),
+        ("requests_per_minute", body.requests_per_minute),
+    ];
+    if let Some((name, _)) = limits
+        .iter()
+        .find(|(_, v)| v.is_some_and(|v| !(1..=1_000_000_000).contains(&v)))
+    {
+        return Err(Problem::unprocessable(
+            "invalid_field",
+            format!("`{name}` is from 1 to 1,000,000,000, or null for no limit"),
+        ));
+    }
+    let quotas = steward_db::tenancy::Quotas {
+        events_per_second: body.events_per_second,
+        events_stored: body.events_stored,
+        rulesets: body.rulesets,
+        requests_per_minute: body.requests_per_minute,
+    };
+    let t = tenant.clone();
+    let found = app
+        .db(move |db| {
+            if !db.tenant_exists(&t).map_err(Problem::from)? {
+                return Ok(false);
+            }
+            db.set_quotas(&t, &quotas, "admin").map_err(Problem::from)?;
+            Ok(true)
+        })
+        .await?;
+    if !found {
+        return Err(Problem::not_found(format!("no tenant `{tenant}`")));
+    }
+    app.limits.forget(&tenant);
+    Ok(Json(quotas.into()))
+}
+
+/// What a tenant stores now, of what its quotas count.
+#[derive(Serialize, ToSchema)]
+pub struct UsageBody {
+    pub events_stored: i64,
+    pub rulesets: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantInfo {
+    pub id: String,
+    pub quotas: QuotasBody,
+    pub usage: UsageBody,
+}
+
+#[utoipa::path(get, path = "/v1/tenant", security(("tenant" = ["read"])),
+    responses(
+        (status = 200, description = "This token's tenant: its quotas and what it uses now", body = TenantInfo),
+        answers::Unauthorized,
+        answers::Forbidden,
+        crate::problem::answers::TooMany,
+        crate::problem::answers::Unavailable,
+    ))]
+pub(crate) async fn get_tenant(
+    State(app): State<App>,
+    who: Tenant,
+) -> Result<Json<TenantInfo>, Problem> {
+    who.need("read")?;
+    let tenant = who.tenant.clone();
+    let (quotas, usage) = app
+        .db(move |db| {
+            let quotas = db.quotas(&tenant).map_err(Problem::from)?;
+            let usage = db.usage(&tenant).map_err(Problem::from)?;
+            Ok((quotas, usage))
+        })
+        .await?;
+    Ok(Json(TenantInfo {
+        id: who.tenant,
+        quotas: quotas.into(),
+        usage: UsageBody {
+            events_stored: usage.events_stored,
+            rulesets: usage.rulesets,
+        },
+    }))
+}
