@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
-use steward_db::{PgStore, SqliteStore};
 use steward_server::{App, Backend};
 use tower::ServiceExt;
 
@@ -1046,19 +1045,10 @@ async fn isolation(c: &Client, acme: &str, beta: &str) {
 
 #[test]
 fn the_api_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("steward-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("api.db");
-    let path = path.to_str().unwrap().to_string();
-    suite(&|| SqliteStore::open(&path, empty()).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
+    on_sqlite("api", suite);
 }
 
 #[test]
 fn the_api_on_postgres() {
-    let Some(db) = steward_test_support::Scratch::create("api") else {
-        return;
-    };
-    let url = db.url();
-    suite(&|| PgStore::open(&url, empty()).unwrap());
+    on_postgres("api", suite);
 }

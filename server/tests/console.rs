@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use steward_db::{Attempt, PgStore, SqliteStore};
+use steward_db::Attempt;
 use steward_server::{App, Backend};
 
 mod common;
@@ -657,19 +657,10 @@ async fn admin(c: &Client) {
 
 #[test]
 fn the_console_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("steward-console-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("console.db");
-    let path = path.to_str().unwrap().to_string();
-    suite(&|| SqliteStore::open(&path, empty()).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
+    on_sqlite("console", suite);
 }
 
 #[test]
 fn the_console_on_postgres() {
-    let Some(db) = steward_test_support::Scratch::create("console") else {
-        return;
-    };
-    let url = db.url();
-    suite(&|| PgStore::open(&url, empty()).unwrap());
+    on_postgres("console", suite);
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::json;
 use steward_db::sealed::Sealer;
-use steward_db::{PgStore, SqliteStore};
 use steward_server::{App, Backend};
 
 mod common;
@@ -443,19 +442,10 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
 
 #[test]
 fn tenancy_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("steward-tenancy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tenancy.db");
-    let path = path.to_str().unwrap().to_string();
-    suite(&|| SqliteStore::open(&path, empty()).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
+    on_sqlite("tenancy", suite);
 }
 
 #[test]
 fn tenancy_on_postgres() {
-    let Some(db) = steward_test_support::Scratch::create("tenancy") else {
-        return;
-    };
-    let url = db.url();
-    suite(&|| PgStore::open(&url, empty()).unwrap());
+    on_postgres("tenancy", suite);
 }

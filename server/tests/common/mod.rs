@@ -173,3 +173,23 @@ pub fn empty() -> Arc<steward::engine::Ruleset> {
         steward::engine::compile(&steward::check::analyze(&[], &steward::check::NoFiles)).unwrap(),
     )
 }
+
+/// Runs `suite` on a SQLite file of this run's own.
+pub fn on_sqlite(what: &str, suite: impl FnOnce(&dyn Fn() -> steward_db::SqliteStore)) {
+    let dir = std::env::temp_dir().join(format!("steward-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{what}.db"));
+    let path = path.to_str().unwrap().to_string();
+    suite(&|| steward_db::SqliteStore::open(&path, empty()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `suite` on a PostgreSQL database of this run's own (skipped, with
+/// a message, when the server is unreachable outside CI).
+pub fn on_postgres(what: &str, suite: impl FnOnce(&dyn Fn() -> steward_db::PgStore)) {
+    let Some(db) = steward_test_support::Scratch::create(what) else {
+        return;
+    };
+    let url = db.url();
+    suite(&|| steward_db::PgStore::open(&url, empty()).unwrap());
+}
