@@ -36,6 +36,7 @@ pub struct Quotas {
     pub events_stored: Option<i64>,
     pub rulesets: Option<i64>,
     pub requests_per_minute: Option<i64>,
+    pub actions_per_hour: Option<i64>,
 }
 
 /// What a tenant uses now, of what its quotas count.
@@ -52,6 +53,9 @@ pub trait Tenancy {
     fn set_quotas(&self, tenant: &str, quotas: &Quotas, who: &str) -> Result<(), ControlError>;
     /// What the tenant stores now: its events and its rulesets.
     fn usage(&self, tenant: &str) -> Result<Usage, ControlError>;
+    /// How many of the tenant's webhooks and mails (`send`) were delivered
+    /// since `since`.
+    fn delivered_since(&self, tenant: &str, since: &str) -> Result<i64, ControlError>;
     /// A tenant's tokens, by id.
     fn tokens(&self, tenant: &str) -> Result<Vec<TokenRow>, ControlError>;
     /// Deletes a token and ends its console sessions, with an audit entry;
@@ -98,8 +102,8 @@ macro_rules! tenancy_store {
                 use $crate::control::db;
                 self.block(async {
                     let row = sqlx::query(&self.q(
-                        "SELECT events_per_second, events_stored, rulesets, requests_per_minute \
-                         FROM steward_quotas WHERE tenant = ?",
+                        "SELECT events_per_second, events_stored, rulesets, requests_per_minute, \
+                         actions_per_hour FROM steward_quotas WHERE tenant = ?",
                     ))
                     .bind(tenant)
                     .fetch_optional(&self.pool)
@@ -113,6 +117,7 @@ macro_rules! tenancy_store {
                         events_stored: r.try_get(1).map_err(db)?,
                         rulesets: r.try_get(2).map_err(db)?,
                         requests_per_minute: r.try_get(3).map_err(db)?,
+                        actions_per_hour: r.try_get(4).map_err(db)?,
                     })
                 })
             }
@@ -128,16 +133,18 @@ macro_rules! tenancy_store {
                     let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
                     sqlx::query(&self.q(
                         "INSERT INTO steward_quotas (tenant, events_per_second, events_stored, rulesets, \
-                         requests_per_minute, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+                         requests_per_minute, actions_per_hour, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
                          ON CONFLICT (tenant) DO UPDATE SET events_per_second = excluded.events_per_second, \
                          events_stored = excluded.events_stored, rulesets = excluded.rulesets, \
-                         requests_per_minute = excluded.requests_per_minute, updated_at = excluded.updated_at",
+                         requests_per_minute = excluded.requests_per_minute, \
+                         actions_per_hour = excluded.actions_per_hour, updated_at = excluded.updated_at",
                     ))
                     .bind(tenant)
                     .bind(quotas.events_per_second)
                     .bind(quotas.events_stored)
                     .bind(quotas.rulesets)
                     .bind(quotas.requests_per_minute)
+                    .bind(quotas.actions_per_hour)
                     .bind($crate::control::now_text())
                     .execute(&mut *tx)
                     .await
@@ -147,10 +154,25 @@ macro_rules! tenancy_store {
                         "events_stored": quotas.events_stored,
                         "rulesets": quotas.rulesets,
                         "requests_per_minute": quotas.requests_per_minute,
+                        "actions_per_hour": quotas.actions_per_hour,
                     });
                     self.audit_on(&mut tx, tenant, who, "tenant.quotas", tenant, &detail)
                         .await?;
                     tx.commit().await.map_err(db)
+                })
+            }
+
+            fn delivered_since(&self, tenant: &str, since: &str) -> Result<i64, $crate::control::ControlError> {
+                self.block(async {
+                    sqlx::query_scalar(&self.q(
+                        "SELECT COUNT(*) FROM steward_actions WHERE tenant = ? AND status = 'delivered' \
+                         AND finished_at >= ? AND (url IS NOT NULL OR action = 'send')",
+                    ))
+                    .bind(tenant)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::control::db)
                 })
             }
 

@@ -113,6 +113,27 @@ pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
         unavailable = 0;
         let mut failed = None;
         for d in &claimed {
+            // Past the tenant's actions an hour, the delivery waits: its
+            // claim is left to run out (no attempt spent), and it is
+            // claimed again then.
+            match hour_used_up(store, d) {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(tenant = %d.tenant, key = %d.key, "held back: the tenant's actions an hour are used up");
+                    metrics::counter!("steward_deliveries_held_total").increment(1);
+                    continue;
+                }
+                Err(steward_db::control::ControlError::Store(StoreError::Unavailable(why))) => {
+                    unavailable_wait(&mut unavailable, "a tenant's quota", &why, &|| {
+                        outbox.stopped()
+                    });
+                    break;
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
             let span = tracing::info_span!("delivery", key = %d.key, action = %d.action);
             let started = std::time::Instant::now();
             let outcome = span.in_scope(|| {
@@ -173,6 +194,26 @@ pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
 /// An approval asked, mailed with links to the holders of its role (see
 /// `PUT /v1/roles/{role}`), when links can be made (`--public-url`, which
 /// `steward serve` sets).
+/// Whether `d` is a webhook or a mail of a tenant that has delivered as
+/// many of them in the last hour as its quota allows.
+fn hour_used_up<S: Tenancy>(
+    store: &S,
+    d: &Delivery,
+) -> Result<bool, steward_db::control::ControlError> {
+    if d.url.is_none() && d.action != "send" {
+        return Ok(false);
+    }
+    let Some(max) = store.quotas(&d.tenant)?.actions_per_hour else {
+        return Ok(false);
+    };
+    let since = Utc::now()
+        .checked_sub_signed(chrono::Duration::hours(1))
+        .map_or_else(String::new, |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        });
+    Ok(store.delivered_since(&d.tenant, &since)? >= max)
+}
+
 /// The signing keys of a webhook's tenant (its own secret, and the one a
 /// rotation replaced while it signs); none for another action or a tenant
 /// without its own.

@@ -91,7 +91,7 @@ def main():
         env.pop(name, None)
     serve = subprocess.Popen(
         [STEWARD, "serve", "--database", os.path.join(work, "steward.db"),
-         "--listen", f"127.0.0.1:{port}", "--poll", "50ms"],
+         "--listen", f"127.0.0.1:{port}", "--poll", "50ms", "--delivery-timeout", "1s"],
         env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )
     lines = []
@@ -163,6 +163,38 @@ def main():
         assert not verifies(secrets["acme"][1], body, headers)
         assert not verifies(secrets["acme"][0], body, headers)
 
+        # Actions an hour: beta has delivered one; with a quota of one, the
+        # next waits (claimed again and again, no attempt spent) until the
+        # quota is raised, then goes.
+        status, body = call(base, "PUT", "/v1/tenants/beta/quotas", ADMIN, {"actions_per_hour": 1})
+        assert status == 200, body
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        at = now.isoformat().replace("+00:00", "Z")
+        status, body = call(base, "POST", "/v1/events", tokens["beta"],
+                            [{"id": "b2", "type": "ping", "occurred_at": at, "payload": {"id": "b2"}}])
+        assert status == 202, body
+
+        def held():
+            _, body = call(base, "GET", "/v1/actions?rule=ping", tokens["beta"])
+            return [a for a in body["data"] if a["event"] == "b2" and a["next_attempt_at"]]
+
+        first = wait_for("b2's delivery claimed", held)[0]
+        second = wait_for("b2 claimed again, still held",
+                          lambda: [a for a in held() if a["next_attempt_at"] != first["next_attempt_at"]])[0]
+        for a in (first, second):
+            assert a["status"] == "pending" and a["attempts"] == 0, a
+        with lock:
+            assert not [r for r in received if json.loads(r[1])["id"] == "b2"], "held back, yet sent"
+        status, body = call(base, "GET", "/v1/tenant", tokens["beta"])
+        assert body["quotas"]["actions_per_hour"] == 1, body
+        status, body = call(base, "PUT", "/v1/tenants/beta/quotas", ADMIN, {"actions_per_hour": 10})
+        assert status == 200, body
+
+        def arrived_b2():
+            with lock:
+                return [r for r in received if json.loads(r[1])["id"] == "b2"]
+        wait_for("b2 once the quota allows it", arrived_b2)
+
         # Secrets are listed by name only, and never to another tenant.
         status, body = call(base, "GET", "/v1/secrets", tokens["beta"])
         assert status == 200 and [s["name"] for s in body["data"]] == ["webhook-signing"], body
@@ -173,7 +205,8 @@ def main():
         hooks.shutdown()
     assert code == 0, (code, "".join(lines))
     print(f"tenants: each tenant's webhooks verified with its own secret only; "
-          f"a rotation's grace signed with both, then the newest alone ({len(received)} webhooks)")
+          f"a rotation's grace signed with both, then the newest alone; a delivery held back by the "
+          f"tenant's actions an hour until it was raised ({len(received)} webhooks)")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,9 @@ pub struct QuotasBody {
     pub rulesets: Option<i64>,
     /// API requests a minute, per token (429 `rate_limited` with `Retry-After`).
     pub requests_per_minute: Option<i64>,
+    /// Webhooks and mails delivered an hour; past it, deliveries wait
+    /// (pending, no attempt spent) until the hour allows them.
+    pub actions_per_hour: Option<i64>,
 }
 
 impl From<steward_db::tenancy::Quotas> for QuotasBody {
@@ -203,6 +206,7 @@ impl From<steward_db::tenancy::Quotas> for QuotasBody {
             events_stored: q.events_stored,
             rulesets: q.rulesets,
             requests_per_minute: q.requests_per_minute,
+            actions_per_hour: q.actions_per_hour,
         }
     }
 }
@@ -228,6 +232,7 @@ pub(crate) async fn set_quotas(
         ("events_stored", body.events_stored),
         ("rulesets", body.rulesets),
         ("requests_per_minute", body.requests_per_minute),
+        ("actions_per_hour", body.actions_per_hour),
     ];
     if let Some((name, _)) = limits
         .iter()
@@ -243,6 +248,7 @@ pub(crate) async fn set_quotas(
         events_stored: body.events_stored,
         rulesets: body.rulesets,
         requests_per_minute: body.requests_per_minute,
+        actions_per_hour: body.actions_per_hour,
     };
     let t = tenant.clone();
     let found = app
