@@ -188,6 +188,15 @@ pub fn deploy(paths: &[PathBuf], ruleset: &str, server: &str, token: &str) -> Re
                     .join(", ")
             );
         }
+        for refused in body["destinations"].as_array().into_iter().flatten() {
+            eprintln!(
+                "warning: webhook action `{}` will never be delivered by {server}: {}",
+                refused["action"].as_str().unwrap_or("?"),
+                refused["why"]
+                    .as_str()
+                    .unwrap_or("its destination is refused")
+            );
+        }
         return Ok(true);
     }
     let detail = body["detail"].as_str().unwrap_or("refused");

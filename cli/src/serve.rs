@@ -73,6 +73,7 @@ pub fn serve(mut opts: RunOptions, listen: &str) -> Result<bool, String> {
         programs: Default::default(),
         sealer,
         limits: Default::default(),
+        destinations: Arc::new(steward_worker::guard::Destinations::from_env()?),
     };
     let router = steward_server::router(app);
     let stop = opts.stop.clone();

@@ -75,6 +75,7 @@ fn main() -> Result<(), String> {
         programs: Default::default(),
         sealer: None,
         limits: Default::default(),
+        destinations: Default::default(),
     };
     let router = steward_server::router(app);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -70,6 +70,9 @@ pub struct App {
     pub sealer: Option<steward_db::sealed::Sealer>,
     /// The rate limits' buckets and the quotas last read.
     pub limits: Arc<limits::Limits>,
+    /// Where webhooks may go (`STEWARD_WEBHOOK_ALLOW`): validate and deploy
+    /// say which of a program's webhooks never will.
+    pub destinations: Arc<steward_worker::guard::Destinations>,
 }
 
 /// Programs built from the store, by digest; at most [`Programs::KEEP`].

@@ -76,6 +76,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         programs: Default::default(),
         sealer: None,
         limits: Default::default(),
+        destinations: Default::default(),
     };
     let client = Client {
         router: steward_server::router(app),

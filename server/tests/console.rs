@@ -133,6 +133,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         programs: Default::default(),
         sealer: None,
         limits: Default::default(),
+        destinations: Default::default(),
     };
     let c = Client {
         router: steward_server::router(app),

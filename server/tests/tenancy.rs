@@ -33,6 +33,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         programs: Default::default(),
         sealer: Some(Sealer::from_base64(KEY).unwrap()),
         limits: Default::default(),
+        destinations: Default::default(),
     };
     let c = Client {
         router: steward_server::router(app),
@@ -336,6 +337,25 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
             c.get("/v1/events", "acme.old.secret").await.status,
             StatusCode::UNAUTHORIZED
         );
+
+        // Webhooks this server will never deliver: validate and deploy say
+        // which, and why (warnings: the deploy goes ahead).
+        let probe = "event probe { id: string }\n\
+            action metadata(id: string) via webhook \"http://169.254.169.254/latest/\"\n\
+            action local(id: string) via webhook \"http://localhost:9/x\"\n\
+            action fine(id: string) via webhook \"https://pms.example.com/x\"\n\
+            rule probe when probe then\n  metadata(id)\n  local(id)\n  fine(id)\nend\n";
+        let a = c.send("POST", "/v1/validate", &acme, json!({"files": {"probe.stw": probe}})).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        let refused = a.json()["destinations"].clone();
+        assert_eq!(refused.as_array().map(Vec::len), Some(2), "{refused}");
+        assert_eq!(refused[0]["action"], "local", "{refused}");
+        assert!(refused[1]["why"].as_str().unwrap().contains("link-local"), "{refused}");
+        let a = c
+            .send("PUT", "/v1/rulesets/probe", &acme, json!({"files": {"probe.stw": probe}}))
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert_eq!(a.json()["destinations"].as_array().map(Vec::len), Some(2), "{}", a.text);
 
         // Quotas: set by the admin, shown to the tenant, enforced.
         let a = c.send("PUT", "/v1/tenants/nobody/quotas", ADMIN, json!({})).await;

@@ -103,6 +103,27 @@ impl Destinations {
         }
     }
 
+    /// Why a webhook to `url` will never be delivered here, whatever DNS
+    /// says: a refused address written in it, `localhost` (the loopback)
+    /// unless opened, or not http(s). `None` for any other name.
+    pub fn never(&self, url: &str) -> Option<String> {
+        if let Err(why) = self.check_url(url) {
+            return Some(why);
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        let host = parsed
+            .host_str()?
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let local = host == "localhost" || host.ends_with(".localhost");
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        (local && !self.host_allowed(&host) && self.refuses(loopback).is_some()).then(|| {
+            format!(
+                "{url}: `{host}` is the loopback, which {REFUSED} (STEWARD_WEBHOOK_ALLOW opens it)"
+            )
+        })
+    }
+
     fn check_ip(&self, url: &str, ip: IpAddr) -> Result<(), String> {
         match self.refuses(ip) {
             Some(kind) => Err(format!(
@@ -314,6 +335,14 @@ mod tests {
         }
         assert!(d.check_url("https://pms.example.com/price").is_ok());
         assert!(d.check_url("ftp://example.com/").is_err());
+        // What a deploy warns of: never delivered, whatever DNS says.
+        assert!(d.never("http://10.0.0.1/x").is_some());
+        assert!(d.never("http://localhost:8080/x").is_some());
+        assert!(d.never("http://api.localhost/x").is_some());
+        assert!(d.never("https://pms.example.com/price").is_none());
+        let open = Destinations::default().with_loopback();
+        assert!(open.never("http://localhost:8080/x").is_none());
+        assert!(open.never("http://127.0.0.1:8080/x").is_none());
     }
 
     #[test]

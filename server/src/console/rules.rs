@@ -693,6 +693,7 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
         app.programs.clone(),
         files.clone(),
     );
+    let app2 = app.clone();
     let outcome = app
         .db(move |db| {
             let (sources, _, _) = check_files(&f)?;
@@ -721,10 +722,15 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
                 }
                 _ => Done::Checked,
             };
-            Ok((sources, diagnostics, done))
+            let refused = if errors {
+                Vec::new()
+            } else {
+                crate::routes::refused_destinations(&app2, &composed)
+            };
+            Ok((sources, diagnostics, done, refused))
         })
         .await?;
-    let (sources, diagnostics, done) = outcome;
+    let (sources, diagnostics, done, refused) = outcome;
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == steward::diag::Severity::Error)
@@ -743,6 +749,12 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
         },
         Done::Checked => html! {
             (ui::notice("good", html! { "The rules check with the tenant's other rulesets" @if warnings > 0 { ", with " (warnings) " warning(s)" } "." }))
+            @if !refused.is_empty() {
+                (ui::notice("bad", html! {
+                    "This server will never deliver these webhooks:"
+                    ul { @for r in &refused { li { code { (r.action) } ": " (r.why) } } }
+                }))
+            }
             @if warnings > 0 {
                 section aria-labelledby="diagnostics" {
                     h2 #diagnostics { "Diagnostics" }

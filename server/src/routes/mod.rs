@@ -162,7 +162,7 @@ impl utoipa::Modify for Security {
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,
         BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow,
         SecretSummary, SecretList, SecretValue, Rotation, SigningSecret, TokenSummary, TokenList,
-        QuotasBody, UsageBody, TenantInfo
+        QuotasBody, UsageBody, TenantInfo, RefusedDestination
     )),
     modifiers(&Security)
 )]

@@ -44,6 +44,38 @@ pub struct Diagnostic {
 pub struct Diagnostics {
     #[schema(value_type = Vec<Diagnostic>)]
     pub diagnostics: serde_json::Value,
+    /// Webhooks this server will never deliver (a refused address, or
+    /// `localhost`, written in the URL): warnings, not errors.
+    pub destinations: Vec<RefusedDestination>,
+}
+
+/// A webhook action whose URL this server will never deliver to, and why.
+#[derive(Serialize, ToSchema)]
+pub struct RefusedDestination {
+    pub action: String,
+    pub url: String,
+    pub why: String,
+}
+
+/// The webhooks of `sources` (when they build) that this server will
+/// never deliver, by action.
+pub(crate) fn refused_destinations(app: &App, sources: &Sources) -> Vec<RefusedDestination> {
+    let Ok(rules) = sources.build().rules else {
+        return Vec::new();
+    };
+    let mut out: Vec<RefusedDestination> = rules
+        .webhooks
+        .iter()
+        .filter_map(|(action, url)| {
+            app.destinations.never(url).map(|why| RefusedDestination {
+                action: action.to_string(),
+                url: url.clone(),
+                why,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.action.cmp(&b.action));
+    out
 }
 
 /// The request's scripts, for the checker.
@@ -109,7 +141,15 @@ pub(crate) async fn validate(
 ) -> Result<Json<Diagnostics>, Problem> {
     let (sources, diagnostics, _) = checked(body.files).await?;
     let Some(name) = body.ruleset else {
-        return Ok(Json(Diagnostics { diagnostics }));
+        let app = app.clone();
+        let destinations =
+            tokio::task::spawn_blocking(move || refused_destinations(&app, &sources))
+                .await
+                .map_err(crate::work_stopped)?;
+        return Ok(Json(Diagnostics {
+            diagnostics,
+            destinations,
+        }));
     };
     if !auth::valid_name(&name) {
         return Err(Problem::unprocessable(
@@ -118,6 +158,7 @@ pub(crate) async fn validate(
         ));
     }
     let tenant = who.tenant.clone();
+    let app2 = app.clone();
     app.db(move |db| {
         let composed = db
             .program_with(&tenant, &name, &sources)
@@ -125,6 +166,7 @@ pub(crate) async fn validate(
         let diagnostics = steward_db::control::diagnose(&composed, &name);
         Ok(Json(Diagnostics {
             diagnostics: serde_json::to_value(diagnostics).unwrap_or_default(),
+            destinations: refused_destinations(&app2, &composed),
         }))
     })
     .await
@@ -140,6 +182,8 @@ pub struct DeployedBody {
     pub program: Option<String>,
     /// Timers and approvals cancelled, their rules no longer deployed.
     pub cancelled: Vec<String>,
+    /// Webhooks of the program this server will never deliver (warnings).
+    pub destinations: Vec<RefusedDestination>,
 }
 
 pub(crate) fn deployed_body(name: &str, d: Deployed, enabled: bool) -> DeployedBody {
@@ -149,6 +193,7 @@ pub(crate) fn deployed_body(name: &str, d: Deployed, enabled: bool) -> DeployedB
         enabled,
         program: d.digest,
         cancelled: d.cancelled,
+        destinations: Vec::new(),
     }
 }
 
@@ -186,15 +231,20 @@ pub(crate) async fn deploy(
     let (sources, _, _) = checked(body.files).await?;
     let quotas = crate::limits::quotas_of(&app, &who.tenant).await?;
     let (tenant, n, by) = (who.tenant.clone(), name.clone(), who.who());
-    let (d, enabled) = app
+    let app2 = app.clone();
+    let (d, enabled, refused) = app
         .db(move |db| {
             crate::limits::ruleset_room(db, &quotas, &tenant, &n)?;
-            {
+            let (d, enabled) = {
                 let d = db.deploy_ruleset(&tenant, &n, &sources, &by)?;
                 let enabled = db.ruleset(&tenant, &n)?.is_none_or(|h| h.enabled);
                 Ok::<_, ControlError>((d, enabled))
             }
-            .map_err(Problem::from)
+            .map_err(Problem::from)?;
+            let composed = db
+                .program_with(&tenant, &n, &sources)
+                .map_err(Problem::from)?;
+            Ok((d, enabled, refused_destinations(&app2, &composed)))
         })
         .await?;
     let status = if d.new {
@@ -202,7 +252,9 @@ pub(crate) async fn deploy(
     } else {
         StatusCode::OK
     };
-    Ok(created(status, deployed_body(&name, d, enabled)))
+    let mut body = deployed_body(&name, d, enabled);
+    body.destinations = refused;
+    Ok(created(status, body))
 }
 
 #[utoipa::path(get, path = "/v1/rulesets", security(("tenant" = ["read"])), params(PageQuery),
