@@ -31,28 +31,22 @@ impl Limits {
     /// The most buckets kept; past it the full ones (idle) are dropped.
     const KEEP: usize = 10_000;
 
-    /// The tenant's quotas, read from the store at most every [`Limits::FRESH`].
-    pub fn quotas(
-        &self,
-        tenant: &str,
-        read: impl FnOnce() -> Result<Quotas, Problem>,
-    ) -> Result<Quotas, Problem> {
-        let now = Instant::now();
-        {
-            let cache = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, q)) = cache.get(tenant) {
-                if now.duration_since(*at) < Limits::FRESH {
-                    return Ok(*q);
-                }
-            }
-        }
-        let q = read()?;
+    /// The tenant's quotas as last read, if read within [`Limits::FRESH`].
+    fn cached(&self, tenant: &str) -> Option<Quotas> {
+        let cache = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(tenant)
+            .filter(|(at, _)| at.elapsed() < Limits::FRESH)
+            .map(|(_, q)| *q)
+    }
+
+    /// Keeps the tenant's quotas as just read.
+    fn keep(&self, tenant: &str, quotas: Quotas) {
         let mut cache = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= Limits::KEEP {
             cache.clear();
         }
-        cache.insert(tenant.to_string(), (now, q));
-        Ok(q)
+        cache.insert(tenant.to_string(), (Instant::now(), quotas));
     }
 
     /// Forgets a tenant's quotas (the admin changed them).
@@ -163,20 +157,17 @@ pub fn requests_rate(
         })
 }
 
-/// The tenant's quotas, as [`Limits::quotas`] keeps them.
+/// The tenant's quotas, read from the store at most every [`Limits::FRESH`].
 pub async fn quotas_of(app: &crate::App, tenant: &str) -> Result<Quotas, Problem> {
-    let cached = {
-        let t = tenant.to_string();
-        app.limits.quotas(tenant, || Err(Problem::not_found(t)))
-    };
-    if let Ok(q) = cached {
+    if let Some(q) = app.limits.cached(tenant) {
         return Ok(q);
     }
     let t = tenant.to_string();
     let q = app
         .db(move |db| db.quotas(&t).map_err(Problem::from))
         .await?;
-    app.limits.quotas(tenant, || Ok(q))
+    app.limits.keep(tenant, q);
+    Ok(q)
 }
 
 /// 429 unless the tenant may have ruleset `name` (one it has, or room for

@@ -14,41 +14,13 @@ use super::events::PAGE;
 use super::session::{Posted, Viewer};
 use super::ui::{self, Fail};
 use crate::problem::Problem;
-use crate::routes::{active_program, block_actions};
+use crate::routes::{active_program, continuation_actions};
 use crate::App;
 
 #[derive(Deserialize, Default)]
 pub struct AfterQuery {
     after: Option<String>,
     before: Option<i64>,
-}
-
-/// What a stored continuation will run, from the program that made it.
-fn will_run(
-    db: &dyn crate::Backend,
-    programs: &crate::Programs,
-    tenant: &str,
-    cont: &Option<String>,
-) -> Vec<String> {
-    let Some(stored) = cont
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<steward::engine::stored::StoredContinuation>(c).ok())
-    else {
-        return Vec::new();
-    };
-    let Some(rules) = programs.get(&stored.version, || {
-        db.program_sources(tenant, &stored.version).ok().flatten()
-    }) else {
-        return Vec::new();
-    };
-    let Some(rule) = rules.rules.iter().find(|r| *r.name == *stored.rule) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if let Some(i) = rule.block_steps.iter().position(|b| *b == stored.block) {
-        block_actions(rule, i, "", &mut out);
-    }
-    out
 }
 
 pub async fn scheduled(
@@ -67,7 +39,12 @@ pub async fn scheduled(
             let timers: Vec<_> = timers
                 .into_iter()
                 .map(|t| {
-                    let runs = will_run(db, &programs, &tenant, &t.continuation);
+                    let runs = t
+                        .continuation
+                        .as_deref()
+                        .and_then(|c| continuation_actions(db, &programs, &tenant, c))
+                        .map(|(runs, _)| runs)
+                        .unwrap_or_default();
                     (t, runs)
                 })
                 .collect();

@@ -60,6 +60,36 @@ pub(crate) fn block_actions(
     }
 }
 
+/// What a stored continuation (a timer's or an approval's) runs, from the
+/// program that made it: its block's actions, and its `else` block's (an
+/// approval rejected or expired). `None` if it does not resume.
+pub(crate) fn continuation_actions(
+    db: &dyn crate::Backend,
+    programs: &crate::Programs,
+    tenant: &str,
+    text: &str,
+) -> Option<(Vec<String>, Vec<String>)> {
+    use steward::engine::program::{BlockRef, Branch};
+    let stored = serde_json::from_str::<steward::engine::stored::StoredContinuation>(text).ok()?;
+    let rules = programs.get(&stored.version, || {
+        db.program_sources(tenant, &stored.version).ok().flatten()
+    })?;
+    let rule = rules.rules.iter().find(|r| *r.name == *stored.rule)?;
+    let find = |b: BlockRef| rule.block_steps.iter().position(|x| *x == b);
+    let (mut then, mut otherwise) = (Vec::new(), Vec::new());
+    if let Some(i) = find(stored.block) {
+        block_actions(rule, i, "", &mut then);
+    }
+    let other = BlockRef {
+        step: stored.block.step,
+        branch: Branch::Else,
+    };
+    if let Some(i) = find(other) {
+        block_actions(rule, i, "", &mut otherwise);
+    }
+    Some((then, otherwise))
+}
+
 /// Fills in what approving and rejecting each pending approval would run,
 /// from the program that asked.
 pub(crate) fn describe_approvals(
@@ -68,33 +98,13 @@ pub(crate) fn describe_approvals(
     tenant: &str,
     rows: &mut [ApprovalRow],
 ) {
-    use steward::engine::program::{BlockRef, Branch};
     for row in rows.iter_mut() {
         let Some(text) = row.continuation.take() else {
             continue;
         };
-        let Ok(stored) = serde_json::from_str::<steward::engine::stored::StoredContinuation>(&text)
-        else {
-            continue;
-        };
-        let Some(rules) = programs.get(&stored.version, || {
-            db.program_sources(tenant, &stored.version).ok().flatten()
-        }) else {
-            continue;
-        };
-        let Some(rule) = rules.rules.iter().find(|r| *r.name == *stored.rule) else {
-            continue;
-        };
-        let find = |b: BlockRef| rule.block_steps.iter().position(|x| *x == b);
-        if let Some(i) = find(stored.block) {
-            block_actions(rule, i, "", &mut row.on_approve);
-        }
-        let otherwise = BlockRef {
-            step: stored.block.step,
-            branch: Branch::Else,
-        };
-        if let Some(i) = find(otherwise) {
-            block_actions(rule, i, "", &mut row.on_reject);
+        if let Some((approve, reject)) = continuation_actions(db, programs, tenant, &text) {
+            row.on_approve = approve;
+            row.on_reject = reject;
         }
     }
 }
