@@ -4,6 +4,7 @@
 //! their labels and fixes, actions, explain traces), so each shape is
 //! written once. Errors that cross it are typed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
@@ -61,6 +62,38 @@ impl Sources {
     pub fn build(&self) -> Built {
         build(&self.files, self)
     }
+
+    /// Checks and compiles the sources knowing the tenant's secrets (by
+    /// name): a webhook header naming another is an error (E0417). As
+    /// [`Sources::build`] when `secrets` is `None`.
+    pub fn build_knowing(&self, secrets: Option<&BTreeSet<String>>) -> Built {
+        match secrets {
+            Some(secrets) => build(
+                &self.files,
+                &Knowing {
+                    inner: self,
+                    secrets,
+                },
+            ),
+            None => self.build(),
+        }
+    }
+}
+
+/// A host that answers as `inner` does, and knows the tenant's secrets.
+pub struct Knowing<'a> {
+    pub inner: &'a dyn Host,
+    pub secrets: &'a BTreeSet<String>,
+}
+
+impl Host for Knowing<'_> {
+    fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
+        self.inner.rhai_source(file, path)
+    }
+
+    fn has_secret(&self, name: &str) -> Option<bool> {
+        Some(self.secrets.contains(name))
+    }
 }
 
 impl Sources {
@@ -109,6 +142,10 @@ impl Host for Recording<'_> {
             read.push((file.to_string(), path.to_string(), text.clone()));
         }
         Ok(text)
+    }
+
+    fn has_secret(&self, name: &str) -> Option<bool> {
+        self.inner.has_secret(name)
     }
 }
 

@@ -5,6 +5,7 @@
 mod deploy;
 mod replay;
 mod run;
+mod secret;
 mod serve;
 
 use std::io::{IsTerminal, Write};
@@ -151,6 +152,13 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_ticks: u64,
     },
+    /// The secrets a webhook header may name (`secret pms_token`), kept
+    /// sealed in the database under STEWARD_SECRET_KEY: for `steward run`
+    /// (a server's tenants use `PUT /v1/secrets/{name}`).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// PostgreSQL tools: `steward pg capture`.
     Pg {
         #[command(subcommand)]
@@ -275,6 +283,28 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 #[derive(Subcommand)]
+enum SecretCommand {
+    /// Set a secret, its value read from stdin (one line; the line break
+    /// is not part of it).
+    Set {
+        name: String,
+        #[command(flatten)]
+        whose: secret::Whose,
+    },
+    /// List the secrets by name (never their values).
+    List {
+        #[command(flatten)]
+        whose: secret::Whose,
+    },
+    /// Delete a secret.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        whose: secret::Whose,
+    },
+}
+
+#[derive(Subcommand)]
 enum PgCommand {
     /// Print (or, with --apply, install) a trigger that turns inserts and
     /// updates of an application's table into `PREFIX.created` and
@@ -367,6 +397,11 @@ fn main() -> ExitCode {
             apply.then_some(database.as_deref()),
         )
         .map(ran),
+        Command::Secret { command } => match command {
+            SecretCommand::Set { name, whose } => secret::set(&name, &whose).map(ran),
+            SecretCommand::List { whose } => secret::list(&whose).map(ran),
+            SecretCommand::Delete { name, whose } => secret::delete(&name, &whose).map(ran),
+        },
         Command::Migrate { database } => run::migrate(database.as_deref()).map(ran),
         Command::Push { database, file } => run::push(database.as_deref(), &file).map(ran),
         Command::Run {

@@ -22,7 +22,7 @@ use crate::time_text;
 
 /// The tenant whose programs apply to every tenant without its own: the
 /// development ruleset `steward run --rules` deploys.
-pub const EVERY_TENANT: &str = "*";
+pub use steward::engine::runtime::EVERY_TENANT;
 
 /// What a change of a ruleset came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,20 +231,30 @@ fn own_names(mut diagnostics: Vec<JsonDiagnostic>, name: &str) -> Vec<JsonDiagno
 pub(crate) fn build_program(
     sources: &Sources,
     name: &str,
+    secrets: &BTreeSet<String>,
 ) -> Result<(String, BTreeSet<String>), ControlError> {
-    if let Ok(rules) = sources.build().rules {
+    if let Ok(rules) = sources.build_knowing(Some(secrets)).rules {
         return Ok((
             rules.version.clone(),
             rules.rules.iter().map(|r| r.name.to_string()).collect(),
         ));
     }
-    Err(ControlError::Invalid(diagnose(sources, name)))
+    Err(ControlError::Invalid(diagnose(
+        sources,
+        name,
+        Some(secrets),
+    )))
 }
 
 /// Every diagnostic of a composed program, as ruleset `name` would be told
 /// them: checked with its files last (so what clashes with another ruleset
-/// is reported in its own files), and its files under their own names.
-pub fn diagnose(sources: &Sources, name: &str) -> Vec<JsonDiagnostic> {
+/// is reported in its own files), and its files under their own names;
+/// knowing the tenant's `secrets` when given.
+pub fn diagnose(
+    sources: &Sources,
+    name: &str,
+    secrets: Option<&BTreeSet<String>>,
+) -> Vec<JsonDiagnostic> {
     let prefix = format!("{name}/");
     let (own, others): (Vec<_>, Vec<_>) = sources
         .files
@@ -255,7 +265,7 @@ pub fn diagnose(sources: &Sources, name: &str) -> Vec<JsonDiagnostic> {
         files: others.into_iter().chain(own).collect(),
         scripts: sources.scripts.clone(),
     };
-    let built = last.build();
+    let built = last.build_knowing(secrets);
     own_names(
         diagnostics_json(&built.analysis, &built.analysis.diagnostics),
         name,
@@ -406,7 +416,17 @@ macro_rules! control_store {
                 let program = if rulesets.is_empty() {
                     None
                 } else {
-                    Some($crate::control::build_program(&composed, name)?)
+                    // Checked knowing the tenant's secrets as they are now
+                    // (a header naming one it has not set does not check).
+                    let secrets: Vec<String> = sqlx::query_scalar(&self.q(
+                        "SELECT name FROM steward_secrets WHERE tenant = ?",
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    let secrets = secrets.into_iter().collect();
+                    Some($crate::control::build_program(&composed, name, &secrets)?)
                 };
                 let digest = program.as_ref().map(|p| p.0.clone());
                 let now = $crate::control::now_text();

@@ -567,8 +567,8 @@ macro_rules! durable_store {
                     let (status, finished) = initial_status(&a, &time_text(&Utc::now()));
                     sqlx::query(&self.q(
                         "INSERT INTO steward_actions \
-                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (tenant, key, rule, event, action, args, performed_at, url, headers, status, finished_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     ))
                     .bind(a.tenant)
                     .bind(a.key)
@@ -578,6 +578,7 @@ macro_rules! durable_store {
                     .bind(a.args)
                     .bind(a.at)
                     .bind(a.url)
+                    .bind(a.headers)
                     .bind(status)
                     .bind(finished)
                     .execute(&mut *tx)
@@ -722,7 +723,7 @@ macro_rules! durable_store {
                     self.record_work(tx, a).await?;
                 }
                 if !actions.is_empty() {
-                    let rows: Vec<[Option<&str>; 10]> = actions
+                    let rows: Vec<[Option<&str>; 11]> = actions
                         .iter()
                         .map(|a| {
                             let (status, finished) = initial_status(a, &now);
@@ -735,6 +736,7 @@ macro_rules! durable_store {
                                 Some(a.args.as_str()),
                                 Some(a.at.as_str()),
                                 a.url.as_deref(),
+                                a.headers.as_deref(),
                                 Some(status),
                                 finished.map(|_| now.as_str()),
                             ]
@@ -743,9 +745,9 @@ macro_rules! durable_store {
                     let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
                     sqlx::query(&self.q(&format!(
                         "INSERT INTO steward_actions \
-                         (tenant, key, rule, event, action, args, performed_at, url, status, finished_at) \
+                         (tenant, key, rule, event, action, args, performed_at, url, headers, status, finished_at) \
                          {} ON CONFLICT DO NOTHING",
-                        $events.rows.select(&[], 10)
+                        $events.rows.select(&[], 11)
                     )))
                     .bind(&rows)
                     .execute(&mut *tx)
@@ -1290,7 +1292,7 @@ macro_rules! durable_store {
                          WHERE status IN ('pending', 'failed') \
                          AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
                          ORDER BY performed_at, key LIMIT ? {}) \
-                         RETURNING tenant, key, rule, action, args, attempts, performed_at, url",
+                         RETURNING tenant, key, rule, action, args, attempts, performed_at, url, headers",
                         $events.claim.1
                     )))
                     .bind(time_text(&hold_until))
@@ -1310,6 +1312,7 @@ macro_rules! durable_store {
                                 args: r.try_get(4).map_err(unavailable)?,
                                 attempts: r.try_get::<i32, _>(5).map_err(unavailable)?,
                                 url: r.try_get(7).map_err(unavailable)?,
+                                headers: r.try_get(8).map_err(unavailable)?,
                             }))
                         })
                         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1681,7 +1684,7 @@ macro_rules! durable_store {
                 let actions: Vec<_> = actions
                     .map(|a| {
                         let owned = a.to_action();
-                        ActionRow {
+                        Ok(ActionRow {
                             tenant: a.tenant.to_string(),
                             key: a.key.token(),
                             rule: a.rule.to_string(),
@@ -1689,14 +1692,24 @@ macro_rules! durable_store {
                             action: a.action.to_string(),
                             args: serde_json::Value::Object(owned.args).to_string(),
                             at: time_text(&a.at),
-                            url: a.webhook.map(str::to_string),
+                            url: a.webhook.map(|w| w.url.clone()),
+                            headers: match a.webhook {
+                                Some(w) if !w.headers.is_empty() => Some(
+                                    serde_json::to_string(&WebhookHeaders {
+                                        secrets_of: a.secrets_of.to_string(),
+                                        headers: w.headers.clone(),
+                                    })
+                                    .map_err(|e| StoreError::Corrupt(format!("a webhook's headers: {e}")))?,
+                                ),
+                                _ => None,
+                            },
                             // The id the engine gives the event (see
                             // `runtime.rs`, `emit`).
                             emitted: (&**a.action == "emit")
                                 .then(|| format!("{}~{}~{}", a.key.event, a.rule, a.key.pos)),
-                        }
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_, StoreError>>()?;
                 let changes = &*changes;
                 self.block(self.commit_unit(changes, actions))
                     .map_err(unavailable)
@@ -1823,6 +1836,19 @@ pub struct Delivery {
     pub attempts: i32,
     /// Where a webhook action goes (mail has none).
     pub url: Option<String>,
+    /// A webhook's headers as its rule declared them (JSON,
+    /// [`WebhookHeaders`]: secrets by name, never values).
+    pub headers: Option<String>,
+}
+
+/// A webhook's headers as the outbox keeps them with the action: as its
+/// rule declared them, and whose secrets they name (the tenant's, or `*`'s
+/// for the program every tenant without its own runs). Read again at each
+/// attempt, so a rotated secret is used from the next.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct WebhookHeaders {
+    pub secrets_of: String,
+    pub headers: Vec<steward::check::WebhookHeader>,
 }
 
 /// What an attempt to deliver came to.
@@ -2145,6 +2171,8 @@ struct ActionRow {
     at: String,
     /// Where a webhook action is delivered.
     url: Option<String>,
+    /// Its headers (JSON), when it has some.
+    headers: Option<String>,
     /// For `emit`: the id of the event emitted.
     emitted: Option<String>,
 }

@@ -9,6 +9,26 @@ use crate::control::ControlError;
 pub const SIGNING: &str = "webhook-signing";
 pub const SIGNING_PREVIOUS: &str = "webhook-signing.previous";
 
+/// A secret's name a tenant may set: lowercase letters, digits and `_`, 1
+/// to 63, a letter first (the name a rule writes after `secret`); the
+/// signing secret's names are the server's.
+pub fn secret_name(name: &str) -> Result<(), String> {
+    if name.starts_with(SIGNING) {
+        return Err(format!(
+            "`{name}` is the webhook signing secret's: rotate it with POST /v1/secrets/{SIGNING}/rotate"
+        ));
+    }
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a secret name (lowercase letters, digits and `_`, 1 to 63, a letter first: the name a rule writes after `secret`)"))
+    }
+}
+
 /// A token as listed: never its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRow {

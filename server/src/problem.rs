@@ -116,6 +116,10 @@ impl Problem {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, code, detail)
+    }
+
     pub fn too_large(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", detail)
     }
@@ -321,7 +325,11 @@ pub mod answers {
         404,
         "No such resource (another tenant's is not found either)"
     );
-    problem_answer!(Conflict, 409, "Another change got there first");
+    problem_answer!(
+        Conflict,
+        409,
+        "In conflict with what is stored: another change got there first, or the resource is in use (see `code`)"
+    );
     problem_answer!(Gone, 410, "Past its deadline, or used");
     problem_answer!(TooLarge, 413, "The body or the batch is too large");
     problem_answer!(

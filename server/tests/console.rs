@@ -200,6 +200,35 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
     rt.block_on(forms(&c, &acme, &reader));
     rt.block_on(isolation(&c, &beta));
     rt.block_on(admin(&c));
+    rt.block_on(rate(&c, &beta));
+}
+
+/// A token's requests through the console count against its rate, as its
+/// API requests do: past it, a 429 page that says when to come back.
+async fn rate(c: &Client, beta: &str) {
+    let b = Browser::sign_in(c, beta).await;
+    let a = c
+        .send(
+            "PUT",
+            "/v1/tenants/beta/quotas",
+            ADMIN,
+            json!({"requests_per_minute": 2}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // Two a minute, two held: of six requests at once, one is refused
+    // (a refill takes 30 s).
+    let mut refused = None;
+    for _ in 0..6 {
+        let a = b.get(c, "/events").await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(a);
+            break;
+        }
+        ok(&a, "/events");
+    }
+    let a = refused.expect("a request past the rate refused");
+    assert!(a.text.contains("try again in"), "{}", a.text);
 }
 
 async fn pages(c: &Client, acme: &str) {

@@ -159,6 +159,7 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
         // Bad names, reserved names, no scope.
         for (name, status) in [
             ("Bad Name", StatusCode::UNPROCESSABLE_ENTITY),
+            ("pms-token", StatusCode::UNPROCESSABLE_ENTITY),
             ("webhook-signing", StatusCode::UNPROCESSABLE_ENTITY),
         ] {
             let a = c
@@ -182,6 +183,52 @@ fn suite<S: Store>(open: &dyn Fn() -> S) {
             .call("DELETE", "/v1/secrets/pms_token", Some(&beta), None, &[])
             .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+
+        // A webhook header naming a secret checks for the tenant that set
+        // it, and for no other: beta naming acme's secret is E0417, in
+        // validate and in deploy.
+        let rules = json!({"files": {"main.stw": concat!(
+            "event ping { id: string }\n",
+            "action hook(id: string) via webhook \"https://pms.example.com/hook\" with\n",
+            "  header \"Authorization\" = \"Bearer \" + secret pms_token\n",
+            "rule ping when ping then\n  hook(id)\nend\n",
+        )}});
+        for (who, path, method) in [
+            (&beta, "/v1/validate", "POST"),
+            (&beta, "/v1/rulesets/creds", "PUT"),
+        ] {
+            let a = c.send(method, path, who, rules.clone()).await;
+            assert!(
+                a.text.contains("E0417") && a.text.contains("the secret `pms_token` is not set"),
+                "{path}: {} {}",
+                a.status,
+                a.text
+            );
+        }
+        assert!(
+            blocking(|| store.ruleset("beta", "creds")).is_none(),
+            "beta's rules deployed without the secret"
+        );
+        let a = c.send("POST", "/v1/validate", &acme, rules.clone()).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert!(!a.text.contains("E0417"), "{}", a.text);
+        let a = c.send("PUT", "/v1/rulesets/creds", &acme, rules.clone()).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert!(!a.text.contains("s3cret"), "{}", a.text);
+        // A secret the program names is not deleted from under it.
+        let a = c
+            .call("DELETE", "/v1/secrets/pms_token", Some(&acme), None, &[])
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+        assert!(
+            a.text.contains("secret_in_use") && a.text.contains("action `hook`"),
+            "{}",
+            a.text
+        );
+        let a = c
+            .call("DELETE", "/v1/rulesets/creds", Some(&acme), None, &[])
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         let a = c
             .call("DELETE", "/v1/secrets/pms_token", Some(&acme), None, &[])
             .await;

@@ -185,14 +185,17 @@ impl Checker<'_> {
                 if self.program.actions.contains_key(&d.name.text) {
                     return;
                 }
-                let url = match &d.body {
-                    ast::ActionBody::Webhook(url) => {
-                        self.check_url(file, url);
-                        Some(url.value.clone())
+                let webhook = match &d.body {
+                    ast::ActionBody::Webhook(hook) => {
+                        self.check_url(file, &hook.url);
+                        Some(Webhook {
+                            url: hook.url.value.clone(),
+                            headers: self.headers(file, &hook.headers),
+                        })
                     }
                     ast::ActionBody::Block(_) => None,
                 };
-                self.add_action(file, &d.name, &d.params, url);
+                self.add_action(file, &d.name, &d.params, webhook);
             }
             Item::Fn(d) => {
                 if self.program.functions.contains_key(&d.name.text) {
@@ -254,7 +257,7 @@ impl Checker<'_> {
         file: FileId,
         name: &ast::Name,
         params: &[ast::Param],
-        url: Option<String>,
+        webhook: Option<Webhook>,
     ) {
         let params = self.params(file, params, &[]);
         let loc = Loc {
@@ -265,7 +268,7 @@ impl Checker<'_> {
             name: name.text.clone(),
             loc,
             params,
-            url,
+            webhook,
         };
         self.program.actions.insert(name.text.clone(), sig);
     }
@@ -439,6 +442,74 @@ impl Checker<'_> {
         self.report(diag);
     }
 
+    /// A webhook's headers: names that are HTTP tokens, set once and not
+    /// one of the headers Steward sets itself; values that are valid header
+    /// text; secrets the tenant has (when the host can say).
+    fn headers(&mut self, file: FileId, headers: &[ast::Header]) -> Vec<WebhookHeader> {
+        let mut out: Vec<WebhookHeader> = Vec::new();
+        for h in headers {
+            let name = &h.name.value;
+            let problem = if name.is_empty() || !name.bytes().all(is_token_byte) {
+                Some(format!(
+                    "`{name}` is not a header name (letters, digits and `-`, no spaces)"
+                ))
+            } else if RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                Some(format!("Steward sets `{name}` itself (the body's type and length, and the Standard Webhooks signature)"))
+            } else if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
+                Some(format!("the header `{name}` is set twice"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                self.report(
+                    Diagnostic::new(Code::InvalidHeader, file, h.name.span, format!("invalid webhook header: {problem}"))
+                        .with_help("write a header such as `header \"Authorization\" = \"Bearer \" + secret pms_token` or `header \"X-Api-Version\" = \"2\"`"),
+                );
+            }
+            let (text, secret) = match &h.value {
+                ast::HeaderValue::Text(text) => (Some(text), None),
+                ast::HeaderValue::Secret { prefix, secret } => {
+                    self.check_secret(file, secret);
+                    (prefix.as_ref(), Some(secret.text.clone()))
+                }
+            };
+            let text = match text {
+                Some(t)
+                    if !t
+                        .value
+                        .bytes()
+                        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+                {
+                    self.report(
+                        Diagnostic::new(Code::InvalidHeader, file, t.span, "invalid webhook header: the value has a line break, a control character or a character outside ASCII")
+                            .with_help("header values are printable ASCII; a value with other characters goes in the body"),
+                    );
+                    String::new()
+                }
+                Some(t) => t.value.clone(),
+                None => String::new(),
+            };
+            out.push(WebhookHeader {
+                name: name.clone(),
+                text,
+                secret,
+            });
+        }
+        out
+    }
+
+    fn check_secret(&mut self, file: FileId, secret: &ast::Name) {
+        if self.host.has_secret(&secret.text) == Some(false) {
+            self.report(
+                Diagnostic::new(Code::UnknownSecret, file, secret.span, format!("the secret `{}` is not set", secret.text))
+                    .with_help(format!("set it first (`PUT /v1/secrets/{}`, or `steward secret set {}` for `steward run`); secrets are the tenant's own, and another tenant's are not seen", secret.text, secret.text)),
+            );
+        }
+    }
+
     fn check_url(&mut self, file: FileId, url: &ast::StrLit) {
         let problem = match url::Url::parse(&url.value) {
             Ok(u) if u.scheme() != "http" && u.scheme() != "https" => Some(format!(
@@ -457,3 +528,21 @@ impl Checker<'_> {
         }
     }
 }
+
+/// A byte of an HTTP token (RFC 9110, `tchar`): what a header name is made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The headers Steward sets on every webhook, which a rule cannot replace.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "idempotency-key",
+];

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use crate::diag::{self, Diagnostic, FileId, SourceMap, Span};
 use crate::syntax::ast::SourceFile;
 
-pub use types::{Loc, Program, Type};
+pub use types::{Loc, Program, Type, Webhook, WebhookHeader};
 
 /// What a name in the source refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,6 +109,13 @@ pub trait Host {
     /// compiles it (syntax errors are reported) and keeps it for the engine,
     /// so the checker's answer is the engine's: a script is read once.
     fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError>;
+
+    /// Whether the tenant has set the secret `name` (a webhook header names
+    /// it): `None` when the host cannot say (an editor, `steward check`), and
+    /// the name is taken to exist.
+    fn has_secret(&self, _name: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// Why a Rhai script could not be had.

@@ -1289,7 +1289,7 @@ impl Checker<'_> {
                             stmt.span,
                         );
                         let order = order_args(&action.params, args);
-                        let block_action = action.url.is_none();
+                        let block_action = action.webhook.is_none();
                         let mut given = Vec::new();
                         for (param, i) in action.params.iter().zip(order) {
                             let node = match i.and_then(|i| tys.get_mut(i)) {

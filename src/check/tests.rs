@@ -169,7 +169,7 @@ impl Checker<'_> {
         };
         if let Some(sig) = &custom {
             self.refer(file, action.span, sig.loc, DefKind::Action);
-            if builtin.is_none() && sig.url.is_none() {
+            if builtin.is_none() && sig.webhook.is_none() {
                 self.report(
                     Diagnostic::new(
                         Code::WrongKindOfCall,

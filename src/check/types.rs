@@ -182,9 +182,29 @@ pub struct ActionSig {
     pub name: String,
     pub loc: Loc,
     pub params: Vec<ParamDef>,
-    /// Where its deliveries are POSTed; none for a block action (`do ...
-    /// end`), whose statements run where it is called.
-    pub url: Option<String>,
+    /// Where its deliveries are POSTed and with which headers; none for a
+    /// block action (`do ... end`), whose statements run where it is called.
+    pub webhook: Option<Webhook>,
+}
+
+/// Where a webhook action's deliveries go: its URL and its headers, as the
+/// engine records them with each action (a secret by name, never its value).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<WebhookHeader>,
+}
+
+/// One header of a webhook: `text`, then the value of the tenant's secret
+/// `secret` when there is one (`"Bearer " + secret pms_token`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookHeader {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// Where the declarations of one program are and what types they have:

@@ -90,6 +90,8 @@ codes! {
     ScheduleWithoutEvent = "E0413", Error, "schedule statement outside a rule on an event";
     StopOutsideEvent = "E0414", Error, "`stop` where no event is being handled";
     NotInAction = "E0415", Error, "timer, approval or `stop` in an action's block";
+    InvalidHeader = "E0416", Error, "invalid webhook header";
+    UnknownSecret = "E0417", Error, "secret that is not set";
     // Warnings.
     UnusedLet = "W0101", Warning, "unused `let`";
     AlwaysFalse = "W0102", Warning, "condition is never true";

@@ -84,8 +84,13 @@ pub struct Performed<'a> {
     pub args: &'a [(Arc<str>, Value)],
     pub key: ActionKey<'a>,
     pub shapes: &'a Shapes,
-    /// Where the action is delivered, if it is declared `via webhook`.
-    pub webhook: Option<&'a str>,
+    /// Where the action is delivered and with which headers, if it is
+    /// declared `via webhook`.
+    pub webhook: Option<&'a crate::check::Webhook>,
+    /// Whose secrets the webhook's headers name: the tenant's, when the
+    /// rule is of its own program, else the program's that every tenant
+    /// without one runs ([`crate::engine::runtime::EVERY_TENANT`]).
+    pub secrets_of: &'a str,
 }
 
 /// (tenant, rule, version, source, position): at most one performance per

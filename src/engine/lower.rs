@@ -52,8 +52,9 @@ pub struct Ruleset {
     pub(crate) history: History,
     /// The payload of schedule-triggered rules.
     pub(crate) empty: Arc<Record>,
-    /// The webhook actions, by name: where each is delivered.
-    pub webhooks: std::collections::HashMap<Arc<str>, String>,
+    /// The webhook actions, by name: where each is delivered, with which
+    /// headers.
+    pub webhooks: std::collections::HashMap<Arc<str>, crate::check::Webhook>,
 }
 
 impl Ruleset {
@@ -177,7 +178,7 @@ pub fn compile_with(analysis: &Analysis, options: Options) -> Result<Ruleset, Ve
             .program
             .actions
             .values()
-            .filter_map(|a| Some((Arc::from(a.name.as_str()), a.url.clone()?)))
+            .filter_map(|a| Some((Arc::from(a.name.as_str()), a.webhook.clone()?)))
             .collect(),
     })
 }

@@ -444,16 +444,18 @@ impl<S: Store> Engine<S> {
     /// unit, and nothing reaches the sink.
     fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), StoreError> {
         self.supersede_approvals()?;
+        let Some((event, source, now)) = self.fx.unit.clone() else {
+            return Ok(());
+        };
+        let own = self.programs.contains_key(&event.tenant);
         let Engine {
             store, fx, rules, ..
         } = self;
-        let Some((event, source, now)) = fx.unit.clone() else {
-            return Ok(());
-        };
         let at = PerformedAt {
             event: &event,
             source: &source,
             now,
+            secrets_of: if own { &event.tenant } else { EVERY_TENANT },
         };
         if !fx.changes.is_empty() || !fx.actions.is_empty() {
             let mut actions = fx.actions.iter().map(|p| performed(rules, &fx.args, p, at));
@@ -1758,6 +1760,11 @@ fn throttle_window(
     Ok((limit, window, by))
 }
 
+/// The tenant of the program every tenant without one of its own runs (the
+/// rules `steward run --rules` deploys): its secrets are those its rules'
+/// webhooks name.
+pub const EVERY_TENANT: &str = "*";
+
 /// The unit an action is performed in: the event, the source (the event, or
 /// the timer or approval instance a resumed block runs for) and the time.
 #[derive(Clone, Copy)]
@@ -1765,6 +1772,8 @@ struct PerformedAt<'a> {
     event: &'a Arc<Event>,
     source: &'a Arc<str>,
     now: DateTime<Utc>,
+    /// The tenant whose secrets its webhooks' headers name.
+    secrets_of: &'a str,
 }
 
 /// A pending action as the sink and the store see it.
@@ -1790,7 +1799,8 @@ fn performed<'a>(
             pos: p.pos,
         },
         shapes: rules.shapes(),
-        webhook: rules.webhooks.get(&p.action).map(String::as_str),
+        webhook: rules.webhooks.get(&p.action),
+        secrets_of: at.secrets_of,
     }
 }
 

@@ -176,10 +176,36 @@ pub struct ActionDecl {
 /// What an action does: a webhook POST, or the actions of a block.
 #[derive(Clone, Debug)]
 pub enum ActionBody {
-    /// `via webhook "URL"`.
-    Webhook(StrLit),
+    /// `via webhook "URL"`, with headers or not.
+    Webhook(Webhook),
     /// `do ... end`: other actions, run where the action is called.
     Block(Block),
+}
+
+/// `via webhook "URL" with header "X-Api-Key" = secret pms_key, ...`.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: StrLit,
+    pub headers: Vec<Header>,
+}
+
+/// One `header "Name" = value` of a webhook.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub span: Span,
+    pub name: StrLit,
+    pub value: HeaderValue,
+}
+
+/// A header's value: text written in the rule, or a tenant's secret, read
+/// when the webhook is sent (after an optional text such as `"Bearer " +`).
+#[derive(Clone, Debug)]
+pub enum HeaderValue {
+    Text(StrLit),
+    Secret {
+        prefix: Option<StrLit>,
+        secret: Name,
+    },
 }
 
 #[derive(Clone, Debug)]

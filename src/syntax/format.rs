@@ -244,14 +244,35 @@ impl Printer<'_> {
                 self.close(d.span, "}");
             }
             Item::Action(d) => match &d.body {
-                ActionBody::Webhook(url) => {
+                ActionBody::Webhook(hook) => {
                     let text = format!(
                         "action {}({}) via webhook {}",
                         d.name.text,
                         self.params(&d.params),
-                        self.slice(url.span)
+                        self.slice(hook.url.span)
                     );
-                    self.line(d.span.start, &text, d.span.end);
+                    if hook.headers.is_empty() {
+                        return self.line(d.span.start, &text, d.span.end);
+                    }
+                    // One header a line under the action, the `with` ending the first.
+                    self.line(d.span.start, &format!("{text} with"), hook.url.span.end);
+                    self.indent += 1;
+                    let last = hook.headers.len() - 1;
+                    for (i, h) in hook.headers.iter().enumerate() {
+                        let value = match &h.value {
+                            HeaderValue::Text(text) => self.slice(text.span).to_string(),
+                            HeaderValue::Secret { prefix, secret } => match prefix {
+                                Some(p) => {
+                                    format!("{} + secret {}", self.slice(p.span), secret.text)
+                                }
+                                None => format!("secret {}", secret.text),
+                            },
+                        };
+                        let comma = if i == last { "" } else { "," };
+                        let text = format!("header {} = {value}{comma}", self.slice(h.name.span));
+                        self.node(h.span, &text);
+                    }
+                    self.indent -= 1;
                 }
                 ActionBody::Block(body) => {
                     let head = format!("action {}({}) do", d.name.text, self.params(&d.params));

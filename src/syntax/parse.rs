@@ -275,6 +275,9 @@ fn is_keyword(rule: Rule) -> bool {
             | kw_unless
             | kw_via
             | kw_webhook
+            | kw_with
+            | kw_header
+            | kw_secret
             | kw_when
             | kw_within
     )
@@ -312,6 +315,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         condition_clause => "`if`",
         record_lit => "`{`",
         params => "`(`",
+        webhook_headers => "`with`",
+        webhook_header => "`header`",
+        secret_ref => "`secret`",
         field_decl => "a field",
         message_field => "a message field such as `subject:`",
         role => "`role`",
@@ -805,7 +811,12 @@ impl Builder {
                 let body = if rest.as_rule() == Rule::block {
                     ActionBody::Block(self.block(rest)?)
                 } else {
-                    ActionBody::Webhook(self.plain_string(rest))
+                    let url = self.plain_string(rest);
+                    let headers = match it.next() {
+                        Some(headers) => kids(headers).map(|h| self.webhook_header(h)).collect(),
+                        None => Vec::new(),
+                    };
+                    ActionBody::Webhook(Webhook { url, headers })
                 };
                 Item::Action(ActionDecl {
                     span,
@@ -994,6 +1005,38 @@ impl Builder {
             kind,
             optional,
         }
+    }
+
+    /// `header "Authorization" = "Bearer " + secret pms_token`.
+    fn webhook_header(&self, pair: Pair<Rule>) -> Header {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut texts = Vec::new();
+        let mut secret = None;
+        for part in kids(pair) {
+            match part.as_rule() {
+                Rule::plain_string if name.is_none() => name = Some(self.plain_string(part)),
+                Rule::plain_string => texts.push(self.plain_string(part)),
+                Rule::secret_ref => secret = kids(part).next().map(|n| self.name(n)),
+                _ => {}
+            }
+        }
+        let name = name.unwrap_or(StrLit {
+            value: String::new(),
+            span,
+        });
+        let mut texts = texts.into_iter();
+        let value = match secret {
+            Some(secret) => HeaderValue::Secret {
+                prefix: texts.next(),
+                secret,
+            },
+            None => HeaderValue::Text(texts.next().unwrap_or(StrLit {
+                value: String::new(),
+                span,
+            })),
+        };
+        Header { span, name, value }
     }
 
     fn plain_string(&self, pair: Pair<Rule>) -> StrLit {

@@ -28,7 +28,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use steward_db::{Attempt, Delivery};
+use steward_db::tenancy::{SIGNING, SIGNING_PREVIOUS};
+use steward_db::{Attempt, Delivery, WebhookHeaders};
 
 use crate::guard::{Destinations, Guarded, REFUSED};
 
@@ -134,11 +135,12 @@ impl Deliverer {
     }
 
     /// Delivers one action of the outbox, and says what came of it. A
-    /// webhook is signed with each of `keys` (the tenant's signing secrets,
-    /// two during a rotation's grace), else with `STEWARD_WEBHOOK_SECRET`.
-    pub fn deliver(&self, d: &Delivery, now: DateTime<Utc>, keys: &[Vec<u8>]) -> Attempt {
+    /// webhook is signed with each of `creds.keys` (the tenant's signing
+    /// secrets, two during a rotation's grace), else with
+    /// `STEWARD_WEBHOOK_SECRET`, and carries `creds.headers`.
+    pub fn deliver(&self, d: &Delivery, now: DateTime<Utc>, creds: &Credentials) -> Attempt {
         if let Some(url) = &d.url {
-            return self.webhook(url, d, now, keys);
+            return self.webhook(url, d, now, creds);
         }
         if d.action == "send" {
             return self.send(d, now);
@@ -256,28 +258,78 @@ impl Deliverer {
         }
     }
 
-    /// The key bytes of `tenant`'s own signing secrets that `sealed`
-    /// (name, sealed value) holds; a secret that does not open is an error.
-    pub fn tenant_keys(
+    /// What a webhook of `tenant` is sent with: the key bytes of its own
+    /// signing secrets that `signing` (name, sealed value) holds, and the
+    /// values of `headers`, their secrets opened from `named` (the secrets
+    /// of `headers.secrets_of`). A secret that does not open, is not set,
+    /// or cannot be a header's value is an error naming it (never showing
+    /// it).
+    pub fn credentials(
         &self,
         tenant: &str,
-        sealed: &[(String, String)],
-    ) -> Result<Vec<Vec<u8>>, String> {
-        let Some(sealer) = &self.sealer else {
-            return Ok(Vec::new());
+        signing: &[(String, String)],
+        named: &[(String, String)],
+        headers: &WebhookHeaders,
+    ) -> Result<Credentials, String> {
+        let open = |owner: &str,
+                    sealed: &[(String, String)],
+                    name: &str|
+         -> Result<Option<String>, String> {
+            let Some((_, value)) = sealed.iter().find(|(n, _)| n == name) else {
+                return Ok(None);
+            };
+            let Some(sealer) = &self.sealer else {
+                return Ok(None);
+            };
+            sealer
+                .open(owner, name, value)
+                .map(Some)
+                .map_err(|e| format!("tenant `{owner}`'s secret `{name}`: {e}"))
         };
-        sealed
-            .iter()
-            .map(|(name, value)| {
-                let secret = sealer
-                    .open(tenant, name, value)
-                    .map_err(|e| format!("tenant `{tenant}`'s secret `{name}`: {e}"))?;
-                decode_secret(&secret)
-            })
-            .collect()
+        let mut keys = Vec::new();
+        for name in [SIGNING, SIGNING_PREVIOUS] {
+            if let Some(secret) = open(tenant, signing, name)? {
+                keys.push(decode_secret(&secret)?);
+            }
+        }
+        let owner = headers.secrets_of.as_str();
+        let mut out = Vec::with_capacity(headers.headers.len());
+        for h in &headers.headers {
+            let mut value = h.text.clone();
+            if let Some(name) = &h.secret {
+                if self.sealer.is_none() {
+                    return Err(format!(
+                        "the header `{}` needs the secret `{name}`, and this server keeps no secrets (set STEWARD_SECRET_KEY)",
+                        h.name
+                    ));
+                }
+                match open(owner, named, name)? {
+                    Some(secret) => value.push_str(&secret),
+                    None => {
+                        return Err(format!(
+                            "the header `{}` needs the secret `{name}`, which tenant `{owner}` has not set (PUT /v1/secrets/{name})",
+                            h.name
+                        ))
+                    }
+                }
+            }
+            let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| format!("`{}` is not a header name", h.name))?;
+            let mut value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                format!(
+                    "the value of the header `{}` (with the secret `{}`) has a line break or a character outside ASCII",
+                    h.name,
+                    h.secret.as_deref().unwrap_or("none")
+                )
+            })?;
+            value.set_sensitive(h.secret.is_some());
+            out.push((name, value));
+        }
+        Ok(Credentials { keys, headers: out })
     }
 
-    fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>, keys: &[Vec<u8>]) -> Attempt {
+    fn webhook(&self, url: &str, d: &Delivery, now: DateTime<Utc>, creds: &Credentials) -> Attempt {
+        let keys = &creds.keys;
         // A destination refused now is refused at every attempt: dead.
         if let Err(why) = self.destinations.check_url(url) {
             return Attempt::Failed {
@@ -294,6 +346,9 @@ impl Deliverer {
             .header("webhook-timestamp", &timestamp)
             .header("idempotency-key", &d.key)
             .body(d.args.clone());
+        for (name, value) in &creds.headers {
+            request = request.header(name.clone(), value.clone());
+        }
         // Every signature in one header, space separated, as Standard
         // Webhooks allows (a receiver accepts the message if one verifies).
         let signatures: Vec<String> = if keys.is_empty() {
@@ -353,6 +408,16 @@ impl Deliverer {
         };
         self.retry(d, error, retry_after, now)
     }
+}
+
+/// What a webhook is sent with from its tenant's secrets.
+#[derive(Default)]
+pub struct Credentials {
+    /// The tenant's signing keys (none: `STEWARD_WEBHOOK_SECRET`'s).
+    pub keys: Vec<Vec<u8>>,
+    /// The headers its rule declared, with their secrets' values (marked
+    /// sensitive, so the HTTP client never shows them).
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
 }
 
 /// The mail a notification to an address makes (`notify owner_email

@@ -9,8 +9,9 @@ use std::time::Duration;
 use chrono::Utc;
 use steward_db::api::Api;
 use steward_db::tenancy::{Tenancy, SIGNING, SIGNING_PREVIOUS};
-use steward_db::{Attempt, Delivery, Durable, PgStore, SqliteStore, Target};
+use steward_db::{Attempt, Delivery, Durable, PgStore, SqliteStore, Target, WebhookHeaders};
 
+use crate::deliver::Credentials;
 use crate::observe::record_delivery;
 use crate::work::unavailable_wait;
 use crate::{empty_rules, RunOptions};
@@ -140,11 +141,13 @@ pub(crate) fn deliveries<S: Durable + Api + Tenancy>(
                 if d.action == "approval_requested" {
                     approval_mail(store, opts, d)
                 } else {
-                    match signing_keys(store, deliverer, d) {
-                        Ok(keys) => deliverer.deliver(d, Utc::now(), &keys),
+                    match credentials(store, deliverer, d) {
+                        Ok(creds) => deliverer.deliver(d, Utc::now(), &creds),
                         // A tenant's secret that does not open (another
-                        // STEWARD_SECRET_KEY): not sent unsigned or
-                        // signed with the server's; tried again.
+                        // STEWARD_SECRET_KEY) or a header's secret not set:
+                        // not sent unsigned, signed with the server's or
+                        // without the header; tried again (setting the
+                        // secret mends it).
                         Err(why) => Attempt::Failed {
                             error: why,
                             retry_at: Utc::now().checked_add_signed(chrono::Duration::minutes(1)),
@@ -214,22 +217,46 @@ fn hour_used_up<S: Tenancy>(
     Ok(store.delivered_since(&d.tenant, &since)? >= max)
 }
 
-/// The signing keys of a webhook's tenant (its own secret, and the one a
-/// rotation replaced while it signs); none for another action or a tenant
-/// without its own.
-fn signing_keys<S: Tenancy>(
+/// What a webhook needs of its tenant's secrets: the signing keys (its own
+/// secret, and the one a rotation replaced while it signs; none for a
+/// tenant without its own) and the values of the headers its rule declared
+/// (a secret read now, by name). Nothing for another action.
+fn credentials<S: Tenancy>(
     store: &S,
     deliverer: &crate::Deliverer,
     d: &Delivery,
-) -> Result<Vec<Vec<u8>>, String> {
-    if d.url.is_none() || deliverer.sealer.is_none() {
-        return Ok(Vec::new());
+) -> Result<Credentials, String> {
+    if d.url.is_none() {
+        return Ok(Credentials::default());
     }
+    let headers: WebhookHeaders = match &d.headers {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format!("the stored headers of {} cannot be read: {e}", d.key))?,
+        None => WebhookHeaders {
+            secrets_of: d.tenant.clone(),
+            headers: Vec::new(),
+        },
+    };
+    let Some(_) = &deliverer.sealer else {
+        return deliverer.credentials(&d.tenant, &[], &[], &headers);
+    };
     let now = steward_db::control::now_text();
-    let sealed = store
+    let signing = store
         .sealed_secrets(&d.tenant, &[SIGNING, SIGNING_PREVIOUS], &now)
         .map_err(|e| e.to_string())?;
-    deliverer.tenant_keys(&d.tenant, &sealed)
+    let names: Vec<&str> = headers
+        .headers
+        .iter()
+        .filter_map(|h| h.secret.as_deref())
+        .collect();
+    let named = if names.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .sealed_secrets(&headers.secrets_of, &names, &now)
+            .map_err(|e| e.to_string())?
+    };
+    deliverer.credentials(&d.tenant, &signing, &named, &headers)
 }
 
 pub(crate) fn approval_mail<S: Durable + Api>(

@@ -5,7 +5,12 @@ Standard Webhooks library (PyPI `standardwebhooks`), through `steward serve`:
   with acme's secret and not with beta's, and beta's the other way round;
 - a rotation with a grace period: the next webhook verifies with the old secret
   and with the new one (both signatures in `webhook-signature`);
-- a rotation without grace: the next verifies with the newest only.
+- a rotation without grace: the next verifies with the newest only;
+- a credential from the tenant's secrets (`header "Authorization" = "Bearer " +
+  secret pms_token`): sent to acme's receiver, set again and the next carries
+  the new value; beta's rules naming acme's secret do not check;
+- the secrets' values appear nowhere else: not in the database files, the
+  server's log, or any answer of the API in the run.
 """
 
 import base64
@@ -28,6 +33,9 @@ KEY = base64.b64encode(os.urandom(32)).decode()
 
 received = []  # (path, body, headers)
 lock = threading.Lock()
+answers = []  # every API answer's text
+TOKEN = "pms-" + base64.b16encode(os.urandom(12)).decode()
+TOKEN2 = "pms-" + base64.b16encode(os.urandom(12)).decode()
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -57,9 +65,12 @@ def call(base, method, path, token, body=None):
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             text = r.read().decode()
+            answers.append(text)
             return r.status, (json.loads(text) if text else None)
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read().decode() or "null")
+        text = e.read().decode()
+        answers.append(text)
+        return e.code, json.loads(text or "null")
 
 
 def wait_for(what, check, seconds=60):
@@ -111,12 +122,24 @@ def main():
             status, body = call(base, "POST", f"/v1/tenants/{tenant}/tokens", ADMIN, {})
             assert status == 201, body
             tokens[tenant] = body["token"]
-            rules = (
+        # acme's webhook carries a credential from its secrets.
+        status, body = call(base, "PUT", "/v1/secrets/pms_token", tokens["acme"], {"value": TOKEN})
+        assert status == 204, body
+
+        def rules(tenant, credential):
+            header = ' with header "Authorization" = "Bearer " + secret pms_token' if credential else ""
+            return (
                 "event ping { id: string }\n"
-                f'action hook(id: string) via webhook "http://127.0.0.1:{hooks.server_port}/{tenant}"\n'
+                f'action hook(id: string) via webhook "http://127.0.0.1:{hooks.server_port}/{tenant}"{header}\n'
                 "rule ping when ping then\n  hook(id)\nend\n"
             )
-            status, body = call(base, "PUT", "/v1/rulesets/main", tokens[tenant], {"files": {"main.stw": rules}})
+        # beta cannot name acme's secret: its rules do not check.
+        status, body = call(base, "PUT", "/v1/rulesets/main", tokens["beta"], {"files": {"main.stw": rules("beta", True)}})
+        assert status == 422, (status, body)
+        assert "E0417" in json.dumps(body) and "pms_token" in json.dumps(body), body
+        for tenant in ("acme", "beta"):
+            status, body = call(base, "PUT", "/v1/rulesets/main", tokens[tenant],
+                                {"files": {"main.stw": rules(tenant, tenant == "acme")}})
             assert status == 201, body
         assert secrets["acme"] != secrets["beta"]
 
@@ -138,10 +161,18 @@ def main():
         assert path == "/acme"
         assert verifies(secrets["acme"][0], body, headers)
         assert not verifies(secrets["beta"][0], body, headers)
+        assert headers["authorization"] == f"Bearer {TOKEN}", headers
         path, body, headers = ping("beta", "b1")
         assert path == "/beta"
         assert verifies(secrets["beta"][0], body, headers)
         assert not verifies(secrets["acme"][0], body, headers)
+        assert "authorization" not in headers, headers
+
+        # The credential set again: the next webhook carries the new value.
+        status, body = call(base, "PUT", "/v1/secrets/pms_token", tokens["acme"], {"value": TOKEN2})
+        assert status == 204, body
+        _, _, headers = ping("acme", "a1b")
+        assert headers["authorization"] == f"Bearer {TOKEN2}", headers
 
         # A rotation with a grace: old and new both verify the next one.
         status, body = call(base, "POST", "/v1/secrets/webhook-signing/rotate", tokens["acme"], {"grace": "1h"})
@@ -199,13 +230,26 @@ def main():
         status, body = call(base, "GET", "/v1/secrets", tokens["beta"])
         assert status == 200 and [s["name"] for s in body["data"]] == ["webhook-signing"], body
         assert secrets["beta"][0] not in json.dumps(body)
+        # What a tenant can read of its webhooks: the actions, the event's
+        # why, the rulesets, the audit log.
+        for path in ("/v1/actions", "/v1/events/a1/trace", "/v1/events/a1", "/v1/rulesets/main", "/v1/audit", "/v1/secrets"):
+            status, _ = call(base, "GET", path, tokens["acme"])
+            assert status == 200, (path, status)
     finally:
         serve.terminate()
         code = serve.wait(timeout=60)
         hooks.shutdown()
     assert code == 0, (code, "".join(lines))
+    # The credentials' values appear nowhere but in the requests they were
+    # sent with: not in the database's files, the log, or any answer.
+    for value in (TOKEN, TOKEN2):
+        for name in os.listdir(work):
+            with open(os.path.join(work, name), "rb") as f:
+                assert value.encode() not in f.read(), f"{value} in {name}"
+        assert value not in "".join(lines), "in the server's log"
+        assert not [a for a in answers if value in a], "in an API answer"
     print(f"tenants: each tenant's webhooks verified with its own secret only; "
-          f"a rotation's grace signed with both, then the newest alone; a delivery held back by the "
+          f"a rotation's grace signed with both, then the newest alone; a credential from acme's secrets sent, set again, never shown and not usable by beta; a delivery held back by the "
           f"tenant's actions an hour until it was raised ({len(received)} webhooks)")
 
 

@@ -11,6 +11,10 @@ time it would wait in vain, so it records whether the others overtook it.
 Every request must verify. Counted per webhook-id; a duplicate delivery
 always carries the same id.
 
+A webhook with a credential from a secret (`steward secret set`, sealed in
+the database) carries it in its header; its rules do not check until the
+secret is set; the value is in no file and no output of the run.
+
 One `steward run --exit-when-idle` delivers all of it: it waits for the
 retries due within `--idle-wait`, then exits 3 and lists what was not
 delivered (`gone` and `down`, dead). A retry further off than
@@ -37,6 +41,7 @@ failures = []
 lock = threading.Lock()
 others_arrived = threading.Event()
 overtaken = []  # for `slow`: whether `ok` and `ok2` arrived while it was held
+authorizations = {}  # listing -> its Authorization header
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -57,6 +62,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
                 failures.append(f"{wid}: Idempotency-Key {headers.get('idempotency-key')}")
         listing = payload["listing_id"]
         with lock:
+            authorizations[listing] = headers.get("authorization")
             seen = received.setdefault(wid, [])
             seen.append((listing, headers["webhook-signature"]))
             n = len(seen)
@@ -120,6 +126,45 @@ def refused_destinations(work, env, port):
                          ("metadata", "link-local"), ("mapped", "loopback")]:
         assert dead[action].startswith("dead 1 "), (action, dead[action])
         assert "is not an allowed destination" in dead[action] and kind in dead[action], (action, dead[action])
+
+
+def credentials(work, env, url):
+    """A credential from `steward secret set`: the rules naming it do not
+    check until it is set; then the webhook carries it, and it appears in no
+    file and no output."""
+    token = "pms-" + base64.b16encode(os.urandom(12)).decode()
+    env = dict(env, STEWARD_SECRET_KEY=base64.b64encode(os.urandom(32)).decode())
+    rules = os.path.join(work, "credentials.stw")
+    with open(rules, "w") as f:
+        f.write(
+            "event price.changed { listing_id: string  price: decimal }\n"
+            f'action apply_price(listing_id: string, price: decimal) via webhook "{url}" with\n'
+            '  header "Authorization" = "Bearer " + secret pms_token\n'
+            "rule forward when price.changed then\n  apply_price(listing_id, price)\nend\n"
+        )
+    events = os.path.join(work, "credentials.jsonl")
+    with open(events, "w") as f:
+        f.write(json.dumps({"id": "c1", "tenant": "acme", "type": "price.changed", "occurred_at": "2026-11-20T10:00:00Z",
+                            "payload": {"listing_id": "cred", "price": "99.00"}}) + "\n")
+    db = os.path.join(work, "credentials.db")
+    subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
+    command = [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle",
+               "--allow-loopback", "--poll", "20ms"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode not in (0, 3), (run.returncode, run.stderr)
+    assert "the secret `pms_token` is not set" in run.stderr, run.stderr
+    subprocess.run([STEWARD, "secret", "set", "pms_token", "--database", db],
+                   input=token + "\n", check=True, env=env, text=True, capture_output=True)
+    listed = subprocess.run([STEWARD, "secret", "list", "--database", db], check=True, env=env,
+                            text=True, capture_output=True)
+    assert listed.stdout.startswith("pms_token\t") and token not in listed.stdout, listed.stdout
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stderr)
+    assert authorizations.get("cred") == f"Bearer {token}", authorizations
+    assert token not in run.stdout + run.stderr, "the secret in the run's output"
+    for name in os.listdir(work):
+        with open(os.path.join(work, name), "rb") as f:
+            assert token.encode() not in f.read(), f"the secret in {name}"
 
 
 def main():
@@ -218,10 +263,12 @@ def main():
     assert run.returncode == 3, (run.returncode, run.stderr)
     listed = [l for l in run.stderr.splitlines() if l.startswith("not delivered: ")]
     assert any(" failed after 1 attempt(s), next attempt " in l for l in listed), run.stderr
+    credentials(work, env, url)
     server.shutdown()
     print(f"webhooks: {len(received)} ids, {sum(counts.values())} deliveries, "
           f"{duplicates} repeats (each with its id), all verified; one run waited for the "
-          f"retries due soon and exited 3 listing the dead; a retry an hour off was left, listed")
+          f"retries due soon and exited 3 listing the dead; a retry an hour off was left, listed; a credential "
+          f"from `steward secret set` sent in its header, and nowhere else")
 
 
 if __name__ == "__main__":

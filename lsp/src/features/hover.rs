@@ -133,7 +133,7 @@ pub fn describe(analysis: &Analysis, symbol: Symbol, use_span: Option<(FileId, S
             let Some(action) = program.actions.values().find(|a| a.loc == loc) else {
                 return String::new();
             };
-            let how = match action.url {
+            let how = match action.webhook {
                 Some(_) => "via webhook",
                 None => "do ... end",
             };

@@ -92,7 +92,7 @@ pub fn document_symbols(analysis: &Analysis, file: FileId) -> Vec<DocumentSymbol
             Item::Action(d) => s(
                 d.name.text.clone(),
                 Some(match &d.body {
-                    ActionBody::Webhook(url) => format!("via webhook {}", url.value),
+                    ActionBody::Webhook(hook) => format!("via webhook {}", hook.url.value),
                     ActionBody::Block(_) => "do ... end".to_string(),
                 }),
                 SymbolKind::METHOD,

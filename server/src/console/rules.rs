@@ -696,11 +696,12 @@ async fn edited(app: App, viewer: Viewer, fields: Fields, name: String) -> Resul
     let app2 = app.clone();
     let outcome = app
         .db(move |db| {
-            let (sources, _, _) = check_files(&f)?;
+            let secrets = crate::routes::secret_names(db, &tenant)?;
+            let (sources, _, _) = check_files(&f, Some(&secrets))?;
             let composed = db
                 .program_with(&tenant, &n, &sources)
                 .map_err(Problem::from)?;
-            let mut diagnostics = steward_db::control::diagnose(&composed, &n);
+            let mut diagnostics = steward_db::control::diagnose(&composed, &n, Some(&secrets));
             let errors = diagnostics
                 .iter()
                 .any(|d| d.severity == steward::diag::Severity::Error);

@@ -104,6 +104,12 @@ impl FromRequestParts<App> for Signed {
             })
             .await?;
         let (session, scopes) = found.ok_or(Fail::SignIn)?;
+        // A tenant token's requests through the console count against its
+        // rate as its API requests do (429, a page saying when to come back).
+        if let (Some(token), Some(tenant)) = (&session.token, &session.tenant) {
+            let quotas = crate::limits::quotas_of(app, tenant).await?;
+            crate::limits::requests_rate(&app.limits, tenant, token, quotas.requests_per_minute)?;
+        }
         Ok(Signed {
             hash,
             admin: session.token.is_none(),

@@ -1,5 +1,7 @@
 //! Rulesets: validate, deploy, versions, rollback, enable and disable.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 /// Rule files by name (`.stw`), with the Rhai scripts they read (`.rhai`,
@@ -66,20 +68,23 @@ pub(crate) fn refused_destinations(app: &App, sources: &Sources) -> Vec<RefusedD
     let mut out: Vec<RefusedDestination> = rules
         .webhooks
         .iter()
-        .filter_map(|(action, url)| {
-            app.destinations.never(url).map(|why| RefusedDestination {
-                action: action.to_string(),
-                url: url.clone(),
-                why,
-            })
+        .filter_map(|(action, hook)| {
+            app.destinations
+                .never(&hook.url)
+                .map(|why| RefusedDestination {
+                    action: action.to_string(),
+                    url: hook.url.clone(),
+                    why,
+                })
         })
         .collect();
     out.sort_by(|a, b| a.action.cmp(&b.action));
     out
 }
 
-/// The request's scripts, for the checker.
-pub(crate) struct FilesHost<'a>(&'a BTreeMap<String, String>);
+/// The request's scripts, for the checker, and the tenant's secrets (by
+/// name) when they are to be checked.
+pub(crate) struct FilesHost<'a>(&'a BTreeMap<String, String>, Option<&'a BTreeSet<String>>);
 
 impl Host for FilesHost<'_> {
     fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
@@ -94,12 +99,32 @@ impl Host for FilesHost<'_> {
         };
         self.0.get(&full).cloned().ok_or(RhaiSourceError::Missing)
     }
+
+    fn has_secret(&self, name: &str) -> Option<bool> {
+        self.1.map(|secrets| secrets.contains(name))
+    }
+}
+
+/// The names of the secrets `tenant` has set, which its rules' webhook
+/// headers may name.
+pub(crate) fn secret_names(
+    db: &dyn crate::Backend,
+    tenant: &str,
+) -> Result<BTreeSet<String>, Problem> {
+    Ok(db
+        .secrets(tenant)
+        .map_err(Problem::from)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect())
 }
 
 /// Checks the request's files alone: their sources (the rule files and
-/// the scripts they read) and the diagnostics, as JSON.
+/// the scripts they read) and the diagnostics, as JSON; knowing the
+/// tenant's `secrets` when given.
 pub(crate) fn check_files(
     files: &BTreeMap<String, String>,
+    secrets: Option<&BTreeSet<String>>,
 ) -> Result<(Sources, serde_json::Value, bool), Problem> {
     if files.is_empty() {
         return Err(Problem::unprocessable("no_files", "`files` has no file"));
@@ -109,7 +134,7 @@ pub(crate) fn check_files(
         .filter(|(name, _)| !name.ends_with(".rhai"))
         .map(|(n, t)| (n.clone(), t.clone()))
         .collect();
-    let (sources, analysis) = Sources::read(rules, &FilesHost(files));
+    let (sources, analysis) = Sources::read(rules, &FilesHost(files, secrets));
     let json = steward::boundary::diagnostics_json(&analysis, &analysis.diagnostics);
     let ok = !analysis.has_errors();
     let value = serde_json::to_value(json).unwrap_or_default();
@@ -120,8 +145,9 @@ pub(crate) fn check_files(
 /// Rhai script's compilation) never holds a thread that serves requests.
 pub(crate) async fn checked(
     files: BTreeMap<String, String>,
+    secrets: Option<BTreeSet<String>>,
 ) -> Result<(Sources, serde_json::Value, bool), Problem> {
-    tokio::task::spawn_blocking(move || check_files(&files))
+    tokio::task::spawn_blocking(move || check_files(&files, secrets.as_ref()))
         .await
         .map_err(crate::work_stopped)?
 }
@@ -139,7 +165,9 @@ pub(crate) async fn validate(
     who: Tenant,
     Body(body, _): Body<ValidateBody>,
 ) -> Result<Json<Diagnostics>, Problem> {
-    let (sources, diagnostics, _) = checked(body.files).await?;
+    let tenant = who.tenant.clone();
+    let secrets = app.db(move |db| secret_names(db, &tenant)).await?;
+    let (sources, diagnostics, _) = checked(body.files, Some(secrets.clone())).await?;
     let Some(name) = body.ruleset else {
         let app = app.clone();
         let destinations =
@@ -163,7 +191,7 @@ pub(crate) async fn validate(
         let composed = db
             .program_with(&tenant, &name, &sources)
             .map_err(Problem::from)?;
-        let diagnostics = steward_db::control::diagnose(&composed, &name);
+        let diagnostics = steward_db::control::diagnose(&composed, &name, Some(&secrets));
         Ok(Json(Diagnostics {
             diagnostics: serde_json::to_value(diagnostics).unwrap_or_default(),
             destinations: refused_destinations(&app2, &composed),
@@ -228,7 +256,7 @@ pub(crate) async fn deploy(
     ruleset_name(&name)?;
     // Checked with the tenant's other rulesets (the store refuses what
     // does not check, with the diagnostics).
-    let (sources, _, _) = checked(body.files).await?;
+    let (sources, _, _) = checked(body.files, None).await?;
     let quotas = crate::limits::quotas_of(&app, &who.tenant).await?;
     let (tenant, n, by) = (who.tenant.clone(), name.clone(), who.who());
     let app2 = app.clone();

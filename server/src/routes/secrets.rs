@@ -17,26 +17,16 @@ fn sealer(app: &App) -> Result<&Sealer, Problem> {
     })
 }
 
-/// A secret's name: lowercase letters, digits, `_` and `-`, 1 to 63,
-/// starting with a letter; the signing secret's names are the server's.
+/// A secret's name, as [`steward_db::tenancy::secret_name`] allows.
 fn secret_name(name: &str) -> Result<(), Problem> {
-    let mut chars = name.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && name.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if !ok {
-        return Err(Problem::unprocessable(
-            "invalid_secret_name",
-            format!("`{name}` is not a secret name (lowercase letters, digits, `_`, `-`; 1 to 63, a letter first)"),
-        ));
-    }
-    if name.starts_with(SIGNING) {
-        return Err(Problem::unprocessable(
-            "reserved_secret_name",
-            format!("`{name}` is the webhook signing secret's: rotate it with POST /v1/secrets/{SIGNING}/rotate"),
-        ));
-    }
-    Ok(())
+    steward_db::tenancy::secret_name(name).map_err(|why| {
+        let code = if name.starts_with(SIGNING) {
+            "reserved_secret_name"
+        } else {
+            "invalid_secret_name"
+        };
+        Problem::unprocessable(code, why)
+    })
 }
 
 /// A secret as listed: never its value.
@@ -140,6 +130,7 @@ pub(crate) async fn put_secret(
         answers::Unauthorized,
         answers::Forbidden,
         answers::NotFound,
+        answers::Conflict,
         answers::Unprocessable,
         crate::problem::answers::Unavailable,
     ))]
@@ -152,7 +143,24 @@ pub(crate) async fn delete_secret(
     secret_name(&name)?;
     let (tenant, by, n) = (who.tenant.clone(), who.who(), name.clone());
     if app
-        .db(move |db| db.delete_secret(&tenant, &n, &by).map_err(Problem::from))
+        .db(move |db| {
+            // The program that runs names it: deleting it would leave its
+            // webhooks without a credential (and the program no longer
+            // checking); change the rules first.
+            if let Some((_, sources)) = db.program_of(&tenant)?.and_then(|p| p.program) {
+                let users = users_of_secret(&sources, &n);
+                if !users.is_empty() {
+                    return Err(Problem::conflict(
+                        "secret_in_use",
+                        format!(
+                            "the secret `{n}` is named by the webhook header of {}: deploy rules without it first",
+                            users.join(", ")
+                        ),
+                    ));
+                }
+            }
+            db.delete_secret(&tenant, &n, &by).map_err(Problem::from)
+        })
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -397,4 +405,24 @@ async fn revoke(app: &App, tenant: &str, id: &str, who: &str) -> Result<StatusCo
     } else {
         Err(Problem::not_found(format!("no token `{id}`")))
     }
+}
+
+/// The webhook actions of `sources` (as `action apply_price`) whose headers
+/// name the secret `name`.
+fn users_of_secret(sources: &steward::boundary::Sources, name: &str) -> Vec<String> {
+    let built = sources.build();
+    let mut users: Vec<String> = built
+        .analysis
+        .program
+        .actions
+        .values()
+        .filter(|a| {
+            a.webhook
+                .as_ref()
+                .is_some_and(|w| w.headers.iter().any(|h| h.secret.as_deref() == Some(name)))
+        })
+        .map(|a| format!("action `{}`", a.name))
+        .collect();
+    users.sort();
+    users
 }

@@ -62,7 +62,7 @@ pub(crate) fn active_program(
 }
 
 pub(crate) fn program_of(files: &BTreeMap<String, String>) -> Result<Arc<Ruleset>, Problem> {
-    let (sources, diagnostics, ok) = check_files(files)?;
+    let (sources, diagnostics, ok) = check_files(files, None)?;
     if !ok {
         return Err(
             Problem::unprocessable("rules_invalid", "the rules do not check")
@@ -248,7 +248,7 @@ pub(crate) async fn backtest(
     ruleset_name(&name)?;
     let from = time_arg("from", &body.from)?;
     let to = time_arg("to", &body.to)?;
-    let (candidate, _, _) = checked(body.files).await?;
+    let (candidate, _, _) = checked(body.files, None).await?;
     let tenant = who.tenant.clone();
     let programs = app.programs.clone();
     app.db(move |db| {
@@ -285,7 +285,7 @@ pub(crate) fn backtest_sources(
                 )
                 .with(
                     "diagnostics",
-                    serde_json::to_value(steward_db::control::diagnose(&composed, name))
+                    serde_json::to_value(steward_db::control::diagnose(&composed, name, None))
                         .unwrap_or_default(),
                 ))
             }
