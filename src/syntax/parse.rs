@@ -613,10 +613,13 @@ fn expected_list(err: &pest::error::Error<Rule>) -> Vec<String> {
         }
         if STATEMENT_TOKENS.contains(&t) && tokens.iter().any(|x| x == "send") {
             statement = true;
-        } else if EXPRESSION_TOKENS.contains(&t)
-            || (matches!(t, "if" | "count") && tokens.iter().any(|x| x == "true"))
+        } else if (EXPRESSION_TOKENS.contains(&t) && t != "\"")
+            || (matches!(t, "if" | "count" | "\"") && tokens.iter().any(|x| x == "true"))
         {
             expression = true;
+        } else if t == "\"" {
+            // A string alone (a plain string's place): not an expression.
+            others.push("a string".to_string());
         } else if is_operator_token(t) {
             operator = true;
         } else if CLOSERS.contains(&t) {

@@ -42,12 +42,21 @@ lock = threading.Lock()
 others_arrived = threading.Event()
 overtaken = []  # for `slow`: whether `ok` and `ok2` arrived while it was held
 authorizations = {}  # listing -> its Authorization header
+internal_hits = []  # requests that reached /internal-admin
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.path == "/redirect":  # sends the webhook on to a private address
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/internal-admin")
+            self.end_headers()
+            return
+        if self.path == "/internal-admin":
+            with lock:
+                internal_hits.append(body)
         try:
             payload = Webhook(SECRET).verify(body, headers)
         except Exception as e:  # the verifier refused it
@@ -128,6 +137,36 @@ def refused_destinations(work, env, port):
         assert "is not an allowed destination" in dead[action] and kind in dead[action], (action, dead[action])
 
 
+def redirect_not_followed(work, env, port):
+    """A receiver that answers with a redirect to an internal address: the
+    redirect is not followed (the address is never reached), and the action
+    is dead at once with why."""
+    rules = os.path.join(work, "redirect.stw")
+    with open(rules, "w") as f:
+        f.write(
+            "event probe { id: string }\n"
+            f'action onward(id: string) via webhook "http://127.0.0.1:{port}/redirect"\n'
+            "rule probe when probe then\n  onward(id)\nend\n"
+        )
+    events = os.path.join(work, "redirect.jsonl")
+    with open(events, "w") as f:
+        f.write(json.dumps({"id": "r1", "tenant": "acme", "type": "probe",
+                            "occurred_at": "2026-11-20T10:00:00Z", "payload": {"id": "r1"}}) + "\n")
+    db = os.path.join(work, "redirect.db")
+    subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
+    run = subprocess.run(
+        [STEWARD, "run", "--database", db, "--rules", rules, "--exit-when-idle", "--allow-loopback",
+         "--poll", "20ms"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    assert not internal_hits, "the redirect was followed"
+    status, error = sqlite3.connect(db).execute(
+        "SELECT status || ' ' || attempts, last_error FROM steward_actions").fetchone()
+    assert status == "dead 1", (status, error)
+    assert "302" in error and "redirects are not followed" in error and "/internal-admin" in error, error
+
+
 def credentials(work, env, url):
     """A credential from `steward secret set`: the rules naming it do not
     check until it is set; then the webhook carries it, and it appears in no
@@ -197,6 +236,7 @@ def main():
     env.pop("STEWARD_SMTP_URL", None)
     env.pop("STEWARD_WEBHOOK_ALLOW", None)
     refused_destinations(work, env, server.server_port)
+    redirect_not_followed(work, env, server.server_port)
     subprocess.run([STEWARD, "push", "--database", db, events], check=True, env=env)
     # One run: the retries (due within a second) are waited for; what is
     # dead is listed, and the run says so with its exit status.
