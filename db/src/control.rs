@@ -296,6 +296,42 @@ pub fn now_text() -> String {
     time_text(&Utc::now())
 }
 
+/// What a change of a ruleset would make of the tenant's rulesets, as read
+/// before its transaction: checked with no lock held, then applied if the
+/// tenant's rulesets and secrets are still as read.
+pub struct Plan {
+    /// The tenant's program generation when read (none: never changed).
+    pub(crate) generation: Option<i64>,
+    /// The ruleset's head: active version, enabled.
+    pub(crate) head: Option<(i64, bool)>,
+    /// The digest of the tenant's program now.
+    pub(crate) current: Option<String>,
+    /// The sources of the version the change makes, if it makes one.
+    pub(crate) new_sources: Option<Sources>,
+    pub(crate) enabled: bool,
+    pub(crate) deleted: bool,
+    /// The tenant's enabled rulesets, composed, as the change leaves them.
+    pub(crate) composed: Sources,
+    /// No ruleset enabled: no program.
+    pub(crate) empty: bool,
+    /// A deploy of the sources the ruleset's active version has.
+    pub(crate) same_sources: bool,
+    /// The names of the tenant's secrets.
+    pub(crate) secrets: BTreeSet<String>,
+    /// What the checker made of `composed`: the program's digest and rule
+    /// names (none when no ruleset is enabled), set by [`check_plan`].
+    pub(crate) program: Option<(String, BTreeSet<String>)>,
+}
+
+/// Checks the program `plan` makes, keeping it in the plan, or the
+/// diagnostics for ruleset `name`.
+pub(crate) fn check_plan(mut plan: Plan, name: &str) -> Result<Plan, ControlError> {
+    if !plan.empty {
+        plan.program = Some(build_program(&plan.composed, name, &plan.secrets)?);
+    }
+    Ok(plan)
+}
+
 /// What a change does to a ruleset's head.
 #[derive(Clone, Copy, Debug)]
 pub enum Change<'a> {
@@ -323,31 +359,40 @@ macro_rules! control_store {
             ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
                 let mut tries = 0;
                 loop {
-                    match self.block(self.change_once(tenant, name, change, who, preview)) {
+                    // Planned and checked with no transaction open; the
+                    // transaction confirms what was checked is still so.
+                    let attempt = self
+                        .block(self.plan_change(tenant, name, change))
+                        .and_then(|plan| $crate::control::check_plan(plan, name))
+                        .and_then(|plan| self.block(self.apply_change(tenant, name, change, who, preview, plan)));
+                    // A conflict means another change of the tenant landed
+                    // in between: each try is lost to one that succeeded.
+                    match attempt {
                         Err($crate::control::ControlError::Store(
                             steward::engine::store::StoreError::Conflict(_)
                                 | steward::engine::store::StoreError::Duplicate(_),
-                        )) if tries < 5 => tries += 1,
+                        )) if tries < 20 => tries += 1,
                         done => return done,
                     }
                 }
             }
 
-            async fn change_once(
+            /// What a change would make of the tenant's rulesets, read
+            /// outside any transaction (the checker then runs on it with
+            /// no lock held).
+            async fn plan_change(
                 &self,
                 tenant: &str,
                 name: &str,
                 change: &$crate::control::Change<'_>,
-                who: &str,
-                preview: bool,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                use $crate::control::{db, Change, ControlError, Deployed};
-                let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                // Serializes the changes of programs (and numbers them).
-                let generation: i64 = sqlx::query_scalar(&self.q(
-                    "UPDATE steward_seq SET value = value + 1 WHERE name = 'programs' RETURNING value",
+            ) -> Result<$crate::control::Plan, $crate::control::ControlError> {
+                use $crate::control::{db, Change, ControlError, Plan};
+                let mut c = self.pool.acquire().await.map_err(db)?;
+                let generation: Option<i64> = sqlx::query_scalar(&self.q(
+                    "SELECT generation FROM steward_tenant_programs WHERE tenant = ?",
                 ))
-                .fetch_one(&mut *tx)
+                .bind(tenant)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(db)?;
                 let head = sqlx::query(&self.q(
@@ -355,7 +400,7 @@ macro_rules! control_store {
                 ))
                 .bind(tenant)
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(db)?;
                 let head: Option<(i64, bool)> = match head {
@@ -367,7 +412,7 @@ macro_rules! control_store {
                     "SELECT digest FROM steward_tenant_programs WHERE tenant = ?",
                 ))
                 .bind(tenant)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await
                 .map_err(db)?
                 .flatten();
@@ -376,7 +421,7 @@ macro_rules! control_store {
                     Change::Deploy(s) => (Some((*s).clone()), head.is_none_or(|h| h.1), false),
                     Change::Rollback(v) => {
                         let Some(h) = head else { return Err(missing()) };
-                        let text = self.version_sources(&mut tx, tenant, name, *v).await?;
+                        let text = self.version_sources(&mut c, tenant, name, *v).await?;
                         let Some(text) = text else {
                             return Err(ControlError::NotFound(format!(
                                 "ruleset `{name}` has no version {v}"
@@ -399,99 +444,108 @@ macro_rules! control_store {
                     }
                 };
                 // The tenant's enabled rulesets as they will be.
-                let mut rulesets = self.other_rulesets(&mut tx, tenant, name).await?;
-                let own: Option<Sources> = match (&new_sources, head) {
+                let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
+                let active: Option<String> = match head {
+                    Some((v, _)) => self.version_sources(&mut c, tenant, name, v).await?,
+                    None => None,
+                };
+                let active = match active {
+                    Some(text) => Some($crate::control::parse_sources(&text, &format!("`{name}`"))?),
+                    None => None,
+                };
+                let own: Option<Sources> = match (&new_sources, &active) {
                     (Some(s), _) => Some(s.clone()),
-                    (None, Some((v, _))) if !deleted => {
-                        let text = self.version_sources(&mut tx, tenant, name, v).await?.unwrap_or_default();
-                        Some($crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?)
-                    }
+                    (None, Some(a)) if !deleted => Some(a.clone()),
                     _ => None,
                 };
                 if let (true, Some(s)) = (enabled, &own) {
                     rulesets.push((name.to_string(), s.clone()));
                     rulesets.sort_by(|a, b| a.0.cmp(&b.0));
                 }
-                let composed = $crate::control::compose(&rulesets);
-                let program = if rulesets.is_empty() {
-                    None
-                } else {
-                    // Checked knowing the tenant's secrets as they are now
-                    // (a header naming one it has not set does not check).
-                    let secrets: Vec<String> = sqlx::query_scalar(&self.q(
-                        "SELECT name FROM steward_secrets WHERE tenant = ?",
-                    ))
-                    .bind(tenant)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    let secrets = secrets.into_iter().collect();
-                    Some($crate::control::build_program(&composed, name, &secrets)?)
+                // A deploy of the sources a disabled ruleset has makes no
+                // version (an enabled one's is judged by the program).
+                let same_sources = match (change, &active) {
+                    (Change::Deploy(s), Some(a)) => a == *s,
+                    _ => false,
                 };
-                let digest = program.as_ref().map(|p| p.0.clone());
+                let secrets: Vec<String> = sqlx::query_scalar(&self.q(
+                    "SELECT name FROM steward_secrets WHERE tenant = ? ORDER BY name",
+                ))
+                .bind(tenant)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+                Ok(Plan {
+                    generation,
+                    head,
+                    current,
+                    new_sources,
+                    enabled,
+                    deleted,
+                    empty: rulesets.is_empty(),
+                    composed: $crate::control::compose(&rulesets),
+                    same_sources,
+                    secrets: secrets.into_iter().collect(),
+                    program: None,
+                })
+            }
+
+            /// Makes the change `plan` says, in one transaction, with the
+            /// program the checker made of it: only if the tenant's
+            /// rulesets and secrets are still those the plan read (else a
+            /// conflict: it is planned and checked again).
+            async fn apply_change(
+                &self,
+                tenant: &str,
+                name: &str,
+                change: &$crate::control::Change<'_>,
+                who: &str,
+                preview: bool,
+                plan: $crate::control::Plan,
+            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
+                use $crate::control::{db, Change, ControlError, Deployed};
+                let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
+                // Serializes the changes of programs (and numbers them).
+                let generation: i64 = sqlx::query_scalar(&self.q(
+                    "UPDATE steward_seq SET value = value + 1 WHERE name = 'programs' RETURNING value",
+                ))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                let seen: Option<i64> = sqlx::query_scalar(&self.q(
+                    "SELECT generation FROM steward_tenant_programs WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let secrets: Vec<String> = sqlx::query_scalar(&self.q(
+                    "SELECT name FROM steward_secrets WHERE tenant = ? ORDER BY name",
+                ))
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                if seen != plan.generation || secrets.into_iter().collect::<std::collections::BTreeSet<_>>() != plan.secrets {
+                    tx.rollback().await.map_err(db)?;
+                    return Err(ControlError::Store(steward::engine::store::StoreError::Conflict(
+                        format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked"),
+                    )));
+                }
+                let digest = plan.program.as_ref().map(|p| p.0.clone());
                 let now = $crate::control::now_text();
                 // A deploy that changes neither the program nor (for a
                 // disabled ruleset) the sources makes no version.
-                if let (Change::Deploy(s), Some((v, on))) = (change, head) {
-                    let unchanged = if on {
-                        digest == current
-                    } else {
-                        let text = self.version_sources(&mut tx, tenant, name, v).await?.unwrap_or_default();
-                        $crate::control::parse_sources(&text, name)? == **s
-                    };
+                if let (Change::Deploy(_), Some((v, on))) = (change, plan.head) {
+                    let unchanged = if on { digest == plan.current } else { plan.same_sources };
                     if unchanged {
                         tx.rollback().await.map_err(db)?;
                         return Ok(Deployed { version: v, new: false, digest, cancelled: Vec::new() });
                     }
                 }
-                // The ruleset's head and its new version.
-                let mut version = head.map_or(0, |h| h.0);
-                if let Some(s) = &new_sources {
-                    let last: Option<i64> = sqlx::query_scalar(&self.q(
-                        "SELECT MAX(version) FROM steward_rulesets WHERE tenant = ? AND name = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    version = last.unwrap_or(0).saturating_add(1);
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(digest.as_deref().unwrap_or(""))
-                    .bind($crate::control::sources_text(s)?)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                if deleted {
-                    sqlx::query(&self.q("DELETE FROM steward_ruleset_heads WHERE tenant = ? AND name = ?"))
-                        .bind(tenant)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                } else {
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_ruleset_heads (tenant, name, version, enabled, updated_at) \
-                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET \
-                         version = excluded.version, enabled = excluded.enabled, updated_at = excluded.updated_at",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(enabled)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
+                let version = self
+                    .write_heads(&mut tx, tenant, name, &plan, digest.as_deref(), &now)
+                    .await?;
                 // The program, and the tenant's pointer to it.
                 if let Some(d) = &digest {
                     sqlx::query(&self.q(
@@ -500,7 +554,7 @@ macro_rules! control_store {
                     ))
                     .bind(tenant)
                     .bind(d)
-                    .bind($crate::control::sources_text(&composed)?)
+                    .bind($crate::control::sources_text(&plan.composed)?)
                     .bind(&now)
                     .execute(&mut *tx)
                     .await
@@ -520,59 +574,12 @@ macro_rules! control_store {
                 .map_err(db)?;
                 // Work of rules the program no longer has is cancelled
                 // (the tenant `*`'s work is checked as it comes due).
-                let mut cancelled = Vec::new();
-                if tenant != $crate::control::EVERY_TENANT {
-                    let keep = program.map(|p| p.1).unwrap_or_default();
-                    let timers = sqlx::query(&self.q(
-                        "SELECT rule, key, pos FROM steward_timers WHERE tenant = ?",
-                    ))
-                    .bind(tenant)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    for r in &timers {
-                        let rule: String = r.try_get(0).map_err(db)?;
-                        if keep.contains(&rule) {
-                            continue;
-                        }
-                        let key: String = r.try_get(1).map_err(db)?;
-                        let pos: i64 = r.try_get(2).map_err(db)?;
-                        for table in ["steward_timers", "steward_timer_cancels"] {
-                            sqlx::query(&self.q(&format!(
-                                "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
-                            )))
-                            .bind(tenant)
-                            .bind(&rule)
-                            .bind(&key)
-                            .bind(pos)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                        }
-                        cancelled.push(format!("timer {key}~{rule}~{pos}"));
-                    }
-                    let approvals = sqlx::query(&self.q(
-                        "SELECT id, rule FROM steward_approvals WHERE tenant = ?",
-                    ))
-                    .bind(tenant)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    for r in &approvals {
-                        let id: String = r.try_get(0).map_err(db)?;
-                        let rule: String = r.try_get(1).map_err(db)?;
-                        if keep.contains(&rule) {
-                            continue;
-                        }
-                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
-                            .bind(tenant)
-                            .bind(&id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                        cancelled.push(format!("approval {id}"));
-                    }
-                }
+                let cancelled = if tenant == $crate::control::EVERY_TENANT {
+                    Vec::new()
+                } else {
+                    let keep = plan.program.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+                    self.cancel_work(&mut tx, tenant, &keep).await?
+                };
                 let what = match change {
                     Change::Deploy(_) => "ruleset.deployed",
                     Change::Rollback(_) => "ruleset.rolled_back",
@@ -591,7 +598,7 @@ macro_rules! control_store {
                         what.trim_start_matches("ruleset.").replace('_', " ")
                     ));
                 }
-                let done = Deployed { version, new: new_sources.is_some(), digest, cancelled };
+                let done = Deployed { version, new: plan.new_sources.is_some(), digest, cancelled };
                 if preview {
                     // What the change would do, undone.
                     tx.rollback().await.map_err(db)?;
@@ -600,6 +607,130 @@ macro_rules! control_store {
                 self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(done)
+            }
+
+            /// The ruleset's new version (if the change makes one) and its
+            /// head (or none, deleted); the head's version.
+            async fn write_heads(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                name: &str,
+                plan: &$crate::control::Plan,
+                digest: Option<&str>,
+                now: &str,
+            ) -> Result<i64, $crate::control::ControlError> {
+                use $crate::control::db;
+                let mut version = plan.head.map_or(0, |h| h.0);
+                if let Some(s) = &plan.new_sources {
+                    let last: Option<i64> = sqlx::query_scalar(&self.q(
+                        "SELECT MAX(version) FROM steward_rulesets WHERE tenant = ? AND name = ?",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    version = last.unwrap_or(0).saturating_add(1);
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(digest.unwrap_or(""))
+                    .bind($crate::control::sources_text(s)?)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                if plan.deleted {
+                    sqlx::query(&self.q("DELETE FROM steward_ruleset_heads WHERE tenant = ? AND name = ?"))
+                        .bind(tenant)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                } else {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_ruleset_heads (tenant, name, version, enabled, updated_at) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET \
+                         version = excluded.version, enabled = excluded.enabled, updated_at = excluded.updated_at",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(version)
+                    .bind(plan.enabled)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                Ok(version)
+            }
+
+            /// Deletes the tenant's timers and approvals of rules not in
+            /// `keep`; what was cancelled, as the audit entry lists it.
+            async fn cancel_work(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                keep: &std::collections::BTreeSet<String>,
+            ) -> Result<Vec<String>, $crate::control::ControlError> {
+                use $crate::control::db;
+                let mut cancelled = Vec::new();
+                let timers = sqlx::query(&self.q(
+                    "SELECT rule, key, pos FROM steward_timers WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                for r in &timers {
+                    let rule: String = r.try_get(0).map_err(db)?;
+                    if keep.contains(&rule) {
+                        continue;
+                    }
+                    let key: String = r.try_get(1).map_err(db)?;
+                    let pos: i64 = r.try_get(2).map_err(db)?;
+                    for table in ["steward_timers", "steward_timer_cancels"] {
+                        sqlx::query(&self.q(&format!(
+                            "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
+                        )))
+                        .bind(tenant)
+                        .bind(&rule)
+                        .bind(&key)
+                        .bind(pos)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    }
+                    cancelled.push(format!("timer {key}~{rule}~{pos}"));
+                }
+                let approvals = sqlx::query(&self.q(
+                    "SELECT id, rule FROM steward_approvals WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                for r in &approvals {
+                    let id: String = r.try_get(0).map_err(db)?;
+                    let rule: String = r.try_get(1).map_err(db)?;
+                    if keep.contains(&rule) {
+                        continue;
+                    }
+                    sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
+                        .bind(tenant)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    cancelled.push(format!("approval {id}"));
+                }
+                Ok(cancelled)
             }
 
             /// The programs of every tenant, or of `only`.

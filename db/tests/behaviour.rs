@@ -946,6 +946,49 @@ fn tenants_run_their_own_programs_on_sqlite_and_postgres() {
     }
 }
 
+/// Deploys of two rulesets of one tenant at once: each is checked outside
+/// its transaction against the tenant's rulesets as read, and applied only
+/// if they are still so (else checked again): every deploy lands, and the
+/// program is both rulesets' last versions checked together.
+fn concurrent_deploys<S: Control + Sync>(store: &S) {
+    const DEPLOYS: usize = 8;
+    std::thread::scope(|scope| {
+        for r in 0..2 {
+            scope.spawn(move || {
+                for i in 0..DEPLOYS {
+                    let text = format!(
+                        "event ev{r} {{ id: string }}\nrule r{r}_{i} when ev{r} then\n  log \"{{id}}\"\nend\n"
+                    );
+                    let d = store
+                        .deploy_ruleset("t", &format!("r{r}"), &sources(&[("main.stw", &text)]), "test")
+                        .unwrap();
+                    assert!(d.new && d.version == i as i64 + 1, "{d:?}");
+                }
+            });
+        }
+    });
+    let program = store.program_of("t").unwrap().unwrap().program.unwrap().1;
+    let text: String = program.files.iter().map(|(_, t)| t.as_str()).collect();
+    let last = DEPLOYS - 1;
+    assert!(
+        text.contains(&format!("rule r0_{last} ")) && text.contains(&format!("rule r1_{last} ")),
+        "{text}"
+    );
+    assert_eq!(program.files.len(), 2, "{:?}", program.files);
+}
+
+#[test]
+fn concurrent_deploys_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-deploys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("deploys.db");
+    concurrent_deploys(&SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create("test") {
+        concurrent_deploys(&PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
+
 /// A timer whose rule the tenant's program no longer has is cancelled when
 /// it comes due, with the reason (the same on every store).
 #[test]
