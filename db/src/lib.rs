@@ -277,118 +277,11 @@ macro_rules! durable_store {
                     *self.due_hint() = None;
                 }
                 match change {
-                    Change::PutTimer(t) => {
-                        self.remove_timer(tx, &t.key).await?;
-                        let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        sqlx::query(&self.q(
-                            "INSERT INTO steward_timers (tenant, rule, key, pos, due, seq, continuation) \
-                             VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        ))
-                        .bind(&*t.key.tenant)
-                        .bind(&*t.key.rule)
-                        .bind(&*t.key.key)
-                        .bind(i64::from(t.key.pos))
-                        .bind(time_text(&t.due))
-                        .bind(seq)
-                        .bind(continuation_json(&t.cont.rules, &t.cont))
-                        .execute(&mut *tx)
-                        .await?;
-                        for c in &t.cancel {
-                            sqlx::query(&self.q(
-                                "INSERT INTO steward_timer_cancels \
-                                 (tenant, event_type, field, value, rule, key, pos) \
-                                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                            ))
-                            .bind(&*c.tenant)
-                            .bind(&*c.event_type)
-                            .bind(&*c.field)
-                            .bind(&c.value)
-                            .bind(&*t.key.rule)
-                            .bind(&*t.key.key)
-                            .bind(i64::from(t.key.pos))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
+                    Change::PutTimer(t) => self.put_timer(tx, t).await?,
                     Change::RemoveTimer(k) => self.remove_timer(tx, k).await?,
-                    Change::CancelTimers(c) => {
-                        let rows = sqlx::query(&self.q(
-                            "SELECT rule, key, pos FROM steward_timer_cancels \
-                             WHERE tenant = ? AND event_type = ? AND field = ? AND value = ?",
-                        ))
-                        .bind(&*c.tenant)
-                        .bind(&*c.event_type)
-                        .bind(&*c.field)
-                        .bind(&c.value)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                        for r in rows {
-                            let key = TimerKey {
-                                tenant: c.tenant.clone(),
-                                rule: Arc::from(r.try_get::<String, _>(0)?.as_str()),
-                                key: Arc::from(r.try_get::<String, _>(1)?.as_str()),
-                                pos: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
-                            };
-                            self.remove_timer(tx, &key).await?;
-                        }
-                    }
-                    Change::PutApproval(a) => {
-                        sqlx::query(&self.q(
-                            "DELETE FROM steward_approvals \
-                             WHERE tenant = ? AND (id = ? OR (rule = ? AND key = ? AND pos = ?))",
-                        ))
-                        .bind(&*a.key.tenant)
-                        .bind(&a.id)
-                        .bind(&*a.key.rule)
-                        .bind(&*a.key.key)
-                        .bind(i64::from(a.key.pos))
-                        .execute(&mut *tx)
-                        .await?;
-                        let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        sqlx::query(&self.q(
-                            "INSERT INTO steward_approvals \
-                             (tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation) \
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        ))
-                        .bind(&*a.key.tenant)
-                        .bind(&a.id)
-                        .bind(&*a.key.rule)
-                        .bind(&*a.key.key)
-                        .bind(i64::from(a.key.pos))
-                        .bind(&*a.role)
-                        .bind(time_text(&a.requested_at))
-                        .bind(time_text(&a.deadline))
-                        .bind(seq)
-                        .bind(continuation_json(&a.cont.rules, &a.cont))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Change::EndApproval(end) => {
-                        // An approval's id starts with its tenant.
-                        let tenant = end.id.split('/').next().unwrap_or_default();
-                        sqlx::query(&self.q(
-                            "INSERT INTO steward_approvals_ended \
-                             (tenant, id, rule, key, role, requested_at, deadline, continuation, status, reason, ended_at) \
-                             SELECT tenant, id, rule, key, role, requested_at, deadline, continuation, ?, ?, ? \
-                             FROM steward_approvals WHERE tenant = ? AND id = ? ON CONFLICT DO NOTHING",
-                        ))
-                        .bind(end.status)
-                        .bind(&end.reason)
-                        .bind(time_text(&end.at))
-                        .bind(tenant)
-                        .bind(&end.id)
-                        .execute(&mut *tx)
-                        .await?;
-                        sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
-                            .bind(tenant)
-                            .bind(&end.id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    Change::CancelTimers(c) => self.cancel_timers(tx, c).await?,
+                    Change::PutApproval(a) => self.put_approval(tx, a).await?,
+                    Change::EndApproval(end) => self.end_approval(tx, end).await?,
                     Change::Decision(d) => {
                         let tenant = d.approval.split('/').next().unwrap_or("");
                         sqlx::query(&self.q(
@@ -408,41 +301,7 @@ macro_rules! durable_store {
                         key,
                         at,
                         window_ms,
-                    } => {
-                        let start = window_start(*at, *window_ms);
-                        sqlx::query(&self.q(
-                            "DELETE FROM steward_throttles WHERE tenant = ? AND key = ? AND at <= ?",
-                        ))
-                        .bind(&**tenant)
-                        .bind(key)
-                        .bind(time_text(&start))
-                        .execute(&mut *tx)
-                        .await?;
-                        let n: i64 = sqlx::query_scalar(&self.q(
-                            "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at = ?",
-                        ))
-                        .bind(&**tenant)
-                        .bind(key)
-                        .bind(time_text(at))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        // Retention deletes the mark once its window has
-                        // passed, measured from when it was written (not from
-                        // `at`, the engine's time: a backfill of old events
-                        // still counts them).
-                        let expires = steward::engine::value::add_ms(Utc::now(), *window_ms)
-                            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                        sqlx::query(&self.q(
-                            "INSERT INTO steward_throttles (tenant, key, at, n, expires) VALUES (?, ?, ?, ?, ?)",
-                        ))
-                        .bind(&**tenant)
-                        .bind(key)
-                        .bind(time_text(at))
-                        .bind(n)
-                        .bind(time_text(&expires))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    } => self.count_in_window(tx, tenant, key, *at, *window_ms).await?,
                     Change::ClearWindow { tenant, key } => {
                         sqlx::query(&self.q(
                             "DELETE FROM steward_throttles WHERE tenant = ? AND key = ?",
@@ -456,25 +315,7 @@ macro_rules! durable_store {
                         tenant,
                         key,
                         fields,
-                    } => {
-                        let now = time_text(&Utc::now());
-                        for (field, value) in fields {
-                            let value = serde_json::to_string(value)
-                                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                            sqlx::query(&self.q(
-                                "INSERT INTO steward_memory (tenant, key, field, value, updated_at) \
-                                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, key, field) \
-                                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                            ))
-                            .bind(&**tenant)
-                            .bind(&**key)
-                            .bind(&**field)
-                            .bind(value)
-                            .bind(&now)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
+                    } => self.remember(tx, tenant, key, fields).await?,
                     Change::NextTick { tenant, rule, at } => {
                         sqlx::query(&self.q(
                             "INSERT INTO steward_ticks (tenant, rule, next) VALUES (?, ?, ?) \
@@ -486,6 +327,218 @@ macro_rules! durable_store {
                         .execute(&mut *tx)
                         .await?;
                     }
+                }
+                Ok(())
+            }
+
+            /// A timer, in place of one with its key, with what cancels it.
+            async fn put_timer(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                t: &steward::engine::store::Timer,
+            ) -> Result<(), sqlx::Error> {
+                self.remove_timer(tx, &t.key).await?;
+                let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_timers (tenant, rule, key, pos, due, seq, continuation) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(&*t.key.tenant)
+                .bind(&*t.key.rule)
+                .bind(&*t.key.key)
+                .bind(i64::from(t.key.pos))
+                .bind(time_text(&t.due))
+                .bind(seq)
+                .bind(continuation_json(&t.cont.rules, &t.cont))
+                .execute(&mut *tx)
+                .await?;
+                for c in &t.cancel {
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_timer_cancels \
+                         (tenant, event_type, field, value, rule, key, pos) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(&*c.tenant)
+                    .bind(&*c.event_type)
+                    .bind(&*c.field)
+                    .bind(&c.value)
+                    .bind(&*t.key.rule)
+                    .bind(&*t.key.key)
+                    .bind(i64::from(t.key.pos))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Removes the timers an event cancels (`unless E on k`).
+            async fn cancel_timers(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                c: &steward::engine::store::CancelKey,
+            ) -> Result<(), sqlx::Error> {
+                let rows = sqlx::query(&self.q(
+                    "SELECT rule, key, pos FROM steward_timer_cancels \
+                     WHERE tenant = ? AND event_type = ? AND field = ? AND value = ?",
+                ))
+                .bind(&*c.tenant)
+                .bind(&*c.event_type)
+                .bind(&*c.field)
+                .bind(&c.value)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in rows {
+                    let key = TimerKey {
+                        tenant: c.tenant.clone(),
+                        rule: Arc::from(r.try_get::<String, _>(0)?.as_str()),
+                        key: Arc::from(r.try_get::<String, _>(1)?.as_str()),
+                        pos: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
+                    };
+                    self.remove_timer(tx, &key).await?;
+                }
+                Ok(())
+            }
+
+            /// An approval asked, in place of one with its id or its key.
+            async fn put_approval(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                a: &steward::engine::store::Approval,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query(&self.q(
+                    "DELETE FROM steward_approvals \
+                     WHERE tenant = ? AND (id = ? OR (rule = ? AND key = ? AND pos = ?))",
+                ))
+                .bind(&*a.key.tenant)
+                .bind(&a.id)
+                .bind(&*a.key.rule)
+                .bind(&*a.key.key)
+                .bind(i64::from(a.key.pos))
+                .execute(&mut *tx)
+                .await?;
+                let seq: i64 = sqlx::query_scalar(&self.q($next_seq))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_approvals \
+                     (tenant, id, rule, key, pos, role, requested_at, deadline, seq, continuation) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ))
+                .bind(&*a.key.tenant)
+                .bind(&a.id)
+                .bind(&*a.key.rule)
+                .bind(&*a.key.key)
+                .bind(i64::from(a.key.pos))
+                .bind(&*a.role)
+                .bind(time_text(&a.requested_at))
+                .bind(time_text(&a.deadline))
+                .bind(seq)
+                .bind(continuation_json(&a.cont.rules, &a.cont))
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+
+            /// An approval ended: kept with how and why among the ended, gone from the pending.
+            async fn end_approval(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                end: &steward::engine::store::ApprovalEnd,
+            ) -> Result<(), sqlx::Error> {
+                // An approval's id starts with its tenant.
+                let tenant = end.id.split('/').next().unwrap_or_default();
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_approvals_ended \
+                     (tenant, id, rule, key, role, requested_at, deadline, continuation, status, reason, ended_at) \
+                     SELECT tenant, id, rule, key, role, requested_at, deadline, continuation, ?, ?, ? \
+                     FROM steward_approvals WHERE tenant = ? AND id = ? ON CONFLICT DO NOTHING",
+                ))
+                .bind(end.status)
+                .bind(&end.reason)
+                .bind(time_text(&end.at))
+                .bind(tenant)
+                .bind(&end.id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
+                    .bind(tenant)
+                    .bind(&end.id)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// One more mark in a throttle or count window (those before its start dropped).
+            async fn count_in_window(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                key: &str,
+                at: DateTime<Utc>,
+                window_ms: i64,
+            ) -> Result<(), sqlx::Error> {
+                let start = window_start(at, window_ms);
+                sqlx::query(&self.q(
+                    "DELETE FROM steward_throttles WHERE tenant = ? AND key = ? AND at <= ?",
+                ))
+                .bind(tenant)
+                .bind(key)
+                .bind(time_text(&start))
+                .execute(&mut *tx)
+                .await?;
+                let n: i64 = sqlx::query_scalar(&self.q(
+                    "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at = ?",
+                ))
+                .bind(tenant)
+                .bind(key)
+                .bind(time_text(&at))
+                .fetch_one(&mut *tx)
+                .await?;
+                // Retention deletes the mark once its window has
+                // passed, measured from when it was written (not from
+                // `at`, the engine's time: a backfill of old events
+                // still counts them).
+                let expires = steward::engine::value::add_ms(Utc::now(), window_ms)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                sqlx::query(&self.q(
+                    "INSERT INTO steward_throttles (tenant, key, at, n, expires) VALUES (?, ?, ?, ?, ?)",
+                ))
+                .bind(tenant)
+                .bind(key)
+                .bind(time_text(&at))
+                .bind(n)
+                .bind(time_text(&expires))
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+
+            /// The fields a rule remembers for a key (`previous`, `changed`).
+            async fn remember(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                key: &str,
+                fields: &[(Arc<str>, StoredValue)],
+            ) -> Result<(), sqlx::Error> {
+                let now = time_text(&Utc::now());
+                for (field, value) in fields {
+                    let value = serde_json::to_string(value)
+                        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                    sqlx::query(&self.q(
+                        "INSERT INTO steward_memory (tenant, key, field, value, updated_at) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, key, field) \
+                         DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    ))
+                    .bind(tenant)
+                    .bind(key)
+                    .bind(&**field)
+                    .bind(value)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Ok(())
             }
