@@ -81,83 +81,105 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
     exclusive: bool,
     outbox: &Outbox,
 ) -> Result<Finished, String> {
-    let mut tally = Tally::default();
-    let mut in_a_row = 0u32;
-    // Batches in a row the database was unavailable for.
-    let mut unavailable = 0u32;
-    let mut pruned_at: Option<std::time::Instant> = None;
     // SIGTERM or SIGINT: finish the batch, give the leases up, exit 0.
-    let stop = opts.stop.clone();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
+        signal_hook::flag::register(signal, opts.stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
-    // A store call outside the batch: the database being unavailable is
-    // waited out (the round starts again); another error stops the worker.
-    macro_rules! soft {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(StoreError::Unavailable(why)) => {
-                    unavailable_wait(&mut unavailable, "the worker's round", &why, &|| {
-                        stop.load(Ordering::SeqCst)
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        };
-    }
+    let mut looping = Looping {
+        opts,
+        holder,
+        exclusive,
+        outbox,
+        tally: Tally::default(),
+        in_a_row: 0,
+        unavailable: 0,
+        pruned_at: None,
+    };
     while slot.is_some() {
-        // A deploy (here or by another process) changed the programs: a
-        // fresh engine runs them, knowing the tenants their schedules need.
-        if programs.stale || programs.checked.elapsed() >= PROGRAMS_EVERY {
-            let changed = match slot.as_mut() {
-                Some(engine) => programs.reload(&mut engine.store)?,
-                None => false,
-            };
-            if changed {
-                if let Some(old) = slot.take() {
-                    *slot = Some(engine_on(programs, old.into_store())?);
-                }
-            }
+        reload_programs(slot, programs)?;
+        if let Some(done) = looping.round(slot, programs)? {
+            return Ok(done);
         }
+    }
+    Err("the worker lost its engine".into())
+}
+
+/// A deploy (here or by another process) changed the programs: a fresh
+/// engine runs them, knowing the tenants their schedules need.
+fn reload_programs<S: Durable + Control + Api>(
+    slot: &mut Option<Engine<S>>,
+    programs: &mut Programs,
+) -> Result<(), String> {
+    if !programs.stale && programs.checked.elapsed() < PROGRAMS_EVERY {
+        return Ok(());
+    }
+    let changed = match slot.as_mut() {
+        Some(engine) => programs.reload(&mut engine.store)?,
+        None => false,
+    };
+    if changed {
+        if let Some(old) = slot.take() {
+            *slot = Some(engine_on(programs, old.into_store())?);
+        }
+    }
+    Ok(())
+}
+
+/// The event loop's state between rounds.
+struct Looping<'a> {
+    opts: &'a RunOptions,
+    holder: &'a str,
+    exclusive: bool,
+    outbox: &'a Outbox,
+    tally: Tally,
+    /// Conflicting batches in a row.
+    in_a_row: u32,
+    /// Rounds in a row the database was unavailable for.
+    unavailable: u32,
+    pruned_at: Option<std::time::Instant>,
+}
+
+impl Looping<'_> {
+    fn stopped(&self) -> bool {
+        self.opts.stop.load(Ordering::SeqCst)
+    }
+
+    /// A store call outside the batch: the database being unavailable is
+    /// waited out (`None`: the round starts again); another error stops
+    /// the worker.
+    fn soft<T>(&mut self, result: Result<T, StoreError>) -> Result<Option<T>, String> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::Unavailable(why)) => {
+                let stop = &self.opts.stop;
+                unavailable_wait(&mut self.unavailable, "the worker's round", &why, &|| {
+                    stop.load(Ordering::SeqCst)
+                });
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// One round: upkeep, a batch, and (when it found nothing) waiting for
+    /// work or, with `--exit-when-idle`, the end.
+    fn round<S: Durable + Control + Api>(
+        &mut self,
+        slot: &mut Option<Engine<S>>,
+        programs: &mut Programs,
+    ) -> Result<Option<Finished>, String> {
         let Some(engine) = slot.as_mut() else {
-            break;
+            return Ok(None);
         };
-        if stop.load(Ordering::SeqCst) {
+        if self.stopped() {
             eprintln!("stopping: asked to (SIGTERM or SIGINT)");
-            idle(engine, &tally, None)?;
-            return Ok(Finished::Clean);
+            idle(engine, &self.tally, None)?;
+            return Ok(Some(Finished::Clean));
         }
         let now = Utc::now();
-        // Retention, in rounds of a bounded size: once a minute, and at
-        // once again while a round finds a full batch to forget.
-        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            let gone = soft!(engine.store.prune(
-                now.checked_sub_signed(opts.retain)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-                PRUNE_BATCH,
-            ));
-            tally.pruned = tally.pruned.saturating_add(gone);
-            metrics::counter!("steward_rows_pruned_total").increment(gone);
-            let full = gone >= PRUNE_BATCH.unsigned_abs();
-            pruned_at = if full {
-                None
-            } else {
-                Some(std::time::Instant::now())
-            };
-        }
-        if exclusive && !soft!(engine.store.lease(LEASE, holder, now, now + LEASE_FOR)) {
-            return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into());
-        }
-        if !exclusive && programs.has_schedules() {
-            // Of the workers sharing a database, the one holding this
-            // lease fires the schedules, so a tick fires once.
-            engine.fire_schedules =
-                soft!(engine
-                    .store
-                    .lease(SCHEDULER, holder, now, now + SCHEDULER_FOR));
+        if !self.upkeep(engine, programs, now)? {
+            return Ok(None);
         }
         let mut sink = Collect::default();
         let mut rejected = Vec::new();
@@ -168,7 +190,7 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
             batch(
                 engine,
                 programs,
-                opts.batch,
+                self.opts.batch,
                 &mut sink,
                 &mut rejected,
                 &mut occurred,
@@ -177,55 +199,132 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
         let claimed = match done {
             Ok(n) => n,
             Err(failed) => {
-                let rolled_back = engine.store.rollback_batch();
-                match failed {
-                    Failed::Store(StoreError::Conflict(_) | StoreError::Duplicate(_)) => {
-                        // Another worker changed what this batch read:
-                        // start again from what the store holds.
-                        tally.conflicts = tally.conflicts.saturating_add(1);
-                        in_a_row = in_a_row.saturating_add(1);
-                        if in_a_row > MAX_CONFLICTS_IN_A_ROW {
-                            return Err(format!(
-                                "{in_a_row} batches in a row conflicted with other workers; stopping rather than trying forever"
-                            ));
-                        }
-                        metrics::counter!("steward_batch_conflicts_total").increment(1);
-                        rolled_back.map_err(|e| e.to_string())?;
-                        if let Some(old) = slot.take() {
-                            *slot = Some(engine_on(programs, old.into_store())?);
-                        }
-                        continue;
-                    }
-                    Failed::Reload => {
-                        rolled_back.map_err(|e| e.to_string())?;
-                        programs.stale = true;
-                        continue;
-                    }
-                    Failed::Store(StoreError::Unavailable(why)) => {
-                        // Wait, and start again from what the store holds.
-                        unavailable_wait(&mut unavailable, "a batch", &why, &|| {
-                            stop.load(Ordering::SeqCst)
-                        });
-                        if let Some(old) = slot.take() {
-                            *slot = Some(engine_on(programs, old.into_store())?);
-                        }
-                        continue;
-                    }
-                    Failed::Store(e) => return Err(e.to_string()),
-                    Failed::Other(e) => return Err(e),
-                }
+                self.failed(slot, programs, failed)?;
+                return Ok(None);
             }
         };
-        in_a_row = 0;
-        unavailable = 0;
+        self.in_a_row = 0;
+        self.unavailable = 0;
         record_batch(started, &occurred, rejected.len(), sink.errors.len());
-        for (tenant, id, reason) in &rejected {
+        self.report(claimed, &sink, &rejected)?;
+        if claimed > 0 {
+            return Ok(None);
+        }
+        self.when_idle(engine, now)
+    }
+
+    /// Retention in rounds of a bounded size (once a minute, and at once
+    /// again while a round finds a full batch to forget) and the leases.
+    /// False: the database was unavailable, and the round starts again.
+    fn upkeep<S: Durable>(
+        &mut self,
+        engine: &mut Engine<S>,
+        programs: &Programs,
+        now: DateTime<Utc>,
+    ) -> Result<bool, String> {
+        if self.pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            let before = now
+                .checked_sub_signed(self.opts.retain)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let Some(gone) = self.soft(engine.store.prune(before, PRUNE_BATCH))? else {
+                return Ok(false);
+            };
+            self.tally.pruned = self.tally.pruned.saturating_add(gone);
+            metrics::counter!("steward_rows_pruned_total").increment(gone);
+            let full = gone >= PRUNE_BATCH.unsigned_abs();
+            self.pruned_at = if full {
+                None
+            } else {
+                Some(std::time::Instant::now())
+            };
+        }
+        if self.exclusive {
+            let lease = engine.store.lease(LEASE, self.holder, now, now + LEASE_FOR);
+            match self.soft(lease)? {
+                None => return Ok(false),
+                Some(false) => return Err("this worker lost its lease on the database (stopped for more than a minute?), so it stops".into()),
+                Some(true) => {}
+            }
+        }
+        if !self.exclusive && programs.has_schedules() {
+            // Of the workers sharing a database, the one holding this
+            // lease fires the schedules, so a tick fires once.
+            let lease = engine
+                .store
+                .lease(SCHEDULER, self.holder, now, now + SCHEDULER_FOR);
+            let Some(held) = self.soft(lease)? else {
+                return Ok(false);
+            };
+            engine.fire_schedules = held;
+        }
+        Ok(true)
+    }
+
+    /// A batch that failed is rolled back; another worker's change or a
+    /// deploy is done again on a fresh engine, an unavailable database
+    /// waited out, anything else stops the worker.
+    fn failed<S: Durable + Control>(
+        &mut self,
+        slot: &mut Option<Engine<S>>,
+        programs: &mut Programs,
+        failed: Failed,
+    ) -> Result<(), String> {
+        let Some(engine) = slot.as_mut() else {
+            return Ok(());
+        };
+        let rolled_back = engine.store.rollback_batch();
+        match failed {
+            Failed::Store(StoreError::Conflict(_) | StoreError::Duplicate(_)) => {
+                // Another worker changed what this batch read: start
+                // again from what the store holds.
+                self.tally.conflicts = self.tally.conflicts.saturating_add(1);
+                self.in_a_row = self.in_a_row.saturating_add(1);
+                if self.in_a_row > MAX_CONFLICTS_IN_A_ROW {
+                    return Err(format!(
+                        "{} batches in a row conflicted with other workers; stopping rather than trying forever",
+                        self.in_a_row
+                    ));
+                }
+                metrics::counter!("steward_batch_conflicts_total").increment(1);
+                rolled_back.map_err(|e| e.to_string())?;
+            }
+            Failed::Reload => {
+                rolled_back.map_err(|e| e.to_string())?;
+                programs.stale = true;
+                return Ok(());
+            }
+            Failed::Store(StoreError::Unavailable(why)) => {
+                // Wait, and start again from what the store holds.
+                let stop = &self.opts.stop;
+                unavailable_wait(&mut self.unavailable, "a batch", &why, &|| {
+                    stop.load(Ordering::SeqCst)
+                });
+            }
+            Failed::Store(e) => return Err(e.to_string()),
+            Failed::Other(e) => return Err(e),
+        }
+        if let Some(old) = slot.take() {
+            *slot = Some(engine_on(programs, old.into_store())?);
+        }
+        Ok(())
+    }
+
+    /// What a batch did: the tally, rejected events and rule errors on
+    /// stderr, the actions as JSON lines on stdout; the outbox's bell.
+    fn report(
+        &mut self,
+        claimed: usize,
+        sink: &Collect,
+        rejected: &[(String, String, String)],
+    ) -> Result<(), String> {
+        for (tenant, id, reason) in rejected {
             eprintln!("rejected event `{id}` of tenant `{tenant}`: {reason}");
         }
-        tally.handled = tally
+        self.tally.handled = self
+            .tally
             .handled
             .saturating_add(claimed.saturating_sub(rejected.len()) as u64);
-        tally.rejected = tally.rejected.saturating_add(rejected.len() as u64);
+        self.tally.rejected = self.tally.rejected.saturating_add(rejected.len() as u64);
         // Locked for the batch only: the delivery threads print mails.
         let mut out = std::io::stdout().lock();
         for a in &sink.actions {
@@ -239,74 +338,92 @@ pub(crate) fn work_on<S: Durable + Control + Api>(
             report_error(e);
         }
         if !sink.actions.is_empty() {
-            outbox.ring();
+            self.outbox.ring();
         }
-        if claimed == 0 {
-            let next = soft!(engine.store.next_due());
-            let waiting = soft!(engine.store.waiting_deliveries(now));
-            // Decisions recorded over HTTP and not yet taken.
-            let deciding = soft!(engine.store.decision_requests(1).map_err(|e| match e {
-                ControlError::Store(e) => e,
-                other => StoreError::Corrupt(other.to_string()),
-            }));
-            let in_flight = outbox.in_flight.load(Ordering::SeqCst);
-            let mut poll = opts.poll;
-            if opts.exit_when_idle
-                && next.is_none_or(|t| t > now)
-                && waiting == 0
-                && in_flight == 0
-                && deciding.is_empty()
-            {
-                // A failed delivery tried again soon is waited for; one
-                // further off, or dead, is left undelivered, and said.
-                let left = soft!(engine.store.undelivered(UNDELIVERED_SHOWN));
-                let retry = left
-                    .iter()
-                    .filter_map(|u| u.next_attempt_at)
-                    .min()
-                    .and_then(|t| (t - now).to_std().ok())
-                    .filter(|wait| *wait <= opts.idle_wait);
-                match retry {
-                    Some(wait) => poll = poll.min(wait.max(Duration::from_millis(10))),
-                    None => {
-                        idle(engine, &tally, next)?;
-                        if left.is_empty() {
-                            return Ok(Finished::Clean);
-                        }
-                        for u in &left {
-                            eprintln!("not delivered: {}", undelivered_line(u));
-                        }
-                        return Ok(Finished::Undelivered);
+        Ok(())
+    }
+
+    /// Nothing was claimed: with `--exit-when-idle` and nothing due, the
+    /// end (after the retries due within `--idle-wait`); else a wait for
+    /// work, in slices of at most a second, so a signal to stop is heeded
+    /// and the leases stay renewed.
+    fn when_idle<S: Durable + Control + Api>(
+        &mut self,
+        engine: &mut Engine<S>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Finished>, String> {
+        let Some(next) = self.soft(engine.store.next_due())? else {
+            return Ok(None);
+        };
+        let Some(waiting) = self.soft(engine.store.waiting_deliveries(now))? else {
+            return Ok(None);
+        };
+        // Decisions recorded over HTTP and not yet taken.
+        let deciding = engine.store.decision_requests(1).map_err(|e| match e {
+            ControlError::Store(e) => e,
+            other => StoreError::Corrupt(other.to_string()),
+        });
+        let Some(deciding) = self.soft(deciding)? else {
+            return Ok(None);
+        };
+        let in_flight = self.outbox.in_flight.load(Ordering::SeqCst);
+        let mut poll = self.opts.poll;
+        if self.opts.exit_when_idle
+            && next.is_none_or(|t| t > now)
+            && waiting == 0
+            && in_flight == 0
+            && deciding.is_empty()
+        {
+            // A failed delivery tried again soon is waited for; one
+            // further off, or dead, is left undelivered, and said.
+            let Some(left) = self.soft(engine.store.undelivered(UNDELIVERED_SHOWN))? else {
+                return Ok(None);
+            };
+            let retry = left
+                .iter()
+                .filter_map(|u| u.next_attempt_at)
+                .min()
+                .and_then(|t| (t - now).to_std().ok())
+                .filter(|wait| *wait <= self.opts.idle_wait);
+            match retry {
+                Some(wait) => poll = poll.min(wait.max(Duration::from_millis(10))),
+                None => {
+                    idle(engine, &self.tally, next)?;
+                    if left.is_empty() {
+                        return Ok(Some(Finished::Clean));
                     }
+                    for u in &left {
+                        eprintln!("not delivered: {}", undelivered_line(u));
+                    }
+                    return Ok(Some(Finished::Undelivered));
                 }
             }
-            // In slices of at most a second, so a signal to stop is
-            // heeded and the leases stay renewed.
-            let until = std::time::Instant::now() + poll;
-            loop {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() || stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let woken = match engine.store.wait_for_work(left.min(WAIT_SLICE)) {
-                    Ok(woken) => woken,
-                    Err(StoreError::Unavailable(why)) => {
-                        unavailable_wait(&mut unavailable, "waiting for work", &why, &|| {
-                            stop.load(Ordering::SeqCst)
-                        });
-                        break;
-                    }
-                    Err(e) => return Err(e.to_string()),
-                };
-                if woken {
-                    break;
-                }
-                renew(engine, holder, exclusive)?;
+        }
+        let until = std::time::Instant::now() + poll;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.stopped() {
+                return Ok(None);
             }
+            let woken = match engine.store.wait_for_work(left.min(WAIT_SLICE)) {
+                Ok(woken) => woken,
+                Err(StoreError::Unavailable(why)) => {
+                    let stop = &self.opts.stop;
+                    unavailable_wait(&mut self.unavailable, "waiting for work", &why, &|| {
+                        stop.load(Ordering::SeqCst)
+                    });
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            if woken {
+                return Ok(None);
+            }
+            renew(engine, self.holder, self.exclusive)?;
         }
     }
-    Err("the worker lost its engine".into())
 }
+
 /// How many undelivered actions `--exit-when-idle` lists at the end.
 pub(crate) const UNDELIVERED_SHOWN: i64 = 50;
 
