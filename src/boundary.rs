@@ -246,3 +246,221 @@ pub fn explain_json(trace: &Trace, actions: &[Action], errors: &[RuleError]) -> 
     }
     out
 }
+
+/// An event a simulation could not take: its id and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub id: String,
+    pub reason: String,
+}
+
+/// Runs envelopes (id, JSON line) through `rules` on a virtual clock and
+/// a store in memory, up to `until` if given: what the rules did, and the
+/// events they could not take. The dry runs and backtests of the HTTP API
+/// and the console.
+pub fn simulate(
+    rules: Arc<Ruleset>,
+    lines: &[(String, String)],
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    decide: crate::engine::AutoDecide,
+) -> Result<(crate::engine::Collect, Vec<Rejected>), crate::engine::Refused> {
+    let mut engine = crate::engine::Engine::new(rules.clone(), crate::engine::MemoryStore::new());
+    engine.auto_decide = decide;
+    let mut sink = crate::engine::Collect::default();
+    let mut rejected = Vec::new();
+    for (id, line) in lines {
+        let handled = crate::engine::decode_event(rules.shapes(), line)
+            .map_err(|why| why.to_string())
+            .and_then(|event| {
+                engine
+                    .handle(event, &mut sink)
+                    .map_err(|why| why.to_string())
+            });
+        if let Err(reason) = handled {
+            rejected.push(Rejected {
+                id: id.clone(),
+                reason,
+            });
+        }
+    }
+    if let Some(t) = until {
+        engine.advance_to(t, &mut sink)?;
+    }
+    Ok((sink, rejected))
+}
+
+/// How the actions of a candidate program differ from the active one's
+/// over the same events: each action by rule, event, action and
+/// arguments.
+#[derive(Debug, Default)]
+pub struct ActionsDiff {
+    /// What the candidate does that the active program does not.
+    pub added: Vec<Action>,
+    /// What the active program does that the candidate does not.
+    pub removed: Vec<Action>,
+    pub unchanged: usize,
+}
+
+/// Compares two runs' actions (a backtest): as multisets, by rule, event,
+/// action and arguments, each list in that order.
+pub fn diff_actions(active: Vec<Action>, candidate: Vec<Action>) -> ActionsDiff {
+    fn key(a: &Action) -> (&str, &str, &str, String) {
+        (
+            &a.rule,
+            &a.event,
+            &a.action,
+            Json::Object(a.args.clone()).to_string(),
+        )
+    }
+    let sorted = |mut v: Vec<Action>| {
+        v.sort_by_cached_key(|a| {
+            let (r, e, n, args) = key(a);
+            (r.to_string(), e.to_string(), n.to_string(), args)
+        });
+        v
+    };
+    let mut old = sorted(active).into_iter().peekable();
+    let mut new = sorted(candidate).into_iter().peekable();
+    let mut diff = ActionsDiff::default();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (Some(a), Some(b)) => key(a).cmp(&key(b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Equal => {
+                diff.unchanged += 1;
+                old.next();
+                new.next();
+            }
+            std::cmp::Ordering::Less => diff.removed.extend(old.next()),
+            std::cmp::Ordering::Greater => diff.added.extend(new.next()),
+        }
+    }
+    diff
+}
+
+/// What a stored continuation (a timer's or an approval's) runs in
+/// `rules`, the program that made it: its block's actions, and its `else`
+/// block's (an approval rejected or expired), as [`block_actions`] names
+/// them. `None` if its rule is not in `rules`.
+pub fn continuation_actions(
+    rules: &Ruleset,
+    stored: &crate::engine::stored::StoredContinuation,
+) -> Option<(Vec<String>, Vec<String>)> {
+    use crate::engine::program::{BlockRef, Branch};
+    let rule = rules.rules.iter().find(|r| *r.name == *stored.rule)?;
+    let find = |b: BlockRef| rule.block_steps.iter().position(|x| *x == b);
+    let (mut then, mut otherwise) = (Vec::new(), Vec::new());
+    if let Some(i) = find(stored.block) {
+        block_actions(rule, i, "", &mut then);
+    }
+    let other = BlockRef {
+        step: stored.block.step,
+        branch: Branch::Else,
+    };
+    if let Some(i) = find(other) {
+        block_actions(rule, i, "", &mut otherwise);
+    }
+    Some((then, otherwise))
+}
+
+/// What block `block` of a rule runs, as action names: `maybe X` where a
+/// condition decides, `later X` in a timer's block, `each tick X` in a
+/// schedule's, `ask R` for an approval; each after `prefix`.
+pub fn block_actions(
+    rule: &crate::engine::program::Rule,
+    block: usize,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    use crate::engine::program::{Op, Rule};
+    fn walk(rule: &Rule, ops: &[Op], prefix: &str, out: &mut Vec<String>, depth: u32) {
+        if depth > 16 {
+            return;
+        }
+        for op in ops {
+            match op {
+                Op::Let(_) | Op::Stop => {}
+                Op::Act(a) => match &a.emit {
+                    Some((event_type, _)) => out.push(format!("{prefix}emit {event_type}")),
+                    None => out.push(format!("{prefix}{}", a.action)),
+                },
+                Op::If {
+                    branches,
+                    otherwise,
+                } => {
+                    let maybe = format!("{prefix}maybe ");
+                    for (_, ops) in branches {
+                        walk(rule, ops, &maybe, out, depth + 1);
+                    }
+                    walk(rule, otherwise, &maybe, out, depth + 1);
+                }
+                Op::Timer(t) => {
+                    if let Some(ops) = rule.blocks.get(t.block) {
+                        walk(rule, ops, &format!("{prefix}later "), out, depth + 1);
+                    }
+                }
+                Op::Every(i) => {
+                    let block = rule.repeats.get(*i).and_then(|r| rule.blocks.get(r.block));
+                    if let Some(ops) = block {
+                        walk(rule, ops, &format!("{prefix}each tick "), out, depth + 1);
+                    }
+                }
+                Op::Approval(a) => out.push(format!("{prefix}ask {}", a.role)),
+            }
+        }
+    }
+    if let Some(ops) = rule.blocks.get(block) {
+        walk(rule, ops, prefix, out, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(rule: &str, event: &str, n: i64) -> Action {
+        let mut args = serde_json::Map::new();
+        args.insert("n".into(), json!(n));
+        Action {
+            at: chrono::DateTime::UNIX_EPOCH,
+            tenant: Arc::from("t"),
+            event: Arc::from(event),
+            rule: Arc::from(rule),
+            action: Arc::from("log"),
+            args,
+            key_parts: crate::engine::action::KeyParts {
+                tenant: Arc::from("t"),
+                rule: Arc::from(rule),
+                version: Arc::from("v"),
+                source: Arc::from(event),
+                pos: 0,
+            },
+        }
+    }
+
+    /// Actions compare as multisets: a second identical action in the
+    /// candidate is added, not unchanged; arguments make a difference.
+    #[test]
+    fn a_backtest_diff_counts_each_action() {
+        let active = vec![act("r", "e1", 1), act("r", "e2", 1), act("s", "e1", 1)];
+        let candidate = vec![
+            act("s", "e1", 1),
+            act("r", "e1", 1),
+            act("r", "e1", 1),
+            act("r", "e2", 2),
+        ];
+        let diff = diff_actions(active, candidate);
+        assert_eq!(diff.unchanged, 2);
+        let show = |v: &[Action]| -> Vec<String> {
+            v.iter()
+                .map(|a| format!("{} {} {}", a.rule, a.event, Json::Object(a.args.clone())))
+                .collect()
+        };
+        assert_eq!(show(&diff.added), ["r e1 {\"n\":1}", "r e2 {\"n\":2}"]);
+        assert_eq!(show(&diff.removed), ["r e2 {\"n\":1}"]);
+    }
+}

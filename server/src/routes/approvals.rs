@@ -2,92 +2,20 @@
 
 use super::*;
 
-/// What a block of a rule runs, as action names: `maybe X` where a
-/// condition decides, `later X` in a timer's block, `ask R: X` in another
-/// approval's.
-pub(crate) fn block_actions(
-    rule: &steward::engine::program::Rule,
-    block: usize,
-    prefix: &str,
-    out: &mut Vec<String>,
-) {
-    use steward::engine::program::Op;
-    fn walk(
-        rule: &steward::engine::program::Rule,
-        ops: &[Op],
-        prefix: &str,
-        out: &mut Vec<String>,
-        depth: u32,
-    ) {
-        if depth > 16 {
-            return;
-        }
-        for op in ops {
-            match op {
-                Op::Let(_) => {}
-                Op::Act(a) => match &a.emit {
-                    Some((event_type, _)) => out.push(format!("{prefix}emit {event_type}")),
-                    None => out.push(format!("{prefix}{}", a.action)),
-                },
-                Op::If {
-                    branches,
-                    otherwise,
-                } => {
-                    let maybe = format!("{prefix}maybe ");
-                    for (_, ops) in branches {
-                        walk(rule, ops, &maybe, out, depth + 1);
-                    }
-                    walk(rule, otherwise, &maybe, out, depth + 1);
-                }
-                Op::Timer(t) => {
-                    if let Some(ops) = rule.blocks.get(t.block) {
-                        walk(rule, ops, &format!("{prefix}later "), out, depth + 1);
-                    }
-                }
-                Op::Every(i) => {
-                    let block = rule.repeats.get(*i).and_then(|r| rule.blocks.get(r.block));
-                    if let Some(ops) = block {
-                        walk(rule, ops, &format!("{prefix}each tick "), out, depth + 1);
-                    }
-                }
-                Op::Approval(a) => out.push(format!("{prefix}ask {}", a.role)),
-                Op::Stop => {}
-            }
-        }
-    }
-    if let Some(ops) = rule.blocks.get(block) {
-        walk(rule, ops, prefix, out, 0);
-    }
-}
-
 /// What a stored continuation (a timer's or an approval's) runs, from the
-/// program that made it: its block's actions, and its `else` block's (an
-/// approval rejected or expired). `None` if it does not resume.
+/// program that made it (`steward::boundary::continuation_actions`).
+/// `None` if it does not resume.
 pub(crate) fn continuation_actions(
     db: &dyn crate::Backend,
     programs: &crate::Programs,
     tenant: &str,
     text: &str,
 ) -> Option<(Vec<String>, Vec<String>)> {
-    use steward::engine::program::{BlockRef, Branch};
     let stored = serde_json::from_str::<steward::engine::stored::StoredContinuation>(text).ok()?;
     let rules = programs.get(&stored.version, || {
         db.program_sources(tenant, &stored.version).ok().flatten()
     })?;
-    let rule = rules.rules.iter().find(|r| *r.name == *stored.rule)?;
-    let find = |b: BlockRef| rule.block_steps.iter().position(|x| *x == b);
-    let (mut then, mut otherwise) = (Vec::new(), Vec::new());
-    if let Some(i) = find(stored.block) {
-        block_actions(rule, i, "", &mut then);
-    }
-    let other = BlockRef {
-        step: stored.block.step,
-        branch: Branch::Else,
-    };
-    if let Some(i) = find(other) {
-        block_actions(rule, i, "", &mut otherwise);
-    }
-    Some((then, otherwise))
+    steward::boundary::continuation_actions(&rules, &stored)
 }
 
 /// Fills in what approving and rejecting each pending approval would run,

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use steward::boundary::Sources;
 use steward::check::{Host, RhaiSourceError};
-use steward::engine::{AutoDecide, Collect, Engine, MemoryStore, Ruleset};
+use steward::engine::{AutoDecide, Collect, Ruleset};
 use steward_db::api::{
     ApprovalRow, Decided, DecisionRow, EventRow, NotificationRow, OutboxRow, Page, Retried,
     TaskRow, TimerRow, Whom,

@@ -74,38 +74,23 @@ pub(crate) fn program_of(files: &BTreeMap<String, String>) -> Result<Arc<Ruleset
     })
 }
 
-/// Runs events through `rules` on a virtual clock and a store in memory.
+/// Runs events through `rules` on a virtual clock and a store in memory
+/// (`steward::boundary::simulate`), its rejections as the API shows them.
 pub(crate) fn simulate(
     rules: Arc<Ruleset>,
     lines: &[(String, String)],
     until: Option<chrono::DateTime<chrono::Utc>>,
     decide: AutoDecide,
 ) -> Result<(Collect, Vec<Rejected>), Problem> {
-    let mut engine = Engine::new(rules.clone(), MemoryStore::new());
-    engine.auto_decide = decide;
-    let mut sink = Collect::default();
-    let mut rejected = Vec::new();
-    for (id, line) in lines {
-        match steward::engine::decode_event(rules.shapes(), line) {
-            Err(why) => rejected.push(Rejected {
-                id: id.clone(),
-                reason: why.to_string(),
-            }),
-            Ok(event) => {
-                if let Err(why) = engine.handle(event, &mut sink) {
-                    rejected.push(Rejected {
-                        id: id.clone(),
-                        reason: why.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    if let Some(t) = until {
-        engine
-            .advance_to(t, &mut sink)
-            .map_err(|e| Problem::unprocessable("invalid_field", format!("`until`: {e}")))?;
-    }
+    let (sink, rejected) = steward::boundary::simulate(rules, lines, until, decide)
+        .map_err(|e| Problem::unprocessable("invalid_field", format!("`until`: {e}")))?;
+    let rejected = rejected
+        .into_iter()
+        .map(|r| Rejected {
+            id: r.id,
+            reason: r.reason,
+        })
+        .collect();
     Ok((sink, rejected))
 }
 
@@ -209,9 +194,6 @@ pub struct ActionSummary {
     #[schema(value_type = Object)]
     pub args: serde_json::Value,
 }
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct ActionSummaryKey(String, String, String, String);
 
 #[derive(Serialize, ToSchema)]
 pub struct BacktestResult {
@@ -322,73 +304,20 @@ pub(crate) fn backtest_sources(
                 }
             }
         }
-        let summary = |sink: &Collect| -> Vec<ActionSummary> {
-            let mut v: Vec<ActionSummary> = sink
-                .actions
-                .iter()
-                .map(|a| ActionSummary {
-                    rule: a.rule.to_string(),
-                    event: a.event.to_string(),
-                    action: a.action.to_string(),
-                    args: serde_json::Value::Object(a.args.clone()),
-                })
-                .collect();
-            v.sort_by_key(|a| {
-                ActionSummaryKey(
-                    a.rule.clone(),
-                    a.event.clone(),
-                    a.action.clone(),
-                    a.args.to_string(),
-                )
-            });
-            v
-        };
         let (old, _) = simulate(active, &lines, to, AutoDecide::None)?;
         let (new, _) = simulate(candidate, &lines, to, AutoDecide::None)?;
-        let (old, new) = (summary(&old), summary(&new));
-        let mut removed = Vec::new();
-        let mut added = Vec::new();
-        let mut unchanged = 0;
-        let (mut i, mut j) = (0, 0);
-        let key = |a: &ActionSummary| {
-            ActionSummaryKey(
-                a.rule.clone(),
-                a.event.clone(),
-                a.action.clone(),
-                a.args.to_string(),
-            )
+        let diff = steward::boundary::diff_actions(old.actions, new.actions);
+        let summary = |a: steward::engine::Action| ActionSummary {
+            rule: a.rule.to_string(),
+            event: a.event.to_string(),
+            action: a.action.to_string(),
+            args: serde_json::Value::Object(a.args),
         };
-        while i < old.len() || j < new.len() {
-            match (old.get(i), new.get(j)) {
-                (Some(a), Some(b)) if key(a) == key(b) => {
-                    unchanged += 1;
-                    i += 1;
-                    j += 1;
-                }
-                (Some(a), Some(b)) if key(a) < key(b) => {
-                    removed.push(a.clone());
-                    i += 1;
-                }
-                (Some(_), Some(b)) => {
-                    added.push(b.clone());
-                    j += 1;
-                }
-                (Some(a), None) => {
-                    removed.push(a.clone());
-                    i += 1;
-                }
-                (None, Some(b)) => {
-                    added.push(b.clone());
-                    j += 1;
-                }
-                (None, None) => break,
-            }
-        }
         Ok(BacktestResult {
             events: lines.len(),
-            added,
-            removed,
-            unchanged,
+            added: diff.added.into_iter().map(summary).collect(),
+            removed: diff.removed.into_iter().map(summary).collect(),
+            unchanged: diff.unchanged,
         })
     }
 }
