@@ -1,5 +1,12 @@
 //! The `steward` binary: exit codes, JSON diagnostics, `fmt --check`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::process::Command;
 
 fn steward(args: &[&str]) -> std::process::Output {

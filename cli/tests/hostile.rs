@@ -3,6 +3,13 @@
 //! waits in tests, an `--until` before the events. Each is a clear message
 //! while the rest goes on; none crashes or hangs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,5 +1,12 @@
 //! `steward replay` and `steward test` end to end, on the repository's rules.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 /// `steward ARGS` run in `dir`, which must succeed.
 fn steward_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))

@@ -2,6 +2,13 @@
 //! PostgreSQL (a database of this run's own at `DATABASE_URL`; under `CI`
 //! an unreachable server fails the test).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

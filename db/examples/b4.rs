@@ -21,6 +21,13 @@
 //!   insert (`received_at`) to the commit of its handling, which wrote its
 //!   action row (`processed_at`, taken just before that commit): p50, p99.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,13 @@
 //! of its own and drops it at the end. When `CI` is set, an unreachable
 //! server fails the test; otherwise it is skipped with a message.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};

@@ -5,6 +5,13 @@
 //!
 //! Run: `cargo bench -p steward-lsp --bench latency` (see docs/performance.md).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../../benches/support/rules.rs"]

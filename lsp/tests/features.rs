@@ -2,6 +2,13 @@
 //! cursor marker, the feature's answer rendered as text, and an insta
 //! snapshot of it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use lsp_types::{CompletionItemKind, DocumentSymbol, HoverContents};
 use steward::check::{analyze, Analysis, NoFiles};
 use steward::diag::{FileId, Span};

@@ -2,6 +2,13 @@
 //! garbage: each gets an error response (or is skipped), and a normal request
 //! after them is still answered.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::io::{BufReader, Write};
 use std::process::{Command, Stdio};
 

@@ -4,6 +4,13 @@
 //! checked on a two-file workspace; a burst of edits must end with the
 //! diagnostics of the final text.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 mod common;
 
 use common::{pos, uri, workspace, Client};

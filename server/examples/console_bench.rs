@@ -6,6 +6,13 @@
 //!
 //! Usage: console_bench DATABASE TENANT [REQUESTS]
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

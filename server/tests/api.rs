@@ -5,6 +5,13 @@
 //! router with `tower::ServiceExt::oneshot`; the engine's part (an approval
 //! asked, a timer set) is played by an engine on a second store.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use axum::body::Body;

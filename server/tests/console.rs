@@ -5,6 +5,13 @@
 //! scopes of a read token, the isolation of tenants, and the forms that
 //! change things (decide, retry, deploy, disable).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use axum::http::StatusCode;

@@ -4,6 +4,13 @@
 //! its tokens (listed, expiring, revoked: a revoked token and its console
 //! sessions stop working).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use axum::http::StatusCode;

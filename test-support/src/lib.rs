@@ -2,6 +2,8 @@
 //! test run's own, so that runs (and the suites of one run) never see each
 //! other's rows.
 
+#![allow(clippy::panic, reason = "test support: a test fails by panicking")]
+
 /// A database of this run's own on the PostgreSQL at `DATABASE_URL`
 /// (default `postgres://postgres@127.0.0.1:5432/test`), dropped when the
 /// value is. When the server cannot be reached, a test is skipped with a

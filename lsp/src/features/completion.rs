@@ -74,6 +74,12 @@ const TEST_KEYWORDS: &[&str] = &[
     "end",
 ];
 
+/// One of the constant patterns below (each compiled by the tests of this
+/// module): no text from a document reaches it.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns, compiled by the tests"
+)]
 fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("completion patterns are valid")
 }
@@ -130,7 +136,8 @@ fn lexical(line: &str) -> Lexical {
                 }
                 _ => {}
             },
-            Lexical::Comment => unreachable!("returned above"),
+            // Returned as soon as it is reached.
+            Lexical::Comment => return Lexical::Comment,
         }
     }
     state
@@ -466,4 +473,27 @@ pub fn complete(
         }
     }
     c.items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every constant pattern compiles (what `regex` relies on).
+    #[test]
+    fn the_patterns_compile() {
+        for pattern in [
+            &EVENT_CONTEXT,
+            &UNLESS_ON,
+            &SEND,
+            &EXPECT,
+            &PATH_DOT,
+            &COMPARED,
+            &TRIGGER,
+            &LET,
+            &FN_PARAMS,
+        ] {
+            LazyLock::force(pattern);
+        }
+    }
 }
