@@ -1350,7 +1350,12 @@ macro_rules! api_store {
                     for r in &rows {
                         let role: String = r.try_get(0).map_err(db)?;
                         let emails: String = r.try_get(1).map_err(db)?;
-                        out.push((role, serde_json::from_str(&emails).unwrap_or_default()));
+                        let emails = serde_json::from_str(&emails).map_err(|e| {
+                            $crate::control::ControlError::Store(steward::engine::store::StoreError::Corrupt(format!(
+                                "the holders of role `{role}`: {e}"
+                            )))
+                        })?;
+                        out.push((role, emails));
                     }
                     Ok(out)
                 })

@@ -89,9 +89,14 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn continuation_json(rules: &Ruleset, cont: &steward::engine::store::Continuation) -> String {
+/// A continuation as the store keeps it (an error, not an empty text,
+/// when it cannot be written).
+fn continuation_json(
+    rules: &Ruleset,
+    cont: &steward::engine::store::Continuation,
+) -> Result<String, sqlx::Error> {
     let stored = stored::store(rules, cont);
-    serde_json::to_string(&stored).unwrap_or_default()
+    serde_json::to_string(&stored).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 fn index(n: i64) -> Result<u32, StoreError> {
@@ -351,7 +356,7 @@ macro_rules! durable_store {
                 .bind(i64::from(t.key.pos))
                 .bind(time_text(&t.due))
                 .bind(seq)
-                .bind(continuation_json(&t.cont.rules, &t.cont))
+                .bind(continuation_json(&t.cont.rules, &t.cont)?)
                 .execute(&mut *tx)
                 .await?;
                 for c in &t.cancel {
@@ -435,7 +440,7 @@ macro_rules! durable_store {
                 .bind(time_text(&a.requested_at))
                 .bind(time_text(&a.deadline))
                 .bind(seq)
-                .bind(continuation_json(&a.cont.rules, &a.cont))
+                .bind(continuation_json(&a.cont.rules, &a.cont)?)
                 .execute(&mut *tx)
                 .await?;
                 Ok(())
@@ -820,7 +825,8 @@ macro_rules! durable_store {
                 if let Some(id) = &a.emitted {
                     // An event a rule emitted: handled in this batch, kept
                     // with the events (its key is not known here).
-                    let args: serde_json::Value = serde_json::from_str(&a.args).unwrap_or_default();
+                    let args: serde_json::Value = serde_json::from_str(&a.args)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                     sqlx::query(&self.q(&format!(
                         "INSERT INTO steward_events (tenant, id, type, occurred_at, key, payload, status, processed_at) \
                          VALUES (?, ?, ?, {}, NULL, {}, 'processed', {}) ON CONFLICT DO NOTHING",
@@ -839,7 +845,7 @@ macro_rules! durable_store {
                     return Ok(());
                 }
                 let args: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&a.args).unwrap_or_default();
+                    serde_json::from_str(&a.args).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                 let text = |name: &str| args.get(name).and_then(|v| v.as_str()).map(str::to_string);
                 // A role or a person; a row with neither (arguments written
                 // by an older build) is for no one: kept under the role "".

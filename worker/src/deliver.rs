@@ -173,7 +173,10 @@ impl Deliverer {
         link: &mut dyn FnMut(&str) -> Result<String, String>,
         now: DateTime<Utc>,
     ) -> Attempt {
-        let args: serde_json::Value = serde_json::from_str(&d.args).unwrap_or_default();
+        let args: serde_json::Value = match serde_json::from_str(&d.args) {
+            Ok(args) => args,
+            Err(e) => return unreadable(d, &e),
+        };
         let text = |k: &str| args[k].as_str().unwrap_or_default().to_string();
         let (approval, role, deadline) = (text("approval"), text("role"), text("deadline"));
         for (i, to) in holders.iter().enumerate() {
@@ -407,6 +410,15 @@ impl Deliverer {
             }
         };
         self.retry(d, error, retry_after, now)
+    }
+}
+
+/// An action whose stored arguments cannot be read: dead, with why (no
+/// attempt can mend it).
+pub(crate) fn unreadable(d: &Delivery, e: &serde_json::Error) -> Attempt {
+    Attempt::Failed {
+        error: format!("the stored arguments of {} cannot be read: {e}", d.key),
+        retry_at: None,
     }
 }
 

@@ -268,7 +268,10 @@ pub(crate) fn approval_mail<S: Durable + Api>(
     let Some(base) = &opts.public_url else {
         return Attempt::Delivered;
     };
-    let args: serde_json::Value = serde_json::from_str(&d.args).unwrap_or_default();
+    let args: serde_json::Value = match serde_json::from_str(&d.args) {
+        Ok(args) => args,
+        Err(e) => return crate::deliver::unreadable(d, &e),
+    };
     let role = args["role"].as_str().unwrap_or_default();
     let approval = args["approval"].as_str().unwrap_or_default().to_string();
     let holders = match store.roles(&d.tenant) {
