@@ -70,7 +70,7 @@ fn others(
         if !status.is_success() {
             return Err(format!(
                 "{path}: {status}: {}",
-                body["detail"].as_str().unwrap_or_default()
+                field(&body, "detail").as_str().unwrap_or_default()
             ));
         }
         Ok(body)
@@ -79,17 +79,17 @@ fn others(
     let mut cursor = String::new();
     loop {
         let page = get(&format!("/v1/rulesets?limit=500{cursor}"))?;
-        for r in page["data"].as_array().into_iter().flatten() {
-            let name = r["name"].as_str().unwrap_or_default();
-            if name == ruleset || r["enabled"] != true {
+        for r in field(&page, "data").as_array().into_iter().flatten() {
+            let name = field(r, "name").as_str().unwrap_or_default();
+            if name == ruleset || field(r, "enabled") != true {
                 continue;
             }
             let body = get(&format!("/v1/rulesets/{name}"))?;
-            let files = serde_json::from_value(body["files"].clone())
+            let files = serde_json::from_value(field(&body, "files").clone())
                 .map_err(|e| format!("the files of `{name}`: {e}"))?;
             out.push((name.to_string(), files));
         }
-        match page["next_cursor"].as_str() {
+        match field(&page, "next_cursor").as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
             None => break,
         }
@@ -169,7 +169,7 @@ pub fn deploy(paths: &[PathBuf], ruleset: &str, server: &str, token: &str) -> Re
         .json()
         .map_err(|e| format!("{url} answered {status} with no JSON: {e}"))?;
     if status.is_success() {
-        let version = &body["version"];
+        let version = field(&body, "version");
         if status.as_u16() == 201 {
             eprintln!(
                 "deployed ruleset `{ruleset}` version {version} ({} files) to {server}",
@@ -178,7 +178,10 @@ pub fn deploy(paths: &[PathBuf], ruleset: &str, server: &str, token: &str) -> Re
         } else {
             eprintln!("ruleset `{ruleset}` version {version} on {server} is unchanged");
         }
-        if let Some(cancelled) = body["cancelled"].as_array().filter(|c| !c.is_empty()) {
+        if let Some(cancelled) = field(&body, "cancelled")
+            .as_array()
+            .filter(|c| !c.is_empty())
+        {
             eprintln!(
                 "cancelled, their rules no longer deployed: {}",
                 cancelled
@@ -188,19 +191,23 @@ pub fn deploy(paths: &[PathBuf], ruleset: &str, server: &str, token: &str) -> Re
                     .join(", ")
             );
         }
-        for refused in body["destinations"].as_array().into_iter().flatten() {
+        for refused in field(&body, "destinations")
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             eprintln!(
                 "warning: webhook action `{}` will never be delivered by {server}: {}",
-                refused["action"].as_str().unwrap_or("?"),
-                refused["why"]
+                field(refused, "action").as_str().unwrap_or("?"),
+                field(refused, "why")
                     .as_str()
                     .unwrap_or("its destination is refused")
             );
         }
         return Ok(true);
     }
-    let detail = body["detail"].as_str().unwrap_or("refused");
-    if let Some(diagnostics) = body["diagnostics"].as_array() {
+    let detail = field(&body, "detail").as_str().unwrap_or("refused");
+    if let Some(diagnostics) = field(&body, "diagnostics").as_array() {
         for d in diagnostics {
             eprintln!("{}", render(d, &files));
         }
@@ -250,4 +257,9 @@ fn offset(text: &str, line: u64, column: u64) -> usize {
         at += l.len();
     }
     text.len()
+}
+
+/// A field of a JSON object (null when absent, or not an object).
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v.get(name).unwrap_or(&serde_json::Value::Null)
 }

@@ -25,6 +25,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "a test or a benchmark fails by panicking"
 )]
 

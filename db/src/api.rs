@@ -338,13 +338,9 @@ pub(crate) fn continuation_event(json: &str) -> Option<String> {
 }
 
 /// Splits a cursor `a b c` into its parts (`\u{1f}`-separated).
-pub(crate) fn cursor_parts(after: &Option<String>, n: usize) -> Vec<String> {
-    let mut parts: Vec<String> = after
-        .as_deref()
-        .map(|a| a.split('\u{1f}').map(str::to_string).collect())
-        .unwrap_or_default();
-    parts.resize(n, String::new());
-    parts
+pub(crate) fn cursor_parts<const N: usize>(after: &Option<String>) -> [String; N] {
+    let mut parts = after.as_deref().unwrap_or_default().split('\u{1f}');
+    std::array::from_fn(|_| parts.next().unwrap_or_default().to_string())
 }
 
 /// The API written once for both stores.
@@ -770,7 +766,7 @@ macro_rules! api_store {
                 since: Option<&str>,
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::OutboxRow>, $crate::control::ControlError> {
-                let after = $crate::api::cursor_parts(&page.after, 2);
+                let after = $crate::api::cursor_parts::<2>(&page.after);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
                         "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
@@ -872,7 +868,7 @@ macro_rules! api_store {
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::TimerRow>, $crate::control::ControlError> {
                 use $crate::control::db;
-                let after = $crate::api::cursor_parts(&page.after, 4);
+                let after = $crate::api::cursor_parts::<4>(&page.after);
                 let after_pos: i64 = after[3].parse().unwrap_or(-1);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
@@ -903,7 +899,7 @@ macro_rules! api_store {
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::TaskRow>, $crate::control::ControlError> {
                 use $crate::control::db;
-                let after = $crate::api::cursor_parts(&page.after, 2);
+                let after = $crate::api::cursor_parts::<2>(&page.after);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
                         "SELECT key, rule, event, role, assignee, title, due, status, created_at FROM steward_tasks \
@@ -948,7 +944,7 @@ macro_rules! api_store {
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::NotificationRow>, $crate::control::ControlError> {
                 use $crate::control::db;
-                let after = $crate::api::cursor_parts(&page.after, 2);
+                let after = $crate::api::cursor_parts::<2>(&page.after);
                 self.block(async {
                     let rows = sqlx::query(&self.q(
                         "SELECT key, rule, event, role, assignee, text, created_at FROM steward_notifications \
@@ -991,7 +987,7 @@ macro_rules! api_store {
                 page: &$crate::api::Page,
             ) -> Result<Vec<$crate::api::ApprovalRow>, $crate::control::ControlError> {
                 use $crate::control::db;
-                let after = $crate::api::cursor_parts(&page.after, 1);
+                let after = $crate::api::cursor_parts::<1>(&page.after);
                 let status = status.unwrap_or("");
                 self.block(async {
                     // Pending ones are rows of steward_approvals (a decision

@@ -587,17 +587,20 @@ macro_rules! control_store {
                     Change::Enable(false) => "ruleset.disabled",
                     Change::Delete => "ruleset.deleted",
                 };
-                let mut detail = serde_json::json!({ "version": version, "program": digest });
+                let mut detail = serde_json::Map::new();
+                detail.insert("version".into(), serde_json::json!(version));
+                detail.insert("program".into(), serde_json::json!(digest));
                 if let Change::Rollback(v) = change {
-                    detail["from_version"] = serde_json::json!(v);
+                    detail.insert("from_version".into(), serde_json::json!(v));
                 }
                 if !cancelled.is_empty() {
-                    detail["cancelled"] = serde_json::json!(cancelled);
-                    detail["reason"] = serde_json::json!(format!(
+                    detail.insert("cancelled".into(), serde_json::json!(cancelled));
+                    detail.insert("reason".into(), serde_json::json!(format!(
                         "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
                         what.trim_start_matches("ruleset.").replace('_', " ")
-                    ));
+                    )));
                 }
+                let detail = serde_json::Value::Object(detail);
                 let done = Deployed { version, new: plan.new_sources.is_some(), digest, cancelled };
                 if preview {
                     // What the change would do, undone.

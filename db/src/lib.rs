@@ -834,9 +834,9 @@ macro_rules! durable_store {
                     )))
                     .bind(&a.tenant)
                     .bind(id)
-                    .bind(args["event_type"].as_str().unwrap_or_default())
+                    .bind(args.get("event_type").and_then(|t| t.as_str()).unwrap_or_default())
                     .bind(&a.at)
-                    .bind(args["payload"].to_string())
+                    .bind(args.get("payload").unwrap_or(&serde_json::Value::Null).to_string())
                     .execute(&mut *tx)
                     .await?;
                     return Ok(());

@@ -168,14 +168,16 @@ impl<R: BufRead> Frames<R> {
             }
         };
         // Garbage before a header: drop it and say so.
-        if let Some(i) = find(&self.pending[..end], HEADER).filter(|&i| i > 0) {
-            let line_start = self.pending[..i].ends_with(b"\n");
+        let head = self.pending.get(..end).unwrap_or_default();
+        if let Some(i) = find(head, HEADER).filter(|&i| i > 0) {
+            let line_start = head.get(..i).is_some_and(|h| h.ends_with(b"\n"));
             if !line_start {
                 self.pending.drain(..i);
                 return Ok(Frame::Refused("bytes outside any frame".into()));
             }
         }
-        let header = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+        let header =
+            String::from_utf8_lossy(self.pending.get(..end).unwrap_or_default()).into_owned();
         self.pending.drain(..end + 4);
         let length = header.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
@@ -216,7 +218,7 @@ impl<R: BufRead> Frames<R> {
     /// `from` (all of them if there is none yet; more input may bring it).
     fn skip_to_header(&mut self, from: usize) {
         let from = from.min(self.pending.len());
-        match find(&self.pending[from..], HEADER) {
+        match find(self.pending.get(from..).unwrap_or_default(), HEADER) {
             Some(i) => {
                 self.pending.drain(..from + i);
             }
@@ -232,7 +234,7 @@ impl<R: BufRead> Frames<R> {
     /// length claimed more than the message had), read on from there.
     pub fn resync_within(&mut self, body: Vec<u8>) {
         if let Some(i) = find(&body, HEADER) {
-            let mut rest = body[i..].to_vec();
+            let mut rest = body.get(i..).unwrap_or_default().to_vec();
             rest.extend_from_slice(&self.pending);
             self.pending = rest;
         }

@@ -177,7 +177,12 @@ impl Deliverer {
             Ok(args) => args,
             Err(e) => return unreadable(d, &e),
         };
-        let text = |k: &str| args[k].as_str().unwrap_or_default().to_string();
+        let text = |k: &str| {
+            args.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let (approval, role, deadline) = (text("approval"), text("role"), text("deadline"));
         for (i, to) in holders.iter().enumerate() {
             let url = match link(&deadline) {

@@ -272,8 +272,9 @@ pub(crate) fn approval_mail<S: Durable + Api>(
         Ok(args) => args,
         Err(e) => return crate::deliver::unreadable(d, &e),
     };
-    let role = args["role"].as_str().unwrap_or_default();
-    let approval = args["approval"].as_str().unwrap_or_default().to_string();
+    let text = |k: &str| args.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let role = text("role");
+    let approval = text("approval").to_string();
     let holders = match store.roles(&d.tenant) {
         Ok(roles) => roles
             .into_iter()

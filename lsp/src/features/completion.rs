@@ -351,7 +351,9 @@ impl Completer<'_> {
         let mut functions: Vec<_> = self.analysis.program.functions.iter().collect();
         functions.sort_by_key(|(name, _)| name.as_str());
         for (name, sigs) in functions {
-            let sig = &sigs[0];
+            let Some(sig) = sigs.first() else {
+                continue;
+            };
             let shown: Vec<String> = sig
                 .params
                 .iter()
