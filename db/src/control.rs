@@ -529,7 +529,7 @@ macro_rules! control_store {
                 if seen != plan.generation || secrets.into_iter().collect::<std::collections::BTreeSet<_>>() != plan.secrets {
                     tx.rollback().await.map_err(db)?;
                     return Err(ControlError::Store(steward::engine::store::StoreError::Conflict(
-                        format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked"),
+                        format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked").into(),
                     )));
                 }
                 let digest = plan.program.as_ref().map(|p| p.0.clone());

@@ -32,7 +32,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 use steward::boundary::Sources;
 use steward::engine::store::{
-    window_start, Approval, CancelKey, Change, Changes, Decision, Due, StoreError, Timer, TimerKey,
+    window_start, Approval, CancelKey, Cause, Change, Changes, Decision, Due, StoreError, Timer,
+    TimerKey,
 };
 use steward::engine::stored::{self, StoredContinuation, StoredValue, Versions};
 use steward::engine::{Performed, Ruleset, Store};
@@ -73,19 +74,19 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     match &e {
         // A serialization failure, or a deadlock between workers' locks.
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")) => {
-            StoreError::Conflict(e.to_string())
+            StoreError::Conflict(Cause::new(e))
         }
         // A row another worker or request inserted first (SQLite: 2067 and
         // 1555, a unique key or a primary key).
         sqlx::Error::Database(d)
             if matches!(d.code().as_deref(), Some("23505" | "2067" | "1555")) =>
         {
-            StoreError::Duplicate(e.to_string())
+            StoreError::Duplicate(Cause::new(e))
         }
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())
         }
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Unavailable(Cause::new(e)),
     }
 }
 

@@ -124,20 +124,69 @@ pub enum StoreError {
     /// The store cannot be reached or did not answer (a lost connection, a
     /// timeout, a full disk).
     #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Another worker changed the same state first (a lease lost, a
     /// serialization failure): the unit can be retried.
     #[error("the store refused a conflicting change: {0}")]
-    Conflict(String),
+    Conflict(#[source] Cause),
     /// A row with the same key exists (a unique constraint): inserted
     /// first by another worker or request. Within a transaction that read
     /// before it wrote, doing it again sees that row.
     #[error("a row with the same key exists: {0}")]
-    Duplicate(String),
+    Duplicate(#[source] Cause),
     /// The store holds something it cannot read back.
     #[error("the store holds data it cannot read: {0}")]
     Corrupt(String),
 }
+
+/// What made a store fail: the error itself (a database driver's, with its
+/// `source()` chain), or a message where there is no error to keep. Shown
+/// as its message; two are equal when their messages are.
+#[derive(Clone, Debug)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(e))
+    }
+}
+
+/// A cause that is a message only.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+impl From<String> for Cause {
+    fn from(text: String) -> Cause {
+        Cause::new(Message(text))
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(text: &str) -> Cause {
+        Cause::from(text.to_string())
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
 
 /// How a pending approval ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

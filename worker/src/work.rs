@@ -29,7 +29,12 @@ pub(crate) const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// The database is unavailable (a restart, a network blip): waits 2, 4,
 /// ... up to 32 seconds (the `n`th time in a row), heeding a stop.
-pub(crate) fn unavailable_wait(n: &mut u32, what: &str, why: &str, stopped: &dyn Fn() -> bool) {
+pub(crate) fn unavailable_wait(
+    n: &mut u32,
+    what: &str,
+    why: &dyn std::fmt::Display,
+    stopped: &dyn Fn() -> bool,
+) {
     *n = n.saturating_add(1);
     let wait = Duration::from_secs(1u64 << (*n).min(5));
     eprintln!(
