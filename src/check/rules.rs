@@ -1343,7 +1343,7 @@ impl Checker<'_> {
         })
     }
 
-    /// `ask role R within DEADLINE do ... otherwise ... end`: the deadline
+    /// `require approval from R within D do ... else ... end`: the deadline
     /// and both blocks, which run later.
     #[allow(clippy::too_many_arguments)]
     fn approval_stmt(

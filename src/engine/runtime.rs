@@ -1673,9 +1673,9 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// `ask role R within D`: the approval requested (an action) and kept
-    /// until it is decided, or decided at once when replaying with
-    /// [`AutoDecide`].
+    /// `require approval from R within D`: the approval requested (an
+    /// action) and kept until it is decided, or decided at once when
+    /// replaying with [`AutoDecide`].
     fn approval_op(
         &mut self,
         cx: &Ctx,
