@@ -270,16 +270,8 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     let file = File::open(opts.events)
         .map_err(|e| format!("cannot open `{}`: {e}", opts.events.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let progress = (std::io::stderr().is_terminal() && size >= PROGRESS_BYTES).then(|| {
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let progress =
+        (std::io::stderr().is_terminal() && size >= PROGRESS_BYTES).then(|| progress_bar(size));
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut engine = Engine::new(rules.clone(), MemoryStore::new());
     engine.auto_decide = opts.approvals;
@@ -287,14 +279,17 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
     engine.explain = opts.explain.clone();
     engine.explain_tenant = opts.tenant.clone();
     let stdout = std::io::stdout();
-    let mut printer = Printer {
-        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
-        io_error: None,
+    let mut run = Run {
+        engine,
+        printer: Printer {
+            out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+            io_error: None,
+        },
+        counts: Counts::default(),
+        last: None,
     };
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let mut counts = Counts::default();
-    let mut last: Option<DateTime<Utc>> = None;
     loop {
         buf.clear();
         let read_error =
@@ -308,13 +303,13 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
             break;
         }
         line_no += 1;
-        counts.lines += 1;
+        run.counts.lines += 1;
         if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
             n += reader.skip_until(b'\n').map_err(read_error)?;
             if let Some(bar) = &progress {
                 bar.inc(n as u64);
             }
-            counts.rejected += 1;
+            run.counts.rejected += 1;
             eprintln!("rejected: line {line_no}: longer than {MAX_LINE} bytes");
             continue;
         }
@@ -322,103 +317,34 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
             bar.inc(n as u64);
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
-            counts.rejected += 1;
+            run.counts.rejected += 1;
             eprintln!("rejected: line {line_no}: not valid UTF-8");
             continue;
         };
         let text = text.trim();
         if text.is_empty() {
-            counts.blank += 1;
+            run.counts.blank += 1;
             continue;
         }
-        // A decision line (`{"decision": "approve", ...}`) decides a pending
-        // approval; only a line that names one is read as such.
-        if text.contains("\"decision\"") {
-            let line = match serde_json::from_str::<DecisionLine>(text) {
-                Ok(line) => Some(line),
-                Err(e) if is_decision(text) => {
-                    counts.rejected += 1;
-                    eprintln!(
-                        "rejected: line {line_no}: a decision: {}",
-                        cut(&e.to_string())
-                    );
-                    continue;
-                }
-                Err(_) => None,
-            };
-            if let Some(line) = line {
-                match decide(&mut engine, &line, &mut printer) {
-                    Ok(done) => {
-                        counts.decisions += 1;
-                        eprintln!("decided: line {line_no}: {done}");
-                        last = Some(last.map_or(done.at, |l| l.max(done.at)));
-                    }
-                    Err(e) => {
-                        counts.rejected += 1;
-                        eprintln!("rejected: line {line_no}: {e}");
-                    }
-                }
-                continue;
-            }
+        if run.decision_line(line_no, text) {
+            continue;
         }
-        match decode_event(rules.shapes(), text) {
-            Ok(event) => {
-                if let Some(until) = opts.until.filter(|u| event.occurred_at > *u) {
-                    return Err(format!(
-                        "line {line_no} (event `{}`) occurred at {}, after --until {}: \
-                         --until must not be earlier than the last event",
-                        event.id,
-                        steward::engine::value::show_datetime(&event.occurred_at),
-                        steward::engine::value::show_datetime(&until)
-                    ));
-                }
-                let id = event.id.clone();
-                let at = event.occurred_at;
-                match engine.handle(event, &mut printer) {
-                    Ok(Handled::Ran) => {
-                        counts.handled += 1;
-                        last = Some(last.map_or(at, |l| l.max(at)));
-                    }
-                    Ok(Handled::Duplicate) => {
-                        counts.duplicates.push(line_no);
-                        eprintln!("duplicate: line {line_no} (event `{id}`): an event with this id was handled before; skipped");
-                    }
-                    Err(refused) => {
-                        counts.rejected += 1;
-                        eprintln!("rejected: line {line_no} (event `{id}`): {refused}");
-                    }
-                }
-            }
-            Err(e) => {
-                counts.rejected += 1;
-                let id = id_of(text);
-                let e = cut(&e.to_string());
-                match id {
-                    Some(id) => eprintln!("rejected: line {line_no} (event `{}`): {e}", cut(&id)),
-                    None => eprintln!("rejected: line {line_no}: {e}"),
-                }
-            }
-        }
-        if let Some(e) = printer.io_error.take() {
+        run.event_line(&rules, opts.until, line_no, text)?;
+        if let Some(e) = run.printer.io_error.take() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(true);
             }
             return Err(format!("cannot write the actions: {e}"));
         }
     }
+    let Run {
+        mut engine,
+        mut printer,
+        counts,
+        last,
+    } = run;
     if let Some(until) = opts.until.or(last) {
-        match engine.advance_to(until, &mut printer) {
-            Ok(()) => {}
-            Err(Refused::BeyondHorizon { clock, horizon, .. }) => {
-                return Err(format!(
-                    "cannot run the clock to --until {}: it is more than {} after the engine's clock ({clock}), \
-                     the horizon; raise it with --horizon (such as `--horizon 3650d`)",
-                    steward::engine::value::show_datetime(&until),
-                    steward::engine::value::show_duration(horizon.num_milliseconds()),
-                ))
-            }
-            Err(refused) => return Err(format!("cannot run the clock to {until}: {refused}")),
-        }
+        run_clock_to(&mut engine, until, &mut printer)?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -438,7 +364,144 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
             }
         }
     }
-    let s = engine.stats;
+    eprintln!("{}", summary(&engine, &counts)?);
+    // The process ends here: freeing every pending timer, claimed event id
+    // and throttle window one by one would only delay the exit (about 5% of
+    // a large replay).
+    std::mem::forget(engine);
+    Ok(true)
+}
+
+/// The progress bar of a replay of a file of `size` bytes.
+fn progress_bar(size: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// A replay under way: the engine, where its actions go, and what became of
+/// the lines read so far.
+struct Run<W: Write> {
+    engine: Engine<MemoryStore>,
+    printer: Printer<W>,
+    counts: Counts,
+    /// The latest time of an event or a decision taken.
+    last: Option<DateTime<Utc>>,
+}
+
+impl<W: Write> Run<W> {
+    /// A decision line (`{"decision": "approve", ...}`) decides a pending
+    /// approval; only a line that names one is read as such. Whether the
+    /// line was a decision (taken or rejected).
+    fn decision_line(&mut self, line_no: u64, text: &str) -> bool {
+        if !text.contains("\"decision\"") {
+            return false;
+        }
+        let line = match serde_json::from_str::<DecisionLine>(text) {
+            Ok(line) => line,
+            Err(e) if is_decision(text) => {
+                self.counts.rejected += 1;
+                eprintln!(
+                    "rejected: line {line_no}: a decision: {}",
+                    cut(&e.to_string())
+                );
+                return true;
+            }
+            Err(_) => return false,
+        };
+        match decide(&mut self.engine, &line, &mut self.printer) {
+            Ok(done) => {
+                self.counts.decisions += 1;
+                eprintln!("decided: line {line_no}: {done}");
+                self.last = Some(self.last.map_or(done.at, |l| l.max(done.at)));
+            }
+            Err(e) => {
+                self.counts.rejected += 1;
+                eprintln!("rejected: line {line_no}: {e}");
+            }
+        }
+        true
+    }
+
+    /// An event line: the event handled, or rejected; an error when it
+    /// occurred after `--until`.
+    fn event_line(
+        &mut self,
+        rules: &Ruleset,
+        until: Option<DateTime<Utc>>,
+        line_no: u64,
+        text: &str,
+    ) -> Result<(), String> {
+        let event = match decode_event(rules.shapes(), text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.counts.rejected += 1;
+                let id = id_of(text);
+                let e = cut(&e.to_string());
+                match id {
+                    Some(id) => eprintln!("rejected: line {line_no} (event `{}`): {e}", cut(&id)),
+                    None => eprintln!("rejected: line {line_no}: {e}"),
+                }
+                return Ok(());
+            }
+        };
+        if let Some(until) = until.filter(|u| event.occurred_at > *u) {
+            return Err(format!(
+                "line {line_no} (event `{}`) occurred at {}, after --until {}: \
+                 --until must not be earlier than the last event",
+                event.id,
+                steward::engine::value::show_datetime(&event.occurred_at),
+                steward::engine::value::show_datetime(&until)
+            ));
+        }
+        let id = event.id.clone();
+        let at = event.occurred_at;
+        match self.engine.handle(event, &mut self.printer) {
+            Ok(Handled::Ran) => {
+                self.counts.handled += 1;
+                self.last = Some(self.last.map_or(at, |l| l.max(at)));
+            }
+            Ok(Handled::Duplicate) => {
+                self.counts.duplicates.push(line_no);
+                eprintln!("duplicate: line {line_no} (event `{id}`): an event with this id was handled before; skipped");
+            }
+            Err(refused) => {
+                self.counts.rejected += 1;
+                eprintln!("rejected: line {line_no} (event `{id}`): {refused}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the engine's clock to `until` (`--until`, or the last time read),
+/// firing the timers due by then.
+fn run_clock_to(
+    engine: &mut Engine<MemoryStore>,
+    until: DateTime<Utc>,
+    sink: &mut dyn Sink,
+) -> Result<(), String> {
+    match engine.advance_to(until, sink) {
+        Ok(()) => Ok(()),
+        Err(Refused::BeyondHorizon { clock, horizon, .. }) => Err(format!(
+            "cannot run the clock to --until {}: it is more than {} after the engine's clock ({clock}), \
+             the horizon; raise it with --horizon (such as `--horizon 3650d`)",
+            steward::engine::value::show_datetime(&until),
+            steward::engine::value::show_duration(horizon.num_milliseconds()),
+        )),
+        Err(refused) => Err(format!("cannot run the clock to {until}: {refused}")),
+    }
+}
+
+/// The line a replay ends with: what became of the lines, what the rules
+/// did, and what is left pending.
+fn summary(engine: &Engine<MemoryStore>, counts: &Counts) -> Result<String, String> {
+    let s = &engine.stats;
     let pending_timers = engine.store.pending_timers().map_err(|e| e.to_string())?;
     let pending_approvals = engine
         .store
@@ -458,7 +521,7 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
             format!(", {n} duplicates (lines {}{more})", shown.join(", "))
         }
     };
-    eprintln!(
+    Ok(format!(
         "read {} lines: {} events handled, {} rejected, {} blank{duplicates}{}; \
          {} events emitted by rules; {} actions, {} rule errors, {} timers fired, {} cancelled, {} schedule ticks{}; \
          pending: {} timers, {} approvals",
@@ -484,12 +547,7 @@ pub fn replay(opts: ReplayOptions) -> Result<bool, String> {
         },
         pending_timers,
         pending_approvals,
-    );
-    // The process ends here: freeing every pending timer, claimed event id
-    // and throttle window one by one would only delay the exit (about 5% of
-    // a large replay).
-    std::mem::forget(engine);
-    Ok(true)
+    ))
 }
 
 /// `steward explain`: one event against the rules, on an empty store.

@@ -471,139 +471,171 @@ impl<'a> Server<'a> {
         Some((analysis, file))
     }
 
+    /// Answers a request: its parameters read, and given to the method's
+    /// handler.
     fn handle_request(&mut self, request: Request) -> Result<Value, Failure> {
         let p = request.params;
-        let value = match request.method.as_str() {
-            HoverRequest::METHOD => {
-                let p: lsp_types::HoverParams = params(p).map_err(Failure::Invalid)?;
-                let found = self.at(&p.text_document_position_params).and_then(
-                    |(analysis, file, offset)| {
-                        hover::hover(&analysis, file, offset, chrono::Utc::now())
-                    },
-                );
-                to_json(found)
-            }
-            Completion::METHOD => {
-                let p: lsp_types::CompletionParams = params(p).map_err(Failure::Invalid)?;
-                let earlier = self.earlier.clone();
-                let items = self
-                    .at(&p.text_document_position)
-                    .map(|(analysis, file, offset)| {
-                        completion::complete(&analysis, earlier.as_deref(), file, offset)
-                    })
-                    .unwrap_or_default();
-                to_json(CompletionResponse::Array(items))
-            }
-            GotoDefinition::METHOD => {
-                let p: lsp_types::GotoDefinitionParams = params(p).map_err(Failure::Invalid)?;
-                let found = self.at(&p.text_document_position_params).and_then(
-                    |(analysis, file, offset)| {
-                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
-                        navigation::definition(&analysis, file, offset, &uri_of)
-                    },
-                );
-                to_json(found.map(GotoDefinitionResponse::Scalar))
-            }
-            References::METHOD => {
-                let p: lsp_types::ReferenceParams = params(p).map_err(Failure::Invalid)?;
-                let found = self
-                    .at(&p.text_document_position)
-                    .map(|(analysis, file, offset)| {
-                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
-                        navigation::references(
-                            &analysis,
-                            file,
-                            offset,
-                            p.context.include_declaration,
-                            &uri_of,
-                        )
-                    })
-                    .unwrap_or_default();
-                to_json(found)
-            }
+        match request.method.as_str() {
+            HoverRequest::METHOD => self.hover(params(p).map_err(Failure::Invalid)?),
+            Completion::METHOD => self.completion(params(p).map_err(Failure::Invalid)?),
+            GotoDefinition::METHOD => self.definition(params(p).map_err(Failure::Invalid)?),
+            References::METHOD => self.references(params(p).map_err(Failure::Invalid)?),
             PrepareRenameRequest::METHOD => {
-                let p: TextDocumentPositionParams = params(p).map_err(Failure::Invalid)?;
-                match self.at(&p) {
-                    None => Value::Null,
-                    Some((analysis, file, offset)) => {
-                        let range = navigation::prepare_rename(&analysis, file, offset)
-                            .map_err(Failure::Refused)?;
-                        to_json(PrepareRenameResponse::Range(range))
-                    }
-                }
+                self.prepare_rename(params(p).map_err(Failure::Invalid)?)
             }
-            Rename::METHOD => {
-                let p: lsp_types::RenameParams = params(p).map_err(Failure::Invalid)?;
-                match self.at(&p.text_document_position) {
-                    None => Value::Null,
-                    Some((analysis, file, offset)) => {
-                        let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
-                        let edit =
-                            navigation::rename(&analysis, file, offset, &p.new_name, &uri_of)
-                                .map_err(Failure::Refused)?;
-                        to_json(edit)
-                    }
-                }
-            }
+            Rename::METHOD => self.rename(params(p).map_err(Failure::Invalid)?),
             DocumentSymbolRequest::METHOD => {
-                let p: lsp_types::DocumentSymbolParams = params(p).map_err(Failure::Invalid)?;
-                let found = self
-                    .file(&p.text_document.uri)
-                    .map(|(analysis, file)| symbols::document_symbols(&analysis, file))
-                    .unwrap_or_default();
-                to_json(DocumentSymbolResponse::Nested(found))
+                self.document_symbols(params(p).map_err(Failure::Invalid)?)
             }
-            Formatting::METHOD => {
-                let p: lsp_types::DocumentFormattingParams = params(p).map_err(Failure::Invalid)?;
-                let doc = self.workspace.document(&p.text_document.uri);
-                if let Some(doc) = doc.filter(|d| d.too_large()) {
-                    return Err(Failure::Refused(format!(
-                        "this file is {}; the editor formats files up to {} (`steward fmt` formats any file)",
-                        size(doc.text.len()),
-                        size(MAX_ANALYSED)
-                    )));
-                }
-                let edits = doc
-                    .map(|doc| actions::format(&doc.text))
-                    .unwrap_or_default();
-                to_json(edits)
-            }
+            Formatting::METHOD => self.formatting(params(p).map_err(Failure::Invalid)?),
             SemanticTokensFullRequest::METHOD => {
-                let p: lsp_types::SemanticTokensParams = params(p).map_err(Failure::Invalid)?;
-                let data = self
-                    .file(&p.text_document.uri)
-                    .map(|(analysis, file)| tokens::semantic_tokens(&analysis, file))
-                    .unwrap_or_default();
-                to_json(SemanticTokens {
-                    result_id: None,
-                    data,
-                })
+                self.semantic_tokens(params(p).map_err(Failure::Invalid)?)
             }
-            CodeActionRequest::METHOD => {
-                let p: lsp_types::CodeActionParams = params(p).map_err(Failure::Invalid)?;
-                let found = self
-                    .file(&p.text_document.uri)
-                    .map(|(analysis, file)| {
-                        let span = convert::span(&analysis.sources.get(file).lines, p.range);
-                        actions::code_actions(&analysis, file, span, &p.text_document.uri)
-                    })
-                    .unwrap_or_default();
-                to_json(found)
+            CodeActionRequest::METHOD => self.code_actions(params(p).map_err(Failure::Invalid)?),
+            InlayHintRequest::METHOD => self.inlay_hints(params(p).map_err(Failure::Invalid)?),
+            _ => Err(Failure::Unknown),
+        }
+    }
+
+    /// `textDocument/hover`: what is under the cursor.
+    fn hover(&mut self, p: lsp_types::HoverParams) -> Result<Value, Failure> {
+        let found =
+            self.at(&p.text_document_position_params)
+                .and_then(|(analysis, file, offset)| {
+                    hover::hover(&analysis, file, offset, chrono::Utc::now())
+                });
+        Ok(to_json(found))
+    }
+
+    /// `textDocument/completion`: what may be written at the cursor.
+    fn completion(&mut self, p: lsp_types::CompletionParams) -> Result<Value, Failure> {
+        let earlier = self.earlier.clone();
+        let items = self
+            .at(&p.text_document_position)
+            .map(|(analysis, file, offset)| {
+                completion::complete(&analysis, earlier.as_deref(), file, offset)
+            })
+            .unwrap_or_default();
+        Ok(to_json(CompletionResponse::Array(items)))
+    }
+
+    /// `textDocument/definition`: where the name under the cursor is
+    /// declared.
+    fn definition(&mut self, p: lsp_types::GotoDefinitionParams) -> Result<Value, Failure> {
+        let found =
+            self.at(&p.text_document_position_params)
+                .and_then(|(analysis, file, offset)| {
+                    let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                    navigation::definition(&analysis, file, offset, &uri_of)
+                });
+        Ok(to_json(found.map(GotoDefinitionResponse::Scalar)))
+    }
+
+    /// `textDocument/references`: where the name under the cursor is used.
+    fn references(&mut self, p: lsp_types::ReferenceParams) -> Result<Value, Failure> {
+        let found = self
+            .at(&p.text_document_position)
+            .map(|(analysis, file, offset)| {
+                let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                navigation::references(
+                    &analysis,
+                    file,
+                    offset,
+                    p.context.include_declaration,
+                    &uri_of,
+                )
+            })
+            .unwrap_or_default();
+        Ok(to_json(found))
+    }
+
+    /// `textDocument/prepareRename`: the name under the cursor, when it
+    /// can be renamed.
+    fn prepare_rename(&mut self, p: TextDocumentPositionParams) -> Result<Value, Failure> {
+        Ok(match self.at(&p) {
+            None => Value::Null,
+            Some((analysis, file, offset)) => {
+                let range = navigation::prepare_rename(&analysis, file, offset)
+                    .map_err(Failure::Refused)?;
+                to_json(PrepareRenameResponse::Range(range))
             }
-            InlayHintRequest::METHOD => {
-                let p: lsp_types::InlayHintParams = params(p).map_err(Failure::Invalid)?;
-                let found = self
-                    .file(&p.text_document.uri)
-                    .map(|(analysis, file)| {
-                        let span = convert::span(&analysis.sources.get(file).lines, p.range);
-                        actions::inlay_hints(&analysis, file, span)
-                    })
-                    .unwrap_or_default();
-                to_json(found)
+        })
+    }
+
+    /// `textDocument/rename`: the edits renaming the name under the cursor
+    /// everywhere.
+    fn rename(&mut self, p: lsp_types::RenameParams) -> Result<Value, Failure> {
+        Ok(match self.at(&p.text_document_position) {
+            None => Value::Null,
+            Some((analysis, file, offset)) => {
+                let uri_of = |f: FileId| self.workspace.uri(&analysis, f);
+                let edit = navigation::rename(&analysis, file, offset, &p.new_name, &uri_of)
+                    .map_err(Failure::Refused)?;
+                to_json(edit)
             }
-            _ => return Err(Failure::Unknown),
-        };
-        Ok(value)
+        })
+    }
+
+    /// `textDocument/documentSymbol`: the outline of a file.
+    fn document_symbols(&mut self, p: lsp_types::DocumentSymbolParams) -> Result<Value, Failure> {
+        let found = self
+            .file(&p.text_document.uri)
+            .map(|(analysis, file)| symbols::document_symbols(&analysis, file))
+            .unwrap_or_default();
+        Ok(to_json(DocumentSymbolResponse::Nested(found)))
+    }
+
+    /// `textDocument/formatting`: the edits formatting a file, refused for a
+    /// file too large to analyse.
+    fn formatting(&mut self, p: lsp_types::DocumentFormattingParams) -> Result<Value, Failure> {
+        let doc = self.workspace.document(&p.text_document.uri);
+        if let Some(doc) = doc.filter(|d| d.too_large()) {
+            return Err(Failure::Refused(format!(
+                "this file is {}; the editor formats files up to {} (`steward fmt` formats any file)",
+                size(doc.text.len()),
+                size(MAX_ANALYSED)
+            )));
+        }
+        let edits = doc
+            .map(|doc| actions::format(&doc.text))
+            .unwrap_or_default();
+        Ok(to_json(edits))
+    }
+
+    /// `textDocument/semanticTokens/full`: the kind of each token of a file.
+    fn semantic_tokens(&mut self, p: lsp_types::SemanticTokensParams) -> Result<Value, Failure> {
+        let data = self
+            .file(&p.text_document.uri)
+            .map(|(analysis, file)| tokens::semantic_tokens(&analysis, file))
+            .unwrap_or_default();
+        Ok(to_json(SemanticTokens {
+            result_id: None,
+            data,
+        }))
+    }
+
+    /// `textDocument/codeAction`: the fixes and rewrites offered in a range.
+    fn code_actions(&mut self, p: lsp_types::CodeActionParams) -> Result<Value, Failure> {
+        let found = self
+            .file(&p.text_document.uri)
+            .map(|(analysis, file)| {
+                let span = convert::span(&analysis.sources.get(file).lines, p.range);
+                actions::code_actions(&analysis, file, span, &p.text_document.uri)
+            })
+            .unwrap_or_default();
+        Ok(to_json(found))
+    }
+
+    /// `textDocument/inlayHint`: the hints shown in a range.
+    fn inlay_hints(&mut self, p: lsp_types::InlayHintParams) -> Result<Value, Failure> {
+        let found = self
+            .file(&p.text_document.uri)
+            .map(|(analysis, file)| {
+                let span = convert::span(&analysis.sources.get(file).lines, p.range);
+                actions::inlay_hints(&analysis, file, span)
+            })
+            .unwrap_or_default();
+        Ok(to_json(found))
     }
 }
 

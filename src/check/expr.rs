@@ -10,7 +10,7 @@ use super::types::*;
 use super::{Checker, DefKind};
 use crate::diag::{Code, Diagnostic, FileId, Span};
 use crate::hir::{self, Callee as Bound, ExprKind as Kind, Lit, Operands, Operator, Place, Root};
-use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, TemplatePart, UnaryOp};
+use crate::syntax::ast::{Arg, BinaryOp, Expr, ExprKind, Name, Template, TemplatePart, UnaryOp};
 
 /// What checking an expression gives before its node is made: its type and
 /// constant, and the kind of its node.
@@ -18,6 +18,20 @@ type Out = (Ty, Kind);
 
 fn bad() -> Out {
     (Ty::error(), Kind::Error)
+}
+
+/// A number literal, a constant when it parses.
+fn number_literal(text: &str) -> Out {
+    let lit = Kind::Lit(Lit::Number(text.into()));
+    match text.parse::<f64>() {
+        Ok(n) => (Ty::konst(Type::Number, Const::Num(n)), lit),
+        Err(_) => (Ty::of(Type::Number), lit),
+    }
+}
+
+/// The node of a binary operation on checked operands.
+fn binary_node(op: BinaryOp, on: Operands, a: Ty, b: Ty) -> Kind {
+    Kind::Binary(Operator { op, on }, Box::new(a.node), Box::new(b.node))
 }
 
 /// What is being called, for matching arguments to parameters.
@@ -395,13 +409,7 @@ impl Checker<'_> {
                 Ty::konst(Type::Int, Const::Int(*i)),
                 Kind::Lit(Lit::Int(*i)),
             ),
-            ExprKind::Number(text) => {
-                let lit = Kind::Lit(Lit::Number(text.clone()));
-                match text.parse::<f64>() {
-                    Ok(n) => (Ty::konst(Type::Number, Const::Num(n)), lit),
-                    Err(_) => (Ty::of(Type::Number), lit),
-                }
-            }
+            ExprKind::Number(text) => number_literal(text),
             ExprKind::Duration(ms) => (Ty::of(Type::Duration), Kind::Lit(Lit::Duration(*ms))),
             ExprKind::Date(d) => (Ty::of(Type::Date), Kind::Lit(Lit::Date(*d))),
             ExprKind::DateTime(t) => (
@@ -413,34 +421,7 @@ impl Checker<'_> {
                 Kind::Lit(Lit::Bool(*b)),
             ),
             ExprKind::None => (Ty::of(Type::None), Kind::Lit(Lit::None)),
-            ExprKind::Str(template) => {
-                let mut parts = Vec::new();
-                for part in &template.parts {
-                    if let TemplatePart::Text(t) = part {
-                        parts.push(hir::Part::Text(t.clone()));
-                    }
-                    if let TemplatePart::Expr(inner) = part {
-                        let ty = self.expr(cx, inner);
-                        let ty = self.present(cx, inner, ty);
-                        if !ty.ty.is_displayable() {
-                            let shown = self.program.show(&ty.ty);
-                            self.report(
-                                Diagnostic::new(Code::TypeMismatch, cx.file, inner.span, format!("a `{shown}` cannot be shown in text"))
-                                    .with_label(format!("this is a `{shown}`"))
-                                    .with_help("show one of its fields, or for a list of strings use `join(list, \", \")`"),
-                            );
-                        }
-                        parts.push(hir::Part::Expr(ty.finished()));
-                    }
-                }
-                match template.as_plain() {
-                    Some(text) => {
-                        let lit = Kind::Lit(Lit::Str(Arc::from(text.as_str())));
-                        (Ty::konst(Type::String, Const::Str(text)), lit)
-                    }
-                    None => (Ty::of(Type::String), Kind::Template(parts)),
-                }
-            }
+            ExprKind::Str(template) => self.text_template(cx, template),
             ExprKind::Paren(inner) => {
                 let mut ty = self.expr(cx, inner);
                 let node = ty.take();
@@ -452,193 +433,253 @@ impl Checker<'_> {
                 self.changed(cx, e, subject, from.as_deref(), to.as_deref())
             }
             ExprKind::CountOf { event, by, within } => self.count_of(cx, e, event, by, within),
-            ExprKind::Field(base, field) => {
-                // A field of an optional record is optional: absent when the record is.
-                let mut base_ty = self.expr(cx, base);
-                let base_node = base_ty.take();
-                let through_optional = base_ty.ty.is_optional();
-                let (ty, slot) = match base_ty.ty.present().clone() {
-                    Type::Error => return bad(),
-                    Type::Record(id) => {
-                        let record = self.program.record(id);
-                        let slot = record.fields.iter().position(|f| f.name == field.text);
-                        match slot.map(|s| &record.fields[s]) {
-                            Some(f) => {
-                                let (ty, target) = (f.ty.clone(), f.loc);
-                                self.refer(cx.file, field.span, target, DefKind::Field);
-                                let ty = if through_optional { ty.optional() } else { ty };
-                                (ty, slot.unwrap_or_default())
-                            }
-                            None => {
-                                let what = if record.is_event {
-                                    format!("the event `{}`", record.name)
-                                } else {
-                                    format!("`{}`", record.name)
-                                };
-                                let help = did_you_mean(
-                                    &field.text,
-                                    record.fields.iter().map(|f| f.name.as_str()),
-                                )
-                                .unwrap_or_else(|| {
-                                    format!("the fields of {what} are {}", field_list(record))
-                                });
-                                self.report(
-                                    Diagnostic::new(
-                                        Code::UnknownField,
-                                        cx.file,
-                                        field.span,
-                                        format!("no field `{}` on {what}", field.text),
-                                    )
-                                    .with_label("unknown field")
-                                    .with_help(help),
-                                );
-                                return bad();
-                            }
-                        }
-                    }
-                    other => {
-                        let shown = self.program.show(&other);
-                        let text = self.text(cx.file, base.span).to_string();
-                        self.report(
-                            Diagnostic::new(
-                                Code::NoFields,
-                                cx.file,
-                                field.span,
-                                format!("`{text}` is a `{shown}`, which has no fields"),
-                            )
-                            .with_secondary(cx.file, base.span, format!("this is a `{shown}`"))
-                            .with_help(
-                                "only records (declared with `type`) and events have fields",
-                            ),
-                        );
-                        return bad();
-                    }
-                };
-                let kind = match base_node.kind {
-                    Kind::Read(mut place) => {
-                        place.path.push(slot);
-                        Kind::Read(place)
-                    }
-                    Kind::Whole(root) => Kind::Read(Place {
-                        root,
-                        path: vec![slot],
-                    }),
-                    _ => Kind::Field(Box::new(base_node), slot),
-                };
-                (self.narrow(cx, e, ty), kind)
-            }
+            ExprKind::Field(base, field) => self.field(cx, e, base, field),
             ExprKind::Call(name, args) => {
                 self.call(cx, name.text.as_str(), name.span, args, e.span)
             }
-            ExprKind::List(items) => {
-                let mut elem: Option<Ty> = None;
-                let mut nodes = Vec::new();
-                for item in items {
-                    let mut ty = self.expr(cx, item);
-                    nodes.push(ty.take());
-                    elem = Some(match elem {
-                        None => ty,
-                        Some(prev) => match self.join(&prev.ty, &ty.ty) {
-                            Some(t) => Ty::of(t),
-                            None => {
-                                let (a, b) =
-                                    (self.program.show(&prev.ty), self.program.show(&ty.ty));
-                                self.report(
-                                    Diagnostic::new(Code::TypeMismatch, cx.file, item.span, format!("a list holds one type, but this is a `{b}` after a `{a}`"))
-                                        .with_label(format!("this is a `{b}`"))
-                                        .with_help(format!("make every item a `{a}`")),
-                                );
-                                Ty::error()
-                            }
-                        },
-                    });
-                }
-                let elem = elem.map_or(Type::Error, |t| t.ty);
-                for node in &mut nodes {
-                    node.settle(&elem);
-                }
-                (Ty::of(Type::List(Box::new(elem))), Kind::List(nodes))
-            }
-            ExprKind::Unary(op, inner) => {
-                let ty = self.expr(cx, inner);
-                let mut ty = self.present(cx, inner, ty);
-                let node = Box::new(ty.take());
-                match op {
-                    UnaryOp::Not => {
-                        if !matches!(ty.ty, Type::Bool | Type::Error) {
-                            self.bad_operand(cx.file, inner, &ty.ty, "`not` applies to a `bool`");
-                            return bad();
-                        }
-                        let ty = match ty.konst {
-                            Some(Const::Bool(b)) => Ty::konst(Type::Bool, Const::Bool(!b)),
-                            _ => Ty::of(Type::Bool),
-                        };
-                        (ty, Kind::Not(node))
-                    }
-                    UnaryOp::Neg => {
-                        if !(ty.ty.is_numeric() || matches!(ty.ty, Type::Duration | Type::Error)) {
-                            self.bad_operand(
-                                cx.file,
-                                inner,
-                                &ty.ty,
-                                "`-` applies to numbers and durations",
-                            );
-                            return bad();
-                        }
-                        let konst = match ty.konst {
-                            Some(Const::Int(i)) => i.checked_neg().map(Const::Int),
-                            Some(Const::Num(n)) => Some(Const::Num(-n)),
-                            _ => None,
-                        };
-                        let mut out = Ty::of(ty.ty);
-                        out.konst = konst;
-                        (out, Kind::Neg(node))
-                    }
-                }
-            }
+            ExprKind::List(items) => self.list(cx, items),
+            ExprKind::Unary(op, inner) => self.unary(cx, *op, inner),
             ExprKind::Binary(op, l, r) => self.binary(cx, *op, l, r, e),
-            ExprKind::If(c, t, f) => {
-                let mut cond = self.condition(cx, c);
-                let mut then_cx = cx.clone();
-                facts(c, true, &mut then_cx.facts);
-                let mut a = self.expr(&mut then_cx, t);
-                cx.locals = then_cx.locals;
-                let mut else_cx = cx.clone();
-                facts(c, false, &mut else_cx.facts);
-                let mut b = self.expr(&mut else_cx, f);
-                cx.locals = else_cx.locals;
-                match self.join(&a.ty, &b.ty) {
-                    Some(ty) => {
-                        let (mut an, mut bn) = (a.take(), b.take());
-                        an.settle(&ty);
-                        bn.settle(&ty);
-                        let kind = Kind::If(Box::new(cond.take()), Box::new(an), Box::new(bn));
-                        let mut out = Ty::of(ty);
-                        out.konst = match cond.konst {
-                            Some(Const::Bool(true)) => a.konst,
-                            Some(Const::Bool(false)) => b.konst,
-                            _ => None,
-                        };
-                        (out, kind)
+            ExprKind::If(c, t, f) => self.if_expr(cx, c, t, f),
+        }
+    }
+
+    /// A text, plain or with `{...}` parts, each of which must be
+    /// displayable.
+    fn text_template(&mut self, cx: &mut Ctx, template: &Template) -> Out {
+        let mut parts = Vec::new();
+        for part in &template.parts {
+            if let TemplatePart::Text(t) = part {
+                parts.push(hir::Part::Text(t.clone()));
+            }
+            if let TemplatePart::Expr(inner) = part {
+                let ty = self.expr(cx, inner);
+                let ty = self.present(cx, inner, ty);
+                if !ty.ty.is_displayable() {
+                    let shown = self.program.show(&ty.ty);
+                    self.report(
+                        Diagnostic::new(Code::TypeMismatch, cx.file, inner.span, format!("a `{shown}` cannot be shown in text"))
+                            .with_label(format!("this is a `{shown}`"))
+                            .with_help("show one of its fields, or for a list of strings use `join(list, \", \")`"),
+                    );
+                }
+                parts.push(hir::Part::Expr(ty.finished()));
+            }
+        }
+        match template.as_plain() {
+            Some(text) => {
+                let lit = Kind::Lit(Lit::Str(Arc::from(text.as_str())));
+                (Ty::konst(Type::String, Const::Str(text)), lit)
+            }
+            None => (Ty::of(Type::String), Kind::Template(parts)),
+        }
+    }
+
+    /// `base.field`: a field of a record or an event, optional when the
+    /// record is.
+    fn field(&mut self, cx: &mut Ctx, e: &Expr, base: &Expr, field: &Name) -> Out {
+        // A field of an optional record is optional: absent when the record is.
+        let mut base_ty = self.expr(cx, base);
+        let base_node = base_ty.take();
+        let Some((ty, slot)) = self.field_slot(cx.file, base, &base_ty.ty, field) else {
+            return bad();
+        };
+        let kind = match base_node.kind {
+            Kind::Read(mut place) => {
+                place.path.push(slot);
+                Kind::Read(place)
+            }
+            Kind::Whole(root) => Kind::Read(Place {
+                root,
+                path: vec![slot],
+            }),
+            _ => Kind::Field(Box::new(base_node), slot),
+        };
+        (self.narrow(cx, e, ty), kind)
+    }
+
+    /// The type of `field` on a value of type `base_ty` and its slot in the
+    /// record; `None`, reported, when it has no such field.
+    fn field_slot(
+        &mut self,
+        file: FileId,
+        base: &Expr,
+        base_ty: &Type,
+        field: &Name,
+    ) -> Option<(Type, usize)> {
+        let through_optional = base_ty.is_optional();
+        match base_ty.present().clone() {
+            Type::Error => None,
+            Type::Record(id) => {
+                let record = self.program.record(id);
+                let slot = record.fields.iter().position(|f| f.name == field.text);
+                match slot.map(|s| &record.fields[s]) {
+                    Some(f) => {
+                        let (ty, target) = (f.ty.clone(), f.loc);
+                        self.refer(file, field.span, target, DefKind::Field);
+                        let ty = if through_optional { ty.optional() } else { ty };
+                        Some((ty, slot.unwrap_or_default()))
                     }
                     None => {
-                        let (sa, sb) = (self.program.show(&a.ty), self.program.show(&b.ty));
+                        let what = if record.is_event {
+                            format!("the event `{}`", record.name)
+                        } else {
+                            format!("`{}`", record.name)
+                        };
+                        let help = did_you_mean(
+                            &field.text,
+                            record.fields.iter().map(|f| f.name.as_str()),
+                        )
+                        .unwrap_or_else(|| {
+                            format!("the fields of {what} are {}", field_list(record))
+                        });
+                        self.report(
+                            Diagnostic::new(
+                                Code::UnknownField,
+                                file,
+                                field.span,
+                                format!("no field `{}` on {what}", field.text),
+                            )
+                            .with_label("unknown field")
+                            .with_help(help),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                let shown = self.program.show(&other);
+                let text = self.text(file, base.span).to_string();
+                self.report(
+                    Diagnostic::new(
+                        Code::NoFields,
+                        file,
+                        field.span,
+                        format!("`{text}` is a `{shown}`, which has no fields"),
+                    )
+                    .with_secondary(file, base.span, format!("this is a `{shown}`"))
+                    .with_help("only records (declared with `type`) and events have fields"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[a, b, ...]`: every item of one type, the list's element type.
+    fn list(&mut self, cx: &mut Ctx, items: &[Expr]) -> Out {
+        let mut elem: Option<Ty> = None;
+        let mut nodes = Vec::new();
+        for item in items {
+            let mut ty = self.expr(cx, item);
+            nodes.push(ty.take());
+            elem = Some(match elem {
+                None => ty,
+                Some(prev) => match self.join(&prev.ty, &ty.ty) {
+                    Some(t) => Ty::of(t),
+                    None => {
+                        let (a, b) = (self.program.show(&prev.ty), self.program.show(&ty.ty));
                         self.report(
                             Diagnostic::new(
                                 Code::TypeMismatch,
                                 cx.file,
-                                f.span,
-                                format!("`then` gives a `{sa}` but `else` gives a `{sb}`"),
+                                item.span,
+                                format!("a list holds one type, but this is a `{b}` after a `{a}`"),
                             )
-                            .with_label(format!("this is a `{sb}`"))
-                            .with_secondary(cx.file, t.span, format!("this is a `{sa}`"))
-                            .with_help(
-                                "both branches of an `if` expression must have the same type",
-                            ),
+                            .with_label(format!("this is a `{b}`"))
+                            .with_help(format!("make every item a `{a}`")),
                         );
-                        bad()
+                        Ty::error()
                     }
+                },
+            });
+        }
+        let elem = elem.map_or(Type::Error, |t| t.ty);
+        for node in &mut nodes {
+            node.settle(&elem);
+        }
+        (Ty::of(Type::List(Box::new(elem))), Kind::List(nodes))
+    }
+
+    /// `not x` on a `bool`, `-x` on a number or a duration, folded when
+    /// `x` is a constant.
+    fn unary(&mut self, cx: &mut Ctx, op: UnaryOp, inner: &Expr) -> Out {
+        let ty = self.expr(cx, inner);
+        let mut ty = self.present(cx, inner, ty);
+        let node = Box::new(ty.take());
+        match op {
+            UnaryOp::Not => {
+                if !matches!(ty.ty, Type::Bool | Type::Error) {
+                    self.bad_operand(cx.file, inner, &ty.ty, "`not` applies to a `bool`");
+                    return bad();
                 }
+                let ty = match ty.konst {
+                    Some(Const::Bool(b)) => Ty::konst(Type::Bool, Const::Bool(!b)),
+                    _ => Ty::of(Type::Bool),
+                };
+                (ty, Kind::Not(node))
+            }
+            UnaryOp::Neg => {
+                if !(ty.ty.is_numeric() || matches!(ty.ty, Type::Duration | Type::Error)) {
+                    self.bad_operand(
+                        cx.file,
+                        inner,
+                        &ty.ty,
+                        "`-` applies to numbers and durations",
+                    );
+                    return bad();
+                }
+                let konst = match ty.konst {
+                    Some(Const::Int(i)) => i.checked_neg().map(Const::Int),
+                    Some(Const::Num(n)) => Some(Const::Num(-n)),
+                    _ => None,
+                };
+                let mut out = Ty::of(ty.ty);
+                out.konst = konst;
+                (out, Kind::Neg(node))
+            }
+        }
+    }
+
+    /// `if c then t else f`: each branch checked knowing whether `c`
+    /// holds, both of one type.
+    fn if_expr(&mut self, cx: &mut Ctx, c: &Expr, t: &Expr, f: &Expr) -> Out {
+        let mut cond = self.condition(cx, c);
+        let mut then_cx = cx.clone();
+        facts(c, true, &mut then_cx.facts);
+        let mut a = self.expr(&mut then_cx, t);
+        cx.locals = then_cx.locals;
+        let mut else_cx = cx.clone();
+        facts(c, false, &mut else_cx.facts);
+        let mut b = self.expr(&mut else_cx, f);
+        cx.locals = else_cx.locals;
+        match self.join(&a.ty, &b.ty) {
+            Some(ty) => {
+                let (mut an, mut bn) = (a.take(), b.take());
+                an.settle(&ty);
+                bn.settle(&ty);
+                let kind = Kind::If(Box::new(cond.take()), Box::new(an), Box::new(bn));
+                let mut out = Ty::of(ty);
+                out.konst = match cond.konst {
+                    Some(Const::Bool(true)) => a.konst,
+                    Some(Const::Bool(false)) => b.konst,
+                    _ => None,
+                };
+                (out, kind)
+            }
+            None => {
+                let (sa, sb) = (self.program.show(&a.ty), self.program.show(&b.ty));
+                self.report(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        cx.file,
+                        f.span,
+                        format!("`then` gives a `{sa}` but `else` gives a `{sb}`"),
+                    )
+                    .with_label(format!("this is a `{sb}`"))
+                    .with_secondary(cx.file, t.span, format!("this is a `{sa}`"))
+                    .with_help("both branches of an `if` expression must have the same type"),
+                );
+                bad()
             }
         }
     }
@@ -831,90 +872,13 @@ impl Checker<'_> {
 
     fn binary(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr, whole: &Expr) -> Out {
         use BinaryOp::*;
-        let file = cx.file;
         match op {
-            And | Or => {
-                let mut a = self.condition(cx, l);
-                let mut rcx = cx.clone();
-                facts(l, op == And, &mut rcx.facts);
-                let mut b = self.condition(&mut rcx, r);
-                cx.locals = rcx.locals;
-                let konst = match (op, &a.konst, &b.konst) {
-                    (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => {
-                        Some(Const::Bool(false))
-                    }
-                    (Or, Some(Const::Bool(true)), _) | (Or, _, Some(Const::Bool(true))) => {
-                        Some(Const::Bool(true))
-                    }
-                    (_, Some(Const::Bool(x)), Some(Const::Bool(_))) => {
-                        Some(Const::Bool(*x)).and(b.konst.clone())
-                    }
-                    _ => None,
-                };
-                let mut out = Ty::of(Type::Bool);
-                out.konst = konst;
-                let on = Operator {
-                    op,
-                    on: Operands::Bool,
-                };
-                return (
-                    out,
-                    Kind::Binary(on, Box::new(a.take()), Box::new(b.take())),
-                );
-            }
-            Coalesce => {
-                let mut a = self.expr(cx, l);
-                let mut b = self.expr(cx, r);
-                let inner = match &a.ty {
-                    Type::Optional(inner) => (**inner).clone(),
-                    Type::Error => return bad(),
-                    other => {
-                        let text = self.text(file, l.span).to_string();
-                        self.report(
-                            Diagnostic::new(
-                                Code::NeedlessDefault,
-                                file,
-                                r.span,
-                                format!("`{text}` is never absent, so this default is never used"),
-                            )
-                            .with_secondary(
-                                file,
-                                l.span,
-                                format!("this is a `{}`", self.program.show(other)),
-                            )
-                            .with_help(format!("remove `?? {}`", self.text(file, r.span))),
-                        );
-                        let kind = a.take().kind;
-                        return (a, kind);
-                    }
-                };
-                let b_present = if b.ty.is_optional() {
-                    b.ty.present().clone()
-                } else {
-                    b.ty.clone()
-                };
-                if !self.program.assignable(&b_present, b.str_konst(), &inner) {
-                    self.mismatch(file, r, &b, &inner, "the default");
-                    return (Ty::of(inner), Kind::Error);
-                }
-                let ty = self.join(&inner, &b_present).unwrap_or(inner);
-                let (mut an, mut bn) = (a.take(), b.take());
-                an.settle(&ty);
-                bn.settle(&ty);
-                let ty = if b.ty.is_optional() {
-                    ty.optional()
-                } else {
-                    ty
-                };
-                let on = Operator {
-                    op,
-                    on: Operands::Other,
-                };
-                return (Ty::of(ty), Kind::Binary(on, Box::new(an), Box::new(bn)));
-            }
+            And | Or => return self.logical(cx, op, l, r),
+            Coalesce => return self.coalesce(cx, l, r),
             _ => {}
         }
 
+        let file = cx.file;
         let a = self.expr(cx, l);
         let b = self.expr(cx, r);
         if matches!(op, Eq | Ne) {
@@ -925,157 +889,271 @@ impl Checker<'_> {
         if a.ty == Type::Error || b.ty == Type::Error {
             return bad();
         }
-        let node = |on: Operands, a: Ty, b: Ty| {
-            Kind::Binary(Operator { op, on }, Box::new(a.node), Box::new(b.node))
-        };
         match op {
-            Lt | Le | Gt | Ge => {
-                let joined = numeric_join(&a.ty, &b.ty);
-                let comparable = match &joined {
-                    Ok(Some(_)) => true,
-                    Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
-                    Ok(None) => {
-                        a.ty.is_ordered()
-                            && self.join(&a.ty, &b.ty).is_some()
-                            && !matches!(a.ty, Type::Bool)
-                    }
-                };
-                if !comparable {
-                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
-                }
-                let konst = match (
-                    a.konst.as_ref().and_then(Const::as_f64),
-                    b.konst.as_ref().and_then(Const::as_f64),
-                ) {
-                    (Some(x), Some(y)) => Some(Const::Bool(match op {
-                        Lt => x < y,
-                        Le => x <= y,
-                        Gt => x > y,
-                        _ => x >= y,
-                    })),
-                    _ => None,
-                };
-                let (on, a, b) = match joined {
-                    Ok(Some(t)) => {
-                        let t = if t == Type::Number { Type::Float } else { t };
-                        (Operands::of_number(&t), settled(a, &t), settled(b, &t))
-                    }
-                    _ => (Operands::of(&a.ty), a, b),
-                };
-                let mut out = Ty::of(Type::Bool);
-                out.konst = konst;
-                (out, node(on, a, b))
-            }
-            In | NotIn => {
-                let elem = match &b.ty {
-                    Type::List(elem) => (**elem).clone(),
-                    Type::String | Type::Union(_) => {
-                        self.report(
-                            Diagnostic::new(
-                                Code::InvalidOperands,
-                                file,
-                                whole.span,
-                                format!("`{}` needs a list on its right", op.as_str()),
-                            )
-                            .with_label("the right side is text")
-                            .with_help(format!(
-                                "to look for text inside text, write `{} contains {}`",
-                                self.text(file, r.span),
-                                self.text(file, l.span)
-                            )),
-                        );
-                        return bad();
-                    }
-                    other => return self.operand_mismatch(file, op, l, r, &a.ty, &other.clone()),
-                };
-                let fits = matches!(elem, Type::Error)
-                    || self.program.assignable(&a.ty, a.str_konst(), &elem)
-                    || self.program.assignable(&elem, None, &a.ty);
-                if !fits {
-                    return self.operand_mismatch(
-                        file,
-                        op,
-                        l,
-                        &strip_parens(r).clone(),
-                        &a.ty,
-                        &b.ty,
-                    );
-                }
-                if let (Type::Union(members), ExprKind::List(items)) =
-                    (&a.ty, &strip_parens(r).kind)
-                {
-                    let text = self.text(file, l.span).to_string();
-                    for item in items {
-                        if let ExprKind::Str(t) = &item.kind {
-                            if let Some(v) = t.as_plain() {
-                                if !members.contains(&v) {
-                                    self.not_in_union(
-                                        file,
-                                        item.span,
-                                        &text,
-                                        &v,
-                                        members,
-                                        "this item never matches",
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-                let item = if elem == Type::Error {
-                    a.ty.clone()
-                } else {
-                    elem
-                };
-                let list = Type::List(Box::new(item.clone()));
-                let (a, b) = (settled(a, &item), settled(b, &list));
-                let (a, b) = (finished(a), finished(b));
-                (Ty::of(Type::Bool), node(Operands::List, a, b))
-            }
-            Contains => {
-                let ok = match &a.ty {
-                    Type::String | Type::Union(_) => b.ty.is_stringy(),
-                    Type::List(elem) => self.program.assignable(&b.ty, b.str_konst(), elem),
-                    _ => false,
-                };
-                if !ok {
-                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
-                }
-                let kind = match &a.ty {
-                    Type::List(elem) => {
-                        let elem = (**elem).clone();
-                        node(Operands::List, a, finished(settled(b, &elem)))
-                    }
-                    _ => node(Operands::Text, a, b),
-                };
-                (Ty::of(Type::Bool), kind)
-            }
-            StartsWith | EndsWith | Matches => {
-                if !a.ty.is_stringy() || !b.ty.is_stringy() {
-                    return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
-                }
-                if op == Matches {
-                    if let Some(pattern) = b.str_konst() {
-                        if let Err(err) = regex::Regex::new(pattern) {
-                            let detail = err.to_string();
-                            let reason = detail
-                                .lines()
-                                .rev()
-                                .find(|l| !l.trim().is_empty())
-                                .unwrap_or("")
-                                .trim_start_matches("error: ")
-                                .to_string();
-                            self.report(
-                                Diagnostic::new(Code::InvalidRegex, file, r.span, format!("invalid regular expression: {reason}"))
-                                    .with_help("the syntax is Rust's `regex` (like Perl's, without look-around); write patterns with `\\` or `{` as raw strings, `r\"\\d{3}\"`"),
-                            );
-                        }
-                    }
-                }
-                (Ty::of(Type::Bool), node(Operands::Text, a, b))
-            }
+            Lt | Le | Gt | Ge => self.ordering(file, op, l, r, a, b),
+            In | NotIn => self.membership(file, op, l, r, a, b, whole.span),
+            Contains => self.contains(file, l, r, a, b),
+            StartsWith | EndsWith | Matches => self.text_test(file, op, l, r, a, b),
             Add | Sub | Mul | Div | Rem => self.arithmetic(file, op, l, r, a, b),
             And | Or | Coalesce | Eq | Ne => unreachable!("handled above"),
+        }
+    }
+
+    /// `l and r`, `l or r`: two conditions, `r` checked knowing what `l`
+    /// says when it is evaluated; folded when the constants decide.
+    fn logical(&mut self, cx: &mut Ctx, op: BinaryOp, l: &Expr, r: &Expr) -> Out {
+        use BinaryOp::*;
+        let mut a = self.condition(cx, l);
+        let mut rcx = cx.clone();
+        facts(l, op == And, &mut rcx.facts);
+        let mut b = self.condition(&mut rcx, r);
+        cx.locals = rcx.locals;
+        let konst = match (op, &a.konst, &b.konst) {
+            (And, Some(Const::Bool(false)), _) | (And, _, Some(Const::Bool(false))) => {
+                Some(Const::Bool(false))
+            }
+            (Or, Some(Const::Bool(true)), _) | (Or, _, Some(Const::Bool(true))) => {
+                Some(Const::Bool(true))
+            }
+            (_, Some(Const::Bool(x)), Some(Const::Bool(_))) => {
+                Some(Const::Bool(*x)).and(b.konst.clone())
+            }
+            _ => None,
+        };
+        let mut out = Ty::of(Type::Bool);
+        out.konst = konst;
+        let on = Operator {
+            op,
+            on: Operands::Bool,
+        };
+        (
+            out,
+            Kind::Binary(on, Box::new(a.take()), Box::new(b.take())),
+        )
+    }
+
+    /// `l ?? r`: an optional `l` with a default of its type.
+    fn coalesce(&mut self, cx: &mut Ctx, l: &Expr, r: &Expr) -> Out {
+        let file = cx.file;
+        let mut a = self.expr(cx, l);
+        let mut b = self.expr(cx, r);
+        let inner = match &a.ty {
+            Type::Optional(inner) => (**inner).clone(),
+            Type::Error => return bad(),
+            other => {
+                let text = self.text(file, l.span).to_string();
+                self.report(
+                    Diagnostic::new(
+                        Code::NeedlessDefault,
+                        file,
+                        r.span,
+                        format!("`{text}` is never absent, so this default is never used"),
+                    )
+                    .with_secondary(
+                        file,
+                        l.span,
+                        format!("this is a `{}`", self.program.show(other)),
+                    )
+                    .with_help(format!("remove `?? {}`", self.text(file, r.span))),
+                );
+                let kind = a.take().kind;
+                return (a, kind);
+            }
+        };
+        let b_present = if b.ty.is_optional() {
+            b.ty.present().clone()
+        } else {
+            b.ty.clone()
+        };
+        if !self.program.assignable(&b_present, b.str_konst(), &inner) {
+            self.mismatch(file, r, &b, &inner, "the default");
+            return (Ty::of(inner), Kind::Error);
+        }
+        let ty = self.join(&inner, &b_present).unwrap_or(inner);
+        let (mut an, mut bn) = (a.take(), b.take());
+        an.settle(&ty);
+        bn.settle(&ty);
+        let ty = if b.ty.is_optional() {
+            ty.optional()
+        } else {
+            ty
+        };
+        let on = Operator {
+            op: BinaryOp::Coalesce,
+            on: Operands::Other,
+        };
+        (Ty::of(ty), Kind::Binary(on, Box::new(an), Box::new(bn)))
+    }
+
+    /// `<`, `<=`, `>`, `>=` on numbers or on ordered values of one type,
+    /// folded when both sides are constants.
+    fn ordering(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
+        use BinaryOp::*;
+        let joined = numeric_join(&a.ty, &b.ty);
+        let comparable = match &joined {
+            Ok(Some(_)) => true,
+            Err(()) => return self.decimal_float(file, l, r, &a.ty, &b.ty),
+            Ok(None) => {
+                a.ty.is_ordered()
+                    && self.join(&a.ty, &b.ty).is_some()
+                    && !matches!(a.ty, Type::Bool)
+            }
+        };
+        if !comparable {
+            return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+        }
+        let konst = match (
+            a.konst.as_ref().and_then(Const::as_f64),
+            b.konst.as_ref().and_then(Const::as_f64),
+        ) {
+            (Some(x), Some(y)) => Some(Const::Bool(match op {
+                Lt => x < y,
+                Le => x <= y,
+                Gt => x > y,
+                _ => x >= y,
+            })),
+            _ => None,
+        };
+        let (on, a, b) = match joined {
+            Ok(Some(t)) => {
+                let t = if t == Type::Number { Type::Float } else { t };
+                (Operands::of_number(&t), settled(a, &t), settled(b, &t))
+            }
+            _ => (Operands::of(&a.ty), a, b),
+        };
+        let mut out = Ty::of(Type::Bool);
+        out.konst = konst;
+        (out, binary_node(op, on, a, b))
+    }
+
+    /// `l in r`, `l not in r`: `r` a list of things `l` may be.
+    #[allow(clippy::too_many_arguments)]
+    fn membership(
+        &mut self,
+        file: FileId,
+        op: BinaryOp,
+        l: &Expr,
+        r: &Expr,
+        a: Ty,
+        b: Ty,
+        span: Span,
+    ) -> Out {
+        let elem = match &b.ty {
+            Type::List(elem) => (**elem).clone(),
+            Type::String | Type::Union(_) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidOperands,
+                        file,
+                        span,
+                        format!("`{}` needs a list on its right", op.as_str()),
+                    )
+                    .with_label("the right side is text")
+                    .with_help(format!(
+                        "to look for text inside text, write `{} contains {}`",
+                        self.text(file, r.span),
+                        self.text(file, l.span)
+                    )),
+                );
+                return bad();
+            }
+            other => return self.operand_mismatch(file, op, l, r, &a.ty, &other.clone()),
+        };
+        let fits = matches!(elem, Type::Error)
+            || self.program.assignable(&a.ty, a.str_konst(), &elem)
+            || self.program.assignable(&elem, None, &a.ty);
+        if !fits {
+            return self.operand_mismatch(file, op, l, &strip_parens(r).clone(), &a.ty, &b.ty);
+        }
+        if let Type::Union(members) = &a.ty {
+            self.items_in_union(file, l, r, members);
+        }
+        let item = if elem == Type::Error {
+            a.ty.clone()
+        } else {
+            elem
+        };
+        let list = Type::List(Box::new(item.clone()));
+        let (a, b) = (settled(a, &item), settled(b, &list));
+        let (a, b) = (finished(a), finished(b));
+        (Ty::of(Type::Bool), binary_node(op, Operands::List, a, b))
+    }
+
+    /// The texts of a list literal `r` that a union `l` is looked for in
+    /// are members of the union.
+    fn items_in_union(&mut self, file: FileId, l: &Expr, r: &Expr, members: &[String]) {
+        let ExprKind::List(items) = &strip_parens(r).kind else {
+            return;
+        };
+        let text = self.text(file, l.span).to_string();
+        for item in items {
+            if let ExprKind::Str(t) = &item.kind {
+                if let Some(v) = t.as_plain() {
+                    if !members.contains(&v) {
+                        self.not_in_union(
+                            file,
+                            item.span,
+                            &text,
+                            &v,
+                            members,
+                            "this item never matches",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `l contains r`: text in text, or an item in a list.
+    fn contains(&mut self, file: FileId, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
+        use BinaryOp::Contains;
+        let ok = match &a.ty {
+            Type::String | Type::Union(_) => b.ty.is_stringy(),
+            Type::List(elem) => self.program.assignable(&b.ty, b.str_konst(), elem),
+            _ => false,
+        };
+        if !ok {
+            return self.operand_mismatch(file, Contains, l, r, &a.ty, &b.ty);
+        }
+        let kind = match &a.ty {
+            Type::List(elem) => {
+                let elem = (**elem).clone();
+                binary_node(Contains, Operands::List, a, finished(settled(b, &elem)))
+            }
+            _ => binary_node(Contains, Operands::Text, a, b),
+        };
+        (Ty::of(Type::Bool), kind)
+    }
+
+    /// `starts with`, `ends with`, `matches`: tests of text, a literal
+    /// pattern of `matches` a valid regular expression.
+    fn text_test(&mut self, file: FileId, op: BinaryOp, l: &Expr, r: &Expr, a: Ty, b: Ty) -> Out {
+        if !a.ty.is_stringy() || !b.ty.is_stringy() {
+            return self.operand_mismatch(file, op, l, r, &a.ty, &b.ty);
+        }
+        if op == BinaryOp::Matches {
+            if let Some(pattern) = b.str_konst() {
+                self.literal_regex(file, r.span, pattern);
+            }
+        }
+        (Ty::of(Type::Bool), binary_node(op, Operands::Text, a, b))
+    }
+
+    /// A literal pattern of `matches` is a valid regular expression.
+    fn literal_regex(&mut self, file: FileId, span: Span, pattern: &str) {
+        if let Err(err) = regex::Regex::new(pattern) {
+            let detail = err.to_string();
+            let reason = detail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
+            self.report(
+                Diagnostic::new(Code::InvalidRegex, file, span, format!("invalid regular expression: {reason}"))
+                    .with_help("the syntax is Rust's `regex` (like Perl's, without look-around); write patterns with `\\` or `{` as raw strings, `r\"\\d{3}\"`"),
+            );
         }
     }
 
@@ -1604,141 +1682,201 @@ impl Checker<'_> {
         tys: &[Ty],
         span: Span,
     ) {
-        let Callee {
-            name: callee,
-            kind,
-            params,
-        } = callee;
         let file = cx.file;
-        let mut filled: Vec<Option<usize>> = vec![None; params.len()];
+        let (filled, bad) = self.arg_slots(file, &callee, args);
+        if !bad {
+            self.missing_args(file, &callee, args.len(), &filled, span);
+        }
+        self.arg_types(cx, callee.params, args, tys, &filled);
+    }
+
+    /// The argument filling each parameter, and whether an argument was
+    /// reported as out of place, extra, repeated or unknown.
+    fn arg_slots(
+        &mut self,
+        file: FileId,
+        callee: &Callee<'_>,
+        args: &[Arg],
+    ) -> (Vec<Option<usize>>, bool) {
+        let mut filled: Vec<Option<usize>> = vec![None; callee.params.len()];
         let mut seen_named = false;
         let mut bad = false;
         for (i, arg) in args.iter().enumerate() {
             let slot = match &arg.name {
-                None => {
-                    if seen_named {
-                        self.report(
-                            Diagnostic::new(
-                                Code::BadArgument,
-                                file,
-                                arg.span,
-                                "a positional argument cannot follow a named one",
-                            )
-                            .with_help("put positional arguments first, or name this one too"),
-                        );
-                        bad = true;
-                        continue;
-                    }
-                    if i >= params.len() {
-                        let noun = if params.len() == 1 {
-                            "argument"
-                        } else {
-                            "arguments"
-                        };
-                        self.report(
-                            Diagnostic::new(
-                                Code::ArgumentCount,
-                                file,
-                                arg.span,
-                                format!(
-                                    "`{callee}` takes {} {noun}, but {} were given",
-                                    params.len(),
-                                    args.len()
-                                ),
-                            )
-                            .with_label("extra argument")
-                            .with_help(format!(
-                                "the {kind} is `{callee}({})`",
-                                param_list(&self.program, params)
-                            )),
-                        );
-                        bad = true;
-                        continue;
-                    }
-                    i
-                }
+                None => self.positional_slot(file, callee, args, i, seen_named),
                 Some(name) => {
                     seen_named = true;
-                    match params.iter().position(|p| p.name == name.text) {
-                        Some(p) => {
-                            if filled[p].is_some() {
-                                self.report(
-                                    Diagnostic::new(
-                                        Code::BadArgument,
-                                        file,
-                                        name.span,
-                                        format!("`{}` is given twice", name.text),
-                                    )
-                                    .with_help("give each argument once"),
-                                );
-                                bad = true;
-                                continue;
-                            }
-                            p
-                        }
-                        None => {
-                            let help =
-                                did_you_mean(&name.text, params.iter().map(|p| p.name.as_str()))
-                                    .unwrap_or_else(|| {
-                                        format!(
-                                            "the parameters are {}",
-                                            param_list(&self.program, params)
-                                        )
-                                    });
-                            self.report(
-                                Diagnostic::new(
-                                    Code::BadArgument,
-                                    file,
-                                    name.span,
-                                    format!("`{callee}` has no parameter `{}`", name.text),
-                                )
-                                .with_help(help),
-                            );
-                            bad = true;
-                            continue;
-                        }
-                    }
+                    self.named_slot(file, callee, name, &filled)
                 }
             };
-            filled[slot] = Some(i);
+            match slot {
+                Some(slot) => filled[slot] = Some(i),
+                None => bad = true,
+            }
         }
-        // An optional parameter (`note: string?`) may be left out: it is
-        // absent then.
-        let missing: Vec<&ParamDef> = params
-            .iter()
-            .zip(&filled)
-            .filter(|(p, f)| f.is_none() && !p.ty.is_optional())
-            .map(|(p, _)| p)
-            .collect();
-        if !missing.is_empty() && !bad {
+        (filled, bad)
+    }
+
+    /// The parameter the positional argument `i` fills; `None`, reported,
+    /// when it follows a named one or there is no parameter left.
+    fn positional_slot(
+        &mut self,
+        file: FileId,
+        callee: &Callee<'_>,
+        args: &[Arg],
+        i: usize,
+        seen_named: bool,
+    ) -> Option<usize> {
+        let Callee {
+            name: callee,
+            kind,
+            params,
+        } = *callee;
+        let arg = &args[i];
+        if seen_named {
+            self.report(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    file,
+                    arg.span,
+                    "a positional argument cannot follow a named one",
+                )
+                .with_help("put positional arguments first, or name this one too"),
+            );
+            return None;
+        }
+        if i >= params.len() {
             let noun = if params.len() == 1 {
                 "argument"
             } else {
                 "arguments"
             };
-            let given = args.len();
-            let described: Vec<String> = missing
-                .iter()
-                .map(|p| format!("`{}: {}`", p.name, self.program.show(&p.ty)))
-                .collect();
-            let verb = if missing.len() == 1 { "is" } else { "are" };
             self.report(
                 Diagnostic::new(
                     Code::ArgumentCount,
                     file,
-                    span,
+                    arg.span,
                     format!(
-                        "`{callee}` takes {} {noun}, but {given} {} given",
+                        "`{callee}` takes {} {noun}, but {} were given",
                         params.len(),
-                        if given == 1 { "was" } else { "were" }
+                        args.len()
                     ),
                 )
-                .with_label(format!("{given} given"))
-                .with_help(format!("{} {verb} missing", described.join(" and "))),
+                .with_label("extra argument")
+                .with_help(format!(
+                    "the {kind} is `{callee}({})`",
+                    param_list(&self.program, params)
+                )),
             );
+            return None;
         }
+        Some(i)
+    }
+
+    /// The parameter the argument named `name` fills; `None`, reported,
+    /// when it is given twice or there is no such parameter.
+    fn named_slot(
+        &mut self,
+        file: FileId,
+        callee: &Callee<'_>,
+        name: &Name,
+        filled: &[Option<usize>],
+    ) -> Option<usize> {
+        let params = callee.params;
+        match params.iter().position(|p| p.name == name.text) {
+            Some(p) => {
+                if filled[p].is_some() {
+                    self.report(
+                        Diagnostic::new(
+                            Code::BadArgument,
+                            file,
+                            name.span,
+                            format!("`{}` is given twice", name.text),
+                        )
+                        .with_help("give each argument once"),
+                    );
+                    return None;
+                }
+                Some(p)
+            }
+            None => {
+                let help = did_you_mean(&name.text, params.iter().map(|p| p.name.as_str()))
+                    .unwrap_or_else(|| {
+                        format!("the parameters are {}", param_list(&self.program, params))
+                    });
+                self.report(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        file,
+                        name.span,
+                        format!("`{}` has no parameter `{}`", callee.name, name.text),
+                    )
+                    .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports the required parameters no argument fills. An optional
+    /// parameter (`note: string?`) may be left out: it is absent then.
+    fn missing_args(
+        &mut self,
+        file: FileId,
+        callee: &Callee<'_>,
+        given: usize,
+        filled: &[Option<usize>],
+        span: Span,
+    ) {
+        let params = callee.params;
+        let missing: Vec<&ParamDef> = params
+            .iter()
+            .zip(filled)
+            .filter(|(p, f)| f.is_none() && !p.ty.is_optional())
+            .map(|(p, _)| p)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let noun = if params.len() == 1 {
+            "argument"
+        } else {
+            "arguments"
+        };
+        let described: Vec<String> = missing
+            .iter()
+            .map(|p| format!("`{}: {}`", p.name, self.program.show(&p.ty)))
+            .collect();
+        let verb = if missing.len() == 1 { "is" } else { "are" };
+        self.report(
+            Diagnostic::new(
+                Code::ArgumentCount,
+                file,
+                span,
+                format!(
+                    "`{}` takes {} {noun}, but {given} {} given",
+                    callee.name,
+                    params.len(),
+                    if given == 1 { "was" } else { "were" }
+                ),
+            )
+            .with_label(format!("{given} given"))
+            .with_help(format!("{} {verb} missing", described.join(" and "))),
+        );
+    }
+
+    /// Reports each argument whose type does not fit its parameter's, the
+    /// type variables of generic parameters bound by the arguments before.
+    fn arg_types(
+        &mut self,
+        cx: &mut Ctx,
+        params: &[ParamDef],
+        args: &[Arg],
+        tys: &[Ty],
+        filled: &[Option<usize>],
+    ) {
         let mut bound = HashMap::new();
-        for (p, f) in params.iter().zip(&filled) {
+        for (p, f) in params.iter().zip(filled) {
             if let Some(i) = f {
                 let (arg, ty) = (&args[*i], &tys[*i]);
                 if !self.bind(&p.ty, ty, &mut bound) {
@@ -1750,7 +1888,7 @@ impl Checker<'_> {
                     };
                     if !self.program.assignable(&ty.ty, ty.str_konst(), &expected) {
                         self.mismatch(
-                            file,
+                            cx.file,
                             &arg.value,
                             &ty,
                             &expected,

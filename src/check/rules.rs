@@ -1069,137 +1069,22 @@ impl Checker<'_> {
     }
 
     fn stmt(&mut self, cx: &mut Ctx, stmt: &Stmt, steps: &mut hir::Steps) -> Option<hir::Stmt> {
-        let file = cx.file;
         let step = steps.id(stmt);
         let here = Loc {
-            file,
+            file: cx.file,
             span: stmt.span,
-        };
-        let act = |action: &'static str, given: Vec<(&str, hir::Expr)>| {
-            Some(hir::Stmt::Act(builtin_act(step, action, given, here)))
-        };
-        let text = |s: &Name| {
-            hir::Expr::new(
-                Type::String,
-                Loc { file, span: s.span },
-                hir::ExprKind::Lit(hir::Lit::Str(Arc::from(s.text.as_str()))),
-            )
         };
         match &stmt.kind {
             StmtKind::Stop => self.stop(cx, stmt.span),
-            StmtKind::Let { name, ty, value } => {
-                let declared = ty.as_ref().map(|t| self.resolve_type(file, t, &[]));
-                let mut node;
-                let value_ty = match &declared {
-                    Some(d) => {
-                        node = self.expect(cx, value, d, &format!("`{}`", name.text)).node;
-                        d.clone()
-                    }
-                    None => {
-                        node = self.expr(cx, value).node;
-                        node.finish();
-                        match node.ty.clone() {
-                            Type::None => {
-                                self.report(
-                                    Diagnostic::new(
-                                        Code::TypeMismatch,
-                                        file,
-                                        value.span,
-                                        format!(
-                                            "the type of `{}` cannot be known from `none`",
-                                            name.text
-                                        ),
-                                    )
-                                    .with_help(format!(
-                                        "write its type: `let {}: string? = none`",
-                                        name.text
-                                    )),
-                                );
-                                Type::Error
-                            }
-                            other => other,
-                        }
-                    }
-                };
-                if value_ty != Type::Error {
-                    self.lets.push(super::TypeAt {
-                        at: Loc {
-                            file,
-                            span: name.span,
-                        },
-                        ty: value_ty.clone(),
-                    });
-                }
-                self.bind_let(cx, name, value_ty);
-                Some(hir::Stmt::Let {
-                    name: name.text.clone(),
-                    value: node,
-                })
-            }
+            StmtKind::Let { name, ty, value } => self.let_stmt(cx, name, ty.as_ref(), value),
             StmtKind::If {
                 branches,
                 otherwise,
-            } => {
-                let mut negated: Vec<String> = Vec::new();
-                let mut arms = Vec::new();
-                for (cond, body) in branches {
-                    let mut bcx = cx.clone();
-                    bcx.facts.extend(negated.iter().cloned());
-                    let ty = self.condition(&mut bcx, cond);
-                    self.constant_condition(file, cond, &ty, cx.event);
-                    facts(cond, true, &mut bcx.facts);
-                    let body = self.block(&mut bcx, body, steps);
-                    arms.push((ty.node, body));
-                    cx.locals = bcx.locals;
-                    facts(cond, false, &mut negated);
-                }
-                let mut rest = Vec::new();
-                if let Some(body) = otherwise {
-                    let mut bcx = cx.clone();
-                    bcx.facts.extend(negated);
-                    rest = self.block(&mut bcx, body, steps);
-                    cx.locals = bcx.locals;
-                }
-                Some(hir::Stmt::If {
-                    branches: arms,
-                    otherwise: rest,
-                })
-            }
-            StmtKind::Send { message } => {
-                let fields = self.send(cx, message, stmt.span)?;
-                let mut args = vec![(Arc::from("message"), text(message))];
-                args.extend(fields);
-                Some(hir::Stmt::Act(hir::Act {
-                    step,
-                    action: Arc::from("send"),
-                    args,
-                    emit: None,
-                }))
-            }
-            StmtKind::Notify { to, text: body } => {
-                let to = self.assignee(cx, to, "whom the notification is for");
-                let ty = self.builtin_param("notify", "text");
-                let body = self
-                    .expect(cx, body, &ty, "the notification's text")
-                    .finished();
-                act("notify", vec![to, ("text", body)])
-            }
+            } => self.if_stmt(cx, branches, otherwise.as_ref(), steps),
+            StmtKind::Send { message } => self.send_stmt(cx, step, message, stmt.span),
+            StmtKind::Notify { to, text } => self.notify_stmt(cx, step, here, to, text),
             StmtKind::CreateTask { title, to, due } => {
-                let to = self.assignee(cx, to, "whom the task is for");
-                let ty = self.builtin_param("create_task", "title");
-                let title = self.expect(cx, title, &ty, "the task's title").finished();
-                let due = match due {
-                    Some(due) => {
-                        let ty = self.builtin_param("create_task", "due");
-                        self.expect(cx, due, ty.present(), "the task's due time")
-                            .node
-                    }
-                    None => hir::Expr::none(Loc {
-                        file,
-                        span: stmt.span,
-                    }),
-                };
-                act("create_task", vec![to, ("title", title), ("due", due)])
+                self.create_task_stmt(cx, step, here, title, to, due.as_ref())
             }
             StmtKind::Emit {
                 event,
@@ -1208,11 +1093,7 @@ impl Checker<'_> {
             } => self
                 .emit(cx, event, fields, *record_span)
                 .map(|act| hir::Stmt::Act(hir::Act { step, ..act })),
-            StmtKind::Log { text } => {
-                let ty = self.builtin_param("log", "text");
-                let line = self.expect(cx, text, &ty, "the log line").finished();
-                act("log", vec![("text", line)])
-            }
+            StmtKind::Log { text } => self.log_stmt(cx, step, here, text),
             StmtKind::Timer {
                 kind: TimerKind::Every,
                 when,
@@ -1238,136 +1119,345 @@ impl Checker<'_> {
                 skip_late,
                 body,
                 ..
-            } => {
-                let when = match kind {
-                    TimerKind::At => self.expect(cx, when, &Type::DateTime, "the time").node,
-                    _ => self.positive_duration(cx, when, "the delay"),
-                };
-                let (cancels, body) = self.suspended_block(cx, unless, body, steps);
-                Some(hir::Stmt::Timer {
-                    step,
-                    kind: *kind,
-                    when,
-                    unless: cancels,
-                    skip_late: *skip_late,
-                    body,
-                })
-            }
+            } => self.timer_stmt(cx, step, *kind, when, unless, *skip_late, body, steps),
             StmtKind::Approval {
                 role,
                 within,
                 body,
                 otherwise,
-            } => {
-                let within = self.positive_duration(cx, within, "the approval's deadline");
-                cx.suspended += 1;
-                let body = self.block(cx, body, steps);
-                let otherwise = otherwise.as_ref().map(|o| self.block(cx, o, steps));
-                cx.suspended -= 1;
-                Some(hir::Stmt::Approval {
-                    step,
-                    role: Arc::from(role.text.as_str()),
-                    within,
-                    body,
-                    otherwise,
-                })
+            } => self.approval_stmt(cx, step, role, within, body, otherwise.as_ref(), steps),
+            StmtKind::Call { name, args } => self.call_stmt(cx, step, here, name, args),
+        }
+    }
+
+    /// `let name: type = value`: the value checked against the declared
+    /// type, or its own type given to the name.
+    fn let_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        name: &Name,
+        ty: Option<&TypeExpr>,
+        value: &Expr,
+    ) -> Option<hir::Stmt> {
+        let file = cx.file;
+        let declared = ty.map(|t| self.resolve_type(file, t, &[]));
+        let mut node;
+        let value_ty = match &declared {
+            Some(d) => {
+                node = self.expect(cx, value, d, &format!("`{}`", name.text)).node;
+                d.clone()
             }
-            StmtKind::Call { name, args } => {
-                let mut tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
-                match self.program.actions.get(&name.text).cloned() {
-                    Some(action) => {
-                        self.refer(file, name.span, action.loc, DefKind::Action);
-                        self.check_args(
-                            cx,
-                            Callee {
-                                name: &name.text,
-                                kind: "action",
-                                params: &action.params,
-                            },
-                            args,
-                            &tys,
-                            stmt.span,
-                        );
-                        let order = order_args(&action.params, args);
-                        let block_action = action.webhook.is_none();
-                        let mut given = Vec::new();
-                        for (param, i) in action.params.iter().zip(order) {
-                            let node = match i.and_then(|i| tys.get_mut(i)) {
-                                Some(ty) => {
-                                    let mut node = ty.take();
-                                    node.settle(&param.ty);
-                                    node.finish();
-                                    node
-                                }
-                                None => hir::Expr::none(Loc {
-                                    file,
-                                    span: stmt.span,
-                                }),
-                            };
-                            given.push((Arc::from(param.name.as_str()), node));
-                        }
-                        if block_action {
-                            return self.inline_call(cx, &action, given, step);
-                        }
-                        return Some(hir::Stmt::Act(hir::Act {
-                            step,
-                            action: Arc::from(name.text.as_str()),
-                            args: given,
-                            emit: None,
-                        }));
-                    }
-                    None if super::actions::builtin(&name.text).is_some() => {
-                        self.report(
-                            Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is written as its own statement, not called", name.text))
-                                .with_help("write `send message_name`, `notify role r \"text\"`, `create task \"title\" for role r`, `emit event.type { ... }` or `log \"text\"`"),
-                        );
-                    }
-                    None if self.program.functions.contains_key(&name.text) => {
+            None => {
+                node = self.expr(cx, value).node;
+                node.finish();
+                match node.ty.clone() {
+                    Type::None => {
                         self.report(
                             Diagnostic::new(
-                                Code::WrongKindOfCall,
+                                Code::TypeMismatch,
                                 file,
-                                name.span,
-                                format!(
-                                    "`{}` is a function; calling it alone does nothing",
-                                    name.text
-                                ),
+                                value.span,
+                                format!("the type of `{}` cannot be known from `none`", name.text),
                             )
                             .with_help(format!(
-                                "use its value: `let x = {}(...)`, or in a condition",
+                                "write its type: `let {}: string? = none`",
                                 name.text
                             )),
                         );
+                        Type::Error
                     }
-                    None => {
-                        let names: Vec<String> = self
-                            .program
-                            .actions
-                            .values()
-                            .map(|a| a.name.clone())
-                            .collect();
-                        let help = did_you_mean(&name.text, names.iter().map(String::as_str))
-                            .unwrap_or_else(|| {
-                                format!(
-                                    "declare it: `action {}(...) via webhook \"https://...\"`",
-                                    name.text
-                                )
-                            });
-                        self.report(
-                            Diagnostic::new(
-                                Code::UnknownFunction,
-                                file,
-                                name.span,
-                                format!("no action `{}`", name.text),
-                            )
-                            .with_label("unknown action")
-                            .with_help(help),
-                        );
-                    }
+                    other => other,
                 }
-                self.detach(tys);
-                None
             }
+        };
+        if value_ty != Type::Error {
+            self.lets.push(super::TypeAt {
+                at: Loc {
+                    file,
+                    span: name.span,
+                },
+                ty: value_ty.clone(),
+            });
+        }
+        self.bind_let(cx, name, value_ty);
+        Some(hir::Stmt::Let {
+            name: name.text.clone(),
+            value: node,
+        })
+    }
+
+    /// `if ... else if ... else ... end`: each branch checked knowing its
+    /// condition holds and the earlier ones did not.
+    fn if_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        branches: &[(Expr, Block)],
+        otherwise: Option<&Block>,
+        steps: &mut hir::Steps,
+    ) -> Option<hir::Stmt> {
+        let file = cx.file;
+        let mut negated: Vec<String> = Vec::new();
+        let mut arms = Vec::new();
+        for (cond, body) in branches {
+            let mut bcx = cx.clone();
+            bcx.facts.extend(negated.iter().cloned());
+            let ty = self.condition(&mut bcx, cond);
+            self.constant_condition(file, cond, &ty, cx.event);
+            facts(cond, true, &mut bcx.facts);
+            let body = self.block(&mut bcx, body, steps);
+            arms.push((ty.node, body));
+            cx.locals = bcx.locals;
+            facts(cond, false, &mut negated);
+        }
+        let mut rest = Vec::new();
+        if let Some(body) = otherwise {
+            let mut bcx = cx.clone();
+            bcx.facts.extend(negated);
+            rest = self.block(&mut bcx, body, steps);
+            cx.locals = bcx.locals;
+        }
+        Some(hir::Stmt::If {
+            branches: arms,
+            otherwise: rest,
+        })
+    }
+
+    /// `send message`: the message's name and its fields, checked in the
+    /// sending rule's scope.
+    fn send_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        message: &Name,
+        span: Span,
+    ) -> Option<hir::Stmt> {
+        let fields = self.send(cx, message, span)?;
+        let name = hir::Expr::new(
+            Type::String,
+            Loc {
+                file: cx.file,
+                span: message.span,
+            },
+            hir::ExprKind::Lit(hir::Lit::Str(Arc::from(message.text.as_str()))),
+        );
+        let mut args = vec![(Arc::from("message"), name)];
+        args.extend(fields);
+        Some(hir::Stmt::Act(hir::Act {
+            step,
+            action: Arc::from("send"),
+            args,
+            emit: None,
+        }))
+    }
+
+    /// `notify TO "text"`: whom the notification is for and its text.
+    fn notify_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        here: Loc,
+        to: &Assignee,
+        text: &Expr,
+    ) -> Option<hir::Stmt> {
+        let to = self.assignee(cx, to, "whom the notification is for");
+        let ty = self.builtin_param("notify", "text");
+        let text = self
+            .expect(cx, text, &ty, "the notification's text")
+            .finished();
+        Some(hir::Stmt::Act(builtin_act(
+            step,
+            "notify",
+            vec![to, ("text", text)],
+            here,
+        )))
+    }
+
+    /// `create task "title" for TO due WHEN`: the task's title, whom it is
+    /// for and its due time (`none` when left out).
+    fn create_task_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        here: Loc,
+        title: &Expr,
+        to: &Assignee,
+        due: Option<&Expr>,
+    ) -> Option<hir::Stmt> {
+        let to = self.assignee(cx, to, "whom the task is for");
+        let ty = self.builtin_param("create_task", "title");
+        let title = self.expect(cx, title, &ty, "the task's title").finished();
+        let due = match due {
+            Some(due) => {
+                let ty = self.builtin_param("create_task", "due");
+                self.expect(cx, due, ty.present(), "the task's due time")
+                    .node
+            }
+            None => hir::Expr::none(here),
+        };
+        Some(hir::Stmt::Act(builtin_act(
+            step,
+            "create_task",
+            vec![to, ("title", title), ("due", due)],
+            here,
+        )))
+    }
+
+    /// `log "text"`: the log line.
+    fn log_stmt(&mut self, cx: &mut Ctx, step: u32, here: Loc, text: &Expr) -> Option<hir::Stmt> {
+        let ty = self.builtin_param("log", "text");
+        let line = self.expect(cx, text, &ty, "the log line").finished();
+        Some(hir::Stmt::Act(builtin_act(
+            step,
+            "log",
+            vec![("text", line)],
+            here,
+        )))
+    }
+
+    /// `after DELAY` or `at TIME` with its `unless` clauses and its block,
+    /// which runs later.
+    #[allow(clippy::too_many_arguments)]
+    fn timer_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        kind: TimerKind,
+        when: &Expr,
+        unless: &[Unless],
+        skip_late: bool,
+        body: &Block,
+        steps: &mut hir::Steps,
+    ) -> Option<hir::Stmt> {
+        let when = match kind {
+            TimerKind::At => self.expect(cx, when, &Type::DateTime, "the time").node,
+            _ => self.positive_duration(cx, when, "the delay"),
+        };
+        let (cancels, body) = self.suspended_block(cx, unless, body, steps);
+        Some(hir::Stmt::Timer {
+            step,
+            kind,
+            when,
+            unless: cancels,
+            skip_late,
+            body,
+        })
+    }
+
+    /// `require approval from R within D do ... else ... end`: the deadline
+    /// and both blocks, which run later.
+    #[allow(clippy::too_many_arguments)]
+    fn approval_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        role: &Name,
+        within: &Expr,
+        body: &Block,
+        otherwise: Option<&Block>,
+        steps: &mut hir::Steps,
+    ) -> Option<hir::Stmt> {
+        let within = self.positive_duration(cx, within, "the approval's deadline");
+        cx.suspended += 1;
+        let body = self.block(cx, body, steps);
+        let otherwise = otherwise.map(|o| self.block(cx, o, steps));
+        cx.suspended -= 1;
+        Some(hir::Stmt::Approval {
+            step,
+            role: Arc::from(role.text.as_str()),
+            within,
+            body,
+            otherwise,
+        })
+    }
+
+    /// A call of a user action as a statement: a webhook call, or the block
+    /// of a block action expanded in place.
+    fn call_stmt(
+        &mut self,
+        cx: &mut Ctx,
+        step: u32,
+        here: Loc,
+        name: &Name,
+        args: &[Arg],
+    ) -> Option<hir::Stmt> {
+        let mut tys: Vec<Ty> = args.iter().map(|a| self.expr(cx, &a.value)).collect();
+        let Some(action) = self.program.actions.get(&name.text).cloned() else {
+            self.not_an_action(cx.file, name);
+            self.detach(tys);
+            return None;
+        };
+        self.refer(cx.file, name.span, action.loc, DefKind::Action);
+        self.check_args(
+            cx,
+            Callee {
+                name: &name.text,
+                kind: "action",
+                params: &action.params,
+            },
+            args,
+            &tys,
+            here.span,
+        );
+        let given = action_args(&action.params, args, &mut tys, here);
+        if action.webhook.is_none() {
+            return self.inline_call(cx, &action, given, step);
+        }
+        Some(hir::Stmt::Act(hir::Act {
+            step,
+            action: Arc::from(name.text.as_str()),
+            args: given,
+            emit: None,
+        }))
+    }
+
+    /// A statement calling what is not a user action: a built-in action, a
+    /// function, or an unknown name.
+    fn not_an_action(&mut self, file: FileId, name: &Name) {
+        if super::actions::builtin(&name.text).is_some() {
+            self.report(
+                Diagnostic::new(Code::WrongKindOfCall, file, name.span, format!("`{}` is written as its own statement, not called", name.text))
+                    .with_help("write `send message_name`, `notify role r \"text\"`, `create task \"title\" for role r`, `emit event.type { ... }` or `log \"text\"`"),
+            );
+        } else if self.program.functions.contains_key(&name.text) {
+            self.report(
+                Diagnostic::new(
+                    Code::WrongKindOfCall,
+                    file,
+                    name.span,
+                    format!(
+                        "`{}` is a function; calling it alone does nothing",
+                        name.text
+                    ),
+                )
+                .with_help(format!(
+                    "use its value: `let x = {}(...)`, or in a condition",
+                    name.text
+                )),
+            );
+        } else {
+            let names: Vec<String> = self
+                .program
+                .actions
+                .values()
+                .map(|a| a.name.clone())
+                .collect();
+            let help =
+                did_you_mean(&name.text, names.iter().map(String::as_str)).unwrap_or_else(|| {
+                    format!(
+                        "declare it: `action {}(...) via webhook \"https://...\"`",
+                        name.text
+                    )
+                });
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownFunction,
+                    file,
+                    name.span,
+                    format!("no action `{}`", name.text),
+                )
+                .with_label("unknown action")
+                .with_help(help),
+            );
         }
     }
 
@@ -1753,6 +1843,32 @@ fn builtin_act(
     }
 }
 
+/// The arguments of a call of a user action, in the order of its
+/// parameters, each settled to its parameter's type (one not given is
+/// `none`).
+fn action_args(
+    params: &[ParamDef],
+    args: &[Arg],
+    tys: &mut [Ty],
+    here: Loc,
+) -> Vec<(Arc<str>, hir::Expr)> {
+    let order = order_args(params, args);
+    let mut given = Vec::new();
+    for (param, i) in params.iter().zip(order) {
+        let node = match i.and_then(|i| tys.get_mut(i)) {
+            Some(ty) => {
+                let mut node = ty.take();
+                node.settle(&param.ty);
+                node.finish();
+                node
+            }
+            None => hir::Expr::none(here),
+        };
+        given.push((Arc::from(param.name.as_str()), node));
+    }
+    given
+}
+
 /// Splits a condition's node at its top-level `and`s.
 fn conjuncts(node: hir::Expr, out: &mut Vec<hir::Expr>) {
     match node.kind {
@@ -1859,149 +1975,220 @@ impl Checker<'_> {
     }
 }
 
+/// What the comparisons of one field with constants say about its value.
+#[derive(Default)]
+struct Bounds {
+    low: Option<(f64, bool)>,
+    high: Option<(f64, bool)>,
+    eq_num: Option<f64>,
+    /// The texts it may be (`==`, `in`), when some comparison says.
+    allowed: Option<Vec<String>>,
+    /// The texts it may not be (`!=`, `not in`).
+    excluded: Vec<String>,
+    eq_bool: Option<bool>,
+}
+
+impl Bounds {
+    /// Notes that the flag `p` is `value`; why it cannot be, when another
+    /// condition says it is the other.
+    fn flag(&mut self, p: &str, value: bool) -> Option<String> {
+        if self.eq_bool.is_some_and(|v| v != value) {
+            return Some(format!("`{p}` cannot be both true and false"));
+        }
+        self.eq_bool = Some(value);
+        None
+    }
+
+    /// Notes `p in list` or `p not in list`; why no text is left for `p`,
+    /// when none is.
+    fn in_list(
+        &mut self,
+        p: &str,
+        op: BinaryOp,
+        list: Vec<String>,
+        domain: Domain,
+    ) -> Option<String> {
+        if op == BinaryOp::In {
+            self.allowed = Some(match self.allowed.take() {
+                Some(was) => was.into_iter().filter(|v| list.contains(v)).collect(),
+                None => list,
+            });
+        } else {
+            self.excluded.extend(list);
+        }
+        no_text_left(p, self.allowed.as_deref(), &self.excluded, domain)
+    }
+
+    /// Notes `p op value`; why no value of `p` satisfies all the
+    /// comparisons noted, when none does.
+    fn compare(
+        &mut self,
+        p: &str,
+        op: BinaryOp,
+        value: Result<f64, String>,
+        domain: Domain,
+    ) -> Option<String> {
+        match (op, value) {
+            (BinaryOp::Eq, Ok(n)) => {
+                if self.eq_num.is_some_and(|m| m != n) {
+                    return Some(format!("`{p}` cannot equal two different numbers"));
+                }
+                self.eq_num = Some(n);
+            }
+            (BinaryOp::Eq, Err(s)) => {
+                self.allowed = Some(match self.allowed.take() {
+                    Some(was) => was.into_iter().filter(|v| *v == s).collect(),
+                    None => vec![s],
+                });
+                if let Some(why) = no_text_left(p, self.allowed.as_deref(), &self.excluded, domain)
+                {
+                    return Some(why);
+                }
+            }
+            (BinaryOp::Ne, Err(s)) => {
+                self.excluded.push(s);
+                if let Some(why) = no_text_left(p, self.allowed.as_deref(), &self.excluded, domain)
+                {
+                    return Some(why);
+                }
+            }
+            (BinaryOp::Gt, Ok(n)) => self.low = Some(tighter_low(self.low, (n, false))),
+            (BinaryOp::Ge, Ok(n)) => self.low = Some(tighter_low(self.low, (n, true))),
+            (BinaryOp::Lt, Ok(n)) => self.high = Some(tighter_high(self.high, (n, false))),
+            (BinaryOp::Le, Ok(n)) => self.high = Some(tighter_high(self.high, (n, true))),
+            _ => return None,
+        }
+        self.no_number_left(p)
+    }
+
+    /// Why no number is left for `p`: its bounds leave an empty range, or
+    /// the number it must equal is outside them.
+    fn no_number_left(&self, p: &str) -> Option<String> {
+        let empty_range = match (self.low, self.high) {
+            (Some((lo, lo_incl)), Some((hi, hi_incl))) => {
+                lo > hi || (lo == hi && !(lo_incl && hi_incl))
+            }
+            _ => false,
+        };
+        let eq_outside = self.eq_num.is_some_and(|n| {
+            self.low
+                .is_some_and(|(lo, incl)| n < lo || (n == lo && !incl))
+                || self
+                    .high
+                    .is_some_and(|(hi, incl)| n > hi || (n == hi && !incl))
+        });
+        if empty_range || eq_outside {
+            return Some(format!("no value of `{p}` satisfies all of these"));
+        }
+        None
+    }
+}
+
+/// The plain texts of a list literal, when they all are.
+fn list_texts(e: &Expr) -> Option<Vec<String>> {
+    match &strip_parens(e).kind {
+        ExprKind::List(items) => items
+            .iter()
+            .map(|i| match &strip_parens(i).kind {
+                ExprKind::Str(t) => t.as_plain(),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// The parts of a condition that must all hold: it split at its `and`s.
+fn and_atoms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match &e.kind {
+        ExprKind::Paren(inner) => and_atoms(inner, out),
+        ExprKind::Binary(BinaryOp::And, l, r) => {
+            and_atoms(l, out);
+            and_atoms(r, out);
+        }
+        _ => out.push(e),
+    }
+}
+
+/// A literal number (`Ok`) or plain text (`Err`).
+fn literal_constant(e: &Expr) -> Option<Result<f64, String>> {
+    match &e.kind {
+        ExprKind::Int(i) => Some(Ok(*i as f64)),
+        ExprKind::Number(n) => n.parse().ok().map(Ok),
+        ExprKind::Str(t) => t.as_plain().map(Err),
+        ExprKind::Paren(inner) => literal_constant(inner),
+        _ => None,
+    }
+}
+
+/// A flag (`guest.vip`) or its negation (`not guest.vip`): the field's
+/// path and the value the condition says it has.
+fn flag_atom(atom: &Expr) -> Option<(String, bool)> {
+    match &atom.kind {
+        ExprKind::Unary(UnaryOp::Not, inner) => path(inner).map(|p| (p, false)),
+        _ => path(atom).map(|p| (p, true)),
+    }
+}
+
+/// A comparison of a field with a constant, either way round: the field's
+/// path, the constant, and the operator as if the field were on the left.
+fn field_against_constant(
+    op: BinaryOp,
+    l: &Expr,
+    r: &Expr,
+) -> Option<(String, Result<f64, String>, BinaryOp)> {
+    match (path(l), literal_constant(r), path(r), literal_constant(l)) {
+        (Some(p), Some(v), _, _) => Some((p, v, op)),
+        (_, _, Some(p), Some(v)) => {
+            let flipped = match op {
+                BinaryOp::Lt => BinaryOp::Gt,
+                BinaryOp::Le => BinaryOp::Ge,
+                BinaryOp::Gt => BinaryOp::Lt,
+                BinaryOp::Ge => BinaryOp::Le,
+                other => other,
+            };
+            Some((p, v, flipped))
+        }
+        _ => None,
+    }
+}
+
 /// Why conditions that must all hold cannot (`nights < 2` and `nights >
 /// 5`; `channel != "airbnb" and channel != "vrbo"` when those are the
 /// only values `domain` allows), when the comparisons of fields with
 /// constants show it; `None` when they may all hold, or it cannot tell.
 pub(super) fn contradiction_all(conds: &[&Expr], domain: Domain) -> Option<String> {
-    #[derive(Default)]
-    struct Bounds {
-        low: Option<(f64, bool)>,
-        high: Option<(f64, bool)>,
-        eq_num: Option<f64>,
-        /// The texts it may be (`==`, `in`), when some comparison says.
-        allowed: Option<Vec<String>>,
-        /// The texts it may not be (`!=`, `not in`).
-        excluded: Vec<String>,
-        eq_bool: Option<bool>,
-    }
-    /// The plain texts of a list literal, when they all are.
-    fn texts(e: &Expr) -> Option<Vec<String>> {
-        match &strip_parens(e).kind {
-            ExprKind::List(items) => items
-                .iter()
-                .map(|i| match &strip_parens(i).kind {
-                    ExprKind::Str(t) => t.as_plain(),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        }
-    }
-    fn atoms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-        match &e.kind {
-            ExprKind::Paren(inner) => atoms(inner, out),
-            ExprKind::Binary(BinaryOp::And, l, r) => {
-                atoms(l, out);
-                atoms(r, out);
-            }
-            _ => out.push(e),
-        }
-    }
-    fn constant(e: &Expr) -> Option<Result<f64, String>> {
-        match &e.kind {
-            ExprKind::Int(i) => Some(Ok(*i as f64)),
-            ExprKind::Number(n) => n.parse().ok().map(Ok),
-            ExprKind::Str(t) => t.as_plain().map(Err),
-            ExprKind::Paren(inner) => constant(inner),
-            _ => None,
-        }
-    }
     let mut list = Vec::new();
     for cond in conds {
-        atoms(cond, &mut list);
+        and_atoms(cond, &mut list);
     }
     let mut bounds: HashMap<String, Bounds> = HashMap::new();
     for atom in list {
-        // A flag (`guest.vip`) or its negation (`not guest.vip`).
-        let flag = match &atom.kind {
-            ExprKind::Unary(UnaryOp::Not, inner) => path(inner).map(|p| (p, false)),
-            _ => path(atom).map(|p| (p, true)),
-        };
-        if let Some((p, value)) = flag {
+        if let Some((p, value)) = flag_atom(atom) {
             let b = bounds.entry(p.clone()).or_default();
-            if b.eq_bool.is_some_and(|v| v != value) {
-                return Some(format!("`{p}` cannot be both true and false"));
+            if let Some(why) = b.flag(&p, value) {
+                return Some(why);
             }
-            b.eq_bool = Some(value);
             continue;
         }
         let Some((op, l, r)) = comparison(atom) else {
             continue;
         };
         // `channel in ["a", "b"]`, `channel not in [...]`.
-        if let (BinaryOp::In | BinaryOp::NotIn, Some(p), Some(list)) = (op, path(l), texts(r)) {
+        if let (BinaryOp::In | BinaryOp::NotIn, Some(p), Some(list)) = (op, path(l), list_texts(r))
+        {
             let b = bounds.entry(p.clone()).or_default();
-            if op == BinaryOp::In {
-                b.allowed = Some(match b.allowed.take() {
-                    Some(was) => was.into_iter().filter(|v| list.contains(v)).collect(),
-                    None => list,
-                });
-            } else {
-                b.excluded.extend(list);
-            }
-            if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
+            if let Some(why) = b.in_list(&p, op, list, domain) {
                 return Some(why);
             }
             continue;
         }
-        let op = &op;
-        let (p, value, op) = match (path(l), constant(r), path(r), constant(l)) {
-            (Some(p), Some(v), _, _) => (p, v, *op),
-            (_, _, Some(p), Some(v)) => {
-                let flipped = match op {
-                    BinaryOp::Lt => BinaryOp::Gt,
-                    BinaryOp::Le => BinaryOp::Ge,
-                    BinaryOp::Gt => BinaryOp::Lt,
-                    BinaryOp::Ge => BinaryOp::Le,
-                    other => *other,
-                };
-                (p, v, flipped)
-            }
-            _ => continue,
+        let Some((p, value, op)) = field_against_constant(op, l, r) else {
+            continue;
         };
         let b = bounds.entry(p.clone()).or_default();
-        match (op, value) {
-            (BinaryOp::Eq, Ok(n)) => {
-                if b.eq_num.is_some_and(|m| m != n) {
-                    return Some(format!("`{p}` cannot equal two different numbers"));
-                }
-                b.eq_num = Some(n);
-            }
-            (BinaryOp::Eq, Err(s)) => {
-                b.allowed = Some(match b.allowed.take() {
-                    Some(was) => was.into_iter().filter(|v| *v == s).collect(),
-                    None => vec![s],
-                });
-                if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
-                    return Some(why);
-                }
-            }
-            (BinaryOp::Ne, Err(s)) => {
-                b.excluded.push(s);
-                if let Some(why) = no_text_left(&p, b.allowed.as_deref(), &b.excluded, domain) {
-                    return Some(why);
-                }
-            }
-            (BinaryOp::Gt, Ok(n)) => b.low = Some(tighter_low(b.low, (n, false))),
-            (BinaryOp::Ge, Ok(n)) => b.low = Some(tighter_low(b.low, (n, true))),
-            (BinaryOp::Lt, Ok(n)) => b.high = Some(tighter_high(b.high, (n, false))),
-            (BinaryOp::Le, Ok(n)) => b.high = Some(tighter_high(b.high, (n, true))),
-            _ => continue,
-        }
-        let empty_range = match (b.low, b.high) {
-            (Some((lo, lo_incl)), Some((hi, hi_incl))) => {
-                lo > hi || (lo == hi && !(lo_incl && hi_incl))
-            }
-            _ => false,
-        };
-        let eq_outside = b.eq_num.is_some_and(|n| {
-            b.low.is_some_and(|(lo, incl)| n < lo || (n == lo && !incl))
-                || b.high
-                    .is_some_and(|(hi, incl)| n > hi || (n == hi && !incl))
-        });
-        if empty_range || eq_outside {
-            return Some(format!("no value of `{p}` satisfies all of these"));
+        if let Some(why) = b.compare(&p, op, value, domain) {
+            return Some(why);
         }
     }
     None

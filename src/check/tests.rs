@@ -134,6 +134,8 @@ impl Checker<'_> {
         }
     }
 
+    /// `expect ACTION TARGET { name: value }` in a test: the action exists
+    /// and is performed as such, with its target and arguments.
     fn test_expect(
         &mut self,
         file: FileId,
@@ -143,27 +145,11 @@ impl Checker<'_> {
     ) {
         let builtin = super::actions::builtin(&action.text);
         let custom = self.program.actions.get(&action.text).cloned();
-        let allowed: Vec<String> = match (builtin, &custom) {
+        let mut allowed: Vec<String> = match (builtin, &custom) {
             (Some(b), _) => b.params.iter().map(|p| p.name.to_string()).collect(),
             (None, Some(sig)) => sig.params.iter().map(|p| p.name.clone()).collect(),
             (None, None) => {
-                let mut names: Vec<String> = super::actions::BUILTINS
-                    .iter()
-                    .map(|b| b.name.to_string())
-                    .collect();
-                names.extend(self.program.actions.keys().cloned());
-                let help = did_you_mean(&action.text, names.iter().map(String::as_str))
-                    .unwrap_or_else(|| format!("the actions are {}", names.join(", ")));
-                self.report(
-                    Diagnostic::new(
-                        Code::UnknownFunction,
-                        file,
-                        action.span,
-                        format!("no action `{}`", action.text),
-                    )
-                    .with_label("unknown action")
-                    .with_help(help),
-                );
+                self.expected_unknown_action(file, action);
                 return;
             }
         };
@@ -183,12 +169,53 @@ impl Checker<'_> {
                 return;
             }
         }
+        if let Some(fields) = self.expect_target(file, action, target, builtin.is_some()) {
+            allowed = fields;
+        }
+        let Some(args) = args else { return };
+        if action.text == "emit" && target.is_none() {
+            return;
+        }
+        self.expect_args(file, action, &allowed, args);
+    }
+
+    /// Reports an expectation of an action that does not exist.
+    fn expected_unknown_action(&mut self, file: FileId, action: &Name) {
+        let mut names: Vec<String> = super::actions::BUILTINS
+            .iter()
+            .map(|b| b.name.to_string())
+            .collect();
+        names.extend(self.program.actions.keys().cloned());
+        let help = did_you_mean(&action.text, names.iter().map(String::as_str))
+            .unwrap_or_else(|| format!("the actions are {}", names.join(", ")));
+        self.report(
+            Diagnostic::new(
+                Code::UnknownFunction,
+                file,
+                action.span,
+                format!("no action `{}`", action.text),
+            )
+            .with_label("unknown action")
+            .with_help(help),
+        );
+    }
+
+    /// The target of an expectation (`expect send welcome`, `expect emit
+    /// booking.created`) names a message or an event that exists, and only
+    /// built-in actions take one; the fields of the event emitted, which are
+    /// the arguments it may match.
+    fn expect_target(
+        &mut self,
+        file: FileId,
+        action: &Name,
+        target: Option<&Name>,
+        builtin: bool,
+    ) -> Option<Vec<String>> {
         if let (Some(t), "send") = (target, action.text.as_str()) {
             if let Some(loc) = self.message_loc(&t.text) {
                 self.refer(file, t.span, loc, DefKind::Message);
             }
         }
-        let mut allowed = allowed;
         match (action.text.as_str(), target) {
             ("send", Some(t)) => {
                 if !self.program.messages.contains_key(&t.text) {
@@ -209,18 +236,19 @@ impl Checker<'_> {
             }
             ("emit", Some(t)) => match self.program.events.get(&t.text) {
                 Some(&id) => {
-                    allowed = self
-                        .program
-                        .record(id)
-                        .fields
-                        .iter()
-                        .map(|f| f.name.clone())
-                        .collect();
+                    return Some(
+                        self.program
+                            .record(id)
+                            .fields
+                            .iter()
+                            .map(|f| f.name.clone())
+                            .collect(),
+                    );
                 }
                 None => self.unknown_event(file, t),
             },
             (_, None) => {}
-            (_, Some(_)) if builtin.is_some() => {}
+            (_, Some(_)) if builtin => {}
             (name, Some(t)) => {
                 self.report(
                     Diagnostic::new(Code::BadArgument, file, t.span, format!("`expect {name}` takes no target"))
@@ -228,11 +256,13 @@ impl Checker<'_> {
                 );
             }
         }
-        let Some(args) = args else { return };
+        None
+    }
+
+    /// The arguments an expectation matches are the action's (or `at`), and
+    /// their values check.
+    fn expect_args(&mut self, file: FileId, action: &Name, allowed: &[String], args: &TestRecord) {
         for field in &args.fields {
-            if action.text == "emit" && target.is_none() {
-                continue;
-            }
             if field.name.text != "at" && !allowed.contains(&field.name.text) {
                 let help = did_you_mean(&field.name.text, allowed.iter().map(String::as_str))
                     .unwrap_or_else(|| {

@@ -102,54 +102,12 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
     use Value as V;
     let overflow = || Fault::new(format!("arithmetic overflow in `{a} {} {b}`", op.as_str()));
     match (a, b) {
-        (V::Int(x), V::Int(y)) => {
-            let (x, y) = (*x, *y);
-            if matches!(op, Div | Rem) && y == 0 {
-                return fault("division by zero");
-            }
-            let r = match op {
-                Add => x.checked_add(y),
-                Sub => x.checked_sub(y),
-                Mul => x.checked_mul(y),
-                Div => x.checked_div(y),
-                Rem => x.checked_rem(y),
-                _ => None,
-            };
-            r.map(V::Int).ok_or_else(overflow)
-        }
+        (V::Int(x), V::Int(y)) => int_arith(op, *x, *y, overflow),
         (V::Float(_) | V::Int(_), V::Float(_) | V::Int(_)) => {
-            let (x, y) = (as_f64(a), as_f64(b));
-            if matches!(op, Div | Rem) && y == 0.0 {
-                return fault("division by zero");
-            }
-            let r = match op {
-                Add => x + y,
-                Sub => x - y,
-                Mul => x * y,
-                Div => x / y,
-                Rem => x % y,
-                _ => return fault("not an arithmetic operator"),
-            };
-            if r.is_finite() {
-                Ok(V::Float(r))
-            } else {
-                Err(overflow())
-            }
+            float_arith(op, as_f64(a), as_f64(b), overflow)
         }
         (V::Decimal(_) | V::Int(_), V::Decimal(_) | V::Int(_)) => {
-            let (x, y) = (as_decimal(a), as_decimal(b));
-            if matches!(op, Div | Rem) && y.is_zero() {
-                return fault("division by zero");
-            }
-            let r = match op {
-                Add => x.checked_add(y),
-                Sub => x.checked_sub(y),
-                Mul => x.checked_mul(y),
-                Div => x.checked_div(y),
-                Rem => x.checked_rem(y),
-                _ => None,
-            };
-            r.map(V::Decimal).ok_or_else(overflow)
+            decimal_arith(op, as_decimal(a), as_decimal(b), overflow)
         }
         (V::Str(x), V::Str(y)) if op == Add => {
             text_fits("+", x.len().saturating_add(y.len()))?;
@@ -186,13 +144,7 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             Ok(V::Duration((*x - *y).num_milliseconds()))
         }
         (V::Date(x), V::Date(y)) if op == Sub => Ok(V::Duration((*x - *y).num_days() * DAY_MS)),
-        (V::Duration(x), V::Duration(y)) => match op {
-            Add => x.checked_add(*y).map(V::Duration).ok_or_else(overflow),
-            Sub => x.checked_sub(*y).map(V::Duration).ok_or_else(overflow),
-            Div if *y == 0 => fault("division by zero"),
-            Div => Ok(V::Float(*x as f64 / *y as f64)),
-            _ => fault(format!("cannot apply `{}` to two durations", op.as_str())),
-        },
+        (V::Duration(x), V::Duration(y)) => duration_arith(op, *x, *y, overflow),
         (V::Duration(d), V::Int(_) | V::Float(_)) | (V::Int(_) | V::Float(_), V::Duration(d))
             if matches!(op, Mul | Div) =>
         {
@@ -201,19 +153,7 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             } else {
                 as_f64(a)
             };
-            if op == Div && n == 0.0 {
-                return fault("division by zero");
-            }
-            let r = if op == Mul {
-                *d as f64 * n
-            } else {
-                *d as f64 / n
-            };
-            if r.is_finite() && r.abs() < i64::MAX as f64 {
-                Ok(V::Duration(r.round() as i64))
-            } else {
-                Err(overflow())
-            }
+            scale_duration(op, *d, n, overflow)
         }
         _ => fault(format!(
             "cannot apply `{}` to a {} and a {}",
@@ -221,6 +161,107 @@ pub fn arith(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Fault> {
             a.kind(),
             b.kind()
         )),
+    }
+}
+
+/// `op` on two `int`s, checked.
+fn int_arith(op: BinaryOp, x: i64, y: i64, overflow: impl Fn() -> Fault) -> Result<Value, Fault> {
+    use BinaryOp::*;
+    if matches!(op, Div | Rem) && y == 0 {
+        return fault("division by zero");
+    }
+    let r = match op {
+        Add => x.checked_add(y),
+        Sub => x.checked_sub(y),
+        Mul => x.checked_mul(y),
+        Div => x.checked_div(y),
+        Rem => x.checked_rem(y),
+        _ => None,
+    };
+    r.map(Value::Int).ok_or_else(overflow)
+}
+
+/// `op` on two `float`s (or a `float` and an `int`), a result that is not
+/// finite an overflow.
+fn float_arith(op: BinaryOp, x: f64, y: f64, overflow: impl Fn() -> Fault) -> Result<Value, Fault> {
+    use BinaryOp::*;
+    if matches!(op, Div | Rem) && y == 0.0 {
+        return fault("division by zero");
+    }
+    let r = match op {
+        Add => x + y,
+        Sub => x - y,
+        Mul => x * y,
+        Div => x / y,
+        Rem => x % y,
+        _ => return fault("not an arithmetic operator"),
+    };
+    if r.is_finite() {
+        Ok(Value::Float(r))
+    } else {
+        Err(overflow())
+    }
+}
+
+/// `op` on two `decimal`s (or a `decimal` and an `int`), exact and checked.
+fn decimal_arith(
+    op: BinaryOp,
+    x: Decimal,
+    y: Decimal,
+    overflow: impl Fn() -> Fault,
+) -> Result<Value, Fault> {
+    use BinaryOp::*;
+    if matches!(op, Div | Rem) && y.is_zero() {
+        return fault("division by zero");
+    }
+    let r = match op {
+        Add => x.checked_add(y),
+        Sub => x.checked_sub(y),
+        Mul => x.checked_mul(y),
+        Div => x.checked_div(y),
+        Rem => x.checked_rem(y),
+        _ => None,
+    };
+    r.map(Value::Decimal).ok_or_else(overflow)
+}
+
+/// `op` on two durations (in ms): a sum, a difference, or a ratio.
+fn duration_arith(
+    op: BinaryOp,
+    x: i64,
+    y: i64,
+    overflow: impl Fn() -> Fault,
+) -> Result<Value, Fault> {
+    use BinaryOp::*;
+    match op {
+        Add => x.checked_add(y).map(Value::Duration).ok_or_else(overflow),
+        Sub => x.checked_sub(y).map(Value::Duration).ok_or_else(overflow),
+        Div if y == 0 => fault("division by zero"),
+        Div => Ok(Value::Float(x as f64 / y as f64)),
+        _ => fault(format!("cannot apply `{}` to two durations", op.as_str())),
+    }
+}
+
+/// A duration (in ms) multiplied or divided by a number, rounded to the
+/// millisecond.
+fn scale_duration(
+    op: BinaryOp,
+    d: i64,
+    n: f64,
+    overflow: impl Fn() -> Fault,
+) -> Result<Value, Fault> {
+    if op == BinaryOp::Div && n == 0.0 {
+        return fault("division by zero");
+    }
+    let r = if op == BinaryOp::Mul {
+        d as f64 * n
+    } else {
+        d as f64 / n
+    };
+    if r.is_finite() && r.abs() < i64::MAX as f64 {
+        Ok(Value::Duration(r.round() as i64))
+    } else {
+        Err(overflow())
     }
 }
 

@@ -832,131 +832,26 @@ impl Lower<'_> {
 
     fn expr_inner(&self, e: &hir::Expr) -> Compiled {
         match &e.kind {
-            ExprKind::Lit(lit) => match lit {
-                Lit::Int(i) => konst(Value::Int(*i)),
-                Lit::Float(x) => konst(Value::Float(*x)),
-                Lit::Decimal(d) => konst(Value::Decimal(*d)),
-                Lit::Str(s) => konst(Value::Str(s.clone())),
-                Lit::Bool(b) => konst(Value::Bool(*b)),
-                Lit::None => konst(Value::None),
-                Lit::Duration(ms) => konst(Value::Duration(*ms)),
-                Lit::Date(d) => konst(Value::Date(*d)),
-                Lit::DateTime(t) => konst(Value::DateTime(*t)),
-                Lit::Number(text) => {
-                    let text = text.clone();
-                    dynamic(Box::new(move |_| {
-                        fault(format!(
-                            "the number `{text}` was left undecided by the checker"
-                        ))
-                    }))
-                }
-            },
+            ExprKind::Lit(lit) => literal(lit),
             ExprKind::Read(place) => {
                 let place = place.clone();
                 dynamic(Box::new(move |f| Ok(place.get(f).clone())))
             }
-            ExprKind::Whole(root) => {
-                let is_event = *root == Root::Event;
-                dynamic(Box::new(move |f| {
-                    Ok(Value::Record(if is_event {
-                        f.event.clone()
-                    } else {
-                        f.envelope.clone()
-                    }))
-                }))
-            }
-            ExprKind::Field(base, slot) => {
-                let (base, slot) = (self.expr(base).eval, *slot);
-                dynamic(Box::new(move |f| match base(f)? {
-                    Value::Record(r) => Ok(r.slots.get(slot).cloned().unwrap_or(Value::None)),
-                    _ => Ok(Value::None),
-                }))
-            }
-            ExprKind::Template(parts) => {
-                enum Piece {
-                    Text(String),
-                    Expr(Eval),
-                }
-                let pieces: Vec<Piece> = parts
-                    .iter()
-                    .map(|p| match p {
-                        Part::Text(t) => Piece::Text(t.clone()),
-                        Part::Expr(x) => Piece::Expr(self.expr(x).eval),
-                    })
-                    .collect();
-                dynamic(Box::new(move |f| {
-                    use std::fmt::Write;
-                    let mut out = String::new();
-                    for piece in &pieces {
-                        match piece {
-                            Piece::Text(t) => out.push_str(t),
-                            Piece::Expr(x) => {
-                                let _ = write!(out, "{}", x(f)?);
-                            }
-                        }
-                        super::eval::text_fits("text", out.len())?;
-                    }
-                    Ok(Value::Str(Arc::from(out)))
-                }))
-            }
-            ExprKind::List(items) => {
-                let lowered: Vec<Compiled> = items.iter().map(|i| self.expr(i)).collect();
-                if lowered.iter().all(|c| c.konst.is_some()) {
-                    let values: Vec<Value> = lowered.into_iter().filter_map(|c| c.konst).collect();
-                    return konst(Value::List(Arc::from(values)));
-                }
-                let evals: Vec<Eval> = lowered.into_iter().map(|c| c.eval).collect();
-                dynamic(Box::new(move |f| {
-                    let values = evals.iter().map(|x| x(f)).collect::<Result<Vec<_>, _>>()?;
-                    Ok(Value::List(Arc::from(values)))
-                }))
-            }
-            ExprKind::Neg(inner) => {
-                let c = self.expr(inner);
-                if let Some(k) = c.konst.clone() {
-                    if let Ok(v) = negate(k) {
-                        return konst(v);
-                    }
-                }
-                let inner = c.eval;
-                dynamic(Box::new(move |f| negate(inner(f)?)))
-            }
-            ExprKind::Widen(inner) => {
-                let to_decimal = e.ty.present() == &Type::Decimal;
-                let c = self.expr(inner);
-                if let Some(k) = c.konst.clone() {
-                    return konst(widen(k, to_decimal));
-                }
-                let inner = c.eval;
-                dynamic(Box::new(move |f| Ok(widen(inner(f)?, to_decimal))))
-            }
+            ExprKind::Whole(root) => whole(*root),
+            ExprKind::Field(base, slot) => self.field(base, *slot),
+            ExprKind::Template(parts) => self.template(parts),
+            ExprKind::List(items) => self.list(items),
+            ExprKind::Neg(inner) => self.neg(inner),
+            ExprKind::Widen(inner) => self.widen_int(e, inner),
             ExprKind::Binary(op, l, r) => match op.op {
-                BinaryOp::Coalesce => {
-                    let (a, b) = (self.expr(l).eval, self.expr(r).eval);
-                    dynamic(Box::new(move |f| match a(f)? {
-                        Value::None => b(f),
-                        v => Ok(v),
-                    }))
-                }
+                BinaryOp::Coalesce => self.coalesce(l, r),
                 BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                    let op = op.op;
-                    let (a, b) = (self.expr(l), self.expr(r));
-                    if let (Some(x), Some(y)) = (&a.konst, &b.konst) {
-                        if let Ok(v) = arith(op, x, y) {
-                            return konst(v);
-                        }
-                    }
-                    let (a, b) = (a.eval, b.eval);
-                    dynamic(Box::new(move |f| arith(op, &a(f)?, &b(f)?)))
+                    self.arithmetic(op.op, l, r)
                 }
                 _ => self.condition_value(e),
             },
             ExprKind::Not(_) => self.condition_value(e),
-            ExprKind::If(c, t, f) => {
-                let cond = self.cond(c);
-                let (a, b) = (self.expr(t).eval, self.expr(f).eval);
-                dynamic(Box::new(move |fr| if cond(fr)? { a(fr) } else { b(fr) }))
-            }
+            ExprKind::If(c, t, f) => self.if_value(c, t, f),
             ExprKind::Call(callee, args) => self.call(callee, args),
             ExprKind::Error => {
                 let at = self.text(e.at.file, e.at.span);
@@ -965,6 +860,113 @@ impl Lower<'_> {
                 }))
             }
         }
+    }
+
+    /// `base.field`: the field's slot of the record, `none` when there is
+    /// no record.
+    fn field(&self, base: &hir::Expr, slot: usize) -> Compiled {
+        let base = self.expr(base).eval;
+        dynamic(Box::new(move |f| match base(f)? {
+            Value::Record(r) => Ok(r.slots.get(slot).cloned().unwrap_or(Value::None)),
+            _ => Ok(Value::None),
+        }))
+    }
+
+    /// A text with `{...}` parts, each shown and the whole kept within the
+    /// bound on text.
+    fn template(&self, parts: &[Part]) -> Compiled {
+        enum Piece {
+            Text(String),
+            Expr(Eval),
+        }
+        let pieces: Vec<Piece> = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => Piece::Text(t.clone()),
+                Part::Expr(x) => Piece::Expr(self.expr(x).eval),
+            })
+            .collect();
+        dynamic(Box::new(move |f| {
+            use std::fmt::Write;
+            let mut out = String::new();
+            for piece in &pieces {
+                match piece {
+                    Piece::Text(t) => out.push_str(t),
+                    Piece::Expr(x) => {
+                        let _ = write!(out, "{}", x(f)?);
+                    }
+                }
+                super::eval::text_fits("text", out.len())?;
+            }
+            Ok(Value::Str(Arc::from(out)))
+        }))
+    }
+
+    /// `[a, b, ...]`, a constant when every item is.
+    fn list(&self, items: &[hir::Expr]) -> Compiled {
+        let lowered: Vec<Compiled> = items.iter().map(|i| self.expr(i)).collect();
+        if lowered.iter().all(|c| c.konst.is_some()) {
+            let values: Vec<Value> = lowered.into_iter().filter_map(|c| c.konst).collect();
+            return konst(Value::List(Arc::from(values)));
+        }
+        let evals: Vec<Eval> = lowered.into_iter().map(|c| c.eval).collect();
+        dynamic(Box::new(move |f| {
+            let values = evals.iter().map(|x| x(f)).collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::List(Arc::from(values)))
+        }))
+    }
+
+    /// `-x`, folded when `x` is a constant that negates.
+    fn neg(&self, inner: &hir::Expr) -> Compiled {
+        let c = self.expr(inner);
+        if let Some(k) = c.konst.clone() {
+            if let Ok(v) = negate(k) {
+                return konst(v);
+            }
+        }
+        let inner = c.eval;
+        dynamic(Box::new(move |f| negate(inner(f)?)))
+    }
+
+    /// An `int` used as a `float` or a `decimal` (the type of `e`), folded
+    /// when it is a constant.
+    fn widen_int(&self, e: &hir::Expr, inner: &hir::Expr) -> Compiled {
+        let to_decimal = e.ty.present() == &Type::Decimal;
+        let c = self.expr(inner);
+        if let Some(k) = c.konst.clone() {
+            return konst(widen(k, to_decimal));
+        }
+        let inner = c.eval;
+        dynamic(Box::new(move |f| Ok(widen(inner(f)?, to_decimal))))
+    }
+
+    /// `l ?? r`: `r` when `l` is absent.
+    fn coalesce(&self, l: &hir::Expr, r: &hir::Expr) -> Compiled {
+        let (a, b) = (self.expr(l).eval, self.expr(r).eval);
+        dynamic(Box::new(move |f| match a(f)? {
+            Value::None => b(f),
+            v => Ok(v),
+        }))
+    }
+
+    /// `+`, `-`, `*`, `/`, `%`, folded when both sides are constants and the
+    /// operation does not fail.
+    fn arithmetic(&self, op: BinaryOp, l: &hir::Expr, r: &hir::Expr) -> Compiled {
+        let (a, b) = (self.expr(l), self.expr(r));
+        if let (Some(x), Some(y)) = (&a.konst, &b.konst) {
+            if let Ok(v) = arith(op, x, y) {
+                return konst(v);
+            }
+        }
+        let (a, b) = (a.eval, b.eval);
+        dynamic(Box::new(move |f| arith(op, &a(f)?, &b(f)?)))
+    }
+
+    /// `if c then t else f`: only the branch chosen runs.
+    fn if_value(&self, c: &hir::Expr, t: &hir::Expr, f: &hir::Expr) -> Compiled {
+        let cond = self.cond(c);
+        let (a, b) = (self.expr(t).eval, self.expr(f).eval);
+        dynamic(Box::new(move |fr| if cond(fr)? { a(fr) } else { b(fr) }))
     }
 
     /// A condition used as a value, folded when it reads nothing.
@@ -1028,6 +1030,41 @@ impl Lower<'_> {
         };
         dynamic(eval)
     }
+}
+
+/// A literal: a constant, but for a number the checker left undecided.
+fn literal(lit: &Lit) -> Compiled {
+    match lit {
+        Lit::Int(i) => konst(Value::Int(*i)),
+        Lit::Float(x) => konst(Value::Float(*x)),
+        Lit::Decimal(d) => konst(Value::Decimal(*d)),
+        Lit::Str(s) => konst(Value::Str(s.clone())),
+        Lit::Bool(b) => konst(Value::Bool(*b)),
+        Lit::None => konst(Value::None),
+        Lit::Duration(ms) => konst(Value::Duration(*ms)),
+        Lit::Date(d) => konst(Value::Date(*d)),
+        Lit::DateTime(t) => konst(Value::DateTime(*t)),
+        Lit::Number(text) => {
+            let text = text.clone();
+            dynamic(Box::new(move |_| {
+                fault(format!(
+                    "the number `{text}` was left undecided by the checker"
+                ))
+            }))
+        }
+    }
+}
+
+/// `event` or `envelope` as a whole record.
+fn whole(root: Root) -> Compiled {
+    let is_event = root == Root::Event;
+    dynamic(Box::new(move |f| {
+        Ok(Value::Record(if is_event {
+            f.event.clone()
+        } else {
+            f.envelope.clone()
+        }))
+    }))
 }
 
 fn negate(v: Value) -> Result<Value, Fault> {

@@ -12,12 +12,13 @@ pub use super::action::{Action, ActionKey, Collect, KeyParts, Performed, RuleErr
 use super::decode::{Event, Shapes};
 use super::eval::{Fault, Frame};
 use super::lower::Ruleset;
-use super::program::{Op, Rule, RuleTrigger};
+use super::program::{Act, ApprovalOp, Cond, Library, Op, Rule, RuleTrigger, TimerOp};
 use super::store::{
     Approval, ApprovalEnd, CancelKey, Change, Changes, Continuation, Decision, Due, Store,
     StoreError, Timer, TimerKey,
 };
 use super::value::{add_ms, show_datetime, show_duration, Record, Value};
+use crate::check::types::RecordId;
 use crate::syntax::ast::TimerKind;
 
 /// How long a chain of events emitting events may get before it is stopped.
@@ -303,6 +304,44 @@ struct Ctx {
     /// What the rule reads from the history of events (empty in resumed
     /// blocks and schedules, which the checker keeps from reading it).
     recalled: Arc<[Value]>,
+}
+
+impl Ctx {
+    /// What the compiled expressions of the rule read, with `locals`.
+    fn frame<'a>(&'a self, locals: &'a [Value], lib: &'a Library) -> Frame<'a> {
+        Frame {
+            event: &self.event.payload,
+            envelope: &self.envelope,
+            locals,
+            recalled: &self.recalled,
+            now: self.now,
+            lib,
+        }
+    }
+}
+
+/// The trace of a rule considered for an event: each of its conditions,
+/// its value and the values it read.
+fn trace_conditions(rules: &Ruleset, rule: &Rule, frame: &Frame) -> RuleTrace {
+    let mut rt = RuleTrace::considered(&rule.name, true);
+    for c in &rule.conditions {
+        let value = (c.cond)(frame);
+        let reads = c
+            .reads
+            .iter()
+            .map(|(text, place)| (text.clone(), rules.shapes().to_json(place.get(frame))))
+            .collect();
+        rt.matched &= value == Ok(true);
+        rt.conditions.push(CondTrace {
+            condition: c.text.clone(),
+            value: match value {
+                Ok(b) => serde_json::Value::Bool(b),
+                Err(f) => serde_json::Value::String(format!("error: {f}")),
+            },
+            reads,
+        });
+    }
+    rt
 }
 
 /// Where an event stands in its chain of emits.
@@ -1121,14 +1160,7 @@ impl<S: Store> Engine<S> {
             origin: chain.origin.clone(),
             recalled: self.recalled.clone(),
         };
-        let frame = Frame {
-            event: &event.payload,
-            envelope: &cx.envelope,
-            locals: &[],
-            recalled: &cx.recalled,
-            now,
-            lib: &rules.lib,
-        };
+        let frame = cx.frame(&[], &rules.lib);
         let mut trace = trace;
         if rule.quiet.is_some() {
             // The start of a watch: the rule runs when nothing happened.
@@ -1139,25 +1171,7 @@ impl<S: Store> Engine<S> {
             return Ok(());
         }
         if let Some(trace) = trace.as_deref_mut() {
-            let mut rt = RuleTrace::considered(&rule.name, true);
-            for c in &rule.conditions {
-                let value = (c.cond)(&frame);
-                let reads = c
-                    .reads
-                    .iter()
-                    .map(|(text, place)| (text.clone(), rules.shapes().to_json(place.get(&frame))))
-                    .collect();
-                rt.matched &= value == Ok(true);
-                rt.conditions.push(CondTrace {
-                    condition: c.text.clone(),
-                    value: match value {
-                        Ok(b) => serde_json::Value::Bool(b),
-                        Err(f) => serde_json::Value::String(format!("error: {f}")),
-                    },
-                    reads,
-                });
-            }
-            trace.rules.push(rt);
+            trace.rules.push(trace_conditions(&rules, rule, &frame));
         }
         match (rule.test)(&frame) {
             Ok(true) => {}
@@ -1183,25 +1197,8 @@ impl<S: Store> Engine<S> {
             }
         }
         if let Some(throttle) = &rule.throttle {
-            let result = match self.throttled(rule, throttle, &frame, &event.tenant, now)? {
-                Ok((throttled, count)) => {
-                    if let Some(count) = count {
-                        self.fx.change(count);
-                    }
-                    Ok(throttled)
-                }
-                Err(fault) => Err(fault),
-            };
-            if let Some(last) = trace.as_deref_mut().and_then(|t| t.rules.last_mut()) {
-                match &result {
-                    Ok(throttled) => {
-                        last.throttled = Some(*throttled);
-                        last.matched &= !throttled;
-                    }
-                    Err(fault) => last.error = Some(fault.to_string()),
-                }
-            }
-            match result {
+            let last = trace.as_deref_mut().and_then(|t| t.rules.last_mut());
+            match self.throttle_gate(rule, throttle, &frame, &event.tenant, now, last)? {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(fault) => {
@@ -1323,6 +1320,39 @@ impl<S: Store> Engine<S> {
     /// Whether the rule goes on past its `count` clause: the count reached,
     /// then the conditions written after the clause; what it found goes to
     /// `explain`.
+    /// A `throttle` clause at a matching event: whether it holds the rule
+    /// back (the event counted in its window when it does not), noted in
+    /// the rule's trace.
+    fn throttle_gate(
+        &mut self,
+        rule: &Rule,
+        throttle: &super::program::Throttle,
+        frame: &Frame,
+        tenant: &str,
+        now: DateTime<Utc>,
+        last: Option<&mut RuleTrace>,
+    ) -> Result<Result<bool, Fault>, StoreError> {
+        let result = match self.throttled(rule, throttle, frame, tenant, now)? {
+            Ok((throttled, count)) => {
+                if let Some(count) = count {
+                    self.fx.change(count);
+                }
+                Ok(throttled)
+            }
+            Err(fault) => Err(fault),
+        };
+        if let Some(last) = last {
+            match &result {
+                Ok(throttled) => {
+                    last.throttled = Some(*throttled);
+                    last.matched &= !throttled;
+                }
+                Err(fault) => last.error = Some(fault.to_string()),
+            }
+        }
+        Ok(result)
+    }
+
     fn count_gate(
         &mut self,
         rule: &Rule,
@@ -1412,249 +1442,318 @@ impl<S: Store> Engine<S> {
     /// Runs `ops`, recording what they do in `self.fx` (see [`Effects`]).
     fn exec(&mut self, cx: &Ctx, ops: &[Op], locals: &mut Vec<Value>) -> Result<(), Fault> {
         let rules = self.rules.clone();
-        let rule = &rules.rules[cx.rule];
         for op in ops {
-            let frame = Frame {
-                event: &cx.event.payload,
-                envelope: &cx.envelope,
-                locals,
-                recalled: &cx.recalled,
-                now: cx.now,
-                lib: &rules.lib,
-            };
             match op {
                 Op::Stop => {
-                    self.stopped = Some(rule.name.clone());
+                    self.stopped = Some(rules.rules[cx.rule].name.clone());
                     return Ok(());
                 }
                 Op::Let(e) => {
-                    let v = e(&frame)?;
+                    let v = e(&cx.frame(locals, &rules.lib))?;
                     locals.push(v);
                 }
                 Op::If {
                     branches,
                     otherwise,
                 } => {
-                    let mut chosen = otherwise;
-                    for (cond, body) in branches {
-                        if cond(&frame)? {
-                            chosen = body;
-                            break;
-                        }
-                    }
-                    let mark = locals.len();
-                    self.exec(cx, chosen, locals)?;
-                    locals.truncate(mark);
+                    self.if_op(cx, &rules, branches, otherwise, locals)?;
                     if self.stopped.is_some() {
                         return Ok(());
                     }
                 }
-                Op::Act(act) => {
-                    let start = self.fx.args.len();
-                    match &act.emit {
-                        Some((event_type, record)) => {
-                            let values = act.args.iter().map(|(_, e)| e(&frame)).collect::<Result<
-                                Vec<_>,
-                                _,
-                            >>(
-                            )?;
-                            let payload = Arc::new(Record {
-                                shape: *record,
-                                slots: values.into_boxed_slice(),
-                            });
-                            if cx.depth + 1 > MAX_CHAIN {
-                                return Err(Fault::new(format!(
-                                    "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
-                                     (a rule that triggers itself?) started at `{}`",
-                                    cx.origin
-                                )));
-                            }
-                            if self.caused >= self.limits.max_caused {
-                                return Err(Fault::new(format!(
-                                    "`emit {event_type}` stopped: one event may cause at most {} emitted events, \
-                                     and `{}` reached that",
-                                    self.limits.max_caused, cx.origin
-                                )));
-                            }
-                            self.caused += 1;
-                            self.fx
-                                .args
-                                .push((Arc::from("event_type"), Value::Str(event_type.clone())));
-                            self.fx
-                                .args
-                                .push((Arc::from("payload"), Value::Record(payload.clone())));
-                            self.fx.emitted.push((
-                                Arc::new(Event {
-                                    id: Arc::from(format!(
-                                        "{}~{}~{}",
-                                        cx.source, rule.name, act.pos
-                                    )),
-                                    tenant: cx.event.tenant.clone(),
-                                    event_type: event_type.clone(),
-                                    occurred_at: cx.now,
-                                    // The same entity: its key, or the id of
-                                    // the event that had none.
-                                    key: Some(cx.event.timer_key().clone()),
-                                    payload,
-                                    previous: None,
-                                }),
-                                cx.depth + 1,
-                                cx.origin.clone(),
-                            ));
-                        }
-                        None => {
-                            for (name, e) in &act.args {
-                                let value = e(&frame)?;
-                                self.fx.args.push((name.clone(), value));
-                            }
-                        }
-                    }
-                    let end = self.fx.args.len();
-                    self.fx.actions.push(Pending {
-                        rule: cx.rule,
-                        pos: act.pos,
-                        action: act.action.clone(),
-                        args: start..end,
-                    });
+                Op::Act(act) => self.act_op(cx, &rules, act, locals)?,
+                Op::Timer(t) => self.timer_op(cx, &rules, t, locals)?,
+                Op::Every(i) => self.every_op(cx, &rules, *i, locals)?,
+                Op::Approval(a) => self.approval_op(cx, &rules, a, locals)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `if`: runs the block of the first branch whose condition holds, or
+    /// the `else` block, its `let`s dropped after it.
+    fn if_op(
+        &mut self,
+        cx: &Ctx,
+        rules: &Ruleset,
+        branches: &[(Cond, Vec<Op>)],
+        otherwise: &[Op],
+        locals: &mut Vec<Value>,
+    ) -> Result<(), Fault> {
+        let frame = cx.frame(locals, &rules.lib);
+        let mut chosen = otherwise;
+        for (cond, body) in branches {
+            if cond(&frame)? {
+                chosen = body;
+                break;
+            }
+        }
+        let mark = locals.len();
+        self.exec(cx, chosen, locals)?;
+        locals.truncate(mark);
+        Ok(())
+    }
+
+    /// An action: its arguments evaluated into `fx.args` and the action
+    /// kept to be performed; for `emit`, the event emitted too.
+    fn act_op(
+        &mut self,
+        cx: &Ctx,
+        rules: &Ruleset,
+        act: &Act,
+        locals: &[Value],
+    ) -> Result<(), Fault> {
+        let frame = cx.frame(locals, &rules.lib);
+        let start = self.fx.args.len();
+        match &act.emit {
+            Some((event_type, record)) => {
+                let rule = &rules.rules[cx.rule];
+                self.emit_op(cx, rule, act, event_type, *record, &frame)?;
+            }
+            None => {
+                for (name, e) in &act.args {
+                    let value = e(&frame)?;
+                    self.fx.args.push((name.clone(), value));
                 }
-                Op::Timer(t) => {
-                    let due = match (t.kind, t.when.as_ref()(&frame)?) {
-                        (TimerKind::At, Value::DateTime(at)) => at,
-                        (TimerKind::After, Value::Duration(ms)) => {
-                            add_ms(cx.now, ms).ok_or_else(|| {
-                                Fault::new(format!(
-                                    "`after {}` from {} is past the end of the calendar",
-                                    show_duration(ms),
-                                    show_datetime(&cx.now)
-                                ))
-                            })?
-                        }
-                        (_, other) => {
-                            return Err(Fault::new(format!(
-                                "a timer cannot wait for a {}",
-                                other.kind()
-                            )))
-                        }
-                    };
-                    let key = TimerKey {
-                        tenant: cx.event.tenant.clone(),
-                        rule: rule.name.clone(),
-                        key: cx.event.timer_key().clone(),
-                        pos: t.pos,
-                    };
-                    if due <= cx.now {
-                        // Due now, or already past (a last-minute booking):
-                        // run now, unless it is late and the rule says to skip
-                        // it. A pending timer for the same key is superseded.
-                        self.fx.change(Change::RemoveTimer(key));
-                        if due == cx.now || !t.skip_late {
-                            let mark = locals.len();
-                            self.exec(cx, &rule.blocks[t.block], locals)?;
-                            locals.truncate(mark);
-                        }
-                        continue;
-                    }
-                    let cancel = cancel_keys(cx, &t.unless, &frame)?;
-                    let cont = self.continuation(cx, t.block, locals);
-                    self.fx.change(Change::PutTimer(Timer {
-                        key,
-                        due,
-                        cancel,
-                        cont,
-                    }));
-                }
-                Op::Every(i) => {
-                    let Some(repeat) = rule.repeats.get(*i) else {
-                        continue;
-                    };
-                    let due = super::repeat::first_tick(repeat, &frame, &cx.event.id, cx.now)?;
-                    let cancel = cancel_keys(cx, &repeat.unless, &frame)?;
-                    let cont = self.continuation(cx, repeat.block, locals);
-                    self.fx.change(Change::PutTimer(Timer {
-                        key: TimerKey {
-                            tenant: cx.event.tenant.clone(),
-                            rule: rule.name.clone(),
-                            key: cx.event.timer_key().clone(),
-                            pos: repeat.pos,
-                        },
-                        due,
-                        cancel,
-                        cont,
-                    }));
-                }
-                Op::Approval(a) => {
-                    let within = match (a.within)(&frame)? {
-                        Value::Duration(ms) if ms > 0 => ms,
-                        Value::Duration(ms) => {
-                            return Err(Fault::new(format!(
-                                "`within` needs a positive duration, not {}",
-                                show_duration(ms)
-                            )))
-                        }
-                        other => {
-                            return Err(Fault::new(format!(
-                                "`within` needs a duration, not {other}"
-                            )))
-                        }
-                    };
-                    let deadline = add_ms(cx.now, within).ok_or_else(|| {
-                        Fault::new(format!(
-                            "`within {}` from {} is past the end of the calendar",
-                            show_duration(within),
-                            show_datetime(&cx.now)
-                        ))
-                    })?;
-                    // Unique across tenants: the tenant, rule, event and step.
-                    let id = format!(
-                        "{}/{}/{}/{}",
-                        cx.event.tenant, rule.name, cx.event.id, a.pos
-                    );
-                    let args = [
-                        (Arc::from("approval"), Value::str(&id)),
-                        (Arc::from("role"), Value::Str(a.role.clone())),
-                        (Arc::from("deadline"), Value::DateTime(deadline)),
-                    ];
-                    let start = self.fx.args.len();
-                    self.fx.args.extend(args);
-                    self.fx.actions.push(Pending {
-                        rule: cx.rule,
-                        pos: a.pos,
-                        action: Arc::from("approval_requested"),
-                        args: start..self.fx.args.len(),
-                    });
-                    let approval = Approval {
-                        id: id.clone(),
-                        key: TimerKey {
-                            tenant: cx.event.tenant.clone(),
-                            rule: rule.name.clone(),
-                            key: cx.event.timer_key().clone(),
-                            pos: a.pos,
-                        },
-                        role: a.role.clone(),
-                        requested_at: cx.now,
-                        deadline,
-                        approve: a.block,
-                        otherwise: a.otherwise,
-                        cont: self.continuation(cx, a.block, locals),
-                    };
-                    match self.auto_decide {
-                        AutoDecide::None => self.fx.change(Change::PutApproval(approval)),
-                        decision => {
-                            let approved = decision == AutoDecide::Approve;
-                            self.fx.change(Change::Decision(Decision {
-                                approval: id,
-                                approved,
-                                by: "replay".into(),
-                                at: cx.now,
-                            }));
-                            let block = if approved { Some(a.block) } else { a.otherwise };
-                            if let Some(block) = block {
-                                let mark = locals.len();
-                                self.exec(cx, &rule.blocks[block], locals)?;
-                                locals.truncate(mark);
-                            }
-                        }
-                    }
+            }
+        }
+        let end = self.fx.args.len();
+        self.fx.actions.push(Pending {
+            rule: cx.rule,
+            pos: act.pos,
+            action: act.action.clone(),
+            args: start..end,
+        });
+        Ok(())
+    }
+
+    /// `emit`: the event's payload evaluated, its arguments kept, and the
+    /// event queued in the chain, within the bounds of chains and of what
+    /// one event may cause.
+    fn emit_op(
+        &mut self,
+        cx: &Ctx,
+        rule: &Rule,
+        act: &Act,
+        event_type: &Arc<str>,
+        record: RecordId,
+        frame: &Frame,
+    ) -> Result<(), Fault> {
+        let values = act
+            .args
+            .iter()
+            .map(|(_, e)| e(frame))
+            .collect::<Result<Vec<_>, _>>()?;
+        let payload = Arc::new(Record {
+            shape: record,
+            slots: values.into_boxed_slice(),
+        });
+        if cx.depth + 1 > MAX_CHAIN {
+            return Err(Fault::new(format!(
+                "`emit {event_type}` stopped: a chain of {MAX_CHAIN} events emitting events \
+                 (a rule that triggers itself?) started at `{}`",
+                cx.origin
+            )));
+        }
+        if self.caused >= self.limits.max_caused {
+            return Err(Fault::new(format!(
+                "`emit {event_type}` stopped: one event may cause at most {} emitted events, \
+                 and `{}` reached that",
+                self.limits.max_caused, cx.origin
+            )));
+        }
+        self.caused += 1;
+        self.fx
+            .args
+            .push((Arc::from("event_type"), Value::Str(event_type.clone())));
+        self.fx
+            .args
+            .push((Arc::from("payload"), Value::Record(payload.clone())));
+        self.fx.emitted.push((
+            Arc::new(Event {
+                id: Arc::from(format!("{}~{}~{}", cx.source, rule.name, act.pos)),
+                tenant: cx.event.tenant.clone(),
+                event_type: event_type.clone(),
+                occurred_at: cx.now,
+                // The same entity: its key, or the id of
+                // the event that had none.
+                key: Some(cx.event.timer_key().clone()),
+                payload,
+                previous: None,
+            }),
+            cx.depth + 1,
+            cx.origin.clone(),
+        ));
+        Ok(())
+    }
+
+    /// `after` or `at`: a timer put for later, or its block run now when it
+    /// is already due.
+    fn timer_op(
+        &mut self,
+        cx: &Ctx,
+        rules: &Ruleset,
+        t: &TimerOp,
+        locals: &mut Vec<Value>,
+    ) -> Result<(), Fault> {
+        let rule = &rules.rules[cx.rule];
+        let frame = cx.frame(locals, &rules.lib);
+        let due = match (t.kind, t.when.as_ref()(&frame)?) {
+            (TimerKind::At, Value::DateTime(at)) => at,
+            (TimerKind::After, Value::Duration(ms)) => add_ms(cx.now, ms).ok_or_else(|| {
+                Fault::new(format!(
+                    "`after {}` from {} is past the end of the calendar",
+                    show_duration(ms),
+                    show_datetime(&cx.now)
+                ))
+            })?,
+            (_, other) => {
+                return Err(Fault::new(format!(
+                    "a timer cannot wait for a {}",
+                    other.kind()
+                )))
+            }
+        };
+        let key = TimerKey {
+            tenant: cx.event.tenant.clone(),
+            rule: rule.name.clone(),
+            key: cx.event.timer_key().clone(),
+            pos: t.pos,
+        };
+        if due <= cx.now {
+            // Due now, or already past (a last-minute booking):
+            // run now, unless it is late and the rule says to skip
+            // it. A pending timer for the same key is superseded.
+            self.fx.change(Change::RemoveTimer(key));
+            if due == cx.now || !t.skip_late {
+                let mark = locals.len();
+                self.exec(cx, &rule.blocks[t.block], locals)?;
+                locals.truncate(mark);
+            }
+            return Ok(());
+        }
+        let cancel = cancel_keys(cx, &t.unless, &frame)?;
+        let cont = self.continuation(cx, t.block, locals);
+        self.fx.change(Change::PutTimer(Timer {
+            key,
+            due,
+            cancel,
+            cont,
+        }));
+        Ok(())
+    }
+
+    /// `every`: a timer put for the schedule's first tick.
+    fn every_op(
+        &mut self,
+        cx: &Ctx,
+        rules: &Ruleset,
+        i: usize,
+        locals: &[Value],
+    ) -> Result<(), Fault> {
+        let rule = &rules.rules[cx.rule];
+        let Some(repeat) = rule.repeats.get(i) else {
+            return Ok(());
+        };
+        let frame = cx.frame(locals, &rules.lib);
+        let due = super::repeat::first_tick(repeat, &frame, &cx.event.id, cx.now)?;
+        let cancel = cancel_keys(cx, &repeat.unless, &frame)?;
+        let cont = self.continuation(cx, repeat.block, locals);
+        self.fx.change(Change::PutTimer(Timer {
+            key: TimerKey {
+                tenant: cx.event.tenant.clone(),
+                rule: rule.name.clone(),
+                key: cx.event.timer_key().clone(),
+                pos: repeat.pos,
+            },
+            due,
+            cancel,
+            cont,
+        }));
+        Ok(())
+    }
+
+    /// `require approval from R within D`: the approval requested (an
+    /// action) and kept until it is decided, or decided at once when
+    /// replaying with [`AutoDecide`].
+    fn approval_op(
+        &mut self,
+        cx: &Ctx,
+        rules: &Ruleset,
+        a: &ApprovalOp,
+        locals: &mut Vec<Value>,
+    ) -> Result<(), Fault> {
+        let rule = &rules.rules[cx.rule];
+        let frame = cx.frame(locals, &rules.lib);
+        let within = match (a.within)(&frame)? {
+            Value::Duration(ms) if ms > 0 => ms,
+            Value::Duration(ms) => {
+                return Err(Fault::new(format!(
+                    "`within` needs a positive duration, not {}",
+                    show_duration(ms)
+                )))
+            }
+            other => {
+                return Err(Fault::new(format!(
+                    "`within` needs a duration, not {other}"
+                )))
+            }
+        };
+        let deadline = add_ms(cx.now, within).ok_or_else(|| {
+            Fault::new(format!(
+                "`within {}` from {} is past the end of the calendar",
+                show_duration(within),
+                show_datetime(&cx.now)
+            ))
+        })?;
+        // Unique across tenants: the tenant, rule, event and step.
+        let id = format!(
+            "{}/{}/{}/{}",
+            cx.event.tenant, rule.name, cx.event.id, a.pos
+        );
+        let args = [
+            (Arc::from("approval"), Value::str(&id)),
+            (Arc::from("role"), Value::Str(a.role.clone())),
+            (Arc::from("deadline"), Value::DateTime(deadline)),
+        ];
+        let start = self.fx.args.len();
+        self.fx.args.extend(args);
+        self.fx.actions.push(Pending {
+            rule: cx.rule,
+            pos: a.pos,
+            action: Arc::from("approval_requested"),
+            args: start..self.fx.args.len(),
+        });
+        let approval = Approval {
+            id: id.clone(),
+            key: TimerKey {
+                tenant: cx.event.tenant.clone(),
+                rule: rule.name.clone(),
+                key: cx.event.timer_key().clone(),
+                pos: a.pos,
+            },
+            role: a.role.clone(),
+            requested_at: cx.now,
+            deadline,
+            approve: a.block,
+            otherwise: a.otherwise,
+            cont: self.continuation(cx, a.block, locals),
+        };
+        match self.auto_decide {
+            AutoDecide::None => self.fx.change(Change::PutApproval(approval)),
+            decision => {
+                let approved = decision == AutoDecide::Approve;
+                self.fx.change(Change::Decision(Decision {
+                    approval: id,
+                    approved,
+                    by: "replay".into(),
+                    at: cx.now,
+                }));
+                let block = if approved { Some(a.block) } else { a.otherwise };
+                if let Some(block) = block {
+                    let mark = locals.len();
+                    self.exec(cx, &rule.blocks[block], locals)?;
+                    locals.truncate(mark);
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::Ruleset;
 use crate::check::actions::ParamType;
 use crate::check::Analysis;
 use crate::syntax::ast::{
-    Expr, ExprKind, Item, TestDecl, TestRecord, TestStepKind, TestValue, UnaryOp,
+    Expr, ExprKind, Item, Name, TestDecl, TestRecord, TestStepKind, TestValue, UnaryOp,
 };
 
 /// Where the virtual clock of every test starts.
@@ -133,6 +133,7 @@ impl Runner {
         }
     }
 
+    /// Runs one step of a test; what went wrong, when something did.
     fn step(&mut self, step: &TestStepKind) -> Result<(), String> {
         match step {
             TestStepKind::Given {
@@ -140,120 +141,148 @@ impl Runner {
                 event,
                 key,
                 payload,
-            } => {
-                let shapes = self.engine.rules.shapes();
-                let record = *shapes
-                    .events
-                    .get(&event.text)
-                    .ok_or_else(|| format!("no event `{}`", event.text))?;
-                let payload = decode_payload(shapes, record, &payload_text(payload)?, *partial)
-                    .map_err(|e| format!("the payload is rejected: {e}"))?;
-                let key = match key {
-                    Some(k) => match literal(k)? {
-                        Json::String(s) => Some(Arc::from(s.as_str())),
-                        other => return Err(format!("a key is text, not {other}")),
-                    },
-                    None => None,
-                };
-                self.events += 1;
-                let event = Event {
-                    id: Arc::from(format!("test-{}", self.events)),
-                    tenant: Arc::from(TEST_TENANT),
-                    event_type: Arc::from(event.text.as_str()),
-                    occurred_at: self.now(),
-                    key,
-                    payload,
-                    previous: None,
-                };
-                self.engine
-                    .handle(event, &mut self.sink)
-                    .map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            TestStepKind::Wait { until, value } => {
-                let to = match (until, literal(value)?) {
-                    (false, Json::String(d)) => {
-                        let ms = super::decode::parse_duration(&d)
-                            .ok_or_else(|| format!("`{d}` is not a duration"))?;
-                        super::value::add_ms(self.now(), ms).ok_or_else(|| {
-                            format!("`wait {d}` goes past the end of the calendar")
-                        })?
-                    }
-                    (true, Json::String(t)) => DateTime::parse_from_rfc3339(&t)
-                        .map_err(|_| format!("`{t}` is not a time"))?
-                        .with_timezone(&Utc),
-                    (_, other) => return Err(format!("cannot wait for {other}")),
-                };
-                if to < self.now() {
-                    return Err(format!(
-                        "the clock is already at {}; tests cannot go back in time",
-                        show_datetime(&self.now())
-                    ));
-                }
-                self.engine
-                    .advance_to(to, &mut self.sink)
-                    .map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            TestStepKind::Decide { approve } => {
-                let pending = self
-                    .engine
-                    .store
-                    .pending_approvals()
-                    .map_err(|e| e.to_string())?;
-                let Some(first) = pending.first() else {
-                    return Err("no approval is pending".to_string());
-                };
-                let now = self.now();
-                self.engine
-                    .decide(&first.id, *approve, "test", now, &mut self.sink)
-                    .map_err(|e| e.to_string())?;
-                Ok(())
-            }
+            } => self.given(*partial, event, key.as_ref(), payload),
+            TestStepKind::Wait { until, value } => self.wait(*until, value),
+            TestStepKind::Decide { approve } => self.decide(*approve),
             TestStepKind::Expect {
                 negated,
                 action,
                 target,
                 args,
-            } => {
-                let args = args.as_ref().map(record_json).transpose()?;
-                let want = Want {
-                    action: &action.text,
-                    target: target.as_ref().map(|t| t.text.as_str()),
-                    args: args.as_ref(),
-                };
-                self.matched.resize(self.sink.actions.len(), false);
-                let found = self
-                    .sink
-                    .actions
-                    .iter()
-                    .enumerate()
-                    .find(|(i, a)| !self.matched[*i] && want.matches(a))
-                    .map(|(i, _)| i);
-                match (negated, found) {
-                    (false, Some(i)) => {
-                        self.matched[i] = true;
-                        Ok(())
-                    }
-                    (false, None) => Err(format!(
-                        "no such action was performed. {}",
-                        self.unmatched_list()
-                    )),
-                    (true, None) => Ok(()),
-                    (true, Some(i)) => Err(format!(
-                        "it was performed: {}",
-                        show_action(&self.sink.actions[i])
-                    )),
-                }
+            } => self.expect_action(*negated, action, target.as_ref(), args.as_ref()),
+            TestStepKind::ExpectNothing => self.expect_nothing(),
+        }
+    }
+
+    /// `given event.type { ... }`: the event handled now.
+    fn given(
+        &mut self,
+        partial: bool,
+        event: &Name,
+        key: Option<&Expr>,
+        payload: &TestRecord,
+    ) -> Result<(), String> {
+        let shapes = self.engine.rules.shapes();
+        let record = *shapes
+            .events
+            .get(&event.text)
+            .ok_or_else(|| format!("no event `{}`", event.text))?;
+        let payload = decode_payload(shapes, record, &payload_text(payload)?, partial)
+            .map_err(|e| format!("the payload is rejected: {e}"))?;
+        let key = match key {
+            Some(k) => match literal(k)? {
+                Json::String(s) => Some(Arc::from(s.as_str())),
+                other => return Err(format!("a key is text, not {other}")),
+            },
+            None => None,
+        };
+        self.events += 1;
+        let event = Event {
+            id: Arc::from(format!("test-{}", self.events)),
+            tenant: Arc::from(TEST_TENANT),
+            event_type: Arc::from(event.text.as_str()),
+            occurred_at: self.now(),
+            key,
+            payload,
+            previous: None,
+        };
+        self.engine
+            .handle(event, &mut self.sink)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `wait 2d` or `wait until TIME`: the clock moved forward, the timers
+    /// due by then run.
+    fn wait(&mut self, until: bool, value: &Expr) -> Result<(), String> {
+        let to = match (until, literal(value)?) {
+            (false, Json::String(d)) => {
+                let ms = super::decode::parse_duration(&d)
+                    .ok_or_else(|| format!("`{d}` is not a duration"))?;
+                super::value::add_ms(self.now(), ms)
+                    .ok_or_else(|| format!("`wait {d}` goes past the end of the calendar"))?
             }
-            TestStepKind::ExpectNothing => {
-                self.matched.resize(self.sink.actions.len(), false);
-                if self.matched.iter().all(|m| *m) {
-                    Ok(())
-                } else {
-                    Err(format!("actions were performed. {}", self.unmatched_list()))
-                }
+            (true, Json::String(t)) => DateTime::parse_from_rfc3339(&t)
+                .map_err(|_| format!("`{t}` is not a time"))?
+                .with_timezone(&Utc),
+            (_, other) => return Err(format!("cannot wait for {other}")),
+        };
+        if to < self.now() {
+            return Err(format!(
+                "the clock is already at {}; tests cannot go back in time",
+                show_datetime(&self.now())
+            ));
+        }
+        self.engine
+            .advance_to(to, &mut self.sink)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `approve` or `reject`: the oldest pending approval decided.
+    fn decide(&mut self, approve: bool) -> Result<(), String> {
+        let pending = self
+            .engine
+            .store
+            .pending_approvals()
+            .map_err(|e| e.to_string())?;
+        let Some(first) = pending.first() else {
+            return Err("no approval is pending".to_string());
+        };
+        let now = self.now();
+        self.engine
+            .decide(&first.id, approve, "test", now, &mut self.sink)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `expect ACTION ...` (or `expect no ...`): an action not matched
+    /// before that matches was performed (or none was).
+    fn expect_action(
+        &mut self,
+        negated: bool,
+        action: &Name,
+        target: Option<&Name>,
+        args: Option<&TestRecord>,
+    ) -> Result<(), String> {
+        let args = args.map(record_json).transpose()?;
+        let want = Want {
+            action: &action.text,
+            target: target.map(|t| t.text.as_str()),
+            args: args.as_ref(),
+        };
+        self.matched.resize(self.sink.actions.len(), false);
+        let found = self
+            .sink
+            .actions
+            .iter()
+            .enumerate()
+            .find(|(i, a)| !self.matched[*i] && want.matches(a))
+            .map(|(i, _)| i);
+        match (negated, found) {
+            (false, Some(i)) => {
+                self.matched[i] = true;
+                Ok(())
             }
+            (false, None) => Err(format!(
+                "no such action was performed. {}",
+                self.unmatched_list()
+            )),
+            (true, None) => Ok(()),
+            (true, Some(i)) => Err(format!(
+                "it was performed: {}",
+                show_action(&self.sink.actions[i])
+            )),
+        }
+    }
+
+    /// `expect nothing`: every action performed was matched.
+    fn expect_nothing(&mut self) -> Result<(), String> {
+        self.matched.resize(self.sink.actions.len(), false);
+        if self.matched.iter().all(|m| *m) {
+            Ok(())
+        } else {
+            Err(format!("actions were performed. {}", self.unmatched_list()))
         }
     }
 

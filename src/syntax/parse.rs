@@ -395,6 +395,19 @@ fn calendar_rewrite(
     None
 }
 
+/// Where a parse error is: the item's text (`chunk`, at `base` in `src`)
+/// and the error's position in it (`pos`; `abs` in `src`).
+struct ErrorAt<'s> {
+    file: FileId,
+    src: &'s str,
+    base: usize,
+    chunk: &'s str,
+    pos: usize,
+    abs: usize,
+}
+
+/// The diagnostic for a parse error in an item: a known mistake explained,
+/// else what was expected and what was found instead.
 fn syntax_error(
     file: FileId,
     src: &str,
@@ -406,52 +419,108 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
-    let abs = base as usize + pos;
+    let at = ErrorAt {
+        file,
+        src,
+        base: base as usize,
+        chunk,
+        pos,
+        abs: base as usize + pos,
+    };
+    if let Some(diag) = at.too_complex(err) {
+        return diag;
+    }
+    if let Some(diag) = at.open_string() {
+        return diag;
+    }
+    if let Some(diag) = at.whom_missing() {
+        return diag;
+    }
+    if let Some(diag) = at.notify_text_only() {
+        return diag;
+    }
+    let token = at.token();
+    if let Some(diag) = at.not_a_duration(token) {
+        return diag;
+    }
+    let expected = expected_list(err);
+    if let Some(diag) = at.reserved_word(token, &expected) {
+        return diag;
+    }
+    at.unexpected(err, &expected)
+}
 
-    if let pest::error::ErrorVariant::CustomError { message } = &err.variant {
-        if message.contains("limit reached") {
-            let span = Span::new(base as usize, base as usize + chunk.trim_end().len());
-            return Diagnostic::new(
+impl<'s> ErrorAt<'s> {
+    /// The text of the item before the error, without trailing space.
+    fn before(&self) -> &'s str {
+        self.src[self.base..self.abs].trim_end()
+    }
+
+    /// The token the error is at.
+    fn token(&self) -> &'s str {
+        let (src, abs) = (self.src, self.abs);
+        &src[abs..abs + scan::token_len(&src[abs..self.base + self.chunk.len()])]
+    }
+
+    /// An item past pest's limits: too deeply nested to parse.
+    fn too_complex(&self, err: &pest::error::Error<Rule>) -> Option<Diagnostic> {
+        let pest::error::ErrorVariant::CustomError { message } = &err.variant else {
+            return None;
+        };
+        if !message.contains("limit reached") {
+            return None;
+        }
+        let span = Span::new(self.base, self.base + self.chunk.trim_end().len());
+        Some(
+            Diagnostic::new(
                 Code::Syntax,
-                file,
+                self.file,
                 span,
                 "this item is too complex to parse",
             )
-            .with_help("split it into smaller rules, or long expressions into `let`s");
-        }
+            .with_help("split it into smaller rules, or long expressions into `let`s"),
+        )
     }
 
-    // An open string at the end of a line.
-    if let Some(start) = scan::open_string_at(src, abs) {
+    /// An open string at the end of a line.
+    fn open_string(&self) -> Option<Diagnostic> {
+        let src = self.src;
+        let start = scan::open_string_at(src, self.abs)?;
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-        return Diagnostic::new(Code::UnterminatedString, file, Span::new(start, line_end), "unterminated string")
+        Some(Diagnostic::new(Code::UnterminatedString, self.file, Span::new(start, line_end), "unterminated string")
             .with_label("this string is never closed")
-            .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)");
+            .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)"))
     }
 
-    // `notify` or a task's `for` with nothing that says whom.
-    let before = src[base as usize..abs].trim_end();
-    let after_word = |kw: &str| {
-        before.ends_with(kw)
-            && !before[..before.len() - kw.len()]
-                .ends_with(|c: char| c.is_alphanumeric() || c == '_')
-    };
-    if after_word("notify") || after_word("for") {
+    /// `notify` or a task's `for` with nothing that says whom.
+    fn whom_missing(&self) -> Option<Diagnostic> {
+        let (src, abs) = (self.src, self.abs);
+        let before = self.before();
+        let after_word = |kw: &str| {
+            before.ends_with(kw)
+                && !before[..before.len() - kw.len()]
+                    .ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        };
+        if !after_word("notify") && !after_word("for") {
+            return None;
+        }
         // The word found instead (at the end of the file: nothing, so an
         // empty span there).
-        let len = scan::token_len(&src[abs..base as usize + chunk.len()]);
+        let len = scan::token_len(&src[abs..self.base + self.chunk.len()]);
         let what = if after_word("notify") {
             "`notify` is followed by whom and the text, as in `notify role owner \"...\"` or `notify owner_email \"...\"`"
         } else {
             "a task is for a role or a person, as in `create task \"...\" for role cleaner` or `for owner_id`"
         };
-        return Diagnostic::new(Code::Syntax, file, Span::new(abs, abs + len), what)
+        Some(Diagnostic::new(Code::Syntax, self.file, Span::new(abs, abs + len), what)
             .with_label("expected whom here")
-            .with_help("write `role NAME` for everyone with a role, or an expression holding a user id or an e-mail address (`user owner_id`, `guest.email`)");
+            .with_help("write `role NAME` for everyone with a role, or an expression holding a user id or an e-mail address (`user owner_id`, `guest.email`)"))
     }
 
-    // `notify "text"`: the text, and nobody to tell.
-    if let Some(at) = before.rfind("notify") {
+    /// `notify "text"`: the text, and nobody to tell.
+    fn notify_text_only(&self) -> Option<Diagnostic> {
+        let before = self.before();
+        let at = before.rfind("notify")?;
         let rest = before[at + "notify".len()..].trim();
         let quotes = rest
             .matches('"')
@@ -459,45 +528,49 @@ fn syntax_error(
             .saturating_sub(rest.matches("\\\"").count());
         let word_start =
             at == 0 || !before[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-        if word_start
+        if !(word_start
             && rest.len() >= 2
             && rest.starts_with('"')
             && rest.ends_with('"')
-            && quotes == 2
+            && quotes == 2)
         {
-            let start = base as usize + at;
-            let end = start + before[at..].len();
-            return Diagnostic::new(Code::Syntax, file, Span::new(start, end), "`notify` is followed by whom, then the text")
-                .with_label("nobody to notify")
-                .with_help(format!(
-                    "write the role or the person before the text: `notify role owner {rest}`, or `notify owner_email {rest}` for the address in a field"
-                ));
+            return None;
         }
+        let start = self.base + at;
+        let end = start + before[at..].len();
+        Some(Diagnostic::new(Code::Syntax, self.file, Span::new(start, end), "`notify` is followed by whom, then the text")
+            .with_label("nobody to notify")
+            .with_help(format!(
+                "write the role or the person before the text: `notify role owner {rest}`, or `notify owner_email {rest}` for the address in a field"
+            )))
     }
 
-    // `1y`, `6mo`, `3 days`: a number with a unit that is not a duration's.
-    let token = &src[abs..abs + scan::token_len(&src[abs..base as usize + chunk.len()])];
-    let digits = token.bytes().take_while(u8::is_ascii_digit).count();
-    if digits > 0
-        && digits < token.len()
-        && token[digits..].bytes().all(|b| b.is_ascii_alphabetic())
-    {
+    /// `1y`, `6mo`, `3 days`: a number with a unit that is not a duration's.
+    fn not_a_duration(&self, token: &str) -> Option<Diagnostic> {
+        let abs = self.abs;
+        let digits = token.bytes().take_while(u8::is_ascii_digit).count();
+        if !(digits > 0
+            && digits < token.len()
+            && token[digits..].bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            return None;
+        }
         let unit = &token[digits..];
         let years = matches!(unit, "y" | "yr" | "yrs" | "year" | "years");
         let months = years || matches!(unit, "mo" | "mon" | "month" | "months");
         let diag = Diagnostic::new(
             Code::Syntax,
-            file,
+            self.file,
             Span::new(abs, abs + token.len()),
             format!("`{token}` is not a duration: the units are `ms`, `s`, `m`, `h`, `d` and `w`"),
         )
         .with_label("unknown unit");
         if !months {
-            return diag.with_help(
+            return Some(diag.with_help(
                 "write a number and a unit with nothing between, such as `90m`, `2h30m` or `7d`",
-            );
+            ));
         }
-        return match calendar_rewrite(src, base as usize, abs, token, &token[..digits], years) {
+        Some(match calendar_rewrite(self.src, self.base, abs, token, &token[..digits], years) {
             Some((span, rewrite)) => diag
                 .with_help(format!(
                     "months and years have no fixed length, so they are not durations: write `{rewrite}` (the same day of the month, or its last day when shorter)"
@@ -509,60 +582,69 @@ fn syntax_error(
                 &token[..digits],
                 if years { "years" } else { "months" },
             )),
-        };
+        })
     }
 
-    // A reserved word where a name goes: a field called `type` is still
-    // read as `event.type`.
-    let expected = expected_list(err);
-    if RESERVED.contains(&token)
-        && expected
-            .iter()
-            .any(|e| e == "a name" || e == "an expression")
-    {
+    /// A reserved word where a name goes: a field called `type` is still
+    /// read as `event.type`.
+    fn reserved_word(&self, token: &str, expected: &[String]) -> Option<Diagnostic> {
+        if !(RESERVED.contains(&token)
+            && expected
+                .iter()
+                .any(|e| e == "a name" || e == "an expression"))
+        {
+            return None;
+        }
         let help = if expected.iter().any(|e| e == "an expression") {
             format!("a field called `{token}` is read as `event.{token}`; the event's own type, id and time are `envelope.type`, `envelope.id` and `envelope.occurred_at`")
         } else {
             format!("`{token}` cannot name a parameter, `let` or function; choose another name")
         };
-        return Diagnostic::new(
-            Code::Syntax,
-            file,
-            Span::new(abs, abs + token.len()),
-            format!("`{token}` is a reserved word"),
+        Some(
+            Diagnostic::new(
+                Code::Syntax,
+                self.file,
+                Span::new(self.abs, self.abs + token.len()),
+                format!("`{token}` is a reserved word"),
+            )
+            .with_label("reserved")
+            .with_help(help),
         )
-        .with_label("reserved")
-        .with_help(help);
     }
-    let rest = &src[abs..base as usize + chunk.len()];
-    let trimmed = scan::skip_trivia(rest);
-    let (span, found) = if trimmed.is_empty() {
-        // Nothing more in this item: point just after the last token.
-        let end = base as usize + scan::end_of_code(chunk, pos);
-        let next = scan::first_word(&src[base as usize + chunk.len()..]);
-        let found = match next {
-            Some(word) => format!("`{word}` starts the next item"),
-            None => "the file ends".to_string(),
-        };
-        (Span::new(end, end), found)
-    } else {
-        let len = scan::token_len(rest);
-        (
-            Span::new(abs, abs + len),
-            format!("found `{}`", &rest[..len]),
-        )
-    };
 
-    let message = match expected.as_slice() {
-        [] => format!("unexpected input: {found}"),
-        [one] => format!("expected {one}, but {found}"),
-        [init @ .., last] => format!("expected {} or {last}, but {found}", init.join(", ")),
-    };
-    let mut diag = Diagnostic::new(Code::Syntax, file, span, message);
-    if let Some(help) = syntax_help(&expected_summary(err), &src[abs..]) {
-        diag = diag.with_help(help);
+    /// Any other error: what was expected, and what was found instead.
+    fn unexpected(&self, err: &pest::error::Error<Rule>, expected: &[String]) -> Diagnostic {
+        let (src, base, chunk, abs) = (self.src, self.base, self.chunk, self.abs);
+        let rest = &src[abs..base + chunk.len()];
+        let trimmed = scan::skip_trivia(rest);
+        let (span, found) = if trimmed.is_empty() {
+            // Nothing more in this item: point just after the last token.
+            let end = base + scan::end_of_code(chunk, self.pos);
+            let next = scan::first_word(&src[base + chunk.len()..]);
+            let found = match next {
+                Some(word) => format!("`{word}` starts the next item"),
+                None => "the file ends".to_string(),
+            };
+            (Span::new(end, end), found)
+        } else {
+            let len = scan::token_len(rest);
+            (
+                Span::new(abs, abs + len),
+                format!("found `{}`", &rest[..len]),
+            )
+        };
+
+        let message = match expected {
+            [] => format!("unexpected input: {found}"),
+            [one] => format!("expected {one}, but {found}"),
+            [init @ .., last] => format!("expected {} or {last}, but {found}", init.join(", ")),
+        };
+        let mut diag = Diagnostic::new(Code::Syntax, self.file, span, message);
+        if let Some(help) = syntax_help(&expected_summary(err), &src[abs..]) {
+            diag = diag.with_help(help);
+        }
+        diag
     }
-    diag
 }
 
 /// The literal tokens pest expected; character ranges and built-in rules are
@@ -1219,151 +1301,183 @@ impl Builder {
 
     fn stmt(&self, pair: Pair<Rule>) -> Built<Stmt> {
         let span = self.span(&pair);
-        let rule = pair.as_rule();
-        let mut it = kids(pair).peekable();
-        let kind = match rule {
-            Rule::let_stmt => {
-                let name = self.name(it.next().unwrap());
-                let mut next = it.next().unwrap();
-                let ty = if next.as_rule() == Rule::type_expr {
-                    let ty = self.type_expr(next);
-                    next = it.next().unwrap();
-                    Some(ty)
-                } else {
-                    None
-                };
-                StmtKind::Let {
-                    name,
-                    ty,
-                    value: self.expr(next)?,
-                }
-            }
-            Rule::if_stmt => {
-                let cond = self.expr(it.next().unwrap())?;
-                let then = self.block(it.next().unwrap())?;
-                let mut branches = vec![(cond, then)];
-                let mut otherwise = None;
-                for p in it {
-                    if p.as_rule() == Rule::else_branch {
-                        let mut bi = kids(p);
-                        let c = self.expr(bi.next().unwrap())?;
-                        branches.push((c, self.block(bi.next().unwrap())?));
-                    } else {
-                        otherwise = Some(self.block(p)?);
-                    }
-                }
-                StmtKind::If {
-                    branches,
-                    otherwise,
-                }
-            }
+        let kind = match pair.as_rule() {
+            Rule::let_stmt => self.let_stmt(pair)?,
+            Rule::if_stmt => self.if_stmt(pair)?,
             Rule::stop_stmt => StmtKind::Stop,
             Rule::send_stmt => StmtKind::Send {
-                message: self.name(it.next().unwrap()),
+                message: self.name(kids(pair).next().unwrap()),
             },
-            Rule::notify_stmt => {
-                let to = self.assignee(&mut it)?;
-                StmtKind::Notify {
-                    to,
-                    text: self.expr(it.next().unwrap())?,
-                }
-            }
-            Rule::task_stmt => {
-                let title = self.expr(it.next().unwrap())?;
-                let to = self.assignee(&mut it)?;
-                let due = it.next().map(|e| self.expr(e)).transpose()?;
-                StmtKind::CreateTask { title, to, due }
-            }
-            Rule::emit_stmt => {
-                let event = self.name(it.next().unwrap());
-                let record = it.next().unwrap();
-                let record_span = self.span(&record);
-                let mut fields = Vec::new();
-                for f in kids(record) {
-                    let fspan = self.span(&f);
-                    let mut fi = kids(f);
-                    let name = self.name(fi.next().unwrap());
-                    fields.push(RecordField {
-                        span: fspan,
-                        name,
-                        value: self.expr(fi.next().unwrap())?,
-                    });
-                }
-                StmtKind::Emit {
-                    event,
-                    fields,
-                    record_span,
-                }
-            }
+            Rule::notify_stmt => self.notify_stmt(pair)?,
+            Rule::task_stmt => self.task_stmt(pair)?,
+            Rule::emit_stmt => self.emit_stmt(pair)?,
             Rule::log_stmt => StmtKind::Log {
-                text: self.expr(it.next().unwrap())?,
+                text: self.expr(kids(pair).next().unwrap())?,
             },
-            Rule::after_stmt | Rule::at_stmt | Rule::every_stmt => {
-                let when = if rule == Rule::every_stmt {
-                    self.primary(it.next().unwrap())?
-                } else {
-                    self.expr(it.next().unwrap())?
-                };
-                let zone = match it.peek().map(|p| p.as_rule()) {
-                    Some(Rule::every_zone) => {
-                        let z = it.next().unwrap();
-                        Some(self.expr(kids(z).next().unwrap())?)
-                    }
-                    _ => None,
-                };
-                let mut unless = Vec::new();
-                let mut skip_late = false;
-                for opt in kids(it.next().unwrap()) {
-                    if opt.as_rule() == Rule::unless_clause {
-                        let uspan = self.span(&opt);
-                        let mut ui = kids(opt);
-                        let event = self.name(ui.next().unwrap());
-                        let field = self.name(ui.next().unwrap());
-                        unless.push(Unless {
-                            span: uspan,
-                            event,
-                            field,
-                        });
-                    } else {
-                        skip_late = true;
-                    }
-                }
-                let kind = match rule {
-                    Rule::after_stmt => TimerKind::After,
-                    Rule::at_stmt => TimerKind::At,
-                    _ => TimerKind::Every,
-                };
-                StmtKind::Timer {
-                    kind,
-                    when,
-                    zone,
-                    unless,
-                    skip_late,
-                    body: self.block(it.next().unwrap())?,
-                }
-            }
-            Rule::approval_stmt => {
-                let role = self.role(it.next().unwrap());
-                let within = self.expr(it.next().unwrap())?;
-                let body = self.block(it.next().unwrap())?;
-                let otherwise = it.next().map(|b| self.block(b)).transpose()?;
-                StmtKind::Approval {
-                    role,
-                    within,
-                    body,
-                    otherwise,
-                }
-            }
-            Rule::call_stmt => {
-                let name = self.name(it.next().unwrap());
-                StmtKind::Call {
-                    name,
-                    args: self.args(it.next().unwrap())?,
-                }
-            }
+            Rule::after_stmt | Rule::at_stmt | Rule::every_stmt => self.timer_stmt(pair)?,
+            Rule::approval_stmt => self.approval_stmt(pair)?,
+            Rule::call_stmt => self.call_stmt(pair)?,
             other => unreachable!("not a statement: {other:?}"),
         };
         Ok(Stmt { span, kind })
+    }
+
+    /// `let name: type = value`.
+    fn let_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair);
+        let name = self.name(it.next().unwrap());
+        let mut next = it.next().unwrap();
+        let ty = if next.as_rule() == Rule::type_expr {
+            let ty = self.type_expr(next);
+            next = it.next().unwrap();
+            Some(ty)
+        } else {
+            None
+        };
+        Ok(StmtKind::Let {
+            name,
+            ty,
+            value: self.expr(next)?,
+        })
+    }
+
+    /// `if c then ... else if c then ... else ... end`.
+    fn if_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair);
+        let cond = self.expr(it.next().unwrap())?;
+        let then = self.block(it.next().unwrap())?;
+        let mut branches = vec![(cond, then)];
+        let mut otherwise = None;
+        for p in it {
+            if p.as_rule() == Rule::else_branch {
+                let mut bi = kids(p);
+                let c = self.expr(bi.next().unwrap())?;
+                branches.push((c, self.block(bi.next().unwrap())?));
+            } else {
+                otherwise = Some(self.block(p)?);
+            }
+        }
+        Ok(StmtKind::If {
+            branches,
+            otherwise,
+        })
+    }
+
+    /// `notify TO "text"`.
+    fn notify_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair).peekable();
+        let to = self.assignee(&mut it)?;
+        Ok(StmtKind::Notify {
+            to,
+            text: self.expr(it.next().unwrap())?,
+        })
+    }
+
+    /// `create task "title" for TO due WHEN`.
+    fn task_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair).peekable();
+        let title = self.expr(it.next().unwrap())?;
+        let to = self.assignee(&mut it)?;
+        let due = it.next().map(|e| self.expr(e)).transpose()?;
+        Ok(StmtKind::CreateTask { title, to, due })
+    }
+
+    /// `emit event.type { field: value, ... }`.
+    fn emit_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair);
+        let event = self.name(it.next().unwrap());
+        let record = it.next().unwrap();
+        let record_span = self.span(&record);
+        let mut fields = Vec::new();
+        for f in kids(record) {
+            let fspan = self.span(&f);
+            let mut fi = kids(f);
+            let name = self.name(fi.next().unwrap());
+            fields.push(RecordField {
+                span: fspan,
+                name,
+                value: self.expr(fi.next().unwrap())?,
+            });
+        }
+        Ok(StmtKind::Emit {
+            event,
+            fields,
+            record_span,
+        })
+    }
+
+    /// `after DELAY`, `at TIME` or `every "CRON" in ZONE`, with its `unless`
+    /// clauses, `skip if late`, and its block.
+    fn timer_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let rule = pair.as_rule();
+        let mut it = kids(pair).peekable();
+        let when = if rule == Rule::every_stmt {
+            self.primary(it.next().unwrap())?
+        } else {
+            self.expr(it.next().unwrap())?
+        };
+        let zone = match it.peek().map(|p| p.as_rule()) {
+            Some(Rule::every_zone) => {
+                let z = it.next().unwrap();
+                Some(self.expr(kids(z).next().unwrap())?)
+            }
+            _ => None,
+        };
+        let mut unless = Vec::new();
+        let mut skip_late = false;
+        for opt in kids(it.next().unwrap()) {
+            if opt.as_rule() == Rule::unless_clause {
+                let uspan = self.span(&opt);
+                let mut ui = kids(opt);
+                let event = self.name(ui.next().unwrap());
+                let field = self.name(ui.next().unwrap());
+                unless.push(Unless {
+                    span: uspan,
+                    event,
+                    field,
+                });
+            } else {
+                skip_late = true;
+            }
+        }
+        let kind = match rule {
+            Rule::after_stmt => TimerKind::After,
+            Rule::at_stmt => TimerKind::At,
+            _ => TimerKind::Every,
+        };
+        Ok(StmtKind::Timer {
+            kind,
+            when,
+            zone,
+            unless,
+            skip_late,
+            body: self.block(it.next().unwrap())?,
+        })
+    }
+
+    /// `require approval from R within D do ... else ... end`.
+    fn approval_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair);
+        let role = self.role(it.next().unwrap());
+        let within = self.expr(it.next().unwrap())?;
+        let body = self.block(it.next().unwrap())?;
+        let otherwise = it.next().map(|b| self.block(b)).transpose()?;
+        Ok(StmtKind::Approval {
+            role,
+            within,
+            body,
+            otherwise,
+        })
+    }
+
+    /// `name(args)`: a call of an action.
+    fn call_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
+        let mut it = kids(pair);
+        let name = self.name(it.next().unwrap());
+        Ok(StmtKind::Call {
+            name,
+            args: self.args(it.next().unwrap())?,
+        })
     }
 
     fn args(&self, pair: Pair<Rule>) -> Built<Vec<Arg>> {
