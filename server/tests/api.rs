@@ -101,11 +101,15 @@ fn scratch_name(case: &str) -> String {
     format!("api_{}", &case[..case.len().min(22)])
 }
 
+/// The engine's part on a case's store: handles the stored pending events
+/// `ids` of `tenant` (see `common::run_engine`).
+type Engine<'a> = Box<dyn Fn(&str, &[&str]) + 'a>;
+
 /// What a case starts from: a router over a fresh store, and the engine's
 /// part on that store.
 struct Fixture<'a> {
     client: Client,
-    engine: Box<dyn Fn(&str, &[&str]) + 'a>,
+    engine: Engine<'a>,
 }
 
 /// The tokens the fixture made: `acme`'s (every scope), `beta`'s, and a
