@@ -468,13 +468,7 @@ macro_rules! control_store {
                     (Change::Deploy(s), Some(a)) => a == *s,
                     _ => false,
                 };
-                let secrets: Vec<String> = sqlx::query_scalar(&self.q(
-                    "SELECT name FROM steward_secrets WHERE tenant = ? ORDER BY name",
-                ))
-                .bind(tenant)
-                .fetch_all(&mut *c)
-                .await
-                .map_err(db)?;
+                let secrets = self.secret_names(&mut c, tenant).await?;
                 Ok(Plan {
                     generation,
                     head,
@@ -485,7 +479,7 @@ macro_rules! control_store {
                     empty: rulesets.is_empty(),
                     composed: $crate::control::compose(&rulesets),
                     same_sources,
-                    secrets: secrets.into_iter().collect(),
+                    secrets,
                     program: None,
                 })
             }
@@ -519,14 +513,8 @@ macro_rules! control_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-                let secrets: Vec<String> = sqlx::query_scalar(&self.q(
-                    "SELECT name FROM steward_secrets WHERE tenant = ? ORDER BY name",
-                ))
-                .bind(tenant)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-                if seen != plan.generation || secrets.into_iter().collect::<std::collections::BTreeSet<_>>() != plan.secrets {
+                let secrets = self.secret_names(&mut tx, tenant).await?;
+                if seen != plan.generation || secrets != plan.secrets {
                     tx.rollback().await.map_err(db)?;
                     return Err(ControlError::Store(steward::engine::store::StoreError::Conflict(
                         format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked").into(),
@@ -610,6 +598,23 @@ macro_rules! control_store {
                 self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(done)
+            }
+
+            /// The names of the tenant's secrets, which its rules' webhook
+            /// headers may name.
+            async fn secret_names(
+                &self,
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+            ) -> Result<std::collections::BTreeSet<String>, $crate::control::ControlError> {
+                let names: Vec<String> = sqlx::query_scalar(&self.q(
+                    "SELECT name FROM steward_secrets WHERE tenant = ?",
+                ))
+                .bind(tenant)
+                .fetch_all(&mut *c)
+                .await
+                .map_err($crate::control::db)?;
+                Ok(names.into_iter().collect())
             }
 
             /// The ruleset's new version (if the change makes one) and its
