@@ -1838,3 +1838,38 @@ impl Builder {
         Ok(Template { parts, raw })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> Builder {
+        Builder {
+            file: 0,
+            base: 10,
+            diags: RefCell::new(Vec::new()),
+            depth: Cell::new(0),
+            unnegated: RefCell::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn an_unexpected_shape_is_an_error_not_a_panic() {
+        let mut pairs = StewardParser::parse(Rule::expr, "a + 1").unwrap();
+        let pair = pairs.next().unwrap();
+        let b = builder();
+        // An expression where an item belongs: once `unreachable!`.
+        let diag = b.item(pair.clone()).unwrap_err();
+        assert_eq!(diag.code, Code::Syntax);
+        assert!(
+            diag.message.contains("unexpected `expr` shape"),
+            "{}",
+            diag.message
+        );
+        assert_eq!(diag.primary.span, Span::new(10, 15));
+        // A part the tree lacks: once `next().unwrap()`.
+        let diag = b.part(None, &pair).unwrap_err();
+        assert_eq!(diag.primary.span, Span::new(10, 15));
+        assert!(b.part(kids(&pair).next(), &pair).is_ok());
+    }
+}
