@@ -5,17 +5,20 @@
 /// `##` markers; `None` when there is none.
 pub fn doc_before(src: &str, offset: u32) -> Option<String> {
     let offset = (offset as usize).min(src.len());
-    let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
+    // An offset inside a character has no line above it to read.
+    let before = src.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let mut lines = Vec::new();
-    let mut rest = &src[..line_start];
+    let mut rest = before.get(..line_start)?;
     while let Some(stripped) = rest.strip_suffix('\n') {
         let start = stripped.rfind('\n').map_or(0, |i| i + 1);
-        let line = stripped[start..].trim();
+        let (above, line) = stripped.split_at_checked(start)?;
+        let line = line.trim();
         match line.strip_prefix("##") {
             Some(doc) => lines.push(doc.strip_prefix(' ').unwrap_or(doc).trim_end()),
             None => break,
         }
-        rest = &stripped[..start];
+        rest = above;
     }
     if lines.is_empty() {
         return None;

@@ -122,9 +122,9 @@ impl Printer<'_> {
             .unwrap_or("");
         let lines: Vec<&str> = gap.split('\n').collect();
         lines.len() > 2
-            && lines[1..lines.len() - 1]
-                .iter()
-                .any(|l| l.trim().is_empty())
+            && lines
+                .get(1..lines.len() - 1)
+                .is_some_and(|inner| inner.iter().any(|l| l.trim().is_empty()))
     }
 
     fn keep_blank_line(&mut self, start: u32) {
@@ -188,7 +188,10 @@ impl Printer<'_> {
     /// the formatter keeps comments where they are and cannot place them
     /// inside a layout of its own.
     fn node(&mut self, span: Span, text: &str) {
-        let inside = self.comments[self.next..]
+        let inside = self
+            .comments
+            .get(self.next..)
+            .unwrap_or_default()
             .iter()
             .take_while(|c| c.end <= span.end)
             .filter(|c| c.start > span.start)
@@ -447,7 +450,9 @@ impl Printer<'_> {
     }
 
     fn has_comment_in(&self, span: Span) -> bool {
-        self.comments[self.next..]
+        self.comments
+            .get(self.next..)
+            .unwrap_or_default()
             .iter()
             .any(|c| c.start > span.start && c.end < span.end)
     }
@@ -750,8 +755,10 @@ impl Printer<'_> {
             }
             StmtKind::Log { text } => format!("log {}", self.expr(text)),
             StmtKind::Call { name, args } => format!("{}({})", name.text, self.args(args)),
+            // A block statement has no one-line form, and callers print
+            // blocks themselves; were one asked for, its head stands in.
             StmtKind::If { .. } | StmtKind::Timer { .. } | StmtKind::Approval { .. } => {
-                unreachable!("block statements are not simple")
+                self.head(stmt)
             }
         }
     }
@@ -839,7 +846,10 @@ impl Printer<'_> {
     fn keyword_before(&self, offset: u32, kw: &str) -> u32 {
         let mut at = offset as usize;
         while let Some(i) = self.src[..at].rfind(kw) {
-            let before_ok = i == 0 || !is_ident_byte(self.src.as_bytes()[i - 1]);
+            let before_ok = i
+                .checked_sub(1)
+                .and_then(|j| self.src.as_bytes().get(j))
+                .is_none_or(|b| !is_ident_byte(*b));
             let after_ok = self
                 .src
                 .as_bytes()

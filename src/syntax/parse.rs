@@ -831,13 +831,35 @@ const I64_MIN_DIGITS: &str = "9223372036854775808";
 type Built<T> = Result<T, Box<Diagnostic>>;
 
 /// The pairs under `pair`, keywords left out.
-fn kids(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
-    pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+fn kids<'i>(pair: &Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+    pair.clone()
+        .into_inner()
+        .filter(|p| !is_keyword(p.as_rule()))
 }
 
 impl Builder {
     fn span(&self, pair: &Pair<Rule>) -> Span {
         span_of(self.base, pair)
+    }
+
+    /// The error for a parse tree of a shape the lowering does not expect
+    /// at `pair`: the item becomes [`Item::Error`] rather than a panic.
+    fn shape_error(&self, pair: &Pair<Rule>) -> Box<Diagnostic> {
+        Box::new(Diagnostic::new(
+            Code::Syntax,
+            self.file,
+            self.span(pair),
+            format!(
+                "this item's syntax could not be read (an unexpected `{:?}` shape); please report it",
+                pair.as_rule()
+            ),
+        ))
+    }
+
+    /// `next`, a part of `within` the grammar guarantees; when the tree lacks
+    /// it, the shape error for `within`.
+    fn part<'i>(&self, next: Option<Pair<'i, Rule>>, within: &Pair<Rule>) -> Built<Pair<'i, Rule>> {
+        next.ok_or_else(|| self.shape_error(within))
     }
 
     fn report(&self, diag: Diagnostic) {
@@ -855,50 +877,50 @@ impl Builder {
         let span = self.span(&pair);
         Ok(match pair.as_rule() {
             Rule::type_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
                 Item::Type(TypeDecl {
                     span,
                     name,
-                    fields: it.map(|f| self.field_decl(f)).collect(),
+                    fields: it.map(|f| self.field_decl(f)).collect::<Built<_>>()?,
                 })
             }
             Rule::event_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
                 Item::Event(EventDecl {
                     span,
                     name,
-                    fields: it.map(|f| self.field_decl(f)).collect(),
+                    fields: it.map(|f| self.field_decl(f)).collect::<Built<_>>()?,
                 })
             }
             Rule::message_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
                 let mut fields = Vec::new();
                 for f in it {
                     let fspan = self.span(&f);
-                    let mut fi = kids(f);
-                    let fname = self.name(fi.next().unwrap());
+                    let mut fi = kids(&f);
+                    let fname = self.name(self.part(fi.next(), &f)?);
                     fields.push(MessageField {
                         span: fspan,
                         name: fname,
-                        value: self.expr(fi.next().unwrap())?,
+                        value: self.expr(self.part(fi.next(), &f)?)?,
                     });
                 }
                 Item::Message(MessageDecl { span, name, fields })
             }
             Rule::action_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
-                let params = self.params(it.next().unwrap());
-                let rest = it.next().unwrap();
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
+                let params = self.params(self.part(it.next(), &pair)?)?;
+                let rest = self.part(it.next(), &pair)?;
                 let body = if rest.as_rule() == Rule::block {
                     ActionBody::Block(self.block(rest)?)
                 } else {
                     let url = self.plain_string(rest);
                     let headers = match it.next() {
-                        Some(headers) => kids(headers).map(|h| self.webhook_header(h)).collect(),
+                        Some(headers) => kids(&headers).map(|h| self.webhook_header(h)).collect(),
                         None => Vec::new(),
                     };
                     ActionBody::Webhook(Webhook { url, headers })
@@ -911,14 +933,16 @@ impl Builder {
                 })
             }
             Rule::fn_decl => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
-                let params = self.params(it.next().unwrap());
-                let ret = self.type_expr(it.next().unwrap());
-                let body = it.next().unwrap();
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
+                let params = self.params(self.part(it.next(), &pair)?)?;
+                let ret = self.type_expr(self.part(it.next(), &pair)?)?;
+                let body = self.part(it.next(), &pair)?;
                 let body = match body.as_rule() {
-                    Rule::fn_body => FnBody::Expr(self.expr(kids(body).next().unwrap())?),
-                    _ => FnBody::Rhai(self.plain_string(kids(body).next().unwrap())),
+                    Rule::fn_body => {
+                        FnBody::Expr(self.expr(self.part(kids(&body).next(), &body)?)?)
+                    }
+                    _ => FnBody::Rhai(self.plain_string(self.part(kids(&body).next(), &body)?)),
                 };
                 Item::Fn(FnDecl {
                     span,
@@ -929,16 +953,16 @@ impl Builder {
                 })
             }
             Rule::extern_fn_decl => {
-                let mut it = kids(pair).peekable();
-                let name = self.name(it.next().unwrap());
+                let mut it = kids(&pair).peekable();
+                let name = self.name(self.part(it.next(), &pair)?);
                 let type_params = match it.peek().map(|p| p.as_rule()) {
-                    Some(Rule::type_params) => {
-                        kids(it.next().unwrap()).map(|p| self.name(p)).collect()
-                    }
+                    Some(Rule::type_params) => kids(&self.part(it.next(), &pair)?)
+                        .map(|p| self.name(p))
+                        .collect(),
                     _ => Vec::new(),
                 };
-                let params = self.params(it.next().unwrap());
-                let ret = self.type_expr(it.next().unwrap());
+                let params = self.params(self.part(it.next(), &pair)?)?;
+                let ret = self.type_expr(self.part(it.next(), &pair)?)?;
                 Item::ExternFn(ExternFnDecl {
                     span,
                     name,
@@ -949,28 +973,28 @@ impl Builder {
             }
             Rule::rule_decl | Rule::short_rule => Item::Rule(self.rule(pair)?),
             Rule::test_decl => Item::Test(self.test(pair)?),
-            other => unreachable!("not an item: {other:?}"),
+            _ => return Err(self.shape_error(&pair)),
         })
     }
 
     fn test(&self, pair: Pair<Rule>) -> Built<TestDecl> {
         let span = self.span(&pair);
-        let mut it = kids(pair);
-        let name = self.plain_string(it.next().unwrap());
+        let mut it = kids(&pair);
+        let name = self.plain_string(self.part(it.next(), &pair)?);
         let mut steps = Vec::new();
         for step in it {
             let sspan = self.span(&step);
             let rule = step.as_rule();
-            let mut parts = kids(step).peekable();
+            let mut parts = kids(&step).peekable();
             let kind = match rule {
                 Rule::given_step => {
                     let partial = parts
                         .next_if(|p| p.as_rule() == Rule::partial_mark)
                         .is_some();
-                    let event = self.name(parts.next().unwrap());
-                    let next = parts.next().unwrap();
+                    let event = self.name(self.part(parts.next(), &step)?);
+                    let next = self.part(parts.next(), &step)?;
                     let (key, record) = if next.as_rule() == Rule::expr {
-                        (Some(self.expr(next)?), parts.next().unwrap())
+                        (Some(self.expr(next)?), self.part(parts.next(), &step)?)
                     } else {
                         (None, next)
                     };
@@ -985,11 +1009,11 @@ impl Builder {
                     let until = parts.next_if(|p| p.as_rule() == Rule::until_mark).is_some();
                     TestStepKind::Wait {
                         until,
-                        value: self.expr(parts.next().unwrap())?,
+                        value: self.expr(self.part(parts.next(), &step)?)?,
                     }
                 }
                 Rule::decide_step => TestStepKind::Decide {
-                    approve: parts.next().unwrap().as_rule() == Rule::approve_mark,
+                    approve: self.part(parts.next(), &step)?.as_rule() == Rule::approve_mark,
                 },
                 Rule::expect_step => {
                     if parts
@@ -999,10 +1023,11 @@ impl Builder {
                         TestStepKind::ExpectNothing
                     } else {
                         let negated = parts.next_if(|p| p.as_rule() == Rule::no_mark).is_some();
-                        let action = self.name(parts.next().unwrap());
+                        let action = self.name(self.part(parts.next(), &step)?);
                         let target = parts
                             .next_if(|p| p.as_rule() == Rule::test_target)
-                            .map(|p| self.name(kids(p).next().unwrap()));
+                            .map(|p| self.part(kids(&p).next(), &p).map(|n| self.name(n)))
+                            .transpose()?;
                         let args = parts.next().map(|r| self.test_record(r)).transpose()?;
                         TestStepKind::Expect {
                             negated,
@@ -1012,7 +1037,7 @@ impl Builder {
                         }
                     }
                 }
-                other => unreachable!("not a test step: {other:?}"),
+                _ => return Err(self.shape_error(&step)),
             };
             steps.push(TestStep { span: sspan, kind });
         }
@@ -1022,11 +1047,11 @@ impl Builder {
     fn test_record(&self, pair: Pair<Rule>) -> Built<TestRecord> {
         let span = self.span(&pair);
         let mut fields = Vec::new();
-        for f in kids(pair) {
+        for f in kids(&pair) {
             let fspan = self.span(&f);
-            let mut fi = kids(f);
-            let name = self.name(fi.next().unwrap());
-            let value = fi.next().unwrap();
+            let mut fi = kids(&f);
+            let name = self.name(self.part(fi.next(), &f)?);
+            let value = self.part(fi.next(), &f)?;
             let value = if value.as_rule() == Rule::test_record {
                 TestValue::Record(self.test_record(value)?)
             } else {
@@ -1041,55 +1066,57 @@ impl Builder {
         Ok(TestRecord { span, fields })
     }
 
-    fn field_decl(&self, pair: Pair<Rule>) -> FieldDecl {
+    fn field_decl(&self, pair: Pair<Rule>) -> Built<FieldDecl> {
         let span = self.span(&pair);
-        let mut it = kids(pair);
-        let name = self.name(it.next().unwrap());
-        FieldDecl {
+        let mut it = kids(&pair);
+        let name = self.name(self.part(it.next(), &pair)?);
+        Ok(FieldDecl {
             span,
             name,
-            ty: self.type_expr(it.next().unwrap()),
-        }
+            ty: self.type_expr(self.part(it.next(), &pair)?)?,
+        })
     }
 
-    fn params(&self, pair: Pair<Rule>) -> Vec<Param> {
-        kids(pair)
+    fn params(&self, pair: Pair<Rule>) -> Built<Vec<Param>> {
+        kids(&pair)
             .map(|p| {
                 let span = self.span(&p);
-                let mut it = kids(p);
-                let name = self.name(it.next().unwrap());
-                Param {
+                let mut it = kids(&p);
+                let name = self.name(self.part(it.next(), &p)?);
+                Ok(Param {
                     span,
                     name,
-                    ty: self.type_expr(it.next().unwrap()),
-                }
+                    ty: self.type_expr(self.part(it.next(), &p)?)?,
+                })
             })
             .collect()
     }
 
-    fn type_expr(&self, pair: Pair<Rule>) -> TypeExpr {
+    fn type_expr(&self, pair: Pair<Rule>) -> Built<TypeExpr> {
         let span = self.span(&pair);
-        let mut it = kids(pair);
-        let atom = it.next().unwrap();
+        let mut it = kids(&pair);
+        let atom = self.part(it.next(), &pair)?;
         let optional = it.next().is_some();
         let kind = match atom.as_rule() {
-            Rule::named_type => TypeExprKind::Named(self.name(kids(atom).next().unwrap())),
-            Rule::list_type => {
-                TypeExprKind::List(Box::new(self.type_expr(kids(atom).next().unwrap())))
+            Rule::named_type => {
+                TypeExprKind::Named(self.name(self.part(kids(&atom).next(), &atom)?))
             }
-            Rule::paren_type => {
-                TypeExprKind::Paren(Box::new(self.type_expr(kids(atom).next().unwrap())))
-            }
+            Rule::list_type => TypeExprKind::List(Box::new(
+                self.type_expr(self.part(kids(&atom).next(), &atom)?)?,
+            )),
+            Rule::paren_type => TypeExprKind::Paren(Box::new(
+                self.type_expr(self.part(kids(&atom).next(), &atom)?)?,
+            )),
             Rule::union_type => {
-                TypeExprKind::Union(kids(atom).map(|s| self.plain_string(s)).collect())
+                TypeExprKind::Union(kids(&atom).map(|s| self.plain_string(s)).collect())
             }
-            other => unreachable!("not a type: {other:?}"),
+            _ => return Err(self.shape_error(&atom)),
         };
-        TypeExpr {
+        Ok(TypeExpr {
             span,
             kind,
             optional,
-        }
+        })
     }
 
     /// `header "Authorization" = "Bearer " + secret pms_token`.
@@ -1098,11 +1125,11 @@ impl Builder {
         let mut name = None;
         let mut texts = Vec::new();
         let mut secret = None;
-        for part in kids(pair) {
+        for part in kids(&pair) {
             match part.as_rule() {
                 Rule::plain_string if name.is_none() => name = Some(self.plain_string(part)),
                 Rule::plain_string => texts.push(self.plain_string(part)),
-                Rule::secret_ref => secret = kids(part).next().map(|n| self.name(n)),
+                Rule::secret_ref => secret = kids(&part).next().map(|n| self.name(n)),
                 _ => {}
             }
         }
@@ -1156,24 +1183,24 @@ impl Builder {
     fn rule(&self, pair: Pair<Rule>) -> Built<RuleDecl> {
         let span = self.span(&pair);
         let full = pair.as_rule() == Rule::rule_decl;
-        let mut it = kids(pair).peekable();
+        let mut it = kids(&pair).peekable();
         let (mut name, mut title) = (None, None);
         if full {
-            name = Some(self.name(it.next().unwrap()));
+            name = Some(self.name(self.part(it.next(), &pair)?));
             if it.peek().map(|p| p.as_rule()) == Some(Rule::plain_string) {
-                title = Some(self.plain_string(it.next().unwrap()));
+                title = Some(self.plain_string(self.part(it.next(), &pair)?));
             }
         }
-        let trigger = self.trigger(it.next().unwrap())?;
+        let trigger = self.trigger(self.part(it.next(), &pair)?)?;
         let mut clauses = Vec::new();
         let mut body = None;
         for p in it {
             let cspan = self.span(&p);
             match p.as_rule() {
                 Rule::throttle_clause => {
-                    let mut ci = kids(p);
-                    let count = self.expr(ci.next().unwrap())?;
-                    let per = self.expr(ci.next().unwrap())?;
+                    let mut ci = kids(&p);
+                    let count = self.expr(self.part(ci.next(), &p)?)?;
+                    let per = self.expr(self.part(ci.next(), &p)?)?;
                     let by = ci.next().map(|e| self.expr(e)).transpose()?;
                     clauses.push(Clause::Throttle {
                         span: cspan,
@@ -1184,16 +1211,16 @@ impl Builder {
                 }
                 Rule::unless_rule_clause => clauses.push(Clause::Unless {
                     span: cspan,
-                    cond: self.expr(kids(p).next().unwrap())?,
+                    cond: self.expr(self.part(kids(&p).next(), &p)?)?,
                 }),
                 Rule::priority_clause => clauses.push(Clause::Priority {
                     span: cspan,
-                    value: self.expr(kids(p).next().unwrap())?,
+                    value: self.expr(self.part(kids(&p).next(), &p)?)?,
                 }),
                 Rule::count_clause => {
-                    let mut ci = kids(p);
-                    let count = self.expr(ci.next().unwrap())?;
-                    let within = self.expr(ci.next().unwrap())?;
+                    let mut ci = kids(&p);
+                    let count = self.expr(self.part(ci.next(), &p)?)?;
+                    let within = self.expr(self.part(ci.next(), &p)?)?;
                     let by = ci.next().map(|e| self.expr(e)).transpose()?;
                     clauses.push(Clause::Count {
                         span: cspan,
@@ -1204,10 +1231,10 @@ impl Builder {
                 }
                 Rule::condition_clause => clauses.push(Clause::Condition {
                     span: cspan,
-                    cond: self.expr(kids(p).next().unwrap())?,
+                    cond: self.expr(self.part(kids(&p).next(), &p)?)?,
                 }),
                 Rule::block => body = Some(self.block(p)?),
-                other => unreachable!("not a rule part: {other:?}"),
+                _ => return Err(self.shape_error(&p)),
             }
         }
         Ok(RuleDecl {
@@ -1216,7 +1243,7 @@ impl Builder {
             title,
             trigger,
             clauses,
-            body: body.expect("a rule has a block"),
+            body: body.ok_or_else(|| self.shape_error(&pair))?,
         })
     }
 
@@ -1225,18 +1252,19 @@ impl Builder {
         Ok(match pair.as_rule() {
             Rule::when_trigger => Trigger::When {
                 span,
-                event: self.name(kids(pair).next().unwrap()),
+                event: self.name(self.part(kids(&pair).next(), &pair)?),
             },
             Rule::quiet_trigger => {
-                let mut it = kids(pair);
-                let event = self.name(it.next().unwrap());
-                let field = self.name(it.next().unwrap());
-                let period = self.expr(it.next().unwrap())?;
+                let mut it = kids(&pair);
+                let event = self.name(self.part(it.next(), &pair)?);
+                let field = self.name(self.part(it.next(), &pair)?);
+                let period = self.expr(self.part(it.next(), &pair)?)?;
                 let (mut since, mut until) = (None, None);
                 for part in it {
                     let which = part.as_rule();
-                    let mut names = kids(part).map(|n| self.name(n));
-                    let pair = (names.next().unwrap(), names.next().unwrap());
+                    let mut names = kids(&part);
+                    let since_or_until = self.name(self.part(names.next(), &part)?);
+                    let pair = (since_or_until, self.name(self.part(names.next(), &part)?));
                     if which == Rule::quiet_since {
                         since = Some(pair);
                     } else {
@@ -1253,8 +1281,8 @@ impl Builder {
                 }))
             }
             _ => {
-                let mut it = kids(pair);
-                let first = it.next().unwrap();
+                let mut it = kids(&pair);
+                let first = self.part(it.next(), &pair)?;
                 let schedule = if first.as_rule() == Rule::duration_lit {
                     Schedule::Interval(self.primary(first)?)
                 } else {
@@ -1270,26 +1298,28 @@ impl Builder {
 
     fn block(&self, pair: Pair<Rule>) -> Built<Block> {
         let span = self.span(&pair);
-        let stmts = kids(pair)
+        let stmts = kids(&pair)
             .map(|s| self.stmt(s))
             .collect::<Built<Vec<_>>>()?;
         Ok(Block { span, stmts })
     }
 
-    fn role(&self, pair: Pair<Rule>) -> Name {
-        self.name(kids(pair).next().unwrap())
+    fn role(&self, pair: Pair<Rule>) -> Built<Name> {
+        Ok(self.name(self.part(kids(&pair).next(), &pair)?))
     }
 
-    /// `role NAME`, `user EXPR` or `EXPR`: whom a notification or a task is for.
+    /// `role NAME`, `user EXPR` or `EXPR`: whom a notification or a task
+    /// (`pair`) is for.
     fn assignee<'i>(
         &self,
         it: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+        pair: &Pair<Rule>,
     ) -> Built<Assignee> {
-        let first = it.next().unwrap();
+        let first = self.part(it.next(), pair)?;
         Ok(match first.as_rule() {
-            Rule::role => Assignee::Role(self.role(first)),
+            Rule::role => Assignee::Role(self.role(first)?),
             Rule::user_mark => Assignee::Person {
-                who: self.expr(it.next().unwrap())?,
+                who: self.expr(self.part(it.next(), pair)?)?,
                 user: true,
             },
             _ => Assignee::Person {
@@ -1306,30 +1336,30 @@ impl Builder {
             Rule::if_stmt => self.if_stmt(pair)?,
             Rule::stop_stmt => StmtKind::Stop,
             Rule::send_stmt => StmtKind::Send {
-                message: self.name(kids(pair).next().unwrap()),
+                message: self.name(self.part(kids(&pair).next(), &pair)?),
             },
             Rule::notify_stmt => self.notify_stmt(pair)?,
             Rule::task_stmt => self.task_stmt(pair)?,
             Rule::emit_stmt => self.emit_stmt(pair)?,
             Rule::log_stmt => StmtKind::Log {
-                text: self.expr(kids(pair).next().unwrap())?,
+                text: self.expr(self.part(kids(&pair).next(), &pair)?)?,
             },
             Rule::after_stmt | Rule::at_stmt | Rule::every_stmt => self.timer_stmt(pair)?,
             Rule::approval_stmt => self.approval_stmt(pair)?,
             Rule::call_stmt => self.call_stmt(pair)?,
-            other => unreachable!("not a statement: {other:?}"),
+            _ => return Err(self.shape_error(&pair)),
         };
         Ok(Stmt { span, kind })
     }
 
     /// `let name: type = value`.
     fn let_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair);
-        let name = self.name(it.next().unwrap());
-        let mut next = it.next().unwrap();
+        let mut it = kids(&pair);
+        let name = self.name(self.part(it.next(), &pair)?);
+        let mut next = self.part(it.next(), &pair)?;
         let ty = if next.as_rule() == Rule::type_expr {
-            let ty = self.type_expr(next);
-            next = it.next().unwrap();
+            let ty = self.type_expr(next)?;
+            next = self.part(it.next(), &pair)?;
             Some(ty)
         } else {
             None
@@ -1343,16 +1373,16 @@ impl Builder {
 
     /// `if c then ... else if c then ... else ... end`.
     fn if_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair);
-        let cond = self.expr(it.next().unwrap())?;
-        let then = self.block(it.next().unwrap())?;
+        let mut it = kids(&pair);
+        let cond = self.expr(self.part(it.next(), &pair)?)?;
+        let then = self.block(self.part(it.next(), &pair)?)?;
         let mut branches = vec![(cond, then)];
         let mut otherwise = None;
         for p in it {
             if p.as_rule() == Rule::else_branch {
-                let mut bi = kids(p);
-                let c = self.expr(bi.next().unwrap())?;
-                branches.push((c, self.block(bi.next().unwrap())?));
+                let mut bi = kids(&p);
+                let c = self.expr(self.part(bi.next(), &p)?)?;
+                branches.push((c, self.block(self.part(bi.next(), &p)?)?));
             } else {
                 otherwise = Some(self.block(p)?);
             }
@@ -1365,38 +1395,38 @@ impl Builder {
 
     /// `notify TO "text"`.
     fn notify_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair).peekable();
-        let to = self.assignee(&mut it)?;
+        let mut it = kids(&pair).peekable();
+        let to = self.assignee(&mut it, &pair)?;
         Ok(StmtKind::Notify {
             to,
-            text: self.expr(it.next().unwrap())?,
+            text: self.expr(self.part(it.next(), &pair)?)?,
         })
     }
 
     /// `create task "title" for TO due WHEN`.
     fn task_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair).peekable();
-        let title = self.expr(it.next().unwrap())?;
-        let to = self.assignee(&mut it)?;
+        let mut it = kids(&pair).peekable();
+        let title = self.expr(self.part(it.next(), &pair)?)?;
+        let to = self.assignee(&mut it, &pair)?;
         let due = it.next().map(|e| self.expr(e)).transpose()?;
         Ok(StmtKind::CreateTask { title, to, due })
     }
 
     /// `emit event.type { field: value, ... }`.
     fn emit_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair);
-        let event = self.name(it.next().unwrap());
-        let record = it.next().unwrap();
+        let mut it = kids(&pair);
+        let event = self.name(self.part(it.next(), &pair)?);
+        let record = self.part(it.next(), &pair)?;
         let record_span = self.span(&record);
         let mut fields = Vec::new();
-        for f in kids(record) {
+        for f in kids(&record) {
             let fspan = self.span(&f);
-            let mut fi = kids(f);
-            let name = self.name(fi.next().unwrap());
+            let mut fi = kids(&f);
+            let name = self.name(self.part(fi.next(), &f)?);
             fields.push(RecordField {
                 span: fspan,
                 name,
-                value: self.expr(fi.next().unwrap())?,
+                value: self.expr(self.part(fi.next(), &f)?)?,
             });
         }
         Ok(StmtKind::Emit {
@@ -1410,27 +1440,27 @@ impl Builder {
     /// clauses, `skip if late`, and its block.
     fn timer_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
         let rule = pair.as_rule();
-        let mut it = kids(pair).peekable();
+        let mut it = kids(&pair).peekable();
         let when = if rule == Rule::every_stmt {
-            self.primary(it.next().unwrap())?
+            self.primary(self.part(it.next(), &pair)?)?
         } else {
-            self.expr(it.next().unwrap())?
+            self.expr(self.part(it.next(), &pair)?)?
         };
         let zone = match it.peek().map(|p| p.as_rule()) {
             Some(Rule::every_zone) => {
-                let z = it.next().unwrap();
-                Some(self.expr(kids(z).next().unwrap())?)
+                let z = self.part(it.next(), &pair)?;
+                Some(self.expr(self.part(kids(&z).next(), &z)?)?)
             }
             _ => None,
         };
         let mut unless = Vec::new();
         let mut skip_late = false;
-        for opt in kids(it.next().unwrap()) {
+        for opt in kids(&self.part(it.next(), &pair)?) {
             if opt.as_rule() == Rule::unless_clause {
                 let uspan = self.span(&opt);
-                let mut ui = kids(opt);
-                let event = self.name(ui.next().unwrap());
-                let field = self.name(ui.next().unwrap());
+                let mut ui = kids(&opt);
+                let event = self.name(self.part(ui.next(), &opt)?);
+                let field = self.name(self.part(ui.next(), &opt)?);
                 unless.push(Unless {
                     span: uspan,
                     event,
@@ -1451,16 +1481,16 @@ impl Builder {
             zone,
             unless,
             skip_late,
-            body: self.block(it.next().unwrap())?,
+            body: self.block(self.part(it.next(), &pair)?)?,
         })
     }
 
     /// `require approval from R within D do ... else ... end`.
     fn approval_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair);
-        let role = self.role(it.next().unwrap());
-        let within = self.expr(it.next().unwrap())?;
-        let body = self.block(it.next().unwrap())?;
+        let mut it = kids(&pair);
+        let role = self.role(self.part(it.next(), &pair)?)?;
+        let within = self.expr(self.part(it.next(), &pair)?)?;
+        let body = self.block(self.part(it.next(), &pair)?)?;
         let otherwise = it.next().map(|b| self.block(b)).transpose()?;
         Ok(StmtKind::Approval {
             role,
@@ -1472,20 +1502,20 @@ impl Builder {
 
     /// `name(args)`: a call of an action.
     fn call_stmt(&self, pair: Pair<Rule>) -> Built<StmtKind> {
-        let mut it = kids(pair);
-        let name = self.name(it.next().unwrap());
+        let mut it = kids(&pair);
+        let name = self.name(self.part(it.next(), &pair)?);
         Ok(StmtKind::Call {
             name,
-            args: self.args(it.next().unwrap())?,
+            args: self.args(self.part(it.next(), &pair)?)?,
         })
     }
 
     fn args(&self, pair: Pair<Rule>) -> Built<Vec<Arg>> {
-        kids(pair)
+        kids(&pair)
             .map(|a| {
                 let span = self.span(&a);
-                let mut it = kids(a);
-                let first = it.next().unwrap();
+                let mut it = kids(&a);
+                let first = self.part(it.next(), &a)?;
                 Ok(match it.next() {
                     Some(value) => Arg {
                         span,
@@ -1549,8 +1579,8 @@ impl Builder {
                 let span = lhs.span.to(self.span(&op));
                 if op.as_rule() == Rule::changed_op {
                     let (mut from, mut to) = (None, None);
-                    for part in kids(op) {
-                        let operand = kids(part.clone()).next().unwrap();
+                    for part in kids(&op) {
+                        let operand = self.part(kids(&part).next(), &part)?;
                         let value = Some(Box::new(self.expr(operand)?));
                         if part.as_rule() == Rule::changed_from {
                             from = value;
@@ -1567,7 +1597,7 @@ impl Builder {
                         },
                     });
                 }
-                let field = self.name(kids(op).next().unwrap());
+                let field = self.name(self.part(kids(&op).next(), &op)?);
                 Ok(Expr {
                     span,
                     kind: ExprKind::Field(Box::new(lhs), field),
@@ -1597,7 +1627,7 @@ impl Builder {
                     Rule::mul_op => BinaryOp::Mul,
                     Rule::div_op => BinaryOp::Div,
                     Rule::rem_op => BinaryOp::Rem,
-                    other => unreachable!("not an operator: {other:?}"),
+                    _ => return Err(self.shape_error(&op)),
                 };
                 Ok(Expr {
                     span,
@@ -1697,22 +1727,24 @@ impl Builder {
             Rule::true_lit => ExprKind::Bool(true),
             Rule::false_lit => ExprKind::Bool(false),
             Rule::none_lit => ExprKind::None,
-            Rule::name => ExprKind::Name(self.name(kids(pair).next().unwrap())),
+            Rule::name => ExprKind::Name(self.name(self.part(kids(&pair).next(), &pair)?)),
             Rule::call => {
-                let mut it = kids(pair);
-                let name = self.name(it.next().unwrap());
-                ExprKind::Call(name, self.args(it.next().unwrap())?)
+                let mut it = kids(&pair);
+                let name = self.name(self.part(it.next(), &pair)?);
+                ExprKind::Call(name, self.args(self.part(it.next(), &pair)?)?)
             }
             Rule::list_lit => {
-                ExprKind::List(kids(pair).map(|e| self.expr(e)).collect::<Built<_>>()?)
+                ExprKind::List(kids(&pair).map(|e| self.expr(e)).collect::<Built<_>>()?)
             }
-            Rule::paren_expr => ExprKind::Paren(Box::new(self.expr(kids(pair).next().unwrap())?)),
+            Rule::paren_expr => {
+                ExprKind::Paren(Box::new(self.expr(self.part(kids(&pair).next(), &pair)?)?))
+            }
             Rule::previous_expr => {
-                ExprKind::Previous(Box::new(self.expr(kids(pair).next().unwrap())?))
+                ExprKind::Previous(Box::new(self.expr(self.part(kids(&pair).next(), &pair)?)?))
             }
             Rule::count_expr => {
-                let mut it = kids(pair);
-                let event = self.name(it.next().unwrap());
+                let mut it = kids(&pair);
+                let event = self.name(self.part(it.next(), &pair)?);
                 let mut by = Vec::new();
                 let mut within = None;
                 for p in it {
@@ -1725,17 +1757,17 @@ impl Builder {
                 ExprKind::CountOf {
                     event,
                     by,
-                    within: Box::new(within.unwrap()),
+                    within: Box::new(within.ok_or_else(|| self.shape_error(&pair))?),
                 }
             }
             Rule::if_expr => {
-                let mut it = kids(pair);
-                let c = self.expr(it.next().unwrap())?;
-                let t = self.expr(it.next().unwrap())?;
-                let e = self.expr(it.next().unwrap())?;
+                let mut it = kids(&pair);
+                let c = self.expr(self.part(it.next(), &pair)?)?;
+                let t = self.expr(self.part(it.next(), &pair)?)?;
+                let e = self.expr(self.part(it.next(), &pair)?)?;
                 ExprKind::If(Box::new(c), Box::new(t), Box::new(e))
             }
-            other => unreachable!("not a primary: {other:?}"),
+            _ => return Err(self.shape_error(&pair)),
         };
         Ok(Expr { span, kind })
     }
@@ -1793,7 +1825,9 @@ impl Builder {
                     if !text.is_empty() {
                         parts.push(TemplatePart::Text(std::mem::take(&mut text)));
                     }
-                    parts.push(TemplatePart::Expr(self.expr(kids(part).next().unwrap())?));
+                    parts.push(TemplatePart::Expr(
+                        self.expr(self.part(kids(&part).next(), &part)?)?,
+                    ));
                 }
                 _ => {}
             }
@@ -1802,5 +1836,40 @@ impl Builder {
             parts.push(TemplatePart::Text(text));
         }
         Ok(Template { parts, raw })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> Builder {
+        Builder {
+            file: 0,
+            base: 10,
+            diags: RefCell::new(Vec::new()),
+            depth: Cell::new(0),
+            unnegated: RefCell::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn an_unexpected_shape_is_an_error_not_a_panic() {
+        let mut pairs = StewardParser::parse(Rule::expr, "a + 1").unwrap();
+        let pair = pairs.next().unwrap();
+        let b = builder();
+        // An expression where an item belongs: once `unreachable!`.
+        let diag = b.item(pair.clone()).unwrap_err();
+        assert_eq!(diag.code, Code::Syntax);
+        assert!(
+            diag.message.contains("unexpected `expr` shape"),
+            "{}",
+            diag.message
+        );
+        assert_eq!(diag.primary.span, Span::new(10, 15));
+        // A part the tree lacks: once `next().unwrap()`.
+        let diag = b.part(None, &pair).unwrap_err();
+        assert_eq!(diag.primary.span, Span::new(10, 15));
+        assert!(b.part(kids(&pair).next(), &pair).is_ok());
     }
 }

@@ -24,8 +24,9 @@ fn scan_line(line: &str) -> LineScan {
     let bytes = line.as_bytes();
     let mut stack = vec![Frame::Code(0)];
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    // The byte `back` places before the current one, if any.
+    let before = |i: usize, back: usize| i.checked_sub(back).and_then(|j| bytes.get(j)).copied();
+    while let Some(&b) = bytes.get(i) {
         match stack.last_mut() {
             Some(Frame::Code(depth)) => match b {
                 b'#' => {
@@ -35,10 +36,8 @@ fn scan_line(line: &str) -> LineScan {
                     }
                 }
                 b'"' => {
-                    let raw = i > 0
-                        && bytes[i - 1] == b'r'
-                        && (i < 2
-                            || !(bytes[i - 2].is_ascii_alphanumeric() || bytes[i - 2] == b'_'));
+                    let raw = before(i, 1) == Some(b'r')
+                        && !before(i, 2).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
                     if raw {
                         match line[i + 1..].find('"') {
                             Some(close) => i += close + 1,
@@ -73,7 +72,8 @@ fn scan_line(line: &str) -> LineScan {
                 b'{' => stack.push(Frame::Code(0)),
                 _ => {}
             },
-            None => unreachable!("the base frame is never popped"),
+            // The base frame is never popped; were it, the line ends here.
+            None => break,
         }
         i += 1;
     }
@@ -198,19 +198,19 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
             rule_needs_trigger = false;
         }
     }
-    if starts.is_empty() {
+    let Some(&first) = starts.first() else {
         // Only comments and blank lines: an empty program.
         return if skip_trivia(src).is_empty() {
             Vec::new()
         } else {
             std::iter::once(0..src.len()).collect()
         };
-    }
+    };
     // Text before the first item keyword (other than comments) is an item too,
     // so stray text is reported instead of silently ignored.
     let mut ranges = Vec::new();
-    if !skip_trivia(&src[..starts[0]]).is_empty() {
-        ranges.push(0..starts[0]);
+    if !skip_trivia(&src[..first]).is_empty() {
+        ranges.push(0..first);
     }
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(src.len());
@@ -305,8 +305,8 @@ pub fn token_len(text: &str) -> usize {
 /// read as line breaks, and a `#` comment ends at one.
 pub fn lone_cr_as_lf(text: &str) -> std::borrow::Cow<'_, str> {
     let bytes = text.as_bytes();
-    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
-    if !(0..bytes.len()).any(lone) {
+    let lone = |(i, b): (usize, &u8)| *b == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !bytes.iter().enumerate().any(lone) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
