@@ -179,7 +179,7 @@ impl Place {
 /// Slot `i` of a record or of the locals; one a place names that is not
 /// there (a record not of the place's shape) reads as absent.
 #[inline(always)]
-fn slot(slots: &[Value], i: usize) -> &Value {
+pub(crate) fn slot(slots: &[Value], i: usize) -> &Value {
     slots.get(i).unwrap_or(&NONE)
 }
 
