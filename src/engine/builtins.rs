@@ -19,6 +19,13 @@ pub type Builtin = fn(&[Value], &Frame) -> Result<Value, Fault>;
 
 /// The implementation of `name` with `arity` arguments.
 pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
+    numbers(name, arity)
+        .or_else(|| texts(name, arity))
+        .or_else(|| times(name, arity))
+}
+
+/// Arithmetic, rounding and conversions between numbers.
+fn numbers(name: &str, arity: usize) -> Option<Builtin> {
     Some(match (name, arity) {
         ("abs", 1) => abs,
         ("round", 1) => |a, _| {
@@ -69,6 +76,14 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
             [Value::Int(i)] => Ok(Value::Int(*i)),
             [v] => fault(format!("to_int: {v} does not fit an int")),
         },
+        ("sum", 1) => sum,
+        _ => return None,
+    })
+}
+
+/// Texts, and lists of them.
+fn texts(name: &str, arity: usize) -> Option<Builtin> {
+    Some(match (name, arity) {
         ("to_string", 1) => |a, _| {
             let [v] = args(a, "to_string")?;
             Ok(Value::Str(Arc::from(v.to_string())))
@@ -109,7 +124,13 @@ pub fn lookup(name: &str, arity: usize) -> Option<Builtin> {
             [Value::List(items)] => Ok(items.first().cloned().unwrap_or(Value::None)),
             _ => fault("first: expected a list"),
         },
-        ("sum", 1) => sum,
+        _ => return None,
+    })
+}
+
+/// Dates, times, durations and the calendar.
+fn times(name: &str, arity: usize) -> Option<Builtin> {
+    Some(match (name, arity) {
         ("now", 0) => |_, f| Ok(Value::DateTime(f.now)),
         ("today", 0) => |_, f| Ok(Value::Date(f.now.date_naive())),
         ("today", 1) => |a, f| {
