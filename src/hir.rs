@@ -691,8 +691,7 @@ impl<'a> Steps<'a> {
                 .chain_update(call.to_be_bytes());
         }
         let digest = digest.finalize();
-        let mut id = [0u8; 4];
-        id.copy_from_slice(&digest[..4]);
-        u32::from_be_bytes(id)
+        let [a, b, c, d, ..]: [u8; 32] = digest.into();
+        u32::from_be_bytes([a, b, c, d])
     }
 }

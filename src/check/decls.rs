@@ -91,9 +91,10 @@ impl Checker<'_> {
     fn recursive_types(&mut self) {
         let records = &self.program.records;
         let required = |id: RecordId| -> Vec<(RecordId, String)> {
-            records[id as usize]
-                .fields
-                .iter()
+            records
+                .get(id as usize)
+                .into_iter()
+                .flat_map(|r| r.fields.iter())
                 .filter_map(|f| match f.ty {
                     Type::Record(to) => Some((to, f.name.clone())),
                     _ => None,
@@ -102,8 +103,9 @@ impl Checker<'_> {
         };
         let mut found = Vec::new();
         let mut in_cycle = std::collections::HashSet::new();
-        for start in 0..records.len() as RecordId {
-            if records[start as usize].is_event || in_cycle.contains(&start) {
+        for (start, record) in records.iter().enumerate() {
+            let start = start as RecordId;
+            if record.is_event || in_cycle.contains(&start) {
                 continue;
             }
             // Depth-first search for a path of required fields back to `start`.
@@ -167,7 +169,9 @@ impl Checker<'_> {
                         && self.program.record(id).loc.file == file
                     {
                         let fields = self.fields(file, &d.fields, false);
-                        self.program.records[id as usize].fields = fields;
+                        if let Some(record) = self.program.records.get_mut(id as usize) {
+                            record.fields = fields;
+                        }
                     }
                 }
             }
@@ -177,7 +181,9 @@ impl Checker<'_> {
                         && self.program.record(id).loc.file == file
                     {
                         let fields = self.fields(file, &d.fields, true);
-                        self.program.records[id as usize].fields = fields;
+                        if let Some(record) = self.program.records.get_mut(id as usize) {
+                            record.fields = fields;
+                        }
                     }
                 }
             }

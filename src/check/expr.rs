@@ -512,13 +512,17 @@ impl Checker<'_> {
             Type::Error => None,
             Type::Record(id) => {
                 let record = self.program.record(id);
-                let slot = record.fields.iter().position(|f| f.name == field.text);
-                match slot.map(|s| &record.fields[s]) {
-                    Some(f) => {
+                let found = record
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .find(|(_, f)| f.name == field.text);
+                match found {
+                    Some((slot, f)) => {
                         let (ty, target) = (f.ty.clone(), f.loc);
                         self.refer(file, field.span, target, DefKind::Field);
                         let ty = if through_optional { ty.optional() } else { ty };
-                        Some((ty, slot.unwrap_or_default()))
+                        Some((ty, slot))
                     }
                     None => {
                         let what = if record.is_event {
@@ -693,8 +697,13 @@ impl Checker<'_> {
     }
 
     fn name(&mut self, cx: &mut Ctx, name: &str, span: Span, e: &Expr) -> Out {
-        if let Some(index) = cx.locals.iter().rposition(|l| l.name == name) {
-            let local = &mut cx.locals[index];
+        let found = cx
+            .locals
+            .iter_mut()
+            .enumerate()
+            .rev()
+            .find(|(_, l)| l.name == name);
+        if let Some((index, local)) = found {
             local.used = true;
             let (ty, loc, kind) = (
                 local.ty.clone(),
@@ -714,8 +723,12 @@ impl Checker<'_> {
         }
         if let Some(id) = cx.event {
             let record = self.program.record(id);
-            if let Some(slot) = record.fields.iter().position(|f| f.name == name) {
-                let field = &record.fields[slot];
+            if let Some((slot, field)) = record
+                .fields
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.name == name)
+            {
                 let (ty, loc) = (field.ty.clone(), field.loc);
                 self.refer(cx.file, span, loc, DefKind::Field);
                 let read = Kind::Read(Place {
@@ -895,7 +908,8 @@ impl Checker<'_> {
             Contains => self.contains(file, l, r, a, b),
             StartsWith | EndsWith | Matches => self.text_test(file, op, l, r, a, b),
             Add | Sub | Mul | Div | Rem => self.arithmetic(file, op, l, r, a, b),
-            And | Or | Coalesce | Eq | Ne => unreachable!("handled above"),
+            // Handled above.
+            And | Or | Coalesce | Eq | Ne => bad(),
         }
     }
 
@@ -1468,7 +1482,9 @@ impl Checker<'_> {
             self.detach(arg_tys);
             return bad();
         };
-        self.refer(cx.file, name_span, sigs[0].loc, DefKind::Function);
+        if let Some(first) = sigs.first() {
+            self.refer(cx.file, name_span, first.loc, DefKind::Function);
+        }
         // The first signature whose parameters take the arguments.
         for (overload, sig) in sigs.iter().enumerate() {
             if let Some(mut bound) = self.fits(sig, args, &arg_tys) {
@@ -1489,19 +1505,18 @@ impl Checker<'_> {
                 );
             }
         }
-        if sigs.len() == 1 {
+        if let [sig] = sigs.as_slice() {
             self.check_args(
                 cx,
                 Callee {
-                    name: &sigs[0].name,
+                    name: &sig.name,
                     kind: "function",
-                    params: &sigs[0].params,
+                    params: &sig.params,
                 },
                 args,
                 &arg_tys,
                 span,
             );
-            let sig = &sigs[0];
             let callee = self.callee(name, sig, 0);
             let bound = HashMap::new();
             let nodes = bound_args(cx.file, span, sig, &bound, args, &mut arg_tys);
@@ -1641,10 +1656,10 @@ impl Checker<'_> {
         let mut bound = HashMap::new();
         // Literals last: in `min(0.5, risk)` the type parameter is `risk`'s
         // type, which `0.5` then fits, as in `min(risk, 0.5)`.
-        let mut order: Vec<usize> = (0..tys.len()).collect();
-        order.sort_by_key(|&i| tys[i].konst.is_some());
-        for i in order {
-            if !self.bind(&sig.params[i].ty, &tys[i], &mut bound) {
+        let mut order: Vec<_> = sig.params.iter().zip(tys).collect();
+        order.sort_by_key(|(_, ty)| ty.konst.is_some());
+        for (param, ty) in order {
+            if !self.bind(&param.ty, ty, &mut bound) {
                 return None;
             }
         }
@@ -1709,8 +1724,8 @@ impl Checker<'_> {
                     self.named_slot(file, callee, name, &filled)
                 }
             };
-            match slot {
-                Some(slot) => filled[slot] = Some(i),
+            match slot.and_then(|slot| filled.get_mut(slot)) {
+                Some(slot) => *slot = Some(i),
                 None => bad = true,
             }
         }
@@ -1732,7 +1747,7 @@ impl Checker<'_> {
             kind,
             params,
         } = *callee;
-        let arg = &args[i];
+        let arg = args.get(i)?;
         if seen_named {
             self.report(
                 Diagnostic::new(
@@ -1785,7 +1800,7 @@ impl Checker<'_> {
         let params = callee.params;
         match params.iter().position(|p| p.name == name.text) {
             Some(p) => {
-                if filled[p].is_some() {
+                if matches!(filled.get(p), Some(Some(_))) {
                     self.report(
                         Diagnostic::new(
                             Code::BadArgument,
@@ -1877,8 +1892,7 @@ impl Checker<'_> {
     ) {
         let mut bound = HashMap::new();
         for (p, f) in params.iter().zip(filled) {
-            if let Some(i) = f {
-                let (arg, ty) = (&args[*i], &tys[*i]);
+            if let Some((arg, ty)) = f.and_then(|i| Some((args.get(i)?, tys.get(i)?))) {
                 if !self.bind(&p.ty, ty, &mut bound) {
                     let expected = p.ty.substitute(&bound);
                     let ty = if expected.is_optional() {
@@ -1942,7 +1956,9 @@ pub(super) fn order_args(params: &[ParamDef], args: &[Arg]) -> Vec<Option<usize>
             }
             Some(n) => {
                 if let Some(p) = params.iter().position(|p| p.name == n.text) {
-                    out[p] = Some(i);
+                    if let Some(slot) = out.get_mut(p) {
+                        *slot = Some(i);
+                    }
                 }
             }
         }

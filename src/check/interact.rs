@@ -183,7 +183,11 @@ impl Checker<'_> {
                 }
             }
             let Some(cycle) = cycle else { continue };
-            let mut key: Vec<&str> = cycle[..cycle.len() - 1].to_vec();
+            // The path ends where it starts: each member once.
+            let Some((_, members)) = cycle.split_last() else {
+                continue;
+            };
+            let mut key: Vec<&str> = members.to_vec();
             key.sort_unstable();
             let key = key.join(" ");
             if reported.contains(&key) {

@@ -308,6 +308,9 @@ impl Checker<'_> {
         names.sort();
         let mut reported = HashSet::new();
         for start in names {
+            let Some(&(file, span, _)) = calls.get(start) else {
+                continue;
+            };
             // Depth-first search for a path back to `start`.
             let mut stack = vec![(start, vec![start])];
             let mut visited = HashSet::new();
@@ -315,7 +318,6 @@ impl Checker<'_> {
                 for &next in calls.get(at).map(|c| c.2.as_slice()).unwrap_or(&[]) {
                     if next == start {
                         if reported.insert(start) {
-                            let (file, span, _) = calls[start];
                             let cycle = trail
                                 .iter()
                                 .chain([&start])
@@ -1797,12 +1799,16 @@ impl Checker<'_> {
                 );
             }
         }
-        let slot = trigger.fields.iter().position(|f| f.name == u.field.text)?;
+        let (slot, field) = trigger
+            .fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == u.field.text)?;
         Some(hir::Unless {
             event: Arc::from(u.event.text.as_str()),
             field: Arc::from(u.field.text.as_str()),
             value: hir::Expr::new(
-                trigger.fields[slot].ty.clone(),
+                field.ty.clone(),
                 Loc {
                     file,
                     span: u.field.span,

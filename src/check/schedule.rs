@@ -114,9 +114,10 @@ impl CronSchedule {
             })?;
             converted.push(match days {
                 // The crate numbers weekdays from 1 = Sunday: name them instead.
+                // `check_field` keeps them to 0..=7.
                 Some(days) if i == 4 => days
                     .iter()
-                    .map(|d| DAY_NAMES[*d as usize])
+                    .filter_map(|d| DAY_NAMES.get(*d as usize).copied())
                     .collect::<Vec<_>>()
                     .join(","),
                 _ => text.to_string(),
@@ -163,10 +164,9 @@ fn crate_error(expr: &str) -> CronError {
 /// (0 = Sunday) unless it is `*`.
 fn check_field(text: &str, spec: &Field) -> Result<Option<Vec<u32>>, (String, String)> {
     let range_help = || {
-        let names = if spec.names.is_empty() {
-            String::new()
-        } else {
-            format!(", or names such as `{}`", spec.names[1])
+        let names = match spec.names.get(1) {
+            Some(name) => format!(", or names such as `{name}`"),
+            None => String::new(),
         };
         format!(
             "{} go from {} to {}{names}; the fields are minute, hour, day of month, month, day of week",

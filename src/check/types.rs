@@ -221,9 +221,21 @@ pub struct Program {
     pub functions: HashMap<String, Vec<FnSig>>,
 }
 
+/// What [`Program::record`] answers for an id it did not hand out (none
+/// reaches it): a record of no fields, nowhere.
+static NO_RECORD: RecordDef = RecordDef {
+    name: String::new(),
+    loc: Loc {
+        file: 0,
+        span: Span { start: 0, end: 0 },
+    },
+    fields: Vec::new(),
+    is_event: false,
+};
+
 impl Program {
     pub fn record(&self, id: RecordId) -> &RecordDef {
-        &self.records[id as usize]
+        self.records.get(id as usize).unwrap_or(&NO_RECORD)
     }
 
     /// Shows a type the way users write it.

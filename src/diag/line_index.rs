@@ -32,7 +32,7 @@ impl LineIndex {
             let at = i as u32;
             match b {
                 b'\n' => {
-                    let crlf = i > 0 && bytes[i - 1] == b'\r';
+                    let crlf = i.checked_sub(1).and_then(|j| bytes.get(j)) == Some(&b'\r');
                     ends.push(if crlf { at - 1 } else { at });
                     starts.push(at + 1);
                 }
@@ -63,7 +63,8 @@ impl LineIndex {
     }
 
     fn count(&self, line: usize, offset: u32, unit: impl Fn(char) -> u32) -> u32 {
-        let start = self.starts[line];
+        // `line_of` answers only lines there are.
+        let start = self.starts.get(line).copied().unwrap_or(0);
         let offset = offset.min(self.text_len);
         match &self.text {
             None => offset - start,

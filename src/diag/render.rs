@@ -220,7 +220,9 @@ impl Excerpt {
         // bounded number of bytes.
         let mut from = start;
         for _ in 0..3 {
-            from = bytes[..from.saturating_sub(1)]
+            from = bytes
+                .get(..from.saturating_sub(1))
+                .unwrap_or(&[])
                 .iter()
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |i| i + 1);
@@ -230,7 +232,9 @@ impl Excerpt {
         }
         let mut to = end;
         for _ in 0..3 {
-            to = bytes[to..]
+            to = bytes
+                .get(to..)
+                .unwrap_or(&[])
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(text.len(), |i| to + i + 1);

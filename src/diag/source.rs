@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use super::LineIndex;
 
@@ -68,6 +68,13 @@ pub fn without_spans<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// What [`SourceMap::get`] answers for an id it did not hand out.
+static NO_FILE: LazyLock<SourceFile> = LazyLock::new(|| SourceFile {
+    name: Arc::from(""),
+    text: Arc::from(""),
+    lines: LineIndex::new(""),
+});
+
 /// One source file: its name as shown to users, its text, and its lines.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
@@ -98,16 +105,18 @@ impl SourceMap {
         (self.files.len() - 1) as FileId
     }
 
+    /// File `id`. Ids come from [`SourceMap::add`] and files are never
+    /// removed; another id reads as an empty file with no name.
     pub fn get(&self, id: FileId) -> &SourceFile {
-        &self.files[id as usize]
+        self.files.get(id as usize).unwrap_or(&NO_FILE)
     }
 
     pub fn name(&self, id: FileId) -> &str {
-        &self.files[id as usize].name
+        &self.get(id).name
     }
 
     pub fn text(&self, id: FileId) -> &str {
-        &self.files[id as usize].text
+        &self.get(id).text
     }
 
     pub fn ids(&self) -> impl Iterator<Item = FileId> {

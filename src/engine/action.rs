@@ -120,12 +120,18 @@ impl ActionKey<'_> {
         }
         hash.update(self.pos.to_be_bytes());
         let digest = hash.finalize();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hex = |nibble: u8| {
+            char::from(if nibble < 10 {
+                b'0' + nibble
+            } else {
+                b'a' + nibble - 10
+            })
+        };
         let mut out = String::with_capacity(36);
         out.push_str("stw_");
         for byte in digest.iter().take(16) {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            out.push(hex(byte >> 4));
+            out.push(hex(byte & 0xf));
         }
         out
     }
@@ -151,11 +157,10 @@ impl Performed<'_> {
                 use serde::ser::SerializeMap;
                 let args = self.0.args;
                 // Sorted by name, as a JSON map is.
-                let mut order: Vec<usize> = (0..args.len()).collect();
-                order.sort_by(|a, b| args[*a].0.cmp(&args[*b].0));
+                let mut order: Vec<&(Arc<str>, Value)> = args.iter().collect();
+                order.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut map = s.serialize_map(Some(args.len()))?;
-                for i in order {
-                    let (name, value) = &args[i];
+                for (name, value) in order {
                     map.serialize_entry(&**name, &self.0.shapes.json(value))?;
                 }
                 map.end()

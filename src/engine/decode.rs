@@ -69,6 +69,12 @@ pub struct RecordShape {
     pub sorted: Vec<usize>,
 }
 
+static NO_RECORD: RecordShape = RecordShape {
+    name: String::new(),
+    fields: Vec::new(),
+    sorted: Vec::new(),
+};
+
 impl RecordShape {
     pub fn slot(&self, name: &str) -> Option<usize> {
         self.fields
@@ -93,8 +99,9 @@ impl Shapes {
             .records
             .iter()
             .map(|r| {
-                let mut sorted: Vec<usize> = (0..r.fields.len()).collect();
-                sorted.sort_by(|a, b| r.fields[*a].name.cmp(&r.fields[*b].name));
+                let mut by_name: Vec<_> = r.fields.iter().enumerate().collect();
+                by_name.sort_by(|(_, a), (_, b)| a.name.cmp(&b.name));
+                let sorted = by_name.into_iter().map(|(i, _)| i).collect();
                 RecordShape {
                     name: r.name.clone(),
                     fields: r
@@ -128,8 +135,10 @@ impl Shapes {
         }
     }
 
+    /// The shape of record `id`; an id the program does not have (none
+    /// does) reads as a record of no fields.
     pub fn record(&self, id: RecordId) -> &RecordShape {
-        &self.records[id as usize]
+        self.records.get(id as usize).unwrap_or(&NO_RECORD)
     }
 
     /// The value a partial test payload gets for a field it leaves out.
@@ -661,9 +670,8 @@ impl<'de> Visitor<'de> for Seed<'_> {
         // the rest of the mask on the heap.
         let mut seen = Seen::new(n);
         while let Some(slot) = map.next_key_seed(FieldKey(shape))? {
-            match slot {
-                Some(i) => {
-                    let (name, field_shape) = &shape.fields[i];
+            match slot.and_then(|i| Some((i, shape.fields.get(i)?, slots.get_mut(i)?))) {
+                Some((i, (name, field_shape), slot)) => {
                     let path = Path::Field(self.path, name);
                     let seed = Seed {
                         cx: self.cx,
@@ -676,7 +684,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
                     }
                     // An error from serde itself (a number out of range, bad
                     // syntax) gets the path of the innermost field it is in.
-                    slots[i] = map
+                    *slot = map
                         .next_value_seed(seed)
                         .map_err(|e| seed.fail(serde_reason_of(&e)))?;
                     seen.set(i);
@@ -687,11 +695,13 @@ impl<'de> Visitor<'de> for Seed<'_> {
             }
         }
         if !seen.all(n) {
-            for (i, (name, field_shape)) in shape.fields.iter().enumerate() {
+            for (i, ((name, field_shape), slot)) in
+                shape.fields.iter().zip(slots.iter_mut()).enumerate()
+            {
                 if seen.get(i) {
                     continue;
                 }
-                slots[i] = match field_shape {
+                *slot = match field_shape {
                     Shape::Optional(_) => Value::None,
                     _ if self.cx.partial => self.cx.shapes.zero(field_shape),
                     _ => {
@@ -731,14 +741,18 @@ impl Seen {
     fn set(&mut self, i: usize) {
         match self {
             Seen::Word(w) => *w |= 1 << i,
-            Seen::Many(v) => v[i] = true,
+            Seen::Many(v) => {
+                if let Some(b) = v.get_mut(i) {
+                    *b = true;
+                }
+            }
         }
     }
 
     fn get(&self, i: usize) -> bool {
         match self {
             Seen::Word(w) => *w & (1 << i) != 0,
-            Seen::Many(v) => v[i],
+            Seen::Many(v) => v.get(i).copied().unwrap_or(false),
         }
     }
 
@@ -754,13 +768,17 @@ impl Seen {
 /// to chrono, which also takes one-digit months and days.
 pub fn parse_date(v: &str) -> Option<NaiveDate> {
     let b = v.as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        b[r].iter().try_fold(0u32, |n, c| {
+    let digits = |ds: &[u8]| {
+        ds.iter().try_fold(0u32, |n, c| {
             c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     };
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+    if let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b {
+        if let (Some(y), Some(m), Some(d)) = (
+            digits(&[y0, y1, y2, y3]),
+            digits(&[m0, m1]),
+            digits(&[d0, d1]),
+        ) {
             return NaiveDate::from_ymd_opt(y as i32, m, d);
         }
     }
@@ -805,12 +823,13 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         if digits == 0 {
             return None;
         }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
+        let (number, after) = rest.split_at_checked(digits)?;
+        let n: i64 = number.parse().ok()?;
+        rest = after;
         let (unit, len) = if rest.starts_with("ms") {
             (1, 2)
         } else {
-            let size = match rest.as_bytes()[0] {
+            let size = match rest.as_bytes().first()? {
                 b's' => 1_000,
                 b'm' => 60_000,
                 b'h' => 3_600_000,
@@ -821,7 +840,7 @@ pub fn parse_duration(text: &str) -> Option<i64> {
             (size, 1)
         };
         total = total.checked_add(n.checked_mul(unit)?)?;
-        rest = &rest[len..];
+        rest = rest.get(len..)?;
     }
     Some(if negative { -total } else { total })
 }

@@ -61,15 +61,19 @@ impl RuleIndex {
                     entry.all.push(i);
                     match &rule.index_key {
                         Some((place, _, keys)) if matches!(place.root, Root::Event) => {
-                            let at = match entry.keyed.iter().position(|k| k.place == *place) {
-                                Some(at) => at,
+                            let keyed = match entry.keyed.iter().position(|k| k.place == *place) {
+                                Some(at) => entry.keyed.get_mut(at),
                                 None => {
                                     entry.keyed.push(Keyed {
                                         place: place.clone(),
                                         rules: HashMap::default(),
                                     });
-                                    entry.keyed.len() - 1
+                                    entry.keyed.last_mut()
                                 }
+                            };
+                            // Just found or pushed: always there.
+                            let Some(keyed) = keyed else {
+                                continue;
                             };
                             for key in keys {
                                 let lookup = match key {
@@ -77,7 +81,7 @@ impl RuleIndex {
                                     IndexKey::Int(n) => KeyLookup::Int(*n),
                                     IndexKey::Bool(b) => KeyLookup::Bool(*b),
                                 };
-                                let list = entry.keyed[at].rules.entry(lookup).or_default();
+                                let list = keyed.rules.entry(lookup).or_default();
                                 if list.last() != Some(&i) {
                                     list.push(i);
                                 }
@@ -129,7 +133,7 @@ impl RuleIndex {
             .iter()
             .filter(|r| !considered.contains(r))
             .map(|&r| {
-                let (field, wanted) = match &rules[r].index_key {
+                let (field, wanted) = match rules.get(r).and_then(|rule| rule.index_key.as_ref()) {
                     Some((_, text, keys)) => (text.clone(), keys.clone()),
                     None => (String::new(), Vec::new()),
                 };

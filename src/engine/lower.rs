@@ -62,6 +62,17 @@ impl Ruleset {
         &self.lib.shapes
     }
 
+    /// Rule `r`. The engine's indices (the rule index's, a context's, a
+    /// continuation's) name only rules the ruleset has; another is a fault,
+    /// not a panic.
+    #[inline]
+    pub(crate) fn rule(&self, r: usize) -> Result<&Rule, Fault> {
+        match self.rules.get(r) {
+            Some(rule) => Ok(rule),
+            None => Err(no_such("rule", r)),
+        }
+    }
+
     /// Whether a rule runs on a schedule (`cron`, `every`): then the engine
     /// must know the tenants to fire it for.
     pub fn has_schedules(&self) -> bool {
@@ -225,18 +236,15 @@ fn priority_order(rules: &[Rule]) -> Option<Vec<u32>> {
     if rules.iter().all(|r| r.priority.is_none()) {
         return None;
     }
-    let mut by_rank: Vec<usize> = (0..rules.len()).collect();
-    by_rank.sort_by(|&a, &b| {
-        let (ra, rb) = (&rules[a], &rules[b]);
-        match (ra.priority, rb.priority) {
-            (Some(x), Some(y)) => x.cmp(&y).then_with(|| ra.name.cmp(&rb.name)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.cmp(&b),
-        }
+    let mut by_rank: Vec<(usize, &Rule)> = rules.iter().enumerate().collect();
+    by_rank.sort_by(|&(a, ra), &(b, rb)| match (ra.priority, rb.priority) {
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| ra.name.cmp(&rb.name)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(&b),
     });
     let mut rank = vec![0u32; rules.len()];
-    for (position, &r) in by_rank.iter().enumerate() {
+    for (position, &(r, _)) in by_rank.iter().enumerate() {
         if let Some(slot) = rank.get_mut(r) {
             *slot = u32::try_from(position).unwrap_or(u32::MAX);
         }
@@ -403,7 +411,9 @@ impl Lower<'_> {
             priority: r.priority,
         };
         let body = self.block(&mut rule, &r.body);
-        rule.blocks[0] = body;
+        if let Some(first) = rule.blocks.first_mut() {
+            *first = body;
+        }
         Some(rule)
     }
 
@@ -664,7 +674,9 @@ impl Lower<'_> {
         rule.blocks.push(Vec::new());
         rule.block_steps.push(owner);
         let ops = self.block(rule, stmts);
-        rule.blocks[index] = ops;
+        if let Some(block) = rule.blocks.get_mut(index) {
+            *block = ops;
+        }
         index
     }
 

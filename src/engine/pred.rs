@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::eval::{fault, test, Cond, Fault, Frame};
-use super::program::{Place, Root};
+use super::program::{slot, Place, Root};
 use super::value::{same_text, Value};
 use crate::syntax::ast::BinaryOp;
 
@@ -36,9 +36,9 @@ impl Access {
     #[inline(always)]
     fn get<'f>(&self, f: &Frame<'f>) -> &'f Value {
         match self {
-            Access::Slot(a) => &f.event.slots[*a],
-            Access::Slot2(a, b) => match &f.event.slots[*a] {
-                Value::Record(r) => &r.slots[*b],
+            Access::Slot(a) => slot(&f.event.slots, *a),
+            Access::Slot2(a, b) => match slot(&f.event.slots, *a) {
+                Value::Record(r) => slot(&r.slots, *b),
                 // Through an absent optional record: absent.
                 _ => &NONE,
             },
@@ -167,8 +167,10 @@ impl Pred {
                 parts.push(p);
             }
         }
-        if parts.len() == 1 {
-            return parts.pop().expect("one part");
+        if let [_] = parts.as_slice() {
+            if let Some(one) = parts.pop() {
+                return one;
+            }
         }
         Pred::Any(parts.into())
     }
@@ -218,15 +220,23 @@ impl Pred {
             Pred::Const(b) => Box::new(move |_| Ok(b)),
             // The shape of `risk < 0.5`: straight to the slot, the operator fixed.
             Pred::Float {
-                at: Access::Slot(slot),
+                at: Access::Slot(at),
                 op,
                 k,
             } => match op {
-                BinaryOp::Lt => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Lt, k))),
-                BinaryOp::Le => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Le, k))),
-                BinaryOp::Gt => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Gt, k))),
-                BinaryOp::Ge => Box::new(move |f| Ok(float(&f.event.slots[slot], BinaryOp::Ge, k))),
-                op => Box::new(move |f| Ok(float(&f.event.slots[slot], op, k))),
+                BinaryOp::Lt => {
+                    Box::new(move |f| Ok(float(slot(&f.event.slots, at), BinaryOp::Lt, k)))
+                }
+                BinaryOp::Le => {
+                    Box::new(move |f| Ok(float(slot(&f.event.slots, at), BinaryOp::Le, k)))
+                }
+                BinaryOp::Gt => {
+                    Box::new(move |f| Ok(float(slot(&f.event.slots, at), BinaryOp::Gt, k)))
+                }
+                BinaryOp::Ge => {
+                    Box::new(move |f| Ok(float(slot(&f.event.slots, at), BinaryOp::Ge, k)))
+                }
+                op => Box::new(move |f| Ok(float(slot(&f.event.slots, at), op, k))),
             },
             Pred::Float { at, op, k } => Box::new(move |f| Ok(float(at.get(f), op, k))),
             Pred::Int { at, op, k } => Box::new(move |f| Ok(int(at.get(f), op, k))),

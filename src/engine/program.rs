@@ -140,19 +140,19 @@ impl Place {
     pub fn get<'f>(&self, f: &Frame<'f>) -> &'f Value {
         let (mut v, rest) = match self.root {
             Root::Event => match self.path.split_first() {
-                Some((first, rest)) => (&f.event.slots[*first], rest),
+                Some((first, rest)) => (slot(&f.event.slots, *first), rest),
                 None => return &NONE,
             },
             Root::Envelope => match self.path.split_first() {
-                Some((first, rest)) => (&f.envelope.slots[*first], rest),
+                Some((first, rest)) => (slot(&f.envelope.slots, *first), rest),
                 None => return &NONE,
             },
-            Root::Local(i) => (&f.locals[i], &self.path[..]),
-            Root::Recall(i) => (f.recalled.get(i).unwrap_or(&NONE), &self.path[..]),
+            Root::Local(i) => (slot(f.locals, i), &self.path[..]),
+            Root::Recall(i) => (slot(f.recalled, i), &self.path[..]),
         };
-        for &slot in rest {
+        for &i in rest {
             match v {
-                Value::Record(r) => v = &r.slots[slot],
+                Value::Record(r) => v = slot(&r.slots, i),
                 // Through an absent optional record: absent.
                 _ => return &NONE,
             }
@@ -165,15 +165,22 @@ impl Place {
         let Some((first, rest)) = self.path.split_first() else {
             return &NONE;
         };
-        let mut v = &payload.slots[*first];
-        for &slot in rest {
+        let mut v = slot(&payload.slots, *first);
+        for &i in rest {
             match v {
-                Value::Record(r) => v = &r.slots[slot],
+                Value::Record(r) => v = slot(&r.slots, i),
                 _ => return &NONE,
             }
         }
         v
     }
+}
+
+/// Slot `i` of a record or of the locals; one a place names that is not
+/// there (a record not of the place's shape) reads as absent.
+#[inline(always)]
+pub(crate) fn slot(slots: &[Value], i: usize) -> &Value {
+    slots.get(i).unwrap_or(&NONE)
 }
 
 /// A compiled rule.
@@ -204,6 +211,26 @@ pub struct Rule {
     pub repeats: Vec<Repeat>,
     /// `priority N`: rules with one run first, lowest first.
     pub priority: Option<i64>,
+}
+
+impl Rule {
+    /// Block `b` of the rule. Lowering and stored continuations name only
+    /// blocks the rule has; another is a fault of the rule, not a panic.
+    #[inline]
+    pub(crate) fn block(&self, b: usize) -> Result<&[Op], Fault> {
+        match self.blocks.get(b) {
+            Some(ops) => Ok(ops),
+            None => Err(no_such("block", b)),
+        }
+    }
+}
+
+/// The fault of an index into the compiled program that names nothing:
+/// what a program that runs never meets.
+#[cold]
+#[inline(never)]
+pub(crate) fn no_such(what: &str, i: usize) -> Fault {
+    Fault::new(format!("the program has no {what} {i}"))
 }
 
 /// `when no EVENT on FIELD for PERIOD since START on FIELD until END on

@@ -497,12 +497,18 @@ impl<S: Store> Engine<S> {
             secrets_of: if own { &event.tenant } else { EVERY_TENANT },
         };
         if !fx.changes.is_empty() || !fx.actions.is_empty() {
-            let mut actions = fx.actions.iter().map(|p| performed(rules, &fx.args, p, at));
+            let mut actions = fx
+                .actions
+                .iter()
+                .filter_map(|p| performed(rules, &fx.args, p, at));
             store.commit(&mut fx.changes, &mut actions)?;
         }
         for p in &fx.actions {
+            let Some(action) = performed(rules, &fx.args, p, at) else {
+                continue;
+            };
             self.stats.actions += 1;
-            sink.action(performed(rules, &fx.args, p, at));
+            sink.action(action);
         }
         let backlog = &mut self.backlog;
         backlog.extend(
@@ -607,13 +613,12 @@ impl<S: Store> Engine<S> {
         };
         for (tenant, rules) in &tenants {
             for &r in &rules.index.schedules {
-                if self
-                    .store
-                    .next_tick(tenant, &rules.rules[r].name)?
-                    .is_none()
-                {
+                let Some(rule) = rules.rules.get(r) else {
+                    continue;
+                };
+                if self.store.next_tick(tenant, &rule.name)?.is_none() {
                     let t = self.under(rules.clone(), |e| e.next_tick_or_end(r, start, sink));
-                    self.set_next_tick(tenant, &rules.rules[r].name, t)?;
+                    self.set_next_tick(tenant, &rule.name, t)?;
                 }
             }
         }
@@ -623,7 +628,10 @@ impl<S: Store> Engine<S> {
             let mut tick: Option<(DateTime<Utc>, usize, usize)> = None;
             for (i, (tenant, rules)) in tenants.iter().enumerate() {
                 for &r in &rules.index.schedules {
-                    let next = self.store.next_tick(tenant, &rules.rules[r].name)?;
+                    let Some(rule) = rules.rules.get(r) else {
+                        continue;
+                    };
+                    let next = self.store.next_tick(tenant, &rule.name)?;
                     if let Some(t) = next.filter(is_due) {
                         if tick.is_none_or(|(best, _, _)| t < best) {
                             tick = Some((t, r, i));
@@ -682,7 +690,9 @@ impl<S: Store> Engine<S> {
         sink: &mut dyn Sink,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let rule = &rules.rules[r];
+        let Some(rule) = rules.rules.get(r) else {
+            return Ok(());
+        };
         let next = self.next_tick_or_end(r, to, sink);
         self.set_next_tick(tenant, &rule.name, next)?;
         let skipped = match &rule.trigger {
@@ -718,7 +728,9 @@ impl<S: Store> Engine<S> {
         after: DateTime<Utc>,
         sink: &mut dyn Sink,
     ) -> DateTime<Utc> {
-        let rule = &self.rules.rules[r];
+        let Some(rule) = self.rules.rules.get(r) else {
+            return DateTime::<Utc>::MAX_UTC;
+        };
         if let Some(t) = next_tick(rule, after) {
             return t;
         }
@@ -910,10 +922,13 @@ impl<S: Store> Engine<S> {
         };
         let mut locals = cont.locals;
         let rules = self.rules.clone();
-        let block = &rules.rules[cx.rule].blocks[block.unwrap_or(cont.block)];
         let mark = self.fx.mark();
         let caused = self.caused;
-        if let Err(fault) = self.exec(&cx, block, &mut locals) {
+        let ran = rules
+            .rule(cx.rule)
+            .and_then(|rule| rule.block(block.unwrap_or(cont.block)))
+            .and_then(|block| self.exec(&cx, block, &mut locals));
+        if let Err(fault) = ran {
             self.fx.rollback(mark);
             self.caused = caused;
             self.fault(&cx, fault, sink);
@@ -931,7 +946,9 @@ impl<S: Store> Engine<S> {
         sink: &mut dyn Sink,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let rule = &rules.rules[r];
+        let Some(rule) = rules.rules.get(r) else {
+            return Ok(());
+        };
         let event = Arc::new(Event {
             id: Arc::from(format!("{}@{}", rule.name, show_datetime(&at))),
             tenant: tenant.clone(),
@@ -1042,7 +1059,9 @@ impl<S: Store> Engine<S> {
         self.fx.changes.handled = Some((event.tenant.clone(), event.id.clone()));
         if let Some(fields) = rules.cancel_fields.get(&*event.event_type) {
             for (field, slot) in fields {
-                let value = &event.payload.slots[*slot];
+                let Some(value) = event.payload.slots.get(*slot) else {
+                    continue;
+                };
                 if matches!(value, Value::None) {
                     continue;
                 }
@@ -1087,9 +1106,12 @@ impl<S: Store> Engine<S> {
                 .index
                 .skipped(&rules.rules, &event.event_type, &event.payload)
             {
+                let Some(rule) = rules.rules.get(skipped.rule) else {
+                    continue;
+                };
                 let wanted: Vec<String> = skipped.wanted.iter().map(|k| k.to_string()).collect();
                 trace.rules.push(RuleTrace::skipped(
-                    &rules.rules[skipped.rule].name,
+                    &rule.name,
                     format!(
                         "it runs only when `{}` is {}, and this event's is not",
                         skipped.field,
@@ -1148,7 +1170,9 @@ impl<S: Store> Engine<S> {
         trace: Option<&mut Trace>,
     ) -> Result<(), StoreError> {
         let rules = self.rules.clone();
-        let rule = &rules.rules[r];
+        let Some(rule) = rules.rules.get(r) else {
+            return Ok(());
+        };
         let _span = tracing::trace_span!("rule", rule = &*rule.name, event = &*event.id).entered();
         let cx = Ctx {
             rule: r,
@@ -1209,7 +1233,10 @@ impl<S: Store> Engine<S> {
         }
         let mut locals = Vec::new();
         let caused = self.caused;
-        if let Err(fault) = self.exec(&cx, &rule.blocks[0], &mut locals) {
+        if let Err(fault) = rule
+            .block(0)
+            .and_then(|body| self.exec(&cx, body, &mut locals))
+        {
             self.fx.rollback(mark);
             self.caused = caused;
             self.fault(&cx, fault, sink);
@@ -1268,10 +1295,13 @@ impl<S: Store> Engine<S> {
         cx: &Ctx,
         sink: &mut dyn Sink,
     ) -> RuleTrace {
-        let mut traced = RuleTrace::considered(&rules.rules[r].name, false);
+        let Some(rule) = rules.rules.get(r) else {
+            return RuleTrace::considered("", false);
+        };
+        let mut traced = RuleTrace::considered(&rule.name, false);
         match super::quiet::arm(rules, r, &cx.event, &cx.envelope, cx.now) {
             Ok(Some(timer)) => {
-                let what = rules.rules[r].quiet.as_ref().map_or(String::new(), |q| {
+                let what = rule.quiet.as_ref().map_or(String::new(), |q| {
                     format!("`{}` on `{}` = `{}`", q.event, q.field, timer.key.key)
                 });
                 traced.watch = Some(format!(
@@ -1434,7 +1464,11 @@ impl<S: Store> Engine<S> {
         sink.error(RuleError {
             at: cx.now,
             event: cx.event.id.clone(),
-            rule: self.rules.rules[cx.rule].name.clone(),
+            rule: self
+                .rules
+                .rules
+                .get(cx.rule)
+                .map_or_else(|| Arc::from(""), |rule| rule.name.clone()),
             message: fault.to_string(),
         });
     }
@@ -1445,7 +1479,7 @@ impl<S: Store> Engine<S> {
         for op in ops {
             match op {
                 Op::Stop => {
-                    self.stopped = Some(rules.rules[cx.rule].name.clone());
+                    self.stopped = Some(rules.rule(cx.rule)?.name.clone());
                     return Ok(());
                 }
                 Op::Let(e) => {
@@ -1507,7 +1541,7 @@ impl<S: Store> Engine<S> {
         let start = self.fx.args.len();
         match &act.emit {
             Some((event_type, record)) => {
-                let rule = &rules.rules[cx.rule];
+                let rule = rules.rule(cx.rule)?;
                 self.emit_op(cx, rule, act, event_type, *record, &frame)?;
             }
             None => {
@@ -1596,7 +1630,7 @@ impl<S: Store> Engine<S> {
         t: &TimerOp,
         locals: &mut Vec<Value>,
     ) -> Result<(), Fault> {
-        let rule = &rules.rules[cx.rule];
+        let rule = rules.rule(cx.rule)?;
         let frame = cx.frame(locals, &rules.lib);
         let due = match (t.kind, t.when.as_ref()(&frame)?) {
             (TimerKind::At, Value::DateTime(at)) => at,
@@ -1627,7 +1661,7 @@ impl<S: Store> Engine<S> {
             self.fx.change(Change::RemoveTimer(key));
             if due == cx.now || !t.skip_late {
                 let mark = locals.len();
-                self.exec(cx, &rule.blocks[t.block], locals)?;
+                self.exec(cx, rule.block(t.block)?, locals)?;
                 locals.truncate(mark);
             }
             return Ok(());
@@ -1651,7 +1685,7 @@ impl<S: Store> Engine<S> {
         i: usize,
         locals: &[Value],
     ) -> Result<(), Fault> {
-        let rule = &rules.rules[cx.rule];
+        let rule = rules.rule(cx.rule)?;
         let Some(repeat) = rule.repeats.get(i) else {
             return Ok(());
         };
@@ -1683,7 +1717,7 @@ impl<S: Store> Engine<S> {
         a: &ApprovalOp,
         locals: &mut Vec<Value>,
     ) -> Result<(), Fault> {
-        let rule = &rules.rules[cx.rule];
+        let rule = rules.rule(cx.rule)?;
         let frame = cx.frame(locals, &rules.lib);
         let within = match (a.within)(&frame)? {
             Value::Duration(ms) if ms > 0 => ms,
@@ -1752,7 +1786,7 @@ impl<S: Store> Engine<S> {
                 let block = if approved { Some(a.block) } else { a.otherwise };
                 if let Some(block) = block {
                     let mark = locals.len();
-                    self.exec(cx, &rule.blocks[block], locals)?;
+                    self.exec(cx, rule.block(block)?, locals)?;
                     locals.truncate(mark);
                 }
             }
@@ -1881,9 +1915,10 @@ fn performed<'a>(
     args: &'a [(Arc<str>, Value)],
     p: &'a Pending,
     at: PerformedAt<'a>,
-) -> Performed<'a> {
-    let rule = &rules.rules[p.rule];
-    Performed {
+) -> Option<Performed<'a>> {
+    // A pending action's rule is the one that ran it: always there.
+    let rule = rules.rules.get(p.rule)?;
+    Some(Performed {
         at: at.now,
         tenant: &at.event.tenant,
         event: &at.event.id,
@@ -1900,7 +1935,7 @@ fn performed<'a>(
         shapes: rules.shapes(),
         webhook: rules.webhooks.get(&p.action),
         secrets_of: at.secrets_of,
-    }
+    })
 }
 
 /// The first tick of a schedule-triggered rule strictly after `after`.

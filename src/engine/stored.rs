@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::{Event, Shapes};
 use super::lower::Ruleset;
-use super::program::BlockRef;
+use super::program::{BlockRef, Branch};
 use super::runtime::envelope_record;
 use super::store::Continuation;
 use super::value::{Record, Value};
@@ -95,11 +95,27 @@ pub enum Cancelled {
 /// The stored form of `cont`, suspended under `rules`.
 pub fn store(rules: &Ruleset, cont: &Continuation) -> StoredContinuation {
     let shapes = rules.shapes();
-    let rule = &rules.rules[cont.rule];
+    let (rule, block) = match rules
+        .rules
+        .get(cont.rule)
+        .and_then(|r| Some((r, *r.block_steps.get(cont.block)?)))
+    {
+        Some((rule, block)) => (rule.name.to_string(), block),
+        // Not a block of the ruleset (the engine makes none): stored under
+        // no rule, so that resuming it cancels it (`Cancelled::NoRule`)
+        // instead of running another block.
+        None => (
+            String::new(),
+            BlockRef {
+                step: 0,
+                branch: Branch::Body,
+            },
+        ),
+    };
     StoredContinuation {
         version: rules.version.clone(),
-        rule: rule.name.to_string(),
-        block: rule.block_steps[cont.block],
+        rule,
+        block,
         event: StoredEvent {
             id: cont.event.id.to_string(),
             tenant: cont.event.tenant.to_string(),
@@ -144,15 +160,16 @@ impl Versions {
         let rules = self
             .get(&stored.version)
             .ok_or_else(|| Cancelled::UnknownVersion(stored.version.clone()))?;
-        let rule = rules
+        let (rule, found) = rules
             .rules
             .iter()
-            .position(|r| *r.name == *stored.rule)
+            .enumerate()
+            .find(|(_, r)| *r.name == *stored.rule)
             .ok_or_else(|| Cancelled::NoRule {
                 rule: stored.rule.clone(),
                 version: stored.version.clone(),
             })?;
-        let block = rules.rules[rule]
+        let block = found
             .block_steps
             .iter()
             .position(|b| *b == stored.block)
@@ -257,12 +274,13 @@ pub fn stored_to_value(shapes: &Shapes, stored: &StoredValue) -> Result<Value, C
                 .into(),
         ),
         StoredValue::Record { record, fields } => {
-            let shape = shapes
+            let (shape, found) = shapes
                 .records
                 .iter()
-                .position(|r| r.name == *record)
+                .enumerate()
+                .find(|(_, r)| r.name == *record)
                 .ok_or_else(|| bad(format!("no record `{record}`")))?;
-            let declared = shapes.records[shape].fields.len();
+            let declared = found.fields.len();
             if declared != fields.len() {
                 return Err(bad(format!(
                     "`{record}` has {declared} fields, the stored value {}",

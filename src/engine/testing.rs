@@ -116,7 +116,7 @@ impl Runner {
                     .push(format!("line {at}: `{written}`\n      {message}"));
             }
             self.matched.resize(self.sink.actions.len(), false);
-            for e in &self.sink.errors[self.errors_seen..] {
+            for e in self.sink.errors.get(self.errors_seen..).unwrap_or(&[]) {
                 self.failures.push(format!(
                     "line {at}: rule `{}` failed on event `{}`: {}",
                     e.rule, e.event, e.message
@@ -257,11 +257,12 @@ impl Runner {
             .actions
             .iter()
             .enumerate()
-            .find(|(i, a)| !self.matched[*i] && want.matches(a))
-            .map(|(i, _)| i);
+            .find(|(i, a)| self.matched.get(*i) == Some(&false) && want.matches(a));
         match (negated, found) {
-            (false, Some(i)) => {
-                self.matched[i] = true;
+            (false, Some((i, _))) => {
+                if let Some(matched) = self.matched.get_mut(i) {
+                    *matched = true;
+                }
                 Ok(())
             }
             (false, None) => Err(format!(
@@ -269,10 +270,7 @@ impl Runner {
                 self.unmatched_list()
             )),
             (true, None) => Ok(()),
-            (true, Some(i)) => Err(format!(
-                "it was performed: {}",
-                show_action(&self.sink.actions[i])
-            )),
+            (true, Some((_, action))) => Err(format!("it was performed: {}", show_action(action))),
         }
     }
 
