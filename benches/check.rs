@@ -3,6 +3,14 @@
 //!
 //! Run: `cargo bench --bench check`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use steward::check::{analyze, NoFiles};
 use steward::syntax::parse;

@@ -4,6 +4,14 @@
 //!
 //! Run: `cargo bench --bench engine`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};

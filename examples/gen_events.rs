@@ -4,6 +4,14 @@
 //!
 //! Run: `cargo run --release --example gen_events -- 1000000 > events.jsonl`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::io::Write;
 
 fn main() {

@@ -1,6 +1,14 @@
 //! The B3 limit: read a JSONL file and parse every line with `serde_json`
 //! into a `serde_json::Value`, doing nothing else. Used by `scripts/b3.sh`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::io::BufRead;
 
 fn main() {

@@ -11,6 +11,14 @@
 //!
 //! Cases are checked together with the example declarations in `rules/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::path::Path;
 
 use steward::check::{analyze, Analysis, NoFiles};

@@ -1,6 +1,14 @@
 //! The documentation stays true: every code in docs/errors.md has a wrong
 //! example that produces it and a right example that checks clean.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use steward::check::{analyze, Host, RhaiSourceError};
 use steward::diag::Code;
 

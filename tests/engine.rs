@@ -3,6 +3,14 @@
 //! duplicate events skipped, and the rule index. (`steward replay` end to end
 //! is tested with the command, in cli/tests/replay.rs.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};

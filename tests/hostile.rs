@@ -3,6 +3,14 @@
 //! about its year. Each ends as a rule error (or a refused event) while the
 //! engine goes on; none panics.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};

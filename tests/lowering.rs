@@ -9,6 +9,14 @@
 //!   expression checks its value against the checker's type), pass their
 //!   `test` blocks and replay the example events with no rule error.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

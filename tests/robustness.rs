@@ -1,6 +1,14 @@
 //! Garbage in, diagnostics out: the parser, checker and formatter never
 //! panic and never hang on arbitrary input.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use proptest::prelude::*;
 use steward::check::{analyze, NoFiles};
 use steward::syntax::{format::format_source, parse};

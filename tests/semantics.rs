@@ -3,6 +3,14 @@
 //! per tenant, approvals superseded like timers, and a rule's handling of
 //! one event being all or nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

@@ -4,6 +4,14 @@
 //! that fails any one commit, with the call retried, ends with exactly what
 //! a store that never fails gives: nothing lost, nothing done twice.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

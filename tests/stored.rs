@@ -2,6 +2,14 @@
 //! (every value type), resumes under the version that created it, and is
 //! cancelled with a reason when its rule or step is gone.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test or a benchmark fails by panicking"
+)]
+
 use std::sync::Arc;
 
 use steward::check::{analyze, NoFiles};
