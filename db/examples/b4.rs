@@ -92,7 +92,11 @@ fn main() -> Fallible<()> {
     // The peer, on the same database in the same run: Graphile Worker
     // draining as many no-op jobs with concurrency 10 (`B4_GRAPHILE` names
     // benches/b4-graphile/drain.js, installed by scripts/b4.sh).
-    let fairness_only = std::env::var("B4_ONLY").as_deref() == Ok("fairness");
+    // `B4_ONLY=fairness`: fair share alone; `B4_ONLY=stateful`: the
+    // stateful workload alone (PostgreSQL, 1 worker), beside Graphile Worker.
+    let only = std::env::var("B4_ONLY").ok();
+    let fairness_only = only.as_deref() == Some("fairness");
+    let stateful_only = only.as_deref() == Some("stateful");
     let graphile = match std::env::var("B4_GRAPHILE").ok().filter(|_| !fairness_only) {
         Some(script) => {
             let out = Command::new("node")
@@ -109,22 +113,13 @@ fn main() -> Fallible<()> {
         }
         None => None,
     };
-    if !fairness_only {
+    if stateful_only {
+        db.stateful_section(&rt, &pg, events, graphile, &stateful)?;
+    } else if !fairness_only {
         db.main_sections(&rt, &pg, &sqlite, events, graphile, &stateful)?;
     }
-    // Fair share: one tenant floods, another sends an event every 50 ms.
-    println!();
-    println!("Fair share: 1 worker; tenant `flood` inserts {events} events at once, tenant `quiet` one every 50 ms until the flood is drained:");
-    println!("| store | flood drained (events/s) | quiet events | quiet p50 | quiet p99 |");
-    println!("|---|---|---|---|---|");
-    for (store, url) in [("PostgreSQL", &pg), ("SQLite", &sqlite)] {
-        steward_db::Target::parse(url).migrate()?;
-        let (rate, p50, p99, n) = db.fairness(&rt, url, events)?;
-        println!(
-            "| {store} | {rate:.0} | {n} | {:.1} ms | {:.1} ms |",
-            p50 * 1000.0,
-            p99 * 1000.0
-        );
+    if !stateful_only {
+        db.fair_share_section(&rt, &pg, &sqlite, events)?;
     }
     rt.block_on(async {
         let mut c = sqlx::PgConnection::connect(&admin).await?;
@@ -137,6 +132,57 @@ fn main() -> Fallible<()> {
 }
 
 impl Db {
+    /// The stateful workload alone: one PostgreSQL worker draining a
+    /// backlog of 3,000 and of `events` events, each passing a throttle and
+    /// setting a timer.
+    fn stateful_section(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        pg: &str,
+        events: i64,
+        graphile: Option<f64>,
+        stateful: &str,
+    ) -> Fallible<()> {
+        steward_db::Target::parse(pg).migrate()?;
+        if let Some(rate) = graphile {
+            println!("Graphile Worker 0.18, concurrency 10, same database: {rate:.0} jobs/s");
+        }
+        println!("PostgreSQL, 1 worker, a throttle and a timer per event:");
+        println!("| backlog | steward (events/s) | steward / Graphile Worker |");
+        println!("|---|---|---|");
+        for backlog in [3_000, events] {
+            let rate = self.drain_with(rt, pg, backlog, 1, stateful)?;
+            let peer = graphile.map_or("-".to_string(), |g| format!("{:.2}", rate / g));
+            println!("| {backlog} | {rate:.0} | {peer} |");
+        }
+        Ok(())
+    }
+
+    /// Fair share: one tenant floods, another sends an event every 50 ms.
+    fn fair_share_section(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        pg: &str,
+        sqlite: &str,
+        events: i64,
+    ) -> Fallible<()> {
+        let db = self;
+        println!();
+        println!("Fair share: 1 worker; tenant `flood` inserts {events} events at once, tenant `quiet` one every 50 ms until the flood is drained:");
+        println!("| store | flood drained (events/s) | quiet events | quiet p50 | quiet p99 |");
+        println!("|---|---|---|---|---|");
+        for (store, url) in [("PostgreSQL", pg), ("SQLite", sqlite)] {
+            steward_db::Target::parse(url).migrate()?;
+            let (rate, p50, p99, n) = db.fairness(rt, url, events)?;
+            println!(
+                "| {store} | {rate:.0} | {n} | {:.1} ms | {:.1} ms |",
+                p50 * 1000.0,
+                p99 * 1000.0
+            );
+        }
+        Ok(())
+    }
+
     /// The drains, latencies and backlogs (everything but fair share).
     fn main_sections(
         &self,
