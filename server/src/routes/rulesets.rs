@@ -82,9 +82,8 @@ pub(crate) fn refused_destinations(app: &App, sources: &Sources) -> Vec<RefusedD
     out
 }
 
-/// The request's scripts, for the checker, and the tenant's secrets (by
-/// name) when they are to be checked.
-pub(crate) struct FilesHost<'a>(&'a BTreeMap<String, String>, Option<&'a BTreeSet<String>>);
+/// The request's scripts, for the checker.
+pub(crate) struct FilesHost<'a>(&'a BTreeMap<String, String>);
 
 impl Host for FilesHost<'_> {
     fn rhai_source(&self, file: &str, path: &str) -> Result<String, RhaiSourceError> {
@@ -98,10 +97,6 @@ impl Host for FilesHost<'_> {
             format!("{dir}/{path}")
         };
         self.0.get(&full).cloned().ok_or(RhaiSourceError::Missing)
-    }
-
-    fn has_secret(&self, name: &str) -> Option<bool> {
-        self.1.map(|secrets| secrets.contains(name))
     }
 }
 
@@ -134,7 +129,17 @@ pub(crate) fn check_files(
         .filter(|(name, _)| !name.ends_with(".rhai"))
         .map(|(n, t)| (n.clone(), t.clone()))
         .collect();
-    let (sources, analysis) = Sources::read(rules, &FilesHost(files, secrets));
+    let host = FilesHost(files);
+    let (sources, analysis) = match secrets {
+        Some(secrets) => Sources::read(
+            rules,
+            &steward::boundary::Knowing {
+                inner: &host,
+                secrets,
+            },
+        ),
+        None => Sources::read(rules, &host),
+    };
     let json = steward::boundary::diagnostics_json(&analysis, &analysis.diagnostics);
     let ok = !analysis.has_errors();
     let value = serde_json::to_value(json).unwrap_or_default();
