@@ -5,6 +5,8 @@
 //! only its own rows.
 
 use crate::control::ControlError;
+use crate::driver::{Driver, Pooled, Query};
+use crate::SqlStore;
 
 /// A page of a list: after the row the cursor names, in the list's order.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +58,7 @@ pub struct OutboxRow {
 }
 
 /// What cancels a timer: an event of this type whose field has this value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct CancelRow {
     pub event_type: String,
     pub field: String,
@@ -87,7 +89,7 @@ pub struct Whom {
     pub role: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: String,
     pub rule: String,
@@ -103,7 +105,7 @@ pub struct TaskRow {
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct NotificationRow {
     pub id: String,
     pub rule: String,
@@ -185,7 +187,7 @@ pub enum Retried {
 }
 
 /// A decision asked for over HTTP, for the engine to take.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct DecisionRequest {
     pub tenant: String,
     pub approval: String,
@@ -343,1056 +345,1103 @@ pub(crate) fn cursor_parts<const N: usize>(after: &Option<String>) -> [String; N
     std::array::from_fn(|_| parts.next().unwrap_or_default().to_string())
 }
 
+/// An event as the API reads it ([`crate::driver::Dialect::event_cols`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredEvent {
+    id: String,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    occurred_at: String,
+    key: Option<String>,
+    payload: String,
+    status: String,
+    reason: Option<String>,
+    received_at: String,
+    processed_at: Option<String>,
+    seq: i64,
+}
+
+/// An action of the outbox as the API reads it ([`ACTION_COLS`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredAction {
+    key: String,
+    rule: String,
+    event: String,
+    action: String,
+    args: String,
+    url: Option<String>,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    next_attempt_at: Option<String>,
+    performed_at: String,
+    finished_at: Option<String>,
+}
+
+/// An approval's columns as the API reads them ([`APPROVAL_COLS`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredApproval {
+    id: String,
+    rule: String,
+    key: String,
+    role: String,
+    asked_at: String,
+    deadline: String,
+    continuation: String,
+}
+
+/// A decision asked for over HTTP ([`DECISION_COLS`]; all NULL where an
+/// approval has none).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredDecision {
+    approved: Option<bool>,
+    decided_by: Option<String>,
+    via: Option<String>,
+    comment: Option<String>,
+    decided_at: Option<String>,
+    taken_at: Option<String>,
+}
+
+/// A decision and the approval it decides.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DecisionOf {
+    pub(crate) approval: String,
+    #[sqlx(flatten)]
+    pub(crate) decision: StoredDecision,
+}
+
+/// A pending approval with the decision asked for it, if any.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DecidedApproval {
+    #[sqlx(flatten)]
+    pub(crate) approval: StoredApproval,
+    #[sqlx(flatten)]
+    pub(crate) decision: StoredDecision,
+}
+
+/// An approval that ended: how, why and when, with its decision if any.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EndedApproval {
+    #[sqlx(flatten)]
+    pub(crate) approval: StoredApproval,
+    #[sqlx(flatten)]
+    pub(crate) decision: StoredDecision,
+    pub(crate) status: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) ended_at: Option<String>,
+}
+
+/// The columns of [`StoredAction`].
+pub(crate) const ACTION_COLS: &str = "key, rule, event, action, args, url, status, attempts, \
+     last_error, next_attempt_at, performed_at, finished_at";
+
+/// The columns of [`StoredApproval`], of the approvals `a` (pending or
+/// ended).
+pub(crate) const APPROVAL_COLS: &str =
+    "a.id, a.rule, a.key, a.role, a.requested_at AS asked_at, a.deadline, a.continuation";
+
+/// The columns of [`StoredDecision`], of the decisions `d`.
+pub(crate) const DECISION_COLS: &str = "d.approved, d.decided_by, d.via, d.comment, \
+     d.requested_at AS decided_at, d.taken_at";
+
 /// The API written once for both stores.
-macro_rules! api_store {
-    ($store:ident, $db:ty, $begin:expr, $lock:expr, $skip:expr, $event_cols:expr, $order:expr) => {
-        impl $store {
-            fn event_of(
-                r: &<$db as sqlx::Database>::Row,
-            ) -> Result<$crate::api::EventRow, $crate::control::ControlError> {
-                use $crate::control::db;
-                Ok($crate::api::EventRow {
-                    id: r.try_get("id").map_err(db)?,
-                    event_type: r.try_get("type").map_err(db)?,
-                    occurred_at: r.try_get("occurred_at").map_err(db)?,
-                    key: r.try_get("key").map_err(db)?,
-                    payload: $crate::api::json_or_text(r.try_get("payload").map_err(db)?),
-                    status: r.try_get("status").map_err(db)?,
-                    reason: r.try_get("reason").map_err(db)?,
-                    received_at: r.try_get("received_at").map_err(db)?,
-                    processed_at: r.try_get("processed_at").map_err(db)?,
-                    seq: r.try_get("seq").map_err(db)?,
-                })
-            }
+impl<D: Driver> SqlStore<D> {
+    pub(crate) fn event_of(
+        r: crate::api::StoredEvent,
+    ) -> Result<crate::api::EventRow, crate::control::ControlError> {
+        Ok(crate::api::EventRow {
+            id: r.id,
+            event_type: r.event_type,
+            occurred_at: r.occurred_at,
+            key: r.key,
+            payload: crate::api::json_or_text(r.payload),
+            status: r.status,
+            reason: r.reason,
+            received_at: r.received_at,
+            processed_at: r.processed_at,
+            seq: r.seq,
+        })
+    }
 
-            fn outbox_of(
-                r: &<$db as sqlx::Database>::Row,
-            ) -> Result<$crate::api::OutboxRow, $crate::control::ControlError> {
-                use $crate::control::db;
-                Ok($crate::api::OutboxRow {
-                    id: r.try_get("key").map_err(db)?,
-                    rule: r.try_get("rule").map_err(db)?,
-                    event: r.try_get("event").map_err(db)?,
-                    action: r.try_get("action").map_err(db)?,
-                    args: $crate::api::json_or_text(r.try_get("args").map_err(db)?),
-                    url: r.try_get("url").map_err(db)?,
-                    status: r.try_get("status").map_err(db)?,
-                    attempts: i64::from(r.try_get::<i32, _>("attempts").map_err(db)?),
-                    last_error: r.try_get("last_error").map_err(db)?,
-                    next_attempt_at: r.try_get("next_attempt_at").map_err(db)?,
-                    performed_at: r.try_get("performed_at").map_err(db)?,
-                    finished_at: r.try_get("finished_at").map_err(db)?,
-                })
-            }
+    pub(crate) fn outbox_of(
+        r: crate::api::StoredAction,
+    ) -> Result<crate::api::OutboxRow, crate::control::ControlError> {
+        Ok(crate::api::OutboxRow {
+            id: r.key,
+            rule: r.rule,
+            event: r.event,
+            action: r.action,
+            args: crate::api::json_or_text(r.args),
+            url: r.url,
+            status: r.status,
+            attempts: i64::from(r.attempts),
+            last_error: r.last_error,
+            next_attempt_at: r.next_attempt_at,
+            performed_at: r.performed_at,
+            finished_at: r.finished_at,
+        })
+    }
 
-            /// An approval from a row whose first seven columns are its id,
-            /// rule, key, role, requested_at, deadline and continuation (a
-            /// pending one, or one that ended), with how it stands.
-            fn approval_of(
-                r: &<$db as sqlx::Database>::Row,
-                status: Option<String>,
-                decision: Option<$crate::api::DecisionRow>,
-                reason: Option<String>,
-                ended_at: Option<String>,
-            ) -> Result<$crate::api::ApprovalRow, $crate::control::ControlError> {
-                use $crate::control::db;
-                let cont: String = r.try_get(6).map_err(db)?;
-                let status = status.unwrap_or_else(|| {
-                    decision.as_ref().map_or("pending".to_string(), |d| d.decision.clone())
-                });
-                Ok($crate::api::ApprovalRow {
-                    id: r.try_get(0).map_err(db)?,
-                    rule: r.try_get(1).map_err(db)?,
-                    key: r.try_get(2).map_err(db)?,
-                    role: r.try_get(3).map_err(db)?,
-                    event: $crate::api::continuation_event(&cont),
-                    requested_at: r.try_get(4).map_err(db)?,
-                    deadline: r.try_get(5).map_err(db)?,
-                    status,
-                    decision,
-                    reason,
-                    ended_at,
-                    on_approve: Vec::new(),
-                    on_reject: Vec::new(),
-                    continuation: Some(cont),
-                })
-            }
+    /// An approval (a pending one, or one that ended), with how it stands.
+    pub(crate) fn approval_of(
+        r: crate::api::StoredApproval,
+        status: Option<String>,
+        decision: Option<crate::api::DecisionRow>,
+        reason: Option<String>,
+        ended_at: Option<String>,
+    ) -> Result<crate::api::ApprovalRow, crate::control::ControlError> {
+        let status = status.unwrap_or_else(|| {
+            decision
+                .as_ref()
+                .map_or("pending".to_string(), |d| d.decision.clone())
+        });
+        Ok(crate::api::ApprovalRow {
+            id: r.id,
+            rule: r.rule,
+            key: r.key,
+            role: r.role,
+            event: crate::api::continuation_event(&r.continuation),
+            requested_at: r.asked_at,
+            deadline: r.deadline,
+            status,
+            decision,
+            reason,
+            ended_at,
+            on_approve: Vec::new(),
+            on_reject: Vec::new(),
+            continuation: Some(r.continuation),
+        })
+    }
 
-            fn decision_of(
-                r: &<$db as sqlx::Database>::Row,
-            ) -> Result<Option<$crate::api::DecisionRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let approved: Option<bool> = r.try_get("approved").map_err(db)?;
-                let Some(approved) = approved else {
-                    return Ok(None);
-                };
-                let taken: Option<String> = r.try_get("taken_at").map_err(db)?;
-                Ok(Some($crate::api::DecisionRow {
-                    decision: if approved { "approved" } else { "rejected" }.to_string(),
-                    by: r.try_get("decided_by").map_err(db)?,
-                    via: r.try_get("via").map_err(db)?,
-                    comment: r.try_get("comment").map_err(db)?,
-                    at: r.try_get("requested_at").map_err(db)?,
-                    taken: taken.is_some(),
-                }))
-            }
+    pub(crate) fn decision_of(
+        d: crate::api::StoredDecision,
+    ) -> Result<Option<crate::api::DecisionRow>, crate::control::ControlError> {
+        let Some(approved) = d.approved else {
+            return Ok(None);
+        };
+        Ok(Some(crate::api::DecisionRow {
+            decision: if approved { "approved" } else { "rejected" }.to_string(),
+            by: d.decided_by.unwrap_or_default(),
+            via: d.via.unwrap_or_default(),
+            comment: d.comment.unwrap_or_default(),
+            at: d.decided_at.unwrap_or_default(),
+            taken: d.taken_at.is_some(),
+        }))
+    }
 
-            /// Approvals that ended (`steward_approvals_ended`), after
-            /// `after`, with the decision that ended them, if any.
-            async fn ended_approvals(
-                &self,
-                tenant: &str,
-                id: Option<&str>,
-                status: &str,
-                after: &str,
-                limit: i64,
-            ) -> Result<Vec<$crate::api::ApprovalRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let rows = sqlx::query(&self.q(
-                    "SELECT e.id, e.rule, e.key, e.role, e.requested_at AS asked_at, e.deadline, e.continuation, \
-                     e.status, e.reason, e.ended_at, \
-                     d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
-                     FROM steward_approvals_ended e LEFT JOIN steward_decision_requests d \
-                     ON d.tenant = e.tenant AND d.approval = e.id \
-                     WHERE e.tenant = ? AND (? = '' OR e.id = ?) AND (? = '' OR e.status = ?) AND e.id > ? \
-                     ORDER BY e.id LIMIT ?",
+    /// Approvals that ended (`steward_approvals_ended`), after
+    /// `after`, with the decision that ended them, if any.
+    async fn ended_approvals(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+        status: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::api::ApprovalRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let rows: Vec<crate::api::EndedApproval> = Query::new(format!(
+            "SELECT {APPROVAL_COLS}, a.status, a.reason, a.ended_at, {DECISION_COLS} \
+             FROM steward_approvals_ended a LEFT JOIN steward_decision_requests d \
+             ON d.tenant = a.tenant AND d.approval = a.id \
+             WHERE a.tenant = ? AND (? = '' OR a.id = ?) AND (? = '' OR a.status = ?) AND a.id > ? \
+             ORDER BY a.id LIMIT ?"
+        ))
+        .bind(tenant)
+        .bind(id.unwrap_or(""))
+        .bind(id.unwrap_or(""))
+        .bind(status)
+        .bind(status)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut Pooled(&self.pool))
+        .await
+        .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(Self::approval_of(
+                r.approval,
+                Some(r.status),
+                Self::decision_of(r.decision)?,
+                r.reason,
+                r.ended_at,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Timers from rows of rule, key, pos, due and continuation,
+    /// each with what cancels it.
+    pub(crate) async fn timer_rows(
+        &self,
+        tenant: &str,
+        rows: Vec<(String, String, i64, String, String)>,
+    ) -> Result<Vec<crate::api::TimerRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let mut out = Vec::new();
+        for (rule, key, pos, due, cont) in rows {
+            let cancelled_by: Vec<crate::api::CancelRow> = Query::new(
+                "SELECT event_type, field, value FROM steward_timer_cancels \
+                 WHERE tenant = ? AND rule = ? AND key = ? AND pos = ? ORDER BY event_type, field, value",
+            )
+            .bind(tenant)
+            .bind(&rule)
+            .bind(&key)
+            .bind(pos)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)?;
+            out.push(crate::api::TimerRow {
+                id: format!("{key}~{rule}~{pos}"),
+                due,
+                event: crate::api::continuation_event(&cont),
+                rule,
+                key,
+                step: pos,
+                cancelled_by,
+                continuation: Some(cont),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn decision_on(
+        &self,
+        c: &mut D::Conn,
+        tenant: &str,
+        approval: &str,
+    ) -> Result<Option<crate::api::DecisionRow>, crate::control::ControlError> {
+        let row: Option<crate::api::StoredDecision> = Query::new(
+            "SELECT approved, decided_by, via, comment, requested_at AS decided_at, taken_at \
+             FROM steward_decision_requests WHERE tenant = ? AND approval = ?",
+        )
+        .bind(tenant)
+        .bind(approval)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(crate::control::db)?;
+        match row {
+            Some(r) => Self::decision_of(r),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<D: Driver> crate::api::Api for SqlStore<D> {
+    fn create_tenant(&self, id: &str) -> Result<bool, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+            let done = Query::new(
+                "INSERT INTO steward_tenants (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(crate::control::now_text())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let made = done == 1;
+            if made {
+                self.audit_on(
+                    &mut tx,
+                    id,
+                    "admin",
+                    "tenant.created",
+                    id,
+                    &serde_json::json!({}),
+                )
+                .await?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(made)
+        })
+    }
+
+    fn tenant_exists(&self, id: &str) -> Result<bool, crate::control::ControlError> {
+        self.block(async {
+            let n: i64 = Query::new("SELECT COUNT(*) FROM steward_tenants WHERE id = ?")
+                .bind(id)
+                .scalar(&mut Pooled(&self.pool))
+                .await
+                .map_err(crate::control::db)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn create_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        hash: &str,
+        scopes: &[String],
+        expires_at: Option<&str>,
+    ) -> Result<(), crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+            Query::new(
+                "INSERT INTO steward_tokens (tenant, id, hash, scopes, created_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(hash)
+            .bind(scopes.join(" "))
+            .bind(crate::control::now_text())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            self.audit_on(
+                &mut tx,
+                tenant,
+                "admin",
+                "token.created",
+                id,
+                &serde_json::json!({ "scopes": scopes, "expires_at": expires_at }),
+            )
+            .await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn token(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(String, Vec<String>)>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let row: Option<(String, String)> = Query::new(
+                "SELECT hash, scopes FROM steward_tokens WHERE tenant = ? AND id = ? \
+                 AND (expires_at IS NULL OR expires_at > ?)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(crate::control::now_text())
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)?;
+            Ok(row.map(|(hash, scopes)| {
+                (
+                    hash,
+                    scopes.split_whitespace().map(str::to_string).collect(),
+                )
+            }))
+        })
+    }
+
+    fn kept_answer(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<crate::api::KeptAnswer>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let row: Option<(String, i64, String)> = Query::new(
+                "SELECT request, status, body FROM steward_idempotency WHERE tenant = ? AND key = ?",
+            )
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)?;
+            match row {
+                Some((request, status, body)) => Ok(Some(crate::api::KeptAnswer {
+                    request,
+                    status: u16::try_from(status).unwrap_or(500),
+                    body,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn keep_answer(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &crate::api::KeptAnswer,
+    ) -> Result<bool, crate::control::ControlError> {
+        self.block(async {
+            // Answers are kept for a day.
+            let old = chrono::Utc::now() - chrono::Duration::days(1);
+            Query::new("DELETE FROM steward_idempotency WHERE tenant = ? AND created_at < ?")
+                .bind(tenant)
+                .bind(crate::time_text(&old))
+                .execute(&mut Pooled(&self.pool))
+                .await
+                .map_err(crate::control::db)?;
+            let done = Query::new(
+                "INSERT INTO steward_idempotency (tenant, key, request, status, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(key)
+            .bind(&answer.request)
+            .bind(i64::from(answer.status))
+            .bind(&answer.body)
+            .bind(crate::control::now_text())
+            .execute(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            Ok(done == 1)
+        })
+    }
+
+    fn events(
+        &self,
+        tenant: &str,
+        event_type: Option<&str>,
+        status: Option<&str>,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::EventRow>, crate::control::ControlError> {
+        let after: i64 = page
+            .after
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        self.block(async {
+            let rows: Vec<crate::api::StoredEvent> = Query::new(format!(
+                "SELECT {} FROM steward_events WHERE tenant = ? \
+                 AND (? = '' OR type = ?) AND (? = '' OR status = ?) AND {} > ? \
+                 ORDER BY {} LIMIT ?",
+                D::DIALECT.event_cols,
+                D::DIALECT.order,
+                D::DIALECT.order
+            ))
+            .bind(tenant)
+            .bind(event_type.unwrap_or(""))
+            .bind(event_type.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .bind(after)
+            .bind(page.limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            rows.into_iter().map(Self::event_of).collect()
+        })
+    }
+
+    fn event(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<crate::api::EventRow>, crate::control::ControlError> {
+        self.block(async {
+            let row: Option<crate::api::StoredEvent> = Query::new(format!(
+                "SELECT {} FROM steward_events WHERE tenant = ? AND id = ?",
+                D::DIALECT.event_cols
+            ))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            row.map(Self::event_of).transpose()
+        })
+    }
+
+    fn actions(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        rule: Option<&str>,
+        since: Option<&str>,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::OutboxRow>, crate::control::ControlError> {
+        let after = crate::api::cursor_parts::<2>(&page.after);
+        self.block(async {
+            let rows: Vec<crate::api::StoredAction> = Query::new(
+                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                 next_attempt_at, performed_at, finished_at FROM steward_actions WHERE tenant = ? \
+                 AND (? = '' OR status = ?) AND (? = '' OR rule = ?) AND performed_at >= ? \
+                 AND (performed_at > ? OR (performed_at = ? AND key > ?)) \
+                 ORDER BY performed_at, key LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(status.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .bind(rule.unwrap_or(""))
+            .bind(rule.unwrap_or(""))
+            .bind(since.unwrap_or(""))
+            .bind(&after[0])
+            .bind(&after[0])
+            .bind(&after[1])
+            .bind(page.limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            rows.into_iter().map(Self::outbox_of).collect()
+        })
+    }
+
+    fn action(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<crate::api::OutboxRow>, crate::control::ControlError> {
+        self.block(async {
+            let row: Option<crate::api::StoredAction> = Query::new(
+                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                 next_attempt_at, performed_at, finished_at FROM steward_actions \
+                 WHERE tenant = ? AND key = ?",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            row.map(Self::outbox_of).transpose()
+        })
+    }
+
+    fn retry_action(
+        &self,
+        tenant: &str,
+        id: &str,
+        who: &str,
+    ) -> Result<crate::api::Retried, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+            let status: Option<String> = Query::new(format!(
+                "SELECT status FROM steward_actions WHERE tenant = ? AND key = ? {}",
+                D::DIALECT.lock
+            ))
+            .bind(tenant)
+            .bind(id)
+            .scalar_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            match status.as_deref() {
+                None => return Ok(crate::api::Retried::NotFound),
+                Some("dead") => {}
+                Some(other) => return Ok(crate::api::Retried::NotDead(other.to_string())),
+            }
+            Query::new(
+                "UPDATE steward_actions SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
+                 finished_at = NULL WHERE tenant = ? AND key = ?",
+            )
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            self.audit_on(&mut tx, tenant, who, "action.retried", id, &serde_json::json!({}))
+                .await?;
+            let row: crate::api::StoredAction = Query::new(
+                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
+                 next_attempt_at, performed_at, finished_at FROM steward_actions \
+                 WHERE tenant = ? AND key = ?",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let out = Self::outbox_of(row)?;
+            tx.commit().await.map_err(db)?;
+            Ok(crate::api::Retried::Queued(Box::new(out)))
+        })
+    }
+
+    fn timers(
+        &self,
+        tenant: &str,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::TimerRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let after = crate::api::cursor_parts::<4>(&page.after);
+        let after_pos: i64 = after[3].parse().unwrap_or(-1);
+        self.block(async {
+            let rows: Vec<(String, String, i64, String, String)> = Query::new(
+                "SELECT rule, key, pos, due, continuation FROM steward_timers WHERE tenant = ? \
+                 AND (due > ? OR (due = ? AND (rule > ? OR (rule = ? AND (key > ? OR (key = ? AND pos > ?)))))) \
+                 ORDER BY due, rule, key, pos LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(&after[0])
+            .bind(&after[0])
+            .bind(&after[1])
+            .bind(&after[1])
+            .bind(&after[2])
+            .bind(&after[2])
+            .bind(after_pos)
+            .bind(page.limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)?;
+            self.timer_rows(tenant, rows).await
+        })
+    }
+
+    fn tasks(
+        &self,
+        tenant: &str,
+        whom: &crate::api::Whom,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::TaskRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let after = crate::api::cursor_parts::<2>(&page.after);
+        self.block(async {
+            Query::new(
+                "SELECT key AS id, rule, event, role, assignee, title, due, status, created_at FROM steward_tasks \
+                 WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
+                 AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                 ORDER BY created_at, key LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(&whom.assignee)
+            .bind(&whom.assignee)
+            .bind(&whom.role)
+            .bind(&whom.role)
+            .bind(&after[0])
+            .bind(&after[0])
+            .bind(&after[1])
+            .bind(page.limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)
+        })
+    }
+
+    fn notifications(
+        &self,
+        tenant: &str,
+        whom: &crate::api::Whom,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::NotificationRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let after = crate::api::cursor_parts::<2>(&page.after);
+        self.block(async {
+            Query::new(
+                "SELECT key AS id, rule, event, role, assignee, text, created_at FROM steward_notifications \
+                 WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
+                 AND (created_at > ? OR (created_at = ? AND key > ?)) \
+                 ORDER BY created_at, key LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(&whom.assignee)
+            .bind(&whom.assignee)
+            .bind(&whom.role)
+            .bind(&whom.role)
+            .bind(&after[0])
+            .bind(&after[0])
+            .bind(&after[1])
+            .bind(page.limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)
+        })
+    }
+
+    fn approvals(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        page: &crate::api::Page,
+    ) -> Result<Vec<crate::api::ApprovalRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let after = crate::api::cursor_parts::<1>(&page.after);
+        let status = status.unwrap_or("");
+        self.block(async {
+            // Pending ones are rows of steward_approvals (a decision
+            // may be recorded and not yet taken); decided ones are
+            // the decisions recorded over HTTP.
+            let mut out = Vec::new();
+            if status.is_empty() || status == "pending" {
+                let rows: Vec<crate::api::DecidedApproval> = Query::new(format!(
+                    "SELECT {APPROVAL_COLS}, {DECISION_COLS} \
+                     FROM steward_approvals a LEFT JOIN steward_decision_requests d \
+                     ON d.tenant = a.tenant AND d.approval = a.id \
+                     WHERE a.tenant = ? AND a.id > ? ORDER BY a.id LIMIT ?"
                 ))
                 .bind(tenant)
-                .bind(id.unwrap_or(""))
-                .bind(id.unwrap_or(""))
-                .bind(status)
-                .bind(status)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
+                .bind(&after[0])
+                .bind(page.limit)
+                .fetch_all(&mut Pooled(&self.pool))
                 .await
                 .map_err(db)?;
-                let mut out = Vec::new();
-                for r in &rows {
+                for r in rows {
                     out.push(Self::approval_of(
-                        r,
-                        Some(r.try_get(7).map_err(db)?),
-                        Self::decision_of(r)?,
-                        r.try_get(8).map_err(db)?,
-                        r.try_get(9).map_err(db)?,
+                        r.approval,
+                        None,
+                        Self::decision_of(r.decision)?,
+                        None,
+                        None,
                     )?);
                 }
-                Ok(out)
             }
-
-            /// Timers from rows of rule, key, pos, due and continuation,
-            /// each with what cancels it.
-            async fn timer_rows(
-                &self,
-                tenant: &str,
-                rows: &[<$db as sqlx::Database>::Row],
-            ) -> Result<Vec<$crate::api::TimerRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                    let mut out = Vec::new();
-                for r in rows {
-                    let rule: String = r.try_get(0).map_err(db)?;
-                    let key: String = r.try_get(1).map_err(db)?;
-                    let pos: i64 = r.try_get(2).map_err(db)?;
-                    let cont: String = r.try_get(4).map_err(db)?;
-                    let cancels = sqlx::query(&self.q(
-                        "SELECT event_type, field, value FROM steward_timer_cancels \
-                         WHERE tenant = ? AND rule = ? AND key = ? AND pos = ? ORDER BY event_type, field, value",
-                    ))
-                    .bind(tenant)
-                    .bind(&rule)
-                    .bind(&key)
-                    .bind(pos)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut cancelled_by = Vec::new();
-                    for c in &cancels {
-                        cancelled_by.push($crate::api::CancelRow {
-                            event_type: c.try_get(0).map_err(db)?,
-                            field: c.try_get(1).map_err(db)?,
-                            value: c.try_get(2).map_err(db)?,
-                        });
-                    }
-                    out.push($crate::api::TimerRow {
-                        id: format!("{key}~{rule}~{pos}"),
-                        due: r.try_get(3).map_err(db)?,
-                        event: $crate::api::continuation_event(&cont),
+            if status != "pending" {
+                out.extend(
+                    self.ended_approvals(tenant, None, status, &after[0], page.limit)
+                        .await?,
+                );
+            }
+            // Decided before ended approvals were kept: only their
+            // decision is known.
+            if status.is_empty() || status == "approved" || status == "rejected" {
+                let rows: Vec<crate::api::DecisionOf> = Query::new(format!(
+                    "SELECT d.approval, {DECISION_COLS} \
+                     FROM steward_decision_requests d WHERE d.tenant = ? AND d.approval > ? \
+                     AND d.taken_at IS NOT NULL AND (? = '' OR d.approved = ?) \
+                     AND NOT EXISTS (SELECT 1 FROM steward_approvals_ended e \
+                     WHERE e.tenant = d.tenant AND e.id = d.approval) ORDER BY d.approval LIMIT ?"
+                ))
+                .bind(tenant)
+                .bind(&after[0])
+                .bind(status)
+                .bind(status == "approved")
+                .bind(page.limit)
+                .fetch_all(&mut Pooled(&self.pool))
+                .await
+                .map_err(db)?;
+                for crate::api::DecisionOf {
+                    approval: id,
+                    decision,
+                } in rows
+                {
+                    let decision = Self::decision_of(decision)?;
+                    let mut parts = id.splitn(4, '/').skip(1);
+                    let rule = parts.next().unwrap_or_default().to_string();
+                    let event = parts.next().map(str::to_string);
+                    out.push(crate::api::ApprovalRow {
+                        id,
                         rule,
-                        key,
-                        step: pos,
-                        cancelled_by,
-                        continuation: Some(cont),
+                        key: String::new(),
+                        role: String::new(),
+                        event,
+                        requested_at: String::new(),
+                        deadline: String::new(),
+                        status: decision
+                            .as_ref()
+                            .map_or(String::new(), |d| d.decision.clone()),
+                        decision,
+                        reason: None,
+                        ended_at: None,
+                        on_approve: Vec::new(),
+                        on_reject: Vec::new(),
+                        continuation: None,
                     });
                 }
-                Ok(out)
+                out.sort_by(|a, b| a.id.cmp(&b.id));
+                out.truncate(usize::try_from(page.limit).unwrap_or(0));
             }
+            Ok(out)
+        })
+    }
 
-            async fn decision_on(
-                &self,
-                c: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                approval: &str,
-            ) -> Result<Option<$crate::api::DecisionRow>, $crate::control::ControlError> {
-                let row = sqlx::query(&self.q(
-                    "SELECT approved, decided_by, via, comment, requested_at, taken_at \
-                     FROM steward_decision_requests WHERE tenant = ? AND approval = ?",
+    fn approval_row(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<crate::api::ApprovalRow>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut c = self.pool.acquire().await.map_err(db)?;
+            let decision = self.decision_on(&mut c, tenant, id).await?;
+            let row: Option<crate::api::StoredApproval> = Query::new(format!(
+                "SELECT {APPROVAL_COLS} FROM steward_approvals a WHERE a.tenant = ? AND a.id = ?"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+            drop(c);
+            let Some(r) = row else {
+                let ended = self.ended_approvals(tenant, Some(id), "", "", 1).await?;
+                if let Some(row) = ended.into_iter().next() {
+                    return Ok(Some(row));
+                }
+                return Ok(decision.map(|d| crate::api::ApprovalRow {
+                    id: id.to_string(),
+                    rule: id.split('/').nth(1).unwrap_or_default().to_string(),
+                    key: String::new(),
+                    role: String::new(),
+                    event: id.split('/').nth(2).map(str::to_string),
+                    requested_at: String::new(),
+                    deadline: String::new(),
+                    status: d.decision.clone(),
+                    decision: Some(d),
+                    reason: None,
+                    ended_at: None,
+                    on_approve: Vec::new(),
+                    on_reject: Vec::new(),
+                    continuation: None,
+                }));
+            };
+            Ok(Some(Self::approval_of(r, None, decision, None, None)?))
+        })
+    }
+
+    fn request_decision(
+        &self,
+        tenant: &str,
+        approval: &str,
+        approved: bool,
+        by: &str,
+        via: &str,
+        comment: &str,
+    ) -> Result<crate::api::Decided, crate::control::ControlError> {
+        use crate::control::db;
+        let mut tries = 0;
+        loop {
+            let done = self.block(async {
+                let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+                if let Some(d) = self.decision_on(&mut tx, tenant, approval).await? {
+                    return Ok(crate::api::Decided::Already(d));
+                }
+                let deadline: Option<String> = Query::new(format!(
+                    "SELECT deadline FROM steward_approvals WHERE tenant = ? AND id = ? {}",
+                    D::DIALECT.lock
                 ))
                 .bind(tenant)
                 .bind(approval)
-                .fetch_optional(&mut *c)
+                .scalar_optional(&mut *tx)
                 .await
-                .map_err($crate::control::db)?;
-                match row {
-                    Some(r) => Self::decision_of(&r),
-                    None => Ok(None),
-                }
-            }
-        }
-
-        impl $crate::api::Api for $store {
-            fn create_tenant(&self, id: &str) -> Result<bool, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                    let done = sqlx::query(&self.q(
-                        "INSERT INTO steward_tenants (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    ))
-                    .bind(id)
-                    .bind($crate::control::now_text())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    let made = done.rows_affected() == 1;
-                    if made {
-                        self.audit_on(&mut tx, id, "admin", "tenant.created", id, &serde_json::json!({}))
-                            .await?;
-                    }
-                    tx.commit().await.map_err(db)?;
-                    Ok(made)
-                })
-            }
-
-            fn tenant_exists(&self, id: &str) -> Result<bool, $crate::control::ControlError> {
-                self.block(async {
-                    let n: i64 = sqlx::query_scalar(&self.q(
-                        "SELECT COUNT(*) FROM steward_tenants WHERE id = ?",
-                    ))
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    Ok(n > 0)
-                })
-            }
-
-            fn create_token(
-                &self,
-                tenant: &str,
-                id: &str,
-                hash: &str,
-                scopes: &[String],
-                expires_at: Option<&str>,
-            ) -> Result<(), $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_tokens (tenant, id, hash, scopes, created_at, expires_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(hash)
-                    .bind(scopes.join(" "))
-                    .bind($crate::control::now_text())
-                    .bind(expires_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    self.audit_on(
-                        &mut tx,
-                        tenant,
-                        "admin",
-                        "token.created",
-                        id,
-                        &serde_json::json!({ "scopes": scopes, "expires_at": expires_at }),
+                .map_err(db)?;
+                let Some(deadline) = deadline else {
+                    let ended: Option<(String, Option<String>)> = Query::new(
+                        "SELECT status, reason FROM steward_approvals_ended WHERE tenant = ? AND id = ?",
                     )
-                    .await?;
-                    tx.commit().await.map_err(db)
-                })
-            }
-
-            fn token(
-                &self,
-                tenant: &str,
-                id: &str,
-            ) -> Result<Option<(String, Vec<String>)>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT hash, scopes FROM steward_tokens WHERE tenant = ? AND id = ? \
-                         AND (expires_at IS NULL OR expires_at > ?)",
-                    ))
                     .bind(tenant)
-                    .bind(id)
-                    .bind($crate::control::now_text())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    match row {
-                        Some(r) => {
-                            let hash: String = r.try_get(0).map_err(db)?;
-                            let scopes: String = r.try_get(1).map_err(db)?;
-                            Ok(Some((hash, scopes.split_whitespace().map(str::to_string).collect())))
-                        }
-                        None => Ok(None),
-                    }
-                })
-            }
-
-            fn kept_answer(
-                &self,
-                tenant: &str,
-                key: &str,
-            ) -> Result<Option<$crate::api::KeptAnswer>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT request, status, body FROM steward_idempotency WHERE tenant = ? AND key = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    match row {
-                        Some(r) => Ok(Some($crate::api::KeptAnswer {
-                            request: r.try_get(0).map_err(db)?,
-                            status: u16::try_from(r.try_get::<i64, _>(1).map_err(db)?).unwrap_or(500),
-                            body: r.try_get(2).map_err(db)?,
-                        })),
-                        None => Ok(None),
-                    }
-                })
-            }
-
-            fn keep_answer(
-                &self,
-                tenant: &str,
-                key: &str,
-                answer: &$crate::api::KeptAnswer,
-            ) -> Result<bool, $crate::control::ControlError> {
-                self.block(async {
-                    // Answers are kept for a day.
-                    let old = chrono::Utc::now() - chrono::Duration::days(1);
-                    sqlx::query(&self.q(
-                        "DELETE FROM steward_idempotency WHERE tenant = ? AND created_at < ?",
-                    ))
-                    .bind(tenant)
-                    .bind($crate::time_text(&old))
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    let done = sqlx::query(&self.q(
-                        "INSERT INTO steward_idempotency (tenant, key, request, status, body, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    ))
-                    .bind(tenant)
-                    .bind(key)
-                    .bind(&answer.request)
-                    .bind(i64::from(answer.status))
-                    .bind(&answer.body)
-                    .bind($crate::control::now_text())
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    Ok(done.rows_affected() == 1)
-                })
-            }
-
-            fn events(
-                &self,
-                tenant: &str,
-                event_type: Option<&str>,
-                status: Option<&str>,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::EventRow>, $crate::control::ControlError> {
-                let after: i64 = page.after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
-                self.block(async {
-                    let rows = sqlx::query(&self.q(&format!(
-                        "SELECT {} FROM steward_events WHERE tenant = ? \
-                         AND (? = '' OR type = ?) AND (? = '' OR status = ?) AND {} > ? \
-                         ORDER BY {} LIMIT ?",
-                        $event_cols, $order, $order
-                    )))
-                    .bind(tenant)
-                    .bind(event_type.unwrap_or(""))
-                    .bind(event_type.unwrap_or(""))
-                    .bind(status.unwrap_or(""))
-                    .bind(status.unwrap_or(""))
-                    .bind(after)
-                    .bind(page.limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    rows.iter().map(Self::event_of).collect()
-                })
-            }
-
-            fn event(
-                &self,
-                tenant: &str,
-                id: &str,
-            ) -> Result<Option<$crate::api::EventRow>, $crate::control::ControlError> {
-                self.block(async {
-                    let row = sqlx::query(&self.q(&format!(
-                        "SELECT {} FROM steward_events WHERE tenant = ? AND id = ?",
-                        $event_cols
-                    )))
-                    .bind(tenant)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    row.as_ref().map(Self::event_of).transpose()
-                })
-            }
-
-            fn actions(
-                &self,
-                tenant: &str,
-                status: Option<&str>,
-                rule: Option<&str>,
-                since: Option<&str>,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::OutboxRow>, $crate::control::ControlError> {
-                let after = $crate::api::cursor_parts::<2>(&page.after);
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                         next_attempt_at, performed_at, finished_at FROM steward_actions WHERE tenant = ? \
-                         AND (? = '' OR status = ?) AND (? = '' OR rule = ?) AND performed_at >= ? \
-                         AND (performed_at > ? OR (performed_at = ? AND key > ?)) \
-                         ORDER BY performed_at, key LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(status.unwrap_or(""))
-                    .bind(status.unwrap_or(""))
-                    .bind(rule.unwrap_or(""))
-                    .bind(rule.unwrap_or(""))
-                    .bind(since.unwrap_or(""))
-                    .bind(&after[0])
-                    .bind(&after[0])
-                    .bind(&after[1])
-                    .bind(page.limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    rows.iter().map(Self::outbox_of).collect()
-                })
-            }
-
-            fn action(
-                &self,
-                tenant: &str,
-                id: &str,
-            ) -> Result<Option<$crate::api::OutboxRow>, $crate::control::ControlError> {
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                         next_attempt_at, performed_at, finished_at FROM steward_actions \
-                         WHERE tenant = ? AND key = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    row.as_ref().map(Self::outbox_of).transpose()
-                })
-            }
-
-            fn retry_action(
-                &self,
-                tenant: &str,
-                id: &str,
-                who: &str,
-            ) -> Result<$crate::api::Retried, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                    let status: Option<String> = sqlx::query_scalar(&self.q(&format!(
-                        "SELECT status FROM steward_actions WHERE tenant = ? AND key = ? {}",
-                        $lock
-                    )))
-                    .bind(tenant)
-                    .bind(id)
+                    .bind(approval)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?;
-                    match status.as_deref() {
-                        None => return Ok($crate::api::Retried::NotFound),
-                        Some("dead") => {}
-                        Some(other) => return Ok($crate::api::Retried::NotDead(other.to_string())),
-                    }
-                    sqlx::query(&self.q(
-                        "UPDATE steward_actions SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
-                         finished_at = NULL WHERE tenant = ? AND key = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    self.audit_on(&mut tx, tenant, who, "action.retried", id, &serde_json::json!({}))
-                        .await?;
-                    let row = sqlx::query(&self.q(
-                        "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                         next_attempt_at, performed_at, finished_at FROM steward_actions \
-                         WHERE tenant = ? AND key = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    let out = Self::outbox_of(&row)?;
-                    tx.commit().await.map_err(db)?;
-                    Ok($crate::api::Retried::Queued(Box::new(out)))
-                })
-            }
-
-            fn timers(
-                &self,
-                tenant: &str,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::TimerRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let after = $crate::api::cursor_parts::<4>(&page.after);
-                let after_pos: i64 = after[3].parse().unwrap_or(-1);
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT rule, key, pos, due, continuation FROM steward_timers WHERE tenant = ? \
-                         AND (due > ? OR (due = ? AND (rule > ? OR (rule = ? AND (key > ? OR (key = ? AND pos > ?)))))) \
-                         ORDER BY due, rule, key, pos LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(&after[0])
-                    .bind(&after[0])
-                    .bind(&after[1])
-                    .bind(&after[1])
-                    .bind(&after[2])
-                    .bind(&after[2])
-                    .bind(after_pos)
-                    .bind(page.limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    self.timer_rows(tenant, &rows).await
-                })
-            }
-
-            fn tasks(
-                &self,
-                tenant: &str,
-                whom: &$crate::api::Whom,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::TaskRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let after = $crate::api::cursor_parts::<2>(&page.after);
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT key, rule, event, role, assignee, title, due, status, created_at FROM steward_tasks \
-                         WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
-                         AND (created_at > ? OR (created_at = ? AND key > ?)) \
-                         ORDER BY created_at, key LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(&whom.assignee)
-                    .bind(&whom.assignee)
-                    .bind(&whom.role)
-                    .bind(&whom.role)
-                    .bind(&after[0])
-                    .bind(&after[0])
-                    .bind(&after[1])
-                    .bind(page.limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        out.push($crate::api::TaskRow {
-                            id: r.try_get(0).map_err(db)?,
-                            rule: r.try_get(1).map_err(db)?,
-                            event: r.try_get(2).map_err(db)?,
-                            role: r.try_get(3).map_err(db)?,
-                            assignee: r.try_get(4).map_err(db)?,
-                            title: r.try_get(5).map_err(db)?,
-                            due: r.try_get(6).map_err(db)?,
-                            status: r.try_get(7).map_err(db)?,
-                            created_at: r.try_get(8).map_err(db)?,
-                        });
-                    }
-                    Ok(out)
-                })
-            }
-
-            fn notifications(
-                &self,
-                tenant: &str,
-                whom: &$crate::api::Whom,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::NotificationRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let after = $crate::api::cursor_parts::<2>(&page.after);
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT key, rule, event, role, assignee, text, created_at FROM steward_notifications \
-                         WHERE tenant = ? AND (? IS NULL OR assignee = ?) AND (? IS NULL OR role = ?) \
-                         AND (created_at > ? OR (created_at = ? AND key > ?)) \
-                         ORDER BY created_at, key LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(&whom.assignee)
-                    .bind(&whom.assignee)
-                    .bind(&whom.role)
-                    .bind(&whom.role)
-                    .bind(&after[0])
-                    .bind(&after[0])
-                    .bind(&after[1])
-                    .bind(page.limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        out.push($crate::api::NotificationRow {
-                            id: r.try_get(0).map_err(db)?,
-                            rule: r.try_get(1).map_err(db)?,
-                            event: r.try_get(2).map_err(db)?,
-                            role: r.try_get(3).map_err(db)?,
-                            assignee: r.try_get(4).map_err(db)?,
-                            text: r.try_get(5).map_err(db)?,
-                            created_at: r.try_get(6).map_err(db)?,
-                        });
-                    }
-                    Ok(out)
-                })
-            }
-
-            fn approvals(
-                &self,
-                tenant: &str,
-                status: Option<&str>,
-                page: &$crate::api::Page,
-            ) -> Result<Vec<$crate::api::ApprovalRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let after = $crate::api::cursor_parts::<1>(&page.after);
-                let status = status.unwrap_or("");
-                self.block(async {
-                    // Pending ones are rows of steward_approvals (a decision
-                    // may be recorded and not yet taken); decided ones are
-                    // the decisions recorded over HTTP.
-                    let mut out = Vec::new();
-                    if status.is_empty() || status == "pending" {
-                        let rows = sqlx::query(&self.q(
-                            "SELECT a.id, a.rule, a.key, a.role, a.requested_at, a.deadline, a.continuation, \
-                             d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
-                             FROM steward_approvals a LEFT JOIN steward_decision_requests d \
-                             ON d.tenant = a.tenant AND d.approval = a.id \
-                             WHERE a.tenant = ? AND a.id > ? ORDER BY a.id LIMIT ?",
-                        ))
-                        .bind(tenant)
-                        .bind(&after[0])
-                        .bind(page.limit)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db)?;
-                        for r in &rows {
-                            out.push(Self::approval_of(r, None, Self::decision_of(r)?, None, None)?);
-                        }
-                    }
-                    if status != "pending" {
-                        out.extend(self.ended_approvals(tenant, None, status, &after[0], page.limit).await?);
-                    }
-                    // Decided before ended approvals were kept: only their
-                    // decision is known.
-                    if status.is_empty() || status == "approved" || status == "rejected" {
-                        let rows = sqlx::query(&self.q(
-                            "SELECT d.approval, d.approved, d.decided_by, d.via, d.comment, d.requested_at, d.taken_at \
-                             FROM steward_decision_requests d WHERE d.tenant = ? AND d.approval > ? \
-                             AND d.taken_at IS NOT NULL AND (? = '' OR d.approved = ?) \
-                             AND NOT EXISTS (SELECT 1 FROM steward_approvals_ended e \
-                             WHERE e.tenant = d.tenant AND e.id = d.approval) ORDER BY d.approval LIMIT ?",
-                        ))
-                        .bind(tenant)
-                        .bind(&after[0])
-                        .bind(status)
-                        .bind(status == "approved")
-                        .bind(page.limit)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db)?;
-                        for r in &rows {
-                            let id: String = r.try_get(0).map_err(db)?;
-                            let decision = Self::decision_of(r)?;
-                            let mut parts = id.splitn(4, '/').skip(1);
-                            let rule = parts.next().unwrap_or_default().to_string();
-                            let event = parts.next().map(str::to_string);
-                            out.push($crate::api::ApprovalRow {
-                                id,
-                                rule,
-                                key: String::new(),
-                                role: String::new(),
-                                event,
-                                requested_at: String::new(),
-                                deadline: String::new(),
-                                status: decision.as_ref().map_or(String::new(), |d| d.decision.clone()),
-                                decision,
-                                reason: None,
-                                ended_at: None,
-                                on_approve: Vec::new(),
-                                on_reject: Vec::new(),
-                                continuation: None,
-                            });
-                        }
-                        out.sort_by(|a, b| a.id.cmp(&b.id));
-                        out.truncate(usize::try_from(page.limit).unwrap_or(0));
-                    }
-                    Ok(out)
-                })
-            }
-
-            fn approval_row(
-                &self,
-                tenant: &str,
-                id: &str,
-            ) -> Result<Option<$crate::api::ApprovalRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut c = self.pool.acquire().await.map_err(db)?;
-                    let decision = self.decision_on(&mut c, tenant, id).await?;
-                    let row = sqlx::query(&self.q(
-                        "SELECT id, rule, key, role, requested_at, deadline, continuation \
-                         FROM steward_approvals WHERE tenant = ? AND id = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(db)?;
-                    drop(c);
-                    let Some(r) = row else {
-                        let ended = self.ended_approvals(tenant, Some(id), "", "", 1).await?;
-                        if let Some(row) = ended.into_iter().next() {
-                            return Ok(Some(row));
-                        }
-                        return Ok(decision.map(|d| $crate::api::ApprovalRow {
-                            id: id.to_string(),
-                            rule: id.split('/').nth(1).unwrap_or_default().to_string(),
-                            key: String::new(),
-                            role: String::new(),
-                            event: id.split('/').nth(2).map(str::to_string),
-                            requested_at: String::new(),
-                            deadline: String::new(),
-                            status: d.decision.clone(),
-                            decision: Some(d),
-                            reason: None,
-                            ended_at: None,
-                            on_approve: Vec::new(),
-                            on_reject: Vec::new(),
-                            continuation: None,
-                        }));
-                    };
-                    Ok(Some(Self::approval_of(&r, None, decision, None, None)?))
-                })
-            }
-
-
-            fn request_decision(
-                &self,
-                tenant: &str,
-                approval: &str,
-                approved: bool,
-                by: &str,
-                via: &str,
-                comment: &str,
-            ) -> Result<$crate::api::Decided, $crate::control::ControlError> {
-                use $crate::control::db;
-                let mut tries = 0;
-                loop {
-                    let done = self.block(async {
-                        let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                        if let Some(d) = self.decision_on(&mut tx, tenant, approval).await? {
-                            return Ok($crate::api::Decided::Already(d));
-                        }
-                        let deadline: Option<String> = sqlx::query_scalar(&self.q(&format!(
-                            "SELECT deadline FROM steward_approvals WHERE tenant = ? AND id = ? {}",
-                            $lock
-                        )))
-                        .bind(tenant)
-                        .bind(approval)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                        let Some(deadline) = deadline else {
-                            let ended: Option<(String, Option<String>)> = sqlx::query_as(&self.q(
-                                "SELECT status, reason FROM steward_approvals_ended WHERE tenant = ? AND id = ?",
-                            ))
-                            .bind(tenant)
-                            .bind(approval)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                            return Ok(match ended {
-                                Some((status, reason)) => $crate::api::Decided::Ended { status, reason },
-                                None => $crate::api::Decided::NotFound,
-                            });
-                        };
-                        let now = $crate::control::now_text();
-                        if deadline <= now {
-                            return Ok($crate::api::Decided::Expired(deadline));
-                        }
-                        sqlx::query(&self.q(
-                            "INSERT INTO steward_decision_requests \
-                             (tenant, approval, approved, decided_by, via, comment, requested_at) \
-                             VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        ))
-                        .bind(tenant)
-                        .bind(approval)
-                        .bind(approved)
-                        .bind(by)
-                        .bind(via)
-                        .bind(comment)
-                        .bind(&now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                        let what = if approved { "approval.approved" } else { "approval.rejected" };
-                        self.audit_on(
-                            &mut tx,
-                            tenant,
-                            by,
-                            what,
-                            approval,
-                            &serde_json::json!({ "via": via, "comment": comment }),
-                        )
-                        .await?;
-                        tx.commit().await.map_err(db)?;
-                        Ok($crate::api::Decided::Recorded($crate::api::DecisionRow {
-                            decision: if approved { "approved" } else { "rejected" }.to_string(),
-                            by: by.to_string(),
-                            via: via.to_string(),
-                            comment: comment.to_string(),
-                            at: now,
-                            taken: false,
-                        }))
+                    return Ok(match ended {
+                        Some((status, reason)) => crate::api::Decided::Ended { status, reason },
+                        None => crate::api::Decided::NotFound,
                     });
-                    match done {
-                        // Two decisions at once: the second finds the first.
-                        Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_)
-                                | steward::engine::store::StoreError::Duplicate(_),
-                        )) if tries < 5 => tries += 1,
-                        done => return done,
-                    }
+                };
+                let now = crate::control::now_text();
+                if deadline <= now {
+                    return Ok(crate::api::Decided::Expired(deadline));
                 }
-            }
-
-            fn decision_requests(
-                &self,
-                limit: i64,
-            ) -> Result<Vec<$crate::api::DecisionRequest>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut c = self.conn().await.map_err(db)?;
-                    let rows = sqlx::query(&self.q(&format!(
-                        "SELECT tenant, approval, approved, decided_by, via FROM steward_decision_requests \
-                         WHERE taken_at IS NULL ORDER BY requested_at LIMIT ? {}",
-                        $skip
-                    )))
-                    .bind(limit)
-                    .fetch_all(c.get())
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        out.push($crate::api::DecisionRequest {
-                            tenant: r.try_get(0).map_err(db)?,
-                            approval: r.try_get(1).map_err(db)?,
-                            approved: r.try_get(2).map_err(db)?,
-                            by: r.try_get(3).map_err(db)?,
-                            via: r.try_get(4).map_err(db)?,
-                        });
-                    }
-                    Ok(out)
-                })
-            }
-
-            fn took_decision(
-                &self,
-                tenant: &str,
-                approval: &str,
-            ) -> Result<(), $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let mut c = self.conn().await.map_err(db)?;
-                    sqlx::query(&self.q(
-                        "UPDATE steward_decision_requests SET taken_at = ? WHERE tenant = ? AND approval = ?",
-                    ))
-                    .bind($crate::control::now_text())
-                    .bind(tenant)
-                    .bind(approval)
-                    .execute(c.get())
-                    .await
-                    .map_err(db)?;
-                    Ok(())
-                })
-            }
-
-            fn create_link(
-                &self,
-                tenant: &str,
-                hash: &str,
-                approval: &str,
-                expires_at: &str,
-            ) -> Result<(), $crate::control::ControlError> {
-                self.block(async {
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_approval_links (tenant, hash, approval, expires_at) \
-                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    ))
-                    .bind(tenant)
-                    .bind(hash)
-                    .bind(approval)
-                    .bind(expires_at)
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    Ok(())
-                })
-            }
-
-            fn link(
-                &self,
-                tenant: &str,
-                hash: &str,
-            ) -> Result<Option<(String, String, Option<String>)>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT approval, expires_at, used_at FROM steward_approval_links \
-                         WHERE tenant = ? AND hash = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    match row {
-                        Some(r) => Ok(Some((
-                            r.try_get(0).map_err(db)?,
-                            r.try_get(1).map_err(db)?,
-                            r.try_get(2).map_err(db)?,
-                        ))),
-                        None => Ok(None),
-                    }
-                })
-            }
-
-            fn set_role(
-                &self,
-                tenant: &str,
-                role: &str,
-                emails: &[String],
-                who: &str,
-            ) -> Result<(), $crate::control::ControlError> {
-                use $crate::control::db;
-                let list = serde_json::json!(emails);
-                self.block(async {
-                    let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_roles (tenant, role, emails, updated_at) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (tenant, role) DO UPDATE SET emails = excluded.emails, \
-                         updated_at = excluded.updated_at",
-                    ))
-                    .bind(tenant)
-                    .bind(role)
-                    .bind(list.to_string())
-                    .bind($crate::control::now_text())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    self.audit_on(&mut tx, tenant, who, "role.set", role, &serde_json::json!({ "emails": list }))
-                        .await?;
-                    tx.commit().await.map_err(db)
-                })
-            }
-
-            fn roles(
-                &self,
-                tenant: &str,
-            ) -> Result<Vec<(String, Vec<String>)>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT role, emails FROM steward_roles WHERE tenant = ? ORDER BY role",
-                    ))
-                    .bind(tenant)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        let role: String = r.try_get(0).map_err(db)?;
-                        let emails: String = r.try_get(1).map_err(db)?;
-                        let emails = serde_json::from_str(&emails).map_err(|e| {
-                            $crate::control::ControlError::Store(steward::engine::store::StoreError::Corrupt(format!(
-                                "the holders of role `{role}`: {e}"
-                            )))
-                        })?;
-                        out.push((role, emails));
-                    }
-                    Ok(out)
-                })
-            }
-
-            fn program_sources(
-                &self,
-                tenant: &str,
-                digest: &str,
-            ) -> Result<Option<steward::boundary::Sources>, $crate::control::ControlError> {
-                let text: Option<String> = self.block(async {
-                    sqlx::query_scalar(&self.q(
-                        "SELECT sources FROM steward_programs WHERE tenant = ? AND digest = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(digest)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::control::db)
-                })?;
-                text.map(|t| $crate::control::parse_sources(&t, &format!("program `{digest}`")))
-                    .transpose()
-            }
-
-            fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, $crate::control::ControlError> {
-                self.block(async {
-                    let done = sqlx::query(&self.q(
-                        "UPDATE steward_approval_links SET used_at = ? \
-                         WHERE tenant = ? AND hash = ? AND used_at IS NULL",
-                    ))
-                    .bind($crate::control::now_text())
-                    .bind(tenant)
-                    .bind(hash)
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    Ok(done.rows_affected() == 1)
-                })
+                Query::new(
+                    "INSERT INTO steward_decision_requests \
+                     (tenant, approval, approved, decided_by, via, comment, requested_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(tenant)
+                .bind(approval)
+                .bind(approved)
+                .bind(by)
+                .bind(via)
+                .bind(comment)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                let what = if approved { "approval.approved" } else { "approval.rejected" };
+                self.audit_on(
+                    &mut tx,
+                    tenant,
+                    by,
+                    what,
+                    approval,
+                    &serde_json::json!({ "via": via, "comment": comment }),
+                )
+                .await?;
+                tx.commit().await.map_err(db)?;
+                Ok(crate::api::Decided::Recorded(crate::api::DecisionRow {
+                    decision: if approved { "approved" } else { "rejected" }.to_string(),
+                    by: by.to_string(),
+                    via: via.to_string(),
+                    comment: comment.to_string(),
+                    at: now,
+                    taken: false,
+                }))
+            });
+            match done {
+                // Two decisions at once: the second finds the first.
+                Err(crate::control::ControlError::Store(
+                    steward::engine::store::StoreError::Conflict(_)
+                    | steward::engine::store::StoreError::Duplicate(_),
+                )) if tries < 5 => tries += 1,
+                done => return done,
             }
         }
-    };
-}
+    }
 
-pub(crate) use api_store;
+    fn decision_requests(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<crate::api::DecisionRequest>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut c = self.conn().await.map_err(db)?;
+            Query::new(format!(
+                "SELECT tenant, approval, approved, decided_by AS by, via FROM steward_decision_requests \
+                 WHERE taken_at IS NULL ORDER BY requested_at LIMIT ? {}",
+                D::DIALECT.claim.1
+            ))
+            .bind(limit)
+            .fetch_all(c.get())
+            .await
+            .map_err(db)
+        })
+    }
+
+    fn took_decision(
+        &self,
+        tenant: &str,
+        approval: &str,
+    ) -> Result<(), crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let mut c = self.conn().await.map_err(db)?;
+            Query::new(
+                "UPDATE steward_decision_requests SET taken_at = ? WHERE tenant = ? AND approval = ?",
+            )
+            .bind(crate::control::now_text())
+            .bind(tenant)
+            .bind(approval)
+            .execute(c.get())
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn create_link(
+        &self,
+        tenant: &str,
+        hash: &str,
+        approval: &str,
+        expires_at: &str,
+    ) -> Result<(), crate::control::ControlError> {
+        self.block(async {
+            Query::new(
+                "INSERT INTO steward_approval_links (tenant, hash, approval, expires_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(hash)
+            .bind(approval)
+            .bind(expires_at)
+            .execute(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            Ok(())
+        })
+    }
+
+    fn link(
+        &self,
+        tenant: &str,
+        hash: &str,
+    ) -> Result<Option<(String, String, Option<String>)>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            Query::new(
+                "SELECT approval, expires_at, used_at FROM steward_approval_links \
+                 WHERE tenant = ? AND hash = ?",
+            )
+            .bind(tenant)
+            .bind(hash)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)
+        })
+    }
+
+    fn set_role(
+        &self,
+        tenant: &str,
+        role: &str,
+        emails: &[String],
+        who: &str,
+    ) -> Result<(), crate::control::ControlError> {
+        use crate::control::db;
+        let list = serde_json::json!(emails);
+        self.block(async {
+            let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+            Query::new(
+                "INSERT INTO steward_roles (tenant, role, emails, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (tenant, role) DO UPDATE SET emails = excluded.emails, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(tenant)
+            .bind(role)
+            .bind(list.to_string())
+            .bind(crate::control::now_text())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            self.audit_on(
+                &mut tx,
+                tenant,
+                who,
+                "role.set",
+                role,
+                &serde_json::json!({ "emails": list }),
+            )
+            .await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn roles(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let rows: Vec<(String, String)> =
+                Query::new("SELECT role, emails FROM steward_roles WHERE tenant = ? ORDER BY role")
+                    .bind(tenant)
+                    .fetch_all(&mut Pooled(&self.pool))
+                    .await
+                    .map_err(db)?;
+            let mut out = Vec::new();
+            for (role, emails) in rows {
+                let emails = serde_json::from_str(&emails).map_err(|e| {
+                    crate::control::ControlError::Store(
+                        steward::engine::store::StoreError::Corrupt(format!(
+                            "the holders of role `{role}`: {e}"
+                        )),
+                    )
+                })?;
+                out.push((role, emails));
+            }
+            Ok(out)
+        })
+    }
+
+    fn program_sources(
+        &self,
+        tenant: &str,
+        digest: &str,
+    ) -> Result<Option<steward::boundary::Sources>, crate::control::ControlError> {
+        let text: Option<String> = self.block(async {
+            Query::new("SELECT sources FROM steward_programs WHERE tenant = ? AND digest = ?")
+                .bind(tenant)
+                .bind(digest)
+                .scalar_optional(&mut Pooled(&self.pool))
+                .await
+                .map_err(crate::control::db)
+        })?;
+        text.map(|t| crate::control::parse_sources(&t, &format!("program `{digest}`")))
+            .transpose()
+    }
+
+    fn use_link(&self, tenant: &str, hash: &str) -> Result<bool, crate::control::ControlError> {
+        self.block(async {
+            let done = Query::new(
+                "UPDATE steward_approval_links SET used_at = ? \
+                 WHERE tenant = ? AND hash = ? AND used_at IS NULL",
+            )
+            .bind(crate::control::now_text())
+            .bind(tenant)
+            .bind(hash)
+            .execute(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            Ok(done == 1)
+        })
+    }
+}

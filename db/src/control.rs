@@ -12,6 +12,8 @@
 //! cancelling of the timers and approvals of rules it no longer has, and the
 //! audit entry.
 
+use crate::driver::{Driver, Pooled, Query};
+use crate::SqlStore;
 use std::collections::BTreeSet;
 
 use chrono::Utc;
@@ -60,7 +62,7 @@ pub struct ProgramRow {
 }
 
 /// A ruleset of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct RulesetHead {
     pub name: String,
     pub version: i64,
@@ -344,773 +346,780 @@ pub enum Change<'a> {
 }
 
 /// The control plane written once for both stores, as `durable_store!` is.
-macro_rules! control_store {
-    ($store:ident, $db:ty, $begin:expr) => {
-        impl $store {
-            /// Changes a ruleset and the tenant's program, in one
-            /// transaction; a conflicting writer makes it try again.
-            fn change_ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-                change: &$crate::control::Change<'_>,
-                who: &str,
-                preview: bool,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                let mut tries = 0;
-                loop {
-                    // Planned and checked with no transaction open; the
-                    // transaction confirms what was checked is still so.
-                    let attempt = self
-                        .block(self.plan_change(tenant, name, change))
-                        .and_then(|plan| $crate::control::check_plan(plan, name))
-                        .and_then(|plan| self.block(self.apply_change(tenant, name, change, who, preview, plan)));
-                    // A conflict means another change of the tenant landed
-                    // in between: each try is lost to one that succeeded.
-                    match attempt {
-                        Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_)
-                                | steward::engine::store::StoreError::Duplicate(_),
-                        )) if tries < 20 => tries += 1,
-                        done => return done,
-                    }
-                }
+impl<D: Driver> SqlStore<D> {
+    /// Changes a ruleset and the tenant's program, in one
+    /// transaction; a conflicting writer makes it try again.
+    fn change_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: &crate::control::Change<'_>,
+        who: &str,
+        preview: bool,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        let mut tries = 0;
+        loop {
+            // Planned and checked with no transaction open; the
+            // transaction confirms what was checked is still so.
+            let attempt = self
+                .block(self.plan_change(tenant, name, change))
+                .and_then(|plan| crate::control::check_plan(plan, name))
+                .and_then(|plan| {
+                    self.block(self.apply_change(tenant, name, change, who, preview, plan))
+                });
+            // A conflict means another change of the tenant landed
+            // in between: each try is lost to one that succeeded.
+            match attempt {
+                Err(crate::control::ControlError::Store(
+                    steward::engine::store::StoreError::Conflict(_)
+                    | steward::engine::store::StoreError::Duplicate(_),
+                )) if tries < 20 => tries += 1,
+                done => return done,
             }
+        }
+    }
 
-            /// What a change would make of the tenant's rulesets, read
-            /// outside any transaction (the checker then runs on it with
-            /// no lock held).
-            async fn plan_change(
-                &self,
-                tenant: &str,
-                name: &str,
-                change: &$crate::control::Change<'_>,
-            ) -> Result<$crate::control::Plan, $crate::control::ControlError> {
-                use $crate::control::{db, Change, ControlError, Plan};
-                let mut c = self.pool.acquire().await.map_err(db)?;
-                let generation: Option<i64> = sqlx::query_scalar(&self.q(
-                    "SELECT generation FROM steward_tenant_programs WHERE tenant = ?",
-                ))
+    /// What a change would make of the tenant's rulesets, read
+    /// outside any transaction (the checker then runs on it with
+    /// no lock held).
+    async fn plan_change(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: &crate::control::Change<'_>,
+    ) -> Result<crate::control::Plan, crate::control::ControlError> {
+        use crate::control::{db, Change, ControlError, Plan};
+        let mut c = self.pool.acquire().await.map_err(db)?;
+        let generation: Option<i64> =
+            Query::new("SELECT generation FROM steward_tenant_programs WHERE tenant = ?")
                 .bind(tenant)
-                .fetch_optional(&mut *c)
+                .scalar_optional(&mut *c)
                 .await
                 .map_err(db)?;
-                let head = sqlx::query(&self.q(
-                    "SELECT version, enabled FROM steward_ruleset_heads WHERE tenant = ? AND name = ?",
-                ))
+        let head: Option<(i64, bool)> = Query::new(
+            "SELECT version, enabled FROM steward_ruleset_heads WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+        let missing = || ControlError::NotFound(format!("no ruleset `{name}`"));
+        let current: Option<String> =
+            Query::new("SELECT digest FROM steward_tenant_programs WHERE tenant = ?")
                 .bind(tenant)
-                .bind(name)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db)?;
-                let head: Option<(i64, bool)> = match head {
-                    Some(r) => Some((r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)),
-                    None => None,
-                };
-                let missing = || ControlError::NotFound(format!("no ruleset `{name}`"));
-                let current: Option<String> = sqlx::query_scalar(&self.q(
-                    "SELECT digest FROM steward_tenant_programs WHERE tenant = ?",
-                ))
-                .bind(tenant)
-                .fetch_optional(&mut *c)
+                .scalar_optional(&mut *c)
                 .await
                 .map_err(db)?
                 .flatten();
-                // The ruleset's new head, and the sources of a new version.
-                let (new_sources, enabled, deleted) = match change {
-                    Change::Deploy(s) => (Some((*s).clone()), head.is_none_or(|h| h.1), false),
-                    Change::Rollback(v) => {
-                        let Some(h) = head else { return Err(missing()) };
-                        let text = self.version_sources(&mut c, tenant, name, *v).await?;
-                        let Some(text) = text else {
-                            return Err(ControlError::NotFound(format!(
-                                "ruleset `{name}` has no version {v}"
-                            )));
-                        };
-                        let s = $crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?;
-                        (Some(s), h.1, false)
-                    }
-                    Change::Enable(on) => {
-                        if head.is_none() {
-                            return Err(missing());
-                        }
-                        (None, *on, false)
-                    }
-                    Change::Delete => {
-                        if head.is_none() {
-                            return Err(missing());
-                        }
-                        (None, false, true)
-                    }
-                };
-                // The tenant's enabled rulesets as they will be.
-                let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
-                let active: Option<String> = match head {
-                    Some((v, _)) => self.version_sources(&mut c, tenant, name, v).await?,
-                    None => None,
-                };
-                let active = match active {
-                    Some(text) => Some($crate::control::parse_sources(&text, &format!("`{name}`"))?),
-                    None => None,
-                };
-                let own: Option<Sources> = match (&new_sources, &active) {
-                    (Some(s), _) => Some(s.clone()),
-                    (None, Some(a)) if !deleted => Some(a.clone()),
-                    _ => None,
-                };
-                if let (true, Some(s)) = (enabled, &own) {
-                    rulesets.push((name.to_string(), s.clone()));
-                    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
-                }
-                // A deploy of the sources a disabled ruleset has makes no
-                // version (an enabled one's is judged by the program).
-                let same_sources = match (change, &active) {
-                    (Change::Deploy(s), Some(a)) => a == *s,
-                    _ => false,
-                };
-                let secrets = self.secret_names(&mut c, tenant).await?;
-                Ok(Plan {
-                    generation,
-                    head,
-                    current,
-                    new_sources,
-                    enabled,
-                    deleted,
-                    empty: rulesets.is_empty(),
-                    composed: $crate::control::compose(&rulesets),
-                    same_sources,
-                    secrets,
-                    program: None,
-                })
-            }
-
-            /// Makes the change `plan` says, in one transaction, with the
-            /// program the checker made of it: only if the tenant's
-            /// rulesets and secrets are still those the plan read (else a
-            /// conflict: it is planned and checked again).
-            async fn apply_change(
-                &self,
-                tenant: &str,
-                name: &str,
-                change: &$crate::control::Change<'_>,
-                who: &str,
-                preview: bool,
-                plan: $crate::control::Plan,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                use $crate::control::{db, Change, ControlError, Deployed};
-                let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                // Serializes the changes of programs (and numbers them).
-                let generation: i64 = sqlx::query_scalar(&self.q(
-                    "UPDATE steward_seq SET value = value + 1 WHERE name = 'programs' RETURNING value",
-                ))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-                let seen: Option<i64> = sqlx::query_scalar(&self.q(
-                    "SELECT generation FROM steward_tenant_programs WHERE tenant = ?",
-                ))
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-                let secrets = self.secret_names(&mut tx, tenant).await?;
-                if seen != plan.generation || secrets != plan.secrets {
-                    tx.rollback().await.map_err(db)?;
-                    return Err(ControlError::Store(steward::engine::store::StoreError::Conflict(
-                        format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked").into(),
+        // The ruleset's new head, and the sources of a new version.
+        let (new_sources, enabled, deleted) = match change {
+            Change::Deploy(s) => (Some((*s).clone()), head.is_none_or(|h| h.1), false),
+            Change::Rollback(v) => {
+                let Some(h) = head else { return Err(missing()) };
+                let text = self.version_sources(&mut c, tenant, name, *v).await?;
+                let Some(text) = text else {
+                    return Err(ControlError::NotFound(format!(
+                        "ruleset `{name}` has no version {v}"
                     )));
+                };
+                let s = crate::control::parse_sources(&text, &format!("`{name}` version {v}"))?;
+                (Some(s), h.1, false)
+            }
+            Change::Enable(on) => {
+                if head.is_none() {
+                    return Err(missing());
                 }
-                let digest = plan.program.as_ref().map(|p| p.0.clone());
-                let now = $crate::control::now_text();
-                // A deploy that changes neither the program nor (for a
-                // disabled ruleset) the sources makes no version.
-                if let (Change::Deploy(_), Some((v, on))) = (change, plan.head) {
-                    let unchanged = if on { digest == plan.current } else { plan.same_sources };
-                    if unchanged {
-                        tx.rollback().await.map_err(db)?;
-                        return Ok(Deployed { version: v, new: false, digest, cancelled: Vec::new() });
-                    }
+                (None, *on, false)
+            }
+            Change::Delete => {
+                if head.is_none() {
+                    return Err(missing());
                 }
-                let version = self
-                    .write_heads(&mut tx, tenant, name, &plan, digest.as_deref(), &now)
-                    .await?;
-                // The program, and the tenant's pointer to it.
-                if let Some(d) = &digest {
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_programs (tenant, digest, sources, created_at) \
-                         VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    ))
-                    .bind(tenant)
-                    .bind(d)
-                    .bind($crate::control::sources_text(&plan.composed)?)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                sqlx::query(&self.q(
-                    "INSERT INTO steward_tenant_programs (tenant, digest, generation, changed_at) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET \
-                     digest = excluded.digest, generation = excluded.generation, changed_at = excluded.changed_at",
-                ))
+                (None, false, true)
+            }
+        };
+        // The tenant's enabled rulesets as they will be.
+        let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
+        let active: Option<String> = match head {
+            Some((v, _)) => self.version_sources(&mut c, tenant, name, v).await?,
+            None => None,
+        };
+        let active = match active {
+            Some(text) => Some(crate::control::parse_sources(&text, &format!("`{name}`"))?),
+            None => None,
+        };
+        let own: Option<Sources> = match (&new_sources, &active) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(a)) if !deleted => Some(a.clone()),
+            _ => None,
+        };
+        if let (true, Some(s)) = (enabled, &own) {
+            rulesets.push((name.to_string(), s.clone()));
+            rulesets.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        // A deploy of the sources a disabled ruleset has makes no
+        // version (an enabled one's is judged by the program).
+        let same_sources = match (change, &active) {
+            (Change::Deploy(s), Some(a)) => a == *s,
+            _ => false,
+        };
+        let secrets = self.secret_names(&mut c, tenant).await?;
+        Ok(Plan {
+            generation,
+            head,
+            current,
+            new_sources,
+            enabled,
+            deleted,
+            empty: rulesets.is_empty(),
+            composed: crate::control::compose(&rulesets),
+            same_sources,
+            secrets,
+            program: None,
+        })
+    }
+
+    /// Makes the change `plan` says, in one transaction, with the
+    /// program the checker made of it: only if the tenant's
+    /// rulesets and secrets are still those the plan read (else a
+    /// conflict: it is planned and checked again).
+    async fn apply_change(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: &crate::control::Change<'_>,
+        who: &str,
+        preview: bool,
+        plan: crate::control::Plan,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        use crate::control::{db, Change, ControlError, Deployed};
+        let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+        // Serializes the changes of programs (and numbers them).
+        let generation: i64 = Query::new(
+            "UPDATE steward_seq SET value = value + 1 WHERE name = 'programs' RETURNING value",
+        )
+        .scalar(&mut *tx)
+        .await
+        .map_err(db)?;
+        let seen: Option<i64> =
+            Query::new("SELECT generation FROM steward_tenant_programs WHERE tenant = ?")
                 .bind(tenant)
-                .bind(&digest)
-                .bind(generation)
-                .bind(&now)
+                .scalar_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        let secrets = self.secret_names(&mut tx, tenant).await?;
+        if seen != plan.generation || secrets != plan.secrets {
+            tx.rollback().await.map_err(db)?;
+            return Err(ControlError::Store(steward::engine::store::StoreError::Conflict(
+                format!("tenant `{tenant}`'s rulesets or secrets changed while the change was checked").into(),
+            )));
+        }
+        let digest = plan.program.as_ref().map(|p| p.0.clone());
+        let now = crate::control::now_text();
+        // A deploy that changes neither the program nor (for a
+        // disabled ruleset) the sources makes no version.
+        if let (Change::Deploy(_), Some((v, on))) = (change, plan.head) {
+            let unchanged = if on {
+                digest == plan.current
+            } else {
+                plan.same_sources
+            };
+            if unchanged {
+                tx.rollback().await.map_err(db)?;
+                return Ok(Deployed {
+                    version: v,
+                    new: false,
+                    digest,
+                    cancelled: Vec::new(),
+                });
+            }
+        }
+        let version = self
+            .write_heads(&mut tx, tenant, name, &plan, digest.as_deref(), &now)
+            .await?;
+        // The program, and the tenant's pointer to it.
+        if let Some(d) = &digest {
+            Query::new(
+                "INSERT INTO steward_programs (tenant, digest, sources, created_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(d)
+            .bind(crate::control::sources_text(&plan.composed)?)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        Query::new(
+            "INSERT INTO steward_tenant_programs (tenant, digest, generation, changed_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET \
+             digest = excluded.digest, generation = excluded.generation, changed_at = excluded.changed_at",
+        )
+        .bind(tenant)
+        .bind(&digest)
+        .bind(generation)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        // Work of rules the program no longer has is cancelled
+        // (the tenant `*`'s work is checked as it comes due).
+        let cancelled = if tenant == crate::control::EVERY_TENANT {
+            Vec::new()
+        } else {
+            let keep = plan
+                .program
+                .as_ref()
+                .map(|p| p.1.clone())
+                .unwrap_or_default();
+            self.cancel_work(&mut tx, tenant, &keep).await?
+        };
+        let what = match change {
+            Change::Deploy(_) => "ruleset.deployed",
+            Change::Rollback(_) => "ruleset.rolled_back",
+            Change::Enable(true) => "ruleset.enabled",
+            Change::Enable(false) => "ruleset.disabled",
+            Change::Delete => "ruleset.deleted",
+        };
+        let mut detail = serde_json::Map::new();
+        detail.insert("version".into(), serde_json::json!(version));
+        detail.insert("program".into(), serde_json::json!(digest));
+        if let Change::Rollback(v) = change {
+            detail.insert("from_version".into(), serde_json::json!(v));
+        }
+        if !cancelled.is_empty() {
+            detail.insert("cancelled".into(), serde_json::json!(cancelled));
+            detail.insert(
+                "reason".into(),
+                serde_json::json!(format!(
+                "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
+                what.trim_start_matches("ruleset.").replace('_', " ")
+            )),
+            );
+        }
+        let detail = serde_json::Value::Object(detail);
+        let done = Deployed {
+            version,
+            new: plan.new_sources.is_some(),
+            digest,
+            cancelled,
+        };
+        if preview {
+            // What the change would do, undone.
+            tx.rollback().await.map_err(db)?;
+            return Ok(done);
+        }
+        self.audit_on(&mut tx, tenant, who, what, name, &detail)
+            .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(done)
+    }
+
+    /// The names of the tenant's secrets, which its rules' webhook
+    /// headers may name.
+    async fn secret_names(
+        &self,
+        c: &mut D::Conn,
+        tenant: &str,
+    ) -> Result<std::collections::BTreeSet<String>, crate::control::ControlError> {
+        let names: Vec<String> = Query::new("SELECT name FROM steward_secrets WHERE tenant = ?")
+            .bind(tenant)
+            .scalars(&mut *c)
+            .await
+            .map_err(crate::control::db)?;
+        Ok(names.into_iter().collect())
+    }
+
+    /// The ruleset's new version (if the change makes one) and its
+    /// head (or none, deleted); the head's version.
+    async fn write_heads(
+        &self,
+        tx: &mut D::Conn,
+        tenant: &str,
+        name: &str,
+        plan: &crate::control::Plan,
+        digest: Option<&str>,
+        now: &str,
+    ) -> Result<i64, crate::control::ControlError> {
+        use crate::control::db;
+        let mut version = plan.head.map_or(0, |h| h.0);
+        if let Some(s) = &plan.new_sources {
+            let last: Option<i64> = Query::new(
+                "SELECT MAX(version) FROM steward_rulesets WHERE tenant = ? AND name = ?",
+            )
+            .bind(tenant)
+            .bind(name)
+            .scalar(&mut *tx)
+            .await
+            .map_err(db)?;
+            version = last.unwrap_or(0).saturating_add(1);
+            Query::new(
+                "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tenant)
+            .bind(name)
+            .bind(version)
+            .bind(digest.unwrap_or(""))
+            .bind(crate::control::sources_text(s)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        if plan.deleted {
+            Query::new("DELETE FROM steward_ruleset_heads WHERE tenant = ? AND name = ?")
+                .bind(tenant)
+                .bind(name)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                // Work of rules the program no longer has is cancelled
-                // (the tenant `*`'s work is checked as it comes due).
-                let cancelled = if tenant == $crate::control::EVERY_TENANT {
-                    Vec::new()
-                } else {
-                    let keep = plan.program.as_ref().map(|p| p.1.clone()).unwrap_or_default();
-                    self.cancel_work(&mut tx, tenant, &keep).await?
-                };
-                let what = match change {
-                    Change::Deploy(_) => "ruleset.deployed",
-                    Change::Rollback(_) => "ruleset.rolled_back",
-                    Change::Enable(true) => "ruleset.enabled",
-                    Change::Enable(false) => "ruleset.disabled",
-                    Change::Delete => "ruleset.deleted",
-                };
-                let mut detail = serde_json::Map::new();
-                detail.insert("version".into(), serde_json::json!(version));
-                detail.insert("program".into(), serde_json::json!(digest));
-                if let Change::Rollback(v) = change {
-                    detail.insert("from_version".into(), serde_json::json!(v));
-                }
-                if !cancelled.is_empty() {
-                    detail.insert("cancelled".into(), serde_json::json!(cancelled));
-                    detail.insert("reason".into(), serde_json::json!(format!(
-                        "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
-                        what.trim_start_matches("ruleset.").replace('_', " ")
-                    )));
-                }
-                let detail = serde_json::Value::Object(detail);
-                let done = Deployed { version, new: plan.new_sources.is_some(), digest, cancelled };
-                if preview {
-                    // What the change would do, undone.
-                    tx.rollback().await.map_err(db)?;
-                    return Ok(done);
-                }
-                self.audit_on(&mut tx, tenant, who, what, name, &detail).await?;
-                tx.commit().await.map_err(db)?;
-                Ok(done)
-            }
+        } else {
+            Query::new(
+                "INSERT INTO steward_ruleset_heads (tenant, name, version, enabled, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET \
+                 version = excluded.version, enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )
+            .bind(tenant)
+            .bind(name)
+            .bind(version)
+            .bind(plan.enabled)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(version)
+    }
 
-            /// The names of the tenant's secrets, which its rules' webhook
-            /// headers may name.
-            async fn secret_names(
-                &self,
-                c: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-            ) -> Result<std::collections::BTreeSet<String>, $crate::control::ControlError> {
-                let names: Vec<String> = sqlx::query_scalar(&self.q(
-                    "SELECT name FROM steward_secrets WHERE tenant = ?",
-                ))
-                .bind(tenant)
-                .fetch_all(&mut *c)
-                .await
-                .map_err($crate::control::db)?;
-                Ok(names.into_iter().collect())
-            }
-
-            /// The ruleset's new version (if the change makes one) and its
-            /// head (or none, deleted); the head's version.
-            async fn write_heads(
-                &self,
-                tx: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                name: &str,
-                plan: &$crate::control::Plan,
-                digest: Option<&str>,
-                now: &str,
-            ) -> Result<i64, $crate::control::ControlError> {
-                use $crate::control::db;
-                let mut version = plan.head.map_or(0, |h| h.0);
-                if let Some(s) = &plan.new_sources {
-                    let last: Option<i64> = sqlx::query_scalar(&self.q(
-                        "SELECT MAX(version) FROM steward_rulesets WHERE tenant = ? AND name = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                    version = last.unwrap_or(0).saturating_add(1);
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_rulesets (tenant, name, version, digest, sources, deployed_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(digest.unwrap_or(""))
-                    .bind($crate::control::sources_text(s)?)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                if plan.deleted {
-                    sqlx::query(&self.q("DELETE FROM steward_ruleset_heads WHERE tenant = ? AND name = ?"))
-                        .bind(tenant)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                } else {
-                    sqlx::query(&self.q(
-                        "INSERT INTO steward_ruleset_heads (tenant, name, version, enabled, updated_at) \
-                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO UPDATE SET \
-                         version = excluded.version, enabled = excluded.enabled, updated_at = excluded.updated_at",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .bind(plan.enabled)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                Ok(version)
-            }
-
-            /// Deletes the tenant's timers and approvals of rules not in
-            /// `keep`; what was cancelled, as the audit entry lists it.
-            async fn cancel_work(
-                &self,
-                tx: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                keep: &std::collections::BTreeSet<String>,
-            ) -> Result<Vec<String>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let mut cancelled = Vec::new();
-                let timers = sqlx::query(&self.q(
-                    "SELECT rule, key, pos FROM steward_timers WHERE tenant = ?",
-                ))
+    /// Deletes the tenant's timers and approvals of rules not in
+    /// `keep`; what was cancelled, as the audit entry lists it.
+    async fn cancel_work(
+        &self,
+        tx: &mut D::Conn,
+        tenant: &str,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, crate::control::ControlError> {
+        use crate::control::db;
+        let mut cancelled = Vec::new();
+        let timers: Vec<(String, String, i64)> =
+            Query::new("SELECT rule, key, pos FROM steward_timers WHERE tenant = ?")
                 .bind(tenant)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
-                for r in &timers {
-                    let rule: String = r.try_get(0).map_err(db)?;
-                    if keep.contains(&rule) {
-                        continue;
-                    }
-                    let key: String = r.try_get(1).map_err(db)?;
-                    let pos: i64 = r.try_get(2).map_err(db)?;
-                    for table in ["steward_timers", "steward_timer_cancels"] {
-                        sqlx::query(&self.q(&format!(
-                            "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
-                        )))
-                        .bind(tenant)
-                        .bind(&rule)
-                        .bind(&key)
-                        .bind(pos)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                    }
-                    cancelled.push(format!("timer {key}~{rule}~{pos}"));
-                }
-                let approvals = sqlx::query(&self.q(
-                    "SELECT id, rule FROM steward_approvals WHERE tenant = ?",
+        for (rule, key, pos) in timers {
+            if keep.contains(&rule) {
+                continue;
+            }
+            for table in ["steward_timers", "steward_timer_cancels"] {
+                Query::new(format!(
+                    "DELETE FROM {table} WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?"
                 ))
+                .bind(tenant)
+                .bind(&rule)
+                .bind(&key)
+                .bind(pos)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            cancelled.push(format!("timer {key}~{rule}~{pos}"));
+        }
+        let approvals: Vec<(String, String)> =
+            Query::new("SELECT id, rule FROM steward_approvals WHERE tenant = ?")
                 .bind(tenant)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
-                for r in &approvals {
-                    let id: String = r.try_get(0).map_err(db)?;
-                    let rule: String = r.try_get(1).map_err(db)?;
-                    if keep.contains(&rule) {
-                        continue;
-                    }
-                    sqlx::query(&self.q("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?"))
-                        .bind(tenant)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                    cancelled.push(format!("approval {id}"));
-                }
-                Ok(cancelled)
+        for (id, rule) in approvals {
+            if keep.contains(&rule) {
+                continue;
             }
-
-            /// The programs of every tenant, or of `only`.
-            async fn program_rows(
-                &self,
-                only: Option<&str>,
-            ) -> Result<Vec<$crate::control::ProgramRow>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let rows = sqlx::query(&self.q(
-                    "SELECT t.tenant, t.digest, p.sources FROM steward_tenant_programs t \
-                     LEFT JOIN steward_programs p ON p.tenant = t.tenant AND p.digest = t.digest \
-                     WHERE (? OR t.tenant = ?) ORDER BY t.tenant",
-                ))
-                .bind(only.is_none())
-                .bind(only.unwrap_or(""))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
-                let mut out = Vec::new();
-                for r in &rows {
-                    let tenant: String = r.try_get(0).map_err(db)?;
-                    let digest: Option<String> = r.try_get(1).map_err(db)?;
-                    let text: Option<String> = r.try_get(2).map_err(db)?;
-                    let program = match (digest, text) {
-                        (Some(d), Some(t)) => {
-                            let s = $crate::control::parse_sources(&t, &format!("the program of tenant `{tenant}`"))?;
-                            Some((d, s))
-                        }
-                        _ => None,
-                    };
-                    out.push($crate::control::ProgramRow { tenant, program });
-                }
-                Ok(out)
-            }
-
-            /// The tenant's enabled rulesets other than `name`, by name, with
-            /// their active versions' sources.
-            async fn other_rulesets(
-                &self,
-                c: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                name: &str,
-            ) -> Result<Vec<(String, Sources)>, $crate::control::ControlError> {
-                use $crate::control::db;
-                let rows = sqlx::query(&self.q(
-                    "SELECT h.name, r.sources FROM steward_ruleset_heads h \
-                     JOIN steward_rulesets r ON r.tenant = h.tenant AND r.name = h.name AND r.version = h.version \
-                     WHERE h.tenant = ? AND h.enabled = ? AND h.name <> ? ORDER BY h.name",
-                ))
+            Query::new("DELETE FROM steward_approvals WHERE tenant = ? AND id = ?")
                 .bind(tenant)
-                .bind(true)
-                .bind(name)
-                .fetch_all(&mut *c)
-                .await
-                .map_err(db)?;
-                let mut out = Vec::new();
-                for r in &rows {
-                    let other: String = r.try_get(0).map_err(db)?;
-                    let text: String = r.try_get(1).map_err(db)?;
-                    let s = $crate::control::parse_sources(&text, &format!("ruleset `{other}`"))?;
-                    out.push((other, s));
-                }
-                Ok(out)
-            }
-
-            /// The stored sources of version `version` of a ruleset.
-            async fn version_sources(
-                &self,
-                tx: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                name: &str,
-                version: i64,
-            ) -> Result<Option<String>, $crate::control::ControlError> {
-                sqlx::query_scalar(&self.q(
-                    "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
-                ))
-                .bind(tenant)
-                .bind(name)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::control::db)
-            }
-
-            async fn audit_on(
-                &self,
-                tx: &mut <$db as sqlx::Database>::Connection,
-                tenant: &str,
-                who: &str,
-                what: &str,
-                subject: &str,
-                detail: &serde_json::Value,
-            ) -> Result<(), $crate::control::ControlError> {
-                use $crate::control::db;
-                sqlx::query(&self.q(
-                    "INSERT INTO steward_audit (tenant, seq, at, who, what, subject, detail) \
-                     SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM steward_audit WHERE tenant = ?",
-                ))
-                .bind(tenant)
-                .bind($crate::control::now_text())
-                .bind(who)
-                .bind(what)
-                .bind(subject)
-                .bind(detail.to_string())
-                .bind(tenant)
+                .bind(&id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                Ok(())
-            }
-
-            fn version_of(
-                row: &<$db as sqlx::Database>::Row,
-                name: &str,
-            ) -> Result<$crate::control::RulesetVersion, $crate::control::ControlError> {
-                use $crate::control::db;
-                let version: i64 = row.try_get("version").map_err(db)?;
-                let text: String = row.try_get("sources").map_err(db)?;
-                Ok($crate::control::RulesetVersion {
-                    version,
-                    digest: row.try_get("digest").map_err(db)?,
-                    sources: $crate::control::parse_sources(&text, &format!("`{name}` version {version}"))?,
-                    deployed_at: row.try_get("deployed_at").map_err(db)?,
-                })
-            }
-
-            fn head_of(
-                row: &<$db as sqlx::Database>::Row,
-            ) -> Result<$crate::control::RulesetHead, $crate::control::ControlError> {
-                use $crate::control::db;
-                Ok($crate::control::RulesetHead {
-                    name: row.try_get("name").map_err(db)?,
-                    version: row.try_get("version").map_err(db)?,
-                    enabled: row.try_get("enabled").map_err(db)?,
-                    updated_at: row.try_get("updated_at").map_err(db)?,
-                })
-            }
+            cancelled.push(format!("approval {id}"));
         }
+        Ok(cancelled)
+    }
 
-        impl $crate::control::Control for $store {
-            fn program_generation(&self) -> Result<i64, $crate::control::ControlError> {
-                // On the open batch's transaction, if any: a batch checks
-                // after its claims that it runs the programs deployed.
-                self.block(async {
-                    let mut c = self.conn().await.map_err($crate::control::db)?;
-                    sqlx::query_scalar("SELECT value FROM steward_seq WHERE name = 'programs'")
-                        .fetch_optional(c.get())
-                        .await
-                        .map(|v| v.unwrap_or(0))
-                        .map_err($crate::control::db)
-                })
-            }
-
-            fn programs(&self) -> Result<Vec<$crate::control::ProgramRow>, $crate::control::ControlError> {
-                self.block(self.program_rows(None))
-            }
-
-            fn program_of(
-                &self,
-                tenant: &str,
-            ) -> Result<Option<$crate::control::ProgramRow>, $crate::control::ControlError> {
-                Ok(self.block(self.program_rows(Some(tenant)))?.pop())
-            }
-
-            fn deploy_ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-                sources: &Sources,
-                who: &str,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Deploy(sources), who, false)
-            }
-
-            fn rollback_ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-                version: i64,
-                who: &str,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Rollback(version), who, false)
-            }
-
-            fn enable_ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-                enabled: bool,
-                who: &str,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Enable(enabled), who, false)
-            }
-
-            fn delete_ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-                who: &str,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, &$crate::control::Change::Delete, who, false)
-            }
-
-            fn preview_change(
-                &self,
-                tenant: &str,
-                name: &str,
-                change: &$crate::control::Change<'_>,
-            ) -> Result<$crate::control::Deployed, $crate::control::ControlError> {
-                self.change_ruleset(tenant, name, change, "preview", true)
-            }
-
-            fn program_with(
-                &self,
-                tenant: &str,
-                name: &str,
-                sources: &Sources,
-            ) -> Result<Sources, $crate::control::ControlError> {
-                self.block(async {
-                    let mut c = self.pool.acquire().await.map_err($crate::control::db)?;
-                    let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
-                    rulesets.push((name.to_string(), sources.clone()));
-                    rulesets.sort_by(|a, b| a.0.cmp(&b.0));
-                    Ok($crate::control::compose(&rulesets))
-                })
-            }
-
-            fn rulesets(
-                &self,
-                tenant: &str,
-                after: Option<&str>,
-                limit: i64,
-            ) -> Result<Vec<$crate::control::RulesetHead>, $crate::control::ControlError> {
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
-                         WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(after.unwrap_or(""))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    rows.iter().map(Self::head_of).collect()
-                })
-            }
-
-            fn ruleset(
-                &self,
-                tenant: &str,
-                name: &str,
-            ) -> Result<Option<$crate::control::RulesetHead>, $crate::control::ControlError> {
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
-                         WHERE tenant = ? AND name = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    row.as_ref().map(Self::head_of).transpose()
-                })
-            }
-
-            fn ruleset_versions(
-                &self,
-                tenant: &str,
-                name: &str,
-                before: Option<i64>,
-                limit: i64,
-            ) -> Result<Vec<$crate::control::RulesetVersion>, $crate::control::ControlError> {
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
-                         WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(before.unwrap_or(i64::MAX))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    rows.iter().map(|r| Self::version_of(r, name)).collect()
-                })
-            }
-
-            fn ruleset_version(
-                &self,
-                tenant: &str,
-                name: &str,
-                version: i64,
-            ) -> Result<Option<$crate::control::RulesetVersion>, $crate::control::ControlError> {
-                self.block(async {
-                    let row = sqlx::query(&self.q(
-                        "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
-                         WHERE tenant = ? AND name = ? AND version = ?",
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(version)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::control::db)?;
-                    row.as_ref().map(|r| Self::version_of(r, name)).transpose()
-                })
-            }
-
-            fn audit(
-                &self,
-                tenant: &str,
-                who: &str,
-                what: &str,
-                subject: &str,
-                detail: serde_json::Value,
-            ) -> Result<(), $crate::control::ControlError> {
-                use $crate::control::db;
-                let mut tries = 0;
-                loop {
-                    let done = self.block(async {
-                        let mut tx = self.pool.begin_with($begin).await.map_err(db)?;
-                        self.audit_on(&mut tx, tenant, who, what, subject, &detail).await?;
-                        tx.commit().await.map_err(db)
-                    });
-                    match done {
-                        Err($crate::control::ControlError::Store(
-                            steward::engine::store::StoreError::Conflict(_)
-                                | steward::engine::store::StoreError::Duplicate(_),
-                        )) if tries < 5 => tries += 1,
-                        done => return done,
-                    }
+    /// The programs of every tenant, or of `only`.
+    async fn program_rows(
+        &self,
+        only: Option<&str>,
+    ) -> Result<Vec<crate::control::ProgramRow>, crate::control::ControlError> {
+        use crate::control::db;
+        let rows: Vec<(String, Option<String>, Option<String>)> = Query::new(
+            "SELECT t.tenant, t.digest, p.sources FROM steward_tenant_programs t \
+             LEFT JOIN steward_programs p ON p.tenant = t.tenant AND p.digest = t.digest \
+             WHERE (? OR t.tenant = ?) ORDER BY t.tenant",
+        )
+        .bind(only.is_none())
+        .bind(only.unwrap_or(""))
+        .fetch_all(&mut Pooled(&self.pool))
+        .await
+        .map_err(db)?;
+        let mut out = Vec::new();
+        for (tenant, digest, text) in rows {
+            let program = match (digest, text) {
+                (Some(d), Some(t)) => {
+                    let s = crate::control::parse_sources(
+                        &t,
+                        &format!("the program of tenant `{tenant}`"),
+                    )?;
+                    Some((d, s))
                 }
-            }
-
-            fn audit_log(
-                &self,
-                tenant: &str,
-                before: Option<i64>,
-                limit: i64,
-            ) -> Result<Vec<$crate::control::AuditEntry>, $crate::control::ControlError> {
-                use $crate::control::db;
-                self.block(async {
-                    let rows = sqlx::query(&self.q(
-                        "SELECT seq, at, who, what, subject, detail FROM steward_audit \
-                         WHERE tenant = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-                    ))
-                    .bind(tenant)
-                    .bind(before.unwrap_or(i64::MAX))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db)?;
-                    let mut out = Vec::new();
-                    for r in &rows {
-                        let detail: String = r.try_get(5).map_err(db)?;
-                        out.push($crate::control::AuditEntry {
-                            seq: r.try_get(0).map_err(db)?,
-                            at: r.try_get(1).map_err(db)?,
-                            who: r.try_get(2).map_err(db)?,
-                            what: r.try_get(3).map_err(db)?,
-                            subject: r.try_get(4).map_err(db)?,
-                            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                        });
-                    }
-                    Ok(out)
-                })
-            }
+                _ => None,
+            };
+            out.push(crate::control::ProgramRow { tenant, program });
         }
-    };
+        Ok(out)
+    }
+
+    /// The tenant's enabled rulesets other than `name`, by name, with
+    /// their active versions' sources.
+    async fn other_rulesets(
+        &self,
+        c: &mut D::Conn,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Sources)>, crate::control::ControlError> {
+        use crate::control::db;
+        let rows: Vec<(String, String)> = Query::new(
+            "SELECT h.name, r.sources FROM steward_ruleset_heads h \
+             JOIN steward_rulesets r ON r.tenant = h.tenant AND r.name = h.name AND r.version = h.version \
+             WHERE h.tenant = ? AND h.enabled = ? AND h.name <> ? ORDER BY h.name",
+        )
+        .bind(tenant)
+        .bind(true)
+        .bind(name)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::new();
+        for (other, text) in rows {
+            let s = crate::control::parse_sources(&text, &format!("ruleset `{other}`"))?;
+            out.push((other, s));
+        }
+        Ok(out)
+    }
+
+    /// The stored sources of version `version` of a ruleset.
+    async fn version_sources(
+        &self,
+        tx: &mut D::Conn,
+        tenant: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<String>, crate::control::ControlError> {
+        Query::new(
+            "SELECT sources FROM steward_rulesets WHERE tenant = ? AND name = ? AND version = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version)
+        .scalar_optional(&mut *tx)
+        .await
+        .map_err(crate::control::db)
+    }
+
+    pub(crate) async fn audit_on(
+        &self,
+        tx: &mut D::Conn,
+        tenant: &str,
+        who: &str,
+        what: &str,
+        subject: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), crate::control::ControlError> {
+        use crate::control::db;
+        Query::new(
+            "INSERT INTO steward_audit (tenant, seq, at, who, what, subject, detail) \
+             SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM steward_audit WHERE tenant = ?",
+        )
+        .bind(tenant)
+        .bind(crate::control::now_text())
+        .bind(who)
+        .bind(what)
+        .bind(subject)
+        .bind(detail.to_string())
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// A version as `steward_rulesets` keeps it: `(version, digest,
+    /// sources, deployed_at)`.
+    fn version_of(
+        (version, digest, text, deployed_at): (i64, String, String, String),
+        name: &str,
+    ) -> Result<crate::control::RulesetVersion, crate::control::ControlError> {
+        Ok(crate::control::RulesetVersion {
+            version,
+            digest,
+            sources: crate::control::parse_sources(&text, &format!("`{name}` version {version}"))?,
+            deployed_at,
+        })
+    }
 }
 
-pub(crate) use control_store;
+impl<D: Driver> crate::control::Control for SqlStore<D> {
+    fn program_generation(&self) -> Result<i64, crate::control::ControlError> {
+        // On the open batch's transaction, if any: a batch checks
+        // after its claims that it runs the programs deployed.
+        self.block(async {
+            let mut c = self.conn().await.map_err(crate::control::db)?;
+            Query::new("SELECT value FROM steward_seq WHERE name = 'programs'")
+                .scalar_optional(c.get())
+                .await
+                .map(|v| v.unwrap_or(0))
+                .map_err(crate::control::db)
+        })
+    }
+
+    fn programs(&self) -> Result<Vec<crate::control::ProgramRow>, crate::control::ControlError> {
+        self.block(self.program_rows(None))
+    }
+
+    fn program_of(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<crate::control::ProgramRow>, crate::control::ControlError> {
+        Ok(self.block(self.program_rows(Some(tenant)))?.pop())
+    }
+
+    fn deploy_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        sources: &Sources,
+        who: &str,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        self.change_ruleset(
+            tenant,
+            name,
+            &crate::control::Change::Deploy(sources),
+            who,
+            false,
+        )
+    }
+
+    fn rollback_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: i64,
+        who: &str,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        self.change_ruleset(
+            tenant,
+            name,
+            &crate::control::Change::Rollback(version),
+            who,
+            false,
+        )
+    }
+
+    fn enable_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        enabled: bool,
+        who: &str,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        self.change_ruleset(
+            tenant,
+            name,
+            &crate::control::Change::Enable(enabled),
+            who,
+            false,
+        )
+    }
+
+    fn delete_ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+        who: &str,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        self.change_ruleset(tenant, name, &crate::control::Change::Delete, who, false)
+    }
+
+    fn preview_change(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: &crate::control::Change<'_>,
+    ) -> Result<crate::control::Deployed, crate::control::ControlError> {
+        self.change_ruleset(tenant, name, change, "preview", true)
+    }
+
+    fn program_with(
+        &self,
+        tenant: &str,
+        name: &str,
+        sources: &Sources,
+    ) -> Result<Sources, crate::control::ControlError> {
+        self.block(async {
+            let mut c = self.pool.acquire().await.map_err(crate::control::db)?;
+            let mut rulesets = self.other_rulesets(&mut c, tenant, name).await?;
+            rulesets.push((name.to_string(), sources.clone()));
+            rulesets.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(crate::control::compose(&rulesets))
+        })
+    }
+
+    fn rulesets(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<crate::control::RulesetHead>, crate::control::ControlError> {
+        self.block(async {
+            Query::new(
+                "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
+                 WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)
+        })
+    }
+
+    fn ruleset(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<crate::control::RulesetHead>, crate::control::ControlError> {
+        self.block(async {
+            Query::new(
+                "SELECT name, version, enabled, updated_at FROM steward_ruleset_heads \
+                 WHERE tenant = ? AND name = ?",
+            )
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)
+        })
+    }
+
+    fn ruleset_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<crate::control::RulesetVersion>, crate::control::ControlError> {
+        self.block(async {
+            let rows: Vec<(i64, String, String, String)> = Query::new(
+                "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
+                 WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(name)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            rows.into_iter()
+                .map(|r| Self::version_of(r, name))
+                .collect()
+        })
+    }
+
+    fn ruleset_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<crate::control::RulesetVersion>, crate::control::ControlError> {
+        self.block(async {
+            let row: Option<(i64, String, String, String)> = Query::new(
+                "SELECT version, digest, sources, deployed_at FROM steward_rulesets \
+                 WHERE tenant = ? AND name = ? AND version = ?",
+            )
+            .bind(tenant)
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&mut Pooled(&self.pool))
+            .await
+            .map_err(crate::control::db)?;
+            row.map(|r| Self::version_of(r, name)).transpose()
+        })
+    }
+
+    fn audit(
+        &self,
+        tenant: &str,
+        who: &str,
+        what: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), crate::control::ControlError> {
+        use crate::control::db;
+        let mut tries = 0;
+        loop {
+            let done = self.block(async {
+                let mut tx = self.pool.begin_with(D::BEGIN).await.map_err(db)?;
+                self.audit_on(&mut tx, tenant, who, what, subject, &detail)
+                    .await?;
+                tx.commit().await.map_err(db)
+            });
+            match done {
+                Err(crate::control::ControlError::Store(
+                    steward::engine::store::StoreError::Conflict(_)
+                    | steward::engine::store::StoreError::Duplicate(_),
+                )) if tries < 5 => tries += 1,
+                done => return done,
+            }
+        }
+    }
+
+    fn audit_log(
+        &self,
+        tenant: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<crate::control::AuditEntry>, crate::control::ControlError> {
+        use crate::control::db;
+        self.block(async {
+            let rows: Vec<(i64, String, String, String, String, String)> = Query::new(
+                "SELECT seq, at, who, what, subject, detail FROM steward_audit \
+                 WHERE tenant = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            )
+            .bind(tenant)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&mut Pooled(&self.pool))
+            .await
+            .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(seq, at, who, what, subject, detail)| crate::control::AuditEntry {
+                        seq,
+                        at,
+                        who,
+                        what,
+                        subject,
+                        detail: serde_json::from_str(&detail)
+                            .unwrap_or(serde_json::Value::String(detail)),
+                    },
+                )
+                .collect())
+        })
+    }
+}
