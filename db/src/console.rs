@@ -93,7 +93,7 @@ pub trait Console {
     fn retry_dead(&self, tenant: &str, rule: Option<&str>, who: &str) -> Result<i64, ControlError>;
 }
 
-/// The console's queries written once for both stores, as `api_store!`.
+/// The console's queries, for both databases.
 impl<D: Driver> crate::console::Console for SqlStore<D> {
     fn tenant_ids(&self, limit: i64) -> Result<Vec<String>, crate::control::ControlError> {
         self.block(async {

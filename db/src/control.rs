@@ -345,7 +345,7 @@ pub enum Change<'a> {
     Delete,
 }
 
-/// The control plane written once for both stores, as `durable_store!` is.
+/// The control plane, for both databases.
 impl<D: Driver> SqlStore<D> {
     /// Changes a ruleset and the tenant's program, in one
     /// transaction; a conflicting writer makes it try again.

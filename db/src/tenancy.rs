@@ -116,7 +116,7 @@ pub trait Tenancy {
     ) -> Result<Vec<(String, String)>, ControlError>;
 }
 
-/// The tenancy queries written once for both stores, as `api_store!`.
+/// The tenancy queries, for both databases.
 impl<D: Driver> crate::tenancy::Tenancy for SqlStore<D> {
     fn quotas(&self, tenant: &str) -> Result<crate::tenancy::Quotas, crate::control::ControlError> {
         use crate::control::db;
