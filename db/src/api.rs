@@ -16,14 +16,12 @@ pub struct Page {
     pub limit: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRow {
     pub id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     pub occurred_at: String,
     pub key: Option<String>,
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// `pending`, `processed` or `rejected`.
     pub status: String,
@@ -32,11 +30,10 @@ pub struct EventRow {
     pub received_at: String,
     pub processed_at: Option<String>,
     /// Its place in the order events arrived (the list's cursor).
-    #[serde(skip)]
     pub seq: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxRow {
     /// The idempotency key: the webhook's `webhook-id`, the mail's
     /// `Message-ID`; the action's id in this API.
@@ -44,7 +41,6 @@ pub struct OutboxRow {
     pub rule: String,
     pub event: String,
     pub action: String,
-    #[schema(value_type = Object)]
     pub args: serde_json::Value,
     /// Where a webhook action is delivered.
     pub url: Option<String>,
@@ -58,14 +54,14 @@ pub struct OutboxRow {
 }
 
 /// What cancels a timer: an event of this type whose field has this value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CancelRow {
     pub event_type: String,
     pub field: String,
     pub value: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimerRow {
     /// `key~rule~step`.
     pub id: String,
@@ -77,7 +73,6 @@ pub struct TimerRow {
     pub event: Option<String>,
     pub cancelled_by: Vec<CancelRow>,
     /// The stored continuation (what the timer will run).
-    #[serde(skip)]
     pub continuation: Option<String>,
 }
 
@@ -89,7 +84,7 @@ pub struct Whom {
     pub role: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: String,
     pub rule: String,
@@ -105,7 +100,7 @@ pub struct TaskRow {
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotificationRow {
     pub id: String,
     pub rule: String,
@@ -119,7 +114,7 @@ pub struct NotificationRow {
 }
 
 /// A decision: who, how (`api`, `link`) and when.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecisionRow {
     /// `approved` or `rejected`.
     pub decision: String,
@@ -131,7 +126,7 @@ pub struct DecisionRow {
     pub taken: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalRow {
     pub id: String,
     pub rule: String,
@@ -149,13 +144,8 @@ pub struct ApprovalRow {
     pub reason: Option<String>,
     /// When it stopped being pending.
     pub ended_at: Option<String>,
-    /// What approving would run (the actions of the `do` block; `maybe`
-    /// where a condition decides, `later` in a timer's block).
-    pub on_approve: Vec<String>,
-    /// What rejecting (or the deadline passing) would run.
-    pub on_reject: Vec<String>,
-    /// The stored continuation (the API describes the blocks from it).
-    #[serde(skip)]
+    /// The stored continuation (the API describes what deciding runs
+    /// from it).
     pub continuation: Option<String>,
 }
 
@@ -507,8 +497,6 @@ impl<D: Driver> SqlStore<D> {
             decision,
             reason,
             ended_at,
-            on_approve: Vec::new(),
-            on_reject: Vec::new(),
             continuation: Some(r.continuation),
         })
     }
@@ -1121,8 +1109,6 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
                         decision,
                         reason: None,
                         ended_at: None,
-                        on_approve: Vec::new(),
-                        on_reject: Vec::new(),
                         continuation: None,
                     });
                 }
@@ -1168,8 +1154,6 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
                     decision: Some(d),
                     reason: None,
                     ended_at: None,
-                    on_approve: Vec::new(),
-                    on_reject: Vec::new(),
                     continuation: None,
                 }));
             };

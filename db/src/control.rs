@@ -62,7 +62,7 @@ pub struct ProgramRow {
 }
 
 /// A ruleset of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RulesetHead {
     pub name: String,
     pub version: i64,
@@ -81,7 +81,7 @@ pub struct RulesetVersion {
 }
 
 /// An entry of the audit log.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,
@@ -94,7 +94,6 @@ pub struct AuditEntry {
     pub what: String,
     /// What it was done to: a ruleset, an approval, an action, a token.
     pub subject: String,
-    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 

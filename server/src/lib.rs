@@ -18,6 +18,7 @@ pub mod limits;
 pub mod page;
 pub mod problem;
 pub mod routes;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -50,10 +50,10 @@ pub async fn list(
     };
     let rows = app
         .db(move |db| {
-            let mut rows = db
+            let rows = db
                 .approvals(&tenant, Some(&s), &page)
                 .map_err(Problem::from)?;
-            describe_approvals(db, &programs, &tenant, &mut rows);
+            let rows = describe_approvals(db, &programs, &tenant, rows);
             // What is being decided on: the payload of each one's event.
             let mut payloads = Vec::with_capacity(rows.len());
             for row in &rows {

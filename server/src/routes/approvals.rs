@@ -18,23 +18,26 @@ pub(crate) fn continuation_actions(
     steward::boundary::continuation_actions(&rules, &stored)
 }
 
-/// Fills in what approving and rejecting each pending approval would run,
-/// from the program that asked.
+/// The approvals as the API shows them, with what approving and rejecting
+/// each pending one would run, from the program that asked.
 pub(crate) fn describe_approvals(
     db: &dyn crate::Backend,
     programs: &crate::Programs,
     tenant: &str,
-    rows: &mut [ApprovalRow],
-) {
-    for row in rows.iter_mut() {
-        let Some(text) = row.continuation.take() else {
-            continue;
-        };
-        if let Some((approve, reject)) = continuation_actions(db, programs, tenant, &text) {
-            row.on_approve = approve;
-            row.on_reject = reject;
-        }
-    }
+    rows: Vec<steward_db::api::ApprovalRow>,
+) -> Vec<ApprovalRow> {
+    rows.into_iter()
+        .map(|row| {
+            let mut row = ApprovalRow::from(row);
+            if let Some(text) = row.continuation.take() {
+                if let Some((approve, reject)) = continuation_actions(db, programs, tenant, &text) {
+                    row.on_approve = approve;
+                    row.on_reject = reject;
+                }
+            }
+            row
+        })
+        .collect()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -70,18 +73,20 @@ pub(crate) async fn list_approvals(
     let programs = app.programs.clone();
     let rows = app
         .db(move |db| {
-            let mut rows = db
+            let rows = db
                 .approvals(&tenant, q.status.as_deref(), &pp)
                 .map_err(Problem::from)?;
-            describe_approvals(db, &programs, &tenant, &mut rows);
-            Ok(rows)
+            Ok(describe_approvals(db, &programs, &tenant, rows))
         })
         .await?;
     let (mut data, next_cursor) = paged(rows, &p, |a| a.id.clone());
     for a in &mut data {
         a.id = crate::ids::approval(&a.id);
     }
-    Ok(Json(ApprovalPage { data, next_cursor }))
+    Ok(Json(ApprovalPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/approvals/{id}", security(("tenant" = ["read"])), params(("id" = String, Path, description = "The approval's id as listed (`apr_...`), as it is")),
@@ -100,12 +105,14 @@ pub(crate) async fn get_approval(
     let (tenant, i) = (who.tenant.clone(), crate::ids::approval_from_path(&id));
     let programs = app.programs.clone();
     app.db(move |db| {
-        let mut row = db.approval_row(&tenant, &i).map_err(Problem::from)?;
-        if let Some(row) = row.as_mut() {
-            describe_approvals(db, &programs, &tenant, std::slice::from_mut(row));
+        let row = db.approval_row(&tenant, &i).map_err(Problem::from)?;
+        Ok(row.and_then(|row| {
+            let mut row = describe_approvals(db, &programs, &tenant, vec![row])
+                .into_iter()
+                .next()?;
             row.id = crate::ids::approval(&row.id);
-        }
-        Ok(row)
+            Some(row)
+        }))
     })
     .await?
     .map(Json)
@@ -149,13 +156,16 @@ pub async fn decide(
         })
         .await?
     {
-        Decided::Recorded(d) => Ok(d),
+        Decided::Recorded(d) => Ok(d.into()),
         Decided::Already(d) => Err(Problem::new(
             StatusCode::CONFLICT,
             "already_decided",
             format!("approval `{id}` was {} by {} first", d.decision, d.by),
         )
-        .with("decision", serde_json::to_value(&d).unwrap_or_default())),
+        .with(
+            "decision",
+            serde_json::to_value(DecisionRow::from(d)).unwrap_or_default(),
+        )),
         Decided::Expired(deadline) => Err(Problem::new(
             StatusCode::GONE,
             "expired",

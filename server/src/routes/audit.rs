@@ -27,5 +27,8 @@ pub(crate) async fn list_audit(
         .db(move |db| db.audit_log(&tenant, before, limit).map_err(Problem::from))
         .await?;
     let (data, next_cursor) = paged(rows, &p, |e| e.seq.to_string());
-    Ok(Json(AuditPage { data, next_cursor }))
+    Ok(Json(AuditPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }

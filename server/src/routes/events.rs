@@ -234,7 +234,10 @@ pub(crate) async fn list_events(
         })
         .await?;
     let (data, next_cursor) = paged(rows, &p, |e| e.seq.to_string());
-    Ok(Json(EventPage { data, next_cursor }))
+    Ok(Json(EventPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}", security(("tenant" = ["read"])), params(("id" = String, Path)),
@@ -253,7 +256,7 @@ pub(crate) async fn get_event(
     let (tenant, i) = (who.tenant.clone(), id.clone());
     app.db(move |db| db.event(&tenant, &i).map_err(Problem::from))
         .await?
-        .map(Json)
+        .map(|e| Json(e.into()))
         .ok_or_else(|| Problem::not_found(format!("no event `{id}`")))
 }
 

@@ -15,15 +15,16 @@ use serde::{Deserialize, Serialize};
 use steward::boundary::Sources;
 use steward::check::{Host, RhaiSourceError};
 use steward::engine::{AutoDecide, Collect, Ruleset};
-use steward_db::api::{
-    ApprovalRow, Decided, DecisionRow, EventRow, NotificationRow, OutboxRow, Page, Retried,
-    TaskRow, TimerRow, Whom,
-};
-use steward_db::control::{AuditEntry, ControlError, Deployed, RulesetHead, EVERY_TENANT};
+use steward_db::api::{Decided, Page, Retried, Whom};
+use steward_db::control::{ControlError, Deployed, EVERY_TENANT};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::{self, Admin, Tenant};
 use crate::problem::{answers, parse_json, Body, Params, Problem, Segments};
+use crate::wire::{
+    ApprovalRow, AuditEntry, DecisionRow, EventRow, NotificationRow, OutboxRow, RulesetHead,
+    TaskRow, TimerRow,
+};
 use crate::App;
 
 /// The routes, and the OpenAPI document collected from their handlers'
@@ -160,7 +161,7 @@ impl utoipa::Modify for Security {
         EventRow, EventPage, OutboxRow, ActionPage, TimerRow, TimerPage, TaskRow, TaskPage,
         NotificationRow, NotificationPage, ApprovalRow, ApprovalPage, DecisionRow,
         DecisionBody, LinkBody, DryRun, DryRunResult, Rejected, Backtest, ActionSummary,
-        BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, steward_db::api::CancelRow,
+        BacktestResult, AuditEntry, AuditPage, RoleBody, RoleRow, RoleList, crate::wire::CancelRow,
         SecretSummary, SecretList, SecretValue, Rotation, SigningSecret, TokenSummary, TokenList,
         QuotasBody, UsageBody, TenantInfo, RefusedDestination
     )),

@@ -312,7 +312,10 @@ pub(crate) async fn list_rulesets(
         })
         .await?;
     let (data, next_cursor) = paged(rows, &p, |r| r.name.clone());
-    Ok(Json(RulesetPage { data, next_cursor }))
+    Ok(Json(RulesetPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -437,7 +440,10 @@ pub(crate) async fn list_versions(
         })
         .collect();
     let (data, next_cursor) = paged(rows, &p, |v| v.version.to_string());
-    Ok(Json(VersionPage { data, next_cursor }))
+    Ok(Json(VersionPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -56,7 +56,10 @@ pub(crate) async fn list_actions(
         })
         .await?;
     let (data, next_cursor) = paged(rows, &p, |a| format!("{}{SEP}{}", a.performed_at, a.id));
-    Ok(Json(ActionPage { data, next_cursor }))
+    Ok(Json(ActionPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/actions/{id}/retry", security(("tenant" = ["events:write"])),
@@ -90,7 +93,7 @@ pub(crate) async fn retry_action(
             .db(move |db| db.retry_action(&tenant, &i, &by).map_err(Problem::from))
             .await
         {
-            Ok(Retried::Queued(row)) => created(StatusCode::ACCEPTED, *row),
+            Ok(Retried::Queued(row)) => created(StatusCode::ACCEPTED, OutboxRow::from(*row)),
             Ok(Retried::NotDead(status)) => Problem::new(
                 StatusCode::CONFLICT,
                 "not_dead",
@@ -130,7 +133,10 @@ pub(crate) async fn list_timers(
     for t in &mut data {
         t.id = crate::ids::timer(&t.id);
     }
-    Ok(Json(TimerPage { data, next_cursor }))
+    Ok(Json(TimerPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 /// Whom a list of tasks or notifications is about.
@@ -174,7 +180,10 @@ pub(crate) async fn list_tasks(
         .db(move |db| db.tasks(&tenant, &whom, &pp).map_err(Problem::from))
         .await?;
     let (data, next_cursor) = paged(rows, &p, |t| format!("{}{SEP}{}", t.created_at, t.id));
-    Ok(Json(TaskPage { data, next_cursor }))
+    Ok(Json(TaskPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/notifications", security(("tenant" = ["read"])), params(WorkQuery),
@@ -196,5 +205,8 @@ pub(crate) async fn list_notifications(
         .db(move |db| db.notifications(&tenant, &whom, &pp).map_err(Problem::from))
         .await?;
     let (data, next_cursor) = paged(rows, &p, |n| format!("{}{SEP}{}", n.created_at, n.id));
-    Ok(Json(NotificationPage { data, next_cursor }))
+    Ok(Json(NotificationPage {
+        data: crate::wire::all(data),
+        next_cursor,
+    }))
 }
