@@ -182,6 +182,7 @@ pub struct DecisionRequest {
     pub tenant: String,
     pub approval: String,
     pub approved: bool,
+    #[sqlx(rename = "decided_by")]
     pub by: String,
     pub via: String,
 }
@@ -1259,7 +1260,7 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
         self.block(async {
             let mut c = self.conn().await.map_err(db)?;
             Query::new(format!(
-                "SELECT tenant, approval, approved, decided_by AS by, via FROM steward_decision_requests \
+                "SELECT tenant, approval, approved, decided_by, via FROM steward_decision_requests \
                  WHERE taken_at IS NULL ORDER BY requested_at LIMIT ? {}",
                 D::DIALECT.claim.1
             ))

@@ -99,9 +99,15 @@ impl<D: Driver> SqlStore<D> {
             .bind(&rows)
             .execute(&mut *tx)
             .await?;
+            // By the primary key: `status NOT IN (...)`, not `status =
+            // 'pending'`, which the pending indexes' predicate matches, so
+            // the planner (with statistics taken before a burst of inserts)
+            // read every pending row of the tenant for each event through
+            // `steward_events_pending_key`: up to 1 s a batch over a backlog
+            // of 30,000, measured with auto_explain.
             Query::new(format!(
                 "UPDATE steward_events SET status = 'processed', processed_at = {} \
-                 WHERE status = 'pending' AND (tenant, id) IN ({})",
+                 WHERE status NOT IN ('processed', 'rejected') AND (tenant, id) IN ({})",
                 D::DIALECT.now,
                 D::DIALECT.rows.select(&[], 2)
             ))

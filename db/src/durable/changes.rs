@@ -9,6 +9,7 @@ use steward::engine::store::{window_start, Change, Changes, StoreError, TimerKey
 use steward::engine::stored::{self, StoredValue};
 use steward::engine::{Performed, Ruleset};
 
+use super::approval_tenant;
 use super::*;
 use crate::driver::{Driver, Query};
 use crate::{time_text, unavailable, SqlStore};
@@ -77,7 +78,7 @@ impl<D: Driver> SqlStore<D> {
             Change::PutApproval(a) => self.put_approval(tx, a).await?,
             Change::EndApproval(end) => self.end_approval(tx, end).await?,
             Change::Decision(d) => {
-                let tenant = d.approval.split('/').next().unwrap_or("");
+                let tenant = approval_tenant(&d.approval);
                 Query::new(
                     "INSERT INTO steward_decisions (tenant, approval, approved, decided_by, decided_at) \
                      VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -267,7 +268,7 @@ impl<D: Driver> SqlStore<D> {
         end: &steward::engine::store::ApprovalEnd,
     ) -> Result<(), sqlx::Error> {
         // An approval's id starts with its tenant.
-        let tenant = end.id.split('/').next().unwrap_or_default();
+        let tenant = approval_tenant(&end.id);
         Query::new(
             "INSERT INTO steward_approvals_ended \
              (tenant, id, rule, key, role, requested_at, deadline, continuation, status, reason, ended_at) \
@@ -433,7 +434,7 @@ impl<D: Driver> SqlStore<D> {
             .await?;
             Query::new(format!(
                 "UPDATE steward_events SET status = 'processed', processed_at = {} \
-                 WHERE tenant = ? AND id = ? AND status = 'pending'",
+                 WHERE tenant = ? AND id = ? AND status NOT IN ('processed', 'rejected')",
                 D::DIALECT.now
             ))
             .bind(&**tenant)

@@ -29,6 +29,12 @@ pub use intake::{PendingEvent, PushError};
 pub use outbox::{Attempt, Delivery, Undelivered, WebhookHeaders};
 pub use traces::StoredTrace;
 
+/// The tenant of an approval, from its id (which starts with it:
+/// `acme/rule/event/step`), so its queries name the tenant first.
+pub(crate) fn approval_tenant(id: &str) -> &str {
+    id.split('/').next().unwrap_or_default()
+}
+
 /// What a durable store does besides the engine's contract: events in
 /// (pushed, waiting, rejected) and the outbox.
 pub trait Durable: Store {

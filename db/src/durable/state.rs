@@ -9,6 +9,7 @@ use steward::engine::store::{
 };
 use steward::engine::stored::StoredValue;
 
+use super::approval_tenant;
 use crate::driver::{Driver, Query};
 use crate::{parse_time, time_text, unavailable, SqlStore};
 
@@ -81,7 +82,8 @@ impl<D: Driver> SqlStore<D> {
     pub(crate) fn approval_now(&self, id: &str) -> Result<Option<Approval>, StoreError> {
         self.block(async {
             let mut c = self.conn().await.map_err(unavailable)?;
-            let row = Query::new("SELECT * FROM steward_approvals WHERE id = ?")
+            let row = Query::new("SELECT * FROM steward_approvals WHERE tenant = ? AND id = ?")
+                .bind(approval_tenant(id))
                 .bind(id)
                 .fetch_optional(c.get())
                 .await
