@@ -155,6 +155,9 @@ pub struct SqlStore<D: Driver> {
     /// Where the next claim's round of tenants starts (fair share).
     next_tenant: std::sync::Mutex<String>,
     versions: std::sync::Mutex<Versions>,
+    /// Actions written waiting for delivery, since the worker last asked
+    /// ([`Durable::take_outbox_writes`]).
+    outbox_writes: std::sync::atomic::AtomicU64,
 }
 
 /// The engine's state in a SQLite file.
@@ -188,6 +191,7 @@ impl<D: Driver> SqlStore<D> {
             due_hint: std::sync::Mutex::new(None),
             next_tenant: std::sync::Mutex::new(String::new()),
             versions: std::sync::Mutex::new(versions),
+            outbox_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }

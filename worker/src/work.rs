@@ -212,6 +212,10 @@ impl Looping<'_> {
         self.unavailable = 0;
         record_batch(started, &occurred, rejected.len(), sink.errors.len());
         self.report(claimed, &sink, &rejected)?;
+        // The delivery threads wake for what waits for them only.
+        if engine.store.take_outbox_writes() > 0 {
+            self.outbox.ring();
+        }
         if claimed > 0 {
             return Ok(None);
         }
@@ -315,7 +319,7 @@ impl Looping<'_> {
     }
 
     /// What a batch did: the tally, rejected events and rule errors on
-    /// stderr, the actions as JSON lines on stdout; the outbox's bell.
+    /// stderr, the actions as JSON lines on stdout.
     fn report(
         &mut self,
         claimed: usize,
@@ -341,9 +345,6 @@ impl Looping<'_> {
         drop(out);
         for e in &sink.errors {
             report_error(e);
-        }
-        if !sink.actions.is_empty() {
-            self.outbox.ring();
         }
         Ok(())
     }

@@ -123,6 +123,10 @@ impl<D: Driver> SqlStore<D> {
                 .iter()
                 .map(|a| {
                     let (status, finished) = initial_status(a, &now);
+                    if status == "pending" {
+                        self.outbox_writes
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     [
                         Some(a.tenant.as_str()),
                         Some(a.key.as_str()),

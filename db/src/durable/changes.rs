@@ -448,6 +448,10 @@ impl<D: Driver> SqlStore<D> {
         for a in actions {
             self.record_work(tx, &a).await?;
             let (status, finished) = initial_status(&a, &time_text(&Utc::now()));
+            if status == "pending" {
+                self.outbox_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Query::new(
                 "INSERT INTO steward_actions \
                  (tenant, key, rule, event, action, args, performed_at, url, headers, status, finished_at) \

@@ -62,6 +62,11 @@ pub trait Durable: Store {
     /// Makes `rules` known, so work suspended under it resumes without
     /// being built again from the store.
     fn use_rules(&mut self, rules: Arc<Ruleset>);
+    /// How many actions waiting for delivery (mail, webhooks) the store
+    /// wrote since the last call: the worker wakes its delivery threads for
+    /// those only (a `log`, a task or a notification kept for people is
+    /// done when written).
+    fn take_outbox_writes(&self) -> u64;
     /// How many notifications and tasks there are.
     fn people_work(&self) -> Result<[i64; 2], StoreError>;
     /// Forgets what finished before `before`: handled events (and their
@@ -125,6 +130,10 @@ pub trait Durable: Store {
 }
 
 impl<D: Driver> Durable for SqlStore<D> {
+    fn take_outbox_writes(&self) -> u64 {
+        self.outbox_writes
+            .swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
     fn push(&self, line: &str) -> Result<bool, PushError> {
         self.push_now(line)
     }
