@@ -1052,6 +1052,44 @@ fn emits_are_kept<S: Durable + steward_db::api::Api>(store: S) {
     assert_eq!(engine.store.event_counts().unwrap(), [0, 2, 0]);
 }
 
+/// A batch remembers each event it handled by its tenant and id (what
+/// keeps an id from being handled twice), as a unit alone does.
+fn batches_remember_what_they_handled<S: Durable>(store: S) {
+    let (_, rules) =
+        program("event job { id: string }\nrule see when job then\n  log \"{id}\"\nend\n");
+    let mut engine = Engine::new(rules.clone(), store);
+    let mut sink = Collect::default();
+    for (id, minute) in [("a", 0), ("b", 1)] {
+        assert!(engine
+            .store
+            .push(&job(id, &format!("2026-11-20T10:0{minute}:00Z")))
+            .unwrap());
+    }
+    engine.store.begin_batch().unwrap();
+    for e in engine.store.claim_events(10).unwrap() {
+        let e = decode_event(rules.shapes(), &e.line).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    engine.store.commit_batch().unwrap();
+    for id in ["a", "b"] {
+        assert!(engine.store.is_handled("t1", id).unwrap(), "{id}");
+    }
+    assert!(!engine.store.is_handled("t1", "c").unwrap());
+    assert_eq!(engine.store.event_counts().unwrap(), [0, 2, 0]);
+}
+
+#[test]
+fn batches_remember_what_they_handled_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-handled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("handled.db");
+    batches_remember_what_they_handled(SqliteStore::open(path.to_str().unwrap(), rules()).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create("test") {
+        batches_remember_what_they_handled(PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
+
 #[test]
 fn emitted_events_are_kept_on_sqlite_and_postgres() {
     let dir = std::env::temp_dir().join(format!("steward-emit-{}", std::process::id()));

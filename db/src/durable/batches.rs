@@ -60,6 +60,11 @@ impl<DB: sqlx::Database> Conn<'_, DB> {
     }
 }
 
+/// Rows bound as one JSON text (see [`crate::driver::JsonRows`]).
+fn json_rows<T: serde::Serialize>(rows: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
 impl<D: Driver> SqlStore<D> {
     pub(crate) fn due_hint(&self) -> std::sync::MutexGuard<'_, Option<Option<DateTime<Utc>>>> {
         self.due_hint.lock().unwrap_or_else(|e| e.into_inner())
@@ -80,79 +85,83 @@ impl<D: Driver> SqlStore<D> {
         let Deferred {
             handled, actions, ..
         } = std::mem::take(&mut *self.deferred());
-        let now = time_text(&Utc::now());
-        // Each statement takes its rows as one JSON array bound as
-        // one parameter, so its text is the same for any number of
-        // rows (prepared once per connection, planned once).
-        if !handled.is_empty() {
-            let rows: Vec<[&str; 2]> = handled
-                .iter()
-                .map(|(tenant, id)| [tenant.as_str(), id.as_str()])
-                .collect();
-            let rows =
-                serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            Query::new(format!(
-                "INSERT INTO steward_handled (tenant, id, handled_at) {} ON CONFLICT DO NOTHING",
-                D::DIALECT.rows.select(&["?"], 2)
-            ))
-            .bind(&now)
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await?;
-            // By the primary key: `status NOT IN (...)`, not `status =
-            // 'pending'`, which the pending indexes' predicate matches, so
-            // the planner (with statistics taken before a burst of inserts)
-            // read every pending row of the tenant for each event through
-            // `steward_events_pending_key`: up to 1 s a batch over a backlog
-            // of 30,000, measured with auto_explain.
-            Query::new(format!(
-                "UPDATE steward_events SET status = 'processed', processed_at = {} \
-                 WHERE status NOT IN ('processed', 'rejected') AND (tenant, id) IN ({})",
-                D::DIALECT.now,
-                D::DIALECT.rows.select(&[], 2)
-            ))
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await?;
+        if handled.is_empty() && actions.is_empty() {
+            return Ok(());
         }
+        let now = time_text(&Utc::now());
+        let handled_rows: Vec<[&str; 2]> = handled
+            .iter()
+            .map(|(tenant, id)| [tenant.as_str(), id.as_str()])
+            .collect();
+        let action_rows: Vec<[Option<&str>; 11]> = actions
+            .iter()
+            .map(|a| {
+                let (status, finished) = initial_status(a, &now);
+                if status == "pending" {
+                    self.outbox_writes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                [
+                    Some(a.tenant.as_str()),
+                    Some(a.key.as_str()),
+                    Some(a.rule.as_str()),
+                    Some(a.event.as_str()),
+                    Some(a.action.as_str()),
+                    Some(a.args.as_str()),
+                    Some(a.at.as_str()),
+                    a.url.as_deref(),
+                    a.headers.as_deref(),
+                    Some(status),
+                    finished.map(|_| now.as_str()),
+                ]
+            })
+            .collect();
+        let handled_rows = json_rows(&handled_rows)?;
+        let action_rows = json_rows(&action_rows)?;
         for a in &actions {
             self.record_work(tx, a).await?;
         }
+        // Each statement takes its rows as one JSON array bound as one
+        // parameter, so its text is the same for any number of rows
+        // (prepared once per connection, planned once).
+        let remember = format!(
+            "INSERT INTO steward_handled (handled_at, tenant, id) {} ON CONFLICT DO NOTHING",
+            D::DIALECT.rows.select(&["?"], 2)
+        );
+        // By the primary key: `status NOT IN (...)`, not `status =
+        // 'pending'`, which the pending indexes' predicate matches, so the
+        // planner (with statistics taken before a burst of inserts) read
+        // every pending row of the tenant for each event through
+        // `steward_events_pending_key`: up to 1 s a batch over a backlog of
+        // 30,000, measured with auto_explain.
+        let mark = format!(
+            "UPDATE steward_events SET status = 'processed', processed_at = {} \
+             WHERE status NOT IN ('processed', 'rejected') AND (tenant, id) IN ({})",
+            D::DIALECT.now,
+            D::DIALECT.rows.select(&[], 2)
+        );
+        let record = format!(
+            "INSERT INTO steward_actions \
+             (tenant, key, rule, event, action, args, performed_at, url, headers, status, finished_at) \
+             {} ON CONFLICT DO NOTHING",
+            D::DIALECT.rows.select(&[], 11)
+        );
+        if !handled.is_empty() {
+            Query::new(remember)
+                .bind(&now)
+                .bind(&handled_rows)
+                .execute(&mut *tx)
+                .await?;
+            Query::new(mark)
+                .bind(&handled_rows)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !actions.is_empty() {
-            let rows: Vec<[Option<&str>; 11]> = actions
-                .iter()
-                .map(|a| {
-                    let (status, finished) = initial_status(a, &now);
-                    if status == "pending" {
-                        self.outbox_writes
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    [
-                        Some(a.tenant.as_str()),
-                        Some(a.key.as_str()),
-                        Some(a.rule.as_str()),
-                        Some(a.event.as_str()),
-                        Some(a.action.as_str()),
-                        Some(a.args.as_str()),
-                        Some(a.at.as_str()),
-                        a.url.as_deref(),
-                        a.headers.as_deref(),
-                        Some(status),
-                        finished.map(|_| now.as_str()),
-                    ]
-                })
-                .collect();
-            let rows =
-                serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            Query::new(format!(
-                "INSERT INTO steward_actions \
-                 (tenant, key, rule, event, action, args, performed_at, url, headers, status, finished_at) \
-                 {} ON CONFLICT DO NOTHING",
-                D::DIALECT.rows.select(&[], 11)
-            ))
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await?;
+            Query::new(record)
+                .bind(&action_rows)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(())
     }
