@@ -842,13 +842,12 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
     ) -> Result<Vec<crate::api::OutboxRow>, crate::control::ControlError> {
         let after = crate::api::cursor_parts::<2>(&page.after);
         self.block(async {
-            let rows: Vec<crate::api::StoredAction> = Query::new(
-                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                 next_attempt_at, performed_at, finished_at FROM steward_actions WHERE tenant = ? \
+            let rows: Vec<crate::api::StoredAction> = Query::new(format!(
+                "SELECT {ACTION_COLS} FROM steward_actions WHERE tenant = ? \
                  AND (? = '' OR status = ?) AND (? = '' OR rule = ?) AND performed_at >= ? \
                  AND (performed_at > ? OR (performed_at = ? AND key > ?)) \
-                 ORDER BY performed_at, key LIMIT ?",
-            )
+                 ORDER BY performed_at, key LIMIT ?"
+            ))
             .bind(tenant)
             .bind(status.unwrap_or(""))
             .bind(status.unwrap_or(""))
@@ -872,11 +871,10 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
         id: &str,
     ) -> Result<Option<crate::api::OutboxRow>, crate::control::ControlError> {
         self.block(async {
-            let row: Option<crate::api::StoredAction> = Query::new(
-                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                 next_attempt_at, performed_at, finished_at FROM steward_actions \
-                 WHERE tenant = ? AND key = ?",
-            )
+            let row: Option<crate::api::StoredAction> = Query::new(format!(
+                "SELECT {ACTION_COLS} FROM steward_actions \
+                 WHERE tenant = ? AND key = ?"
+            ))
             .bind(tenant)
             .bind(id)
             .fetch_optional(&mut Pooled(&self.pool))
@@ -920,11 +918,10 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
             .map_err(db)?;
             self.audit_on(&mut tx, tenant, who, "action.retried", id, &serde_json::json!({}))
                 .await?;
-            let row: crate::api::StoredAction = Query::new(
-                "SELECT key, rule, event, action, args, url, status, attempts, last_error, \
-                 next_attempt_at, performed_at, finished_at FROM steward_actions \
-                 WHERE tenant = ? AND key = ?",
-            )
+            let row: crate::api::StoredAction = Query::new(format!(
+                "SELECT {ACTION_COLS} FROM steward_actions \
+                 WHERE tenant = ? AND key = ?"
+            ))
             .bind(tenant)
             .bind(id)
             .fetch_one(&mut *tx)

@@ -326,9 +326,26 @@ impl<'a> Query<'a> {
     }
 }
 
-/// A bound value the database could not take.
-fn encode(e: sqlx::error::BoxDynError) -> sqlx::Error {
-    sqlx::Error::Encode(e)
+/// A statement's bound values as a driver's arguments.
+fn arguments<'q, A>(q: &'q Query<'_>) -> Result<A, sqlx::Error>
+where
+    A: sqlx::Arguments<'q> + Default,
+    Option<&'q str>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<i32>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<bool>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+{
+    let mut args = A::default();
+    for a in &q.args {
+        match a {
+            Arg::Text(v) => args.add(v.as_deref()),
+            Arg::Int(v) => args.add(*v),
+            Arg::Int32(v) => args.add(*v),
+            Arg::Bool(v) => args.add(*v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
 }
 
 /// Statements on a connection of the pool's, taken for each.

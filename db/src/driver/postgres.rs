@@ -3,10 +3,10 @@
 //! wake a listening worker (`LISTEN steward_events`).
 
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{Arguments, Executor};
+use sqlx::Executor;
 use steward::engine::store::StoreError;
 
-use super::{encode, Arg, Dialect, Driver, Exec, JsonRows, Query, Rowed, Seq};
+use super::{arguments, Dialect, Driver, Exec, JsonRows, Query, Rowed, Seq};
 use crate::{unavailable, OpenError};
 
 /// The PostgreSQL driver: the listener, once the worker listens.
@@ -141,36 +141,22 @@ pub(crate) fn numbered(sql: &str) -> String {
     out
 }
 
-fn arguments(q: &Query<'_>) -> Result<PgArguments, sqlx::Error> {
-    let mut args = PgArguments::default();
-    for a in &q.args {
-        match a {
-            Arg::Text(v) => args.add(v.as_deref()),
-            Arg::Int(v) => args.add(*v),
-            Arg::Int32(v) => args.add(*v),
-            Arg::Bool(v) => args.add(*v),
-        }
-        .map_err(encode)?;
-    }
-    Ok(args)
-}
-
 impl Exec for sqlx::PgConnection {
     async fn execute(&mut self, q: Query<'_>) -> Result<u64, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: PgArguments = arguments(&q)?;
         let sql = numbered(&q.sql);
         let done = sqlx::query_with(&sql, args).execute(self).await?;
         Ok(done.rows_affected())
     }
 
     async fn fetch_all<T: Rowed>(&mut self, q: Query<'_>) -> Result<Vec<T>, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: PgArguments = arguments(&q)?;
         let sql = numbered(&q.sql);
         sqlx::query_as_with(&sql, args).fetch_all(self).await
     }
 
     async fn fetch_optional<T: Rowed>(&mut self, q: Query<'_>) -> Result<Option<T>, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: PgArguments = arguments(&q)?;
         let sql = numbered(&q.sql);
         sqlx::query_as_with(&sql, args).fetch_optional(self).await
     }

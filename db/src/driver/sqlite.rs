@@ -3,10 +3,10 @@
 //! polls).
 
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Arguments, Executor};
+use sqlx::Executor;
 use steward::engine::store::StoreError;
 
-use super::{encode, Arg, Dialect, Driver, Exec, JsonRows, Query, Rowed, Seq};
+use super::{arguments, Dialect, Driver, Exec, JsonRows, Query, Rowed, Seq};
 use crate::OpenError;
 
 /// The SQLite driver (no state of its own).
@@ -75,34 +75,20 @@ impl Driver for Sqlite {
     }
 }
 
-fn arguments<'q>(q: &'q Query<'_>) -> Result<SqliteArguments<'q>, sqlx::Error> {
-    let mut args = SqliteArguments::default();
-    for a in &q.args {
-        match a {
-            Arg::Text(v) => args.add(v.as_deref()),
-            Arg::Int(v) => args.add(*v),
-            Arg::Int32(v) => args.add(*v),
-            Arg::Bool(v) => args.add(*v),
-        }
-        .map_err(encode)?;
-    }
-    Ok(args)
-}
-
 impl Exec for sqlx::SqliteConnection {
     async fn execute(&mut self, q: Query<'_>) -> Result<u64, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: SqliteArguments<'_> = arguments(&q)?;
         let done = sqlx::query_with(&q.sql, args).execute(self).await?;
         Ok(done.rows_affected())
     }
 
     async fn fetch_all<T: Rowed>(&mut self, q: Query<'_>) -> Result<Vec<T>, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: SqliteArguments<'_> = arguments(&q)?;
         sqlx::query_as_with(&q.sql, args).fetch_all(self).await
     }
 
     async fn fetch_optional<T: Rowed>(&mut self, q: Query<'_>) -> Result<Option<T>, sqlx::Error> {
-        let args = arguments(&q)?;
+        let args: SqliteArguments<'_> = arguments(&q)?;
         sqlx::query_as_with(&q.sql, args).fetch_optional(self).await
     }
 
