@@ -128,34 +128,42 @@ impl<D: Driver> SqlStore<D> {
     }
 
     /// A timer, in place of one with its key, with what cancels it.
-    pub(crate) async fn put_timer(
+    pub(crate) async fn put_timer<'a>(
         &self,
         tx: &mut D::Conn,
-        t: &steward::engine::store::Timer,
+        t: &'a steward::engine::store::Timer,
     ) -> Result<(), sqlx::Error> {
         // What cancelled the timer it replaces goes; the timer is
-        // replaced in place (one statement, its number taken in it
-        // where the database can).
-        Query::new(
-            "DELETE FROM steward_timer_cancels WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?",
-        )
-        .bind(&*t.key.tenant)
-        .bind(&*t.key.rule)
-        .bind(&*t.key.key)
-        .bind(i64::from(t.key.pos))
-        .execute(&mut *tx)
-        .await?;
+        // replaced in place, its number taken in the same statement where
+        // the database can, and on PostgreSQL the old cancels deleted in it
+        // too (a data-modifying `WITH`): one round trip a timer.
+        const FORGET: &str =
+            "DELETE FROM steward_timer_cancels WHERE tenant = ? AND rule = ? AND key = ? AND pos = ?";
+        let forget = |q: Query<'a>| {
+            q.bind(&*t.key.tenant)
+                .bind(&*t.key.rule)
+                .bind(&*t.key.key)
+                .bind(i64::from(t.key.pos))
+        };
+        if !D::DIALECT.modifying_ctes {
+            forget(Query::new(FORGET)).execute(&mut *tx).await?;
+        }
         let seq: Option<i64> = match D::DIALECT.seq.fetch {
             Some(sql) => Some(Query::new(sql).scalar(&mut *tx).await?),
             None => None,
         };
-        let sql = format!(
+        let upsert = format!(
             "INSERT INTO steward_timers (tenant, rule, key, pos, due, seq, continuation) \
              VALUES (?, ?, ?, ?, ?, {}, ?) ON CONFLICT (tenant, rule, key, pos) DO UPDATE SET \
              due = excluded.due, seq = excluded.seq, continuation = excluded.continuation",
             D::DIALECT.seq.inline
         );
-        let insert = Query::new(sql)
+        let insert = if D::DIALECT.modifying_ctes {
+            forget(Query::new(format!("WITH gone AS ({FORGET}) {upsert}")))
+        } else {
+            Query::new(upsert)
+        };
+        let insert = insert
             .bind(&*t.key.tenant)
             .bind(&*t.key.rule)
             .bind(&*t.key.key)
