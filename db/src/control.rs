@@ -344,6 +344,42 @@ pub enum Change<'a> {
     Delete,
 }
 
+/// A change of a ruleset as the audit log keeps it: what, and the detail
+/// (the version, the program, and the work it cancelled with why).
+fn change_audit(
+    change: &Change<'_>,
+    tenant: &str,
+    name: &str,
+    version: i64,
+    digest: &Option<String>,
+    cancelled: &[String],
+) -> (&'static str, serde_json::Value) {
+    let what = match change {
+        Change::Deploy(_) => "ruleset.deployed",
+        Change::Rollback(_) => "ruleset.rolled_back",
+        Change::Enable(true) => "ruleset.enabled",
+        Change::Enable(false) => "ruleset.disabled",
+        Change::Delete => "ruleset.deleted",
+    };
+    let mut detail = serde_json::Map::new();
+    detail.insert("version".into(), serde_json::json!(version));
+    detail.insert("program".into(), serde_json::json!(digest));
+    if let Change::Rollback(v) = change {
+        detail.insert("from_version".into(), serde_json::json!(v));
+    }
+    if !cancelled.is_empty() {
+        detail.insert("cancelled".into(), serde_json::json!(cancelled));
+        detail.insert(
+            "reason".into(),
+            serde_json::json!(format!(
+                "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
+                what.trim_start_matches("ruleset.").replace('_', " ")
+            )),
+        );
+    }
+    (what, serde_json::Value::Object(detail))
+}
+
 /// The control plane, for both databases.
 impl<D: Driver> SqlStore<D> {
     /// Changes a ruleset and the tenant's program, in one
@@ -575,30 +611,7 @@ impl<D: Driver> SqlStore<D> {
                 .unwrap_or_default();
             self.cancel_work(&mut tx, tenant, &keep).await?
         };
-        let what = match change {
-            Change::Deploy(_) => "ruleset.deployed",
-            Change::Rollback(_) => "ruleset.rolled_back",
-            Change::Enable(true) => "ruleset.enabled",
-            Change::Enable(false) => "ruleset.disabled",
-            Change::Delete => "ruleset.deleted",
-        };
-        let mut detail = serde_json::Map::new();
-        detail.insert("version".into(), serde_json::json!(version));
-        detail.insert("program".into(), serde_json::json!(digest));
-        if let Change::Rollback(v) = change {
-            detail.insert("from_version".into(), serde_json::json!(v));
-        }
-        if !cancelled.is_empty() {
-            detail.insert("cancelled".into(), serde_json::json!(cancelled));
-            detail.insert(
-                "reason".into(),
-                serde_json::json!(format!(
-                "their rules are no longer deployed for tenant `{tenant}` (ruleset `{name}` {})",
-                what.trim_start_matches("ruleset.").replace('_', " ")
-            )),
-            );
-        }
-        let detail = serde_json::Value::Object(detail);
+        let (what, detail) = change_audit(change, tenant, name, version, &digest, &cancelled);
         let done = Deployed {
             version,
             new: plan.new_sources.is_some(),
