@@ -3,7 +3,8 @@
 //! p99, and the memory the server holds. The server is the release binary,
 //! spoken to over stdio like an editor does, with its default debounce.
 //!
-//! Run: `cargo bench -p steward-lsp --bench latency` (see docs/performance.md).
+//! Run: `cargo bench -p steward-lsp --bench latency` (see docs/performance.md);
+//! `STEWARD_LSP=path` runs another build of the server instead.
 
 #![allow(
     clippy::unwrap_used,
@@ -51,6 +52,13 @@ fn setup(name: &str, files: usize) -> (std::path::PathBuf, String) {
     (root, "rules_00.stw".to_string())
 }
 
+/// How many of a `publishDiagnostics`' diagnostics are errors.
+fn errors(published: &Value) -> usize {
+    published["diagnostics"]
+        .as_array()
+        .map_or(0, |all| all.iter().filter(|d| d["severity"] == 1).count())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -69,8 +77,9 @@ fn memory(pid: u32) -> String {
 }
 
 /// Types into the edited file `EDITS` times, alternately breaking a field
-/// name (`risk` becomes `riks`, an error) and fixing it, each edit waiting
-/// for its diagnostics.
+/// name (`risk` becomes `rsk`, an error) and fixing it, each edit waiting
+/// for its diagnostics. The edit changes the text's length, so every item
+/// after it moves.
 fn run(name: &str, files: usize, debounce_ms: Option<u64>) {
     let (root, edited) = setup(name, files);
     let file = root.join(&edited);
@@ -83,28 +92,25 @@ fn run(name: &str, files: usize, debounce_ms: Option<u64>) {
     let mut client = Client::start(&root, options);
     client.open(&doc, &text);
     let first = client.diagnostics(&doc, |p| p["version"] == 1);
-    assert_eq!(
-        first["diagnostics"],
-        json!([]),
-        "the workspace checks clean"
-    );
+    // The generated rules repeat one another, so the checker warns of
+    // rules doing the same thing (W0106); errors there are none.
+    assert_eq!(errors(&first), 0, "the workspace has no errors: {first}");
     // `risk` in the condition of the first generated rule, line 4.
     let line = text.lines().position(|l| l.contains("if risk <")).unwrap();
     let col = text.lines().nth(line).unwrap().find("risk").unwrap();
-    let range = json!({"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 4}});
+    let range = |len: usize| json!({"start": {"line": line, "character": col}, "end": {"line": line, "character": col + len}});
     let mut times = Vec::with_capacity(EDITS);
     for version in 2..EDITS as i64 + 2 {
         let broken = version % 2 == 0;
-        let new_text = if broken { "riks" } else { "risk" };
+        let new_text = if broken { "rsk" } else { "risk" };
         let started = Instant::now();
         client.notify(
             "textDocument/didChange",
-            json!({"textDocument": {"uri": doc, "version": version}, "contentChanges": [{"range": range, "text": new_text}]}),
+            json!({"textDocument": {"uri": doc, "version": version}, "contentChanges": [{"range": range(if broken { 4 } else { 3 }), "text": new_text}]}),
         );
         let published = client.diagnostics(&doc, |p| p["version"] == version);
         times.push(started.elapsed());
-        let count = published["diagnostics"].as_array().map_or(0, Vec::len);
-        assert_eq!(count, usize::from(broken), "{published}");
+        assert_eq!(errors(&published), usize::from(broken), "{published}");
         client
             .notifications
             .retain(|m: &Value| m["method"] != "window/logMessage");

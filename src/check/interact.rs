@@ -12,6 +12,8 @@
 //! cannot compare (function calls, computed values), the `else` side of an
 //! `if`, throttles and counts.
 
+use std::collections::HashMap;
+
 use super::rules::contradiction_all;
 use super::Checker;
 use crate::diag::{Code, Diagnostic, FileId, Span};
@@ -105,17 +107,17 @@ impl Checker<'_> {
                 sites.push(site);
             }
         }
-        for (i, a) in sites.iter().enumerate() {
-            for b in sites.iter().skip(i + 1) {
-                if a.event != b.event {
-                    continue;
-                }
+        // Only rules on one event meet: each rule against those before it.
+        let mut on_event: HashMap<&str, Vec<&Site>> = HashMap::new();
+        for b in &sites {
+            let before = on_event.entry(b.event).or_default();
+            for a in before.iter() {
                 if let Some((first, second)) = stops_the_other(a, b) {
                     self.shadowed(first, second);
-                    continue;
                 }
-                self.duplicates(a, b);
             }
+            self.duplicates(before, b);
+            before.push(b);
         }
         self.emit_cycles(&sites);
     }
@@ -264,16 +266,30 @@ impl Checker<'_> {
         }
     }
 
-    fn duplicates(&mut self, a: &Site, b: &Site) {
+    /// Each action of `b` that a rule before it (and not stopping it, or
+    /// stopped by it) also performs for the same event, reported once, with
+    /// the first such rule. Once an action is reported the other rules are
+    /// not compared, so a ruleset of many rules doing the same thing costs
+    /// a comparison per rule, not one per pair.
+    fn duplicates(&mut self, before: &[&Site], b: &Site) {
+        let event = self.program.events.get(b.event).copied();
         let mut reported: Vec<&str> = Vec::new();
-        for ea in &a.effects {
-            for eb in b.effects.iter().filter(|eb| eb.what == ea.what) {
-                if reported.contains(&eb.what.as_str()) {
-                    continue;
-                }
+        for eb in &b.effects {
+            if reported.contains(&eb.what.as_str()) {
+                continue;
+            }
+            let same = before
+                .iter()
+                .filter(|a| stops_the_other(a, b).is_none())
+                .flat_map(|a| {
+                    a.effects
+                        .iter()
+                        .filter(|ea| ea.what == eb.what)
+                        .map(move |ea| (a, ea))
+                });
+            for (a, ea) in same {
                 let mut all: Vec<&Expr> = a.conditions.iter().chain(&b.conditions).collect();
                 all.extend(ea.around.iter().chain(&eb.around));
-                let event = self.program.events.get(a.event).copied();
                 let domain = |p: &str| self.union_members(event, p);
                 if contradiction_all(&all, &domain).is_some() {
                     continue;
@@ -290,6 +306,7 @@ impl Checker<'_> {
                     .with_secondary(a.file, ea.span, "and here")
                     .with_help("the recipient would get it twice: keep it in one rule, make the rules' conditions exclusive, or give the first a `priority` and `stop`"),
                 );
+                break;
             }
         }
     }

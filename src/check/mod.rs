@@ -151,38 +151,33 @@ pub fn analyze(files: &[(String, String)], host: &dyn Host) -> Analysis {
 }
 
 /// Syntax trees kept between analyses of the same files, so that an editor
-/// re-parses only the file that changed. A tree is reused when its file has
-/// the same text and the same [`FileId`] as before.
+/// re-parses only what changed. A tree is reused when its file has the same
+/// text and the same [`FileId`] as before; when the text changed, only the
+/// items whose text changed are parsed again ([`crate::syntax::Reuse`]).
 #[derive(Debug, Default)]
 pub struct ParseCache {
     trees: HashMap<FileId, CachedTree>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct CachedTree {
-    text: String,
+    /// The text `tree` was parsed from (none before the first parse).
+    text: Option<String>,
     tree: Arc<SourceFile>,
     diagnostics: Vec<Diagnostic>,
+    items: crate::syntax::Reuse,
 }
 
 impl ParseCache {
     fn parse(&mut self, id: FileId, text: &str) -> (Arc<SourceFile>, Vec<Diagnostic>) {
-        if let Some(cached) = self.trees.get(&id) {
-            if cached.text == text {
-                return (cached.tree.clone(), cached.diagnostics.clone());
-            }
+        let cached = self.trees.entry(id).or_default();
+        if cached.text.as_deref() != Some(text) {
+            let (tree, diagnostics) = crate::syntax::parse_reusing(id, text, &mut cached.items);
+            cached.text = Some(text.to_string());
+            cached.tree = Arc::new(tree);
+            cached.diagnostics = diagnostics;
         }
-        let (tree, diagnostics) = crate::syntax::parse(id, text);
-        let tree = Arc::new(tree);
-        self.trees.insert(
-            id,
-            CachedTree {
-                text: text.to_string(),
-                tree: tree.clone(),
-                diagnostics: diagnostics.clone(),
-            },
-        );
-        (tree, diagnostics)
+        (cached.tree.clone(), cached.diagnostics.clone())
     }
 }
 

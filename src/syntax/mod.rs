@@ -9,5 +9,6 @@ pub mod docs;
 pub mod format;
 mod parse;
 pub(crate) mod scan;
+mod shift;
 
-pub use parse::{is_event_name, is_name, parse, MAX_DEPTH};
+pub use parse::{is_event_name, is_name, parse, parse_reusing, Reuse, MAX_DEPTH};

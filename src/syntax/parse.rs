@@ -6,7 +6,9 @@
 //! [`Item::Error`] with one diagnostic while the rest of the file still parses.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::sync::{LazyLock, Once};
 
 use pest::iterators::Pair;
@@ -15,6 +17,7 @@ use pest::Parser;
 
 use super::ast::*;
 use super::scan;
+use super::shift::{Delta, Shift};
 use crate::diag::{Code, Diagnostic, FileId, Span};
 
 #[derive(pest_derive::Parser)]
@@ -86,6 +89,46 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 /// Parses one file. Always returns a tree; problems come back as diagnostics.
 pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
+    parse_reusing(file, src, &mut Reuse::default())
+}
+
+/// The items of one file's last parse, by their text, so that parsing the
+/// file again after an edit parses only the items whose text changed; the
+/// others are moved to their new places ([`super::shift`]). An item parses
+/// the same wherever it is in its file, so its text decides its tree. Items
+/// that failed to parse are not kept: their message may name what follows
+/// them ("`rule` starts the next item").
+#[derive(Debug, Default)]
+pub struct Reuse {
+    items: HashMap<Box<str>, Parsed>,
+}
+
+/// What one item's text parsed to, at `base`.
+#[derive(Clone, Debug)]
+struct Parsed {
+    base: u32,
+    item: Item,
+    keywords: Vec<Span>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    fn moved_to(mut self, base: u32) -> Parsed {
+        let by = Delta::between(self.base, base);
+        if !by.is_zero() {
+            self.item.shift(by);
+            self.keywords.shift(by);
+            self.diags.shift(by);
+            self.base = base;
+        }
+        self
+    }
+}
+
+/// [`parse`], reusing the items of the file's previous parse that `reuse`
+/// holds, which afterwards holds this parse's. `reuse` must only ever see
+/// one file (one `file` id).
+pub fn parse_reusing(file: FileId, src: &str, reuse: &mut Reuse) -> (SourceFile, Vec<Diagnostic>) {
     configure_pest();
     // A lone `\r` is a line break, as for `diag::LineIndex` and editors.
     // Replacing it by `\n` keeps every byte offset.
@@ -102,89 +145,109 @@ pub fn parse(file: FileId, src: &str) -> (SourceFile, Vec<Diagnostic>) {
         ..SourceFile::default()
     };
     let mut diags = Vec::new();
+    let mut previous = std::mem::take(&mut reuse.items);
     for range in scan::split_items(src) {
         let chunk = &src[range.clone()];
         let base = range.start as u32;
-        let (blocks, brackets) = scan::nesting(chunk);
-        if blocks > MAX_BLOCK_DEPTH || brackets > MAX_DEPTH {
-            let span = scan::trimmed_span(src, range.clone());
-            let (what, limit) = if blocks > MAX_BLOCK_DEPTH {
-                ("blocks", MAX_BLOCK_DEPTH)
-            } else {
-                ("brackets (types, lists, calls, parentheses)", MAX_DEPTH)
-            };
-            diags.push(
-                Diagnostic::new(
-                    Code::Syntax,
-                    file,
-                    Span::new(span.start as usize, span.start as usize),
-                    format!("this item nests {what} more than {limit} levels deep"),
-                )
-                .with_label("in this item")
-                .with_help(
-                    "split it into smaller rules or functions, or long expressions into `let`s",
-                ),
-            );
-            out.items.push(Item::Error(span));
-            continue;
-        }
-        match StewardParser::parse(Rule::item_only, chunk) {
-            Ok(mut pairs) => {
-                // `item_only` always yields its pair holding one item; were it
-                // not so, the item is broken rather than the process.
-                let Some(root) = pairs.next() else {
-                    out.items.push(Item::Error(scan::trimmed_span(src, range)));
-                    continue;
-                };
-                for p in root.clone().into_inner().flatten() {
-                    if is_keyword(p.as_rule()) {
-                        out.keywords.push(span_of(base, &p));
-                    }
-                }
-                let builder = Builder {
-                    file,
-                    base,
-                    diags: RefCell::new(Vec::new()),
-                    depth: Cell::new(0),
-                    unnegated: RefCell::new(Vec::new()),
-                };
-                let Some(item) = root.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
-                    out.items.push(Item::Error(scan::trimmed_span(src, range)));
-                    continue;
-                };
-                match builder.item(item) {
-                    Ok(item) => out.items.push(item),
-                    Err(diag) => {
-                        diags.push(*diag);
-                        out.items.push(Item::Error(scan::trimmed_span(src, range)));
-                    }
-                }
-                for span in builder.unnegated.take() {
-                    builder.invalid_literal(span, format!("`{I64_MIN_DIGITS}` is too large for an `int`"), "an `int` holds values up to 9223372036854775807 (and down to -9223372036854775808); use a `decimal` literal such as `1.0` for larger amounts");
-                }
-                diags.extend(builder.diags.into_inner());
-            }
-            Err(first) => {
-                // Tracking what was expected slows parsing several times over, so
-                // only an item that failed is parsed again with it. pest's switch
-                // is process-wide and read when a parse starts: the lock keeps
-                // another thread's reparse from turning it off under this one,
-                // so the message never depends on what other threads do.
-                let err = {
-                    let _detail = DETAIL
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    pest::set_error_detail(true);
-                    let again = StewardParser::parse(Rule::item_only, chunk);
-                    pest::set_error_detail(false);
-                    again.err().unwrap_or(first)
-                };
-                diags.push(syntax_error(file, src, base, chunk, &err));
-                out.items.push(Item::Error(scan::trimmed_span(src, range)));
-            }
+        let parsed = match previous.remove(chunk) {
+            Some(before) => before.moved_to(base),
+            None => parse_item(file, src, range),
+        };
+        out.keywords.extend_from_slice(&parsed.keywords);
+        if matches!(parsed.item, Item::Error(_)) {
+            out.items.push(parsed.item);
+            diags.extend(parsed.diags);
+        } else {
+            out.items.push(parsed.item.clone());
+            diags.extend(parsed.diags.iter().cloned());
+            reuse.items.insert(chunk.into(), parsed);
         }
     }
     (out, diags)
+}
+
+/// Parses the item at `range` of `src`.
+fn parse_item(file: FileId, src: &str, range: Range<usize>) -> Parsed {
+    let chunk = &src[range.clone()];
+    let base = range.start as u32;
+    let mut parsed = Parsed {
+        base,
+        item: Item::Error(scan::trimmed_span(src, range.clone())),
+        keywords: Vec::new(),
+        diags: Vec::new(),
+    };
+    let (blocks, brackets) = scan::nesting(chunk);
+    if blocks > MAX_BLOCK_DEPTH || brackets > MAX_DEPTH {
+        let span = scan::trimmed_span(src, range);
+        let (what, limit) = if blocks > MAX_BLOCK_DEPTH {
+            ("blocks", MAX_BLOCK_DEPTH)
+        } else {
+            ("brackets (types, lists, calls, parentheses)", MAX_DEPTH)
+        };
+        parsed.diags.push(
+            Diagnostic::new(
+                Code::Syntax,
+                file,
+                Span::new(span.start as usize, span.start as usize),
+                format!("this item nests {what} more than {limit} levels deep"),
+            )
+            .with_label("in this item")
+            .with_help("split it into smaller rules or functions, or long expressions into `let`s"),
+        );
+        return parsed;
+    }
+    match StewardParser::parse(Rule::item_only, chunk) {
+        Ok(mut pairs) => {
+            // `item_only` always yields its pair holding one item; were it
+            // not so, the item is broken rather than the process.
+            let Some(root) = pairs.next() else {
+                return parsed;
+            };
+            for p in root.clone().into_inner().flatten() {
+                if is_keyword(p.as_rule()) {
+                    parsed.keywords.push(span_of(base, &p));
+                }
+            }
+            let builder = Builder {
+                file,
+                base,
+                diags: RefCell::new(Vec::new()),
+                depth: Cell::new(0),
+                unnegated: RefCell::new(Vec::new()),
+            };
+            let Some(item) = root.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
+                return parsed;
+            };
+            match builder.item(item) {
+                Ok(item) => parsed.item = item,
+                Err(diag) => parsed.diags.push(*diag),
+            }
+            for span in builder.unnegated.take() {
+                builder.invalid_literal(span, format!("`{I64_MIN_DIGITS}` is too large for an `int`"), "an `int` holds values up to 9223372036854775807 (and down to -9223372036854775808); use a `decimal` literal such as `1.0` for larger amounts");
+            }
+            parsed.diags.extend(builder.diags.into_inner());
+        }
+        Err(first) => {
+            // Tracking what was expected slows parsing several times over, so
+            // only an item that failed is parsed again with it. pest's switch
+            // is process-wide and read when a parse starts: the lock keeps
+            // another thread's reparse from turning it off under this one,
+            // so the message never depends on what other threads do.
+            let err = {
+                let _detail = DETAIL
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pest::set_error_detail(true);
+                let again = StewardParser::parse(Rule::item_only, chunk);
+                pest::set_error_detail(false);
+                again.err().unwrap_or(first)
+            };
+            parsed
+                .diags
+                .push(syntax_error(file, src, base, chunk, &err));
+        }
+    }
+    parsed
 }
 
 /// The pair's span in the file. pest leaves the whitespace and comments it

@@ -61,7 +61,11 @@ pub fn uri(path: &Path) -> String {
 impl Client {
     /// Starts the server rooted at `root` and completes the handshake.
     pub fn start(root: &Path, options: Value) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_steward-lsp"))
+        // `STEWARD_LSP` names another build of the server (a benchmark
+        // comparing two builds side by side).
+        let program = std::env::var_os("STEWARD_LSP")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_steward-lsp").into());
+        let mut child = Command::new(program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
