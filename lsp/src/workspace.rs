@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 
 use lsp_types::{TextDocumentContentChangeEvent, Url};
@@ -41,6 +42,9 @@ pub struct Workspace {
     docs: BTreeMap<String, Document>,
     cache: ParseCache,
     analysis: Option<Arc<Analysis>>,
+    /// Where analyses no longer needed go to be freed: freeing one is a
+    /// sixth of an analysis' time, which the next edit need not wait for.
+    freed: Sender<Arc<Analysis>>,
 }
 
 /// The name a document has in the analysis (and in diagnostics).
@@ -58,7 +62,25 @@ impl Document {
     }
 }
 
+/// A thread that frees what it is sent. Should it not start, the receiver
+/// goes with it, sending fails, and what is sent is freed where it is.
+fn freeing() -> Sender<Arc<Analysis>> {
+    let (send, receive) = channel::<Arc<Analysis>>();
+    let _thread = std::thread::Builder::new()
+        .name("free-analyses".into())
+        .spawn(move || receive.into_iter().for_each(drop));
+    send
+}
+
 impl Workspace {
+    /// The analysis no longer holds: the next request makes a new one.
+    fn stale(&mut self) {
+        if let Some(old) = self.analysis.take() {
+            // Sending fails only if the thread is gone; then it is freed here.
+            let _ = self.freed.send(old);
+        }
+    }
+
     /// A workspace holding every `.stw` file under `root`.
     pub fn new(root: Option<PathBuf>) -> (Workspace, Vec<String>) {
         let mut ws = Workspace {
@@ -66,6 +88,7 @@ impl Workspace {
             docs: BTreeMap::new(),
             cache: ParseCache::default(),
             analysis: None,
+            freed: freeing(),
         };
         let mut problems = Vec::new();
         if let Some(root) = ws.root.clone() {
@@ -97,7 +120,7 @@ impl Workspace {
                 open: false,
             },
         );
-        self.analysis = None;
+        self.stale();
         Ok(())
     }
 
@@ -123,7 +146,7 @@ impl Workspace {
                 open: true,
             },
         );
-        self.analysis = None;
+        self.stale();
     }
 
     /// Applies the changes of one `didChange`, in order. Ranges are in the
@@ -159,7 +182,7 @@ impl Workspace {
             }
         }
         doc.version = Some(version);
-        self.analysis = None;
+        self.stale();
         Ok(())
     }
 
@@ -167,7 +190,7 @@ impl Workspace {
     pub fn close(&mut self, uri: &Url) {
         let name = name_of(uri);
         self.docs.remove(&name);
-        self.analysis = None;
+        self.stale();
         if let Ok(path) = uri.to_file_path() {
             if path.is_file() && self.is_under_root(&path) {
                 let _ = self.load(&path);
@@ -183,7 +206,7 @@ impl Workspace {
             return;
         }
         self.docs.remove(&name);
-        self.analysis = None;
+        self.stale();
         if let Ok(path) = uri.to_file_path() {
             if path.is_file() && path.extension().is_some_and(|e| e == "stw") {
                 let _ = self.load(&path);

@@ -6,11 +6,11 @@
 //! [`Item::Error`] with one diagnostic while the rest of the file still parses.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::{LazyLock, Once};
 
+use foldhash::HashMap;
 use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
@@ -149,9 +149,9 @@ pub fn parse_reusing(file: FileId, src: &str, reuse: &mut Reuse) -> (SourceFile,
     for range in scan::split_items(src) {
         let chunk = &src[range.clone()];
         let base = range.start as u32;
-        let parsed = match previous.remove(chunk) {
-            Some(before) => before.moved_to(base),
-            None => parse_item(file, src, range),
+        let (key, parsed) = match previous.remove_entry(chunk) {
+            Some((key, before)) => (key, before.moved_to(base)),
+            None => (chunk.into(), parse_item(file, src, range)),
         };
         out.keywords.extend_from_slice(&parsed.keywords);
         if matches!(parsed.item, Item::Error(_)) {
@@ -160,7 +160,7 @@ pub fn parse_reusing(file: FileId, src: &str, reuse: &mut Reuse) -> (SourceFile,
         } else {
             out.items.push(parsed.item.clone());
             diags.extend(parsed.diags.iter().cloned());
-            reuse.items.insert(chunk.into(), parsed);
+            reuse.items.insert(key, parsed);
         }
     }
     (out, diags)
