@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use steward::check::{analyze, NoFiles};
-use steward::engine::store::{Approval, CancelKey, Changes, Decision, Due, StoreError, TimerKey};
+use steward::engine::store::{Approval, CancelKey, Changes, Due, StoreError, TimerKey};
 use steward::engine::{
     compile, decode_event, Collect, Engine, MemoryStore, Performed, Refused, Ruleset, Store,
 };
@@ -54,9 +54,6 @@ impl Store for Flaky {
     }
     fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         self.inner.pending_approvals()
-    }
-    fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
-        self.inner.decisions()
     }
     fn window_count(
         &self,

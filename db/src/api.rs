@@ -242,7 +242,6 @@ pub trait Api {
         since: Option<&str>,
         page: &Page,
     ) -> Result<Vec<OutboxRow>, ControlError>;
-    fn action(&self, tenant: &str, id: &str) -> Result<Option<OutboxRow>, ControlError>;
     /// Puts a dead action back in the outbox, due now, with its attempts
     /// counted afresh.
     fn retry_action(&self, tenant: &str, id: &str, who: &str) -> Result<Retried, ControlError>;
@@ -862,25 +861,6 @@ impl<D: Driver> crate::api::Api for SqlStore<D> {
             .await
             .map_err(crate::control::db)?;
             rows.into_iter().map(Self::outbox_of).collect()
-        })
-    }
-
-    fn action(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Option<crate::api::OutboxRow>, crate::control::ControlError> {
-        self.block(async {
-            let row: Option<crate::api::StoredAction> = Query::new(format!(
-                "SELECT {ACTION_COLS} FROM steward_actions \
-                 WHERE tenant = ? AND key = ?"
-            ))
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&mut Pooled(&self.pool))
-            .await
-            .map_err(crate::control::db)?;
-            row.map(Self::outbox_of).transpose()
         })
     }
 

@@ -393,17 +393,21 @@ fn sqlite_behaves_as_memory_and_keeps_work_across_restarts() {
         let got = restarted(&open, cut);
         assert_eq!(got, expected, "restarted after step {cut}");
     }
-    // The outbox holds every action once, by key; each `notify` is a
-    // notification too.
     let store = SqliteStore::open(dir.join("whole.db").to_str().unwrap(), rules()).unwrap();
+    outbox_holds_every_action(&store, &expected);
+    ended_approvals_are_listed(&store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After the whole script, the outbox holds every action once, by key; each
+/// `notify` is a notification too.
+fn outbox_holds_every_action<S: Durable>(store: &S, expected: &Outcome) {
     let outbox = store.outbox().unwrap();
     assert_eq!(outbox.len(), expected.actions.len());
     let count = |name: &str| outbox.iter().filter(|(_, a, _)| a == name).count() as i64;
     let (notified, tasks) = (count("notify"), count("create_task"));
     assert!(notified > 0 && tasks > 0);
     assert_eq!(store.people_work().unwrap(), [notified, tasks]);
-    ended_approvals_are_listed(&store);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// After the whole script: job 1's sign-off was approved, job 2's expired
@@ -453,7 +457,9 @@ fn postgres_behaves_as_memory_and_keeps_work_across_restarts() {
     let expected = memory();
     let got = whole(PgStore::open(&db.url(), rules()).unwrap());
     assert_eq!(got, expected);
-    ended_approvals_are_listed(&PgStore::open(&db.url(), rules()).unwrap());
+    let store = PgStore::open(&db.url(), rules()).unwrap();
+    outbox_holds_every_action(&store, &expected);
+    ended_approvals_are_listed(&store);
     for cut in [3, 5, 10] {
         let fresh = Scratch::create("test").unwrap();
         let url = fresh.url();
@@ -1099,5 +1105,103 @@ fn emitted_events_are_kept_on_sqlite_and_postgres() {
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(db) = Scratch::create("test") {
         emits_are_kept(PgStore::open(&db.url(), rules()).unwrap());
+    }
+}
+
+/// A decision recorded over HTTP waits for the worker, which takes it once;
+/// and a tenant's quota counts its webhooks delivered since a time, not
+/// those still waiting, nor its other actions.
+fn decisions_and_deliveries_are_counted<S>(store: S)
+where
+    S: Durable + steward_db::api::Api + steward_db::tenancy::Tenancy,
+{
+    use steward_db::api::{Decided, Page};
+    use steward_db::Attempt;
+    let (_, rules) = program(
+        "event job { id: string }\n\
+         action hook(id: string) via webhook \"https://hooks.example/jobs\"\n\
+         rule r when job then\n  hook(id)\n  log \"{id}\"\n  require approval from role owner within 2h do\n    log \"signed {id}\"\n  end\nend\n",
+    );
+    let mut engine = Engine::new(rules.clone(), store);
+    let mut sink = Collect::default();
+    // Now, so that the approvals' deadlines are ahead.
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    for id in ["a", "b"] {
+        assert!(engine.store.push(&job(id, &at)).unwrap());
+    }
+    engine.store.begin_batch().unwrap();
+    for e in engine.store.claim_events(10).unwrap() {
+        let e = decode_event(rules.shapes(), &e.line).unwrap();
+        engine.handle(e, &mut sink).unwrap();
+    }
+    engine.store.commit_batch().unwrap();
+
+    let page = Page {
+        after: None,
+        limit: 10,
+    };
+    let pending = engine
+        .store
+        .approvals("t1", Some("pending"), &page)
+        .unwrap();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    let id = &pending[0].id;
+    match engine
+        .store
+        .request_decision("t1", id, true, "ana", "api", "")
+        .unwrap()
+    {
+        Decided::Recorded(_) => {}
+        other => panic!("{other:?}"),
+    }
+    let requests = engine.store.decision_requests(10).unwrap();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0].approval.as_str(), requests[0].by.as_str()),
+        (id.as_str(), "ana")
+    );
+    engine.store.took_decision("t1", id).unwrap();
+    assert!(engine.store.decision_requests(10).unwrap().is_empty());
+
+    let since = "2000-01-01T00:00:00.000000000Z";
+    assert_eq!(engine.store.delivered_since("t1", since).unwrap(), 0);
+    let now = chrono::Utc::now();
+    let claimed = engine
+        .store
+        .claim_deliveries(now, now + chrono::Duration::minutes(1), 10)
+        .unwrap();
+    // Two webhooks and two approval requests (which are not counted).
+    let (hooks, others): (Vec<_>, Vec<_>) = claimed.iter().partition(|d| d.url.is_some());
+    assert_eq!((hooks.len(), others.len()), (2, 2), "{claimed:?}");
+    engine
+        .store
+        .attempted(hooks[0], &Attempt::Delivered)
+        .unwrap();
+    engine
+        .store
+        .attempted(others[0], &Attempt::Delivered)
+        .unwrap();
+    assert_eq!(engine.store.delivered_since("t1", since).unwrap(), 1);
+    assert_eq!(engine.store.delivered_since("t2", since).unwrap(), 0);
+    assert_eq!(
+        engine
+            .store
+            .delivered_since("t1", "2999-01-01T00:00:00.000000000Z")
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn decisions_and_deliveries_are_counted_on_sqlite_and_postgres() {
+    let dir = std::env::temp_dir().join(format!("steward-decisions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("decisions.db");
+    decisions_and_deliveries_are_counted(
+        SqliteStore::open(path.to_str().unwrap(), rules()).unwrap(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(db) = Scratch::create("test") {
+        decisions_and_deliveries_are_counted(PgStore::open(&db.url(), rules()).unwrap());
     }
 }

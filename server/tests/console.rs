@@ -465,6 +465,12 @@ async fn forms(c: &Client, acme: &str, reader: &str) {
     let dead_id = dead["data"][0]["id"].as_str().unwrap().to_string();
     let a = b.get(c, "/deliveries/retry-dead").await;
     assert!(a.text.contains("1 dead action(s)"), "{}", a.text);
+    // "Retry every dead action" of another rule queues none.
+    let a = b
+        .post(c, "/deliveries/retry-dead", &[("rule", "no_such_rule")])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    assert_eq!(a.headers["location"], "/deliveries?done=0");
     let a = b.post(c, "/deliveries/retry", &[("id", &dead_id)]).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
     let got = c.get("/v1/actions?status=dead", acme).await.json();

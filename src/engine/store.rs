@@ -302,7 +302,6 @@ pub trait Store {
     fn approval_for(&self, key: &TimerKey) -> Result<Option<Approval>, StoreError>;
     /// Pending approvals, oldest first.
     fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError>;
-    fn decisions(&self) -> Result<Vec<Decision>, StoreError>;
     /// How many marks the window of the tenant's `key` holds within
     /// `window_ms` ending at `now` (a mark at exactly the window's start is
     /// out).
@@ -344,7 +343,6 @@ pub struct MemoryStore {
     approvals: HashMap<String, (Approval, u64)>,
     approval_keys: HashMap<TimerKey, String>,
     deadlines: BTreeSet<(DateTime<Utc>, u64, String)>,
-    decisions: Vec<Decision>,
     windows: HashMap<String, VecDeque<DateTime<Utc>>>,
     /// By (tenant, key), then field path.
     memory: HashMap<(Arc<str>, Arc<str>), Remembered>,
@@ -437,7 +435,9 @@ impl MemoryStore {
             Change::EndApproval(end) => {
                 self.take_approval(&end.id);
             }
-            Change::Decision(d) => self.decisions.push(d),
+            // Durable stores keep decisions for the record (the API's
+            // history); the memory store only needs the approval gone.
+            Change::Decision(_) => {}
             Change::WindowCount {
                 key, at, window_ms, ..
             } => {
@@ -535,10 +535,6 @@ impl Store for MemoryStore {
         let mut list: Vec<&(Approval, u64)> = self.approvals.values().collect();
         list.sort_by_key(|(a, seq)| (a.requested_at, *seq));
         Ok(list.into_iter().map(|(a, _)| a.clone()).collect())
-    }
-
-    fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
-        Ok(self.decisions.clone())
     }
 
     fn window_count(

@@ -15,6 +15,7 @@ use steward::engine::store::StoreError;
 use crate::OpenError;
 
 pub mod postgres;
+mod record;
 pub mod sqlite;
 
 pub use postgres::Postgres;
@@ -260,13 +261,17 @@ pub trait Exec: Send {
 pub struct Query<'a> {
     pub sql: Cow<'a, str>,
     pub args: Vec<Arg<'a>>,
+    /// Where in the source the statement is written (see [`record`]).
+    site: &'static std::panic::Location<'static>,
 }
 
 impl<'a> Query<'a> {
+    #[track_caller]
     pub fn new(sql: impl Into<Cow<'a, str>>) -> Query<'a> {
         Query {
             sql: sql.into(),
             args: Vec::new(),
+            site: std::panic::Location::caller(),
         }
     }
 
@@ -326,7 +331,8 @@ impl<'a> Query<'a> {
     }
 }
 
-/// A statement's bound values as a driver's arguments.
+/// A statement's bound values as a driver's arguments (every statement
+/// that runs is bound here first, which is where it is recorded).
 fn arguments<'q, A>(q: &'q Query<'_>) -> Result<A, sqlx::Error>
 where
     A: sqlx::Arguments<'q> + Default,
@@ -335,6 +341,7 @@ where
     Option<i32>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
     Option<bool>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
 {
+    record::ran(<A::Database as sqlx::Database>::NAME, q.site);
     let mut args = A::default();
     for a in &q.args {
         match a {

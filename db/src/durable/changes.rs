@@ -146,9 +146,11 @@ impl<D: Driver> SqlStore<D> {
                 .bind(i64::from(t.key.pos))
         };
         if !D::DIALECT.modifying_ctes {
+            // Only on SQLite: PostgreSQL forgets in the upsert's statement.
             forget(Query::new(FORGET)).execute(&mut *tx).await?;
         }
         let seq: Option<i64> = match D::DIALECT.seq.fetch {
+            // Only on SQLite: PostgreSQL numbers the timer in its insert.
             Some(sql) => Some(Query::new(sql).scalar(&mut *tx).await?),
             None => None,
         };
@@ -159,8 +161,10 @@ impl<D: Driver> SqlStore<D> {
             D::DIALECT.seq.inline
         );
         let insert = if D::DIALECT.modifying_ctes {
+            // Only on PostgreSQL (a data-modifying WITH).
             forget(Query::new(format!("WITH gone AS ({FORGET}) {upsert}")))
         } else {
+            // Only on SQLite.
             Query::new(upsert)
         };
         let insert = insert
@@ -242,8 +246,10 @@ impl<D: Driver> SqlStore<D> {
         .execute(&mut *tx)
         .await?;
         let seq: i64 = match D::DIALECT.seq.fetch {
+            // Only on SQLite: a statement apart numbers the approval.
             Some(sql) => Query::new(sql).scalar(&mut *tx).await?,
             None => {
+                // Only on PostgreSQL: the sequence's expression.
                 Query::new(format!("SELECT {}", D::DIALECT.seq.inline))
                     .scalar(&mut *tx)
                     .await?
@@ -326,6 +332,7 @@ impl<D: Driver> SqlStore<D> {
         let sql = if D::DIALECT.modifying_ctes {
             format!("WITH gone AS ({BEFORE}) {MARK}")
         } else {
+            // Only on SQLite: PostgreSQL deletes in the mark's statement.
             Query::new(BEFORE)
                 .bind(tenant)
                 .bind(key)

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use steward::engine::store::{
-    Approval, CancelKey, Changes, Decision, Due, StoreError, Timer, TimerKey,
-};
+use steward::engine::store::{Approval, CancelKey, Changes, Due, StoreError, Timer, TimerKey};
 use steward::engine::stored::StoredValue;
 use steward::engine::{Performed, Ruleset, Store};
 
@@ -249,9 +247,6 @@ impl<D: Driver> Store for SqlStore<D> {
     }
     fn pending_approvals(&self) -> Result<Vec<Approval>, StoreError> {
         self.pending_approvals_now()
-    }
-    fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
-        self.decisions_now()
     }
     fn window_count(
         &self,

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use steward::engine::store::{
-    window_start, Approval, CancelKey, Decision, Due, StoreError, Timer, TimerKey,
-};
+use steward::engine::store::{window_start, Approval, CancelKey, Due, StoreError, Timer, TimerKey};
 use steward::engine::stored::StoredValue;
 
 use super::approval_tenant;
@@ -132,29 +130,6 @@ impl<D: Driver> SqlStore<D> {
         })
     }
 
-    pub(crate) fn decisions_now(&self) -> Result<Vec<Decision>, StoreError> {
-        self.block(async {
-            let mut c = self.conn().await.map_err(unavailable)?;
-            let rows: Vec<(String, bool, String, String)> = Query::new(
-                "SELECT approval, approved, decided_by, decided_at FROM steward_decisions \
-                 ORDER BY decided_at, approval",
-            )
-            .fetch_all(c.get())
-            .await
-            .map_err(unavailable)?;
-            rows.into_iter()
-                .map(|(approval, approved, by, at)| {
-                    Ok(Decision {
-                        approval,
-                        approved,
-                        by,
-                        at: parse_time(&at)?,
-                    })
-                })
-                .collect()
-        })
-    }
-
     pub(crate) fn window_count_now(
         &self,
         tenant: &str,
@@ -167,6 +142,7 @@ impl<D: Driver> SqlStore<D> {
             let mut c = self.conn().await.map_err(unavailable)?;
             // Workers counting the same window wait for each other.
             if let Some(lock) = D::DIALECT.lock_key {
+                // Only on PostgreSQL: SQLite's one writer waits already.
                 Query::new(lock)
                     .bind(key)
                     .execute(c.get())
