@@ -93,9 +93,11 @@ pub struct Dialect {
     /// claim of 100 events at 20,000 pending, against 1 ms through
     /// `steward_events_pending_key`; migration 0021). `{}` is the column.
     pub fair_tenant: &'static str,
-    /// Takes a lock on a bound key until the batch ends, where workers
-    /// share the work (a throttle's window).
-    pub lock_key: Option<&'static str>,
+    /// Counts the marks of a window (tenant, key, after) in a throttle or
+    /// a `count` clause. Where workers share the work it first takes a lock
+    /// on the key until the batch ends, so that workers counting one window
+    /// wait for each other (PostgreSQL: one function, migration 0023).
+    pub window_count: &'static str,
     /// Rows bound as one JSON array of arrays of texts.
     pub rows: JsonRows,
     /// How due work (timers, approvals) is numbered in the order it was set.

@@ -58,7 +58,7 @@ impl Driver for Postgres {
         )),
         by_tenant: "",
         fair_tenant: "({} || '')",
-        lock_key: Some("SELECT pg_advisory_xact_lock(hashtext(?))::text"),
+        window_count: "SELECT steward_window_count(?, ?, ?)",
         rows: JsonRows::Postgres,
         seq: Seq {
             fetch: None,

@@ -33,7 +33,9 @@ impl Driver for Sqlite {
         claim_plan: None,
         by_tenant: "INDEXED BY steward_events_pending_tenant",
         fair_tenant: "{}",
-        lock_key: None,
+        // SQLite's one writer waits already.
+        window_count:
+            "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at > ?",
         rows: JsonRows::Sqlite,
         seq: Seq {
             fetch: Some(

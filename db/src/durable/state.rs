@@ -140,24 +140,13 @@ impl<D: Driver> SqlStore<D> {
         let start = window_start(now, window_ms);
         self.block(async {
             let mut c = self.conn().await.map_err(unavailable)?;
-            // Workers counting the same window wait for each other.
-            if let Some(lock) = D::DIALECT.lock_key {
-                // Only on PostgreSQL: SQLite's one writer waits already.
-                Query::new(lock)
-                    .bind(key)
-                    .execute(c.get())
-                    .await
-                    .map_err(unavailable)?;
-            }
-            let n: i64 = Query::new(
-                "SELECT COUNT(*) FROM steward_throttles WHERE tenant = ? AND key = ? AND at > ?",
-            )
-            .bind(tenant)
-            .bind(key)
-            .bind(time_text(&start))
-            .scalar(c.get())
-            .await
-            .map_err(unavailable)?;
+            let n: i64 = Query::new(D::DIALECT.window_count)
+                .bind(tenant)
+                .bind(key)
+                .bind(time_text(&start))
+                .scalar(c.get())
+                .await
+                .map_err(unavailable)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
