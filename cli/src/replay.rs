@@ -107,7 +107,11 @@ fn cut(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}... ({} bytes in all)", &text[..end], text.len())
+    format!(
+        "{}... ({} bytes in all)",
+        text.get(..end).unwrap_or(""),
+        text.len()
+    )
 }
 
 /// A line of the events file that decides an approval: by its id, or by

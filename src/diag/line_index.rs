@@ -74,7 +74,11 @@ impl LineIndex {
                 while !text.is_char_boundary(end) {
                     end -= 1;
                 }
-                text[start as usize..end].chars().map(unit).sum()
+                text.get(start as usize..end)
+                    .unwrap_or("")
+                    .chars()
+                    .map(unit)
+                    .sum()
             }
         }
     }
@@ -114,7 +118,11 @@ impl LineIndex {
             None => start.saturating_add(pos.col).min(end),
             Some(text) => {
                 let mut units = 0;
-                for (i, c) in text[start as usize..end as usize].char_indices() {
+                for (i, c) in text
+                    .get(start as usize..end as usize)
+                    .unwrap_or("")
+                    .char_indices()
+                {
                     if units >= pos.col {
                         return start + i as u32;
                     }

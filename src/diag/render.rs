@@ -259,10 +259,10 @@ impl Excerpt {
         Excerpt {
             name: source.name.to_string(),
             // miette breaks lines at `\n` only; a lone `\r` is a break too.
-            text: crate::syntax::scan::lone_cr_as_lf(&text[from..to]).into_owned(),
+            text: crate::syntax::scan::lone_cr_as_lf(text.get(from..to).unwrap_or("")).into_owned(),
             offset: from,
             line: at.line as usize,
-            column: text[line_start..from].chars().count(),
+            column: text.get(line_start..from).unwrap_or("").chars().count(),
         }
     }
 }

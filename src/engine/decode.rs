@@ -404,7 +404,7 @@ fn serde_reason(e: &serde_json::Error) -> String {
 fn serde_reason_of(e: &impl fmt::Display) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
+        Some(i) => text.get(..i).unwrap_or("").to_string(),
         None => text,
     }
 }

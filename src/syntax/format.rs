@@ -105,7 +105,7 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn slice(&self, span: Span) -> &str {
-        &self.src[span.range()]
+        self.src.get(span.range()).unwrap_or("")
     }
 
     fn blank(&mut self) {
@@ -175,7 +175,7 @@ impl Printer<'_> {
             if c.start >= end && !between.contains('\n') {
                 self.out.push(' ');
                 let src = self.src;
-                self.out.push_str(&src[c.range()]);
+                self.out.push_str(src.get(c.range()).unwrap_or(""));
                 self.last_end = c.end;
                 self.next += 1;
             }
@@ -201,7 +201,10 @@ impl Printer<'_> {
         }
         self.flush_comments(span.start);
         // Continuation lines move with the first line, as written relative to it.
-        let line_start = self.src[..span.start as usize]
+        let line_start = self
+            .src
+            .get(..span.start as usize)
+            .unwrap_or("")
             .rfind('\n')
             .map_or(0, |i| i + 1);
         let column = span.start as usize - line_start;
@@ -215,7 +218,7 @@ impl Printer<'_> {
                     let spaces = line.len() - line.trim_start_matches(' ').len();
                     let kept = (spaces + target).saturating_sub(column);
                     written.push_str(&" ".repeat(kept));
-                    written.push_str(&line[spaces..]);
+                    written.push_str(line.get(spaces..).unwrap_or(""));
                 }
                 continue;
             }
@@ -279,7 +282,10 @@ impl Printer<'_> {
                 }
                 ActionBody::Block(body) => {
                     let head = format!("action {}({}) do", d.name.text, self.params(&d.params));
-                    let do_end = self.src[..body.span.start as usize]
+                    let do_end = self
+                        .src
+                        .get(..body.span.start as usize)
+                        .unwrap_or("")
                         .rfind("do")
                         .map_or(d.name.span.end, |i| i as u32 + 2);
                     self.line(d.span.start, &head, do_end);
@@ -655,7 +661,10 @@ impl Printer<'_> {
                 self.line(start, &format!("then {stmt}"), body.span.end);
             }
             None => {
-                let then_at = self.src[..body.span.start as usize]
+                let then_at = self
+                    .src
+                    .get(..body.span.start as usize)
+                    .unwrap_or("")
                     .rfind("then")
                     .map_or(body.span.start, |i| i as u32);
                 self.line(then_at, "then", then_at + 4);
@@ -845,7 +854,7 @@ impl Printer<'_> {
     /// The offset of the last `kw` before `offset` (an `else` before its block).
     fn keyword_before(&self, offset: u32, kw: &str) -> u32 {
         let mut at = offset as usize;
-        while let Some(i) = self.src[..at].rfind(kw) {
+        while let Some(i) = self.src.get(..at).unwrap_or("").rfind(kw) {
             let before_ok = i
                 .checked_sub(1)
                 .and_then(|j| self.src.as_bytes().get(j))

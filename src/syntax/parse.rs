@@ -147,7 +147,7 @@ pub fn parse_reusing(file: FileId, src: &str, reuse: &mut Reuse) -> (SourceFile,
     let mut diags = Vec::new();
     let mut previous = std::mem::take(&mut reuse.items);
     for range in scan::split_items(src) {
-        let chunk = &src[range.clone()];
+        let chunk = src.get(range.clone()).unwrap_or("");
         let base = range.start as u32;
         let (key, parsed) = match previous.remove_entry(chunk) {
             Some((key, before)) => (key, before.moved_to(base)),
@@ -168,7 +168,7 @@ pub fn parse_reusing(file: FileId, src: &str, reuse: &mut Reuse) -> (SourceFile,
 
 /// Parses the item at `range` of `src`.
 fn parse_item(file: FileId, src: &str, range: Range<usize>) -> Parsed {
-    let chunk = &src[range.clone()];
+    let chunk = src.get(range.clone()).unwrap_or("");
     let base = range.start as u32;
     let mut parsed = Parsed {
         base,
@@ -516,13 +516,16 @@ fn syntax_error(
 impl<'s> ErrorAt<'s> {
     /// The text of the item before the error, without trailing space.
     fn before(&self) -> &'s str {
-        self.src[self.base..self.abs].trim_end()
+        self.src.get(self.base..self.abs).unwrap_or("").trim_end()
     }
 
     /// The token the error is at.
     fn token(&self) -> &'s str {
         let (src, abs) = (self.src, self.abs);
-        &src[abs..abs + scan::token_len(&src[abs..self.base + self.chunk.len()])]
+        src.get(
+            abs..abs + scan::token_len(src.get(abs..self.base + self.chunk.len()).unwrap_or("")),
+        )
+        .unwrap_or("")
     }
 
     /// An item past pest's limits: too deeply nested to parse.
@@ -549,7 +552,11 @@ impl<'s> ErrorAt<'s> {
     fn open_string(&self) -> Option<Diagnostic> {
         let src = self.src;
         let start = scan::open_string_at(src, self.abs)?;
-        let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
+        let line_end = src
+            .get(start..)
+            .unwrap_or("")
+            .find('\n')
+            .map_or(src.len(), |i| start + i);
         Some(Diagnostic::new(Code::UnterminatedString, self.file, Span::new(start, line_end), "unterminated string")
             .with_label("this string is never closed")
             .with_help("close it with `\"` on the same line; strings cannot span lines (write `\\n` for a line break)"))
@@ -561,7 +568,9 @@ impl<'s> ErrorAt<'s> {
         let before = self.before();
         let after_word = |kw: &str| {
             before.ends_with(kw)
-                && !before[..before.len() - kw.len()]
+                && !before
+                    .get(..before.len() - kw.len())
+                    .unwrap_or("")
                     .ends_with(|c: char| c.is_alphanumeric() || c == '_')
         };
         if !after_word("notify") && !after_word("for") {
@@ -569,7 +578,7 @@ impl<'s> ErrorAt<'s> {
         }
         // The word found instead (at the end of the file: nothing, so an
         // empty span there).
-        let len = scan::token_len(&src[abs..self.base + self.chunk.len()]);
+        let len = scan::token_len(src.get(abs..self.base + self.chunk.len()).unwrap_or(""));
         let what = if after_word("notify") {
             "`notify` is followed by whom and the text, as in `notify role owner \"...\"` or `notify owner_email \"...\"`"
         } else {
@@ -584,13 +593,16 @@ impl<'s> ErrorAt<'s> {
     fn notify_text_only(&self) -> Option<Diagnostic> {
         let before = self.before();
         let at = before.rfind("notify")?;
-        let rest = before[at + "notify".len()..].trim();
+        let rest = before.get(at + "notify".len()..).unwrap_or("").trim();
         let quotes = rest
             .matches('"')
             .count()
             .saturating_sub(rest.matches("\\\"").count());
-        let word_start =
-            at == 0 || !before[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let word_start = at == 0
+            || !before
+                .get(..at)
+                .unwrap_or("")
+                .ends_with(|c: char| c.is_alphanumeric() || c == '_');
         if !(word_start
             && rest.len() >= 2
             && rest.starts_with('"')
@@ -600,7 +612,7 @@ impl<'s> ErrorAt<'s> {
             return None;
         }
         let start = self.base + at;
-        let end = start + before[at..].len();
+        let end = start + before.get(at..).unwrap_or("").len();
         Some(Diagnostic::new(Code::Syntax, self.file, Span::new(start, end), "`notify` is followed by whom, then the text")
             .with_label("nobody to notify")
             .with_help(format!(
@@ -614,11 +626,15 @@ impl<'s> ErrorAt<'s> {
         let digits = token.bytes().take_while(u8::is_ascii_digit).count();
         if !(digits > 0
             && digits < token.len()
-            && token[digits..].bytes().all(|b| b.is_ascii_alphabetic()))
+            && token
+                .get(digits..)
+                .unwrap_or("")
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic()))
         {
             return None;
         }
-        let unit = &token[digits..];
+        let unit = token.get(digits..).unwrap_or("");
         let years = matches!(unit, "y" | "yr" | "yrs" | "year" | "years");
         let months = years || matches!(unit, "mo" | "mon" | "month" | "months");
         let diag = Diagnostic::new(
@@ -633,7 +649,7 @@ impl<'s> ErrorAt<'s> {
                 "write a number and a unit with nothing between, such as `90m`, `2h30m` or `7d`",
             ));
         }
-        Some(match calendar_rewrite(self.src, self.base, abs, token, &token[..digits], years) {
+        Some(match calendar_rewrite(self.src, self.base, abs, token, token.get(..digits).unwrap_or(""), years) {
             Some((span, rewrite)) => diag
                 .with_help(format!(
                     "months and years have no fixed length, so they are not durations: write `{rewrite}` (the same day of the month, or its last day when shorter)"
@@ -642,7 +658,7 @@ impl<'s> ErrorAt<'s> {
             None => diag.with_help(format!(
                 "months and years have no fixed length, so they are not durations: use `{}(date, {})` for a date or a time that many {} on",
                 if years { "add_years" } else { "add_months" },
-                &token[..digits],
+                token.get(..digits).unwrap_or(""),
                 if years { "years" } else { "months" },
             )),
         })
@@ -678,12 +694,12 @@ impl<'s> ErrorAt<'s> {
     /// Any other error: what was expected, and what was found instead.
     fn unexpected(&self, err: &pest::error::Error<Rule>, expected: &[String]) -> Diagnostic {
         let (src, base, chunk, abs) = (self.src, self.base, self.chunk, self.abs);
-        let rest = &src[abs..base + chunk.len()];
+        let rest = src.get(abs..base + chunk.len()).unwrap_or("");
         let trimmed = scan::skip_trivia(rest);
         let (span, found) = if trimmed.is_empty() {
             // Nothing more in this item: point just after the last token.
             let end = base + scan::end_of_code(chunk, self.pos);
-            let next = scan::first_word(&src[base + chunk.len()..]);
+            let next = scan::first_word(src.get(base + chunk.len()..).unwrap_or(""));
             let found = match next {
                 Some(word) => format!("`{word}` starts the next item"),
                 None => "the file ends".to_string(),
@@ -693,7 +709,7 @@ impl<'s> ErrorAt<'s> {
             let len = scan::token_len(rest);
             (
                 Span::new(abs, abs + len),
-                format!("found `{}`", &rest[..len]),
+                format!("found `{}`", rest.get(..len).unwrap_or("")),
             )
         };
 
@@ -703,7 +719,7 @@ impl<'s> ErrorAt<'s> {
             [init @ .., last] => format!("expected {} or {last}, but {found}", init.join(", ")),
         };
         let mut diag = Diagnostic::new(Code::Syntax, self.file, span, message);
-        if let Some(help) = syntax_help(&expected_summary(err), &src[abs..]) {
+        if let Some(help) = syntax_help(&expected_summary(err), src.get(abs..).unwrap_or("")) {
             diag = diag.with_help(help);
         }
         diag
@@ -1228,7 +1244,13 @@ impl Builder {
     }
 
     fn escape(&self, pair: &Pair<Rule>, out: &mut String) {
-        let c = pair.as_str()[1..].chars().next().unwrap_or('\\');
+        let c = pair
+            .as_str()
+            .get(1..)
+            .unwrap_or("")
+            .chars()
+            .next()
+            .unwrap_or('\\');
         match c {
             'n' => out.push('\n'),
             't' => out.push('\t'),

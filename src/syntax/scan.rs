@@ -39,7 +39,7 @@ fn scan_line(line: &str) -> LineScan {
                     let raw = before(i, 1) == Some(b'r')
                         && !before(i, 2).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
                     if raw {
-                        match line[i + 1..].find('"') {
+                        match line.get(i + 1..).unwrap_or("").find('"') {
                             Some(close) => i += close + 1,
                             None => {
                                 return LineScan {
@@ -110,13 +110,17 @@ pub fn comments(src: &str) -> Vec<Span> {
 /// The start of a string that is still open at the end of the line holding
 /// `offset`, if the line has one before `offset`.
 pub fn open_string_at(src: &str, offset: usize) -> Option<usize> {
-    let line_start = src[..offset.min(src.len())]
+    let line_start = src
+        .get(..offset.min(src.len()))
+        .unwrap_or("")
         .rfind('\n')
         .map_or(0, |i| i + 1);
-    let line_end = src[line_start..]
+    let line_end = src
+        .get(line_start..)
+        .unwrap_or("")
         .find('\n')
         .map_or(src.len(), |i| line_start + i);
-    let open = scan_line(&src[line_start..line_end]).open_string? + line_start;
+    let open = scan_line(src.get(line_start..line_end).unwrap_or("")).open_string? + line_start;
     (open <= offset).then_some(open)
 }
 
@@ -125,7 +129,7 @@ fn code_words(line: &str) -> Vec<&str> {
     let end = scan_line(line).comment.unwrap_or(line.len());
     let mut words = Vec::new();
     let mut in_string = false;
-    for (i, part) in line[..end].split('"').enumerate() {
+    for (i, part) in line.get(..end).unwrap_or("").split('"').enumerate() {
         // Even parts are outside strings (nested strings in interpolations are rare
         // enough that this approximation is fine for finding item keywords).
         in_string = i % 2 == 1;
@@ -157,7 +161,7 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
         // is a field named like one, `event.id` a continuation line.
         let first = words.first().copied().filter(|w| {
             trimmed.starts_with(w) && {
-                let rest = &trimmed[w.len()..];
+                let rest = trimmed.get(w.len()..).unwrap_or("");
                 !rest.trim_start().starts_with(':')
                     && (!ITEM_KEYWORDS.contains(w)
                         || rest.starts_with([' ', '\t'])
@@ -173,7 +177,9 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
                 rule_needs_trigger = w == "rule";
             }
             // `test` is contextual: an item only as `test "name"` in the first column.
-            Some("test") if indent == 0 && trimmed[4..].trim_start().starts_with('"') => {
+            Some("test")
+                if indent == 0 && trimmed.get(4..).unwrap_or("").trim_start().starts_with('"') =>
+            {
                 starts_item = true;
                 rule_needs_trigger = false;
             }
@@ -209,7 +215,7 @@ pub fn split_items(src: &str) -> Vec<Range<usize>> {
     // Text before the first item keyword (other than comments) is an item too,
     // so stray text is reported instead of silently ignored.
     let mut ranges = Vec::new();
-    if !skip_trivia(&src[..first]).is_empty() {
+    if !skip_trivia(src.get(..first).unwrap_or("")).is_empty() {
         ranges.push(0..first);
     }
     for (i, &start) in starts.iter().enumerate() {
@@ -224,7 +230,7 @@ pub fn skip_trivia(mut text: &str) -> &str {
     loop {
         text = text.trim_start();
         if text.starts_with('#') {
-            text = text.find('\n').map_or("", |i| &text[i..]);
+            text = text.find('\n').map_or("", |i| text.get(i..).unwrap_or(""));
         } else {
             return text;
         }
@@ -236,10 +242,10 @@ pub fn skip_trivia(mut text: &str) -> &str {
 pub fn trim_trailing_trivia(text: &str) -> usize {
     let mut end = text.len();
     loop {
-        let trimmed = text[..end].trim_end();
+        let trimmed = text.get(..end).unwrap_or("").trim_end();
         end = trimmed.len();
         let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
-        match scan_line(&trimmed[line_start..]).comment {
+        match scan_line(trimmed.get(line_start..).unwrap_or("")).comment {
             Some(c) => end = line_start + c,
             None => return end,
         }
@@ -248,7 +254,11 @@ pub fn trim_trailing_trivia(text: &str) -> usize {
 
 /// The span of `range` in `src` without trailing whitespace and comments.
 pub fn trimmed_span(src: &str, range: Range<usize>) -> Span {
-    let end = range.start + end_of_code(&src[range.clone()], src[range.clone()].len());
+    let end = range.start
+        + end_of_code(
+            src.get(range.clone()).unwrap_or(""),
+            src.get(range.clone()).unwrap_or("").len(),
+        );
     Span::new(range.start, end.max(range.start))
 }
 
@@ -256,9 +266,9 @@ pub fn trimmed_span(src: &str, range: Range<usize>) -> Span {
 /// `text[..upto]`.
 pub fn end_of_code(text: &str, upto: usize) -> usize {
     let mut end = 0;
-    for (at, line) in lines(&text[..upto]) {
+    for (at, line) in lines(text.get(..upto).unwrap_or("")) {
         let code = match scan_line(line).comment {
-            Some(c) => &line[..c],
+            Some(c) => line.get(..c).unwrap_or(""),
             None => line,
         };
         let code = code.trim_end();
@@ -273,7 +283,7 @@ pub fn end_of_code(text: &str, upto: usize) -> usize {
 pub fn first_word(text: &str) -> Option<String> {
     let text = skip_trivia(text);
     let len = token_len(text);
-    (len > 0).then(|| text[..len].to_string())
+    (len > 0).then(|| text.get(..len).unwrap_or("").to_string())
 }
 
 /// The length of the token at the start of `text`: a word, a string up to its
@@ -288,7 +298,11 @@ pub fn token_len(text: &str) -> usize {
     }
     if c == '"' {
         let line = text.find('\n').unwrap_or(text.len());
-        return text[1..line].find('"').map_or(line, |i| i + 2);
+        return text
+            .get(1..line)
+            .unwrap_or("")
+            .find('"')
+            .map_or(line, |i| i + 2);
     }
     let symbols = text
         .find(|c: char| !"=!<>&|?+-*/%".contains(c))
@@ -330,7 +344,7 @@ pub fn nesting(item: &str) -> (u32, u32) {
     let (mut max_blocks, mut max_brackets) = (0u32, 0u32);
     for (_, line) in lines(item) {
         let end = scan_line(line).comment.unwrap_or(line.len());
-        for (i, part) in line[..end].split('"').enumerate() {
+        for (i, part) in line.get(..end).unwrap_or("").split('"').enumerate() {
             if i % 2 == 1 {
                 continue;
             }
@@ -363,6 +377,7 @@ pub fn nesting(item: &str) -> (u32, u32) {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice, reason = "a test fails by panicking")]
 mod tests {
     use super::*;
 

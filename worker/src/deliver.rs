@@ -450,7 +450,7 @@ fn notification_mail(d: &Delivery) -> Option<Delivery> {
         .unwrap_or_default();
     let first = text.lines().next().unwrap_or_default();
     let subject = match first.char_indices().nth(78) {
-        Some((cut, _)) => format!("{}…", &first[..cut]),
+        Some((cut, _)) => format!("{}…", first.get(..cut).unwrap_or("")),
         None => first.to_string(),
     };
     let body = format!("{text}\n\n(A notification from the rule `{}`.)\n", d.rule);

@@ -435,7 +435,7 @@ pub(crate) const UNDELIVERED_SHOWN: i64 = 50;
 
 /// One undelivered action, for the list `--exit-when-idle` ends with.
 pub(crate) fn undelivered_line(u: &steward_db::Undelivered) -> String {
-    let when = match (&u.status[..], u.next_attempt_at) {
+    let when = match (u.status.as_str(), u.next_attempt_at) {
         ("failed", Some(t)) => format!(
             ", next attempt {}",
             steward::engine::value::show_datetime(&t)

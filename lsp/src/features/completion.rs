@@ -152,9 +152,13 @@ struct ItemContext<'a> {
 }
 
 fn item_context<'a>(analysis: &Analysis, text: &'a str, offset: usize) -> ItemContext<'a> {
-    let mut start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let mut start = text
+        .get(..offset)
+        .unwrap_or("")
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     loop {
-        let line = &text[start..];
+        let line = text.get(start..).unwrap_or("");
         let word = line
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .next()
@@ -162,9 +166,13 @@ fn item_context<'a>(analysis: &Analysis, text: &'a str, offset: usize) -> ItemCo
         if ITEM_KEYWORDS.contains(&word) || start == 0 {
             break;
         }
-        start = text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+        start = text
+            .get(..start - 1)
+            .unwrap_or("")
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
     }
-    let item = &text[start..offset];
+    let item = text.get(start..offset).unwrap_or("");
     let first_word = item
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .next()
@@ -408,8 +416,12 @@ pub fn complete(
     while !text.is_char_boundary(offset) {
         offset -= 1;
     }
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line = &text[line_start..offset];
+    let line_start = text
+        .get(..offset)
+        .unwrap_or("")
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text.get(line_start..offset).unwrap_or("");
     let word_len = line
         .chars()
         .rev()
@@ -429,7 +441,9 @@ pub fn complete(
         Lexical::Comment => {}
         Lexical::Str(content) => {
             // A string compared with a union field: the union's members.
-            let Some(found) = COMPARED.captures(&line[..content.saturating_sub(1)]) else {
+            let Some(found) =
+                COMPARED.captures(line.get(..content.saturating_sub(1)).unwrap_or(""))
+            else {
                 return Vec::new();
             };
             if let Some(Type::Union(members)) = c.path_type(&found[1]).map(|t| t.present().clone())
@@ -445,7 +459,7 @@ pub fn complete(
             }
         }
         Lexical::Code => {
-            let before = &line[..line.len() - word_len];
+            let before = line.get(..line.len() - word_len).unwrap_or("");
             if let Some(found) = EVENT_CONTEXT.captures(line) {
                 let token = found.get(1).map_or(0, |m| m.len());
                 c.replace = Span::new(offset - token, offset);
