@@ -111,12 +111,15 @@ impl Checker<'_> {
         let mut on_event: HashMap<&str, Vec<&Site>> = HashMap::new();
         for b in &sites {
             let before = on_event.entry(b.event).or_default();
-            for a in before.iter() {
-                if let Some((first, second)) = stops_the_other(a, b) {
-                    self.shadowed(first, second);
+            // The rules before it that neither stop it nor are stopped by it.
+            let mut both_run = Vec::with_capacity(before.len());
+            for &a in before.iter() {
+                match stops_the_other(a, b) {
+                    Some((first, second)) => self.shadowed(first, second),
+                    None => both_run.push(a),
                 }
             }
-            self.duplicates(before, b);
+            self.duplicates(&both_run, b);
             before.push(b);
         }
         self.emit_cycles(&sites);
@@ -266,8 +269,8 @@ impl Checker<'_> {
         }
     }
 
-    /// Each action of `b` that a rule before it (and not stopping it, or
-    /// stopped by it) also performs for the same event, reported once, with
+    /// Each action of `b` that a rule before it (`before`: those that run
+    /// with it) also performs for the same event, reported once, with
     /// the first such rule. Once an action is reported the other rules are
     /// not compared, so a ruleset of many rules doing the same thing costs
     /// a comparison per rule, not one per pair.
@@ -278,15 +281,12 @@ impl Checker<'_> {
             if reported.contains(&eb.what.as_str()) {
                 continue;
             }
-            let same = before
-                .iter()
-                .filter(|a| stops_the_other(a, b).is_none())
-                .flat_map(|a| {
-                    a.effects
-                        .iter()
-                        .filter(|ea| ea.what == eb.what)
-                        .map(move |ea| (a, ea))
-                });
+            let same = before.iter().flat_map(|a| {
+                a.effects
+                    .iter()
+                    .filter(|ea| ea.what == eb.what)
+                    .map(move |ea| (a, ea))
+            });
             for (a, ea) in same {
                 let mut all: Vec<&Expr> = a.conditions.iter().chain(&b.conditions).collect();
                 all.extend(ea.around.iter().chain(&eb.around));

@@ -232,95 +232,10 @@ impl Printer<'_> {
         match item {
             Item::Type(d) => self.record("type", &d.name.text, &d.fields, d.span),
             Item::Event(d) => self.record("event", &d.name.text, &d.fields, d.span),
-            Item::Message(d) => {
-                let head = format!("message {} {{", d.name.text);
-                if d.fields.is_empty() && !self.has_comment_in(d.span) {
-                    return self.line(
-                        d.span.start,
-                        &format!("message {} {{}}", d.name.text),
-                        d.span.end,
-                    );
-                }
-                self.line(d.span.start, &head, d.name.span.end);
-                self.indent += 1;
-                for f in &d.fields {
-                    let text = format!("{}: {}", f.name.text, self.expr(&f.value));
-                    self.node(f.span, &text);
-                }
-                self.close(d.span, "}");
-            }
-            Item::Action(d) => match &d.body {
-                ActionBody::Webhook(hook) => {
-                    let text = format!(
-                        "action {}({}) via webhook {}",
-                        d.name.text,
-                        self.params(&d.params),
-                        self.slice(hook.url.span)
-                    );
-                    if hook.headers.is_empty() {
-                        return self.line(d.span.start, &text, d.span.end);
-                    }
-                    // One header a line under the action, the `with` ending the first.
-                    self.line(d.span.start, &format!("{text} with"), hook.url.span.end);
-                    self.indent += 1;
-                    let last = hook.headers.len() - 1;
-                    for (i, h) in hook.headers.iter().enumerate() {
-                        let value = match &h.value {
-                            HeaderValue::Text(text) => self.slice(text.span).to_string(),
-                            HeaderValue::Secret { prefix, secret } => match prefix {
-                                Some(p) => {
-                                    format!("{} + secret {}", self.slice(p.span), secret.text)
-                                }
-                                None => format!("secret {}", secret.text),
-                            },
-                        };
-                        let comma = if i == last { "" } else { "," };
-                        let text = format!("header {} = {value}{comma}", self.slice(h.name.span));
-                        self.node(h.span, &text);
-                    }
-                    self.indent -= 1;
-                }
-                ActionBody::Block(body) => {
-                    let head = format!("action {}({}) do", d.name.text, self.params(&d.params));
-                    let do_end = self
-                        .src
-                        .get(..body.span.start as usize)
-                        .unwrap_or("")
-                        .rfind("do")
-                        .map_or(d.name.span.end, |i| i as u32 + 2);
-                    self.line(d.span.start, &head, do_end);
-                    self.indent += 1;
-                    self.block(body);
-                    self.close(d.span, "end");
-                }
-            },
+            Item::Message(d) => self.message(d),
+            Item::Action(d) => self.action(d),
             Item::Fn(d) if self.has_comment_in(d.span) => self.node(d.span, ""),
-            Item::Fn(d) => {
-                let head = format!(
-                    "fn {}({}) -> {}",
-                    d.name.text,
-                    self.params(&d.params),
-                    self.ty(&d.ret)
-                );
-                match &d.body {
-                    FnBody::Rhai(path) => {
-                        let text = format!("{head} from rhai {}", self.slice(path.span));
-                        self.line(d.span.start, &text, d.span.end);
-                    }
-                    FnBody::Expr(body) => match &body.kind {
-                        ExprKind::If(..) => {
-                            self.line(d.span.start, &format!("{head} ="), d.ret.span.end);
-                            self.indent += 1;
-                            self.if_chain(body);
-                            self.indent -= 1;
-                        }
-                        _ => {
-                            let text = format!("{head} = {}", self.expr(body));
-                            self.line(d.span.start, &text, d.span.end);
-                        }
-                    },
-                }
-            }
+            Item::Fn(d) => self.function(d),
             Item::ExternFn(d) => {
                 let generics = if d.type_params.is_empty() {
                     String::new()
@@ -349,6 +264,99 @@ impl Printer<'_> {
                 let text = self.slice(*span).to_string();
                 self.line(span.start, &text, span.end);
             }
+        }
+    }
+
+    fn message(&mut self, d: &MessageDecl) {
+        let head = format!("message {} {{", d.name.text);
+        if d.fields.is_empty() && !self.has_comment_in(d.span) {
+            return self.line(
+                d.span.start,
+                &format!("message {} {{}}", d.name.text),
+                d.span.end,
+            );
+        }
+        self.line(d.span.start, &head, d.name.span.end);
+        self.indent += 1;
+        for f in &d.fields {
+            let text = format!("{}: {}", f.name.text, self.expr(&f.value));
+            self.node(f.span, &text);
+        }
+        self.close(d.span, "}");
+    }
+
+    fn action(&mut self, d: &ActionDecl) {
+        match &d.body {
+            ActionBody::Webhook(hook) => {
+                let text = format!(
+                    "action {}({}) via webhook {}",
+                    d.name.text,
+                    self.params(&d.params),
+                    self.slice(hook.url.span)
+                );
+                if hook.headers.is_empty() {
+                    return self.line(d.span.start, &text, d.span.end);
+                }
+                // One header a line under the action, the `with` ending the first.
+                self.line(d.span.start, &format!("{text} with"), hook.url.span.end);
+                self.indent += 1;
+                let last = hook.headers.len() - 1;
+                for (i, h) in hook.headers.iter().enumerate() {
+                    let value = match &h.value {
+                        HeaderValue::Text(text) => self.slice(text.span).to_string(),
+                        HeaderValue::Secret { prefix, secret } => match prefix {
+                            Some(p) => {
+                                format!("{} + secret {}", self.slice(p.span), secret.text)
+                            }
+                            None => format!("secret {}", secret.text),
+                        },
+                    };
+                    let comma = if i == last { "" } else { "," };
+                    let text = format!("header {} = {value}{comma}", self.slice(h.name.span));
+                    self.node(h.span, &text);
+                }
+                self.indent -= 1;
+            }
+            ActionBody::Block(body) => {
+                let head = format!("action {}({}) do", d.name.text, self.params(&d.params));
+                let do_end = self
+                    .src
+                    .get(..body.span.start as usize)
+                    .unwrap_or("")
+                    .rfind("do")
+                    .map_or(d.name.span.end, |i| i as u32 + 2);
+                self.line(d.span.start, &head, do_end);
+                self.indent += 1;
+                self.block(body);
+                self.close(d.span, "end");
+            }
+        }
+    }
+
+    fn function(&mut self, d: &FnDecl) {
+        let head = format!(
+            "fn {}({}) -> {}",
+            d.name.text,
+            self.params(&d.params),
+            self.ty(&d.ret)
+        );
+        match &d.body {
+            FnBody::Rhai(path) => {
+                let text = format!("{head} from rhai {}", self.slice(path.span));
+                self.line(d.span.start, &text, d.span.end);
+            }
+            FnBody::Expr(body) => match &body.kind {
+                ExprKind::If(..) => {
+                    self.line(d.span.start, &format!("{head} ="), d.ret.span.end);
+                    self.indent += 1;
+                    self.if_chain(body);
+                    self.indent -= 1;
+                }
+                _ => {
+                    let text = format!("{head} = {}", self.expr(body));
+                    self.line(d.span.start, &text, d.span.end);
+                }
+            },
         }
     }
 

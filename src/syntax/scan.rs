@@ -254,11 +254,8 @@ pub fn trim_trailing_trivia(text: &str) -> usize {
 
 /// The span of `range` in `src` without trailing whitespace and comments.
 pub fn trimmed_span(src: &str, range: Range<usize>) -> Span {
-    let end = range.start
-        + end_of_code(
-            src.get(range.clone()).unwrap_or(""),
-            src.get(range.clone()).unwrap_or("").len(),
-        );
+    let text = src.get(range.clone()).unwrap_or("");
+    let end = range.start + end_of_code(text, text.len());
     Span::new(range.start, end.max(range.start))
 }
 
